@@ -1,0 +1,195 @@
+"""Start, supervise and talk to the Node agent.
+
+One agent per user serves every Jupyter server, kernel and session: it listens on a
+Unix socket in a 0700 directory of the Jupyter runtime dir. If a live agent already
+answers there, we use it; otherwise we start one and own it. An owned agent that dies
+is restarted with backoff; it exits by itself when we do (its stdin is our pipe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import stat
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
+from tornado.netutil import Resolver
+from tornado.simple_httpclient import SimpleAsyncHTTPClient
+
+from .node_runtime import agent_script, find_node
+
+READY_TIMEOUT_S = 20.0
+# A restart storm (agent dying right after start) stops after this many tries.
+MAX_FAST_FAILURES = 5
+
+
+class AgentUnavailable(RuntimeError):
+    """The agent cannot be reached or started; the message is meant for the user."""
+
+
+class UnixSocketResolver(Resolver):
+    """Resolve every host name to one Unix socket, so tornado's HTTP client talks to it."""
+
+    def initialize(self, socket_path: str) -> None:  # type: ignore[override]
+        self.socket_path = socket_path
+
+    async def resolve(self, host: str, port: int, family: int = socket.AF_UNSPEC):  # type: ignore[override]
+        return [(socket.AF_UNIX, self.socket_path)]
+
+
+def private_dir(parent: Path) -> Path:
+    """`parent/remote-cluster`, created 0700; refuse one that others can enter."""
+    path = parent / "remote-cluster"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.stat()
+    if st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) & 0o077:
+        raise AgentUnavailable(f"{path} must be owned by you with mode 0700; fix or remove it.")
+    return path
+
+
+class AgentProcess:
+    def __init__(self, runtime_dir: str | Path, log: logging.Logger | None = None) -> None:
+        self.log = log or logging.getLogger(__name__)
+        self.socket_path = str(private_dir(Path(runtime_dir)) / "agent.sock")
+        self._client = SimpleAsyncHTTPClient(
+            force_instance=True, resolver=UnixSocketResolver(socket_path=self.socket_path)
+        )
+        self._proc: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
+        self._stderr_tail: deque[str] = deque(maxlen=20)
+        self._fast_failures = 0
+        self._supervisor: asyncio.Task | None = None
+        self._stopping = False
+
+    @property
+    def owned_pid(self) -> int | None:
+        return self._proc.pid if self._proc and self._proc.returncode is None else None
+
+    async def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> HTTPResponse:
+        """Send one HTTP request to the agent (starting it if needed); never raises on 4xx/5xx."""
+        await self.ensure_running()
+        req = HTTPRequest(
+            f"http://agent{path}",
+            method=method,
+            body=body,
+            headers=headers or {},
+            allow_nonstandard_methods=True,
+            request_timeout=60,
+        )
+        try:
+            return await self._client.fetch(req, raise_error=False)
+        except OSError as e:
+            raise AgentUnavailable(f"The remote-cluster agent did not answer: {e}") from e
+
+    async def is_alive(self) -> bool:
+        if not os.path.exists(self.socket_path):
+            return False
+        try:
+            res = await self._client.fetch(
+                HTTPRequest("http://agent/api/health", request_timeout=5), raise_error=False
+            )
+        except (OSError, HTTPClientError):
+            return False
+        return res.code == 200
+
+    async def ensure_running(self) -> None:
+        async with self._lock:
+            if self.owned_pid is not None or await self.is_alive():
+                return
+            if self._fast_failures >= MAX_FAST_FAILURES:
+                raise AgentUnavailable(
+                    "The remote-cluster agent keeps crashing at start; last output: "
+                    + " | ".join(self._stderr_tail)
+                )
+            await self._start()
+
+    async def _start(self) -> None:
+        node = find_node()
+        script = agent_script()
+        if not script.exists():
+            raise AgentUnavailable(
+                f"{script} is missing: the package was installed without building the agent "
+                "(run `npm run build:agent` in a source checkout)."
+            )
+        self.log.info("remote-cluster: starting agent %s %s", node, script)
+        proc = await asyncio.create_subprocess_exec(
+            node,
+            str(script),
+            "--socket",
+            self.socket_path,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        asyncio.ensure_future(self._pump_output(proc.stderr))
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), READY_TIMEOUT_S)
+            ready: dict[str, Any] = json.loads(line) if line else {}
+        except (asyncio.TimeoutError, ValueError):
+            ready = {}
+        if ready.get("event") != "ready":
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
+            self._fast_failures += 1
+            raise AgentUnavailable(
+                "The remote-cluster agent failed to start: " + " | ".join(self._stderr_tail)
+            )
+        self._proc = proc
+        # Keep draining stdout so the agent can never block on a full pipe.
+        asyncio.ensure_future(self._pump_output(proc.stdout))
+        self.log.info("remote-cluster: agent %s listening on %s", proc.pid, self.socket_path)
+        self._supervisor = asyncio.ensure_future(self._supervise(proc))
+
+    async def _pump_output(self, stream: asyncio.StreamReader) -> None:
+        while True:
+            raw = await stream.readline()
+            if not raw:
+                return
+            text = raw.decode(errors="replace").rstrip()
+            self._stderr_tail.append(text)
+            self.log.info("remote-cluster agent: %s", text)
+
+    async def _supervise(self, proc: asyncio.subprocess.Process) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        code = await proc.wait()
+        if self._stopping:
+            return
+        lived = loop.time() - started
+        self._fast_failures = self._fast_failures + 1 if lived < 10 else 0
+        delay = min(30.0, 0.5 * 2**self._fast_failures)
+        self.log.warning(
+            "remote-cluster: agent %s exited with %s after %.1fs; restarting in %.1fs",
+            proc.pid, code, lived, delay,
+        )
+        await asyncio.sleep(delay)
+        if not self._stopping:
+            try:
+                await self.ensure_running()
+            except AgentUnavailable as e:
+                self.log.error("remote-cluster: %s", e)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 5)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+        if self._supervisor:
+            self._supervisor.cancel()
+        self._client.close()

@@ -1,0 +1,39 @@
+"""The Jupyter server extension: supervise the agent and expose /remote-cluster/."""
+
+from __future__ import annotations
+
+import asyncio
+
+from jupyter_server.extension.application import ExtensionApp
+
+from ..agent_process import AgentProcess, AgentUnavailable
+from .handlers import URL_NAMESPACE, AgentApiHandler
+
+
+class RemoteClusterExtension(ExtensionApp):
+    name = "jupyterlab_remote_cluster"
+    load_other_extensions = True
+
+    agent: AgentProcess
+
+    def initialize_settings(self) -> None:
+        self.agent = AgentProcess(self.serverapp.runtime_dir, log=self.log)
+        self.settings["remote_cluster_agent"] = self.agent
+        self.log.info("remote-cluster: agent socket %s", self.agent.socket_path)
+
+    def initialize_handlers(self) -> None:
+        self.handlers.append((rf"/{URL_NAMESPACE}/api/(.*)", AgentApiHandler))
+
+    async def _start_agent(self) -> None:
+        try:
+            await self.agent.ensure_running()
+        except AgentUnavailable as e:  # also answered on every request, to the user
+            self.log.error("remote-cluster: %s", e)
+
+    def initialize(self) -> None:
+        super().initialize()
+        # Start the agent as soon as the event loop runs, so the first request is fast.
+        asyncio.get_event_loop().call_soon(lambda: asyncio.ensure_future(self._start_agent()))
+
+    async def stop_extension(self) -> None:
+        await self.agent.stop()

@@ -1,0 +1,1 @@
+declare module 'ssh2/lib/protocol/crypto.js';
