@@ -57,15 +57,23 @@ class AgentProcess:
     def __init__(self, runtime_dir: str | Path, log: logging.Logger | None = None) -> None:
         self.log = log or logging.getLogger(__name__)
         self.socket_path = str(private_dir(Path(runtime_dir)) / "agent.sock")
-        self._client = SimpleAsyncHTTPClient(
-            force_instance=True, resolver=UnixSocketResolver(socket_path=self.socket_path)
-        )
+        self._http: SimpleAsyncHTTPClient | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
         self._stderr_tail: deque[str] = deque(maxlen=20)
         self._fast_failures = 0
         self._supervisor: asyncio.Task | None = None
         self._stopping = False
+
+    @property
+    def _client(self) -> SimpleAsyncHTTPClient:
+        # Created on first use: tornado binds a client to the IOLoop current at creation,
+        # and the extension is constructed before the server's loop runs.
+        if self._http is None:
+            self._http = SimpleAsyncHTTPClient(
+                force_instance=True, resolver=UnixSocketResolver(socket_path=self.socket_path)
+            )
+        return self._http
 
     @property
     def owned_pid(self) -> int | None:
@@ -192,4 +200,5 @@ class AgentProcess:
             await proc.wait()
         if self._supervisor:
             self._supervisor.cancel()
-        self._client.close()
+        if self._http is not None:
+            self._http.close()

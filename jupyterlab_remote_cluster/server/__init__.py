@@ -30,10 +30,10 @@ class RemoteClusterExtension(ExtensionApp):
         except AgentUnavailable as e:  # also answered on every request, to the user
             self.log.error("remote-cluster: %s", e)
 
-    def initialize(self) -> None:
-        super().initialize()
-        # Start the agent as soon as the event loop runs, so the first request is fast.
-        asyncio.get_event_loop().call_soon(lambda: asyncio.ensure_future(self._start_agent()))
+    async def _start_jupyter_server_extension(self, serverapp) -> None:
+        # The event loop runs now: start the agent in the background so that the first
+        # request is fast; requests also start it on demand.
+        self._starting = asyncio.ensure_future(self._start_agent())
 
     async def stop_extension(self) -> None:
         await self.agent.stop()

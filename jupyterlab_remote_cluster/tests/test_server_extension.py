@@ -1,0 +1,82 @@
+"""The server extension against a real Jupyter server and the real bundled agent."""
+
+import asyncio
+import json
+import os
+import signal
+import stat
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+ROUTES = ["remote-cluster/api/health", "remote-cluster/api/anything/else"]
+
+
+async def test_health_is_answered_by_the_agent(jp_fetch, jp_serverapp):
+    res = await jp_fetch("remote-cluster", "api", "health")
+    body = json.loads(res.body)
+    assert body["status"] == "ok"
+    assert body["ssh"]["library"] == "ssh2"
+    agent = jp_serverapp.web_app.settings["remote_cluster_agent"]
+    # The agent is a separate Node process that this server started and owns.
+    assert body["pid"] == agent.owned_pid != os.getpid()
+    assert res.headers["Cache-Control"] == "no-store"
+
+
+async def test_agent_socket_is_private(jp_fetch, jp_serverapp):
+    await jp_fetch("remote-cluster", "api", "health")
+    agent = jp_serverapp.web_app.settings["remote_cluster_agent"]
+    sock = os.stat(agent.socket_path)
+    assert stat.S_ISSOCK(sock.st_mode)
+    assert stat.S_IMODE(sock.st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.dirname(agent.socket_path)).st_mode) == 0o700
+
+
+async def test_unknown_agent_route_is_a_json_404(jp_fetch):
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("remote-cluster", "api", "no-such-route")
+    assert e.value.code == 404
+    assert json.loads(e.value.response.body)["error"]["code"] == "not-found"
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+@pytest.mark.parametrize("token", [None, "wrong-token"])
+async def test_unauthenticated_requests_are_refused(
+    jp_serverapp, http_server_client, jp_base_url, route, method, token
+):
+    headers = {"Authorization": f"token {token}"} if token else {}
+    res = await http_server_client.fetch(
+        jp_base_url + route,
+        method=method,
+        headers=headers,
+        body=b"{}" if method == "POST" else None,
+        raise_error=False,
+        follow_redirects=False,
+    )
+    assert res.code == 403, (route, method, res.code)
+    # Nothing from the agent leaks into the refusal.
+    assert b'"ssh"' not in (res.body or b"")
+
+
+async def test_killed_agent_is_restarted(jp_fetch, jp_serverapp):
+    agent = jp_serverapp.web_app.settings["remote_cluster_agent"]
+    first = json.loads((await jp_fetch("remote-cluster", "api", "health")).body)["pid"]
+    os.kill(first, signal.SIGKILL)
+    for _ in range(100):
+        await asyncio.sleep(0.2)
+        if agent.owned_pid not in (None, first):
+            break
+    second = json.loads((await jp_fetch("remote-cluster", "api", "health")).body)["pid"]
+    assert second != first
+
+
+@pytest.mark.broken_node
+async def test_agent_that_cannot_start_gives_a_clear_503(jp_fetch):
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("remote-cluster", "api", "health")
+    assert e.value.code == 503
+    error = json.loads(e.value.response.body)["error"]
+    assert error["code"] == "agent-unavailable"
+    assert "failed to start" in error["message"]
+    assert "Traceback" not in error["message"]
