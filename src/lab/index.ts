@@ -5,6 +5,7 @@ import {
 import { ICommandPalette, showDialog, Dialog } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
+import { Widget } from '@lumino/widgets';
 
 import type { IAgentHealth } from '../common/api';
 import { requestAPI } from './handler';
@@ -50,9 +51,14 @@ const launcherPlugin: JupyterFrontEndPlugin<void> = {
         } catch (error) {
           lines = [trans.__('The remote-cluster agent is not available: %1', (error as Error).message)];
         }
+        const body = document.createElement('div');
+        body.className = 'jp-RemoteCluster-status';
+        for (const line of lines) {
+          body.appendChild(document.createElement('p')).textContent = line;
+        }
         await showDialog({
           title: trans.__('Remote cluster'),
-          body: lines.join('\n'),
+          body: new Widget({ node: body }),
           buttons: [Dialog.okButton({ label: trans.__('Close') })]
         });
       }
