@@ -41,6 +41,17 @@ module.exports = {
       modulePathIgnorePatterns: ['<rootDir>/.venv/', '<rootDir>/jupyterlab_remote_cluster/'],
       testEnvironment: 'node',
       testRegex: 'src/agent/__tests__/.*\\.spec\\.ts$',
+      testPathIgnorePatterns: ['/node_modules/', '/integration/'],
+      transform: {
+        '^.+\\.ts$': ['ts-jest', { tsconfig: './tsconfig.test.json' }]
+      }
+    },
+    {
+      // Against the running testbed (real sshd, Slurm, kernels): `testbed/testbed start` first.
+      displayName: 'agent-integration',
+      modulePathIgnorePatterns: ['<rootDir>/.venv/', '<rootDir>/jupyterlab_remote_cluster/'],
+      testEnvironment: 'node',
+      testRegex: 'src/agent/__tests__/integration/.*\\.spec\\.ts$',
       transform: {
         '^.+\\.ts$': ['ts-jest', { tsconfig: './tsconfig.test.json' }]
       }

@@ -34,3 +34,116 @@ export interface IApiError {
     message: string;
   };
 }
+
+/* ------------------------------------------------------------------------------------
+ * Cluster profiles (JupyterLab settings `jupyterlab-remote-cluster:profiles`).
+ * ---------------------------------------------------------------------------------- */
+
+export type SchedulerName = 'slurm';
+export type ConnectivityMode = 'auto' | 'via-login' | 'node-ssh' | 'reverse';
+
+/** Batch resources; every field optional, the scheduler's defaults apply when absent. */
+export interface IResources {
+  partition?: string;
+  account?: string;
+  /** `[D-]HH:MM:SS` or minutes. */
+  walltime?: string;
+  cpus?: number;
+  /** e.g. `4G`, `500M`. */
+  memory?: string;
+  gpus?: number;
+  /** Raw scheduler directives for everything else, e.g. `--qos=short`. */
+  extraDirectives?: string[];
+}
+
+/** How to reach the cluster's login node. */
+export interface ISshTarget {
+  /** An ssh_config Host alias, or a host name. */
+  host: string;
+  user?: string;
+  port?: number;
+  /** Key files to offer (after ssh-agent). */
+  identityFiles?: string[];
+  /** Jump hosts, first to last (ssh_config aliases or [user@]host[:port]). */
+  jumpHosts?: string[];
+  /** ssh_config file to read (default `~/.ssh/config`). */
+  configFile?: string;
+  /** known_hosts files to check host keys against (default: ssh_config's, then `~/.ssh/known_hosts`). */
+  knownHostsFiles?: string[];
+}
+
+export interface IClusterProfile {
+  /** Identifier: letters, digits, `.`, `_`, `-`. */
+  name: string;
+  /** Shown on the Launcher tile; defaults to `name`. */
+  title?: string;
+  ssh: ISshTarget;
+  scheduler: SchedulerName;
+  resources: IResources;
+  /** Shell lines run in the job before the helper starts (`module load ...`). */
+  setup?: string[];
+  /** Python on the compute node that runs the helper and ipykernel. */
+  python: string;
+  /** Start a Dask scheduler in each session and expose its dashboard. */
+  dask?: boolean;
+  connectivity?: ConnectivityMode;
+  /** Remote working directory of kernels (default: the remote home). */
+  workdir?: string;
+}
+
+/* ------------------------------------------------------------------------------------
+ * Sessions: one batch job (allocation) that hosts kernels and a Dask scheduler.
+ * ---------------------------------------------------------------------------------- */
+
+export type SessionState = 'submitting' | 'queued' | 'starting' | 'running' | 'ended';
+
+export interface ISession {
+  id: string;
+  profile: string;
+  cluster: string;
+  resources: IResources;
+  state: SessionState;
+  jobId?: string;
+  /** Queue reason (queued), or why it ended (ended). */
+  reason?: string;
+  /** Estimated start time, ISO 8601, where the scheduler knows it. */
+  startEstimate?: string;
+  node?: string;
+  /** Seconds of walltime left when `updatedAt` was written. */
+  timeLeftSeconds?: number;
+  /** HTTP services the job serves (the Dask dashboard at least). */
+  httpPorts?: { port: number; name: string; path: string }[];
+  kernels?: string[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Events on the `api/events` WebSocket. */
+export type AgentEvent =
+  | { type: 'session'; session: ISession }
+  | { type: 'session-removed'; id: string }
+  | { type: 'connection'; cluster: string; state: 'connecting' | 'connected' | 'reconnecting' | 'closed'; message?: string }
+  | { type: 'prompt'; prompt: IPrompt }
+  | { type: 'prompt-closed'; id: string };
+
+/** A question for the user: passphrase, password, one-time code, unknown host key. */
+export interface IPrompt {
+  id: string;
+  kind: 'password' | 'passphrase' | 'keyboard-interactive' | 'host-key';
+  /** The cluster profile or host the question is for. */
+  cluster: string;
+  host: string;
+  title: string;
+  instructions?: string;
+  /** keyboard-interactive may ask several questions at once. */
+  questions: { text: string; echo: boolean }[];
+  /** host-key: the key's type and SHA256 fingerprint. */
+  hostKey?: { type: string; fingerprint: string };
+}
+
+/** The frontend's answer: one string per question, or accept/reject for a host key. */
+export interface IPromptAnswer {
+  answers?: string[];
+  accept?: boolean;
+  cancel?: boolean;
+}

@@ -1,0 +1,76 @@
+/**
+ * One interface for every batch system. Adapters are pure: they turn resources into a
+ * job script and commands, and scheduler output into states. The session manager runs
+ * the commands over the cluster's SSH connection, so adapters are tested against real
+ * command outputs (fixtures) and, for Slurm, against the testbed.
+ */
+import type { IResources } from '../../common/api';
+
+/** A problem with user input: the message is shown as is, nothing is submitted. */
+export class InvalidRequestError extends Error {
+  constructor(
+    message: string,
+    readonly field?: string
+  ) {
+    super(message);
+  }
+}
+
+export interface IJobSpec {
+  /** Job name as the scheduler shows it. */
+  name: string;
+  /** Absolute remote directory the job starts in (the session's private directory). */
+  workdir: string;
+  /** Absolute remote paths for the job's stdout and stderr. */
+  stdoutPath: string;
+  stderrPath: string;
+  resources: IResources;
+  /** Shell lines from the profile, run before `command` (module load, venv activation). */
+  setup: string[];
+  /** The command the job runs (already shell-quoted): the remote helper. */
+  command: string;
+}
+
+export type JobPhase = 'pending' | 'running' | 'ended' | 'unknown';
+
+export interface IJobStatus {
+  jobId: string;
+  phase: JobPhase;
+  /** The scheduler's own state name, e.g. PENDING, R, COMPLETED. */
+  nativeState: string;
+  /** Queue reason (pending) or end reason (ended), in words a user understands. */
+  reason?: string;
+  /** Node (first node) the job runs on. */
+  node?: string;
+  timeLeftSeconds?: number;
+  /** ISO 8601 estimated start, where the scheduler gives one. */
+  startEstimate?: string;
+}
+
+/** What a remote command returned. */
+export interface ICommandResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ISchedulerAdapter {
+  readonly name: string;
+  /** Throws InvalidRequestError naming the field for any value it cannot use safely. */
+  validate(resources: IResources): void;
+  /** The complete job script (a POSIX sh script with the scheduler's directives). */
+  renderScript(spec: IJobSpec): string;
+  /** Shell command that submits the script at `scriptPath` and prints the job id. */
+  submitCommand(scriptPath: string): string;
+  /** Job id from the submit command's result; throws InvalidRequestError with the scheduler's message if it refused. */
+  parseSubmit(result: ICommandResult): string;
+  /** One command that reports the state of all `jobIds`. */
+  statusCommand(jobIds: string[]): string;
+  /**
+   * States of `jobIds` from the status command's result. Jobs the scheduler no longer
+   * lists are `ended` (reason: left the queue); a controller that cannot be reached
+   * makes every job `unknown`, never `ended`.
+   */
+  parseStatus(jobIds: string[], result: ICommandResult): Map<string, IJobStatus>;
+  cancelCommand(jobId: string): string;
+}
