@@ -1,0 +1,176 @@
+"""Smoke tests from the laptop side (root netns) against a started testbed."""
+import errno
+import os
+import sys
+import socket
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # any import mode
+from tbutil import SSH, require_healthy, run, tbctl, tb_env, wait_jobs
+
+
+@pytest.fixture(scope="module")
+def env():
+    require_healthy()
+    return tb_env()
+
+
+@pytest.fixture(scope="module")
+def alice(env):
+    ssh = SSH(env, "login")
+    rc, log = ssh.open()
+    assert rc == 0, f"alice could not log in to login via bastion:\n{log}"
+    yield ssh
+    ssh.close()
+
+
+def askpass(tmp_path, env, wrong=False):
+    """An SSH_ASKPASS program answering the bastion's OTP prompt without a terminal."""
+    secret_file = env["RC_TESTBED_BOB_TOTP"]
+    if wrong:
+        # a 6-digit code outside the whole accepted window (+-5 steps, and more)
+        r = run(["oathtool", "--totp", "-w", "12", Path(secret_file).read_text().strip()])
+        valid = set(r.stdout.split())
+        code = next(f"{n:06d}" for n in range(123456, 999999, 7919) if f"{n:06d}" not in valid)
+        body = f"#!/bin/sh\necho {code}\n"
+    else:
+        body = f'#!/bin/sh\nexec oathtool --totp "$(cat {secret_file})"\n'
+    p = tmp_path / ("askpass-wrong" if wrong else "askpass")
+    p.write_text(body)
+    p.chmod(0o700)
+    return {"SSH_ASKPASS": str(p), "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": ":0"}
+
+
+@pytest.fixture(scope="module")
+def bob(env, tmp_path_factory):
+    ssh = SSH(env, "login-bob", askpass(tmp_path_factory.mktemp("bob"), env), batch=False)
+    rc, log = ssh.open()
+    if rc != 0:
+        # pam_oath refuses a code of a time step it has already accepted (replay), e.g. when
+        # the tests ran twice within 30 s: wait for the next step and try once more.
+        time.sleep(31 - time.time() % 30)
+        rc, log = ssh.open()
+    assert rc == 0, f"bob could not log in with key + TOTP:\n{log}"
+    yield ssh
+    ssh.close()
+
+
+def submit(ssh, args, command):
+    out = ssh.check(f"mkdir -p tb-smoke && sbatch --parsable {args} -o tb-smoke/%j.out "
+                    f"--wrap {command!r}")
+    return out.strip().split(";")[0]
+
+
+def test_alice_jobs_land_on_the_requested_nodes(alice):
+    jobs = {
+        "node1": submit(alice, "-w node1", "hostname"),
+        "node2": submit(alice, "-w node2", "hostname"),
+        # the big partition has node2 only; node2 has the bigmem feature and one (fake) GPU
+        "big": submit(alice, "-p big -C bigmem --gres=gpu:1", "hostname"),
+    }
+    states = wait_jobs(alice, list(jobs.values()))
+    expected = {"node1": "node1", "node2": "node2", "big": "node2"}
+    for name, jid in jobs.items():
+        assert states[jid][:2] == ("COMPLETED", "0:0"), (name, states[jid])
+        # the hostname the job saw: proves each slurmd has its own UTS namespace
+        assert alice.check(f"cat tb-smoke/{jid}.out").strip() == expected[name], name
+
+
+def test_cluster_python_in_a_job_on_node1(alice):
+    jid = submit(alice, "-w node1",
+                 "python3 -c 'import sys, ipykernel, dask, distributed; print(sys.prefix)'")
+    states = wait_jobs(alice, [jid])
+    assert states[jid][:2] == ("COMPLETED", "0:0"), (states[jid], alice.run(f"cat tb-smoke/{jid}.out"))
+    assert alice.check(f"cat tb-smoke/{jid}.out").strip() == "/opt/rc-testbed/python"
+
+
+def test_cluster_python_via_exec(env):
+    r = tbctl("exec", "node1", "--user", "alice", "--",
+                env["RC_TESTBED_PYTHON"], "-c",
+                "import ipykernel, dask, distributed, bokeh, socket, getpass; "
+                "print(socket.gethostname(), getpass.getuser())")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["node1", "alice"]
+
+
+def test_login_to_node_ssh_with_strict_host_keys(alice, env):
+    for target in ("node1", "node2", env["RC_TESTBED_NODE1_ADDR"]):
+        out = alice.check(f"ssh -o BatchMode=yes -o StrictHostKeyChecking=yes {target} hostname")
+        assert out.strip() == ("node2" if target == "node2" else "node1")
+
+
+def test_nodes_through_two_jumps(env):
+    r = run(["ssh", "-F", env["RC_TESTBED_SSH_CONFIG"], "-o", "BatchMode=yes", "node2",
+             "hostname"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "node2"
+
+
+def test_hosts_have_their_own_host_keys(env):
+    keys = [l.split()[2] for l in Path(env["RC_TESTBED_KNOWN_HOSTS"]).read_text().splitlines() if l]
+    assert len(keys) == 4 and len(set(keys)) == 4
+    system = {Path(p).read_text().split()[1] for p in Path("/etc/ssh").glob("ssh_host_*_key.pub")}
+    assert not set(keys) & system
+
+
+def test_bob_with_key_and_totp_runs_a_job(bob):
+    assert bob.check("id -un").strip() == "bob"
+    jid = submit(bob, "", "hostname")
+    states = wait_jobs(bob, [jid])
+    assert states[jid][:2] == ("COMPLETED", "0:0"), states[jid]
+    assert bob.check(f"cat tb-smoke/{jid}.out").strip() in ("node1", "node2")
+
+
+def test_bob_without_otp_is_refused(env):
+    # key only (BatchMode cannot answer the keyboard-interactive OTP prompt)
+    r = run(["ssh", "-F", env["RC_TESTBED_SSH_CONFIG"], "-o", "BatchMode=yes",
+             "bastion-bob", "true"], timeout=30)
+    assert r.returncode == 255 and "Permission denied" in r.stderr, r.stderr
+
+
+def test_bob_with_wrong_otp_is_refused(env, tmp_path):
+    r = run(["ssh", "-F", env["RC_TESTBED_SSH_CONFIG"], "-o", "NumberOfPasswordPrompts=1",
+             "bastion-bob", "true"], timeout=30,
+            env=dict(os.environ, **askpass(tmp_path, env, wrong=True)))
+    assert r.returncode == 255 and "Permission denied" in r.stderr, r.stderr
+
+
+def test_alice_needs_no_otp(env):
+    r = run(["ssh", "-F", env["RC_TESTBED_SSH_CONFIG"], "-o", "BatchMode=yes", "bastion",
+             "hostname"])
+    assert r.returncode == 0 and r.stdout.strip() == "bastion", r.stderr
+
+
+def tcp(addr, port=22, timeout=3.0):
+    t0 = time.monotonic()
+    try:
+        with socket.create_connection((addr, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(64), time.monotonic() - t0
+    except OSError as e:
+        return e, time.monotonic() - t0
+
+
+@pytest.mark.parametrize("key", ["RC_TESTBED_NODE1_ADDR", "RC_TESTBED_NODE2_ADDR",
+                                 "RC_TESTBED_LOGIN_ADDR", "RC_TESTBED_LOGIN_CLUSTER_ADDR"])
+def test_laptop_cannot_reach_inner_hosts(env, key):
+    result, took = tcp(env[key])
+    assert isinstance(result, OSError), f"{env[key]}:22 answered {result!r}"
+    # refused at once by the unreachable route, not a timeout (and never sent out)
+    assert result.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH), result
+    assert took < 1.0
+
+
+def test_laptop_reaches_bastion(env):
+    result, _ = tcp(env["RC_TESTBED_BASTION_ADDR"])
+    assert isinstance(result, bytes) and result.startswith(b"SSH-2.0-"), result
+
+
+def test_laptop_files(env):
+    for key in ("RC_TESTBED_KEY_ALICE", "RC_TESTBED_KEY_BOB", "RC_TESTBED_BOB_TOTP"):
+        st = os.stat(env[key])
+        assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == 0, key
