@@ -16,6 +16,13 @@ export class InvalidRequestError extends Error {
   }
 }
 
+/**
+ * The scheduler could not be reached or did not answer (controller down, timeout). Not the
+ * user's fault, and the outcome is unknown: a submit that timed out may still have queued
+ * the job (look it up by job name before submitting again).
+ */
+export class SchedulerUnavailableError extends Error {}
+
 export interface IJobSpec {
   /** Job name as the scheduler shows it. */
   name: string;
@@ -45,6 +52,14 @@ export interface IJobStatus {
   timeLeftSeconds?: number;
   /** ISO 8601 estimated start, where the scheduler gives one. */
   startEstimate?: string;
+  /** The scheduler's own reason code (e.g. `Priority`, `PartitionTimeLimit`), for logs and details. */
+  nativeReason?: string;
+  /**
+   * Pending, and the scheduler will never start it as submitted (walltime over the
+   * partition's limit, a request no node can satisfy, an invalid account): cancel it and
+   * tell the user `reason`.
+   */
+  blocked?: boolean;
 }
 
 /** What a remote command returned. */
@@ -62,7 +77,10 @@ export interface ISchedulerAdapter {
   renderScript(spec: IJobSpec): string;
   /** Shell command that submits the script at `scriptPath` and prints the job id. */
   submitCommand(scriptPath: string): string;
-  /** Job id from the submit command's result; throws InvalidRequestError with the scheduler's message if it refused. */
+  /**
+   * Job id from the submit command's result; throws InvalidRequestError with the
+   * scheduler's message if it refused, SchedulerUnavailableError if it did not answer.
+   */
   parseSubmit(result: ICommandResult): string;
   /** One command that reports the state of all `jobIds`. */
   statusCommand(jobIds: string[]): string;

@@ -1,0 +1,733 @@
+#!/usr/bin/env python3
+"""jupyterlab-remote-cluster remote helper.
+
+Runs inside the batch job on the compute node: `python helper.py serve --session-dir DIR`.
+It starts kernels (and optionally a Dask scheduler + one worker) on request of the agent,
+which reaches it over an authenticated HTTP/JSON control channel.
+
+Why one stdlib-only file: the agent uploads it by SFTP at submit time and the cluster's
+own Python runs it (3.8+). ipykernel/distributed are only imported by the child processes
+it starts, with the interpreter named in config.json.
+
+Session directory (on the shared home, 0700, made by the agent):
+  config.json   0600, written by the agent: sessionId, token, python, workdir, kernelEnv,
+                dask, proxyBase, daskWorkerThreads, (optional) bindAddress, daskHost
+  state.json    0600, written here atomically: status, host, controlPort, heartbeat, ...
+  kernels/<id>/connection.json (0600, dir 0700) and kernel.log
+  dask-scheduler.json, dask-scheduler.log, dask-worker.log
+See docs/remote-helper.md for the protocol.
+"""
+import argparse
+import hmac
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+STATE_VERSION = 1
+HEARTBEAT_SECONDS = 10
+KERNEL_START_TIMEOUT = 60.0
+KERNEL_KILL_GRACE = 5.0  # DELETE: SIGTERM, then SIGKILL after this
+STOP_GRACE = 3.0  # shutdown/SIGTERM: Slurm's KillWait may be short; be done well before it
+DASK_START_TIMEOUT = 60.0
+MAX_BODY = 1 << 20
+REQUEST_TIMEOUT = 30  # seconds a client may take to send its request (no slowloris)
+LOG_TAIL_BYTES = 4000
+
+KERNEL_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+PROXY_BASE_RE = re.compile(r"^(/[A-Za-z0-9._~%+-]+)*$")
+PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
+
+
+def log(msg):
+    # stderr is the job's error file (the agent shows its tail when a session fails).
+    sys.stderr.write("[rc-helper %s] %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S"), msg))
+    sys.stderr.flush()
+
+
+class ApiError(Exception):
+    """An error answered as JSON: {"error": {"code", "message"}} (same shape as the agent's)."""
+
+    def __init__(self, status, code, message):
+        Exception.__init__(self, message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def write_private(path, data):
+    """Write bytes to `path` atomically with mode 0600 (tmp file + os.replace).
+
+    Why: readers (the agent over SFTP) must never see a half-written file, and the
+    files hold secrets or ports that only this user may read.
+    """
+    tmp = "%s.tmp.%d.%d" % (path, os.getpid(), threading.get_ident())
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)  # shared homes are often NFS: make the replace point at real data
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def open_log(path):
+    """Append-only log file, 0600 whatever the umask (we leave the umask to the user's kernels)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+
+
+def tail(path, limit=LOG_TAIL_BYTES):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def kill_group(pgid, sig):
+    """Signal a whole process group (kernels spawn children: multiprocessing, shells)."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def group_alive(pgid):
+    return kill_group(pgid, 0)
+
+
+def free_port(host):
+    """A port that is free right now on `host` (the scheduler binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def stop_processes(procs, grace):
+    """SIGTERM each process group, wait up to `grace` s, then SIGKILL what is left.
+
+    `procs` are Popen objects started with start_new_session (pgid == pid).
+    """
+    for p in procs:
+        kill_group(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for p in procs:
+        # wait for the leader *and* its group (a kernel's children may outlive it)
+        while time.monotonic() < deadline and (p.poll() is None or group_alive(p.pid)):
+            time.sleep(0.05)
+    for p in procs:
+        if p.poll() is None or group_alive(p.pid):
+            kill_group(p.pid, signal.SIGKILL)
+    for p in procs:
+        try:
+            p.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+class Kernel:
+    def __init__(self, kid, proc, kdir, started_at, key):
+        self.kid = kid
+        # Kept in memory only, for a restart under the same id (see start_kernel).
+        self.key = key
+        self.proc = proc
+        self.dir = kdir
+        self.connection_file = os.path.join(kdir, "connection.json")
+        self.log_path = os.path.join(kdir, "kernel.log")
+        self.started_at = started_at
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def info(self):
+        code = self.proc.poll()
+        return {"pid": self.proc.pid, "alive": code is None, "exitCode": code}
+
+
+class Helper:
+    def __init__(self, session_dir):
+        self.dir = os.path.abspath(session_dir)
+        self.lock = threading.RLock()
+        self.kernels = {}
+        self.dask_procs = []  # [scheduler, worker] Popen objects
+        self.dask_env = {}  # extra env for kernels once Dask runs
+        self.stop_event = threading.Event()
+        self.stop_reason = None
+        self.exit_code = 0
+        self.server = None
+        self.config = {}
+        self.state = {
+            "version": STATE_VERSION,
+            "sessionId": None,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "controlPort": None,
+            "startedAt": time.time(),
+            "heartbeat": time.time(),
+            "status": "starting",
+            "httpPorts": [],
+            "kernels": {},
+        }
+
+    # --- state.json ---------------------------------------------------------------------
+    def write_state(self, **changes):
+        with self.lock:
+            self.state.update(changes)
+            self.state["heartbeat"] = time.time()
+            self.state["kernels"] = {
+                kid: {"pid": k.proc.pid, "alive": k.alive()} for kid, k in self.kernels.items()
+            }
+            data = json.dumps(self.state, indent=1, sort_keys=True).encode()
+            try:
+                write_private(os.path.join(self.dir, "state.json"), data)
+            except OSError as e:  # a full or flaky shared home must not kill the kernels
+                log("cannot write state.json: %s" % e)
+
+    def fail(self, message):
+        log("failed: %s" % message)
+        self.write_state(status="failed", error=message)
+
+    # --- configuration --------------------------------------------------------------------
+    def check_private(self, path, what):
+        st = os.stat(path)
+        if st.st_uid != os.getuid():
+            raise ValueError("%s %s is not owned by this user" % (what, path))
+        if st.st_mode & 0o077:
+            raise ValueError(
+                "%s %s is accessible by other users (mode %o); it must be private (0700 dir, 0600 files)"
+                % (what, path, st.st_mode & 0o777)
+            )
+
+    def load_config(self):
+        self.check_private(self.dir, "session directory")
+        path = os.path.join(self.dir, "config.json")
+        if not os.path.exists(path):
+            raise ValueError("config.json missing in %s" % self.dir)
+        self.check_private(path, "config file")  # it holds the control token
+        with open(path, "rb") as f:
+            try:
+                c = json.loads(f.read().decode("utf-8"))
+            except ValueError as e:
+                raise ValueError("config.json is not valid JSON: %s" % e)
+        if not isinstance(c, dict):
+            raise ValueError("config.json must be a JSON object")
+
+        def opt(key, typ, default):
+            v = c.get(key)
+            if v is None:
+                return default
+            # (bool is an int in Python: do not take true for a thread count)
+            if not isinstance(v, typ) or (typ is not bool and isinstance(v, bool)):
+                raise ValueError("config.json: %r must be of type %s" % (key, typ.__name__))
+            return v
+
+        cfg = {}
+        cfg["sessionId"] = opt("sessionId", str, "")
+        cfg["token"] = opt("token", str, "")
+        if len(cfg["token"]) < 16:
+            raise ValueError("config.json: token missing or shorter than 16 characters")
+        cfg["python"] = opt("python", str, "") or sys.executable
+        cfg["workdir"] = os.path.expanduser(opt("workdir", str, "") or "~")
+        if not os.path.isdir(cfg["workdir"]):
+            raise ValueError("working directory %s does not exist" % cfg["workdir"])
+        env = opt("kernelEnv", dict, {})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+            raise ValueError("config.json: kernelEnv must map strings to strings")
+        cfg["kernelEnv"] = env
+        cfg["dask"] = opt("dask", bool, False)
+        base = opt("proxyBase", str, "").rstrip("/")
+        if not PROXY_BASE_RE.match(base):
+            raise ValueError("config.json: proxyBase %r is not a URL path like /a/b" % base)
+        cfg["proxyBase"] = base
+        threads = opt("daskWorkerThreads", int, 0)
+        if threads < 0:
+            raise ValueError("config.json: daskWorkerThreads must be a positive integer")
+        cfg["daskWorkerThreads"] = threads
+        # Where the control channel, kernels and the dashboard listen. 0.0.0.0: the agent
+        # connects from the login node. 127.0.0.1 when it comes in by SSH to the node itself.
+        cfg["bindAddress"] = opt("bindAddress", str, "0.0.0.0")
+        # The Dask scheduler runs code for whoever connects and has no auth: only the
+        # kernels and the worker on this node need it, so it listens on loopback.
+        cfg["daskHost"] = opt("daskHost", str, "127.0.0.1")
+        self.config = cfg
+        self.state["sessionId"] = cfg["sessionId"]
+
+    # --- kernels ------------------------------------------------------------------------
+    def child_env(self, extra=None):
+        env = dict(os.environ)
+        env.update(self.config["kernelEnv"])
+        if extra:
+            env.update(extra)
+        env.update(self.dask_env)
+        return env
+
+    def start_kernel(self, body):
+        kid = body.get("kernelId")
+        if not isinstance(kid, str) or not KERNEL_ID_RE.match(kid):
+            raise ApiError(400, "invalid-kernel-id", "kernelId must be 1-64 of [A-Za-z0-9_-]")
+        python = self.config["python"]
+        argv = body.get("argv")
+        if argv is None:
+            argv = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
+            raise ApiError(400, "invalid-argv", "argv must be a non-empty list of strings")
+        env = body.get("env") or {}
+        if not (isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())):
+            raise ApiError(400, "invalid-env", "env must map strings to strings")
+        cwd = body.get("cwd") or self.config["workdir"]
+        if not isinstance(cwd, str):
+            raise ApiError(400, "invalid-cwd", "cwd must be a string")
+        cwd = os.path.expanduser(cwd)
+        if not os.path.isdir(cwd):
+            raise ApiError(400, "invalid-cwd", "working directory %s does not exist" % cwd)
+
+        with self.lock:
+            if self.stop_event.is_set():
+                raise ApiError(409, "stopping", "the session is stopping")
+            old = self.kernels.get(kid)
+            if old is not None and old.alive():
+                raise ApiError(409, "kernel-exists", "kernel %s is already running" % kid)
+            kdir = os.path.join(self.dir, "kernels", kid)
+            for d in (os.path.dirname(kdir), kdir):  # (makedirs' mode covers only the leaf)
+                os.makedirs(d, mode=0o700, exist_ok=True)
+                os.chmod(d, 0o700)
+            cf = os.path.join(kdir, "connection.json")
+            # A fresh key per kernel; a restart (same id) keeps its key, so the clients'
+            # sessions stay valid behind the agent's unchanged local ports. All ports 0:
+            # the kernel binds free ports itself and rewrites this file (never pre-pick
+            # ports: they collide on shared nodes).
+            key = old.key if old is not None and old.key else secrets.token_hex(32)
+            info = {
+                "ip": self.config["bindAddress"],
+                "transport": "tcp",
+                "signature_scheme": "hmac-sha256",
+                "key": key,
+                "kernel_name": "",
+            }
+            for name in PORT_NAMES:
+                info[name] = 0
+            write_private(cf, json.dumps(info, indent=1).encode())
+            argv = [a.replace("{connection_file}", cf) for a in argv]
+            # JPY_PARENT_PID: ipykernel exits by itself if this helper dies (even SIGKILL).
+            kenv = self.child_env(dict(env, JPY_PARENT_PID=str(os.getpid())))
+            log_path = os.path.join(kdir, "kernel.log")
+            logf = open_log(log_path)
+            logf.write(("--- kernel %s starting %s: %s\n" % (kid, time.ctime(), " ".join(argv))).encode())
+            logf.flush()
+            try:
+                proc = subprocess.Popen(
+                    argv, cwd=cwd, env=kenv, stdin=subprocess.DEVNULL, stdout=logf,
+                    stderr=subprocess.STDOUT, start_new_session=True,  # own group: signals reach children
+                )
+            except OSError as e:
+                raise ApiError(500, "kernel-start-failed", "cannot start %s: %s" % (argv[0], e))
+            finally:
+                logf.close()
+            kernel = Kernel(kid, proc, kdir, time.time(), key)
+            self.kernels[kid] = kernel
+        self.write_state()
+        log("kernel %s started, pid %d" % (kid, proc.pid))
+
+        ports = self.wait_for_ports(kernel, info["key"])
+        self.write_state()
+        return {
+            "kernelId": kid,
+            "pid": proc.pid,
+            "ip": self.config["bindAddress"],
+            "ports": ports,
+            "connectionFile": kernel.connection_file,
+        }
+
+    def wait_for_ports(self, kernel, key):
+        deadline = time.monotonic() + KERNEL_START_TIMEOUT
+        while True:
+            try:
+                with open(kernel.connection_file, "rb") as f:
+                    info = json.loads(f.read().decode("utf-8"))
+                ports = {n: int(info.get(n) or 0) for n in PORT_NAMES}
+                if all(ports.values()) and info.get("key") == key:
+                    return ports
+            except (OSError, ValueError):
+                pass  # not rewritten yet, or caught mid-write
+            if not kernel.alive():
+                raise ApiError(
+                    500, "kernel-died",
+                    "kernel exited with code %s before it was ready; kernel.log ends with:\n%s"
+                    % (kernel.proc.returncode, tail(kernel.log_path)),
+                )
+            if time.monotonic() > deadline or self.stop_event.is_set():
+                stop_processes([kernel.proc], 1.0)
+                raise ApiError(
+                    504, "kernel-timeout",
+                    "kernel did not report its ports within %d s; kernel.log ends with:\n%s"
+                    % (KERNEL_START_TIMEOUT, tail(kernel.log_path)),
+                )
+            time.sleep(0.05)
+
+    def get_kernel(self, kid):
+        if not KERNEL_ID_RE.match(kid):
+            raise ApiError(400, "invalid-kernel-id", "kernelId must be 1-64 of [A-Za-z0-9_-]")
+        with self.lock:
+            k = self.kernels.get(kid)
+        if k is None:
+            raise ApiError(404, "unknown-kernel", "no kernel %s in this session" % kid)
+        return k
+
+    def signal_kernel(self, kid, body):
+        k = self.get_kernel(kid)
+        name = body.get("signal")
+        if name not in SIGNALS:
+            raise ApiError(400, "invalid-signal", "signal must be one of %s" % ", ".join(sorted(SIGNALS)))
+        if not k.alive():
+            raise ApiError(409, "kernel-dead", "kernel %s is not running" % kid)
+        kill_group(k.proc.pid, SIGNALS[name])
+        return {"kernelId": kid, "signal": name}
+
+    def delete_kernel(self, kid):
+        k = self.get_kernel(kid)
+        stop_processes([k.proc], KERNEL_KILL_GRACE)
+        try:
+            os.unlink(k.connection_file)  # the key is useless now; do not leave it lying around
+        except OSError:
+            pass
+        self.write_state()
+        log("kernel %s stopped (exit %s)" % (kid, k.proc.returncode))
+        return dict(k.info(), kernelId=kid)
+
+    # --- Dask -----------------------------------------------------------------------------
+    def start_dask(self):
+        """Scheduler + one worker. Failure is recorded in state.dask, never fatal."""
+        cfg = self.config
+        sched_file = os.path.join(self.dir, "dask-scheduler.json")
+        env = self.child_env()
+        self.write_state(dask={"status": "starting"})
+        try:
+            for attempt in range(3):
+                port = free_port(cfg["bindAddress"])
+                prefix = "%s/%d" % (cfg["proxyBase"], port)
+                try:
+                    os.unlink(sched_file)
+                except FileNotFoundError:
+                    pass
+                argv = [
+                    cfg["python"], "-m", "distributed.cli.dask_scheduler",
+                    "--host", cfg["daskHost"], "--port", "0",
+                    # explicit address: with an empty host distributed binds the dashboard
+                    # to --host, i.e. loopback, which the agent could not reach
+                    "--dashboard-address", "%s:%d" % (cfg["bindAddress"], port),
+                    # the dashboard is served under the proxied path, so its links work
+                    "--dashboard-prefix", prefix,
+                    "--scheduler-file", sched_file,
+                ]
+                sched = self._spawn_dask(argv, "dask-scheduler.log", env)
+                info = self._wait_scheduler_file(sched, sched_file)
+                dash = (info.get("services") or {}).get("dashboard")
+                if dash in (None, port):
+                    break
+                # distributed silently moves to a random port if ours was taken meanwhile;
+                # then the prefix (which names the port) is wrong: try again
+                log("dashboard came up on %s instead of %d; retrying" % (dash, port))
+                stop_processes([sched], 2.0)
+                with self.lock:
+                    self.dask_procs.remove(sched)
+            else:
+                raise RuntimeError("could not get a stable dashboard port")
+            threads = cfg["daskWorkerThreads"] or _int(os.environ.get("SLURM_CPUS_ON_NODE")) or 1
+            argv = [
+                cfg["python"], "-m", "distributed.cli.dask_worker",
+                "--scheduler-file", sched_file, "--nthreads", str(threads), "--nworkers", "1",
+                "--host", cfg["daskHost"], "--no-dashboard", "--name", "rc-worker-0",
+                "--death-timeout", "60",  # exits by itself if the scheduler is gone
+            ]
+            self._spawn_dask(argv, "dask-worker.log", env)
+            address = info["address"]
+            path = "%s/status" % prefix
+            with self.lock:
+                self.dask_env = {
+                    "DASK_SCHEDULER_ADDRESS": address,
+                    # links printed in notebooks point at the proxied dashboard
+                    "DASK_DISTRIBUTED__DASHBOARD__LINK": path,
+                }
+            self.write_state(
+                dask={"status": "running", "schedulerAddress": address, "dashboardPort": port,
+                      "dashboardPath": path, "workerThreads": threads},
+                httpPorts=[{"port": port, "name": "dask-dashboard", "path": path}],
+            )
+            log("dask scheduler %s, dashboard port %d" % (address, port))
+        except Exception as e:  # noqa: BLE001 - kernels must keep working without Dask
+            with self.lock:
+                procs = list(self.dask_procs)
+                self.dask_procs = []
+            stop_processes(procs, 1.0)
+            msg = "Dask did not start: %s" % e
+            log(msg)
+            self.write_state(dask={"status": "failed", "error": msg}, httpPorts=[])
+
+    def _spawn_dask(self, argv, logname, env):
+        logf = open_log(os.path.join(self.dir, logname))
+        try:
+            p = subprocess.Popen(
+                argv, cwd=self.config["workdir"], env=env, stdin=subprocess.DEVNULL,
+                stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        finally:
+            logf.close()
+        with self.lock:
+            self.dask_procs.append(p)
+        return p
+
+    def _wait_scheduler_file(self, proc, path):
+        deadline = time.monotonic() + DASK_START_TIMEOUT
+        while True:
+            try:
+                with open(path) as f:
+                    info = json.load(f)
+                if info.get("address"):
+                    return info
+            except (OSError, ValueError):
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    "the scheduler exited with code %s; dask-scheduler.log ends with:\n%s"
+                    % (proc.returncode, tail(os.path.join(self.dir, "dask-scheduler.log"), 1500))
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError("the scheduler did not write %s within %d s" % (path, DASK_START_TIMEOUT))
+            if self.stop_event.is_set():
+                raise RuntimeError("session stopping")
+            time.sleep(0.1)
+
+    def check_dask(self):
+        """Heartbeat: notice a scheduler that died after start (the UI should say so)."""
+        with self.lock:
+            procs = list(self.dask_procs)
+            dask = self.state.get("dask") or {}
+        if dask.get("status") == "running" and procs and procs[0].poll() is not None:
+            msg = "Dask scheduler exited with code %s" % procs[0].returncode
+            log(msg)
+            self.write_state(dask=dict(dask, status="failed", error=msg), httpPorts=[])
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def request_stop(self, reason, code=0):
+        with self.lock:
+            if self.stop_reason is None:
+                self.stop_reason = reason
+                self.exit_code = code
+        self.stop_event.set()
+
+    def on_signal(self, signum, frame):
+        name = signal.Signals(signum).name
+        self.request_stop("received %s (job cancelled or walltime reached)" % name, 128 + signum)
+
+    def cleanup(self):
+        # Write "stopping" first: Slurm may SIGKILL us a few seconds after SIGTERM.
+        self.write_state(status="stopping", reason=self.stop_reason)
+        with self.lock:
+            procs = [k.proc for k in self.kernels.values()] + list(self.dask_procs)
+        stop_processes(procs, STOP_GRACE)
+        with self.lock:
+            for k in self.kernels.values():
+                try:
+                    os.unlink(k.connection_file)  # keys of dead kernels: nothing to keep
+                except OSError:
+                    pass
+            if (self.state.get("dask") or {}).get("status") == "running":
+                self.state["dask"] = dict(self.state["dask"], status="stopped")
+        self.write_state(status="stopping", reason=self.stop_reason, httpPorts=[])
+        log("stopped: %s" % self.stop_reason)
+
+    def serve(self):
+        try:
+            self.load_config()
+        except (OSError, ValueError) as e:
+            self.fail(str(e))
+            return 1
+        signal.signal(signal.SIGTERM, self.on_signal)
+        signal.signal(signal.SIGINT, self.on_signal)
+        # A plain-host session may be started from an SSH session that goes away later.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        try:
+            self.server = ControlServer((self.config["bindAddress"], 0), self)
+        except OSError as e:
+            self.fail("cannot listen on %s: %s" % (self.config["bindAddress"], e))
+            return 1
+        port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, name="control", daemon=True).start()
+        self.write_state(status="starting", controlPort=port)
+        log("control channel on %s:%d (session %s)" % (self.config["bindAddress"], port, self.config["sessionId"]))
+        if self.config["dask"] and not self.stop_event.is_set():
+            self.start_dask()
+        if not self.stop_event.is_set():
+            self.write_state(status="ready")
+        next_beat = time.monotonic() + HEARTBEAT_SECONDS
+        # The main thread only waits: signal handlers run here, the server runs in a thread.
+        while not self.stop_event.wait(0.5):
+            if time.monotonic() >= next_beat:
+                self.check_dask()
+                self.write_state()
+                next_beat = time.monotonic() + HEARTBEAT_SECONDS
+        # After the stop decision, further SIGTERMs must not interrupt the cleanup.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.cleanup()
+        self.server.shutdown()
+        return self.exit_code
+
+
+class ControlServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, helper):
+        self.helper = helper
+        ThreadingHTTPServer.__init__(self, address, ControlHandler)
+
+
+class ControlHandler(BaseHTTPRequestHandler):
+    server_version = "rc-helper/1"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
+    timeout = REQUEST_TIMEOUT
+
+    def log_message(self, fmt, *args):
+        log("%s %s" % (self.address_string(), fmt % args))
+
+    def _send(self, status, obj):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status, code, message):
+        self._send(status, {"error": {"code": code, "message": message}})
+
+    def _authorized(self):
+        token = self.server.helper.config["token"].encode()
+        got = self.headers.get("Authorization", "")
+        prefix = "Bearer "
+        offered = got[len(prefix):].encode("utf-8", "replace") if got.startswith(prefix) else b""
+        # constant time: the comparison does not tell an attacker how much of it matched
+        return hmac.compare_digest(offered, token)
+
+    def _body(self):
+        length = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding"):
+            raise ApiError(411, "length-required", "send a Content-Length, not a chunked body")
+        try:
+            n = int(length or 0)
+        except ValueError:
+            raise ApiError(400, "bad-request", "invalid Content-Length")
+        if n < 0 or n > MAX_BODY:
+            raise ApiError(413, "too-large", "request body larger than %d bytes" % MAX_BODY)
+        raw = self.rfile.read(n) if n else b""
+        if not raw.strip():
+            return {}
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except ValueError as e:
+            raise ApiError(400, "invalid-json", "request body is not valid JSON: %s" % e)
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid-json", "request body must be a JSON object")
+        return body
+
+    def _handle(self, method):
+        if not self._authorized():
+            # Drop the connection afterwards: no body is read from unauthenticated clients.
+            self.close_connection = True
+            self._error(401, "unauthorized", "missing or wrong bearer token")
+            return
+        helper = self.server.helper
+        path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        parts = path.strip("/").split("/")
+        try:
+            body = self._body() if method in ("POST", "DELETE") else {}
+            if path == "/health" and method == "GET":
+                with helper.lock:
+                    st = helper.state
+                    res = {"status": st["status"], "sessionId": st["sessionId"], "pid": os.getpid(),
+                           "host": st["host"], "uptimeSeconds": round(time.time() - st["startedAt"], 1),
+                           "kernels": {kid: k.info() for kid, k in helper.kernels.items()},
+                           "dask": st.get("dask")}
+                self._send(200, res)
+            elif path == "/kernels" and method == "POST":
+                self._send(201, helper.start_kernel(body))
+            elif path == "/kernels" and method == "GET":
+                with helper.lock:
+                    self._send(200, {kid: k.info() for kid, k in helper.kernels.items()})
+            elif len(parts) == 2 and parts[0] == "kernels" and method == "GET":
+                self._send(200, helper.get_kernel(parts[1]).info())
+            elif len(parts) == 2 and parts[0] == "kernels" and method == "DELETE":
+                self._send(200, helper.delete_kernel(parts[1]))
+            elif len(parts) == 3 and parts[0] == "kernels" and parts[2] == "signal" and method == "POST":
+                self._send(200, helper.signal_kernel(parts[1], body))
+            elif path == "/shutdown" and method == "POST":
+                self.close_connection = True
+                self._send(200, {"status": "stopping"})  # answer first: the process exits soon
+                helper.request_stop("shutdown requested by the agent", 0)
+            elif path in ("/health", "/kernels", "/shutdown") or (parts[0] == "kernels" and len(parts) in (2, 3)):
+                self._error(405, "method-not-allowed", "%s not allowed on %s" % (method, path))
+            else:
+                self._error(404, "not-found", "no route %s" % path)
+        except ApiError as e:
+            self._error(e.status, e.code, e.message)
+        except Exception as e:  # noqa: BLE001 - answer, log, keep serving
+            log("error in %s %s: %s" % (method, path, traceback.format_exc()))
+            self._error(500, "internal", "%s: %s" % (type(e).__name__, e))
+
+    def do_GET(self):
+        self._handle("GET")
+
+    def do_POST(self):
+        self._handle("POST")
+
+    def do_DELETE(self):
+        self._handle("DELETE")
+
+    def do_PUT(self):
+        self._handle("PUT")
+
+
+def _int(s):
+    try:
+        return int(s)
+    except (TypeError, ValueError):
+        return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="jupyterlab-remote-cluster remote helper")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the session's control channel")
+    serve.add_argument("--session-dir", required=True)
+    args = parser.parse_args(argv)
+    if args.command != "serve":
+        parser.print_help()
+        return 2
+    if not os.path.isdir(args.session_dir):
+        log("session directory %s does not exist" % args.session_dir)
+        return 2
+    return Helper(args.session_dir).serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

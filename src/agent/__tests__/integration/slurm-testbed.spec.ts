@@ -1,0 +1,267 @@
+/**
+ * The Slurm adapter's own script and commands on the testbed's real Slurm (22.05), run on
+ * the login node as alice through `testbed/testbed exec` (the agent runs them over SSH; the
+ * shell and Slurm on the other end are the same). Needs `testbed/testbed start` and root.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+
+import { SlurmAdapter } from '../../schedulers/slurm';
+import { InvalidRequestError, type ICommandResult, type IJobStatus, type IJobSpec } from '../../schedulers/types';
+
+const TESTBED = path.resolve(__dirname, '../../../../testbed/testbed');
+const HELPER = path.resolve(__dirname, '../../../../jupyterlab_remote_cluster/remote/helper.py');
+/** The cluster's python on the testbed (ipykernel, dask, distributed, jupyter_client). */
+const PYTHON = '/opt/rc-testbed/python/bin/python';
+const slurm = new SlurmAdapter();
+const run = randomBytes(3).toString('hex');
+const submitted: string[] = [];
+let finishedJob: string | undefined;
+
+function sh(args: string[], stdin?: string): Promise<ICommandResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(TESTBED, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', d => (stdout += d));
+    p.stderr.on('data', d => (stderr += d));
+    p.on('error', reject);
+    p.on('close', code => resolve({ code, stdout, stderr }));
+    p.stdin.end(stdin ?? '');
+  });
+}
+
+/** A command on the login node as alice, in her home (what an SSH exec would do). */
+const onLogin = (command: string, stdin?: string) => sh(['exec', 'login', '--user', 'alice', '--', 'sh', '-c', command], stdin);
+
+function sleep(ms: number): Promise<void> {
+  return new Promise(r => setTimeout(r, ms));
+}
+
+async function status(ids: string[]): Promise<Map<string, IJobStatus>> {
+  return slurm.parseStatus(ids, await onLogin(slurm.statusCommand(ids)));
+}
+
+/** Poll (every 0.5 s: a test, not a product) until `pred` holds for the job's status. */
+async function waitFor(id: string, pred: (s: IJobStatus) => boolean, timeoutMs: number): Promise<IJobStatus[]> {
+  const seen: IJobStatus[] = [];
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const st = (await status([id])).get(id)!;
+    seen.push(st);
+    if (pred(st)) {
+      return seen;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`job ${id}: timed out; statuses seen: ${JSON.stringify(seen.slice(-3))}`);
+    }
+    await sleep(500);
+  }
+}
+
+/** Render a script with the adapter, write it to alice's home, submit it with the adapter's command. */
+async function submit(tag: string, resources: IJobSpec['resources'], command: string, setup: string[] = []) {
+  const name = `rcit-${run}-${tag}`;
+  const dir = `/home/alice/rcit/${name}`;
+  const script = slurm.renderScript({
+    name,
+    workdir: dir,
+    stdoutPath: `${dir}/job.out`,
+    stderrPath: `${dir}/job.err`,
+    resources,
+    setup,
+    command
+  });
+  const w = await onLogin(`umask 077 && mkdir -p ${dir} && cat > ${dir}/job.sh`, script);
+  expect(w.code).toBe(0);
+  const result = await onLogin(slurm.submitCommand(`${dir}/job.sh`));
+  return { name, dir, result };
+}
+
+async function jobsNamed(name: string): Promise<string> {
+  const r = await onLogin(`squeue --noheader --states=all --user=alice --name=${name} --format=%i`);
+  expect(r.code).toBe(0);
+  return r.stdout.trim();
+}
+
+beforeAll(async () => {
+  // Someone may be restarting the testbed (its lifecycle test): give it a minute.
+  const deadline = Date.now() + 90_000;
+  let last: ICommandResult;
+  while ((last = await sh(['status'])).code !== 0) {
+    if (Date.now() > deadline) {
+      throw new Error(`the testbed is not running/healthy (testbed/testbed start):\n${last.stdout}${last.stderr}`);
+    }
+    await sleep(3000);
+  }
+}, 120_000);
+
+afterAll(async () => {
+  if (submitted.length) {
+    await onLogin(`scancel ${submitted.join(' ')}`);
+  }
+  await onLogin(`rm -rf /home/alice/rcit/rcit-${run}-* /home/alice/rcit/helper-${run}; rmdir /home/alice/rcit 2>/dev/null || true`);
+});
+
+describe('slurm adapter on the testbed', () => {
+  it('runs a rendered script on node2 and follows it to running and ended', async () => {
+    const { dir, result } = await submit(
+      'hostname',
+      { partition: 'big', walltime: '5', cpus: 1, memory: '200M' },
+      `sh -c 'hostname; sleep 6'`,
+      ['echo "setup ran in $(pwd)" >&2']
+    );
+    const id = slurm.parseSubmit(result);
+    submitted.push(id);
+    expect(id).toMatch(/^\d+$/);
+
+    const toRunning = await waitFor(id, s => s.phase !== 'pending', 60_000);
+    const running = toRunning[toRunning.length - 1];
+    expect(running).toMatchObject({ phase: 'running', nativeState: 'RUNNING', node: 'node2' });
+    expect(running.timeLeftSeconds).toBeGreaterThan(200);
+    expect(running.timeLeftSeconds).toBeLessThanOrEqual(300);
+    expect(toRunning.every(s => s.phase === 'pending' || s.phase === 'running')).toBe(true);
+
+    const toEnd = await waitFor(id, s => s.phase === 'ended', 60_000);
+    expect(toEnd[toEnd.length - 1]).toMatchObject({ phase: 'ended', nativeState: 'COMPLETED', reason: 'completed' });
+    expect(toEnd.some(s => s.phase === 'unknown')).toBe(false);
+
+    const out = await onLogin(`cat ${dir}/job.out; cat ${dir}/job.err`);
+    expect(out.stdout).toBe(`node2\nsetup ran in ${dir}\n`);
+    finishedJob = id;
+  }, 150_000);
+
+  it('refuses an unknown partition with a clear error and queues nothing', async () => {
+    const { name, result } = await submit('badpart', { partition: 'nosuch', walltime: '5' }, 'true');
+    let err: unknown;
+    try {
+      submitted.push(slurm.parseSubmit(result));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(InvalidRequestError);
+    expect((err as InvalidRequestError).field).toBe('partition');
+    expect((err as InvalidRequestError).message).toMatch(/^Slurm refused the job: Invalid partition name specified/);
+    expect(await jobsNamed(name)).toBe('');
+  }, 60_000);
+
+  it('cancels a job, and one squeue call reports several jobs', async () => {
+    const a = await submit('cancel', { partition: 'debug', walltime: '5' }, 'sleep 300');
+    const idA = slurm.parseSubmit(a.result);
+    submitted.push(idA);
+    await waitFor(idA, s => s.phase === 'running', 60_000);
+
+    const c = await onLogin(slurm.cancelCommand(idA));
+    expect(c).toMatchObject({ code: 0, stderr: '' });
+    const toEnd = await waitFor(idA, s => s.phase === 'ended', 30_000);
+    expect(toEnd[toEnd.length - 1]).toMatchObject({ nativeState: 'CANCELLED', reason: 'cancelled' });
+
+    // one call: the cancelled job, the finished one (first test), and an id Slurm never had
+    const ids = [idA, ...(finishedJob ? [finishedJob] : []), '999999'];
+    const both = await status(ids);
+    expect(both.get(idA)).toMatchObject({ phase: 'ended', reason: 'cancelled' });
+    if (finishedJob) {
+      expect(both.get(finishedJob)).toMatchObject({ phase: 'ended', reason: 'completed' });
+    }
+    expect(both.get('999999')).toMatchObject({ phase: 'ended', reason: 'left the queue' });
+  }, 120_000);
+});
+
+describe('the remote helper in a real Slurm job', () => {
+  it('starts on node2, serves kernels to the login node, and stops on scancel', async () => {
+    const name = `rcit-${run}-helper`;
+    const root = `/home/alice/rcit/helper-${run}`;
+    const dir = `${root}/session`;
+    const token = randomBytes(24).toString('hex');
+    const config = { sessionId: run, token, python: PYTHON, dask: true, proxyBase: `/remote-cluster/sessions/${run}/proxy` };
+    // what the agent does over SFTP: a private directory, the helper, config.json 0600
+    const prep = await onLogin(
+      `umask 077 && mkdir -p ${dir} && chmod 700 ${root} ${dir} && cat > ${root}/helper.py && ` +
+        `printf '%s' '${JSON.stringify(config)}' > ${dir}/config.json`,
+      readFileSync(HELPER, 'utf8')
+    );
+    expect(prep).toMatchObject({ code: 0, stderr: '' });
+    const script = slurm.renderScript({
+      name,
+      workdir: dir,
+      stdoutPath: `${dir}/job.out`,
+      stderrPath: `${dir}/job.err`,
+      resources: { partition: 'big', walltime: '5', cpus: 2, memory: '1G' },
+      setup: [],
+      command: `${PYTHON} ${root}/helper.py serve --session-dir ${dir}`
+    });
+    expect((await onLogin(`cat > ${dir}/job.sh`, script)).code).toBe(0);
+    const id = slurm.parseSubmit(await onLogin(slurm.submitCommand(`${dir}/job.sh`)));
+    submitted.push(id);
+
+    // the helper's state file (the agent reads it over SFTP) says when it is ready
+    let state: any;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const r = await onLogin(`cat ${dir}/state.json 2>/dev/null`);
+      state = r.stdout ? JSON.parse(r.stdout) : undefined;
+      if (state?.status === 'ready' || state?.status === 'failed' || Date.now() > deadline) {
+        break;
+      }
+      await sleep(500);
+    }
+    expect(state).toMatchObject({ status: 'ready', host: 'node2', sessionId: run });
+    expect(state.dask).toMatchObject({ status: 'running', workerThreads: 2 }); // SLURM_CPUS_ON_NODE
+    const port = state.controlPort as number;
+    const dash = state.dask.dashboardPort as number;
+    expect(state.httpPorts).toEqual([{ port: dash, name: 'dask-dashboard', path: `/remote-cluster/sessions/${run}/proxy/${dash}/status` }]);
+    expect((await status([id])).get(id)).toMatchObject({ phase: 'running', node: 'node2' });
+
+    // from the login node, as the agent's direct-tcpip channels would connect
+    const curl = (args: string) => onLogin(`curl -s -w '\\n%{http_code}' ${args}`);
+    const noAuth = await curl(`http://node2:${port}/health`);
+    expect(noAuth.stdout.split('\n').pop()).toBe('401');
+    const created = await curl(
+      `-H 'Authorization: Bearer ${token}' -H 'Content-Type: application/json' -d '{"kernelId":"k1"}' http://node2:${port}/kernels`
+    );
+    const [body, code] = created.stdout.split('\n');
+    expect(code).toBe('201');
+    const kernel = JSON.parse(body);
+    expect(body).not.toContain(token);
+    const dashboard = await curl(`-o /dev/null http://node2:${dash}${state.httpPorts[0].path}`);
+    expect(dashboard.stdout.trim()).toBe('200');
+
+    // a client on the login node runs code in the kernel on node2, with Dask
+    const client = [
+      'import json, sys',
+      'from jupyter_client import BlockingKernelClient',
+      'kc = BlockingKernelClient()',
+      `kc.load_connection_file(${JSON.stringify(kernel.connectionFile)})`,
+      "kc.ip = 'node2'",
+      'kc.start_channels(); kc.wait_for_ready(timeout=30)',
+      'out = []',
+      "code = 'import socket, distributed; c = distributed.Client(); print(socket.gethostname(), c.submit(sum, [1, 2, 3]).result())'",
+      "r = kc.execute_interactive(code, timeout=60, output_hook=lambda m: out.append(m['content'].get('text', '')))",
+      "print(r['content']['status'], ''.join(out).strip())"
+    ].join('\n');
+    const ran = await onLogin(`${PYTHON} -`, client);
+    expect(ran.stdout.trim()).toBe('ok node2 6');
+    const mode = await onLogin(`stat -c %a ${kernel.connectionFile}`);
+    expect(mode.stdout.trim()).toBe('600');
+
+    // scancel: SIGTERM to the helper, which stops kernels and Dask and says so
+    expect((await onLogin(slurm.cancelCommand(id))).code).toBe(0);
+    await waitFor(id, s => s.phase === 'ended', 30_000);
+    const final = JSON.parse((await onLogin(`cat ${dir}/state.json`)).stdout);
+    expect(final).toMatchObject({ status: 'stopping', kernels: { k1: { alive: false } } });
+    expect(final.reason).toContain('SIGTERM');
+    // nothing of the session is left on the node (the helper, kernel, scheduler, worker)
+    const ps = `ssh -o BatchMode=yes node2 "ps -u alice -o pid=,etimes=,args= | grep -F '${dir}' | grep -v grep || true"`;
+    let left = '';
+    for (let i = 0; i < 40; i++) {
+      left = (await onLogin(ps)).stdout.trim();
+      if (!left) {
+        break;
+      }
+      await sleep(250);
+    }
+    expect(left).toBe('');
+  }, 150_000);
+});
