@@ -1,31 +1,104 @@
 /**
- * Entry point of the agent: the long-lived Node process that will hold every SSH
+ * Entry point of the agent: the long-lived Node process that holds every SSH
  * connection, scheduler adapter and tunnel (docs/architecture.md). It is started and
- * supervised by the Python server extension, which is its only client, over a Unix
- * socket that only the user can open.
+ * supervised by the Python server extension (or by the kernel provisioner when no
+ * Jupyter server runs), over a Unix socket that only the user can open.
  *
- *   node agent.js --socket /path/to/agent.sock
+ *   node agent.js --socket PATH [--settings-dir DIR] [--kernels-dir DIR]
+ *                 [--state-dir DIR] [--base-url /] [--helper PATH]
  *
  * It prints one JSON line `{"event":"ready",...}` on stdout once it listens, and exits
  * when its stdin closes, so it never outlives the process that started it.
  */
-import { startAgentServer } from './server';
+import * as os from 'node:os';
+import * as path from 'node:path';
 
-function parseArgs(argv: string[]): { socketPath: string } {
-  const i = argv.indexOf('--socket');
-  const socketPath = i >= 0 ? argv[i + 1] : undefined;
+import type { AgentEvent } from '../common/api';
+import { KernelspecWriter } from './kernelspecs';
+import { SlurmAdapter } from './schedulers/slurm';
+import { startAgentServer, type IAgentServer } from './server';
+import { SessionManager } from './sessions/manager';
+import { PromptBroker } from './sessions/prompts';
+import { sshLinkFactory } from './sessions/ssh-link';
+import { readProfiles } from './settings';
+
+interface IArgs {
+  socketPath: string;
+  settingsDir: string;
+  kernelsDir: string;
+  stateDir: string;
+  baseUrl: string;
+  helperPath: string;
+}
+
+function parseArgs(argv: string[]): IArgs {
+  const get = (name: string): string | undefined => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const socketPath = get('--socket');
   if (!socketPath) {
-    throw new Error('usage: agent.js --socket PATH');
+    throw new Error('usage: agent.js --socket PATH [--settings-dir DIR] [--kernels-dir DIR] [--state-dir DIR] [--base-url URL] [--helper PATH]');
   }
-  return { socketPath };
+  const home = os.homedir();
+  const dataHome = process.env.XDG_DATA_HOME || path.join(home, '.local', 'share');
+  return {
+    socketPath,
+    settingsDir: get('--settings-dir') ?? path.join(home, '.jupyter', 'lab', 'user-settings'),
+    kernelsDir: get('--kernels-dir') ?? path.join(dataHome, 'jupyter', 'kernels'),
+    stateDir: get('--state-dir') ?? path.join(dataHome, 'jupyter', 'remote-cluster'),
+    baseUrl: get('--base-url') ?? '/',
+    // In the bundle this file is <package>/agent/agent.js and the helper <package>/remote/helper.py.
+    helperPath: get('--helper') ?? path.resolve(__dirname, '..', 'remote', 'helper.py')
+  };
+}
+
+function log(msg: string): void {
+  process.stderr.write(`agent: ${msg}\n`);
 }
 
 async function main(): Promise<void> {
-  const { socketPath } = parseArgs(process.argv.slice(2));
-  const agent = await startAgentServer({ socketPath });
-  process.stdout.write(
-    JSON.stringify({ event: 'ready', socket: socketPath, pid: process.pid }) + '\n'
-  );
+  const args = parseArgs(process.argv.slice(2));
+  let server: IAgentServer | undefined;
+  const emit = (e: AgentEvent): void => server?.broadcast(e);
+  const prompts = new PromptBroker(emit, () => (server?.listeners() ?? 0) > 0);
+  const profiles = async () => {
+    const r = await readProfiles(args.settingsDir);
+    for (const e of r.errors) {
+      log(`settings: ${e}`);
+    }
+    return r;
+  };
+  const sessions = new SessionManager({
+    stateDir: args.stateDir,
+    helperPath: args.helperPath,
+    baseUrl: args.baseUrl,
+    profiles: async () => (await profiles()).profiles,
+    adapters: { slurm: new SlurmAdapter() },
+    connect: sshLinkFactory({ prompt: (q, signal) => prompts.ask(q, signal), log, emit }),
+    log
+  });
+  const kernelspecs = new KernelspecWriter(args.kernelsDir);
+  let syncing = Promise.resolve();
+  const syncKernelspecs = (): void => {
+    syncing = syncing
+      .then(async () => kernelspecs.sync((await profiles()).profiles, sessions.list()))
+      .catch(err => log(`kernelspecs: ${(err as Error).message}`));
+  };
+  sessions.events.on('event', (e: AgentEvent) => {
+    emit(e);
+    if (e.type === 'session' || e.type === 'session-removed') {
+      syncKernelspecs();
+    }
+  });
+
+  await sessions.load();
+  server = await startAgentServer({
+    socketPath: args.socketPath,
+    services: { sessions, prompts, profiles, changed: syncKernelspecs, baseUrl: args.baseUrl }
+  });
+  syncKernelspecs();
+  process.stdout.write(JSON.stringify({ event: 'ready', socket: args.socketPath, pid: process.pid }) + '\n');
 
   let stopping = false;
   const stop = (why: string): void => {
@@ -33,8 +106,8 @@ async function main(): Promise<void> {
       return;
     }
     stopping = true;
-    process.stderr.write(`agent: stopping (${why})\n`);
-    void agent.close().then(() => process.exit(0));
+    log(`stopping (${why})`);
+    void Promise.all([sessions.shutdown(), server?.close(), syncing]).finally(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
@@ -44,6 +117,6 @@ async function main(): Promise<void> {
 }
 
 main().catch(err => {
-  process.stderr.write(`agent: ${err instanceof Error ? err.message : String(err)}\n`);
+  log(err instanceof Error ? err.message : String(err));
   process.exit(1);
 });

@@ -1,26 +1,70 @@
 /**
- * The agent's HTTP server on a private Unix socket. Routes are plain functions of the
- * request; the server extension in front of it has already authenticated the user.
+ * The agent's HTTP server on a private Unix socket. The server extension in front of it
+ * has already authenticated the user; this socket (0600 in a 0700 directory) is the
+ * agent's only access control.
+ *
+ *   GET    /api/health
+ *   GET    /api/profiles                       profiles from the settings file (+ errors)
+ *   GET    /api/sessions                       POST {profile, resources?}  -> new session
+ *   GET    /api/sessions/<id>                  DELETE -> cancel (ended sessions: forget)
+ *   POST   /api/sessions/<id>/kernels          {kernelId?} -> connection info on 127.0.0.1
+ *   GET    /api/kernels/<kid>                  alive / dead / unknown (link down)
+ *   POST   /api/kernels/<kid>/signal           {signal}
+ *   DELETE /api/kernels/<kid>
+ *   POST   /api/prompts/<id>                   the user's answer to a prompt
+ *   WS     /api/events                         session/connection/prompt events
+ *   *      /proxy/<session>/<port>/...         HTTP + WebSocket to the session's node:port
  */
 import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import type { Duplex } from 'node:stream';
 
-import type { IAgentHealth, IApiError } from '../common/api';
+import { WebSocketServer, type WebSocket } from 'ws';
+
+import type { AgentEvent, IAgentHealth, IApiError, IPromptAnswer, IResources } from '../common/api';
+import { InvalidRequestError } from './schedulers/types';
+import type { SessionManager } from './sessions/manager';
+import type { PromptBroker } from './sessions/prompts';
 import { ssh2Info } from './ssh2-info';
+import { PROXY_RE, proxyHttp, proxyUpgrade, upstreamPath } from './tunnels/http-proxy';
 
 declare const AGENT_VERSION: string | undefined;
 
+export interface IAgentServices {
+  sessions: SessionManager;
+  prompts: PromptBroker;
+  profiles: () => Promise<{ profiles: unknown[]; errors: string[]; file: string }>;
+  /** Called after profiles or sessions change (kernelspecs follow them). */
+  changed?: () => void;
+  baseUrl: string;
+}
+
 export interface IAgentServerOptions {
   socketPath: string;
+  services?: IAgentServices;
 }
 
 export interface IAgentServer {
   readonly socketPath: string;
+  /** Connected event-stream clients. */
+  readonly listeners: () => number;
+  broadcast(event: AgentEvent): void;
   close(): Promise<void>;
 }
 
 const startedAt = Date.now();
+const MAX_BODY = 1 << 20;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string
+  ) {
+    super(message);
+  }
+}
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
   const data = JSON.stringify(body);
@@ -32,12 +76,7 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
   res.end(data);
 }
 
-function sendError(
-  res: http.ServerResponse,
-  status: number,
-  code: string,
-  message: string
-): void {
+function sendError(res: http.ServerResponse, status: number, code: string, message: string): void {
   const body: IApiError = { error: { code, message } };
   sendJson(res, status, body);
 }
@@ -53,17 +92,129 @@ export function health(): IAgentHealth {
   };
 }
 
-function route(req: http.IncomingMessage, res: http.ServerResponse): void {
-  const url = new URL(req.url ?? '/', 'http://agent');
-  if (url.pathname === '/api/health') {
-    if (req.method !== 'GET') {
-      sendError(res, 405, 'method-not-allowed', `${req.method} is not allowed on ${url.pathname}.`);
-      return;
+async function readJson(req: http.IncomingMessage): Promise<any> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY) {
+      throw new HttpError(413, 'too-large', 'Request body too large.');
     }
-    sendJson(res, 200, health());
-    return;
+    chunks.push(c as Buffer);
   }
-  sendError(res, 404, 'not-found', `No agent route ${url.pathname}.`);
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (!text) {
+    return {};
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'bad-json', 'The request body is not valid JSON.');
+  }
+}
+
+function method(req: http.IncomingMessage, ...allowed: string[]): string {
+  if (!allowed.includes(req.method ?? '')) {
+    throw new HttpError(405, 'method-not-allowed', `${req.method} is not allowed here.`);
+  }
+  return req.method!;
+}
+
+async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: IAgentServices): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://agent');
+  const p = url.pathname;
+  let m: RegExpMatchArray | null;
+
+  if (p === '/api/health') {
+    method(req, 'GET');
+    return sendJson(res, 200, health());
+  }
+  if (!svc) {
+    throw new HttpError(404, 'not-found', `No agent route ${p}.`);
+  }
+  if ((m = p.match(PROXY_RE))) {
+    const [, sessionId, port, rest] = m;
+    const target = { sessionId, port: Number(port), path: upstreamPath(svc.baseUrl, sessionId, Number(port), rest ?? '/', url.search) };
+    return proxyHttp(req, res, target, (s, n) => svc.sessions.openSessionPort(s, n));
+  }
+  if (p === '/api/profiles') {
+    method(req, 'GET');
+    const result = await svc.profiles();
+    svc.changed?.();
+    return sendJson(res, 200, result);
+  }
+  if (p === '/api/sessions') {
+    if (method(req, 'GET', 'POST') === 'GET') {
+      return sendJson(res, 200, { sessions: svc.sessions.list() });
+    }
+    const body = await readJson(req);
+    if (typeof body.profile !== 'string') {
+      throw new HttpError(400, 'invalid', 'Choose a cluster profile ("profile").');
+    }
+    const resources = (body.resources ?? {}) as IResources;
+    if (typeof resources !== 'object' || Array.isArray(resources)) {
+      throw new HttpError(400, 'invalid', '"resources" must be an object.');
+    }
+    const owner = body.owner === 'kernel' ? 'kernel' : 'user';
+    const session = await svc.sessions.submit(body.profile, resources, owner);
+    return sendJson(res, 201, session);
+  }
+  if ((m = p.match(/^\/api\/sessions\/([0-9a-f]{6,32})$/))) {
+    const id = m[1];
+    if (method(req, 'GET', 'DELETE') === 'GET') {
+      const s = svc.sessions.get(id);
+      if (!s) {
+        throw new HttpError(404, 'not-found', `No session ${id}.`);
+      }
+      return sendJson(res, 200, s);
+    }
+    const s = svc.sessions.get(id);
+    if (!s) {
+      throw new HttpError(404, 'not-found', `No session ${id}.`);
+    }
+    if (s.state === 'ended') {
+      svc.sessions.remove(id);
+      return sendJson(res, 200, s);
+    }
+    return sendJson(res, 200, await svc.sessions.cancel(id));
+  }
+  if ((m = p.match(/^\/api\/sessions\/([0-9a-f]{6,32})\/kernels$/))) {
+    method(req, 'POST');
+    const body = await readJson(req);
+    const kernelId = body.kernelId === undefined ? undefined : String(body.kernelId);
+    if (kernelId !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(kernelId)) {
+      throw new HttpError(400, 'invalid', 'Invalid kernelId.');
+    }
+    return sendJson(res, 201, await svc.sessions.startKernel(m[1], kernelId));
+  }
+  if ((m = p.match(/^\/api\/kernels\/([A-Za-z0-9_-]{1,64})(\/signal)?$/))) {
+    const kid = m[1];
+    if (m[2]) {
+      method(req, 'POST');
+      const body = await readJson(req);
+      await svc.sessions.signalKernel(kid, String(body.signal));
+      return sendJson(res, 200, { ok: true });
+    }
+    if (method(req, 'GET', 'DELETE') === 'GET') {
+      return sendJson(res, 200, await svc.sessions.kernelStatus(kid));
+    }
+    await svc.sessions.shutdownKernel(kid, url.searchParams.get('restart') === '1');
+    return sendJson(res, 200, { ok: true });
+  }
+  if ((m = p.match(/^\/api\/prompts\/([0-9a-f]{16})$/))) {
+    method(req, 'POST');
+    const body = (await readJson(req)) as IPromptAnswer;
+    const answer: IPromptAnswer = {
+      ...(Array.isArray(body.answers) && { answers: body.answers.map(String) }),
+      ...(typeof body.accept === 'boolean' && { accept: body.accept }),
+      ...(body.cancel === true && { cancel: true })
+    };
+    if (!svc.prompts.answer(m[1], answer)) {
+      throw new HttpError(404, 'not-found', 'This question is no longer open (answered elsewhere or timed out).');
+    }
+    return sendJson(res, 200, { ok: true });
+  }
+  throw new HttpError(404, 'not-found', `No agent route ${p}.`);
 }
 
 /** Refuse to start on a path some other live process is serving. */
@@ -95,7 +246,7 @@ async function removeStaleSocket(socketPath: string): Promise<void> {
 }
 
 export async function startAgentServer(options: IAgentServerOptions): Promise<IAgentServer> {
-  const { socketPath } = options;
+  const { socketPath, services } = options;
   const dir = path.dirname(socketPath);
   const dirStat = await fs.stat(dir);
   // The socket is the agent's only access control: its directory must be ours alone.
@@ -105,12 +256,49 @@ export async function startAgentServer(options: IAgentServerOptions): Promise<IA
   await removeStaleSocket(socketPath);
 
   const server = http.createServer((req, res) => {
-    try {
-      route(req, res);
-    } catch (err) {
-      sendError(res, 500, 'internal', err instanceof Error ? err.message : String(err));
-    }
+    route(req, res, services).catch((err: unknown) => {
+      if (res.headersSent) {
+        res.destroy();
+      } else if (err instanceof HttpError) {
+        sendError(res, err.status, err.code, err.message);
+      } else if (err instanceof InvalidRequestError) {
+        sendError(res, 400, 'invalid', err.message);
+      } else {
+        sendError(res, 500, 'failed', err instanceof Error ? err.message : String(err));
+      }
+    });
   });
+
+  const wss = new WebSocketServer({ noServer: true });
+  const clients = new Set<WebSocket>();
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const url = new URL(req.url ?? '/', 'http://agent');
+    const m = url.pathname.match(PROXY_RE);
+    if (m && services) {
+      const [, sessionId, port, rest] = m;
+      const target = { sessionId, port: Number(port), path: upstreamPath(services.baseUrl, sessionId, Number(port), rest ?? '/', url.search) };
+      proxyUpgrade(req, socket, head, target, (s, n) => services.sessions.openSessionPort(s, n)).catch(() => socket.destroy());
+      return;
+    }
+    if (url.pathname !== '/api/events') {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, ws => {
+      clients.add(ws);
+      ws.on('close', () => clients.delete(ws));
+      ws.on('error', () => ws.terminate());
+      // A new listener first gets the current picture: sessions and open questions.
+      for (const session of services?.sessions.list() ?? []) {
+        ws.send(JSON.stringify({ type: 'session', session } satisfies AgentEvent));
+      }
+      for (const prompt of services?.prompts.open() ?? []) {
+        ws.send(JSON.stringify({ type: 'prompt', prompt } satisfies AgentEvent));
+      }
+    });
+  });
+
   const oldUmask = process.umask(0o177);
   try {
     await new Promise<void>((resolve, reject) => {
@@ -127,8 +315,18 @@ export async function startAgentServer(options: IAgentServerOptions): Promise<IA
 
   return {
     socketPath,
+    listeners: () => clients.size,
+    broadcast: event => {
+      const data = JSON.stringify(event);
+      for (const c of clients) {
+        c.send(data);
+      }
+    },
     close: () =>
       new Promise<void>(resolve => {
+        for (const c of clients) {
+          c.terminate();
+        }
         server.close(() => resolve());
         server.closeAllConnections();
       })

@@ -1,0 +1,88 @@
+/**
+ * Remote kernels as ordinary kernelspecs, so any notebook, nbclient or papermill can
+ * pick them: one per profile (starts a new job with the profile's defaults) and one
+ * per running session (attaches to that allocation). Each names our provisioner; the
+ * argv is never run. We only ever touch directories carrying our marker.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+
+import type { IClusterProfile, ISession } from '../common/api';
+
+export const PROVISIONER_NAME = 'remote-cluster-provisioner';
+const PREFIX = 'remote-cluster-';
+const MARKER = 'jupyterlab_remote_cluster';
+
+export function profileKernelName(profile: string): string {
+  return `${PREFIX}${profile.toLowerCase().replace(/[^a-z0-9._-]/g, '-')}`;
+}
+
+export function sessionKernelName(sessionId: string): string {
+  return `${PREFIX}session-${sessionId}`;
+}
+
+function spec(displayName: string, config: Record<string, string>): string {
+  return JSON.stringify(
+    {
+      argv: ['python', '-c', 'raise SystemExit("started by the remote-cluster provisioner")', '{connection_file}'],
+      display_name: displayName,
+      language: 'python',
+      interrupt_mode: 'signal',
+      metadata: {
+        [MARKER]: config,
+        kernel_provisioner: { provisioner_name: PROVISIONER_NAME, config }
+      }
+    },
+    null,
+    1
+  );
+}
+
+export class KernelspecWriter {
+  constructor(private readonly kernelsDir: string) {}
+
+  private async write(name: string, json: string): Promise<void> {
+    const dir = path.join(this.kernelsDir, name);
+    await fs.mkdir(dir, { recursive: true });
+    const file = path.join(dir, 'kernel.json');
+    const old = await fs.readFile(file, 'utf8').catch(() => '');
+    if (old !== json) {
+      await fs.writeFile(file, json);
+    }
+  }
+
+  private async ours(): Promise<string[]> {
+    const names = await fs.readdir(this.kernelsDir).catch(() => [] as string[]);
+    const result: string[] = [];
+    for (const n of names.filter(x => x.startsWith(PREFIX))) {
+      const text = await fs.readFile(path.join(this.kernelsDir, n, 'kernel.json'), 'utf8').catch(() => '');
+      if (text.includes(`"${MARKER}"`)) {
+        result.push(n);
+      }
+    }
+    return result;
+  }
+
+  /** Make the directory match the profiles and running sessions exactly. */
+  async sync(profiles: IClusterProfile[], sessions: ISession[]): Promise<void> {
+    const wanted = new Map<string, string>();
+    for (const p of profiles) {
+      wanted.set(profileKernelName(p.name), spec(`Python 3 · ${p.title ?? p.name} (new job)`, { profile: p.name }));
+    }
+    for (const s of sessions.filter(x => x.state === 'running')) {
+      const where = s.resources.partition ? `${s.resources.partition}@${s.cluster}` : s.cluster;
+      wanted.set(
+        sessionKernelName(s.id),
+        spec(`Python 3 · ${where} · job ${s.jobId ?? s.id}`, { session: s.id })
+      );
+    }
+    for (const [name, json] of wanted) {
+      await this.write(name, json);
+    }
+    for (const name of await this.ours()) {
+      if (!wanted.has(name)) {
+        await fs.rm(path.join(this.kernelsDir, name), { recursive: true, force: true });
+      }
+    }
+  }
+}

@@ -1,0 +1,747 @@
+/**
+ * Sessions: one batch job (allocation) per session, hosting kernels and, optionally, a
+ * Dask scheduler. The manager drives each session through
+ *   submitting -> queued -> starting -> running -> ended
+ * with one SSH link per cluster, one batched status query per cluster per cycle, and
+ * the helper's state file (read over SFTP) as the cheap liveness signal.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { promises as fs } from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+
+import type { AgentEvent, IClusterProfile, IResources, ISession } from '../../common/api';
+import { shQuote } from '../schedulers/shell';
+import { InvalidRequestError, type IJobStatus, type ISchedulerAdapter } from '../schedulers/types';
+import { LocalForward } from '../tunnels/local-forward';
+import type { IClusterLink, LinkFactory } from './link';
+
+/** Remote layout, under the user's home on the cluster (shared with the nodes). */
+export const REMOTE_ROOT = '.jupyter-remote-cluster';
+
+const POLL_STARTING_MS = 3_000;
+const POLL_STEADY_MS = 30_000;
+/** A helper heartbeat older than this while the job runs means the helper is gone. */
+const HEARTBEAT_STALE_S = 90;
+
+export interface IHelperState {
+  status: 'starting' | 'ready' | 'stopping' | 'failed';
+  host: string;
+  controlPort: number;
+  heartbeat: number;
+  error?: string;
+  dask?: { schedulerAddress: string; dashboardPort: number };
+  httpPorts?: { port: number; name: string; path: string }[];
+}
+
+/** What the agent keeps about a session beyond what the frontend sees. */
+interface ISessionRecord extends ISession {
+  clusterKey: string;
+  remoteDir: string;
+  /** Session started by a profile kernelspec: cancelled when its kernel shuts down. */
+  owner: 'user' | 'kernel';
+}
+
+export interface IKernelConnection {
+  kernelId: string;
+  sessionId: string;
+  ip: '127.0.0.1';
+  transport: 'tcp';
+  signature_scheme: string;
+  key: string;
+  shell_port: number;
+  iopub_port: number;
+  stdin_port: number;
+  control_port: number;
+  hb_port: number;
+}
+
+interface IKernelRecord {
+  kernelId: string;
+  sessionId: string;
+  remotePid: number;
+  forwards: LocalForward[];
+  connection: IKernelConnection;
+  /** Stopped for a restart: ports and key are kept for the next kernel. */
+  stopped: boolean;
+}
+
+export interface ISessionManagerOptions {
+  stateDir: string;
+  helperPath: string;
+  /** Jupyter base URL ("/" headless), for the dashboard prefix and links. */
+  baseUrl: string;
+  profiles: () => Promise<IClusterProfile[]>;
+  adapters: Record<string, ISchedulerAdapter>;
+  connect: LinkFactory;
+  log: (msg: string) => void;
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+const CHANNELS = ['shell_port', 'iopub_port', 'stdin_port', 'control_port', 'hb_port'] as const;
+
+export class SessionManager {
+  readonly events = new EventEmitter();
+  private readonly sessions = new Map<string, ISessionRecord>();
+  private readonly kernels = new Map<string, IKernelRecord>();
+  private readonly links = new Map<string, Promise<IClusterLink>>();
+  private readonly pollers = new Map<string, NodeJS.Timeout>();
+  /** Consecutive failed status cycles per cluster: back off, never hammer. */
+  private readonly pollFailures = new Map<string, number>();
+  private readonly homes = new Map<string, string>();
+  private helperSource?: { text: string; digest: string };
+  /** Per session: the helper's last state and its control token (read once over SFTP). */
+  private readonly helperStates = new Map<string, IHelperState>();
+  private readonly tokens = new Map<string, string>();
+  private saving = Promise.resolve();
+
+  constructor(private readonly opts: ISessionManagerOptions) {}
+
+  /* ---------------- persistence ---------------- */
+
+  private get stateFile(): string {
+    return path.join(this.opts.stateDir, 'sessions.json');
+  }
+
+  async load(): Promise<void> {
+    let data: ISessionRecord[] = [];
+    try {
+      data = JSON.parse(await fs.readFile(this.stateFile, 'utf8')) as ISessionRecord[];
+    } catch {
+      return;
+    }
+    for (const s of data) {
+      s.kernels = [];
+      this.sessions.set(s.id, s);
+      if (s.state !== 'ended') {
+        this.schedulePoll(s.clusterKey, 0);
+      }
+    }
+  }
+
+  private save(): void {
+    const records = [...this.sessions.values()];
+    this.saving = this.saving.then(async () => {
+      await fs.mkdir(this.opts.stateDir, { recursive: true, mode: 0o700 });
+      const tmp = this.stateFile + '.tmp';
+      await fs.writeFile(tmp, JSON.stringify(records, null, 1), { mode: 0o600 });
+      await fs.rename(tmp, this.stateFile);
+    }).catch(err => this.opts.log(`cannot save sessions: ${(err as Error).message}`));
+  }
+
+  /* ---------------- queries ---------------- */
+
+  list(): ISession[] {
+    return [...this.sessions.values()].map(s => this.publicView(s));
+  }
+
+  get(id: string): ISession | undefined {
+    const s = this.sessions.get(id);
+    return s && this.publicView(s);
+  }
+
+  private publicView(s: ISessionRecord): ISession {
+    const { clusterKey: _c, remoteDir: _r, owner: _o, ...pub } = s;
+    return { ...pub, kernels: [...this.kernels.values()].filter(k => k.sessionId === s.id).map(k => k.kernelId) };
+  }
+
+  private emit(event: AgentEvent): void {
+    this.events.emit('event', event);
+  }
+
+  private update(s: ISessionRecord, patch: Partial<ISessionRecord>): void {
+    Object.assign(s, patch, { updatedAt: now() });
+    this.save();
+    this.emit({ type: 'session', session: this.publicView(s) });
+  }
+
+  /* ---------------- links ---------------- */
+
+  private clusterKey(p: IClusterProfile): string {
+    const t = p.ssh;
+    return [t.user ?? '', t.host, t.port ?? '', (t.jumpHosts ?? []).join(','), t.configFile ?? ''].join('|');
+  }
+
+  private async link(profile: IClusterProfile): Promise<IClusterLink> {
+    const key = this.clusterKey(profile);
+    let link = this.links.get(key);
+    if (!link) {
+      link = this.opts.connect(profile);
+      this.links.set(key, link);
+      link.then(
+        l =>
+          l.onClose(message => {
+            this.links.delete(key);
+            this.emit({ type: 'connection', cluster: profile.name, state: 'closed', message });
+            for (const k of this.kernels.values()) {
+              if (this.sessions.get(k.sessionId)?.clusterKey === key) {
+                k.forwards.forEach(f => f.dropConnections());
+              }
+            }
+          }),
+        () => this.links.delete(key)
+      );
+    }
+    return link;
+  }
+
+  private async home(key: string, link: IClusterLink): Promise<string> {
+    let home = this.homes.get(key);
+    if (!home) {
+      const r = await link.exec('printf %s "$HOME"');
+      if (r.code !== 0 || !r.stdout.startsWith('/')) {
+        throw new Error(`Cannot find your home directory on the cluster: ${r.stderr.trim() || r.stdout}`);
+      }
+      home = r.stdout;
+      this.homes.set(key, home);
+    }
+    return home;
+  }
+
+  private async helper(): Promise<{ text: string; digest: string }> {
+    if (!this.helperSource) {
+      const text = await fs.readFile(this.opts.helperPath, 'utf8');
+      this.helperSource = { text, digest: createHash('sha256').update(text).digest('hex').slice(0, 16) };
+    }
+    return this.helperSource;
+  }
+
+  private async profile(name: string): Promise<IClusterProfile> {
+    const p = (await this.opts.profiles()).find(x => x.name === name);
+    if (!p) {
+      throw new InvalidRequestError(`There is no cluster profile named "${name}".`, 'profile');
+    }
+    return p;
+  }
+
+  private adapter(p: IClusterProfile): ISchedulerAdapter {
+    const a = this.opts.adapters[p.scheduler];
+    if (!a) {
+      throw new InvalidRequestError(`Batch system "${p.scheduler}" is not supported.`, 'scheduler');
+    }
+    return a;
+  }
+
+  /* ---------------- submit ---------------- */
+
+  /**
+   * Validate everything first (nothing is sent to the cluster for bad input), connect
+   * (prompts may be answered meanwhile), submit, and return the queued session. If the
+   * scheduler refuses, its message comes back as an InvalidRequestError and no session,
+   * job or remote directory is left behind.
+   */
+  async submit(profileName: string, overrides: IResources = {}, owner: 'user' | 'kernel' = 'user'): Promise<ISession> {
+    const profile = await this.profile(profileName);
+    const adapter = this.adapter(profile);
+    const resources: IResources = { ...profile.resources, ...stripEmpty(overrides) };
+    adapter.validate(resources);
+
+    const id = randomBytes(6).toString('hex');
+    const s: ISessionRecord = {
+      id,
+      profile: profile.name,
+      cluster: profile.title ?? profile.name,
+      resources,
+      state: 'submitting',
+      createdAt: now(),
+      updatedAt: now(),
+      clusterKey: this.clusterKey(profile),
+      remoteDir: '',
+      owner,
+      kernels: []
+    };
+    this.sessions.set(id, s);
+    this.update(s, {});
+    try {
+      await this.doSubmit(s, profile, adapter);
+    } catch (err) {
+      // Nothing was queued: the session never existed as far as the user is concerned.
+      this.sessions.delete(id);
+      this.save();
+      this.emit({ type: 'session-removed', id });
+      throw err;
+    }
+    return this.publicView(s);
+  }
+
+  private async doSubmit(s: ISessionRecord, profile: IClusterProfile, adapter: ISchedulerAdapter): Promise<void> {
+    const link = await this.link(profile);
+    const home = await this.home(s.clusterKey, link);
+    const root = `${home}/${REMOTE_ROOT}`;
+    const dir = `${root}/sessions/${s.id}`;
+    const helper = await this.helper();
+    const helperPath = `${root}/helper-${helper.digest}.py`;
+    s.remoteDir = dir;
+
+    // One round trip: private directories, and whether this helper version is there.
+    const prep = await link.exec(
+      `umask 077 && mkdir -p ${shQuote(dir)} && chmod 700 ${shQuote(root)} ${shQuote(root + '/sessions')} ${shQuote(dir)} && ` +
+        `{ test -f ${shQuote(helperPath)} && echo present || echo missing; }`
+    );
+    if (prep.code !== 0) {
+      throw new Error(`cannot create ${dir}: ${prep.stderr.trim()}`);
+    }
+    if (prep.stdout.trim() !== 'present') {
+      await link.writeFile(helperPath, helper.text, 0o600);
+    }
+    const config = {
+      sessionId: s.id,
+      token: randomBytes(32).toString('hex'),
+      python: profile.python,
+      workdir: profile.workdir ?? home,
+      dask: profile.dask !== false,
+      proxyBase: `${this.opts.baseUrl.replace(/\/$/, '')}/remote-cluster/sessions/${s.id}/proxy`,
+      kernelEnv: {}
+    };
+    await link.writeFile(`${dir}/config.json`, JSON.stringify(config), 0o600);
+    const script = adapter.renderScript({
+      name: `jrc-${s.id}`,
+      workdir: dir,
+      stdoutPath: `${dir}/job.out`,
+      stderrPath: `${dir}/job.err`,
+      resources: s.resources,
+      setup: profile.setup ?? [],
+      command: `${shQuote(profile.python)} ${shQuote(helperPath)} serve --session-dir ${shQuote(dir)}`
+    });
+    await link.writeFile(`${dir}/job.sh`, script, 0o700);
+    const result = await link.exec(adapter.submitCommand(`${dir}/job.sh`), { timeoutMs: 60_000 });
+    let jobId: string;
+    try {
+      jobId = adapter.parseSubmit(result);
+    } catch (err) {
+      // Refused: nothing is queued; leave no directory behind either.
+      await link.exec(`rm -rf ${shQuote(dir)}`).catch(() => undefined);
+      throw err;
+    }
+    this.update(s, { state: 'queued', jobId });
+    this.schedulePoll(s.clusterKey, 0);
+  }
+
+  /* ---------------- polling ---------------- */
+
+  private schedulePoll(key: string, delayMs: number): void {
+    const old = this.pollers.get(key);
+    if (old) {
+      clearTimeout(old);
+    }
+    this.pollers.set(
+      key,
+      setTimeout(() => {
+        this.pollers.delete(key);
+        void this.poll(key);
+      }, delayMs)
+    );
+  }
+
+  /** One status query for every active job of a cluster, then each running helper's state. */
+  private async poll(key: string): Promise<void> {
+    const active = [...this.sessions.values()].filter(s => s.clusterKey === key && s.jobId && s.state !== 'ended');
+    if (active.length === 0) {
+      return;
+    }
+    let starting = false;
+    let failed = false;
+    try {
+      const profile = await this.profile(active[0].profile);
+      const adapter = this.adapter(profile);
+      const link = await this.link(profile);
+      const ids = active.map(s => s.jobId!);
+      const statuses = adapter.parseStatus(ids, await link.exec(adapter.statusCommand(ids), { timeoutMs: 60_000 }));
+      for (const s of active) {
+        const st = statuses.get(s.jobId!);
+        if (st) {
+          await this.apply(s, st, link);
+        }
+        starting ||= s.state === 'queued' || s.state === 'starting' || s.state === 'submitting';
+      }
+    } catch (err) {
+      this.opts.log(`status of cluster ${key}: ${(err as Error).message}`);
+      failed = true;
+    }
+    const failures = failed ? (this.pollFailures.get(key) ?? 0) + 1 : 0;
+    this.pollFailures.set(key, failures);
+    if ([...this.sessions.values()].some(s => s.clusterKey === key && s.state !== 'ended')) {
+      const delay = failed
+        ? Math.min(POLL_STEADY_MS * 2, POLL_STARTING_MS * 2 ** failures)
+        : starting
+          ? POLL_STARTING_MS
+          : POLL_STEADY_MS;
+      this.schedulePoll(key, delay);
+    }
+  }
+
+  private async apply(s: ISessionRecord, st: IJobStatus, link: IClusterLink): Promise<void> {
+    if (st.phase === 'unknown') {
+      return; // a slow or unreachable controller says nothing about the job
+    }
+    if (st.phase === 'pending') {
+      if (s.state !== 'queued' || s.reason !== st.reason || s.startEstimate !== st.startEstimate) {
+        this.update(s, { state: 'queued', reason: st.reason, startEstimate: st.startEstimate });
+      }
+      return;
+    }
+    if (st.phase === 'ended') {
+      await this.end(s, st.reason ?? st.nativeState, link);
+      return;
+    }
+    // Running: the helper decides when the session is usable.
+    const helper = await this.readHelperState(s, link);
+    if (!helper || helper.status === 'starting') {
+      if (s.state !== 'starting' || s.node !== st.node) {
+        this.update(s, { state: 'starting', node: st.node, reason: undefined, timeLeftSeconds: st.timeLeftSeconds });
+      }
+      return;
+    }
+    if (helper.status === 'failed') {
+      await this.cancelJob(s, link);
+      await this.end(s, `The session failed to start on ${helper.host}: ${helper.error ?? 'unknown error'}`, link);
+      return;
+    }
+    const stale = Date.now() / 1000 - helper.heartbeat > HEARTBEAT_STALE_S;
+    this.update(s, {
+      state: 'running',
+      node: helper.host || st.node,
+      reason: stale ? `no heartbeat from the helper for ${Math.round(Date.now() / 1000 - helper.heartbeat)} s` : undefined,
+      timeLeftSeconds: st.timeLeftSeconds,
+      httpPorts: helper.httpPorts ?? []
+    });
+  }
+
+  private async readHelperState(s: ISessionRecord, link: IClusterLink): Promise<IHelperState | undefined> {
+    try {
+      const state = JSON.parse((await link.readFile(`${s.remoteDir}/state.json`)).toString('utf8')) as IHelperState;
+      this.helperStates.set(s.id, state);
+      return state;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async token(s: ISessionRecord, link: IClusterLink): Promise<string> {
+    let token = this.tokens.get(s.id);
+    if (!token) {
+      const config = JSON.parse((await link.readFile(`${s.remoteDir}/config.json`)).toString('utf8')) as { token: string };
+      token = config.token;
+      this.tokens.set(s.id, token);
+    }
+    return token;
+  }
+
+  private async end(s: ISessionRecord, reason: string, link?: IClusterLink): Promise<void> {
+    if (s.state === 'ended') {
+      return;
+    }
+    let why = reason;
+    if (link && s.state !== 'running') {
+      // Ended before it was usable: the job's stderr usually says why.
+      const err = await link
+        .exec(`tail -n 5 ${shQuote(s.remoteDir + '/job.err')} 2>/dev/null`)
+        .catch(() => undefined);
+      const tail = err?.stdout.trim();
+      if (tail) {
+        why = `${reason}; job stderr: ${tail.split('\n').slice(-3).join(' | ')}`;
+      }
+    }
+    for (const k of [...this.kernels.values()].filter(k => k.sessionId === s.id)) {
+      this.dropKernel(k);
+    }
+    this.helperStates.delete(s.id);
+    this.tokens.delete(s.id);
+    this.update(s, { state: 'ended', reason: why, timeLeftSeconds: undefined, httpPorts: [] });
+  }
+
+  /* ---------------- cancel ---------------- */
+
+  private async cancelJob(s: ISessionRecord, link: IClusterLink): Promise<void> {
+    if (!s.jobId) {
+      return;
+    }
+    const profile = await this.profile(s.profile);
+    const r = await link.exec(this.adapter(profile).cancelCommand(s.jobId), { timeoutMs: 60_000 });
+    if (r.code !== 0) {
+      throw new Error(`Could not cancel job ${s.jobId}: ${r.stderr.trim() || r.stdout.trim()}`);
+    }
+  }
+
+  async cancel(id: string, reason = 'cancelled by you'): Promise<ISession> {
+    const s = this.sessions.get(id);
+    if (!s) {
+      throw new InvalidRequestError(`No session ${id}.`, 'session');
+    }
+    if (s.state === 'ended') {
+      return this.publicView(s);
+    }
+    const profile = await this.profile(s.profile);
+    const link = await this.link(profile);
+    if (s.state === 'running') {
+      // Let the helper stop kernels and Dask cleanly; scancel follows regardless.
+      await this.helperRequest(s, 'POST', '/shutdown', {}, 5_000).catch(() => undefined);
+    }
+    await this.cancelJob(s, link);
+    await this.end(s, reason);
+    return this.publicView(s);
+  }
+
+  /** Forget an ended session. */
+  remove(id: string): boolean {
+    const s = this.sessions.get(id);
+    if (!s || s.state !== 'ended') {
+      return false;
+    }
+    this.sessions.delete(id);
+    this.save();
+    this.emit({ type: 'session-removed', id });
+    return true;
+  }
+
+  owner(id: string): 'user' | 'kernel' | undefined {
+    return this.sessions.get(id)?.owner;
+  }
+
+  /* ---------------- the helper's control channel ---------------- */
+
+  async helperRequest(
+    s: ISessionRecord | string,
+    method: string,
+    urlPath: string,
+    body?: unknown,
+    timeoutMs = 90_000
+  ): Promise<{ status: number; json: any }> {
+    const rec = typeof s === 'string' ? this.sessions.get(s) : s;
+    if (!rec) {
+      throw new InvalidRequestError(`No session ${String(s)}.`, 'session');
+    }
+    const profile = await this.profile(rec.profile);
+    const link = await this.link(profile);
+    let state = this.helperStates.get(rec.id);
+    if (!state || state.status !== 'ready') {
+      state = await this.readHelperState(rec, link);
+    }
+    const token = await this.token(rec, link);
+    if (!state || state.status !== 'ready') {
+      throw new Error(`The session ${rec.id} is not running yet.`);
+    }
+    const channel = await link.forwardOut(state.host, state.controlPort);
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        {
+          createConnection: () => channel as any,
+          method,
+          path: urlPath,
+          headers: {
+            Host: `${state.host}:${state.controlPort}`,
+            Authorization: `Bearer ${token}`,
+            ...(data !== undefined && { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) })
+          },
+          timeout: timeoutMs
+        },
+        res => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', c => (text += c));
+          res.on('end', () => {
+            let json: unknown = undefined;
+            try {
+              json = text ? JSON.parse(text) : {};
+            } catch {
+              json = { error: text };
+            }
+            resolve({ status: res.statusCode ?? 0, json });
+          });
+        }
+      );
+      req.on('timeout', () => req.destroy(new Error(`the helper did not answer ${method} ${urlPath} in time`)));
+      req.on('error', reject);
+      req.end(data);
+    });
+  }
+
+  /* ---------------- kernels ---------------- */
+
+  /**
+   * Start a kernel in a running session. With the id of a kernel stopped for a restart,
+   * the new kernel takes its place behind the same local ports and key, so Jupyter's
+   * existing channels stay valid (restart = new kernel, same allocation, same address).
+   */
+  async startKernel(sessionId: string, kernelId = randomBytes(8).toString('hex')): Promise<IKernelConnection> {
+    const s = this.sessions.get(sessionId);
+    if (!s) {
+      throw new InvalidRequestError(`No session ${sessionId}.`, 'session');
+    }
+    if (s.state !== 'running') {
+      throw new InvalidRequestError(`Session ${sessionId} is ${s.state}, not running.`, 'session');
+    }
+    const restarting = this.kernels.get(kernelId);
+    if (restarting && restarting.sessionId !== sessionId) {
+      throw new InvalidRequestError(`Kernel ${kernelId} belongs to another session.`, 'kernel');
+    }
+    const profile = await this.profile(s.profile);
+    const link = await this.link(profile);
+    const dash = s.httpPorts?.find(p => p.name === 'dask-dashboard');
+    const env: Record<string, string> = {};
+    if (dash) {
+      // Links printed by distributed point at our proxy, not at the node.
+      env['DASK_DISTRIBUTED__DASHBOARD__LINK'] = dash.path;
+    }
+    const r = await this.helperRequest(s, 'POST', '/kernels', { kernelId, env });
+    if (r.status !== 200 && r.status !== 201) {
+      throw new Error(`The kernel did not start on ${s.node}: ${r.json?.error ?? JSON.stringify(r.json)}`);
+    }
+    const info = r.json as { pid: number; ip: string; ports: Record<string, number>; connectionFile: string };
+    // The key never crosses the cluster network: it is read from the 0600 file over SFTP.
+    const file = JSON.parse((await link.readFile(info.connectionFile)).toString('utf8')) as {
+      key: string;
+      signature_scheme: string;
+    };
+    const node = s.node!;
+    const opener = (remotePort: number) => async () => (await this.link(profile)).forwardOut(node, remotePort);
+
+    if (restarting) {
+      if (restarting.connection.key !== file.key) {
+        // The helper could not keep the key: hand out the new one (clients reload it).
+        restarting.connection.key = file.key;
+      }
+      CHANNELS.forEach((ch, i) => restarting.forwards[i].retarget(opener(info.ports[ch])));
+      restarting.remotePid = info.pid;
+      restarting.stopped = false;
+      this.update(s, {});
+      return restarting.connection;
+    }
+
+    const forwards: LocalForward[] = [];
+    const conn: Partial<IKernelConnection> = {
+      kernelId,
+      sessionId,
+      ip: '127.0.0.1',
+      transport: 'tcp',
+      key: file.key,
+      signature_scheme: file.signature_scheme
+    };
+    try {
+      for (const ch of CHANNELS) {
+        const fwd = new LocalForward(opener(info.ports[ch]), this.opts.log);
+        conn[ch] = await fwd.listen();
+        forwards.push(fwd);
+      }
+    } catch (err) {
+      forwards.forEach(f => f.close());
+      throw err;
+    }
+    const rec: IKernelRecord = {
+      kernelId,
+      sessionId,
+      remotePid: info.pid,
+      forwards,
+      connection: conn as IKernelConnection,
+      stopped: false
+    };
+    this.kernels.set(kernelId, rec);
+    this.update(s, {});
+    return rec.connection;
+  }
+
+  private kernel(kernelId: string): IKernelRecord {
+    const k = this.kernels.get(kernelId);
+    if (!k) {
+      throw new InvalidRequestError(`No kernel ${kernelId}.`, 'kernel');
+    }
+    return k;
+  }
+
+  /** Alive or not, from the helper; `undefined` when it cannot be known right now (link down). */
+  async kernelStatus(kernelId: string): Promise<{ alive: boolean | null; exitCode?: number; reason?: string }> {
+    const k = this.kernels.get(kernelId);
+    if (!k || k.stopped) {
+      return { alive: false, reason: k ? 'stopped for a restart' : 'unknown kernel' };
+    }
+    const s = this.sessions.get(k.sessionId);
+    if (!s || s.state === 'ended') {
+      return { alive: false, reason: s?.reason ?? 'session ended' };
+    }
+    try {
+      const r = await this.helperRequest(s, 'GET', `/kernels/${kernelId}`, undefined, 15_000);
+      if (r.status === 404) {
+        return { alive: false, reason: 'the kernel is gone' };
+      }
+      return { alive: Boolean(r.json.alive), exitCode: r.json.exitCode ?? undefined };
+    } catch (err) {
+      // A dropped link is not a dead kernel: Jupyter must not restart it.
+      return { alive: null, reason: (err as Error).message };
+    }
+  }
+
+  async signalKernel(kernelId: string, signal: string): Promise<void> {
+    if (!['SIGINT', 'SIGTERM', 'SIGKILL'].includes(signal)) {
+      throw new InvalidRequestError(`Signal ${signal} is not allowed (SIGINT, SIGTERM, SIGKILL).`, 'signal');
+    }
+    const k = this.kernel(kernelId);
+    const r = await this.helperRequest(k.sessionId, 'POST', `/kernels/${kernelId}/signal`, { signal }, 15_000);
+    if (r.status !== 200) {
+      throw new Error(`Could not signal the kernel: ${r.json?.error ?? r.status}`);
+    }
+  }
+
+  /** Stop a kernel; with `restart`, keep its local ports and key for the next one. */
+  async shutdownKernel(kernelId: string, restart = false): Promise<void> {
+    const k = this.kernel(kernelId);
+    const s = this.sessions.get(k.sessionId);
+    if (s && s.state === 'running' && !k.stopped) {
+      await this.helperRequest(k.sessionId, 'DELETE', `/kernels/${kernelId}`, undefined, 20_000).catch(err =>
+        this.opts.log(`shutdown of kernel ${kernelId}: ${(err as Error).message}`)
+      );
+    }
+    if (restart && s?.state === 'running') {
+      k.stopped = true;
+      k.forwards.forEach(f => f.dropConnections());
+    } else {
+      this.dropKernel(k);
+    }
+    if (s) {
+      this.update(s, {});
+    }
+  }
+
+  private dropKernel(k: IKernelRecord): void {
+    k.forwards.forEach(f => f.close());
+    this.kernels.delete(k.kernelId);
+  }
+
+  /* ---------------- dashboard proxy support ---------------- */
+
+  /** A stream to an HTTP port the session's helper reported, and nothing else. */
+  async openSessionPort(sessionId: string, port: number): Promise<import('node:stream').Duplex> {
+    const s = this.sessions.get(sessionId);
+    if (!s || s.state !== 'running' || !s.node) {
+      throw new InvalidRequestError(`Session ${sessionId} is not running.`, 'session');
+    }
+    if (!(s.httpPorts ?? []).some(p => p.port === port)) {
+      throw new InvalidRequestError(`Port ${port} is not served by session ${sessionId}.`, 'port');
+    }
+    const link = await this.link(await this.profile(s.profile));
+    return link.forwardOut(s.node, port);
+  }
+
+  async shutdown(): Promise<void> {
+    for (const t of this.pollers.values()) {
+      clearTimeout(t);
+    }
+    for (const k of this.kernels.values()) {
+      k.forwards.forEach(f => f.close());
+    }
+    for (const l of this.links.values()) {
+      l.then(x => x.close(), () => undefined);
+    }
+    await this.saving;
+  }
+}
+
+function stripEmpty(r: IResources): IResources {
+  return Object.fromEntries(
+    Object.entries(r).filter(([, v]) => v !== undefined && v !== '' && !(Array.isArray(v) && v.length === 0))
+  ) as IResources;
+}

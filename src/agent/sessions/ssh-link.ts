@@ -1,0 +1,42 @@
+/**
+ * Cluster links over SSH: one ClusterConnection per cluster (see ../ssh/connection.ts),
+ * its state changes published as `connection` events for the frontend.
+ */
+import type { AgentEvent, IClusterProfile } from '../../common/api';
+import { ClusterConnection, type PromptFn } from '../ssh/connection';
+import type { IClusterLink, LinkFactory } from './link';
+
+export function sshLinkFactory(options: {
+  prompt: PromptFn;
+  log: (msg: string) => void;
+  emit: (e: AgentEvent) => void;
+}): LinkFactory {
+  return async (profile: IClusterProfile): Promise<IClusterLink> => {
+    const closeListeners: ((message: string) => void)[] = [];
+    const conn = new ClusterConnection({
+      target: profile.ssh,
+      cluster: profile.name,
+      prompt: options.prompt,
+      logger: {
+        info: m => options.log(m),
+        warn: m => options.log(m),
+        error: m => options.log(m)
+      },
+      onStateChange: (state, message) => {
+        options.emit({ type: 'connection', cluster: profile.name, state, ...(message && { message }) });
+        if (state === 'closed') {
+          closeListeners.splice(0).forEach(l => l(message ?? 'connection closed'));
+        }
+      }
+    });
+    await conn.connect();
+    return {
+      exec: (command, opts) => conn.exec(command, opts),
+      writeFile: (path, data, mode) => conn.writeFile(path, data, mode),
+      readFile: path => conn.readFile(path),
+      forwardOut: (host, port) => conn.forwardOut(host, port),
+      onClose: listener => closeListeners.push(listener),
+      close: () => void conn.close()
+    };
+  };
+}

@@ -1,0 +1,189 @@
+/**
+ * Validation of cluster profiles as read from the settings file. The Settings Editor
+ * validates against schema/profiles.json too; the agent cannot trust that (the file
+ * can be edited by hand), so it checks again and says precisely what is wrong.
+ */
+import type { IClusterProfile, IResources, ISshTarget } from './api';
+
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const HOST_RE = /^[A-Za-z0-9._%-]+$/;
+const USER_RE = /^[a-z_][a-z0-9._-]{0,31}$/;
+const JUMP_RE = /^([a-z_][a-z0-9._-]*@)?[A-Za-z0-9._%-]+(:[0-9]{1,5})?$/;
+
+export class ProfileError extends Error {}
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function str(o: Obj, key: string, where: string, re?: RegExp, required = false): string | undefined {
+  const v = o[key];
+  if (v === undefined || v === '') {
+    if (required) {
+      throw new ProfileError(`${where}: "${key}" is required.`);
+    }
+    return undefined;
+  }
+  if (typeof v !== 'string') {
+    throw new ProfileError(`${where}: "${key}" must be a string.`);
+  }
+  if (re && !re.test(v)) {
+    throw new ProfileError(`${where}: "${key}" has an invalid value ${JSON.stringify(v)}.`);
+  }
+  return v;
+}
+
+function int(o: Obj, key: string, where: string, min: number, max: number): number | undefined {
+  const v = o[key];
+  if (v === undefined) {
+    return undefined;
+  }
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new ProfileError(`${where}: "${key}" must be a whole number from ${min} to ${max}.`);
+  }
+  return v;
+}
+
+function strList(o: Obj, key: string, where: string, re?: RegExp): string[] | undefined {
+  const v = o[key];
+  if (v === undefined) {
+    return undefined;
+  }
+  if (!Array.isArray(v) || v.some(x => typeof x !== 'string')) {
+    throw new ProfileError(`${where}: "${key}" must be a list of strings.`);
+  }
+  for (const x of v as string[]) {
+    if (re && !re.test(x)) {
+      throw new ProfileError(`${where}: "${key}" has an invalid entry ${JSON.stringify(x)}.`);
+    }
+    if (/[\n\r\0]/.test(x)) {
+      throw new ProfileError(`${where}: "${key}" entries must be single lines.`);
+    }
+  }
+  return v as string[];
+}
+
+function onlyKeys(o: Obj, allowed: string[], where: string): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) {
+      throw new ProfileError(`${where}: unknown field "${k}".`);
+    }
+  }
+}
+
+export function parseSshTarget(raw: unknown, where: string): ISshTarget {
+  if (!isObj(raw)) {
+    throw new ProfileError(`${where}: "ssh" must be an object with at least "host".`);
+  }
+  onlyKeys(raw, ['host', 'user', 'port', 'identityFiles', 'jumpHosts', 'configFile', 'knownHostsFiles'], `${where}.ssh`);
+  const w = `${where}.ssh`;
+  const t: ISshTarget = { host: str(raw, 'host', w, HOST_RE, true)! };
+  const user = str(raw, 'user', w, USER_RE);
+  const port = int(raw, 'port', w, 1, 65535);
+  const identityFiles = strList(raw, 'identityFiles', w);
+  const jumpHosts = strList(raw, 'jumpHosts', w, JUMP_RE);
+  const configFile = str(raw, 'configFile', w);
+  const knownHostsFiles = strList(raw, 'knownHostsFiles', w);
+  return {
+    ...t,
+    ...(user !== undefined && { user }),
+    ...(port !== undefined && { port }),
+    ...(identityFiles && { identityFiles }),
+    ...(jumpHosts && { jumpHosts }),
+    ...(configFile && { configFile }),
+    ...(knownHostsFiles && { knownHostsFiles })
+  };
+}
+
+/** Shape check of resources; the scheduler adapter checks the values it will use. */
+export function parseResources(raw: unknown, where: string): IResources {
+  if (raw === undefined) {
+    return {};
+  }
+  if (!isObj(raw)) {
+    throw new ProfileError(`${where}: "resources" must be an object.`);
+  }
+  onlyKeys(raw, ['partition', 'account', 'walltime', 'cpus', 'memory', 'gpus', 'extraDirectives'], where);
+  const r: IResources = {};
+  for (const k of ['partition', 'account', 'walltime', 'memory'] as const) {
+    const v = str(raw, k, where);
+    if (v !== undefined) {
+      r[k] = v;
+    }
+  }
+  const cpus = int(raw, 'cpus', where, 1, 4096);
+  const gpus = int(raw, 'gpus', where, 0, 64);
+  const extra = strList(raw, 'extraDirectives', where);
+  return {
+    ...r,
+    ...(cpus !== undefined && { cpus }),
+    ...(gpus !== undefined && { gpus }),
+    ...(extra && { extraDirectives: extra })
+  };
+}
+
+export function parseProfile(raw: unknown, index: number): IClusterProfile {
+  const where0 = `profiles[${index}]`;
+  if (!isObj(raw)) {
+    throw new ProfileError(`${where0} must be an object.`);
+  }
+  const name = str(raw, 'name', where0, NAME_RE, true)!;
+  const where = `profile "${name}"`;
+  onlyKeys(raw, ['name', 'title', 'ssh', 'scheduler', 'resources', 'setup', 'python', 'dask', 'connectivity', 'workdir'], where);
+  const scheduler = str(raw, 'scheduler', where, undefined, false) ?? 'slurm';
+  if (scheduler !== 'slurm') {
+    throw new ProfileError(`${where}: scheduler "${scheduler}" is not supported (supported: slurm).`);
+  }
+  const connectivity = str(raw, 'connectivity', where) ?? 'via-login';
+  if (connectivity !== 'via-login') {
+    throw new ProfileError(`${where}: connectivity "${connectivity}" is not supported yet (supported: via-login).`);
+  }
+  const python = str(raw, 'python', where, /^[^\s'"`$;|&<>\\]+$/) ?? 'python3';
+  const dask = raw['dask'];
+  if (dask !== undefined && typeof dask !== 'boolean') {
+    throw new ProfileError(`${where}: "dask" must be true or false.`);
+  }
+  const workdir = str(raw, 'workdir', where, /^[^\n\r\0'"`$]+$/);
+  const title = str(raw, 'title', where);
+  return {
+    name,
+    ...(title && { title }),
+    ssh: parseSshTarget(raw['ssh'], where),
+    scheduler: 'slurm',
+    resources: parseResources(raw['resources'], `${where}.resources`),
+    setup: strList(raw, 'setup', where) ?? [],
+    python,
+    dask: dask === undefined ? true : dask,
+    connectivity: 'via-login',
+    ...(workdir && { workdir })
+  };
+}
+
+/** All valid profiles, and one message per invalid one (which is left out). */
+export function parseProfiles(settings: unknown): { profiles: IClusterProfile[]; errors: string[] } {
+  const profiles: IClusterProfile[] = [];
+  const errors: string[] = [];
+  const list = isObj(settings) ? settings['profiles'] : undefined;
+  if (list === undefined) {
+    return { profiles, errors };
+  }
+  if (!Array.isArray(list)) {
+    return { profiles, errors: ['"profiles" must be a list.'] };
+  }
+  const seen = new Set<string>();
+  list.forEach((raw, i) => {
+    try {
+      const p = parseProfile(raw, i);
+      if (seen.has(p.name)) {
+        throw new ProfileError(`profile "${p.name}" is defined twice; names must be unique.`);
+      }
+      seen.add(p.name);
+      profiles.push(p);
+    } catch (e) {
+      errors.push((e as Error).message);
+    }
+  });
+  return { profiles, errors };
+}
