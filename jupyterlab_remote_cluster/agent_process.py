@@ -18,11 +18,12 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from jupyter_core.paths import jupyter_config_dir, jupyter_data_dir, jupyter_runtime_dir
 from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
 from tornado.netutil import Resolver
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
-from .node_runtime import agent_script, find_node
+from .node_runtime import agent_script, find_node, helper_script
 
 READY_TIMEOUT_S = 20.0
 # A restart storm (agent dying right after start) stops after this many tries.
@@ -53,10 +54,21 @@ def private_dir(parent: Path) -> Path:
     return path
 
 
+def user_settings_dir() -> str:
+    """JupyterLab's user settings directory (same rule as jupyterlab.commands)."""
+    return os.environ.get("JUPYTERLAB_SETTINGS_DIR") or os.path.join(jupyter_config_dir(), "lab", "user-settings")
+
+
 class AgentProcess:
-    def __init__(self, runtime_dir: str | Path, log: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        runtime_dir: str | Path | None = None,
+        log: logging.Logger | None = None,
+        base_url: str = "/",
+    ) -> None:
         self.log = log or logging.getLogger(__name__)
-        self.socket_path = str(private_dir(Path(runtime_dir)) / "agent.sock")
+        self.base_url = base_url
+        self.socket_path = str(private_dir(Path(runtime_dir or jupyter_runtime_dir())) / "agent.sock")
         self._http: SimpleAsyncHTTPClient | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
@@ -64,6 +76,10 @@ class AgentProcess:
         self._fast_failures = 0
         self._supervisor: asyncio.Task | None = None
         self._stopping = False
+
+    @property
+    def resolver(self) -> UnixSocketResolver:
+        return UnixSocketResolver(socket_path=self.socket_path)
 
     @property
     def _client(self) -> SimpleAsyncHTTPClient:
@@ -90,7 +106,8 @@ class AgentProcess:
             body=body,
             headers=headers or {},
             allow_nonstandard_methods=True,
-            request_timeout=60,
+            # Submitting may wait for the user to answer a prompt (one-time code, host key).
+            request_timeout=300,
         )
         try:
             return await self._client.fetch(req, raise_error=False)
@@ -133,6 +150,16 @@ class AgentProcess:
             str(script),
             "--socket",
             self.socket_path,
+            "--settings-dir",
+            user_settings_dir(),
+            "--kernels-dir",
+            os.path.join(jupyter_data_dir(), "kernels"),
+            "--state-dir",
+            os.path.join(jupyter_data_dir(), "remote-cluster"),
+            "--base-url",
+            self.base_url,
+            "--helper",
+            str(helper_script()),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -202,3 +229,21 @@ class AgentProcess:
             self._supervisor.cancel()
         if self._http is not None:
             self._http.close()
+
+
+_shared: AgentProcess | None = None
+
+
+def set_agent(agent: AgentProcess) -> None:
+    """The server extension registers its agent, so provisioners in that server share it."""
+    global _shared
+    _shared = agent
+
+
+def get_agent(log: logging.Logger | None = None) -> AgentProcess:
+    """The agent of this process: the server extension's, or one started on demand
+    (nbclient, papermill: no Jupyter server runs; a live agent of the user is reused)."""
+    global _shared
+    if _shared is None:
+        _shared = AgentProcess(log=log)
+    return _shared

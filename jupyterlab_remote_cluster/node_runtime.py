@@ -43,3 +43,8 @@ def find_node() -> str:
 def agent_script() -> Path:
     """The bundled agent (built by `npm run build:agent`, shipped in the wheel)."""
     return Path(__file__).parent / "agent" / "agent.js"
+
+
+def helper_script() -> Path:
+    """The remote helper, uploaded to the cluster by the agent at submit time."""
+    return Path(__file__).parent / "remote" / "helper.py"

@@ -6,8 +6,8 @@ import asyncio
 
 from jupyter_server.extension.application import ExtensionApp
 
-from ..agent_process import AgentProcess, AgentUnavailable
-from .handlers import URL_NAMESPACE, AgentApiHandler
+from ..agent_process import AgentProcess, AgentUnavailable, set_agent
+from .handlers import handlers
 
 
 class RemoteClusterExtension(ExtensionApp):
@@ -17,12 +17,13 @@ class RemoteClusterExtension(ExtensionApp):
     agent: AgentProcess
 
     def initialize_settings(self) -> None:
-        self.agent = AgentProcess(self.serverapp.runtime_dir, log=self.log)
+        self.agent = AgentProcess(self.serverapp.runtime_dir, log=self.log, base_url=self.serverapp.base_url)
         self.settings["remote_cluster_agent"] = self.agent
+        set_agent(self.agent)
         self.log.info("remote-cluster: agent socket %s", self.agent.socket_path)
 
     def initialize_handlers(self) -> None:
-        self.handlers.append((rf"/{URL_NAMESPACE}/api/(.*)", AgentApiHandler))
+        self.handlers.extend(handlers())
 
     async def _start_agent(self) -> None:
         try:

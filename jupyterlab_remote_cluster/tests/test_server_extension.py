@@ -9,7 +9,13 @@ import stat
 import pytest
 from tornado.httpclient import HTTPClientError
 
-ROUTES = ["remote-cluster/api/health", "remote-cluster/api/anything/else"]
+ROUTES = [
+    "remote-cluster/api/health",
+    "remote-cluster/api/sessions",
+    "remote-cluster/api/anything/else",
+    "remote-cluster/sessions/0123456789ab/proxy/8787/status",
+]
+WS_ROUTES = ["remote-cluster/api/events", "remote-cluster/sessions/0123456789ab/proxy/8787/status/ws"]
 
 
 async def test_health_is_answered_by_the_agent(jp_fetch, jp_serverapp):
@@ -54,7 +60,10 @@ async def test_unauthenticated_requests_are_refused(
         raise_error=False,
         follow_redirects=False,
     )
-    assert res.code == 403, (route, method, res.code)
+    # 403, or for a browser page a redirect to the login page: never the route itself.
+    assert res.code in (302, 403), (route, method, res.code)
+    if res.code == 302:
+        assert "/login" in res.headers["Location"]
     # Nothing from the agent leaks into the refusal.
     assert b'"ssh"' not in (res.body or b"")
 
@@ -80,3 +89,61 @@ async def test_agent_that_cannot_start_gives_a_clear_503(jp_fetch):
     assert error["code"] == "agent-unavailable"
     assert "failed to start" in error["message"]
     assert "Traceback" not in error["message"]
+
+
+@pytest.mark.parametrize("route", WS_ROUTES)
+@pytest.mark.parametrize("token", [None, "wrong-token"])
+async def test_unauthenticated_websockets_are_refused(
+    jp_serverapp, http_server_client, jp_http_port, jp_base_url, route, token
+):
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    url = f"ws://127.0.0.1:{jp_http_port}{jp_base_url}{route}"
+    headers = {"Authorization": f"token {token}"} if token else {}
+    with pytest.raises(HTTPClientError) as e:
+        await websocket_connect(HTTPRequest(url, headers=headers))
+    assert e.value.code == 403
+
+
+async def test_authenticated_event_stream_reaches_the_agent(
+    jp_serverapp, http_server_client, jp_http_port, jp_base_url, jp_auth_header
+):
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    url = f"ws://127.0.0.1:{jp_http_port}{jp_base_url}remote-cluster/api/events"
+    ws = await websocket_connect(HTTPRequest(url, headers=jp_auth_header))
+    # The agent accepted the stream: an authenticated client gets an open socket (no
+    # sessions yet, so nothing arrives); the agent counts it as a listener.
+    res = await jp_serverapp.web_app.settings["remote_cluster_agent"].request("GET", "/api/sessions")
+    assert json.loads(res.body) == {"sessions": []}
+    ws.close()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "remote-cluster/sessions/0123456789ab/proxy/22/banner",
+        "remote-cluster/sessions/0123456789ab/proxy/8787/status",
+    ],
+)
+async def test_proxy_refuses_what_is_not_a_running_sessions_port(jp_fetch, path):
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch(*path.split("/"))
+    assert e.value.code == 400
+    assert "not running" in json.loads(e.value.response.body)["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "remote-cluster/sessions/not-hex/proxy/22/",
+        "remote-cluster/sessions/0123456789ab/proxy/login:22/",
+        "remote-cluster/sessions/0123456789ab/proxy/198.18.2.11/22/",
+    ],
+)
+async def test_proxy_has_no_free_form_host(jp_fetch, path):
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch(*path.split("/"))
+    assert e.value.code == 404

@@ -1,0 +1,202 @@
+"""Kernel provisioner: a kernel on a compute node looks like any other Jupyter kernel.
+
+The kernelspecs the agent writes name this provisioner with either
+  {"session": "<id>"}   attach to a running session (allocation), or
+  {"profile": "<name>"} submit a new job with the profile's defaults, wait until it
+                        runs, and cancel it when the kernel shuts down for good.
+The agent opens local forwards for the kernel's five channels, so jupyter_client gets a
+connection info on 127.0.0.1 and never talks to the cluster itself. Restart = a new
+kernel in the same allocation (no new job). Interrupt = SIGINT to the remote kernel.
+A link that is down makes poll() say "alive": only the helper can say a kernel died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from typing import Any
+
+from jupyter_client.provisioning import KernelProvisionerBase
+from traitlets import Float, Unicode
+
+from .agent_process import AgentProcess, get_agent
+
+
+class RemoteKernelError(RuntimeError):
+    """A remote kernel could not be started; the message is meant for the user."""
+
+
+class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
+    # From the kernelspec's metadata.kernel_provisioner.config (jupyter_client passes
+    # those keys as traits).
+    session = Unicode(None, allow_none=True, help="Remote session to start the kernel in.")
+    profile = Unicode(None, allow_none=True, help="Profile whose defaults start a new job.")
+
+    queue_timeout = Float(
+        3600.0, config=True, help="Seconds to wait for a new job to start running (profile kernels)."
+    )
+
+    session_id: str | None = None
+    remote_kernel_id: str | None = None
+    owns_session: bool = False
+    _exit_code: int | None = None
+    _restart_id: str | None = None
+
+    @property
+    def agent(self) -> AgentProcess:
+        return get_agent(self.log)
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        res = await self.agent.request(
+            method, path, body=data, headers={"Content-Type": "application/json"} if data else {}
+        )
+        text = res.body.decode() if res.body else "{}"
+        payload = json.loads(text) if text else {}
+        if res.code >= 400:
+            message = payload.get("error", {}).get("message") if isinstance(payload, dict) else None
+            raise RemoteKernelError(message or f"agent answered {res.code} to {method} {path}")
+        return payload
+
+    @property
+    def has_process(self) -> bool:
+        return self.remote_kernel_id is not None
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        if self.session:
+            self.session_id = self.session
+        elif self.session_id is None:
+            profile = self.profile
+            if not profile:
+                raise RemoteKernelError("This kernelspec names neither a remote session nor a profile.")
+            session = await self._call("POST", "/api/sessions", {"profile": profile, "owner": "kernel"})
+            self.session_id = session["id"]
+            self.owns_session = True
+            self.log.info("remote-cluster: submitted session %s for profile %s", self.session_id, profile)
+        await self._wait_running()
+        # The kernel command of the spec is never run here; the helper starts the kernel.
+        kwargs["cmd"] = []
+        return await super().pre_launch(**kwargs)
+
+    async def _wait_running(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.queue_timeout
+        last = None
+        while True:
+            session = await self._call("GET", f"/api/sessions/{self.session_id}")
+            state = session["state"]
+            if state == "running":
+                return
+            if state == "ended":
+                raise RemoteKernelError(f"Remote session {self.session_id} ended: {session.get('reason')}")
+            if state != last:
+                self.log.info("remote-cluster: session %s is %s %s", self.session_id, state, session.get("reason") or "")
+                last = state
+            if loop.time() > deadline:
+                if self.owns_session:
+                    await self._call("DELETE", f"/api/sessions/{self.session_id}")
+                raise RemoteKernelError(
+                    f"Remote session {self.session_id} did not start within {self.queue_timeout:.0f} s "
+                    f"(still {state}: {session.get('reason') or 'no reason given'}); cancelled."
+                )
+            await asyncio.sleep(2.0)
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:
+        # After a restart, the same id: the new kernel keeps the local ports and key.
+        body = {"kernelId": self._restart_id} if self._restart_id else {}
+        info = await self._call("POST", f"/api/sessions/{self.session_id}/kernels", body)
+        self._restart_id = None
+        self.remote_kernel_id = info["kernelId"]
+        self._exit_code = None
+        self.connection_info = {
+            "ip": info["ip"],
+            "transport": info["transport"],
+            "signature_scheme": info["signature_scheme"],
+            "key": info["key"].encode(),
+            "shell_port": info["shell_port"],
+            "iopub_port": info["iopub_port"],
+            "stdin_port": info["stdin_port"],
+            "control_port": info["control_port"],
+            "hb_port": info["hb_port"],
+        }
+        return self.connection_info
+
+    async def poll(self) -> int | None:
+        if self.remote_kernel_id is None:
+            return self._exit_code if self._exit_code is not None else 0
+        try:
+            status = await self._call("GET", f"/api/kernels/{self.remote_kernel_id}")
+        except Exception as e:  # agent restarting: that says nothing about the kernel
+            self.log.debug("remote-cluster: kernel status unknown: %s", e)
+            return None
+        if status.get("alive") is False:
+            code = status.get("exitCode")
+            self._exit_code = int(code) if isinstance(code, int) else 1
+            return self._exit_code
+        return None  # alive, or unknown because the link is down: never "dead" on a guess
+
+    async def wait(self) -> int | None:
+        while True:
+            code = await self.poll()
+            if code is not None:
+                return code
+            await asyncio.sleep(1.0)
+
+    async def send_signal(self, signum: int) -> None:
+        if self.remote_kernel_id is None:
+            return
+        name = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGKILL: "SIGKILL"}.get(signum)
+        if name is None:
+            if signum == 0:  # "is it alive?" probe
+                return
+            raise RemoteKernelError(f"Signal {signum} cannot be sent to a remote kernel.")
+        await self._call("POST", f"/api/kernels/{self.remote_kernel_id}/signal", {"signal": name})
+
+    async def _stop(self, restart: bool) -> None:
+        if self.remote_kernel_id is not None:
+            try:
+                suffix = "?restart=1" if restart else ""
+                await self._call("DELETE", f"/api/kernels/{self.remote_kernel_id}{suffix}")
+            except RemoteKernelError as e:
+                self.log.warning("remote-cluster: %s", e)
+            self._exit_code = -signal.SIGTERM
+            if restart:
+                self._restart_id = self.remote_kernel_id
+            self.remote_kernel_id = None
+
+    async def kill(self, restart: bool = False) -> None:
+        await self._stop(restart)
+
+    async def terminate(self, restart: bool = False) -> None:
+        await self._stop(restart)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        if restart:
+            return  # same allocation, new kernel: the session stays
+        if self.owns_session and self.session_id:
+            try:
+                await self._call("DELETE", f"/api/sessions/{self.session_id}")
+                self.log.info("remote-cluster: cancelled session %s", self.session_id)
+            except RemoteKernelError as e:
+                self.log.warning("remote-cluster: could not cancel session %s: %s", self.session_id, e)
+            self.owns_session = False
+
+    def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
+        return max(recommended, 10.0)
+
+    def get_stable_start_time(self, recommended: float = 10.0) -> float:
+        return max(recommended, 30.0)
+
+    async def get_provisioner_info(self) -> dict[str, Any]:
+        info = await super().get_provisioner_info()
+        info.update(
+            session_id=self.session_id, remote_kernel_id=self.remote_kernel_id, owns_session=self.owns_session
+        )
+        return info
+
+    async def load_provisioner_info(self, provisioner_info: dict) -> None:
+        await super().load_provisioner_info(provisioner_info)
+        self.session_id = provisioner_info.get("session_id")
+        self.remote_kernel_id = provisioner_info.get("remote_kernel_id")
+        self.owns_session = bool(provisioner_info.get("owns_session"))

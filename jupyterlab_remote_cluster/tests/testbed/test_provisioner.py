@@ -1,0 +1,108 @@
+"""The kernel provisioner with plain jupyter_client (no Jupyter server) on the testbed:
+a profile kernelspec submits a Slurm job, the kernel runs on a compute node, interrupt
+and restart work (restart = same job), shutdown cancels the job; a job cancelled from
+outside makes the kernel dead, without hanging."""
+
+import json
+import time
+
+import pytest
+from jupyter_client.manager import KernelManager
+
+from .conftest import on_login, squeue
+
+KERNEL = "remote-cluster-testbed"
+
+
+def run(kc, code: str, timeout: float = 60) -> tuple[dict, list[str]]:
+    out: list[str] = []
+
+    def hook(msg):
+        c = msg["content"]
+        if msg["msg_type"] == "stream":
+            out.append(c["text"])
+        elif msg["msg_type"] == "execute_result":
+            out.append(c["data"]["text/plain"])
+        elif msg["msg_type"] == "error":
+            out.append(c["ename"])
+
+    reply = kc.execute_interactive(code, timeout=timeout, output_hook=hook)
+    return reply["content"], out
+
+
+@pytest.fixture
+def kernel(jupyter_dirs):
+    # The agent wrote the profile's kernelspec when it read the settings; make sure it
+    # exists by starting the agent and listing profiles first.
+    from jupyterlab_remote_cluster.agent_process import get_agent
+    from jupyter_core.utils import run_sync
+
+    run_sync(get_agent().request)("GET", "/api/profiles")
+    km = KernelManager(kernel_name=KERNEL)
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=120)
+    yield km, kc
+    kc.stop_channels()
+    if km.has_kernel:
+        km.shutdown_kernel(now=True)
+
+
+def job_of(kc) -> str:
+    _, out = run(kc, "import os; print(os.environ['SLURM_JOB_ID'])")
+    return "".join(out).strip()
+
+
+def test_profile_kernel_runs_on_a_node_and_restarts_in_the_same_job(kernel):
+    km, kc = kernel
+    _, out = run(kc, "import socket; print(socket.gethostname())")
+    assert "".join(out).strip() in ("node1", "node2")
+    job = job_of(kc)
+    assert job.isdigit()
+    assert "RUNNING" in squeue(job)
+
+    # Interrupt a long cell: it ends with KeyboardInterrupt within seconds.
+    kc.execute("import time; time.sleep(60)")
+    time.sleep(2)
+    t = time.monotonic()
+    km.interrupt_kernel()
+    reply = kc.get_shell_msg(timeout=30)
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    assert time.monotonic() - t < 15
+
+    # Restart: a new kernel in the same allocation, reachable with the same client.
+    run(kc, "marker = 1")
+    km.restart_kernel()
+    kc.wait_for_ready(timeout=60)
+    assert job_of(kc) == job
+    content, out = run(kc, "print('marker' in globals())")
+    assert "".join(out).strip() == "False"
+
+    # Shutdown of a profile kernel cancels its job.
+    kc.stop_channels()
+    km.shutdown_kernel()
+    deadline = time.monotonic() + 60
+    while "RUNNING" in squeue(job) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert "RUNNING" not in squeue(job)
+
+
+def test_scancel_from_outside_ends_the_kernel(kernel):
+    km, kc = kernel
+    job = job_of(kc)
+    on_login("scancel", job)
+    t = time.monotonic()
+    while km.is_alive() and time.monotonic() - t < 90:
+        time.sleep(2)
+    assert not km.is_alive(), "the kernel of a cancelled job must be reported dead"
+    assert time.monotonic() - t < 90
+
+    from jupyterlab_remote_cluster.agent_process import get_agent
+    from jupyter_core.utils import run_sync
+
+    sessions = json.loads(run_sync(get_agent().request)("GET", "/api/sessions").body)["sessions"]
+    ended = [s for s in sessions if s.get("jobId") == job]
+    assert ended and ended[0]["state"] == "ended"
+    assert ended[0]["reason"]
