@@ -32,7 +32,7 @@ module.exports = {
     }
   },
   webServer: {
-    command: 'jupyter lab --config jupyter_server_test_config.py',
+    command: 'bash ../scripts/galata-server.sh',
     url: 'http://127.0.0.1:8899/lab',
     timeout: 120 * 1000,
     reuseExistingServer: !process.env.CI

@@ -1,23 +1,28 @@
 import {
+  ILabShell,
+  ILayoutRestorer,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette, showDialog, Dialog } from '@jupyterlab/apputils';
+import { Dialog, ICommandPalette, Notification, showDialog, WidgetTracker, type MainAreaWidget, type IFrame } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
-import { ITranslator, nullTranslator } from '@jupyterlab/translation';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { ITranslator, nullTranslator, type TranslationBundle } from '@jupyterlab/translation';
+import { DisposableSet } from '@lumino/disposable';
 import { Widget } from '@lumino/widgets';
 
-import type { IAgentHealth } from '../common/api';
-import { requestAPI } from './handler';
+import type { IAgentHealth, IClusterProfile, IResources, ISession } from '../common/api';
+import { parseProfiles } from '../common/profile';
+import { createDashboard } from './dashboard';
+import { RemoteClusterApiError, requestAPI } from './handler';
 import { remoteClusterIcon } from './icons';
+import { RemoteClusterModel } from './model';
+import { askPrompt } from './prompts';
+import { SessionsPanel } from './sidebar';
+import { askResources } from './submit-dialog';
+import { CommandIDs, LAUNCHER_CATEGORY, PROFILES_PLUGIN_ID, sessionKernelName } from './tokens';
 
-/** Command ids, namespaced like JupyterLab's own. */
-export namespace CommandIDs {
-  export const showStatus = 'remote-cluster:show-status';
-}
-
-/** Launcher category shared by every tile of this extension. */
-export const LAUNCHER_CATEGORY = 'Remote cluster';
+export { CommandIDs, LAUNCHER_CATEGORY } from './tokens';
 
 /** Render the agent's health as plain text lines for a dialog. */
 export function describeHealth(h: IAgentHealth, trans = nullTranslator.load('jupyterlab_remote_cluster')): string[] {
@@ -27,23 +32,64 @@ export function describeHealth(h: IAgentHealth, trans = nullTranslator.load('jup
   ];
 }
 
-const launcherPlugin: JupyterFrontEndPlugin<void> = {
-  id: 'jupyterlab-remote-cluster:launcher',
-  description: 'Adds the "Remote cluster" tiles to the Launcher.',
+function paragraphs(lines: string[], className: string): Widget {
+  const body = document.createElement('div');
+  body.className = className;
+  for (const line of lines) {
+    body.appendChild(document.createElement('p')).textContent = line;
+  }
+  return new Widget({ node: body });
+}
+
+/** Submit with a dialog; a refusal re-opens it with the agent's message, nothing submitted. */
+async function submitWithDialog(profile: IClusterProfile, trans: TranslationBundle): Promise<ISession | undefined> {
+  let error: string | undefined;
+  let values: IResources | undefined;
+  for (;;) {
+    values = await askResources(profile, trans, error, values);
+    if (!values) {
+      return undefined;
+    }
+    try {
+      return await requestAPI<ISession>('api/sessions', {
+        method: 'POST',
+        body: JSON.stringify({ profile: profile.name, resources: values })
+      });
+    } catch (e) {
+      if (e instanceof RemoteClusterApiError && e.status === 400) {
+        error = e.message;
+        continue;
+      }
+      throw e;
+    }
+  }
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PROFILES_PLUGIN_ID,
+  description: 'Cluster profiles, the "Remote cluster" Launcher tiles, the sessions sidebar and the dashboard panels.',
   autoStart: true,
-  requires: [ITranslator],
-  optional: [ILauncher, ICommandPalette],
-  activate: (
+  requires: [ITranslator, ISettingRegistry],
+  optional: [ILauncher, ICommandPalette, ILabShell, ILayoutRestorer],
+  activate: async (
     app: JupyterFrontEnd,
     translator: ITranslator,
+    registry: ISettingRegistry,
     launcher: ILauncher | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    labShell: ILabShell | null,
+    restorer: ILayoutRestorer | null
   ) => {
     const trans = translator.load('jupyterlab_remote_cluster');
-    app.commands.addCommand(CommandIDs.showStatus, {
-      label: trans.__('Remote cluster'),
-      caption: trans.__('Run kernels on an HPC cluster over SSH'),
-      icon: args => (args['isPalette'] ? undefined : remoteClusterIcon),
+    const { commands } = app;
+    const model = new RemoteClusterModel();
+    let profiles: IClusterProfile[] = [];
+    /** Sessions submitted from this window: open a notebook when they run. */
+    const openWhenRunning = new Set<string>();
+    const dashboards = new WidgetTracker<MainAreaWidget<IFrame>>({ namespace: 'remote-cluster-dashboard' });
+
+    commands.addCommand(CommandIDs.showStatus, {
+      label: trans.__('Remote cluster: agent status'),
       execute: async () => {
         let lines: string[];
         try {
@@ -51,21 +97,167 @@ const launcherPlugin: JupyterFrontEndPlugin<void> = {
         } catch (error) {
           lines = [trans.__('The remote-cluster agent is not available: %1', (error as Error).message)];
         }
-        const body = document.createElement('div');
-        body.className = 'jp-RemoteCluster-status';
-        for (const line of lines) {
-          body.appendChild(document.createElement('p')).textContent = line;
-        }
         await showDialog({
           title: trans.__('Remote cluster'),
-          body: new Widget({ node: body }),
+          body: paragraphs(lines, 'jp-RemoteCluster-status'),
           buttons: [Dialog.okButton({ label: trans.__('Close') })]
         });
       }
     });
-    launcher?.add({ command: CommandIDs.showStatus, category: LAUNCHER_CATEGORY, rank: 0 });
-    palette?.addItem({ command: CommandIDs.showStatus, category: LAUNCHER_CATEGORY, args: { isPalette: true } });
+
+    commands.addCommand(CommandIDs.submit, {
+      label: args => {
+        const p = profiles.find(x => x.name === args['profile']);
+        return args['isPalette'] ? trans.__('Start a remote session on %1', p?.title ?? String(args['profile'] ?? '')) : p?.title ?? p?.name ?? trans.__('Remote cluster');
+      },
+      caption: args => trans.__('Submit a job on %1 and run a kernel on its compute node', String(args['profile'] ?? '')),
+      icon: args => (args['isPalette'] ? undefined : remoteClusterIcon),
+      execute: async args => {
+        const profile = profiles.find(x => x.name === args['profile']);
+        if (!profile) {
+          Notification.error(trans.__('No cluster profile named "%1".', String(args['profile'])));
+          return;
+        }
+        try {
+          const session = await submitWithDialog(profile, trans);
+          if (session) {
+            openWhenRunning.add(session.id);
+            model.handle({ type: 'session', session });
+            if (labShell) {
+              labShell.activateById(sidebar.id);
+            }
+          }
+        } catch (e) {
+          Notification.error(trans.__('Could not submit: %1', (e as Error).message));
+        }
+      }
+    });
+
+    commands.addCommand(CommandIDs.addProfile, {
+      label: args => (args['isPalette'] ? trans.__('Add a remote cluster profile') : trans.__('Add a cluster')),
+      caption: trans.__('Cluster profiles live in the Settings Editor ("Remote cluster profiles")'),
+      icon: args => (args['isPalette'] ? undefined : remoteClusterIcon),
+      execute: () => commands.execute('settingeditor:open', { query: 'Remote cluster profiles' })
+    });
+
+    commands.addCommand(CommandIDs.openNotebook, {
+      label: trans.__('Open a notebook on this session'),
+      execute: async args => {
+        const id = String(args['session']);
+        await app.serviceManager.kernelspecs.refreshSpecs();
+        return commands.execute('notebook:create-new', { kernelName: sessionKernelName(id) });
+      }
+    });
+
+    commands.addCommand(CommandIDs.openDashboard, {
+      label: trans.__('Open the Dask dashboard'),
+      execute: args => {
+        const s = model.session(String(args['session']));
+        if (!s) {
+          return;
+        }
+        const existing = dashboards.find(w => w.id === `jp-remote-cluster-dashboard-${s.id}`);
+        if (existing) {
+          app.shell.activateById(existing.id);
+          return;
+        }
+        const widget = createDashboard(s, trans);
+        if (!widget) {
+          Notification.warning(trans.__('This session serves no dashboard.'));
+          return;
+        }
+        void dashboards.add(widget);
+        app.shell.add(widget, 'main', { mode: 'split-right' });
+      }
+    });
+
+    commands.addCommand(CommandIDs.cancelSession, {
+      label: trans.__('Cancel the session (ends its job)'),
+      execute: async args => {
+        const s = model.session(String(args['session']));
+        if (!s) {
+          return;
+        }
+        const ok = await showDialog({
+          title: trans.__('Cancel session?'),
+          body: trans.__('This ends job %1 on %2; its kernels stop.', s.jobId ?? '-', s.cluster),
+          buttons: [Dialog.cancelButton({ label: trans.__('Keep') }), Dialog.warnButton({ label: trans.__('Cancel job') })]
+        });
+        if (!ok.button.accept) {
+          return;
+        }
+        try {
+          model.handle({ type: 'session', session: await requestAPI<ISession>(`api/sessions/${s.id}`, { method: 'DELETE' }) });
+        } catch (e) {
+          Notification.error(trans.__('Could not cancel: %1', (e as Error).message));
+        }
+      }
+    });
+
+    commands.addCommand(CommandIDs.removeSession, {
+      label: trans.__('Remove the ended session from the list'),
+      execute: async args => {
+        await requestAPI(`api/sessions/${String(args['session'])}`, { method: 'DELETE' });
+      }
+    });
+
+    // Sidebar.
+    const sidebar = new SessionsPanel(model, commands, trans);
+    app.shell.add(sidebar, 'left', { rank: 850 });
+    restorer?.add(sidebar, sidebar.id);
+
+    // Prompts from the SSH layer.
+    model.prompt.connect(async (_, prompt) => {
+      const answer = await askPrompt(prompt, trans);
+      await requestAPI(`api/prompts/${prompt.id}`, { method: 'POST', body: JSON.stringify(answer) }).catch(() => undefined);
+    });
+
+    // Open a notebook once a session submitted here runs; keep kernel choices current.
+    model.sessionsChanged.connect((_, s) => {
+      void app.serviceManager.kernelspecs.refreshSpecs();
+      if (s && s.state === 'running' && openWhenRunning.delete(s.id)) {
+        void commands.execute(CommandIDs.openNotebook, { session: s.id });
+      }
+      if (s && s.state === 'ended') {
+        openWhenRunning.delete(s.id);
+      }
+    });
+    model.connect();
+
+    // Launcher tiles and palette entries follow the profiles in the settings.
+    const tiles = new DisposableSet();
+    const applyProfiles = (raw: unknown): void => {
+      const parsed = parseProfiles(raw);
+      profiles = parsed.profiles;
+      for (const e of parsed.errors) {
+        Notification.error(trans.__('Remote cluster settings: %1', e), { autoClose: false });
+      }
+      tiles.dispose();
+      if (profiles.length === 0 && launcher) {
+        // Discoverable even before any profile exists.
+        tiles.add(launcher.add({ command: CommandIDs.addProfile, category: LAUNCHER_CATEGORY, rank: 0 }));
+      }
+      for (const [rank, p] of profiles.entries()) {
+        if (launcher) {
+          tiles.add(launcher.add({ command: CommandIDs.submit, args: { profile: p.name }, category: LAUNCHER_CATEGORY, rank }));
+        }
+        if (palette) {
+          tiles.add(palette.addItem({ command: CommandIDs.submit, args: { profile: p.name, isPalette: true }, category: LAUNCHER_CATEGORY }));
+        }
+      }
+      // The agent writes the matching kernelspecs when it reads the profiles.
+      void requestAPI('api/profiles').then(() => app.serviceManager.kernelspecs.refreshSpecs()).catch(() => undefined);
+    };
+    palette?.addItem({ command: CommandIDs.showStatus, category: LAUNCHER_CATEGORY });
+    palette?.addItem({ command: CommandIDs.addProfile, args: { isPalette: true }, category: LAUNCHER_CATEGORY });
+    try {
+      const settings = await registry.load(PROFILES_PLUGIN_ID);
+      applyProfiles(settings.composite);
+      settings.changed.connect(() => applyProfiles(settings.composite));
+    } catch (e) {
+      console.error('remote-cluster: cannot load settings', e);
+    }
   }
 };
 
-export default [launcherPlugin];
+export default [plugin];

@@ -1,17 +1,22 @@
 import { expect, test } from '@jupyterlab/galata';
 
 test.describe('Launcher', () => {
-  test('shows the Remote cluster tile, which reaches the agent', async ({ page }) => {
+  test('shows one Remote cluster tile per profile', async ({ page }) => {
     const section = page.locator('.jp-Launcher-section', {
       has: page.locator('.jp-Launcher-sectionTitle', { hasText: 'Remote cluster' })
     });
     await expect(section).toBeVisible();
-    const tile = section.locator('.jp-LauncherCard', { hasText: 'Remote cluster' });
-    await expect(tile).toBeVisible();
+    // The Galata server's settings hold exactly one profile: the testbed.
+    const tiles = section.locator('.jp-LauncherCard');
+    await expect(tiles).toHaveCount(1);
+    await expect(tiles.first()).toContainText('Testbed (Slurm)');
     await section.screenshot({ path: test.info().outputPath('launcher-section.png') });
+  });
 
-    // The tile goes through the server extension to the Node agent and back.
-    await tile.click();
+  test('the palette reaches the agent through the server extension', async ({ page }) => {
+    await page.keyboard.press('Control+Shift+C');
+    await page.locator('.lm-CommandPalette-input').fill('agent status');
+    await page.locator('.lm-CommandPalette-item', { hasText: 'Remote cluster: agent status' }).click();
     const dialog = page.locator('.jp-Dialog');
     await expect(dialog).toContainText(/Agent \S+ is running \(pid \d+/);
     await expect(dialog).toContainText('ssh2 1.');

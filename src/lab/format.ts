@@ -1,0 +1,24 @@
+/** Small formatting helpers shared by the sidebar and dialogs. */
+import type { ISession } from '../common/api';
+
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  if (d > 0) {
+    return `${d}d ${h}h`;
+  }
+  if (h > 0) {
+    return `${h}h ${String(m).padStart(2, '0')}m`;
+  }
+  return `${m}m ${String(s % 60).padStart(2, '0')}s`;
+}
+
+/** Walltime left now, from the value the agent reported at `updatedAt`. */
+export function timeLeftNow(s: ISession, now = Date.now()): number | undefined {
+  if (s.timeLeftSeconds === undefined) {
+    return undefined;
+  }
+  return s.timeLeftSeconds - (now - Date.parse(s.updatedAt)) / 1000;
+}

@@ -1,0 +1,136 @@
+/**
+ * The "Remote sessions" sidebar: every session with its live state (queued with reason
+ * and estimated start, starting, running on node X with time left, ended and why) and
+ * its actions. Rendered from the model; the clock ticks locally between events.
+ */
+import type { TranslationBundle } from '@jupyterlab/translation';
+import type { CommandRegistry } from '@lumino/commands';
+import { Widget } from '@lumino/widgets';
+
+import type { ISession } from '../common/api';
+import { formatDuration, timeLeftNow } from './format';
+import type { RemoteClusterModel } from './model';
+import { CommandIDs } from './tokens';
+import { remoteClusterIcon } from './icons';
+
+export class SessionsPanel extends Widget {
+  private ticker: number | undefined;
+
+  constructor(
+    private readonly model: RemoteClusterModel,
+    private readonly commands: CommandRegistry,
+    private readonly trans: TranslationBundle
+  ) {
+    super();
+    this.id = 'jp-remote-cluster-sessions';
+    this.addClass('jp-RemoteCluster-sessions');
+    this.title.icon = remoteClusterIcon;
+    this.title.caption = trans.__('Remote sessions');
+    model.sessionsChanged.connect(() => this.render(), this);
+    this.render();
+  }
+
+  protected onAfterShow(): void {
+    this.ticker = window.setInterval(() => this.updateClocks(), 1000);
+    this.render();
+  }
+
+  protected onBeforeHide(): void {
+    window.clearInterval(this.ticker);
+  }
+
+  dispose(): void {
+    window.clearInterval(this.ticker);
+    super.dispose();
+  }
+
+  private describe(s: ISession): string {
+    const t = this.trans;
+    switch (s.state) {
+      case 'submitting':
+        return t.__('Submitting…');
+      case 'queued': {
+        const parts = [t.__('Queued')];
+        if (s.reason) {
+          parts.push(`(${s.reason})`);
+        }
+        if (s.startEstimate) {
+          parts.push(t.__('· starts ~%1', new Date(s.startEstimate).toLocaleString()));
+        }
+        return parts.join(' ');
+      }
+      case 'starting':
+        return s.node ? t.__('Starting on %1…', s.node) : t.__('Starting…');
+      case 'running':
+        return t.__('Running on %1', s.node ?? '?');
+      case 'ended':
+        return t.__('Ended: %1', s.reason ?? t.__('unknown reason'));
+    }
+  }
+
+  private button(label: string, command: string, id: string, cls = ''): HTMLButtonElement {
+    const b = document.createElement('button');
+    b.className = `jp-Button jp-mod-styled jp-mod-small ${cls}`.trim();
+    b.textContent = label;
+    b.dataset.command = command;
+    b.addEventListener('click', () => void this.commands.execute(command, { session: id }));
+    return b;
+  }
+
+  private updateClocks(): void {
+    for (const el of this.node.querySelectorAll<HTMLElement>('[data-time-left]')) {
+      const s = this.model.session(el.dataset.timeLeft!);
+      const left = s && timeLeftNow(s);
+      el.textContent = left === undefined ? '' : this.trans.__('%1 left', formatDuration(left));
+    }
+  }
+
+  render(): void {
+    const t = this.trans;
+    this.node.replaceChildren();
+    const header = this.node.appendChild(document.createElement('header'));
+    header.textContent = t.__('Remote sessions');
+    const sessions = this.model.sessions;
+    if (sessions.length === 0) {
+      const empty = this.node.appendChild(document.createElement('p'));
+      empty.className = 'jp-RemoteCluster-empty';
+      empty.textContent = t.__('No sessions. Start one from the Launcher ("Remote cluster").');
+      return;
+    }
+    const list = this.node.appendChild(document.createElement('ul'));
+    for (const s of sessions) {
+      const li = list.appendChild(document.createElement('li'));
+      li.className = 'jp-RemoteCluster-session';
+      li.dataset.sessionId = s.id;
+      li.dataset.state = s.state;
+      const title = li.appendChild(document.createElement('div'));
+      title.className = 'jp-RemoteCluster-sessionTitle';
+      title.textContent = s.jobId ? t.__('%1 · job %2', s.cluster, s.jobId) : s.cluster;
+      const state = li.appendChild(document.createElement('div'));
+      state.className = 'jp-RemoteCluster-sessionState';
+      state.textContent = this.describe(s);
+      if (s.state === 'running') {
+        const clock = li.appendChild(document.createElement('div'));
+        clock.className = 'jp-RemoteCluster-timeLeft';
+        clock.dataset.timeLeft = s.id;
+        if (s.reason) {
+          li.appendChild(document.createElement('div')).textContent = s.reason;
+        }
+      }
+      const actions = li.appendChild(document.createElement('div'));
+      actions.className = 'jp-RemoteCluster-actions';
+      if (s.state === 'running') {
+        actions.appendChild(this.button(t.__('Notebook'), CommandIDs.openNotebook, s.id));
+        if ((s.httpPorts ?? []).some(p => p.name === 'dask-dashboard')) {
+          actions.appendChild(this.button(t.__('Dashboard'), CommandIDs.openDashboard, s.id));
+        }
+      }
+      if (s.state === 'ended') {
+        actions.appendChild(this.button(t.__('Remove'), CommandIDs.removeSession, s.id));
+      } else {
+        actions.appendChild(this.button(t.__('Cancel'), CommandIDs.cancelSession, s.id, 'jp-mod-warn'));
+      }
+    }
+    this.updateClocks();
+  }
+}

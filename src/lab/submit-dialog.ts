@@ -1,0 +1,111 @@
+/**
+ * The submit dialog: the profile's default resources, prefilled and editable. Values
+ * are checked again by the agent (the scheduler adapter); its message is shown here and
+ * nothing is submitted when it refuses.
+ */
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import type { TranslationBundle } from '@jupyterlab/translation';
+import { Widget } from '@lumino/widgets';
+
+import type { IClusterProfile, IResources } from '../common/api';
+
+interface IField {
+  key: keyof IResources;
+  label: string;
+  type: 'text' | 'number';
+  placeholder?: string;
+  pattern?: string;
+}
+
+export class SubmitForm extends Widget implements Dialog.IBodyWidget<IResources> {
+  private readonly inputs = new Map<keyof IResources, HTMLInputElement>();
+
+  constructor(
+    profile: IClusterProfile,
+    trans: TranslationBundle,
+    error?: string,
+    values: IResources = profile.resources
+  ) {
+    super({ node: document.createElement('form') });
+    this.addClass('jp-RemoteCluster-submitForm');
+    const fields: IField[] = [
+      { key: 'partition', label: trans.__('Partition'), type: 'text', pattern: '[A-Za-z0-9._-]{1,64}' },
+      { key: 'account', label: trans.__('Account'), type: 'text', pattern: '[A-Za-z0-9._-]{1,64}' },
+      { key: 'walltime', label: trans.__('Walltime'), type: 'text', placeholder: 'HH:MM:SS' },
+      { key: 'cpus', label: trans.__('CPUs'), type: 'number' },
+      { key: 'memory', label: trans.__('Memory'), type: 'text', placeholder: '4G' },
+      { key: 'gpus', label: trans.__('GPUs'), type: 'number' },
+      { key: 'extraDirectives', label: trans.__('Extra directives'), type: 'text', placeholder: '--qos=short' }
+    ];
+    const node = this.node as HTMLFormElement;
+    const where = document.createElement('p');
+    where.className = 'jp-RemoteCluster-submitTarget';
+    where.textContent = trans.__('Cluster: %1 (%2, via %3)', profile.title ?? profile.name, profile.scheduler, profile.ssh.host);
+    node.appendChild(where);
+    if (error) {
+      const err = document.createElement('p');
+      err.className = 'jp-RemoteCluster-error';
+      err.setAttribute('role', 'alert');
+      err.textContent = error;
+      node.appendChild(err);
+    }
+    for (const f of fields) {
+      const label = document.createElement('label');
+      label.className = 'jp-RemoteCluster-field';
+      const span = document.createElement('span');
+      span.textContent = f.label;
+      const input = document.createElement('input');
+      input.className = 'jp-mod-styled';
+      input.name = f.key;
+      input.type = f.type;
+      if (f.type === 'number') {
+        input.min = f.key === 'gpus' ? '0' : '1';
+        input.step = '1';
+      }
+      if (f.placeholder) {
+        input.placeholder = f.placeholder;
+      }
+      const v = values[f.key];
+      input.value = Array.isArray(v) ? v.join(' ') : v === undefined ? '' : String(v);
+      label.append(span, input);
+      node.appendChild(label);
+      this.inputs.set(f.key, input);
+    }
+    // Enter submits the dialog, not a page navigation.
+    node.addEventListener('submit', e => e.preventDefault());
+  }
+
+  getValue(): IResources {
+    const r: IResources = {};
+    for (const [key, input] of this.inputs) {
+      const v = input.value.trim();
+      if (!v) {
+        continue;
+      }
+      if (key === 'cpus' || key === 'gpus') {
+        r[key] = Number(v);
+      } else if (key === 'extraDirectives') {
+        r.extraDirectives = v.split(/\s+/);
+      } else {
+        (r as Record<string, string>)[key] = v;
+      }
+    }
+    return r;
+  }
+}
+
+/** Ask for resources; undefined when the user cancels. */
+export async function askResources(
+  profile: IClusterProfile,
+  trans: TranslationBundle,
+  error?: string,
+  values?: IResources
+): Promise<IResources | undefined> {
+  const result = await showDialog({
+    title: trans.__('Start a remote session'),
+    body: new SubmitForm(profile, trans, error, values),
+    buttons: [Dialog.cancelButton({ label: trans.__('Cancel') }), Dialog.okButton({ label: trans.__('Submit') })],
+    focusNodeSelector: 'input'
+  });
+  return result.button.accept ? (result.value ?? undefined) : undefined;
+}

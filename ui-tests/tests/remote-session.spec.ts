@@ -1,0 +1,120 @@
+/**
+ * The product's core promise, end to end on the testbed: Launcher tile -> Slurm job ->
+ * kernel on a compute node -> interrupt, restart in the same job -> Dask dashboard panel
+ * -> cancel, and the job is gone from squeue. Screenshots are kept as artifacts.
+ */
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+
+import { expect, test, type IJupyterLabPageFixture } from '@jupyterlab/galata';
+
+const TESTBED = path.resolve(__dirname, '..', '..', 'testbed', 'testbed');
+
+function squeueAlice(jobId: string): string {
+  return execFileSync(TESTBED, ['exec', 'login', '--user', 'alice', '--', 'squeue', '-h', '-j', jobId, '-o', '%i %T'], {
+    encoding: 'utf8'
+  }).trim();
+}
+
+async function shot(page: IJupyterLabPageFixture, name: string): Promise<void> {
+  await page.screenshot({ path: test.info().outputPath(`${name}.png`) });
+}
+
+async function runCell(page: IJupyterLabPageFixture, index: number, source: string): Promise<string> {
+  await page.notebook.setCell(index, 'code', source);
+  await page.notebook.runCell(index, true);
+  return (await page.notebook.getCellTextOutput(index))?.join('\n') ?? '';
+}
+
+test.describe.serial('Remote session on the testbed', () => {
+  test.setTimeout(10 * 60 * 1000);
+
+  test('tile -> job -> kernel on a node -> interrupt -> restart -> dashboard -> cancel', async ({ page }) => {
+    // 1. The tile opens the submit dialog with the profile's resources prefilled.
+    const section = page.locator('.jp-Launcher-section', {
+      has: page.locator('.jp-Launcher-sectionTitle', { hasText: 'Remote cluster' })
+    });
+    const tile = section.locator('.jp-LauncherCard', { hasText: 'Testbed (Slurm)' });
+    await tile.click();
+    const dialog = page.locator('.jp-Dialog');
+    await expect(dialog.locator('input[name="partition"]')).toHaveValue('debug');
+    await expect(dialog.locator('input[name="walltime"]')).toHaveValue('01:00:00');
+    await dialog.screenshot({ path: test.info().outputPath('01-submit-dialog.png') });
+
+    // A bad partition is refused with the scheduler's reason, and nothing is submitted.
+    await dialog.locator('input[name="partition"]').fill('no-such-partition');
+    await dialog.getByRole('button', { name: 'Submit' }).click();
+    await expect(page.locator('.jp-Dialog .jp-RemoteCluster-error')).toContainText(/partition/i, { timeout: 60_000 });
+    await page.locator('.jp-Dialog').screenshot({ path: test.info().outputPath('02-refused.png') });
+    await page.locator('.jp-Dialog input[name="partition"]').fill('debug');
+    await page.locator('.jp-Dialog').getByRole('button', { name: 'Submit' }).click();
+
+    // 2. The sidebar follows the session until it runs on a compute node.
+    const session = page.locator('.jp-RemoteCluster-session').first();
+    await expect(session).toBeVisible();
+    await expect(session.locator('.jp-RemoteCluster-sessionState')).toContainText(/Running on node[12]/, {
+      timeout: 180_000
+    });
+    await expect(session.locator('.jp-RemoteCluster-timeLeft')).toContainText('left');
+    const title = (await session.locator('.jp-RemoteCluster-sessionTitle').textContent()) ?? '';
+    const jobId = /job (\d+)/.exec(title)?.[1];
+    expect(jobId).toBeTruthy();
+    await shot(page, '03-running');
+
+    // 3. A notebook opened on the session's kernel; the kernel runs on the node.
+    await expect(page.locator('.jp-NotebookPanel')).toBeVisible({ timeout: 60_000 });
+    await expect(page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]')).toBeVisible({ timeout: 120_000 });
+    const host = await runCell(page, 0, 'import socket; socket.gethostname()');
+    expect(host).toMatch(/node[12]/);
+    const job = await runCell(page, 0, 'import os; os.environ["SLURM_JOB_ID"]');
+    expect(job).toContain(jobId!);
+    await shot(page, '04-kernel-on-node');
+
+    // 4. Interrupt a long cell.
+    await page.notebook.setCell(0, 'code', 'import time; time.sleep(60)');
+    const started = Date.now();
+    void page.notebook.runCell(0);
+    await expect(page.locator('.jp-Notebook-ExecutionIndicator[data-status="busy"]')).toBeVisible({ timeout: 30_000 });
+    await page.waitForTimeout(1000);
+    await page.menu.clickMenuItem('Kernel>Interrupt Kernel');
+    await expect(page.locator('.jp-OutputArea-output')).toContainText('KeyboardInterrupt', { timeout: 30_000 });
+    expect(Date.now() - started).toBeLessThan(45_000);
+    await shot(page, '05-interrupted');
+
+    // 5. Restart: a new kernel in the same allocation (same job id).
+    await runCell(page, 0, 'marker = 42');
+    await page.menu.clickMenuItem('Kernel>Restart Kernel…');
+    await page.locator('.jp-Dialog').getByRole('button', { name: 'Restart' }).click();
+    await expect(page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]')).toBeVisible({ timeout: 120_000 });
+    const afterRestart = await runCell(page, 0, 'import os; (os.environ["SLURM_JOB_ID"], "marker" in globals())');
+    expect(afterRestart).toContain(`'${jobId}'`);
+    expect(afterRestart).toContain('False');
+
+    // 6. Dask on the session's scheduler, and its dashboard as a panel.
+    const dask = await runCell(
+      page,
+      0,
+      [
+        'from distributed import Client',
+        'import dask.array as da',
+        'client = Client()',
+        'x = da.random.random((4000, 4000), chunks=(500, 500))',
+        'print(round(float((x + x.T).mean().compute()), 1), client.dashboard_link)'
+      ].join('\n')
+    );
+    expect(dask).toContain('1.0');
+    expect(dask).toContain('/remote-cluster/sessions/');
+    await session.getByRole('button', { name: 'Dashboard' }).click();
+    const frame = page.frameLocator('.jp-RemoteCluster-dashboard iframe');
+    await expect(frame.locator('body')).toContainText(/Task Stream|Progress|Bytes stored/i, { timeout: 60_000 });
+    await page.waitForTimeout(3000); // let Bokeh draw the plots for the screenshot
+    await shot(page, '06-dashboard');
+
+    // 7. Cancel: the session ends and the job is gone from squeue.
+    await session.getByRole('button', { name: 'Cancel' }).click();
+    await page.locator('.jp-Dialog').getByRole('button', { name: 'Cancel job' }).click();
+    await expect(session.locator('.jp-RemoteCluster-sessionState')).toContainText('Ended: cancelled', { timeout: 60_000 });
+    await expect.poll(() => squeueAlice(jobId!), { timeout: 60_000 }).not.toContain('RUNNING');
+    await shot(page, '07-cancelled');
+  });
+});
