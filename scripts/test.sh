@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine (as root): setup, start the testbed, run
+# every runner (jest, pytest, the testbed smoke/lifecycle tests, Galata in chromium),
+# always stop the testbed, print each runner's summary line, exit non-zero on failure.
+# This is what .ci/run calls.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO"
+
+bash "$REPO/scripts/setup.sh" || die "setup failed"
+source "$VENV/bin/activate"
+ensure_build_node
+
+log "testbed: start"
+"$REPO/testbed/testbed" start || { "$REPO/testbed/testbed" stop; die "testbed failed to start"; }
+trap '"$REPO/testbed/testbed" stop >/dev/null 2>&1 || true' EXIT
+
+RESULTS=()
+FAILED=0
+LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/rc-tests.XXXXXX")"
+
+# run_suite NAME SUMMARY-REGEX CMD...: run one runner, keep its summary line.
+run_suite() {
+  local name="$1" pattern="$2"; shift 2
+  log "$name: $*"
+  local out="$LOGDIR/${name//[^a-zA-Z0-9]/_}.log" rc
+  "$@" 2>&1 | tee "$out"
+  rc=${PIPESTATUS[0]}
+  local summary
+  summary="$(grep -E "$pattern" "$out" | tail -n 2 | tr '\n' ' ' | sed 's/\x1b\[[0-9;]*m//g')"
+  if [ "$rc" -ne 0 ]; then FAILED=1; RESULTS+=("FAIL  $name (exit $rc): $summary")
+  else RESULTS+=("ok    $name: $summary"); fi
+}
+
+run_suite "jest" '^(Tests|Test Suites):' npx jest --ci
+run_suite "pytest server extension" '(passed|failed|error)' \
+  python -m pytest -q -p no:cacheprovider jupyterlab_remote_cluster/tests
+run_suite "pytest testbed smoke" '(passed|failed|error)' \
+  python -m pytest -q -p no:cacheprovider testbed/tests/test_smoke.py
+run_suite "galata" '([0-9]+ (passed|failed|flaky|skipped))' \
+  bash -c 'cd ui-tests && CI=true npx playwright test'
+# Last: it stops and restarts the cluster.
+run_suite "pytest testbed lifecycle" '(passed|failed|error)' \
+  python -m pytest -q -p no:cacheprovider testbed/tests/test_lifecycle.py
+
+echo
+log "summary (logs in $LOGDIR; screenshots in ui-tests/test-results)"
+printf '  %s\n' "${RESULTS[@]}"
+exit "$FAILED"
