@@ -96,18 +96,18 @@ async def main() -> None:
             raise SystemExit(f"{method} {path}: {data}")
         return data
 
-    session = await call("POST", "/api/sessions", {"profile": "testbed"})
+    session = await call("POST", "/api/v1/sessions", {"profile": "testbed"})
     sid = session["id"]
     ssh = None
     try:
         for _ in range(120):
-            session = await call("GET", f"/api/sessions/{sid}")
+            session = await call("GET", f"/api/v1/sessions/{sid}")
             if session["state"] in ("running", "ended"):
                 break
             await asyncio.sleep(1)
         if session["state"] != "running":
             raise SystemExit(f"session did not run: {session}")
-        conn = await call("POST", f"/api/sessions/{sid}/kernels", {})
+        conn = await call("POST", f"/api/v1/sessions/{sid}/kernels", {})
         keys = ["ip", "transport", "signature_scheme", "key", "shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"]
         ours_info = {k: conn[k] for k in keys}
         node = session["node"]
@@ -142,7 +142,7 @@ async def main() -> None:
     finally:
         if ssh:
             ssh.kill()
-        await call("DELETE", f"/api/sessions/{sid}")
+        await call("DELETE", f"/api/v1/sessions/{sid}")
         await agent.stop()
         shutil.rmtree(work, ignore_errors=True)
 

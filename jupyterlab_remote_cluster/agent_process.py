@@ -119,7 +119,7 @@ class AgentProcess:
             return False
         try:
             res = await self._client.fetch(
-                HTTPRequest("http://agent/api/health", request_timeout=5), raise_error=False
+                HTTPRequest("http://agent/api/v1/health", request_timeout=5), raise_error=False
             )
         except (OSError, HTTPClientError):
             return False

@@ -70,7 +70,7 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             profile = self.profile
             if not profile:
                 raise RemoteKernelError("This kernelspec names neither a remote session nor a profile.")
-            session = await self._call("POST", "/api/sessions", {"profile": profile, "owner": "kernel"})
+            session = await self._call("POST", "/api/v1/sessions", {"profile": profile, "owner": "kernel"})
             self.session_id = session["id"]
             self.owns_session = True
             self.log.info("remote-cluster: submitted session %s for profile %s", self.session_id, profile)
@@ -84,7 +84,7 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         deadline = loop.time() + self.queue_timeout
         last = None
         while True:
-            session = await self._call("GET", f"/api/sessions/{self.session_id}")
+            session = await self._call("GET", f"/api/v1/sessions/{self.session_id}")
             state = session["state"]
             if state == "running":
                 return
@@ -95,7 +95,7 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                 last = state
             if loop.time() > deadline:
                 if self.owns_session:
-                    await self._call("DELETE", f"/api/sessions/{self.session_id}")
+                    await self._call("DELETE", f"/api/v1/sessions/{self.session_id}")
                 raise RemoteKernelError(
                     f"Remote session {self.session_id} did not start within {self.queue_timeout:.0f} s "
                     f"(still {state}: {session.get('reason') or 'no reason given'}); cancelled."
@@ -105,7 +105,7 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:
         # After a restart, the same id: the new kernel keeps the local ports and key.
         body = {"kernelId": self._restart_id} if self._restart_id else {}
-        info = await self._call("POST", f"/api/sessions/{self.session_id}/kernels", body)
+        info = await self._call("POST", f"/api/v1/sessions/{self.session_id}/kernels", body)
         self._restart_id = None
         self.remote_kernel_id = info["kernelId"]
         self._exit_code = None
@@ -126,7 +126,7 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         if self.remote_kernel_id is None:
             return self._exit_code if self._exit_code is not None else 0
         try:
-            status = await self._call("GET", f"/api/kernels/{self.remote_kernel_id}")
+            status = await self._call("GET", f"/api/v1/kernels/{self.remote_kernel_id}")
         except Exception as e:  # agent restarting: that says nothing about the kernel
             self.log.debug("remote-cluster: kernel status unknown: %s", e)
             return None
@@ -151,13 +151,13 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             if signum == 0:  # "is it alive?" probe
                 return
             raise RemoteKernelError(f"Signal {signum} cannot be sent to a remote kernel.")
-        await self._call("POST", f"/api/kernels/{self.remote_kernel_id}/signal", {"signal": name})
+        await self._call("POST", f"/api/v1/kernels/{self.remote_kernel_id}/signal", {"signal": name})
 
     async def _stop(self, restart: bool) -> None:
         if self.remote_kernel_id is not None:
             try:
                 suffix = "?restart=1" if restart else ""
-                await self._call("DELETE", f"/api/kernels/{self.remote_kernel_id}{suffix}")
+                await self._call("DELETE", f"/api/v1/kernels/{self.remote_kernel_id}{suffix}")
             except RemoteKernelError as e:
                 self.log.warning("remote-cluster: %s", e)
             self._exit_code = -signal.SIGTERM
@@ -176,7 +176,7 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             return  # same allocation, new kernel: the session stays
         if self.owns_session and self.session_id:
             try:
-                await self._call("DELETE", f"/api/sessions/{self.session_id}")
+                await self._call("DELETE", f"/api/v1/sessions/{self.session_id}")
                 self.log.info("remote-cluster: cancelled session %s", self.session_id)
             except RemoteKernelError as e:
                 self.log.warning("remote-cluster: could not cancel session %s: %s", self.session_id, e)

@@ -6,7 +6,7 @@ authenticated before it happens (cf. CVE-2024-28179 in jupyter-server-proxy). Re
 go to the agent's private socket without credentials: the agent trusts its socket,
 never the browser's headers.
 
-    remote-cluster/api/events                          WebSocket  -> agent /api/events
+    remote-cluster/api/v1/events                          WebSocket  -> agent /api/v1/events
     remote-cluster/api/(.*)                            HTTP       -> agent /api/$1
     remote-cluster/sessions/<id>/proxy/<port>/(.*)     HTTP + WS  -> agent /proxy/<id>/<port>/$3
 """
@@ -146,11 +146,11 @@ class WebSocketForwarder(AgentMixin, JupyterHandler, websocket.WebSocketHandler)
 
 
 class EventsHandler(WebSocketForwarder):
-    """`api/events`: session, connection and prompt events, pushed (no polling)."""
+    """`api/v1/events`: session, connection and prompt events, pushed (no polling)."""
 
     @ws_authenticated
     async def get(self) -> None:
-        await self.upgrade("/api/events")
+        await self.upgrade("/api/v1/events")
 
 
 class SessionProxyHandler(WebSocketForwarder):
@@ -197,7 +197,7 @@ class SessionProxyHandler(WebSocketForwarder):
 
 def handlers() -> list[tuple[str, type]]:
     return [
-        (rf"/{URL_NAMESPACE}/api/events", EventsHandler),
+        (rf"/{URL_NAMESPACE}/api/v1/events", EventsHandler),
         (rf"/{URL_NAMESPACE}/api/(.*)", AgentApiHandler),
         (rf"/{URL_NAMESPACE}/sessions/({SESSION_RE})/proxy/([0-9]{{1,5}})/(.*)", SessionProxyHandler),
     ]

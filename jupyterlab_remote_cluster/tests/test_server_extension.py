@@ -10,16 +10,16 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 ROUTES = [
-    "remote-cluster/api/health",
-    "remote-cluster/api/sessions",
+    "remote-cluster/api/v1/health",
+    "remote-cluster/api/v1/sessions",
     "remote-cluster/api/anything/else",
     "remote-cluster/sessions/0123456789ab/proxy/8787/status",
 ]
-WS_ROUTES = ["remote-cluster/api/events", "remote-cluster/sessions/0123456789ab/proxy/8787/status/ws"]
+WS_ROUTES = ["remote-cluster/api/v1/events", "remote-cluster/sessions/0123456789ab/proxy/8787/status/ws"]
 
 
 async def test_health_is_answered_by_the_agent(jp_fetch, jp_serverapp):
-    res = await jp_fetch("remote-cluster", "api", "health")
+    res = await jp_fetch("remote-cluster", "api", "v1", "health")
     body = json.loads(res.body)
     assert body["status"] == "ok"
     assert body["ssh"]["library"] == "ssh2"
@@ -30,7 +30,7 @@ async def test_health_is_answered_by_the_agent(jp_fetch, jp_serverapp):
 
 
 async def test_agent_socket_is_private(jp_fetch, jp_serverapp):
-    await jp_fetch("remote-cluster", "api", "health")
+    await jp_fetch("remote-cluster", "api", "v1", "health")
     agent = jp_serverapp.web_app.settings["remote_cluster_agent"]
     sock = os.stat(agent.socket_path)
     assert stat.S_ISSOCK(sock.st_mode)
@@ -40,7 +40,7 @@ async def test_agent_socket_is_private(jp_fetch, jp_serverapp):
 
 async def test_unknown_agent_route_is_a_json_404(jp_fetch):
     with pytest.raises(HTTPClientError) as e:
-        await jp_fetch("remote-cluster", "api", "no-such-route")
+        await jp_fetch("remote-cluster", "api", "v1", "no-such-route")
     assert e.value.code == 404
     assert json.loads(e.value.response.body)["error"]["code"] == "not-found"
 
@@ -70,20 +70,20 @@ async def test_unauthenticated_requests_are_refused(
 
 async def test_killed_agent_is_restarted(jp_fetch, jp_serverapp):
     agent = jp_serverapp.web_app.settings["remote_cluster_agent"]
-    first = json.loads((await jp_fetch("remote-cluster", "api", "health")).body)["pid"]
+    first = json.loads((await jp_fetch("remote-cluster", "api", "v1", "health")).body)["pid"]
     os.kill(first, signal.SIGKILL)
     for _ in range(100):
         await asyncio.sleep(0.2)
         if agent.owned_pid not in (None, first):
             break
-    second = json.loads((await jp_fetch("remote-cluster", "api", "health")).body)["pid"]
+    second = json.loads((await jp_fetch("remote-cluster", "api", "v1", "health")).body)["pid"]
     assert second != first
 
 
 @pytest.mark.broken_node
 async def test_agent_that_cannot_start_gives_a_clear_503(jp_fetch):
     with pytest.raises(HTTPClientError) as e:
-        await jp_fetch("remote-cluster", "api", "health")
+        await jp_fetch("remote-cluster", "api", "v1", "health")
     assert e.value.code == 503
     error = json.loads(e.value.response.body)["error"]
     assert error["code"] == "agent-unavailable"
@@ -112,11 +112,11 @@ async def test_authenticated_event_stream_reaches_the_agent(
     from tornado.httpclient import HTTPRequest
     from tornado.websocket import websocket_connect
 
-    url = f"ws://127.0.0.1:{jp_http_port}{jp_base_url}remote-cluster/api/events"
+    url = f"ws://127.0.0.1:{jp_http_port}{jp_base_url}remote-cluster/api/v1/events"
     ws = await websocket_connect(HTTPRequest(url, headers=jp_auth_header))
     # The agent accepted the stream: an authenticated client gets an open socket (no
     # sessions yet, so nothing arrives); the agent counts it as a listener.
-    res = await jp_serverapp.web_app.settings["remote_cluster_agent"].request("GET", "/api/sessions")
+    res = await jp_serverapp.web_app.settings["remote_cluster_agent"].request("GET", "/api/v1/sessions")
     assert json.loads(res.body) == {"sessions": []}
     ws.close()
 

@@ -3,16 +3,16 @@
  * has already authenticated the user; this socket (0600 in a 0700 directory) is the
  * agent's only access control.
  *
- *   GET    /api/health
- *   GET    /api/profiles                       profiles from the settings file (+ errors)
- *   GET    /api/sessions                       POST {profile, resources?}  -> new session
- *   GET    /api/sessions/<id>                  DELETE -> cancel (ended sessions: forget)
- *   POST   /api/sessions/<id>/kernels          {kernelId?} -> connection info on 127.0.0.1
- *   GET    /api/kernels/<kid>                  alive / dead / unknown (link down)
- *   POST   /api/kernels/<kid>/signal           {signal}
- *   DELETE /api/kernels/<kid>
- *   POST   /api/prompts/<id>                   the user's answer to a prompt
- *   WS     /api/events                         session/connection/prompt events
+ *   GET    /api/v1/health
+ *   GET    /api/v1/profiles                       profiles from the settings file (+ errors)
+ *   GET    /api/v1/sessions                       POST {profile, resources?}  -> new session
+ *   GET    /api/v1/sessions/<id>                  DELETE -> cancel (ended sessions: forget)
+ *   POST   /api/v1/sessions/<id>/kernels          {kernelId?} -> connection info on 127.0.0.1
+ *   GET    /api/v1/kernels/<kid>                  alive / dead / unknown (link down)
+ *   POST   /api/v1/kernels/<kid>/signal           {signal}
+ *   DELETE /api/v1/kernels/<kid>
+ *   POST   /api/v1/prompts/<id>                   the user's answer to a prompt
+ *   WS     /api/v1/events                         session/connection/prompt events
  *   *      /proxy/<session>/<port>/...         HTTP + WebSocket to the session's node:port
  */
 import { promises as fs } from 'node:fs';
@@ -125,7 +125,7 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
   const p = url.pathname;
   let m: RegExpMatchArray | null;
 
-  if (p === '/api/health') {
+  if (p === '/api/v1/health') {
     method(req, 'GET');
     return sendJson(res, 200, health());
   }
@@ -137,13 +137,13 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     const target = { sessionId, port: Number(port), path: upstreamPath(svc.baseUrl, sessionId, Number(port), rest ?? '/', url.search) };
     return proxyHttp(req, res, target, (s, n) => svc.sessions.openSessionPort(s, n));
   }
-  if (p === '/api/profiles') {
+  if (p === '/api/v1/profiles') {
     method(req, 'GET');
     const result = await svc.profiles();
     svc.changed?.();
     return sendJson(res, 200, result);
   }
-  if (p === '/api/sessions') {
+  if (p === '/api/v1/sessions') {
     if (method(req, 'GET', 'POST') === 'GET') {
       return sendJson(res, 200, { sessions: svc.sessions.list() });
     }
@@ -159,7 +159,7 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     const session = await svc.sessions.submit(body.profile, resources, owner);
     return sendJson(res, 201, session);
   }
-  if ((m = p.match(/^\/api\/sessions\/([0-9a-f]{6,32})$/))) {
+  if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})$/))) {
     const id = m[1];
     if (method(req, 'GET', 'DELETE') === 'GET') {
       const s = svc.sessions.get(id);
@@ -178,7 +178,7 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     }
     return sendJson(res, 200, await svc.sessions.cancel(id));
   }
-  if ((m = p.match(/^\/api\/sessions\/([0-9a-f]{6,32})\/kernels$/))) {
+  if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/kernels$/))) {
     method(req, 'POST');
     const body = await readJson(req);
     const kernelId = body.kernelId === undefined ? undefined : String(body.kernelId);
@@ -187,7 +187,7 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     }
     return sendJson(res, 201, await svc.sessions.startKernel(m[1], kernelId));
   }
-  if ((m = p.match(/^\/api\/kernels\/([A-Za-z0-9_-]{1,64})(\/signal)?$/))) {
+  if ((m = p.match(/^\/api\/v1\/kernels\/([A-Za-z0-9_-]{1,64})(\/signal)?$/))) {
     const kid = m[1];
     if (m[2]) {
       method(req, 'POST');
@@ -201,7 +201,7 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     await svc.sessions.shutdownKernel(kid, url.searchParams.get('restart') === '1');
     return sendJson(res, 200, { ok: true });
   }
-  if ((m = p.match(/^\/api\/prompts\/([0-9a-f]{16})$/))) {
+  if ((m = p.match(/^\/api\/v1\/prompts\/([0-9a-f]{16})$/))) {
     method(req, 'POST');
     const body = (await readJson(req)) as IPromptAnswer;
     const answer: IPromptAnswer = {
@@ -229,7 +229,7 @@ async function removeStaleSocket(socketPath: string): Promise<void> {
     throw new Error(`${socketPath} exists and is not a socket; refusing to replace it.`);
   }
   const live = await new Promise<boolean>(resolve => {
-    const probe = http.get({ socketPath, path: '/api/health', timeout: 2000 }, r => {
+    const probe = http.get({ socketPath, path: '/api/v1/health', timeout: 2000 }, r => {
       r.resume();
       resolve(true);
     });
@@ -281,7 +281,7 @@ export async function startAgentServer(options: IAgentServerOptions): Promise<IA
       proxyUpgrade(req, socket, head, target, (s, n) => services.sessions.openSessionPort(s, n)).catch(() => socket.destroy());
       return;
     }
-    if (url.pathname !== '/api/events') {
+    if (url.pathname !== '/api/v1/events') {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
     }

@@ -8,7 +8,7 @@
 /** URL namespace (relative to the Jupyter base URL) of every route of this project. */
 export const URL_NAMESPACE = 'remote-cluster';
 
-/** What the agent reports about itself (`GET /remote-cluster/api/health`). */
+/** What the agent reports about itself (`GET /remote-cluster/api/v1/health`). */
 export interface IAgentHealth {
   status: 'ok';
   /** Version of jupyterlab-remote-cluster the agent was built from. */
@@ -118,7 +118,7 @@ export interface ISession {
   updatedAt: string;
 }
 
-/** Events on the `api/events` WebSocket. */
+/** Events on the `api/v1/events` WebSocket. */
 export type AgentEvent =
   | { type: 'session'; session: ISession }
   | { type: 'session-removed'; id: string }

@@ -51,7 +51,7 @@ async function submitWithDialog(profile: IClusterProfile, trans: TranslationBund
       return undefined;
     }
     try {
-      return await requestAPI<ISession>('api/sessions', {
+      return await requestAPI<ISession>('api/v1/sessions', {
         method: 'POST',
         body: JSON.stringify({ profile: profile.name, resources: values })
       });
@@ -93,7 +93,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: async () => {
         let lines: string[];
         try {
-          lines = describeHealth(await requestAPI<IAgentHealth>('api/health'), trans);
+          lines = describeHealth(await requestAPI<IAgentHealth>('api/v1/health'), trans);
         } catch (error) {
           lines = [trans.__('The remote-cluster agent is not available: %1', (error as Error).message)];
         }
@@ -187,7 +187,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           return;
         }
         try {
-          model.handle({ type: 'session', session: await requestAPI<ISession>(`api/sessions/${s.id}`, { method: 'DELETE' }) });
+          model.handle({ type: 'session', session: await requestAPI<ISession>(`api/v1/sessions/${s.id}`, { method: 'DELETE' }) });
         } catch (e) {
           Notification.error(trans.__('Could not cancel: %1', (e as Error).message));
         }
@@ -197,7 +197,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     commands.addCommand(CommandIDs.removeSession, {
       label: trans.__('Remove the ended session from the list'),
       execute: async args => {
-        await requestAPI(`api/sessions/${String(args['session'])}`, { method: 'DELETE' });
+        await requestAPI(`api/v1/sessions/${String(args['session'])}`, { method: 'DELETE' });
       }
     });
 
@@ -209,7 +209,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // Prompts from the SSH layer.
     model.prompt.connect(async (_, prompt) => {
       const answer = await askPrompt(prompt, trans);
-      await requestAPI(`api/prompts/${prompt.id}`, { method: 'POST', body: JSON.stringify(answer) }).catch(() => undefined);
+      await requestAPI(`api/v1/prompts/${prompt.id}`, { method: 'POST', body: JSON.stringify(answer) }).catch(() => undefined);
     });
 
     // Open a notebook once a session submitted here runs; keep kernel choices current.
@@ -246,7 +246,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       }
       // The agent writes the matching kernelspecs when it reads the profiles.
-      void requestAPI('api/profiles').then(() => app.serviceManager.kernelspecs.refreshSpecs()).catch(() => undefined);
+      void requestAPI('api/v1/profiles').then(() => app.serviceManager.kernelspecs.refreshSpecs()).catch(() => undefined);
     };
     palette?.addItem({ command: CommandIDs.showStatus, category: LAUNCHER_CATEGORY });
     palette?.addItem({ command: CommandIDs.addProfile, args: { isPalette: true }, category: LAUNCHER_CATEGORY });

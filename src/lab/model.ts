@@ -1,6 +1,6 @@
 /**
  * The frontend's picture of the agent: sessions and open prompts, kept current by the
- * agent's event WebSocket (`remote-cluster/api/events`); no polling. Reconnects with
+ * agent's event WebSocket (`remote-cluster/api/v1/events`); no polling. Reconnects with
  * backoff when the Jupyter server restarts.
  */
 import { URLExt } from '@jupyterlab/coreutils';
@@ -80,7 +80,7 @@ export class RemoteClusterModel {
     if (this._disposed || this._socket) {
       return;
     }
-    let url = URLExt.join(this.settings.wsUrl, URL_NAMESPACE, 'api', 'events');
+    let url = URLExt.join(this.settings.wsUrl, URL_NAMESPACE, 'api', 'v1', 'events');
     const token = this.settings.token;
     if (token && this.settings.appendToken) {
       url += `?token=${encodeURIComponent(token)}`;

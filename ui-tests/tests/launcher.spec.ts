@@ -1,5 +1,8 @@
 import { expect, test } from '@jupyterlab/galata';
 
+// Real settings: the profile comes from the settings file the agent reads too.
+test.use({ mockSettings: false });
+
 test.describe('Launcher', () => {
   test('shows one Remote cluster tile per profile', async ({ page }) => {
     const section = page.locator('.jp-Launcher-section', {

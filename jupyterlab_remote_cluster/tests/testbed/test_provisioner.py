@@ -37,7 +37,7 @@ def kernel(jupyter_dirs):
     from jupyterlab_remote_cluster.agent_process import get_agent
     from jupyter_core.utils import run_sync
 
-    run_sync(get_agent().request)("GET", "/api/profiles")
+    run_sync(get_agent().request)("GET", "/api/v1/profiles")
     km = KernelManager(kernel_name=KERNEL)
     km.start_kernel()
     kc = km.client()
@@ -102,7 +102,7 @@ def test_scancel_from_outside_ends_the_kernel(kernel):
     from jupyterlab_remote_cluster.agent_process import get_agent
     from jupyter_core.utils import run_sync
 
-    sessions = json.loads(run_sync(get_agent().request)("GET", "/api/sessions").body)["sessions"]
+    sessions = json.loads(run_sync(get_agent().request)("GET", "/api/v1/sessions").body)["sessions"]
     ended = [s for s in sessions if s.get("jobId") == job]
     assert ended and ended[0]["state"] == "ended"
     assert ended[0]["reason"]

@@ -40,7 +40,7 @@ describe('agent server', () => {
     expect(stat.isSocket()).toBe(true);
     expect(stat.mode & 0o777).toBe(0o600);
 
-    const { status, body } = await get(socketPath, '/api/health');
+    const { status, body } = await get(socketPath, '/api/v1/health');
     expect(status).toBe(200);
     expect(body.status).toBe('ok');
     expect(body.pid).toBe(process.pid);
@@ -53,7 +53,7 @@ describe('agent server', () => {
     const missing = await get(socketPath, '/api/nope');
     expect(missing.status).toBe(404);
     expect(missing.body.error.code).toBe('not-found');
-    const wrong = await get(socketPath, '/api/health', 'DELETE');
+    const wrong = await get(socketPath, '/api/v1/health', 'DELETE');
     expect(wrong.status).toBe(405);
     expect(wrong.body.error.message).toContain('DELETE');
   });
@@ -75,7 +75,7 @@ describe('agent server', () => {
     await fd?.close();
     (stale as any)._handle.close(); // close without unlinking, as a crash would
     server = await startAgentServer({ socketPath });
-    expect((await get(socketPath, '/api/health')).status).toBe(200);
+    expect((await get(socketPath, '/api/v1/health')).status).toBe(200);
   });
 
   it('refuses to replace a file that is not a socket', async () => {

@@ -1,7 +1,7 @@
 /**
  * Questions for the user (passphrases, one-time codes, unknown host keys). The SSH
  * layer asks; the question goes out on the event stream; the frontend answers through
- * POST /api/prompts/<id>. Answers live only in memory until they are handed back.
+ * POST /api/v1/prompts/<id>. Answers live only in memory until they are handed back.
  */
 import { randomBytes } from 'node:crypto';
 

@@ -25,12 +25,12 @@ async function failure(promise: Promise<unknown>): Promise<RemoteClusterApiError
 describe('requestAPI', () => {
   it('calls the namespaced route under the base URL and returns the JSON body', async () => {
     const settings = settingsReturning(200, '{"status":"ok"}');
-    const data = await requestAPI<{ status: string }>('api/health', {}, settings);
+    const data = await requestAPI<{ status: string }>('api/v1/health', {}, settings);
     expect(data.status).toBe('ok');
     const url = (settings.fetch as jest.Mock).mock.calls[0][0];
     const called = new URL(String(url.url ?? url));
     expect(called.origin + called.pathname).toBe(
-      'http://localhost:8888/lab-base/remote-cluster/api/health'
+      'http://localhost:8888/lab-base/remote-cluster/api/v1/health'
     );
   });
 
@@ -39,7 +39,7 @@ describe('requestAPI', () => {
       503,
       '{"error":{"code":"agent-unavailable","message":"The agent failed to start."}}'
     );
-    const err = await failure(requestAPI('api/health', {}, settings));
+    const err = await failure(requestAPI('api/v1/health', {}, settings));
     expect(err).toBeInstanceOf(RemoteClusterApiError);
     expect(err.status).toBe(503);
     expect(err.code).toBe('agent-unavailable');
@@ -48,7 +48,7 @@ describe('requestAPI', () => {
 
   it('survives a non-JSON error page', async () => {
     const settings = settingsReturning(502, '<html>Bad gateway</html>');
-    const err = await failure(requestAPI('api/health', {}, settings));
+    const err = await failure(requestAPI('api/v1/health', {}, settings));
     expect(err.code).toBe('http-502');
   });
 });
