@@ -151,7 +151,11 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             if signum == 0:  # "is it alive?" probe
                 return
             raise RemoteKernelError(f"Signal {signum} cannot be sent to a remote kernel.")
-        await self._call("POST", f"/api/v1/kernels/{self.remote_kernel_id}/signal", {"signal": name})
+        try:
+            await self._call("POST", f"/api/v1/kernels/{self.remote_kernel_id}/signal", {"signal": name})
+        except RemoteKernelError as e:
+            # A kernel that is already gone needs no signal; poll() reports it dead.
+            self.log.warning("remote-cluster: %s", e)
 
     async def _stop(self, restart: bool) -> None:
         if self.remote_kernel_id is not None:
@@ -173,7 +177,12 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     async def cleanup(self, restart: bool = False) -> None:
         if restart:
-            return  # same allocation, new kernel: the session stays
+            # Same allocation, new kernel: the session stays. A kernel that exited by
+            # itself on the shutdown request was never killed: release it here, keeping
+            # its local ports and key for the next one.
+            if self.remote_kernel_id is not None:
+                await self._stop(restart=True)
+            return
         if self.owns_session and self.session_id:
             try:
                 await self._call("DELETE", f"/api/v1/sessions/{self.session_id}")

@@ -80,15 +80,16 @@ async function main(): Promise<void> {
   });
   const kernelspecs = new KernelspecWriter(args.kernelsDir);
   let syncing = Promise.resolve();
-  const syncKernelspecs = (): void => {
+  const syncKernelspecs = (): Promise<void> => {
     syncing = syncing
       .then(async () => kernelspecs.sync((await profiles()).profiles, sessions.list()))
       .catch(err => log(`kernelspecs: ${(err as Error).message}`));
+    return syncing;
   };
   sessions.events.on('event', (e: AgentEvent) => {
     emit(e);
     if (e.type === 'session' || e.type === 'session-removed') {
-      syncKernelspecs();
+      void syncKernelspecs();
     }
   });
 
@@ -97,7 +98,7 @@ async function main(): Promise<void> {
     socketPath: args.socketPath,
     services: { sessions, prompts, profiles, changed: syncKernelspecs, baseUrl: args.baseUrl }
   });
-  syncKernelspecs();
+  await syncKernelspecs();
   process.stdout.write(JSON.stringify({ event: 'ready', socket: args.socketPath, pid: process.pid }) + '\n');
 
   let stopping = false;

@@ -36,7 +36,7 @@ export interface IAgentServices {
   prompts: PromptBroker;
   profiles: () => Promise<{ profiles: unknown[]; errors: string[]; file: string }>;
   /** Called after profiles or sessions change (kernelspecs follow them). */
-  changed?: () => void;
+  changed?: () => Promise<void>;
   baseUrl: string;
 }
 
@@ -140,7 +140,8 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
   if (p === '/api/v1/profiles') {
     method(req, 'GET');
     const result = await svc.profiles();
-    svc.changed?.();
+    // Answer once the kernelspecs match, so a client can use them right away.
+    await svc.changed?.();
     return sendJson(res, 200, result);
   }
   if (p === '/api/v1/sessions') {

@@ -102,7 +102,13 @@ def test_scancel_from_outside_ends_the_kernel(kernel):
     from jupyterlab_remote_cluster.agent_process import get_agent
     from jupyter_core.utils import run_sync
 
-    sessions = json.loads(run_sync(get_agent().request)("GET", "/api/v1/sessions").body)["sessions"]
-    ended = [s for s in sessions if s.get("jobId") == job]
-    assert ended and ended[0]["state"] == "ended"
-    assert ended[0]["reason"]
+    def session_of_job():
+        sessions = json.loads(run_sync(get_agent().request)("GET", "/api/v1/sessions").body)["sessions"]
+        return next(s for s in sessions if s.get("jobId") == job)
+
+    # The session shows as ended, with the reason, within 60 s.
+    while session_of_job()["state"] != "ended" and time.monotonic() - t < 60:
+        time.sleep(2)
+    ended = session_of_job()
+    assert ended["state"] == "ended", ended
+    assert ended["reason"]

@@ -590,7 +590,7 @@ export class SessionManager {
     }
     const r = await this.helperRequest(s, 'POST', '/kernels', { kernelId, env });
     if (r.status !== 200 && r.status !== 201) {
-      throw new Error(`The kernel did not start on ${s.node}: ${r.json?.error ?? JSON.stringify(r.json)}`);
+      throw new Error(`The kernel did not start on ${s.node}: ${helperError(r.json)}`);
     }
     const info = r.json as { pid: number; ip: string; ports: Record<string, number>; connectionFile: string };
     // The key never crosses the cluster network: it is read from the 0600 file over SFTP.
@@ -682,7 +682,7 @@ export class SessionManager {
     const k = this.kernel(kernelId);
     const r = await this.helperRequest(k.sessionId, 'POST', `/kernels/${kernelId}/signal`, { signal }, 15_000);
     if (r.status !== 200) {
-      throw new Error(`Could not signal the kernel: ${r.json?.error ?? r.status}`);
+      throw new Error(`Could not signal the kernel: ${helperError(r.json) || r.status}`);
     }
   }
 
@@ -744,4 +744,10 @@ function stripEmpty(r: IResources): IResources {
   return Object.fromEntries(
     Object.entries(r).filter(([, v]) => v !== undefined && v !== '' && !(Array.isArray(v) && v.length === 0))
   ) as IResources;
+}
+
+/** The helper answers errors as {"error": {"code", "message"}}. */
+function helperError(json: any): string {
+  const e = json?.error;
+  return typeof e === 'string' ? e : e?.message ?? JSON.stringify(json);
 }
