@@ -27,7 +27,7 @@ npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 log "pip install .[test] (builds the labextension and the agent bundle)"
 # A clean build every time: the wheel must come from these sources, not a stale lib/.
 npm run --silent clean
-"$VENV/bin/python" -m pip install --quiet ".[test]"
+"$VENV/bin/python" -m pip install --quiet "jupyterlab>=4.6,<5" ".[test]"
 
 log "installed:"
 "$VENV/bin/jupyter" labextension list 2>&1 | grep -i remote-cluster || die "labextension not installed"
