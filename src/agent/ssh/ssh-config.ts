@@ -367,29 +367,8 @@ export function parseProxyJump(value: string | undefined): IJumpSpec[] {
  * Resolution
  * -------------------------------------------------------------------------------- */
 
-interface IRaw {
-  hostName?: string;
-  user?: string;
-  port?: number;
-  identityFiles: string[];
-  identitiesOnly?: boolean;
-  identityAgent?: string;
-  proxyJump?: string;
-  proxyCommand?: string;
-  userKnownHostsFiles?: string[];
-  globalKnownHostsFiles?: string[];
-  strictHostKeyChecking?: string;
-  hashKnownHosts?: boolean;
-  hostKeyAlias?: string;
-  serverAliveInterval?: number;
-  serverAliveCountMax?: number;
-  connectTimeout?: number;
-  numberOfPasswordPrompts?: number;
-  preferredAuthentications?: string[];
-  pubkeyAuthentication?: boolean;
-  kbdInteractiveAuthentication?: boolean;
-  passwordAuthentication?: boolean;
-}
+/** Values as collected from the file: all optional until defaults are applied. */
+type IRaw = Partial<Omit<IResolvedHost, 'alias' | 'identityFiles' | 'warnings'>> & { identityFiles: string[] };
 
 const MAX_INCLUDE_DEPTH = 16;
 
