@@ -46,4 +46,7 @@ run_suite "pytest testbed lifecycle" '(passed|failed|error)' \
 echo
 log "summary (logs in $LOGDIR; screenshots in ui-tests/test-results)"
 printf '  %s\n' "${RESULTS[@]}"
+# One closing line over every runner (jest counts tests, not suites).
+sum() { printf '%s\n' "${RESULTS[@]}" | sed 's/Test Suites:[^T]*//' | grep -oE "[0-9]+ $1" | awk '{n+=$1} END {print n+0}'; }
+echo "$(sum passed) passed, $(sum failed) failed"
 exit "$FAILED"
