@@ -56,7 +56,9 @@ async function submitWithDialog(profile: IClusterProfile, trans: TranslationBund
         body: JSON.stringify({ profile: profile.name, resources: values })
       });
     } catch (e) {
-      if (e instanceof RemoteClusterApiError && e.status === 400) {
+      // Refused input, or a connection that failed (host key rejected, wrong code...):
+      // the dialog comes back with the reason and the values, nothing was submitted.
+      if (e instanceof RemoteClusterApiError && e.status >= 400 && e.status < 600) {
         error = e.message;
         continue;
       }

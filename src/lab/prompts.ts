@@ -54,7 +54,9 @@ export async function askPrompt(prompt: IPrompt, trans: TranslationBundle): Prom
       buttons: [
         Dialog.cancelButton({ label: trans.__('Reject') }),
         Dialog.warnButton({ label: trans.__('Accept and remember') })
-      ]
+      ],
+      // Enter must never accept a key by accident.
+      defaultButton: 0
     });
     return { accept: result.button.accept };
   }

@@ -9,10 +9,11 @@ test.describe('Launcher', () => {
       has: page.locator('.jp-Launcher-sectionTitle', { hasText: 'Remote cluster' })
     });
     await expect(section).toBeVisible();
-    // The Galata server's settings hold exactly one profile: the testbed.
+    // The Galata server's settings hold two profiles (scripts/galata-server.sh).
     const tiles = section.locator('.jp-LauncherCard');
-    await expect(tiles).toHaveCount(1);
-    await expect(tiles.first()).toContainText('Testbed (Slurm)');
+    await expect(tiles).toHaveCount(2);
+    await expect(tiles.nth(0)).toContainText('Testbed (Slurm)');
+    await expect(tiles.nth(1)).toContainText('Testbed (new host keys)');
     await section.screenshot({ path: test.info().outputPath('launcher-section.png') });
   });
 
