@@ -112,3 +112,27 @@ def test_scancel_from_outside_ends_the_kernel(kernel):
     ended = session_of_job()
     assert ended["state"] == "ended", ended
     assert ended["reason"]
+
+
+def test_nbclient_runs_a_notebook_on_the_cluster_and_cancels_the_job(jupyter_dirs):
+    """What `papermill -k remote-cluster-<profile>` relies on: no Jupyter server, no UI."""
+    import nbformat
+    from jupyter_core.utils import run_sync
+    from nbclient import NotebookClient
+
+    from jupyterlab_remote_cluster.agent_process import get_agent
+
+    run_sync(get_agent().request)("GET", "/api/v1/profiles")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import socket, os; print(socket.gethostname(), os.environ['SLURM_JOB_ID'])"),
+        nbformat.v4.new_code_cell("sum(range(10))"),
+    ]
+    NotebookClient(nb, kernel_name=KERNEL, timeout=120, startup_timeout=180).execute()
+    host, job = nb.cells[0].outputs[0]["text"].split()
+    assert host in ("node1", "node2")
+    assert nb.cells[1].outputs[0]["data"]["text/plain"] == "45"
+    deadline = time.monotonic() + 60
+    while "RUNNING" in squeue(job) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert "RUNNING" not in squeue(job), "the job of a profile kernel ends with the kernel"
