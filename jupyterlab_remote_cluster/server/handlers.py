@@ -90,9 +90,6 @@ class WebSocketForwarder(AgentMixin, JupyterHandler, websocket.WebSocketHandler)
     auth_resource = AUTH_RESOURCE
     upstream: websocket.WebSocketClientConnection | None = None
 
-    def agent_path(self, *args: str) -> str:
-        raise NotImplementedError  # each route names its own
-
     async def authorize_ws(self) -> None:
         if not await ensure_async(
             self.authorizer.is_authorized(self, self.current_user, "execute", AUTH_RESOURCE)
