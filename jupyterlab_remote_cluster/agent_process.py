@@ -71,7 +71,8 @@ class AgentProcess:
         self.socket_path = str(private_dir(Path(runtime_dir or jupyter_runtime_dir())) / "agent.sock")
         self._http: SimpleAsyncHTTPClient | None = None
         self._proc: asyncio.subprocess.Process | None = None
-        self._lock = asyncio.Lock()
+        self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._stderr_tail: deque[str] = deque(maxlen=20)
         self._fast_failures = 0
         self._supervisor: asyncio.Task | None = None
@@ -95,10 +96,20 @@ class AgentProcess:
     def owned_pid(self) -> int | None:
         return self._proc.pid if self._proc and self._proc.returncode is None else None
 
+    def _bind_loop(self) -> None:
+        """Tornado clients and asyncio locks belong to one event loop; headless callers
+        (jupyter_client's run_sync, pytest) may switch loops between calls."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._http = None
+            self._lock = asyncio.Lock()
+
     async def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
     ) -> HTTPResponse:
         """Send one HTTP request to the agent (starting it if needed); never raises on 4xx/5xx."""
+        self._bind_loop()
         await self.ensure_running()
         req = HTTPRequest(
             f"http://agent{path}",
@@ -111,10 +122,16 @@ class AgentProcess:
         )
         try:
             return await self._client.fetch(req, raise_error=False)
+        except OSError:
+            # The agent died since (a crash, a kill): start it again once, then retry.
+            await self.ensure_running(check=True)
+        try:
+            return await self._client.fetch(req, raise_error=False)
         except OSError as e:
             raise AgentUnavailable(f"The remote-cluster agent did not answer: {e}") from e
 
     async def is_alive(self) -> bool:
+        self._bind_loop()
         if not os.path.exists(self.socket_path):
             return False
         try:
@@ -125,10 +142,19 @@ class AgentProcess:
             return False
         return res.code == 200
 
-    async def ensure_running(self) -> None:
+    async def ensure_running(self, check: bool = False) -> None:
+        """With `check`, ask the agent itself instead of trusting the process we started."""
+        self._bind_loop()
         async with self._lock:
-            if self.owned_pid is not None or await self.is_alive():
+            if (self.owned_pid is not None and not check) or await self.is_alive():
                 return
+            if self._proc is not None and self._proc.returncode is None:
+                # Ours but not answering (or a zombie whose exit this loop never saw).
+                try:
+                    self._proc.kill()
+                except ProcessLookupError:
+                    pass
+                self._proc = None
             if self._fast_failures >= MAX_FAST_FAILURES:
                 raise AgentUnavailable(
                     "The remote-cluster agent keeps crashing at start; last output: "

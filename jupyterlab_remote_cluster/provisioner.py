@@ -26,6 +26,10 @@ from .agent_process import AgentProcess, get_agent
 class RemoteKernelError(RuntimeError):
     """A remote kernel could not be started; the message is meant for the user."""
 
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     # From the kernelspec's metadata.kernel_provisioner.config (jupyter_client passes
@@ -56,7 +60,7 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         payload = json.loads(text) if text else {}
         if res.code >= 400:
             message = payload.get("error", {}).get("message") if isinstance(payload, dict) else None
-            raise RemoteKernelError(message or f"agent answered {res.code} to {method} {path}")
+            raise RemoteKernelError(message or f"agent answered {res.code} to {method} {path}", res.code)
         return payload
 
     @property
@@ -134,7 +138,29 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             code = status.get("exitCode")
             self._exit_code = int(code) if isinstance(code, int) else 1
             return self._exit_code
+        if status.get("reason") == "unknown-kernel":
+            await self._adopt()
+            if self.remote_kernel_id is None:
+                return self._exit_code
         return None  # alive, or unknown because the link is down: never "dead" on a guess
+
+    async def _adopt(self) -> None:
+        """The agent restarted and lost its forwards: hand it our kernel and ports back."""
+        ports = {k: self.connection_info[k] for k in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")}
+        try:
+            await self._call(
+                "POST",
+                f"/api/v1/sessions/{self.session_id}/kernels",
+                {"kernelId": self.remote_kernel_id, "adoptPorts": ports},
+            )
+            self.log.info("remote-cluster: kernel %s taken back after an agent restart", self.remote_kernel_id)
+        except RemoteKernelError as e:
+            if e.status == 400:  # the session or the kernel is gone for good
+                self.log.warning("remote-cluster: kernel %s is gone: %s", self.remote_kernel_id, e)
+                self._exit_code = 1
+                self.remote_kernel_id = None
+                return
+            self.log.warning("remote-cluster: cannot take kernel %s back yet: %s", self.remote_kernel_id, e)
 
     async def wait(self) -> int | None:
         while True:

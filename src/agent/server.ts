@@ -186,6 +186,17 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     if (kernelId !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(kernelId)) {
       throw new HttpError(400, 'invalid', 'Invalid kernelId.');
     }
+    if (body.adoptPorts !== undefined) {
+      // The agent restarted: take the running kernel back on the client's local ports.
+      const ports = body.adoptPorts as Record<string, unknown>;
+      const valid = ['shell_port', 'iopub_port', 'stdin_port', 'control_port', 'hb_port'].every(
+        k => Number.isInteger(ports?.[k]) && (ports[k] as number) > 1023 && (ports[k] as number) < 65536
+      );
+      if (!kernelId || !valid) {
+        throw new HttpError(400, 'invalid', 'Adopting a kernel needs its kernelId and five local ports.');
+      }
+      return sendJson(res, 200, await svc.sessions.adoptKernel(m[1], kernelId, ports as Record<string, number>));
+    }
     return sendJson(res, 201, await svc.sessions.startKernel(m[1], kernelId));
   }
   if ((m = p.match(/^\/api\/v1\/kernels\/([A-Za-z0-9_-]{1,64})(\/signal)?$/))) {

@@ -136,3 +136,37 @@ def test_nbclient_runs_a_notebook_on_the_cluster_and_cancels_the_job(jupyter_dir
     while "RUNNING" in squeue(job) and time.monotonic() < deadline:
         time.sleep(2)
     assert "RUNNING" not in squeue(job), "the job of a profile kernel ends with the kernel"
+
+
+def test_agent_crash_keeps_the_kernel_and_its_state(kernel):
+    """The agent dies (kill -9): it is restarted, takes the kernel back on the same
+    local ports, and the kernel's variables are still there."""
+    import os
+    import signal
+
+    from jupyter_core.utils import run_sync
+
+    from jupyterlab_remote_cluster.agent_process import get_agent
+
+    km, kc = kernel
+    run(kc, "x = 42")
+    agent = get_agent()
+    first = agent.owned_pid
+    assert first
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        # Jupyter polls the provisioner; a restarted agent answers "unknown kernel",
+        # and the provisioner hands the kernel back. Never reported dead meanwhile.
+        assert km.is_alive()
+        if agent.owned_pid not in (None, first):
+            status = json.loads(run_sync(agent.request)("GET", f"/api/v1/kernels/{km.provisioner.remote_kernel_id}").body)
+            if status.get("alive") is True:
+                break
+        time.sleep(1)
+    assert agent.owned_pid not in (None, first)
+    # ZMQ reconnects by itself; kernel_info until IOPub flows again (what Jupyter's
+    # websocket handler does on reconnect, too).
+    kc.wait_for_ready(timeout=60)
+    _, out = run(kc, "print(x)", timeout=60)
+    assert "".join(out).strip() == "42"

@@ -88,6 +88,8 @@ export class SessionManager {
   readonly events = new EventEmitter();
   private readonly sessions = new Map<string, ISessionRecord>();
   private readonly kernels = new Map<string, IKernelRecord>();
+  /** Kernels that ended with their session or were shut down: why, for later polls. */
+  private readonly endedKernels = new Map<string, string>();
   private readonly links = new Map<string, Promise<IClusterLink>>();
   private readonly pollers = new Map<string, NodeJS.Timeout>();
   /** Consecutive failed status cycles per cluster: back off, never hammer. */
@@ -447,7 +449,7 @@ export class SessionManager {
       }
     }
     for (const k of [...this.kernels.values()].filter(k => k.sessionId === s.id)) {
-      this.dropKernel(k);
+      this.dropKernel(k, `the session ended: ${why}`);
     }
     this.helperStates.delete(s.id);
     this.tokens.delete(s.id);
@@ -645,6 +647,64 @@ export class SessionManager {
     return rec.connection;
   }
 
+  /**
+   * Take a kernel that still runs in the session back after the agent restarted: the
+   * same local ports (the client's connection info) forward again to the kernel's ports,
+   * read with its key from its connection file. Its state is intact.
+   */
+  async adoptKernel(sessionId: string, kernelId: string, localPorts: Record<string, number>): Promise<IKernelConnection> {
+    const existing = this.kernels.get(kernelId);
+    if (existing) {
+      return existing.connection;
+    }
+    const s = this.sessions.get(sessionId);
+    if (!s || s.state !== 'running' || !s.node) {
+      throw new InvalidRequestError(`Session ${sessionId} is not running.`, 'session');
+    }
+    const status = await this.helperRequest(s, 'GET', `/kernels/${kernelId}`, undefined, 15_000);
+    if (status.status !== 200 || !status.json.alive) {
+      throw new InvalidRequestError(`Kernel ${kernelId} is no longer running in session ${sessionId}.`, 'kernel');
+    }
+    const profile = await this.profile(s.profile);
+    const link = await this.link(profile);
+    const file = JSON.parse(
+      (await link.readFile(`${s.remoteDir}/kernels/${kernelId}/connection.json`)).toString('utf8')
+    ) as Record<string, any>;
+    const node = s.node;
+    const forwards: LocalForward[] = [];
+    const conn: Partial<IKernelConnection> = {
+      kernelId,
+      sessionId,
+      ip: '127.0.0.1',
+      transport: 'tcp',
+      key: file.key,
+      signature_scheme: file.signature_scheme
+    };
+    try {
+      for (const ch of CHANNELS) {
+        const remotePort = Number(file[ch]);
+        const fwd = new LocalForward(async () => (await this.link(profile)).forwardOut(node, remotePort), this.opts.log);
+        conn[ch] = await fwd.listen(Number(localPorts[ch]));
+        forwards.push(fwd);
+      }
+    } catch (err) {
+      forwards.forEach(f => f.close());
+      throw new Error(`Cannot take kernel ${kernelId} back on its local ports: ${(err as Error).message}`);
+    }
+    const rec: IKernelRecord = {
+      kernelId,
+      sessionId,
+      remotePid: Number(status.json.pid ?? 0),
+      forwards,
+      connection: conn as IKernelConnection,
+      stopped: false
+    };
+    this.kernels.set(kernelId, rec);
+    this.update(s, {});
+    this.opts.log(`adopted kernel ${kernelId} of session ${sessionId} on its previous local ports`);
+    return rec.connection;
+  }
+
   private kernel(kernelId: string): IKernelRecord {
     const k = this.kernels.get(kernelId);
     if (!k) {
@@ -656,8 +716,16 @@ export class SessionManager {
   /** Alive or not, from the helper; `undefined` when it cannot be known right now (link down). */
   async kernelStatus(kernelId: string): Promise<{ alive: boolean | null; exitCode?: number; reason?: string }> {
     const k = this.kernels.get(kernelId);
-    if (!k || k.stopped) {
-      return { alive: false, reason: k ? 'stopped for a restart' : 'unknown kernel' };
+    if (!k) {
+      const ended = this.endedKernels.get(kernelId);
+      if (ended) {
+        return { alive: false, reason: ended };
+      }
+      // Not known to this agent: after an agent restart the provisioner adopts it again.
+      return { alive: null, reason: 'unknown-kernel' };
+    }
+    if (k.stopped) {
+      return { alive: false, reason: 'stopped for a restart' };
     }
     const s = this.sessions.get(k.sessionId);
     if (!s || s.state === 'ended') {
@@ -706,9 +774,10 @@ export class SessionManager {
     }
   }
 
-  private dropKernel(k: IKernelRecord): void {
+  private dropKernel(k: IKernelRecord, why = 'shut down'): void {
     k.forwards.forEach(f => f.close());
     this.kernels.delete(k.kernelId);
+    this.endedKernels.set(k.kernelId, why);
   }
 
   /* ---------------- dashboard proxy support ---------------- */

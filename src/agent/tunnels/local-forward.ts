@@ -23,10 +23,11 @@ export class LocalForward {
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, sock => this.accept(sock));
   }
 
-  async listen(): Promise<number> {
+  /** Listen on an ephemeral port, or on `port` to take over a forward after an agent restart. */
+  async listen(port = 0): Promise<number> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', () => resolve());
+      this.server.listen(port, '127.0.0.1', () => resolve());
     });
     this.port = (this.server.address() as net.AddressInfo).port;
     return this.port;
