@@ -1,0 +1,581 @@
+/**
+ * PBS adapter (OpenPBS / PBS Professional, and Torque with `flavour: 'torque'`): job
+ * script, qsub / qstat / qdel commands, and the mapping of PBS job states and exit
+ * statuses to pending / running / ended / unknown.
+ *
+ * Pure: no I/O. Values are validated first (same rules and messages as the Slurm adapter)
+ * and quoted where a shell reads them. Parsing is tested against outputs published in
+ * public repositories and documentation (src/agent/__tests__/fixtures/pbs/README.md).
+ * See docs/schedulers/pbs.md.
+ */
+import type { IResources } from '../../common/api';
+import { shQuote } from './shell';
+import { parseWalltime } from './slurm';
+import {
+  InvalidRequestError,
+  SchedulerUnavailableError,
+  type ICommandResult,
+  type IJobSpec,
+  type IJobStatus,
+  type ISchedulerAdapter
+} from './types';
+
+export type PbsFlavour = 'pbspro' | 'torque';
+
+export interface IPbsOptions {
+  /** `pbspro` (OpenPBS, PBS Professional; default) or `torque` (Torque / Moab). */
+  flavour?: PbsFlavour;
+}
+
+const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
+/** `1234`, `1234.server`, `1234[].server` (array parent), `1234[7].server` (subjob). */
+const JOB_ID_RE = /^\d{1,20}(\[\d{0,10}\])?(\.[A-Za-z0-9._-]{1,253})?$/;
+const MEMORY_RE = /^(\d{1,12})([KMGT]?)$/;
+const PATH_RE = /^\/[A-Za-z0-9._/+@%,:=~-]*$/;
+/** `-X` or `-X value`: one option letter, one value without blanks, quotes or shell syntax. */
+const DIRECTIVE_RE = /^-([A-Za-z])(?:\s+([A-Za-z0-9._,:/@%+=*&|!~^[\]-]{1,256}))?$/;
+
+/** Options the adapter writes itself or that would break the session. */
+const RESERVED_OPTIONS: Record<string, string> = {
+  N: 'the job name is set by jupyterlab-remote-cluster itself',
+  o: 'the output path is set by jupyterlab-remote-cluster itself',
+  e: 'the error path is set by jupyterlab-remote-cluster itself',
+  j: 'output and error files are set by jupyterlab-remote-cluster itself',
+  d: 'the working directory is set by jupyterlab-remote-cluster itself',
+  w: 'the working directory is set by jupyterlab-remote-cluster itself',
+  D: 'the working directory is set by jupyterlab-remote-cluster itself',
+  J: 'array jobs cannot host a session',
+  t: 'array jobs cannot host a session',
+  I: 'interactive jobs cannot host a session',
+  X: 'interactive jobs cannot host a session',
+  z: 'qsub must print the job id',
+  C: 'the directive prefix cannot be changed',
+  h: 'a held job would never start',
+  u: 'the job runs as you'
+};
+/** Options that have a field of their own. */
+const FIELD_OPTIONS: Record<string, string> = { q: 'partition', A: 'account' };
+/** `-l` resources that have a field of their own. */
+const FIELD_RESOURCES: Record<string, string> = {
+  walltime: 'walltime',
+  select: 'cpus',
+  nodes: 'cpus',
+  ncpus: 'cpus',
+  ppn: 'cpus',
+  mem: 'memory',
+  ngpus: 'gpus',
+  gpus: 'gpus'
+};
+
+function show(value: unknown): string {
+  let s: string;
+  try {
+    s = typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
+  } catch {
+    s = String(value);
+  }
+  return s.length > 80 ? `${s.slice(0, 77)}..."` : s;
+}
+
+function invalid(field: string, value: unknown, rule: string): InvalidRequestError {
+  return new InvalidRequestError(`Invalid ${field} ${show(value)}: ${rule}.`, field);
+}
+
+function isSet(v: unknown): boolean {
+  return v !== undefined && v !== null && v !== '';
+}
+
+function intField(field: string, v: unknown, min: number, max: number): number {
+  const n = typeof v === 'string' && /^\d{1,9}$/.test(v.trim()) ? Number(v.trim()) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw invalid(field, v, `use a whole number from ${min} to ${max}`);
+  }
+  return n;
+}
+
+function nameField(field: string, v: unknown): string {
+  if (typeof v !== 'string' || !NAME_RE.test(v)) {
+    throw invalid(field, v, "use 1-64 letters, digits, '.', '_' or '-'");
+  }
+  return v;
+}
+
+function pathField(field: string, v: unknown): string {
+  if (typeof v !== 'string' || !PATH_RE.test(v) || v.length > 4096) {
+    throw invalid(field, v, 'must be an absolute path of letters, digits and ._/+@%,:=~- (no spaces)');
+  }
+  return v;
+}
+
+/** `4G` → `4gb`, `500M` → `500mb`, `500` → `500mb` (megabytes, as for Slurm). */
+function memoryField(v: unknown): string {
+  const m = typeof v === 'string' ? MEMORY_RE.exec(v.trim()) : null;
+  if (!m || Number(m[1]) === 0) {
+    throw invalid('memory', v, 'use a number with an optional unit K, M, G or T, e.g. 4G or 500M (no unit: megabytes)');
+  }
+  return `${Number(m[1])}${(m[2] || 'M').toLowerCase()}b`;
+}
+
+/** Seconds as PBS's `HH:MM:SS` (hours may exceed 24). */
+export function formatHms(secs: number): string {
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${two(Math.floor(secs / 3600))}:${two(Math.floor((secs % 3600) / 60))}:${two(secs % 60)}`;
+}
+
+/** Seconds in a PBS duration: `HH:MM:SS`, `MM:SS` or plain seconds; undefined otherwise. */
+export function parsePbsDuration(s: unknown): number | undefined {
+  if (typeof s === 'number' && Number.isFinite(s) && s >= 0) {
+    return Math.floor(s);
+  }
+  if (typeof s !== 'string') {
+    return undefined;
+  }
+  const m = /^(?:(?:(\d+):)?(\d+):)?(\d+)$/.exec(s.trim());
+  if (!m) {
+    return undefined;
+  }
+  return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3]);
+}
+
+/** First host of an `exec_host` list: `node1/0*4+node2/0*4` → `node1`. */
+export function firstExecHost(execHost: unknown): string | undefined {
+  if (typeof execHost !== 'string') {
+    return undefined;
+  }
+  const host = execHost.trim().split('+')[0].split('/')[0].trim();
+  return host || undefined;
+}
+
+function directives(v: unknown): string[] {
+  if (v === undefined || v === null) {
+    return [];
+  }
+  if (!Array.isArray(v)) {
+    throw invalid('extraDirectives', v, 'give a list of directives such as ["-l place=excl"]');
+  }
+  return v.map(d => {
+    const m = typeof d === 'string' ? DIRECTIVE_RE.exec(d.trim()) : null;
+    if (!m) {
+      throw invalid(
+        'extraDirectives',
+        d,
+        'each directive must look like -X or -X value (one value, without spaces, quotes, ;, $, ` or line breaks)'
+      );
+    }
+    const [, opt, value] = m;
+    if (RESERVED_OPTIONS[opt]) {
+      throw invalid('extraDirectives', d, `-${opt} is not allowed: ${RESERVED_OPTIONS[opt]}`);
+    }
+    if (FIELD_OPTIONS[opt]) {
+      throw invalid('extraDirectives', d, `use the ${FIELD_OPTIONS[opt]} field instead`);
+    }
+    if (opt === 'W' && value && /^block=/i.test(value)) {
+      throw invalid('extraDirectives', d, '-W block would keep qsub waiting until the job ends');
+    }
+    if (opt === 'l' && value) {
+      for (const item of value.split(',')) {
+        const key = item.split(/[=:]/)[0].toLowerCase();
+        if (FIELD_RESOURCES[key]) {
+          throw invalid('extraDirectives', d, `use the ${FIELD_RESOURCES[key]} field instead of -l ${key}`);
+        }
+      }
+    }
+    return value ? `-${opt} ${value}` : `-${opt}`;
+  });
+}
+
+/* ------------------------------------------------------------------------------------ */
+
+/** Why a finished job ended, from `Exit_status` (PBS Pro and Torque share the signal rule). */
+export function exitReason(flavour: PbsFlavour, status: number | undefined): string {
+  if (status === undefined) {
+    return 'ended before it ran (deleted while queued?)';
+  }
+  if (status === 0) {
+    return 'completed';
+  }
+  if (status === 271) {
+    return 'cancelled (killed by SIGTERM, e.g. qdel)';
+  }
+  if (status > 256) {
+    const sig = status - 256;
+    return sig === 9 ? 'killed (SIGKILL: qdel, or a limit enforced by the scheduler)' : `killed by signal ${sig}`;
+  }
+  if (status > 0) {
+    return `failed (the job exited with code ${status})`;
+  }
+  const named: Record<number, string> =
+    flavour === 'torque'
+      ? {
+          [-1]: 'could not be started (job execution failed before files were staged)',
+          [-3]: 'could not be started (execution retry)',
+          [-10]: 'memory limit exceeded',
+          [-11]: 'walltime reached',
+          [-12]: 'CPU time limit exceeded'
+        }
+      : {
+          [-1]: 'could not be started (job execution failed before files were staged)',
+          [-3]: 'could not be started (execution retry)',
+          [-10]: 'could not be started (invalid user on the execution host)',
+          [-26]: 'virtual memory limit exceeded',
+          [-27]: 'memory limit exceeded',
+          [-28]: 'CPU time limit exceeded',
+          [-29]: 'walltime reached'
+        };
+  return named[status] ?? `failed to run (PBS execution error ${status})`;
+}
+
+interface IStateInfo {
+  phase: IJobStatus['phase'];
+  reason?: string;
+}
+
+const STATES: Record<string, IStateInfo> = {
+  Q: { phase: 'pending', reason: 'waiting to be scheduled' },
+  H: { phase: 'pending', reason: 'held' },
+  W: { phase: 'pending', reason: 'waiting for its start time' },
+  T: { phase: 'pending', reason: 'being moved to its execution queue' },
+  M: { phase: 'pending', reason: 'moved to another server' },
+  B: { phase: 'running' },
+  R: { phase: 'running' },
+  E: { phase: 'running', reason: 'exiting' },
+  S: { phase: 'running', reason: 'suspended by the scheduler' },
+  U: { phase: 'running', reason: 'suspended (the node is busy)' },
+  F: { phase: 'ended' },
+  C: { phase: 'ended' },
+  X: { phase: 'ended' }
+};
+
+/** qstat's words when pbs_server cannot be reached: the job's fate is unknown. */
+const SERVER_TROUBLE =
+  /Connection refused|cannot connect to server|cannot connect to host|Connection timed out|No route to host|Name or service not known|communication failure|pbs_iff|premature end of message|Server shutting down|Cannot resolve|timed out/i;
+/** qstat's words for an id it does not know (any more). */
+const UNKNOWN_ID = /Unknown Job Id|Job has finished, use -x/i;
+
+function firstLines(text: string, n = 2): string {
+  return text
+    .split('\n')
+    .map(l => l.trim())
+    .filter(Boolean)
+    .slice(0, n)
+    .join(' | ');
+}
+
+function guessField(text: string): string | undefined {
+  const fields: [RegExp, string][] = [
+    [/walltime/i, 'walltime'],
+    [/\bmem\b|memory/i, 'memory'],
+    [/gpu/i, 'gpus'],
+    [/ncpus|ppn|cpu/i, 'cpus'],
+    [/account|project/i, 'account'],
+    [/queue/i, 'partition']
+  ];
+  return fields.find(([re]) => re.test(text))?.[1];
+}
+
+/** A job's attributes, flat: `Resource_List.walltime` etc. (JSON nests them, text does not). */
+type Attrs = Record<string, unknown>;
+
+function flatten(obj: Record<string, unknown>): Attrs {
+  const out: Attrs = {};
+  for (const [k, v] of Object.entries(obj)) {
+    if (v && typeof v === 'object' && !Array.isArray(v) && k !== 'Variable_List') {
+      for (const [k2, v2] of Object.entries(v as Record<string, unknown>)) {
+        out[`${k}.${k2}`] = v2;
+      }
+    } else {
+      out[k] = v;
+    }
+  }
+  return out;
+}
+
+/** Blocks of `qstat -f` text (`Job Id: X` then `    key = value`, tab-indented continuations). */
+export function parseQstatText(text: string): Map<string, Attrs> {
+  const jobs = new Map<string, Attrs>();
+  let current: Attrs | undefined;
+  let lastKey: string | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/\r$/, '');
+    const head = /^Job Id:\s*(\S+)\s*$/.exec(line);
+    if (head) {
+      current = {};
+      jobs.set(head[1], current);
+      lastKey = undefined;
+      continue;
+    }
+    if (!current) {
+      continue;
+    }
+    // attributes are indented by 4 spaces; a wrapped value continues on lines indented
+    // by a tab (Torque) or by more spaces (some builds); `qstat -f -1` does not wrap
+    const kv = /^ {4}([A-Za-z_][A-Za-z0-9_.]*) = ?(.*)$/.exec(line);
+    if (kv) {
+      lastKey = kv[1];
+      current[lastKey] = kv[2];
+    } else if (lastKey && /^(\t| {5,})\S/.test(line)) {
+      current[lastKey] = `${String(current[lastKey])}${line.trim()}`;
+    }
+  }
+  return jobs;
+}
+
+/** The numeric part of a job id (`1234.server.domain` → `1234`), to match short and long server names. */
+function idKey(id: string): string {
+  return id.split('.')[0];
+}
+
+/* ------------------------------------------------------------------------------------ */
+
+export class PbsAdapter implements ISchedulerAdapter {
+  readonly name: string;
+  readonly flavour: PbsFlavour;
+
+  constructor(options: IPbsOptions = {}) {
+    const flavour = options.flavour ?? 'pbspro';
+    if (flavour !== 'pbspro' && flavour !== 'torque') {
+      throw new InvalidRequestError(`Invalid PBS flavour ${show(flavour)}: use "pbspro" or "torque".`, 'flavour');
+    }
+    this.flavour = flavour;
+    this.name = flavour === 'torque' ? 'torque' : 'pbs';
+  }
+
+  validate(resources: IResources): void {
+    this.directiveLines(resources);
+  }
+
+  /** The `#PBS` options for the resources (validating every value on the way). */
+  private directiveLines(resources: IResources): string[] {
+    if (typeof resources !== 'object' || resources === null) {
+      throw new InvalidRequestError('Resources must be an object.', 'resources');
+    }
+    const r = resources;
+    const lines: string[] = [];
+    if (isSet(r.partition)) {
+      lines.push(`-q ${nameField('partition', r.partition)}`);
+    }
+    if (isSet(r.account)) {
+      lines.push(`-A ${nameField('account', r.account)}`);
+    }
+    if (isSet(r.walltime)) {
+      lines.push(`-l walltime=${formatHms(parseWalltime(r.walltime))}`);
+    }
+    const cpus = isSet(r.cpus) ? intField('cpus', r.cpus, 1, 4096) : 1;
+    const mem = isSet(r.memory) ? memoryField(r.memory) : undefined;
+    const gpus = isSet(r.gpus) ? intField('gpus', r.gpus, 0, 64) : 0;
+    if (this.flavour === 'torque') {
+      lines.push(`-l nodes=1:ppn=${cpus}${gpus > 0 ? `:gpus=${gpus}` : ''}`);
+      if (mem) {
+        lines.push(`-l mem=${mem}`);
+      }
+    } else {
+      // one chunk: all of the job's resources go into the same select statement
+      lines.push(`-l select=1:ncpus=${cpus}${mem ? `:mem=${mem}` : ''}${gpus > 0 ? `:ngpus=${gpus}` : ''}`);
+    }
+    lines.push(...directives(r.extraDirectives));
+    return lines;
+  }
+
+  renderScript(spec: IJobSpec): string {
+    const name = nameField('name', spec.name);
+    const stdout = pathField('stdoutPath', spec.stdoutPath);
+    const stderr = pathField('stderrPath', spec.stderrPath);
+    const workdir = pathField('workdir', spec.workdir);
+    const resourceLines = this.directiveLines(spec.resources ?? {});
+    const setup = spec.setup ?? [];
+    if (!Array.isArray(setup) || !setup.every(l => typeof l === 'string' && !l.includes('\0'))) {
+      throw invalid('setup', setup, 'give a list of shell lines');
+    }
+    const sneaky = setup.find(l => /^\s*#\s*PBS/i.test(l));
+    if (sneaky !== undefined) {
+      // qsub reads #PBS lines up to the first command: these would bypass validation
+      throw invalid('setup', sneaky, 'put PBS directives in extraDirectives, not in setup lines');
+    }
+    if (typeof spec.command !== 'string' || !spec.command.trim() || /[\0\r\n]/.test(spec.command)) {
+      throw invalid('command', spec.command, 'must be one non-empty line');
+    }
+    const lines = [
+      '#!/bin/sh',
+      '# jupyterlab-remote-cluster session (generated; edits are overwritten)',
+      ...[`-N ${name}`, `-o ${stdout}`, `-e ${stderr}`, '-j n', '-S /bin/sh', ...resourceLines].map(d => `#PBS ${d}`),
+      '',
+      '# PBS has no working-directory directive (jobs start in $HOME)',
+      `cd ${shQuote(workdir)} || exit 1`,
+      ''
+    ];
+    if (setup.length) {
+      lines.push('# environment setup from the profile', ...setup, '');
+    }
+    lines.push('# the remote helper replaces this shell: PBS signals reach it directly', `exec ${spec.command}`, '');
+    return lines.join('\n');
+  }
+
+  submitCommand(scriptPath: string): string {
+    if (typeof scriptPath !== 'string' || !scriptPath || /[\0\r\n]/.test(scriptPath)) {
+      throw invalid('scriptPath', scriptPath, 'must be a path on one line');
+    }
+    return `qsub ${shQuote(scriptPath)}`;
+  }
+
+  parseSubmit(result: ICommandResult): string {
+    const stdout = result.stdout ?? '';
+    const stderr = result.stderr ?? '';
+    if (result.code === 0) {
+      const lines = stdout.split('\n').map(l => l.trim()).filter(Boolean);
+      const last = lines[lines.length - 1] ?? '';
+      if (JOB_ID_RE.test(last)) {
+        return last;
+      }
+      throw new Error(`qsub printed no job id: ${firstLines(stdout + '\n' + stderr, 3) || '(nothing)'}`);
+    }
+    if (result.code === null || SERVER_TROUBLE.test(stderr)) {
+      throw new SchedulerUnavailableError(
+        `PBS did not answer the submission (${firstLines(stderr) || 'no output'}); the job may or may not be queued.`
+      );
+    }
+    const errors = stderr
+      .split('\n')
+      .map(l => l.trim())
+      .filter(Boolean)
+      .map(l => l.replace(/^qsub:\s*/i, '').replace(/^(error|fatal):\s*/i, ''));
+    const text = errors.join(' ');
+    let message = `PBS refused the job: ${text || `qsub exited with code ${result.code}`}`;
+    if (!/[.!?]$/.test(message)) {
+      message += '.';
+    }
+    throw new InvalidRequestError(message, guessField(text));
+  }
+
+  private checkIds(jobIds: string[]): string[] {
+    const ids = [...new Set(jobIds)];
+    if (!ids.length) {
+      throw new InvalidRequestError('No job ids to query.', 'jobIds');
+    }
+    for (const id of ids) {
+      if (typeof id !== 'string' || !JOB_ID_RE.test(id)) {
+        throw invalid('jobId', id, 'PBS job ids look like 1234 or 1234.server');
+      }
+    }
+    return ids;
+  }
+
+  statusCommand(jobIds: string[]): string {
+    const ids = this.checkIds(jobIds);
+    // -x: finished jobs too (job history, PBS Pro); Torque keeps completed jobs (state C)
+    // for keep_completed seconds. -1 (Torque): no line wrapping.
+    // ids are quoted: `1234[].server` would be a glob pattern to the shell
+    const list = ids.map(shQuote).join(' ');
+    return this.flavour === 'torque' ? `qstat -f -1 ${list}` : `qstat -f -F json -x ${list}`;
+  }
+
+  parseStatus(jobIds: string[], result: ICommandResult): Map<string, IJobStatus> {
+    const out = new Map<string, IJobStatus>();
+    const all = (make: (id: string) => IJobStatus): Map<string, IJobStatus> => {
+      for (const id of jobIds) {
+        out.set(id, make(id));
+      }
+      return out;
+    };
+    const unknown = (reason: string) => all(jobId => ({ jobId, phase: 'unknown', nativeState: '', reason }));
+    const stdout = result.stdout ?? '';
+    const stderr = result.stderr ?? '';
+
+    if (result.code === null) {
+      return unknown('qstat did not finish (slow PBS server?)');
+    }
+    if (SERVER_TROUBLE.test(stderr)) {
+      return unknown(`PBS server not reachable: ${firstLines(stderr)}`);
+    }
+    const otherErrors = stderr
+      .split('\n')
+      .map(l => l.trim())
+      .filter(l => l && !UNKNOWN_ID.test(l));
+    if (result.code !== 0 && otherErrors.length && !stdout.trim()) {
+      return unknown(`qstat failed (exit code ${result.code}): ${firstLines(otherErrors.join('\n'))}`);
+    }
+
+    let jobs: Map<string, Attrs>;
+    if (this.flavour === 'torque') {
+      jobs = parseQstatText(stdout);
+    } else {
+      jobs = new Map();
+      if (stdout.trim()) {
+        let doc: unknown;
+        try {
+          doc = JSON.parse(stdout);
+        } catch {
+          return unknown(`unexpected qstat output (not JSON): ${show(firstLines(stdout, 1))}`);
+        }
+        const list = (doc as { Jobs?: unknown } | null)?.Jobs;
+        if (list !== undefined && (typeof list !== 'object' || list === null)) {
+          return unknown('unexpected qstat output: "Jobs" is not an object');
+        }
+        for (const [id, attrs] of Object.entries((list ?? {}) as Record<string, unknown>)) {
+          if (attrs && typeof attrs === 'object') {
+            jobs.set(id, flatten(attrs as Record<string, unknown>));
+          }
+        }
+      }
+    }
+    if (result.code !== 0 && !jobs.size && otherErrors.length) {
+      return unknown(`qstat failed (exit code ${result.code}): ${firstLines(otherErrors.join('\n'))}`);
+    }
+    const byKey = new Map<string, Attrs>();
+    for (const [id, attrs] of jobs) {
+      byKey.set(idKey(id), attrs);
+    }
+    return all(jobId => {
+      const attrs = jobs.get(jobId) ?? byKey.get(idKey(jobId));
+      return attrs ? this.jobStatus(jobId, attrs) : { jobId, phase: 'ended', nativeState: '', reason: 'left the queue' };
+    });
+  }
+
+  private jobStatus(jobId: string, a: Attrs): IJobStatus {
+    const state = String(a['job_state'] ?? '').trim().toUpperCase();
+    const info = STATES[state];
+    const comment = typeof a['comment'] === 'string' && a['comment'].trim() ? a['comment'].trim() : undefined;
+    if (!info) {
+      return { jobId, phase: 'unknown', nativeState: state, reason: `unrecognised PBS state ${state || '(none)'}` };
+    }
+    const st: IJobStatus = { jobId, phase: info.phase, nativeState: state };
+    if (comment) {
+      st.nativeReason = comment;
+    }
+    if (info.phase === 'pending') {
+      // the scheduler's comment says why (`Not Running: Insufficient amount of resource: ncpus`)
+      st.reason = comment ? comment.replace(/^Not Running:\s*/i, '') : info.reason;
+      if (comment && /Can Never Run/i.test(comment)) {
+        st.blocked = true;
+      }
+    } else if (info.phase === 'running') {
+      st.node = firstExecHost(a['exec_host']);
+      const remaining = parsePbsDuration(a['Walltime.Remaining']);
+      const limit = parsePbsDuration(a['Resource_List.walltime']);
+      const used = parsePbsDuration(a['resources_used.walltime']);
+      if (remaining !== undefined) {
+        st.timeLeftSeconds = remaining;
+      } else if (limit !== undefined) {
+        st.timeLeftSeconds = Math.max(0, limit - (used ?? 0));
+      }
+      if (info.reason) {
+        st.reason = info.reason;
+      }
+    } else {
+      // PBS Pro and old Torque: Exit_status; Torque 4+: exit_status
+      const raw = a['Exit_status'] ?? a['exit_status'];
+      const status = typeof raw === 'number' ? raw : /^-?\d+$/.test(String(raw ?? '').trim()) ? Number(raw) : undefined;
+      st.reason = exitReason(this.flavour, status);
+      if (status !== undefined) {
+        st.nativeReason = `Exit_status=${status}`;
+      }
+    }
+    return st;
+  }
+
+  cancelCommand(jobId: string): string {
+    if (typeof jobId !== 'string' || !JOB_ID_RE.test(jobId)) {
+      throw invalid('jobId', jobId, 'PBS job ids look like 1234 or 1234.server');
+    }
+    return `qdel ${shQuote(jobId)}`;
+  }
+}
