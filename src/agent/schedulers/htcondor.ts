@@ -25,6 +25,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
+import { intField, invalid, isSet, nameField, pathField, show } from './validate';
 
 /** Prefix of the submit-description lines in the job script. */
 export const DIRECTIVE_PREFIX = '#CONDOR ';
@@ -48,10 +49,8 @@ export const ATTRIBUTES = [
 export const QUEUE_MARKER = '@@jrc condor_q exit';
 export const HISTORY_MARKER = '@@jrc condor_history exit';
 
-const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const JOB_ID_RE = /^(\d{1,20})\.(\d{1,9})$/;
 const MEMORY_RE = /^(\d{1,12})([KMGT]?)$/;
-const PATH_RE = /^\/[A-Za-z0-9._/+@%,:=~-]*$/;
 /** A script path as condor_submit reads it after `executable =` (absolute or relative, no blanks, no `$`). */
 const SCRIPT_PATH_RE = /^[A-Za-z0-9._/+@%,:=~][A-Za-z0-9._/+@%,:=~-]{0,4095}$/;
 /**
@@ -102,46 +101,6 @@ const FIELD_DIRECTIVES: Record<string, string> = {
   '+maxruntime': 'walltime',
   accounting_group: 'account'
 };
-
-function show(value: unknown): string {
-  let s: string;
-  try {
-    s = typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
-  } catch {
-    s = String(value);
-  }
-  return s.length > 80 ? `${s.slice(0, 77)}..."` : s;
-}
-
-function invalid(field: string, value: unknown, rule: string): InvalidRequestError {
-  return new InvalidRequestError(`Invalid ${field} ${show(value)}: ${rule}.`, field);
-}
-
-function isSet(v: unknown): boolean {
-  return v !== undefined && v !== null && v !== '';
-}
-
-function intField(field: string, v: unknown, min: number, max: number): number {
-  const n = typeof v === 'string' && /^\d{1,9}$/.test(v.trim()) ? Number(v.trim()) : v;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    throw invalid(field, v, `use a whole number from ${min} to ${max}`);
-  }
-  return n;
-}
-
-function nameField(field: string, v: unknown): string {
-  if (typeof v !== 'string' || !NAME_RE.test(v)) {
-    throw invalid(field, v, "use 1-64 letters, digits, '.', '_' or '-'");
-  }
-  return v;
-}
-
-function pathField(field: string, v: unknown): string {
-  if (typeof v !== 'string' || !PATH_RE.test(v) || v.length > 4096) {
-    throw invalid(field, v, 'must be an absolute path of letters, digits and ._/+@%,:=~- (no spaces)');
-  }
-  return v;
-}
 
 /** Megabytes for request_memory: `4G` → 4096, `500M` → 500, `1024K` → 1, no unit = megabytes. */
 export function memoryMegabytes(v: unknown): number {

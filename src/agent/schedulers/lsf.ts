@@ -18,6 +18,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
+import { intField, invalid, isSet, nameField, pathField, show } from './validate';
 
 /** bjobs fields, in order. The two free-text fields come last (text mode splits on `^`). */
 export const BJOBS_FIELDS = ['jobid', 'stat', 'exec_host', 'time_left', 'exit_code', 'exit_reason', 'pend_reason'];
@@ -33,11 +34,8 @@ export interface ILsfOptions {
   json?: boolean;
 }
 
-const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const JOB_ID_RE = /^\d{1,20}$/;
 const MEMORY_RE = /^(\d{1,12})([KMGT]?)$/;
-/** Paths written into #BSUB lines (bsub splits them on blanks). */
-const PATH_RE = /^\/[A-Za-z0-9._/+@%,:=~-]*$/;
 /**
  * `-option` or `-option value`; the value is one word of safe characters or one double-quoted
  * string of safe characters and spaces (e.g. `-R "select[mem>4000] order[r15s]"`). #BSUB lines
@@ -58,46 +56,6 @@ const FIELD_OPTIONS: Record<string, string> = {
   M: 'memory',
   gpu: 'gpus'
 };
-
-function show(value: unknown): string {
-  let s: string;
-  try {
-    s = typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
-  } catch {
-    s = String(value);
-  }
-  return s.length > 80 ? `${s.slice(0, 77)}..."` : s;
-}
-
-function invalid(field: string, value: unknown, rule: string): InvalidRequestError {
-  return new InvalidRequestError(`Invalid ${field} ${show(value)}: ${rule}.`, field);
-}
-
-function isSet(v: unknown): boolean {
-  return v !== undefined && v !== null && v !== '';
-}
-
-function intField(field: string, v: unknown, min: number, max: number): number {
-  const n = typeof v === 'string' && /^\d{1,9}$/.test(v.trim()) ? Number(v.trim()) : v;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    throw invalid(field, v, `use a whole number from ${min} to ${max}`);
-  }
-  return n;
-}
-
-function nameField(field: string, v: unknown): string {
-  if (typeof v !== 'string' || !NAME_RE.test(v)) {
-    throw invalid(field, v, "use 1-64 letters, digits, '.', '_' or '-'");
-  }
-  return v;
-}
-
-function pathField(field: string, v: unknown): string {
-  if (typeof v !== 'string' || !PATH_RE.test(v) || v.length > 4096) {
-    throw invalid(field, v, 'must be an absolute path of letters, digits and ._/+@%,:=~- (no spaces)');
-  }
-  return v;
-}
 
 /**
  * Minutes for `-W`, from the profile's walltime (minutes, `HH:MM:SS`, `D-HH`, `D-HH:MM`,

@@ -19,6 +19,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
+import { intField, invalid, isSet, nameField, pathField, show } from './validate';
 
 export type PbsFlavour = 'pbspro' | 'torque';
 
@@ -27,11 +28,9 @@ export interface IPbsOptions {
   flavour?: PbsFlavour;
 }
 
-const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 /** `1234`, `1234.server`, `1234[].server` (array parent), `1234[7].server` (subjob). */
 const JOB_ID_RE = /^\d{1,20}(\[\d{0,10}\])?(\.[A-Za-z0-9._-]{1,253})?$/;
 const MEMORY_RE = /^(\d{1,12})([KMGT]?)$/;
-const PATH_RE = /^\/[A-Za-z0-9._/+@%,:=~-]*$/;
 /** `-X` or `-X value`: one option letter, one value without blanks, quotes or shell syntax. */
 const DIRECTIVE_RE = /^-([A-Za-z])(?:\s+([A-Za-z0-9._,:/@%+=*&|!~^[\]-]{1,256}))?$/;
 
@@ -66,46 +65,6 @@ const FIELD_RESOURCES: Record<string, string> = {
   ngpus: 'gpus',
   gpus: 'gpus'
 };
-
-function show(value: unknown): string {
-  let s: string;
-  try {
-    s = typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
-  } catch {
-    s = String(value);
-  }
-  return s.length > 80 ? `${s.slice(0, 77)}..."` : s;
-}
-
-function invalid(field: string, value: unknown, rule: string): InvalidRequestError {
-  return new InvalidRequestError(`Invalid ${field} ${show(value)}: ${rule}.`, field);
-}
-
-function isSet(v: unknown): boolean {
-  return v !== undefined && v !== null && v !== '';
-}
-
-function intField(field: string, v: unknown, min: number, max: number): number {
-  const n = typeof v === 'string' && /^\d{1,9}$/.test(v.trim()) ? Number(v.trim()) : v;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    throw invalid(field, v, `use a whole number from ${min} to ${max}`);
-  }
-  return n;
-}
-
-function nameField(field: string, v: unknown): string {
-  if (typeof v !== 'string' || !NAME_RE.test(v)) {
-    throw invalid(field, v, "use 1-64 letters, digits, '.', '_' or '-'");
-  }
-  return v;
-}
-
-function pathField(field: string, v: unknown): string {
-  if (typeof v !== 'string' || !PATH_RE.test(v) || v.length > 4096) {
-    throw invalid(field, v, 'must be an absolute path of letters, digits and ._/+@%,:=~- (no spaces)');
-  }
-  return v;
-}
 
 /** `4G` → `4gb`, `500M` → `500mb`, `500` → `500mb` (megabytes, as for Slurm). */
 function memoryField(v: unknown): string {

@@ -20,6 +20,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
+import { intField, invalid, isSet, nameField, pathField, show } from './validate';
 
 export interface ISgeOptions {
   /** Parallel environment for `cpus` (`-pe <pe> N`); default `smp`. */
@@ -28,11 +29,9 @@ export interface ISgeOptions {
   gpuResource?: string;
 }
 
-const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 /** Job ids are numbers (`qsub -terse` prints `1234`, or `1234.1-10:1` for arrays). */
 const JOB_ID_RE = /^\d{1,20}$/;
 const MEMORY_RE = /^(\d{1,12})([KMGT]?)$/;
-const PATH_RE = /^\/[A-Za-z0-9._/+@%,:=~-]*$/;
 /** `-opt` or `-opt value`: one option word, one value without blanks, quotes or shell syntax. */
 const DIRECTIVE_RE = /^-([A-Za-z][A-Za-z_]{0,15})(?:\s+([A-Za-z0-9._,:/@%+=*&|!~^[\]-]{1,256}))?$/;
 
@@ -64,46 +63,6 @@ const FIELD_RESOURCES: Record<string, string> = {
   mem_free: 'memory',
   gpu: 'gpus'
 };
-
-function show(value: unknown): string {
-  let s: string;
-  try {
-    s = typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
-  } catch {
-    s = String(value);
-  }
-  return s.length > 80 ? `${s.slice(0, 77)}..."` : s;
-}
-
-function invalid(field: string, value: unknown, rule: string): InvalidRequestError {
-  return new InvalidRequestError(`Invalid ${field} ${show(value)}: ${rule}.`, field);
-}
-
-function isSet(v: unknown): boolean {
-  return v !== undefined && v !== null && v !== '';
-}
-
-function intField(field: string, v: unknown, min: number, max: number): number {
-  const n = typeof v === 'string' && /^\d{1,9}$/.test(v.trim()) ? Number(v.trim()) : v;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    throw invalid(field, v, `use a whole number from ${min} to ${max}`);
-  }
-  return n;
-}
-
-function nameField(field: string, v: unknown): string {
-  if (typeof v !== 'string' || !NAME_RE.test(v)) {
-    throw invalid(field, v, "use 1-64 letters, digits, '.', '_' or '-'");
-  }
-  return v;
-}
-
-function pathField(field: string, v: unknown): string {
-  if (typeof v !== 'string' || !PATH_RE.test(v) || v.length > 4096) {
-    throw invalid(field, v, 'must be an absolute path of letters, digits and ._/+@%,:=~- (no spaces)');
-  }
-  return v;
-}
 
 /** Megabytes in a memory value (`4G` → 4096; no unit = megabytes, as for Slurm). */
 function memoryMegabytes(v: unknown): number {

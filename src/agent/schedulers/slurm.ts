@@ -16,6 +16,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
+import { intField, invalid, isSet, nameField, pathField, show } from './validate';
 
 /** Resources as the Slurm adapter reads them: IResources plus Slurm's QOS. */
 export interface ISlurmResources extends IResources {
@@ -27,11 +28,8 @@ export const FIELD_SEPARATOR = '\x1f';
 /** squeue fields, in order: job id, long state, reason, node list, time left, start time. */
 const SQUEUE_FIELDS = ['%i', '%T', '%r', '%N', '%L', '%S'];
 
-const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const JOB_ID_RE = /^\d{1,20}(_\d{1,10})?$/;
 const MEMORY_RE = /^(\d{1,12})([KMGT]?)$/;
-/** Paths written into #SBATCH lines (sbatch splits them on blanks and reads quotes itself). */
-const PATH_RE = /^\/[A-Za-z0-9._/+@%,:=~-]*$/;
 /** `--name` or `--name=value`; #SBATCH lines are not read by a shell, but keep them plain. */
 const DIRECTIVE_RE = /^--([A-Za-z][A-Za-z0-9-]{0,63})(?:=([A-Za-z0-9._,:/@%+=*&|!~^[\]-]{1,256}))?$/;
 
@@ -45,40 +43,6 @@ const FIELD_DIRECTIVES: Record<string, string> = {
   'cpus-per-task': 'cpus',
   mem: 'memory'
 };
-
-function show(value: unknown): string {
-  let s: string;
-  try {
-    s = typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
-  } catch {
-    s = String(value);
-  }
-  return s.length > 80 ? `${s.slice(0, 77)}..."` : s;
-}
-
-function invalid(field: string, value: unknown, rule: string): InvalidRequestError {
-  return new InvalidRequestError(`Invalid ${field} ${show(value)}: ${rule}.`, field);
-}
-
-function isSet(v: unknown): boolean {
-  return v !== undefined && v !== null && v !== '';
-}
-
-/** An integer field: a number, or a string of digits (form inputs). */
-function intField(field: string, v: unknown, min: number, max: number): number {
-  const n = typeof v === 'string' && /^\d{1,9}$/.test(v.trim()) ? Number(v.trim()) : v;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    throw invalid(field, v, `use a whole number from ${min} to ${max}`);
-  }
-  return n;
-}
-
-function nameField(field: string, v: unknown): string {
-  if (typeof v !== 'string' || !NAME_RE.test(v)) {
-    throw invalid(field, v, "use 1-64 letters, digits, '.', '_' or '-'");
-  }
-  return v;
-}
 
 /**
  * Seconds in a Slurm walltime: `minutes`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM` or
@@ -187,13 +151,6 @@ function directives(v: unknown, gpus: number): string[] {
     }
     return d.trim();
   });
-}
-
-function pathField(field: string, v: unknown): string {
-  if (typeof v !== 'string' || !PATH_RE.test(v) || v.length > 4096) {
-    throw invalid(field, v, 'must be an absolute path of letters, digits and ._/+@%,:=~- (no spaces)');
-  }
-  return v;
 }
 
 /* ------------------------------------------------------------------------------------ */

@@ -1,0 +1,50 @@
+/**
+ * Validation shared by every scheduler adapter: a value that reaches a job script or a
+ * command is checked here first, and a refusal names the field and the rule.
+ */
+import { InvalidRequestError } from './types';
+
+export const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
+/** Absolute paths without spaces or shell metacharacters (they go into directives). */
+export const PATH_RE = /^\/[A-Za-z0-9._/+@%,:=~-]*$/;
+
+export function show(value: unknown): string {
+  let s: string;
+  try {
+    s = typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
+  } catch {
+    s = String(value);
+  }
+  return s.length > 80 ? `${s.slice(0, 77)}..."` : s;
+}
+
+export function invalid(field: string, value: unknown, rule: string): InvalidRequestError {
+  return new InvalidRequestError(`Invalid ${field} ${show(value)}: ${rule}.`, field);
+}
+
+export function isSet(v: unknown): boolean {
+  return v !== undefined && v !== null && v !== '';
+}
+
+/** An integer field: a number, or a string of digits (form inputs). */
+export function intField(field: string, v: unknown, min: number, max: number): number {
+  const n = typeof v === 'string' && /^\d{1,9}$/.test(v.trim()) ? Number(v.trim()) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw invalid(field, v, `use a whole number from ${min} to ${max}`);
+  }
+  return n;
+}
+
+export function nameField(field: string, v: unknown): string {
+  if (typeof v !== 'string' || !NAME_RE.test(v)) {
+    throw invalid(field, v, "use 1-64 letters, digits, '.', '_' or '-'");
+  }
+  return v;
+}
+
+export function pathField(field: string, v: unknown): string {
+  if (typeof v !== 'string' || !PATH_RE.test(v) || v.length > 4096) {
+    throw invalid(field, v, 'must be an absolute path of letters, digits and ._/+@%,:=~- (no spaces)');
+  }
+  return v;
+}
