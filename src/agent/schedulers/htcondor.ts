@@ -25,7 +25,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { intField, invalid, isSet, nameField, pathField, show } from './validate';
+import { commandLine, intField, invalid, isSet, nameField, pathField, setupLines, show } from './validate';
 
 /** Prefix of the submit-description lines in the job script. */
 export const DIRECTIVE_PREFIX = '#CONDOR ';
@@ -263,18 +263,9 @@ export class HtcondorAdapter implements ISchedulerAdapter {
     const stderr = pathField('stderrPath', spec.stderrPath);
     const workdir = pathField('workdir', spec.workdir);
     const resourceLines = this.descriptionLines(spec.resources ?? {});
-    const setup = spec.setup ?? [];
-    if (!Array.isArray(setup) || !setup.every(l => typeof l === 'string' && !l.includes('\0'))) {
-      throw invalid('setup', setup, 'give a list of shell lines');
-    }
-    const sneaky = setup.find(l => /^\s*#\s*CONDOR/i.test(l));
-    if (sneaky !== undefined) {
-      // submitCommand feeds every #CONDOR line to condor_submit: these would bypass validation
-      throw invalid('setup', sneaky, 'put HTCondor submit commands in extraDirectives, not in setup lines');
-    }
-    if (typeof spec.command !== 'string' || !spec.command.trim() || /[\0\r\n]/.test(spec.command)) {
-      throw invalid('command', spec.command, 'must be one non-empty line');
-    }
+    // submitCommand feeds every #CONDOR line to condor_submit: these would bypass validation
+    const setup = setupLines(spec.setup, /^\s*#\s*CONDOR/i, 'put HTCondor submit commands in extraDirectives, not in setup lines');
+    commandLine(spec.command);
     const description = [
       'universe = vanilla',
       `batch_name = ${name}`,

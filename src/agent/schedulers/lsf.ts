@@ -18,7 +18,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { intField, invalid, isSet, nameField, pathField, show } from './validate';
+import { commandLine, intField, invalid, isSet, nameField, pathField, setupLines, show } from './validate';
 
 /** bjobs fields, in order. The two free-text fields come last (text mode splits on `^`). */
 export const BJOBS_FIELDS = ['jobid', 'stat', 'exec_host', 'time_left', 'exit_code', 'exit_reason', 'pend_reason'];
@@ -241,18 +241,9 @@ export class LsfAdapter implements ISchedulerAdapter {
     const stderr = pathField('stderrPath', spec.stderrPath);
     const workdir = pathField('workdir', spec.workdir);
     const resourceLines = this.directiveLines(spec.resources ?? {});
-    const setup = spec.setup ?? [];
-    if (!Array.isArray(setup) || !setup.every(l => typeof l === 'string' && !l.includes('\0'))) {
-      throw invalid('setup', setup, 'give a list of shell lines');
-    }
-    const sneaky = setup.find(l => /^\s*#\s*BSUB/i.test(l));
-    if (sneaky !== undefined) {
-      // bsub reads #BSUB lines up to the first command: these would bypass validation
-      throw invalid('setup', sneaky, 'put LSF options in extraDirectives, not in setup lines');
-    }
-    if (typeof spec.command !== 'string' || !spec.command.trim() || /[\0\r\n]/.test(spec.command)) {
-      throw invalid('command', spec.command, 'must be one non-empty line');
-    }
+    // bsub reads #BSUB lines up to the first command: these would bypass validation
+    const setup = setupLines(spec.setup, /^\s*#\s*BSUB/i, 'put LSF options in extraDirectives, not in setup lines');
+    commandLine(spec.command);
     const lines = [
       '#!/bin/sh',
       '# jupyterlab-remote-cluster session (generated; edits are overwritten)',

@@ -19,7 +19,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { intField, invalid, isSet, nameField, pathField, show } from './validate';
+import { commandLine, intField, invalid, isSet, nameField, pathField, setupLines, show } from './validate';
 
 export type PbsFlavour = 'pbspro' | 'torque';
 
@@ -341,18 +341,9 @@ export class PbsAdapter implements ISchedulerAdapter {
     const stderr = pathField('stderrPath', spec.stderrPath);
     const workdir = pathField('workdir', spec.workdir);
     const resourceLines = this.directiveLines(spec.resources ?? {});
-    const setup = spec.setup ?? [];
-    if (!Array.isArray(setup) || !setup.every(l => typeof l === 'string' && !l.includes('\0'))) {
-      throw invalid('setup', setup, 'give a list of shell lines');
-    }
-    const sneaky = setup.find(l => /^\s*#\s*PBS/i.test(l));
-    if (sneaky !== undefined) {
-      // qsub reads #PBS lines up to the first command: these would bypass validation
-      throw invalid('setup', sneaky, 'put PBS directives in extraDirectives, not in setup lines');
-    }
-    if (typeof spec.command !== 'string' || !spec.command.trim() || /[\0\r\n]/.test(spec.command)) {
-      throw invalid('command', spec.command, 'must be one non-empty line');
-    }
+    // qsub reads #PBS lines up to the first command: these would bypass validation
+    const setup = setupLines(spec.setup, /^\s*#\s*PBS/i, 'put PBS directives in extraDirectives, not in setup lines');
+    commandLine(spec.command);
     const lines = [
       '#!/bin/sh',
       '# jupyterlab-remote-cluster session (generated; edits are overwritten)',

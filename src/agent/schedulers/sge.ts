@@ -20,7 +20,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { intField, invalid, isSet, nameField, pathField, show } from './validate';
+import { commandLine, intField, invalid, isSet, nameField, pathField, setupLines, show } from './validate';
 
 export interface ISgeOptions {
   /** Parallel environment for `cpus` (`-pe <pe> N`); default `smp`. */
@@ -257,18 +257,9 @@ export class SgeAdapter implements ISchedulerAdapter {
     const stderr = pathField('stderrPath', spec.stderrPath);
     const workdir = pathField('workdir', spec.workdir);
     const resourceLines = this.directiveLines(spec.resources ?? {});
-    const setup = spec.setup ?? [];
-    if (!Array.isArray(setup) || !setup.every(l => typeof l === 'string' && !l.includes('\0'))) {
-      throw invalid('setup', setup, 'give a list of shell lines');
-    }
-    const sneaky = setup.find(l => /^\s*#\s*\$/.test(l));
-    if (sneaky !== undefined) {
-      // qsub reads #$ lines anywhere in the script: these would bypass validation
-      throw invalid('setup', sneaky, 'put Grid Engine directives in extraDirectives, not in setup lines');
-    }
-    if (typeof spec.command !== 'string' || !spec.command.trim() || /[\0\r\n]/.test(spec.command)) {
-      throw invalid('command', spec.command, 'must be one non-empty line');
-    }
+    // qsub reads #$ lines anywhere in the script: these would bypass validation
+    const setup = setupLines(spec.setup, /^\s*#\s*\$/, 'put Grid Engine directives in extraDirectives, not in setup lines');
+    commandLine(spec.command);
     const lines = [
       '#!/bin/sh',
       '# jupyterlab-remote-cluster session (generated; edits are overwritten)',

@@ -16,7 +16,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { intField, invalid, isSet, nameField, pathField, show } from './validate';
+import { commandLine, intField, invalid, isSet, nameField, pathField, setupLines, show } from './validate';
 
 /** Resources as the Slurm adapter reads them: IResources plus Slurm's QOS. */
 export interface ISlurmResources extends IResources {
@@ -306,18 +306,9 @@ export class SlurmAdapter implements ISchedulerAdapter {
     const stderr = pathField('stderrPath', spec.stderrPath);
     const workdir = pathField('workdir', spec.workdir);
     const resourceLines = this.directiveLines(spec.resources ?? {});
-    const setup = spec.setup ?? [];
-    if (!Array.isArray(setup) || !setup.every(l => typeof l === 'string' && !l.includes('\0'))) {
-      throw invalid('setup', setup, 'give a list of shell lines');
-    }
-    const sneaky = setup.find(l => /^\s*#\s*SBATCH/i.test(l));
-    if (sneaky !== undefined) {
-      // sbatch reads #SBATCH lines up to the first command: these would bypass validation
-      throw invalid('setup', sneaky, 'put Slurm directives in extraDirectives, not in setup lines');
-    }
-    if (typeof spec.command !== 'string' || !spec.command.trim() || /[\0\r\n]/.test(spec.command)) {
-      throw invalid('command', spec.command, 'must be one non-empty line');
-    }
+    // sbatch reads #SBATCH lines up to the first command: these would bypass validation
+    const setup = setupLines(spec.setup, /^\s*#\s*SBATCH/i, 'put Slurm directives in extraDirectives, not in setup lines');
+    commandLine(spec.command);
     const lines = [
       '#!/bin/sh',
       '# jupyterlab-remote-cluster session (generated; edits are overwritten)',

@@ -48,3 +48,28 @@ export function pathField(field: string, v: unknown): string {
   }
   return v;
 }
+
+/**
+ * The profile's setup lines, checked for a job script: shell lines, none of which may
+ * carry the scheduler's directive prefix (`directive`), since those would bypass this
+ * validation; `whereInstead` tells the user what to use.
+ */
+export function setupLines(value: unknown, directive: RegExp, whereInstead: string): string[] {
+  const setup = value ?? [];
+  if (!Array.isArray(setup) || !setup.every(l => typeof l === 'string' && !l.includes('\0'))) {
+    throw invalid('setup', setup, 'give a list of shell lines');
+  }
+  const sneaky = (setup as string[]).find(l => directive.test(l));
+  if (sneaky !== undefined) {
+    throw invalid('setup', sneaky, whereInstead);
+  }
+  return setup as string[];
+}
+
+/** The command a job script runs: one non-empty line. */
+export function commandLine(value: unknown): string {
+  if (typeof value !== 'string' || !value.trim() || /[\0\r\n]/.test(value)) {
+    throw invalid('command', value, 'must be one non-empty line');
+  }
+  return value;
+}
