@@ -13,6 +13,17 @@ export DEBIAN_FRONTEND=noninteractive
 log "Debian packages and the testbed cluster's Python"
 "$REPO/testbed/testbed" setup
 
+# Galata drives Debian's chromium (never a downloaded browser).
+BROWSER_PKGS=(chromium fonts-dejavu-core)
+missing=()
+for p in "${BROWSER_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "apt-get install ${missing[*]}"
+  { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } </dev/null
+fi
+
 log "Python venv $VENV"
 if [ ! -x "$VENV/bin/python" ]; then
   "${PYTHON:-python3}" -m venv "$VENV"
