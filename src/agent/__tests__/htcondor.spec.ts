@@ -4,13 +4,14 @@
  * stand-in condor_submit / condor_q / condor_history programs.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 import type { IResources } from '../../common/api';
 import { ATTRIBUTES, HtcondorAdapter, memoryMegabytes, parseAds, remoteNode } from '../schedulers/htcondor';
-import { InvalidRequestError, SchedulerUnavailableError, type ICommandResult, type IJobSpec } from '../schedulers/types';
+import { InvalidRequestError, SchedulerUnavailableError, type ICommandResult } from '../schedulers/types';
+import { readFixture, refusal, spec } from './helpers/adapters';
 
 interface IFixture extends ICommandResult {
   description: string;
@@ -20,33 +21,11 @@ interface IFixture extends ICommandResult {
   jobIds: string[];
 }
 
-const FIXTURES = path.join(__dirname, 'fixtures', 'htcondor');
 function fixture(name: string): IFixture {
-  return JSON.parse(readFileSync(path.join(FIXTURES, `${name}.json`), 'utf8')) as IFixture;
+  return readFixture<IFixture>('htcondor', name);
 }
 
 const condor = new HtcondorAdapter();
-
-function refusal(fn: () => unknown): InvalidRequestError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InvalidRequestError);
-    return err as InvalidRequestError;
-  }
-  throw new Error('expected an InvalidRequestError');
-}
-
-const spec = (over: Partial<IJobSpec> = {}): IJobSpec => ({
-  name: 'jrc-ab12cd',
-  workdir: '/home/alice/.jupyter-remote-cluster/sessions/ab12cd',
-  stdoutPath: '/home/alice/.jupyter-remote-cluster/sessions/ab12cd/job.out',
-  stderrPath: '/home/alice/.jupyter-remote-cluster/sessions/ab12cd/job.err',
-  resources: {},
-  setup: [],
-  command: "/opt/py/bin/python '/home/alice/.jupyter-remote-cluster/helper-1.py' serve --session-dir /home/alice/s",
-  ...over
-});
 
 describe('htcondor: validate', () => {
   it('accepts a full, valid request', () => {

@@ -4,13 +4,14 @@
  * /bin/sh (quoting is checked by running them with stand-in programs).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 import type { IResources } from '../../common/api';
 import { firstExecHost, formatRunLimit, LsfAdapter, parseTimeLeft, walltimeMinutes } from '../schedulers/lsf';
-import { InvalidRequestError, SchedulerUnavailableError, type ICommandResult, type IJobSpec } from '../schedulers/types';
+import { InvalidRequestError, SchedulerUnavailableError, type ICommandResult } from '../schedulers/types';
+import { readFixture, refusal, spec } from './helpers/adapters';
 
 interface IFixture extends ICommandResult {
   description: string;
@@ -22,32 +23,11 @@ interface IFixture extends ICommandResult {
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'lsf');
 function fixture(name: string): IFixture {
-  return JSON.parse(readFileSync(path.join(FIXTURES, `${name}.json`), 'utf8')) as IFixture;
+  return readFixture<IFixture>('lsf', name);
 }
 
 const lsf = new LsfAdapter();
 const lsfText = new LsfAdapter({ json: false });
-
-function refusal(fn: () => unknown): InvalidRequestError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InvalidRequestError);
-    return err as InvalidRequestError;
-  }
-  throw new Error('expected an InvalidRequestError');
-}
-
-const spec = (over: Partial<IJobSpec> = {}): IJobSpec => ({
-  name: 'jrc-ab12cd',
-  workdir: '/home/alice/.jupyter-remote-cluster/sessions/ab12cd',
-  stdoutPath: '/home/alice/.jupyter-remote-cluster/sessions/ab12cd/job.out',
-  stderrPath: '/home/alice/.jupyter-remote-cluster/sessions/ab12cd/job.err',
-  resources: {},
-  setup: [],
-  command: "/opt/py/bin/python '/home/alice/.jupyter-remote-cluster/helper-1.py' serve --session-dir /home/alice/s",
-  ...over
-});
 
 describe('lsf: validate', () => {
   it('accepts a full, valid request', () => {

@@ -7,7 +7,8 @@ import * as path from 'node:path';
 
 import type { IResources } from '../../common/api';
 import { exitReason, firstExecHost, parsePbsDuration, parseQstatText, PbsAdapter } from '../schedulers/pbs';
-import { InvalidRequestError, SchedulerUnavailableError, type ICommandResult, type IJobSpec } from '../schedulers/types';
+import { SchedulerUnavailableError, type ICommandResult } from '../schedulers/types';
+import { refusal, spec } from './helpers/adapters';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'pbs');
 const read = (name: string) => readFileSync(path.join(FIXTURES, name), 'utf8');
@@ -15,27 +16,6 @@ const ok = (stdout: string, stderr = '', code: number | null = 0): ICommandResul
 
 const pbs = new PbsAdapter();
 const torque = new PbsAdapter({ flavour: 'torque' });
-
-function refusal(fn: () => unknown): InvalidRequestError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InvalidRequestError);
-    return err as InvalidRequestError;
-  }
-  throw new Error('expected an InvalidRequestError');
-}
-
-const spec = (over: Partial<IJobSpec> = {}): IJobSpec => ({
-  name: 'jrc-ab12cd',
-  workdir: '/home/alice/.jupyter-remote-cluster/sessions/ab12cd',
-  stdoutPath: '/home/alice/.jupyter-remote-cluster/sessions/ab12cd/job.out',
-  stderrPath: '/home/alice/.jupyter-remote-cluster/sessions/ab12cd/job.err',
-  resources: {},
-  setup: [],
-  command: "/opt/py/bin/python '/home/alice/.jupyter-remote-cluster/helper-1.py' serve --session-dir /home/alice/s",
-  ...over
-});
 
 describe('pbs: validate', () => {
   it('accepts a full, valid request for both flavours', () => {

@@ -7,34 +7,14 @@ import * as path from 'node:path';
 
 import type { IResources } from '../../common/api';
 import { parseQstatXml, queueHost, SgeAdapter } from '../schedulers/sge';
-import { InvalidRequestError, SchedulerUnavailableError, type ICommandResult, type IJobSpec } from '../schedulers/types';
+import { InvalidRequestError, SchedulerUnavailableError, type ICommandResult } from '../schedulers/types';
+import { refusal, spec } from './helpers/adapters';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'sge');
 const read = (name: string) => readFileSync(path.join(FIXTURES, name), 'utf8');
 const ok = (stdout: string, stderr = '', code: number | null = 0): ICommandResult => ({ code, stdout, stderr });
 
 const sge = new SgeAdapter();
-
-function refusal(fn: () => unknown): InvalidRequestError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InvalidRequestError);
-    return err as InvalidRequestError;
-  }
-  throw new Error('expected an InvalidRequestError');
-}
-
-const spec = (over: Partial<IJobSpec> = {}): IJobSpec => ({
-  name: 'jrc-ab12cd',
-  workdir: '/home/alice/.jupyter-remote-cluster/sessions/ab12cd',
-  stdoutPath: '/home/alice/.jupyter-remote-cluster/sessions/ab12cd/job.out',
-  stderrPath: '/home/alice/.jupyter-remote-cluster/sessions/ab12cd/job.err',
-  resources: {},
-  setup: [],
-  command: "/opt/py/bin/python '/home/alice/.jupyter-remote-cluster/helper-1.py' serve --session-dir /home/alice/s",
-  ...over
-});
 
 /** One job_list entry in the shape qstat prints (used for state letters no fixture shows). */
 const oneJob = (id: string, state: string, queue = 'all.q@node7', list = 'running') =>

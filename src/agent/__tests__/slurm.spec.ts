@@ -4,14 +4,15 @@
  * against a real /bin/sh (quoting is checked by running them with stand-in programs).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 import type { IResources } from '../../common/api';
 import { firstNode, parseDuration, parseWalltime, SlurmAdapter } from '../schedulers/slurm';
 import { shQuote } from '../schedulers/shell';
-import { InvalidRequestError, SchedulerUnavailableError, type ICommandResult, type IJobSpec } from '../schedulers/types';
+import { InvalidRequestError, SchedulerUnavailableError, type ICommandResult } from '../schedulers/types';
+import { readFixture, refusal, spec } from './helpers/adapters';
 
 interface IFixture extends ICommandResult {
   description: string;
@@ -22,31 +23,10 @@ interface IFixture extends ICommandResult {
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'slurm');
 function fixture(name: string): IFixture {
-  return JSON.parse(readFileSync(path.join(FIXTURES, `${name}.json`), 'utf8')) as IFixture;
+  return readFixture<IFixture>('slurm', name);
 }
 
 const slurm = new SlurmAdapter();
-
-function refusal(fn: () => unknown): InvalidRequestError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InvalidRequestError);
-    return err as InvalidRequestError;
-  }
-  throw new Error('expected an InvalidRequestError');
-}
-
-const spec = (over: Partial<IJobSpec> = {}): IJobSpec => ({
-  name: 'jrc-ab12cd',
-  workdir: '/home/alice/.jupyter-remote-cluster/sessions/ab12cd',
-  stdoutPath: '/home/alice/.jupyter-remote-cluster/sessions/ab12cd/job.out',
-  stderrPath: '/home/alice/.jupyter-remote-cluster/sessions/ab12cd/job.err',
-  resources: {},
-  setup: [],
-  command: "/opt/py/bin/python '/home/alice/.jupyter-remote-cluster/helper-1.py' serve --session-dir /home/alice/s",
-  ...over
-});
 
 describe('slurm: validate', () => {
   it('accepts a full, valid request', () => {

@@ -25,7 +25,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { commandLine, intField, invalid, isSet, nameField, pathField, setupLines, show } from './validate';
+import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupLines, show, statusOf } from './validate';
 
 /** Prefix of the submit-description lines in the job script. */
 export const DIRECTIVE_PREFIX = '#CONDOR ';
@@ -122,21 +122,7 @@ export function memoryMegabytes(v: unknown): number {
 }
 
 function directives(v: unknown, gpus: number): string[] {
-  if (v === undefined || v === null) {
-    return [];
-  }
-  if (!Array.isArray(v)) {
-    throw invalid('extraDirectives', v, 'give a list of submit commands such as ["requirements = (OpSysMajorVer == 9)"]');
-  }
-  return v.map(d => {
-    const m = typeof d === 'string' ? DIRECTIVE_RE.exec(d.trim()) : null;
-    if (!m) {
-      throw invalid(
-        'extraDirectives',
-        d,
-        'each directive must look like name = value or +Attribute = value, without $, \\ or line breaks'
-      );
-    }
+  return eachDirective(v, 'give a list of submit commands such as ["requirements = (OpSysMajorVer == 9)"]', DIRECTIVE_RE, 'each directive must look like name = value or +Attribute = value, without $, \\ or line breaks', (m, d) => {
     const name = m[1].toLowerCase();
     if (RESERVED.includes(name)) {
       throw invalid('extraDirectives', d, `${m[1]} is set by jupyterlab-remote-cluster itself or cannot be used in a session`);
@@ -258,10 +244,7 @@ export class HtcondorAdapter implements ISchedulerAdapter {
   }
 
   renderScript(spec: IJobSpec): string {
-    const name = nameField('name', spec.name);
-    const stdout = pathField('stdoutPath', spec.stdoutPath);
-    const stderr = pathField('stderrPath', spec.stderrPath);
-    const workdir = pathField('workdir', spec.workdir);
+    const { name, stdout, stderr, workdir } = jobFiles(spec);
     const resourceLines = this.descriptionLines(spec.resources ?? {});
     // submitCommand feeds every #CONDOR line to condor_submit: these would bypass validation
     const setup = setupLines(spec.setup, /^\s*#\s*CONDOR/i, 'put HTCondor submit commands in extraDirectives, not in setup lines');
@@ -353,14 +336,7 @@ export class HtcondorAdapter implements ISchedulerAdapter {
   }
 
   parseStatus(jobIds: string[], result: ICommandResult): Map<string, IJobStatus> {
-    const out = new Map<string, IJobStatus>();
-    const all = (make: (id: string) => IJobStatus): Map<string, IJobStatus> => {
-      for (const id of jobIds) {
-        out.set(id, make(id));
-      }
-      return out;
-    };
-    const unknown = (reason: string) => all(jobId => ({ jobId, phase: 'unknown', nativeState: '', reason }));
+    const { all, unknown } = statusOf(jobIds);
     const stdout = result.stdout ?? '';
     const stderr = result.stderr ?? '';
     if (result.code === null) {

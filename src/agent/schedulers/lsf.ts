@@ -18,7 +18,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { commandLine, intField, invalid, isSet, nameField, pathField, setupLines, show } from './validate';
+import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupLines, show, statusOf } from './validate';
 
 /** bjobs fields, in order. The two free-text fields come last (text mode splits on `^`). */
 export const BJOBS_FIELDS = ['jobid', 'stat', 'exec_host', 'time_left', 'exit_code', 'exit_reason', 'pend_reason'];
@@ -86,21 +86,7 @@ function memoryField(v: unknown): string {
 }
 
 function directives(v: unknown, gpus: number): string[] {
-  if (v === undefined || v === null) {
-    return [];
-  }
-  if (!Array.isArray(v)) {
-    throw invalid('extraDirectives', v, 'give a list of bsub options such as ["-app gpu_app"]');
-  }
-  return v.map(d => {
-    const m = typeof d === 'string' ? DIRECTIVE_RE.exec(d.trim()) : null;
-    if (!m) {
-      throw invalid(
-        'extraDirectives',
-        d,
-        'each directive must look like -option or -option value (a value with spaces in double quotes), without \', $, `, \\, ; or line breaks'
-      );
-    }
+  return eachDirective(v, 'give a list of bsub options such as ["-app gpu_app"]', DIRECTIVE_RE, 'each directive must look like -option or -option value (a value with spaces in double quotes), without \', $, `, \\, ; or line breaks', (m, d) => {
     const name = m[1];
     if (RESERVED_OPTIONS.includes(name)) {
       throw invalid('extraDirectives', d, `-${name} is set by jupyterlab-remote-cluster itself or cannot be used in a session`);
@@ -236,10 +222,7 @@ export class LsfAdapter implements ISchedulerAdapter {
   }
 
   renderScript(spec: IJobSpec): string {
-    const name = nameField('name', spec.name);
-    const stdout = pathField('stdoutPath', spec.stdoutPath);
-    const stderr = pathField('stderrPath', spec.stderrPath);
-    const workdir = pathField('workdir', spec.workdir);
+    const { name, stdout, stderr, workdir } = jobFiles(spec);
     const resourceLines = this.directiveLines(spec.resources ?? {});
     // bsub reads #BSUB lines up to the first command: these would bypass validation
     const setup = setupLines(spec.setup, /^\s*#\s*BSUB/i, 'put LSF options in extraDirectives, not in setup lines');
@@ -315,14 +298,7 @@ export class LsfAdapter implements ISchedulerAdapter {
   }
 
   parseStatus(jobIds: string[], result: ICommandResult): Map<string, IJobStatus> {
-    const out = new Map<string, IJobStatus>();
-    const all = (make: (id: string) => IJobStatus): Map<string, IJobStatus> => {
-      for (const id of jobIds) {
-        out.set(id, make(id));
-      }
-      return out;
-    };
-    const unknown = (reason: string) => all(jobId => ({ jobId, phase: 'unknown', nativeState: '', reason }));
+    const { all, unknown } = statusOf(jobIds);
     const stdout = result.stdout ?? '';
     const stderr = result.stderr ?? '';
 

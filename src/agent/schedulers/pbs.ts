@@ -19,7 +19,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { commandLine, intField, invalid, isSet, nameField, pathField, setupLines, show } from './validate';
+import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupLines, show, statusOf } from './validate';
 
 export type PbsFlavour = 'pbspro' | 'torque';
 
@@ -106,21 +106,7 @@ export function firstExecHost(execHost: unknown): string | undefined {
 }
 
 function directives(v: unknown): string[] {
-  if (v === undefined || v === null) {
-    return [];
-  }
-  if (!Array.isArray(v)) {
-    throw invalid('extraDirectives', v, 'give a list of directives such as ["-l place=excl"]');
-  }
-  return v.map(d => {
-    const m = typeof d === 'string' ? DIRECTIVE_RE.exec(d.trim()) : null;
-    if (!m) {
-      throw invalid(
-        'extraDirectives',
-        d,
-        'each directive must look like -X or -X value (one value, without spaces, quotes, ;, $, ` or line breaks)'
-      );
-    }
+  return eachDirective(v, 'give a list of directives such as ["-l place=excl"]', DIRECTIVE_RE, 'each directive must look like -X or -X value (one value, without spaces, quotes, ;, $, ` or line breaks)', (m, d) => {
     const [, opt, value] = m;
     if (RESERVED_OPTIONS[opt]) {
       throw invalid('extraDirectives', d, `-${opt} is not allowed: ${RESERVED_OPTIONS[opt]}`);
@@ -336,10 +322,7 @@ export class PbsAdapter implements ISchedulerAdapter {
   }
 
   renderScript(spec: IJobSpec): string {
-    const name = nameField('name', spec.name);
-    const stdout = pathField('stdoutPath', spec.stdoutPath);
-    const stderr = pathField('stderrPath', spec.stderrPath);
-    const workdir = pathField('workdir', spec.workdir);
+    const { name, stdout, stderr, workdir } = jobFiles(spec);
     const resourceLines = this.directiveLines(spec.resources ?? {});
     // qsub reads #PBS lines up to the first command: these would bypass validation
     const setup = setupLines(spec.setup, /^\s*#\s*PBS/i, 'put PBS directives in extraDirectives, not in setup lines');
@@ -419,14 +402,7 @@ export class PbsAdapter implements ISchedulerAdapter {
   }
 
   parseStatus(jobIds: string[], result: ICommandResult): Map<string, IJobStatus> {
-    const out = new Map<string, IJobStatus>();
-    const all = (make: (id: string) => IJobStatus): Map<string, IJobStatus> => {
-      for (const id of jobIds) {
-        out.set(id, make(id));
-      }
-      return out;
-    };
-    const unknown = (reason: string) => all(jobId => ({ jobId, phase: 'unknown', nativeState: '', reason }));
+    const { all, unknown } = statusOf(jobIds);
     const stdout = result.stdout ?? '';
     const stderr = result.stderr ?? '';
 

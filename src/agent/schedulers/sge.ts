@@ -20,7 +20,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { commandLine, intField, invalid, isSet, nameField, pathField, setupLines, show } from './validate';
+import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupLines, show, statusOf } from './validate';
 
 export interface ISgeOptions {
   /** Parallel environment for `cpus` (`-pe <pe> N`); default `smp`. */
@@ -75,21 +75,7 @@ function memoryMegabytes(v: unknown): number {
 }
 
 function directives(v: unknown): string[] {
-  if (v === undefined || v === null) {
-    return [];
-  }
-  if (!Array.isArray(v)) {
-    throw invalid('extraDirectives', v, 'give a list of directives such as ["-P myproject"]');
-  }
-  return v.map(d => {
-    const m = typeof d === 'string' ? DIRECTIVE_RE.exec(d.trim()) : null;
-    if (!m) {
-      throw invalid(
-        'extraDirectives',
-        d,
-        'each directive must look like -opt or -opt value (one value, without spaces, quotes, ;, $, ` or line breaks)'
-      );
-    }
+  return eachDirective(v, 'give a list of directives such as ["-P myproject"]', DIRECTIVE_RE, 'each directive must look like -opt or -opt value (one value, without spaces, quotes, ;, $, ` or line breaks)', (m, d) => {
     const [, opt, value] = m;
     if (RESERVED_OPTIONS[opt]) {
       throw invalid('extraDirectives', d, `-${opt} is not allowed: ${RESERVED_OPTIONS[opt]}`);
@@ -252,10 +238,7 @@ export class SgeAdapter implements ISchedulerAdapter {
   }
 
   renderScript(spec: IJobSpec): string {
-    const name = nameField('name', spec.name);
-    const stdout = pathField('stdoutPath', spec.stdoutPath);
-    const stderr = pathField('stderrPath', spec.stderrPath);
-    const workdir = pathField('workdir', spec.workdir);
+    const { name, stdout, stderr, workdir } = jobFiles(spec);
     const resourceLines = this.directiveLines(spec.resources ?? {});
     // qsub reads #$ lines anywhere in the script: these would bypass validation
     const setup = setupLines(spec.setup, /^\s*#\s*\$/, 'put Grid Engine directives in extraDirectives, not in setup lines');
@@ -328,14 +311,7 @@ export class SgeAdapter implements ISchedulerAdapter {
   }
 
   parseStatus(jobIds: string[], result: ICommandResult): Map<string, IJobStatus> {
-    const out = new Map<string, IJobStatus>();
-    const all = (make: (id: string) => IJobStatus): Map<string, IJobStatus> => {
-      for (const id of jobIds) {
-        out.set(id, make(id));
-      }
-      return out;
-    };
-    const unknown = (reason: string) => all(jobId => ({ jobId, phase: 'unknown', nativeState: '', reason }));
+    const { all, unknown } = statusOf(jobIds);
     const stdout = result.stdout ?? '';
     const stderr = result.stderr ?? '';
 

@@ -16,7 +16,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { commandLine, intField, invalid, isSet, nameField, pathField, setupLines, show } from './validate';
+import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupLines, show, statusOf } from './validate';
 
 /** Resources as the Slurm adapter reads them: IResources plus Slurm's QOS. */
 export interface ISlurmResources extends IResources {
@@ -121,21 +121,7 @@ function memoryField(v: unknown): string {
 }
 
 function directives(v: unknown, gpus: number): string[] {
-  if (v === undefined || v === null) {
-    return [];
-  }
-  if (!Array.isArray(v)) {
-    throw invalid('extraDirectives', v, 'give a list of directives such as ["--qos=short"]');
-  }
-  return v.map(d => {
-    const m = typeof d === 'string' ? DIRECTIVE_RE.exec(d.trim()) : null;
-    if (!m) {
-      throw invalid(
-        'extraDirectives',
-        d,
-        'each directive must look like --name or --name=value, without spaces, quotes, ;, $, ` or line breaks'
-      );
-    }
+  return eachDirective(v, 'give a list of directives such as ["--qos=short"]', DIRECTIVE_RE, 'each directive must look like --name or --name=value, without spaces, quotes, ;, $, ` or line breaks', (m, d) => {
     const name = m[1].toLowerCase();
     // sbatch accepts unambiguous prefixes of long options (--out = --output): check prefixes too
     const reserved = RESERVED_DIRECTIVES.find(r => r.startsWith(name));
@@ -301,10 +287,7 @@ export class SlurmAdapter implements ISchedulerAdapter {
   }
 
   renderScript(spec: IJobSpec): string {
-    const name = nameField('name', spec.name);
-    const stdout = pathField('stdoutPath', spec.stdoutPath);
-    const stderr = pathField('stderrPath', spec.stderrPath);
-    const workdir = pathField('workdir', spec.workdir);
+    const { name, stdout, stderr, workdir } = jobFiles(spec);
     const resourceLines = this.directiveLines(spec.resources ?? {});
     // sbatch reads #SBATCH lines up to the first command: these would bypass validation
     const setup = setupLines(spec.setup, /^\s*#\s*SBATCH/i, 'put Slurm directives in extraDirectives, not in setup lines');
@@ -401,14 +384,7 @@ export class SlurmAdapter implements ISchedulerAdapter {
   }
 
   parseStatus(jobIds: string[], result: ICommandResult): Map<string, IJobStatus> {
-    const out = new Map<string, IJobStatus>();
-    const all = (make: (id: string) => IJobStatus): Map<string, IJobStatus> => {
-      for (const id of jobIds) {
-        out.set(id, make(id));
-      }
-      return out;
-    };
-    const unknown = (reason: string) => all(jobId => ({ jobId, phase: 'unknown', nativeState: '', reason }));
+    const { all, unknown } = statusOf(jobIds);
     const stdout = result.stdout ?? '';
     const stderr = result.stderr ?? '';
 

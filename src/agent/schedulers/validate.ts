@@ -2,7 +2,7 @@
  * Validation shared by every scheduler adapter: a value that reaches a job script or a
  * command is checked here first, and a refusal names the field and the rule.
  */
-import { InvalidRequestError } from './types';
+import { InvalidRequestError, type IJobSpec, type IJobStatus } from './types';
 
 export const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 /** Absolute paths without spaces or shell metacharacters (they go into directives). */
@@ -72,4 +72,55 @@ export function commandLine(value: unknown): string {
     throw invalid('command', value, 'must be one non-empty line');
   }
   return value;
+}
+
+/**
+ * Extra directives: a list of strings, each matching the scheduler's directive syntax
+ * `re` (else refused with `rule`); `check` refuses the reserved ones and returns the line.
+ */
+export function eachDirective<T>(
+  value: unknown,
+  example: string,
+  re: RegExp,
+  rule: string,
+  check: (match: RegExpExecArray, directive: string) => T
+): T[] {
+  if (value === undefined || value === null) {
+    return [];
+  }
+  if (!Array.isArray(value)) {
+    throw invalid('extraDirectives', value, example);
+  }
+  return value.map(d => {
+    const m = typeof d === 'string' ? re.exec(d.trim()) : null;
+    if (!m) {
+      throw invalid('extraDirectives', d, rule);
+    }
+    return check(m, d as string);
+  });
+}
+
+/** The job's name and files, checked: they go into directives verbatim. */
+export function jobFiles(spec: IJobSpec): { name: string; stdout: string; stderr: string; workdir: string } {
+  return {
+    name: nameField('name', spec.name),
+    stdout: pathField('stdoutPath', spec.stdoutPath),
+    stderr: pathField('stderrPath', spec.stderrPath),
+    workdir: pathField('workdir', spec.workdir)
+  };
+}
+
+/** Builders for parseStatus: one status for every asked id, or `unknown` for all of them. */
+export function statusOf(jobIds: string[]): {
+  all: (make: (id: string) => IJobStatus) => Map<string, IJobStatus>;
+  unknown: (reason: string) => Map<string, IJobStatus>;
+} {
+  const out = new Map<string, IJobStatus>();
+  const all = (make: (id: string) => IJobStatus): Map<string, IJobStatus> => {
+    for (const id of jobIds) {
+      out.set(id, make(id));
+    }
+    return out;
+  };
+  return { all, unknown: reason => all(jobId => ({ jobId, phase: 'unknown', nativeState: '', reason })) };
 }

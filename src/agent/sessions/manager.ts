@@ -615,10 +615,24 @@ export class SessionManager {
       return restarting.connection;
     }
 
+    return this.registerKernel(s, kernelId, info.pid, file, ch => ({ open: opener(info.ports[ch]) }));
+  }
+
+  /**
+   * Open the five local forwards of a kernel (on `localPort` when given, else ephemeral)
+   * and record it. Nothing is left listening if one of them fails.
+   */
+  private async registerKernel(
+    s: ISessionRecord,
+    kernelId: string,
+    remotePid: number,
+    file: { key: string; signature_scheme: string },
+    channel: (ch: (typeof CHANNELS)[number]) => { open: () => Promise<import('node:stream').Duplex>; localPort?: number }
+  ): Promise<IKernelConnection> {
     const forwards: LocalForward[] = [];
     const conn: Partial<IKernelConnection> = {
       kernelId,
-      sessionId,
+      sessionId: s.id,
       ip: '127.0.0.1',
       transport: 'tcp',
       key: file.key,
@@ -626,22 +640,16 @@ export class SessionManager {
     };
     try {
       for (const ch of CHANNELS) {
-        const fwd = new LocalForward(opener(info.ports[ch]), this.opts.log);
-        conn[ch] = await fwd.listen();
+        const { open, localPort } = channel(ch);
+        const fwd = new LocalForward(open, this.opts.log);
+        conn[ch] = await fwd.listen(localPort);
         forwards.push(fwd);
       }
     } catch (err) {
       forwards.forEach(f => f.close());
       throw err;
     }
-    const rec: IKernelRecord = {
-      kernelId,
-      sessionId,
-      remotePid: info.pid,
-      forwards,
-      connection: conn as IKernelConnection,
-      stopped: false
-    };
+    const rec: IKernelRecord = { kernelId, sessionId: s.id, remotePid, forwards, connection: conn as IKernelConnection, stopped: false };
     this.kernels.set(kernelId, rec);
     this.update(s, {});
     return rec.connection;
@@ -669,40 +677,18 @@ export class SessionManager {
     const link = await this.link(profile);
     const file = JSON.parse(
       (await link.readFile(`${s.remoteDir}/kernels/${kernelId}/connection.json`)).toString('utf8')
-    ) as Record<string, any>;
+    ) as { key: string; signature_scheme: string } & Record<string, unknown>;
     const node = s.node;
-    const forwards: LocalForward[] = [];
-    const conn: Partial<IKernelConnection> = {
-      kernelId,
-      sessionId,
-      ip: '127.0.0.1',
-      transport: 'tcp',
-      key: file.key,
-      signature_scheme: file.signature_scheme
-    };
     try {
-      for (const ch of CHANNELS) {
-        const remotePort = Number(file[ch]);
-        const fwd = new LocalForward(async () => (await this.link(profile)).forwardOut(node, remotePort), this.opts.log);
-        conn[ch] = await fwd.listen(Number(localPorts[ch]));
-        forwards.push(fwd);
-      }
+      const conn = await this.registerKernel(s, kernelId, Number(status.json.pid ?? 0), file, ch => ({
+        open: async () => (await this.link(profile)).forwardOut(node, Number(file[ch])),
+        localPort: Number(localPorts[ch])
+      }));
+      this.opts.log(`adopted kernel ${kernelId} of session ${sessionId} on its previous local ports`);
+      return conn;
     } catch (err) {
-      forwards.forEach(f => f.close());
       throw new Error(`Cannot take kernel ${kernelId} back on its local ports: ${(err as Error).message}`);
     }
-    const rec: IKernelRecord = {
-      kernelId,
-      sessionId,
-      remotePid: Number(status.json.pid ?? 0),
-      forwards,
-      connection: conn as IKernelConnection,
-      stopped: false
-    };
-    this.kernels.set(kernelId, rec);
-    this.update(s, {});
-    this.opts.log(`adopted kernel ${kernelId} of session ${sessionId} on its previous local ports`);
-    return rec.connection;
   }
 
   private kernel(kernelId: string): IKernelRecord {
