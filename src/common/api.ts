@@ -39,8 +39,11 @@ export interface IApiError {
  * Cluster profiles (JupyterLab settings `jupyterlab-remote-cluster:profiles`).
  * ---------------------------------------------------------------------------------- */
 
-export type SchedulerName = 'slurm';
+/** Batch systems; `ssh` is a plain host without one (workstation, cloud VM). */
+export type SchedulerName = 'slurm' | 'pbs' | 'torque' | 'sge' | 'lsf' | 'htcondor' | 'ssh';
+export const SCHEDULERS: readonly SchedulerName[] = ['slurm', 'pbs', 'torque', 'sge', 'lsf', 'htcondor', 'ssh'];
 export type ConnectivityMode = 'auto' | 'via-login' | 'node-ssh' | 'reverse';
+export const CONNECTIVITY_MODES: readonly ConnectivityMode[] = ['auto', 'via-login', 'node-ssh', 'reverse'];
 
 /** Batch resources; every field optional, the scheduler's defaults apply when absent. */
 export interface IResources {
@@ -52,6 +55,12 @@ export interface IResources {
   /** e.g. `4G`, `500M`. */
   memory?: string;
   gpus?: number;
+  /** Memory per CPU instead of per node, e.g. `2G` (Slurm `--mem-per-cpu`; others where they have it). */
+  memoryPerCpu?: string;
+  qos?: string;
+  /** Node features, e.g. `bigmem` (Slurm `--constraint`). */
+  constraint?: string;
+  reservation?: string;
   /** Raw scheduler directives for everything else, e.g. `--qos=short`. */
   extraDirectives?: string[];
 }
@@ -82,6 +91,16 @@ export interface IClusterProfile {
   resources: IResources;
   /** Shell lines run in the job before the helper starts (`module load ...`). */
   setup?: string[];
+  /**
+   * Command prefix that wraps the helper and so every kernel, e.g.
+   * `apptainer exec --bind /scratch image.sif`.
+   */
+  container?: string;
+  /**
+   * Shell lines run on the login node before every scheduler command (e.g.
+   * `module load slurm` where sbatch is not on the default PATH).
+   */
+  loginSetup?: string[];
   /** Python on the compute node that runs the helper and ipykernel. */
   python: string;
   /** Start a Dask scheduler in each session and expose its dashboard. */
@@ -113,6 +132,8 @@ export interface ISession {
   timeLeftSeconds?: number;
   /** HTTP services the job serves (the Dask dashboard at least). */
   httpPorts?: { port: number; name: string; path: string }[];
+  /** The connectivity mode this session's kernels and dashboards are reached through. */
+  connectivity?: Exclude<ConnectivityMode, 'auto'>;
   kernels?: string[];
   createdAt: string;
   updatedAt: string;

@@ -3,7 +3,7 @@
  * validates against schema/profiles.json too; the agent cannot trust that (the file
  * can be edited by hand), so it checks again and says precisely what is wrong.
  */
-import type { IClusterProfile, IResources, ISshTarget } from './api';
+import { CONNECTIVITY_MODES, SCHEDULERS, type ConnectivityMode, type IClusterProfile, type IResources, type ISshTarget, type SchedulerName } from './api';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const HOST_RE = /^[A-Za-z0-9._%-]+$/;
@@ -105,9 +105,13 @@ export function parseResources(raw: unknown, where: string): IResources {
   if (!isObj(raw)) {
     throw new ProfileError(`${where}: "resources" must be an object.`);
   }
-  onlyKeys(raw, ['partition', 'account', 'walltime', 'cpus', 'memory', 'gpus', 'extraDirectives'], where);
+  onlyKeys(
+    raw,
+    ['partition', 'account', 'walltime', 'cpus', 'memory', 'memoryPerCpu', 'gpus', 'qos', 'constraint', 'reservation', 'extraDirectives'],
+    where
+  );
   const r: IResources = {};
-  for (const k of ['partition', 'account', 'walltime', 'memory'] as const) {
+  for (const k of ['partition', 'account', 'walltime', 'memory', 'memoryPerCpu', 'qos', 'constraint', 'reservation'] as const) {
     const v = str(raw, k, where);
     if (v !== undefined) {
       r[k] = v;
@@ -131,15 +135,22 @@ export function parseProfile(raw: unknown, index: number): IClusterProfile {
   }
   const name = str(raw, 'name', where0, NAME_RE, true)!;
   const where = `profile "${name}"`;
-  onlyKeys(raw, ['name', 'title', 'ssh', 'scheduler', 'resources', 'setup', 'python', 'dask', 'connectivity', 'workdir'], where);
-  const scheduler = str(raw, 'scheduler', where, undefined, false) ?? 'slurm';
-  if (scheduler !== 'slurm') {
-    throw new ProfileError(`${where}: scheduler "${scheduler}" is not supported (supported: slurm).`);
+  onlyKeys(
+    raw,
+    ['name', 'title', 'ssh', 'scheduler', 'resources', 'setup', 'container', 'loginSetup', 'python', 'dask', 'connectivity', 'workdir'],
+    where
+  );
+  const scheduler = (str(raw, 'scheduler', where, undefined, false) ?? 'slurm') as SchedulerName;
+  if (!SCHEDULERS.includes(scheduler)) {
+    throw new ProfileError(`${where}: scheduler "${scheduler}" is not supported (supported: ${SCHEDULERS.join(', ')}).`);
   }
-  const connectivity = str(raw, 'connectivity', where) ?? 'via-login';
-  if (connectivity !== 'via-login') {
-    throw new ProfileError(`${where}: connectivity "${connectivity}" is not supported yet (supported: via-login).`);
+  const connectivity = (str(raw, 'connectivity', where) ?? 'via-login') as ConnectivityMode;
+  if (!CONNECTIVITY_MODES.includes(connectivity)) {
+    throw new ProfileError(`${where}: connectivity "${connectivity}" is not supported (supported: ${CONNECTIVITY_MODES.join(', ')}).`);
   }
+  // A command prefix, run by the job's shell: one line, no shell control characters.
+  const container = str(raw, 'container', where, /^[^\n\r\0;&|`$<>]+$/);
+  const loginSetup = strList(raw, 'loginSetup', where);
   const python = str(raw, 'python', where, /^[^\s'"`$;|&<>\\]+$/) ?? 'python3';
   const dask = raw['dask'];
   if (dask !== undefined && typeof dask !== 'boolean') {
@@ -151,12 +162,14 @@ export function parseProfile(raw: unknown, index: number): IClusterProfile {
     name,
     ...(title && { title }),
     ssh: parseSshTarget(raw['ssh'], where),
-    scheduler: 'slurm',
+    scheduler,
     resources: parseResources(raw['resources'], `${where}.resources`),
     setup: strList(raw, 'setup', where) ?? [],
+    ...(container && { container: container.trim() }),
+    ...(loginSetup && loginSetup.length > 0 && { loginSetup }),
     python,
     dask: dask === undefined ? true : dask,
-    connectivity: 'via-login',
+    connectivity,
     ...(workdir && { workdir })
   };
 }

@@ -307,10 +307,11 @@ export class SessionManager {
       stderrPath: `${dir}/job.err`,
       resources: s.resources,
       setup: profile.setup ?? [],
-      command: `${shQuote(profile.python)} ${shQuote(helperPath)} serve --session-dir ${shQuote(dir)}`
+      // The container wrapper (if any) runs the helper, so the kernels it starts are inside too.
+      command: `${profile.container ? profile.container + ' ' : ''}${shQuote(profile.python)} ${shQuote(helperPath)} serve --session-dir ${shQuote(dir)}`
     });
     await link.writeFile(`${dir}/job.sh`, script, 0o700);
-    const result = await link.exec(adapter.submitCommand(`${dir}/job.sh`), { timeoutMs: 60_000 });
+    const result = await link.exec(onLogin(profile, adapter.submitCommand(`${dir}/job.sh`)), { timeoutMs: 60_000 });
     let jobId: string;
     try {
       jobId = adapter.parseSubmit(result);
@@ -352,7 +353,7 @@ export class SessionManager {
       const adapter = this.adapter(profile);
       const link = await this.link(profile);
       const ids = active.map(s => s.jobId!);
-      const statuses = adapter.parseStatus(ids, await link.exec(adapter.statusCommand(ids), { timeoutMs: 60_000 }));
+      const statuses = adapter.parseStatus(ids, await link.exec(onLogin(profile, adapter.statusCommand(ids)), { timeoutMs: 60_000 }));
       for (const s of active) {
         const st = statuses.get(s.jobId!);
         if (st) {
@@ -463,7 +464,7 @@ export class SessionManager {
       return;
     }
     const profile = await this.profile(s.profile);
-    const r = await link.exec(this.adapter(profile).cancelCommand(s.jobId), { timeoutMs: 60_000 });
+    const r = await link.exec(onLogin(profile, this.adapter(profile).cancelCommand(s.jobId)), { timeoutMs: 60_000 });
     if (r.code !== 0) {
       throw new Error(`Could not cancel job ${s.jobId}: ${r.stderr.trim() || r.stdout.trim()}`);
     }
@@ -793,6 +794,12 @@ export class SessionManager {
     }
     await this.saving;
   }
+}
+
+/** A scheduler command preceded by the profile's login-node setup lines (each must succeed). */
+export function onLogin(profile: IClusterProfile, command: string): string {
+  const lines = profile.loginSetup ?? [];
+  return lines.length === 0 ? command : `${lines.map(l => `{ ${l}\n}`).join(' && ')} && ${command}`;
 }
 
 function stripEmpty(r: IResources): IResources {
