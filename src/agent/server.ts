@@ -302,6 +302,9 @@ export async function startAgentServer(options: IAgentServerOptions): Promise<IA
       ws.on('close', () => clients.delete(ws));
       ws.on('error', () => ws.terminate());
       // A new listener first gets the current picture: sessions and open questions.
+      for (const e of services?.sessions.connectionEvents() ?? []) {
+        ws.send(JSON.stringify(e));
+      }
       for (const session of services?.sessions.list() ?? []) {
         ws.send(JSON.stringify({ type: 'session', session } satisfies AgentEvent));
       }

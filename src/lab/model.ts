@@ -11,12 +11,19 @@ import { URL_NAMESPACE, type AgentEvent, type IPrompt, type ISession } from '../
 
 export type ConnectionState = 'connecting' | 'open' | 'closed';
 
+/** The agent's SSH link to one cluster profile, as last reported. */
+export interface IClusterConnectionState {
+  state: 'connecting' | 'connected' | 'reconnecting' | 'closed';
+  message?: string;
+}
+
 export class RemoteClusterModel {
   private readonly _sessions = new Map<string, ISession>();
   private readonly _sessionsChanged = new Signal<this, ISession | undefined>(this);
   private readonly _prompt = new Signal<this, IPrompt>(this);
   private readonly _promptClosed = new Signal<this, string>(this);
   private readonly _clusterMessage = new Signal<this, { cluster: string; state: string; message?: string }>(this);
+  private readonly _connections = new Map<string, IClusterConnectionState>();
   private _socket: WebSocket | null = null;
   private _retry = 0;
   private _disposed = false;
@@ -49,6 +56,11 @@ export class RemoteClusterModel {
     return this._promptClosed;
   }
 
+  /** The agent's SSH connection to the cluster of `profile` (undefined: not used yet). */
+  connection(profile: string): IClusterConnectionState | undefined {
+    return this._connections.get(profile);
+  }
+
   get clusterMessage(): ISignal<this, { cluster: string; state: string; message?: string }> {
     return this._clusterMessage;
   }
@@ -71,7 +83,10 @@ export class RemoteClusterModel {
         this._promptClosed.emit(event.id);
         break;
       case 'connection':
+        this._connections.set(event.cluster, { state: event.state, message: event.message });
         this._clusterMessage.emit({ cluster: event.cluster, state: event.state, message: event.message });
+        // Session rows show their cluster's connection state.
+        this._sessionsChanged.emit(undefined);
         break;
     }
   }
@@ -93,6 +108,7 @@ export class RemoteClusterModel {
       this._state = 'open';
       // The agent replays the current sessions first; start from a clean slate.
       this._sessions.clear();
+      this._connections.clear();
       this._sessionsChanged.emit(undefined);
     };
     ws.onmessage = msg => {

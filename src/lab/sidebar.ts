@@ -9,7 +9,7 @@ import { Widget } from '@lumino/widgets';
 
 import type { ISession } from '../common/api';
 import { formatDuration, timeLeftNow } from './format';
-import type { RemoteClusterModel } from './model';
+import type { IClusterConnectionState, RemoteClusterModel } from './model';
 import { CommandIDs } from './tokens';
 import { remoteClusterIcon } from './icons';
 
@@ -68,6 +68,20 @@ export class SessionsPanel extends Widget {
     }
   }
 
+  private describeConnection(state: IClusterConnectionState['state'], message?: string): string {
+    const t = this.trans;
+    switch (state) {
+      case 'connecting':
+        return t.__('Connecting…');
+      case 'connected':
+        return t.__('Connected');
+      case 'reconnecting':
+        return message ? t.__('Reconnecting… %1', message) : t.__('Reconnecting…');
+      case 'closed':
+        return message ? t.__('Disconnected: %1', message) : t.__('Disconnected');
+    }
+  }
+
   private button(label: string, command: string, id: string, cls = ''): HTMLButtonElement {
     const b = document.createElement('button');
     b.className = `jp-Button jp-mod-styled jp-mod-small ${cls}`.trim();
@@ -109,6 +123,15 @@ export class SessionsPanel extends Widget {
       const state = li.appendChild(document.createElement('div'));
       state.className = 'jp-RemoteCluster-sessionState';
       state.textContent = this.describe(s);
+      const conn = s.state !== 'ended' ? this.model.connection(s.profile) : undefined;
+      if (conn) {
+        // The SSH link behind the session: a drop shows here; the job keeps running.
+        const line = li.appendChild(document.createElement('div'));
+        line.className = 'jp-RemoteCluster-connection';
+        line.dataset.connectionState = conn.state;
+        line.title = conn.message ?? '';
+        line.textContent = this.describeConnection(conn.state, conn.message);
+      }
       if (s.state === 'running') {
         const clock = li.appendChild(document.createElement('div'));
         clock.className = 'jp-RemoteCluster-timeLeft';

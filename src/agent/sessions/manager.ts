@@ -22,6 +22,20 @@ export const REMOTE_ROOT = '.jupyter-remote-cluster';
 
 const POLL_STARTING_MS = 3_000;
 const POLL_STEADY_MS = 30_000;
+/** Reconnect backoff after a dropped link: 1 s, 2 s, 4 s ... at most 30 s between attempts. */
+const RECONNECT_FIRST_MS = 1_000;
+const RECONNECT_MAX_MS = 30_000;
+/** Failures that retrying cannot fix: the user must act (host key, config, a cancelled prompt). */
+const PERMANENT_SSH_FAILURES = new Set([
+  'config',
+  'known-hosts',
+  'host-key-changed',
+  'host-key-revoked',
+  'host-key-certificate',
+  'host-key-rejected',
+  'auth-cancelled'
+]);
+type ConnectionEventState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
 /** A helper heartbeat older than this while the job runs means the helper is gone. */
 const HEARTBEAT_STALE_S = 90;
 
@@ -91,6 +105,10 @@ export class SessionManager {
   /** Kernels that ended with their session or were shut down: why, for later polls. */
   private readonly endedKernels = new Map<string, string>();
   private readonly links = new Map<string, Promise<IClusterLink>>();
+  /** Clusters whose link dropped and is being re-established (cancel: skip the current wait). */
+  private readonly reconnecting = new Map<string, { cancel: () => void }>();
+  private readonly connectionStates = new Map<string, AgentEvent>();
+  private stopped = false;
   private readonly pollers = new Map<string, NodeJS.Timeout>();
   /** Consecutive failed status cycles per cluster: back off, never hammer. */
   private readonly pollFailures = new Map<string, number>();
@@ -168,27 +186,138 @@ export class SessionManager {
     return [t.user ?? '', t.host, t.port ?? '', (t.jumpHosts ?? []).join(','), t.configFile ?? ''].join('|');
   }
 
-  private async link(profile: IClusterProfile): Promise<IClusterLink> {
+  /**
+   * The cluster's link, connecting it on first use. Every caller (polls, API requests,
+   * kernel forwards re-opened by ZMQ) shares one connection and, after a drop, one
+   * reconnect loop: nobody opens a second connection or asks a second OTP.
+   */
+  private link(profile: IClusterProfile): Promise<IClusterLink> {
     const key = this.clusterKey(profile);
     let link = this.links.get(key);
     if (!link) {
+      this.publishConnection(key, profile.name, 'connecting', `Connecting to ${profile.ssh.host}.`);
       link = this.opts.connect(profile);
-      this.links.set(key, link);
-      link.then(
-        l =>
-          l.onClose(message => {
-            this.links.delete(key);
-            this.emit({ type: 'connection', cluster: profile.name, state: 'closed', message });
-            for (const k of this.kernels.values()) {
-              if (this.sessions.get(k.sessionId)?.clusterKey === key) {
-                k.forwards.forEach(f => f.dropConnections());
-              }
-            }
-          }),
-        () => this.links.delete(key)
-      );
+      this.track(key, profile, link, false);
     }
     return link;
+  }
+
+  /** The link if it is up (or comes up within `waitMs`); never waits for a reconnect loop. */
+  private linkNow(profile: IClusterProfile, waitMs: number): Promise<IClusterLink> {
+    const key = this.clusterKey(profile);
+    if (this.reconnecting.has(key)) {
+      return Promise.reject(new Error(`reconnecting to ${profile.ssh.host}`));
+    }
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      this.link(profile),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no connection to ${profile.ssh.host} within ${waitMs / 1000} s`)), waitMs);
+      })
+    ]).finally(() => clearTimeout(timer));
+  }
+
+  private track(key: string, profile: IClusterProfile, link: Promise<IClusterLink>, reconnect: boolean): void {
+    this.links.set(key, link);
+    link.then(
+      l => {
+        this.reconnecting.delete(key);
+        this.publishConnection(key, profile.name, 'connected', reconnect ? `Reconnected to ${profile.ssh.host}.` : `Connected to ${profile.ssh.host}.`);
+        l.onClose(message => this.lost(key, profile, message));
+        if (reconnect) {
+          // Catch up at once: the job may have changed state while we were away.
+          this.schedulePoll(key, 0);
+        }
+      },
+      (err: Error) => {
+        this.reconnecting.delete(key);
+        if (this.links.get(key) === link) {
+          this.links.delete(key);
+        }
+        this.publishConnection(key, profile.name, 'closed', err.message);
+      }
+    );
+  }
+
+  /**
+   * The SSH link dropped (keepalive timeout, network gone, server restart). Local sockets
+   * of kernel forwards are closed so ZMQ reconnects (and so re-opens them through the new
+   * link); the jobs and kernels keep running. While the cluster has live sessions, we
+   * reconnect with backoff; otherwise the next use connects again.
+   */
+  private lost(key: string, profile: IClusterProfile, message: string): void {
+    if (this.links.has(key)) {
+      this.links.delete(key);
+    }
+    for (const k of this.kernels.values()) {
+      if (this.sessions.get(k.sessionId)?.clusterKey === key) {
+        k.forwards.forEach(f => f.dropConnections());
+      }
+    }
+    if (!this.stopped && this.hasLiveSessions(key)) {
+      this.reconnect(key, profile, message);
+    } else {
+      this.publishConnection(key, profile.name, 'closed', message);
+    }
+  }
+
+  private hasLiveSessions(key: string): boolean {
+    return [...this.sessions.values()].some(s => s.clusterKey === key && s.state !== 'ended');
+  }
+
+  private reconnect(key: string, profile: IClusterProfile, why: string): void {
+    const state = { cancel: () => undefined as void };
+    this.reconnecting.set(key, state);
+    const loop = (async (): Promise<IClusterLink> => {
+      for (let attempt = 1; ; attempt++) {
+        this.publishConnection(
+          key,
+          profile.name,
+          'reconnecting',
+          attempt === 1 ? `${why} Reconnecting.` : `Reconnecting to ${profile.ssh.host} (attempt ${attempt}).`
+        );
+        try {
+          return await this.opts.connect(profile);
+        } catch (err) {
+          const e = err as Error & { code?: string };
+          if (this.stopped || !this.hasLiveSessions(key) || PERMANENT_SSH_FAILURES.has(e.code ?? '')) {
+            throw e;
+          }
+          const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** (attempt - 1));
+          this.publishConnection(
+            key,
+            profile.name,
+            'reconnecting',
+            `Reconnect attempt ${attempt} failed: ${e.message} Next attempt in ${Math.round(delay / 1000)} s.`
+          );
+          this.opts.log(`reconnect to ${profile.ssh.host}: attempt ${attempt} failed (${e.message}); next in ${delay} ms`);
+          await new Promise<void>(resolve => {
+            const t = setTimeout(resolve, delay);
+            state.cancel = () => {
+              clearTimeout(t);
+              resolve();
+            };
+          });
+        }
+      }
+    })();
+    this.track(key, profile, loop, true);
+  }
+
+  /** Connection state per cluster, published to the UI and replayed to new listeners. */
+  private publishConnection(key: string, profileName: string, state: ConnectionEventState, message: string): void {
+    // Every profile with sessions on this cluster hears about it (profiles can share a login node).
+    const names = new Set([profileName, ...[...this.sessions.values()].filter(s => s.clusterKey === key).map(s => s.profile)]);
+    for (const name of names) {
+      const e: AgentEvent = { type: 'connection', cluster: name, state, message };
+      this.connectionStates.set(name, e);
+      this.emit(e);
+    }
+  }
+
+  /** The last connection event of each profile (for clients that connect later). */
+  connectionEvents(): AgentEvent[] {
+    return [...this.connectionStates.values()];
   }
 
   private async home(key: string, link: IClusterLink): Promise<string> {
@@ -719,6 +848,8 @@ export class SessionManager {
       return { alive: false, reason: s?.reason ?? 'session ended' };
     }
     try {
+      // While the link is down or reconnecting, answer at once: "unknown", never "dead".
+      await this.linkNow(await this.profile(s.profile), 10_000);
       const r = await this.helperRequest(s, 'GET', `/kernels/${kernelId}`, undefined, 15_000);
       if (r.status === 404) {
         return { alive: false, reason: 'the kernel is gone' };
@@ -783,6 +914,8 @@ export class SessionManager {
   }
 
   async shutdown(): Promise<void> {
+    this.stopped = true;
+    this.reconnecting.forEach(r => r.cancel());
     for (const t of this.pollers.values()) {
       clearTimeout(t);
     }

@@ -1,0 +1,205 @@
+/**
+ * What the session manager does when a cluster's SSH link drops: one reconnect loop per
+ * cluster with backoff, the UI told "reconnecting" then "connected", sessions untouched,
+ * and no retrying of failures only the user can fix. The link is a scripted stand-in for
+ * the SSH connection (the real link cut runs on the testbed: tests/testbed/test_link_cut.py).
+ */
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import type { AgentEvent, IClusterProfile } from '../../common/api';
+import type { ICommandResult, IJobStatus, ISchedulerAdapter } from '../schedulers/types';
+import type { IClusterLink } from '../sessions/link';
+import { SessionManager } from '../sessions/manager';
+
+const profile: IClusterProfile = {
+  name: 'hpc',
+  ssh: { host: 'login' },
+  scheduler: 'slurm',
+  resources: {},
+  python: 'python3',
+  connectivity: 'via-login'
+};
+
+/** Every job is running on node1. */
+const adapter: ISchedulerAdapter = {
+  name: 'fake',
+  validate: () => undefined,
+  renderScript: () => '',
+  submitCommand: () => 'submit',
+  parseSubmit: () => '1',
+  statusCommand: ids => `status ${ids.join(',')}`,
+  parseStatus: (ids: string[], _r: ICommandResult) =>
+    new Map<string, IJobStatus>(ids.map(id => [id, { jobId: id, phase: 'running', nativeState: 'R', node: 'node1' }])),
+  cancelCommand: id => `cancel ${id}`
+};
+
+class ScriptedLink implements IClusterLink {
+  closeListeners: ((m: string) => void)[] = [];
+  commands: string[] = [];
+  closed = false;
+  async exec(command: string): Promise<ICommandResult> {
+    this.commands.push(command);
+    return { code: 0, stdout: '', stderr: '' };
+  }
+  async writeFile(): Promise<void> {}
+  async readFile(): Promise<Buffer> {
+    return Buffer.from(JSON.stringify({ status: 'ready', host: 'node1', controlPort: 1, heartbeat: Date.now() / 1000 }));
+  }
+  async forwardOut(): Promise<never> {
+    throw new Error('not used here');
+  }
+  onClose(l: (m: string) => void): void {
+    this.closeListeners.push(l);
+  }
+  close(): void {
+    this.closed = true;
+  }
+  drop(message: string): void {
+    this.closeListeners.splice(0).forEach(l => l(message));
+  }
+}
+
+async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) {
+      throw new Error(`timed out waiting for ${what}`);
+    }
+    await new Promise(r => setTimeout(r, 20));
+  }
+}
+
+async function managerWithRunningSession(
+  connect: (p: IClusterProfile) => Promise<IClusterLink>,
+  state: 'running' | 'ended' = 'running'
+): Promise<{ manager: SessionManager; events: AgentEvent[]; dir: string }> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rc-reconnect-'));
+  const record = {
+    id: 'abc123',
+    profile: 'hpc',
+    cluster: 'hpc',
+    resources: {},
+    state,
+    jobId: '42',
+    node: 'node1',
+    createdAt: new Date().toISOString(),
+    updatedAt: new Date().toISOString(),
+    clusterKey: '|login|||',
+    remoteDir: '/home/u/.jupyter-remote-cluster/sessions/abc123',
+    owner: 'user',
+    kernels: []
+  };
+  await fs.writeFile(path.join(dir, 'sessions.json'), JSON.stringify([record]));
+  const manager = new SessionManager({
+    stateDir: dir,
+    helperPath: '/nonexistent',
+    baseUrl: '/',
+    profiles: async () => [profile],
+    adapters: { slurm: adapter },
+    connect,
+    log: () => undefined
+  });
+  const events: AgentEvent[] = [];
+  manager.events.on('event', (e: AgentEvent) => events.push(e));
+  await manager.load();
+  return { manager, events, dir };
+}
+
+const connectionStates = (events: AgentEvent[]) =>
+  events.flatMap(e => (e.type === 'connection' ? [e.state] : []));
+
+describe('SessionManager after a dropped link', () => {
+  let cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0)) {
+      await c();
+    }
+  });
+
+  it('reconnects once for the cluster, says so, and keeps the session running', async () => {
+    const links: ScriptedLink[] = [];
+    const { manager, events, dir } = await managerWithRunningSession(async () => {
+      const l = new ScriptedLink();
+      links.push(l);
+      return l;
+    });
+    cleanup.push(() => manager.shutdown(), () => fs.rm(dir, { recursive: true, force: true }));
+    await until('the first poll', () => links.length === 1 && links[0].commands.length > 0);
+    expect(connectionStates(events)).toEqual(['connecting', 'connected']);
+
+    links[0].drop('Connection to login was lost: Keepalive timeout.');
+    await until('a second link', () => links.length === 2 && links[1].commands.length > 0);
+    expect(connectionStates(events)).toEqual(['connecting', 'connected', 'reconnecting', 'connected']);
+    const reconnecting = events.find(e => e.type === 'connection' && e.state === 'reconnecting');
+    expect(reconnecting).toMatchObject({ cluster: 'hpc', message: expect.stringMatching(/Keepalive timeout/) });
+    // The job was polled again at once through the new link, and never declared ended.
+    expect(links[1].commands[0]).toBe('status 42');
+    expect(manager.get('abc123')?.state).toBe('running');
+    // Replayed to UIs that connect later.
+    expect(manager.connectionEvents()).toEqual([expect.objectContaining({ cluster: 'hpc', state: 'connected' })]);
+  });
+
+  it('backs off between failed attempts (1 s, then 2 s) and reports each failure', async () => {
+    let calls = 0;
+    const times: number[] = [];
+    const { manager, events, dir } = await managerWithRunningSession(async () => {
+      calls++;
+      times.push(Date.now());
+      if (calls === 2 || calls === 3) {
+        throw Object.assign(new Error('connect ETIMEDOUT 198.18.0.2:22.'), { code: 'error' });
+      }
+      return new ScriptedLink();
+    });
+    cleanup.push(() => manager.shutdown(), () => fs.rm(dir, { recursive: true, force: true }));
+    await until('the first link', () => calls === 1 && connectionStates(events).includes('connected'));
+    const first = (await (manager as any).links.get('|login|||')) as ScriptedLink;
+    first.drop('Connection to bastion was lost.');
+    await until('the fourth attempt succeeding', () => calls === 4 && connectionStates(events).at(-1) === 'connected', 15_000);
+    expect(times[2] - times[1]).toBeGreaterThanOrEqual(950);
+    expect(times[3] - times[2]).toBeGreaterThanOrEqual(1950);
+    const failures = events.filter(e => e.type === 'connection' && /attempt \d failed/.test(e.message ?? ''));
+    expect(failures.map(e => (e as { message: string }).message)).toEqual([
+      expect.stringMatching(/^Reconnect attempt 1 failed: connect ETIMEDOUT .* Next attempt in 1 s\.$/),
+      expect.stringMatching(/^Reconnect attempt 2 failed: .* Next attempt in 2 s\.$/)
+    ]);
+    expect(manager.get('abc123')?.state).toBe('running');
+  });
+
+  it('stops at a failure only the user can fix (changed host key) and says why', async () => {
+    let calls = 0;
+    const { manager, events, dir } = await managerWithRunningSession(async () => {
+      calls++;
+      if (calls > 1) {
+        throw Object.assign(new Error('The host key of login has changed.'), { code: 'host-key-changed' });
+      }
+      return new ScriptedLink();
+    });
+    cleanup.push(() => manager.shutdown(), () => fs.rm(dir, { recursive: true, force: true }));
+    await until('the first link', () => connectionStates(events).includes('connected'));
+    ((await (manager as any).links.get('|login|||')) as ScriptedLink).drop('Connection to login was lost.');
+    await until('closed', () => connectionStates(events).at(-1) === 'closed');
+    await new Promise(r => setTimeout(r, 1500));
+    expect(calls).toBe(2);
+    expect(events.at(-1)).toMatchObject({ state: 'closed', message: 'The host key of login has changed.' });
+    expect(manager.get('abc123')?.state).toBe('running');
+  });
+
+  it('does not reconnect a cluster without live sessions', async () => {
+    let calls = 0;
+    const { manager, events, dir } = await managerWithRunningSession(async () => {
+      calls++;
+      return new ScriptedLink();
+    }, 'ended');
+    cleanup.push(() => manager.shutdown(), () => fs.rm(dir, { recursive: true, force: true }));
+    // Nothing live: no poll, no connection until someone needs one.
+    await new Promise(r => setTimeout(r, 200));
+    expect(calls).toBe(0);
+    const link = (await (manager as any).link(profile)) as ScriptedLink;
+    link.drop('Connection to login was lost.');
+    await new Promise(r => setTimeout(r, 1200));
+    expect(calls).toBe(1);
+    expect(connectionStates(events)).toEqual(['connecting', 'connected', 'closed']);
+  });
+});

@@ -1,0 +1,47 @@
+import { nullTranslator } from '@jupyterlab/translation';
+import { CommandRegistry } from '@lumino/commands';
+
+import type { ISession } from '../../common/api';
+import { RemoteClusterModel } from '../model';
+import { SessionsPanel } from '../sidebar';
+
+function running(id: string, profile: string): ISession {
+  return {
+    id,
+    profile,
+    cluster: profile,
+    resources: {},
+    state: 'running',
+    node: 'node1',
+    createdAt: '2026-11-25T08:00:00.000Z',
+    updatedAt: '2026-11-25T08:00:00.000Z'
+  };
+}
+
+describe('SessionsPanel connection line', () => {
+  it('shows each session its cluster link: reconnecting with the reason, then connected', () => {
+    const model = new RemoteClusterModel();
+    const panel = new SessionsPanel(model, new CommandRegistry(), nullTranslator.load('jupyterlab'));
+    model.handle({ type: 'session', session: running('a', 'hpc') });
+    model.handle({ type: 'session', session: running('b', 'other') });
+    const line = (id: string) =>
+      panel.node.querySelector<HTMLElement>(`[data-session-id="${id}"] .jp-RemoteCluster-connection`);
+    expect(line('a')).toBeNull(); // nothing known yet: no line
+
+    model.handle({ type: 'connection', cluster: 'hpc', state: 'reconnecting', message: 'Connection to login was lost.' });
+    expect(line('a')?.dataset.connectionState).toBe('reconnecting');
+    expect(line('a')?.textContent).toBe('Reconnecting… Connection to login was lost.');
+    expect(line('b')).toBeNull(); // another cluster is not affected
+
+    model.handle({ type: 'connection', cluster: 'hpc', state: 'connected', message: 'Reconnected to login.' });
+    expect(line('a')?.dataset.connectionState).toBe('connected');
+    expect(line('a')?.textContent).toBe('Connected');
+    // The session itself never left "running".
+    expect(panel.node.querySelector('[data-session-id="a"]')?.getAttribute('data-state')).toBe('running');
+
+    model.handle({ type: 'connection', cluster: 'hpc', state: 'closed', message: 'Host key changed.' });
+    expect(line('a')?.textContent).toBe('Disconnected: Host key changed.');
+    panel.dispose();
+    model.dispose();
+  });
+});
