@@ -1,0 +1,403 @@
+/**
+ * Acceptance tests of the SSH layer on the REAL testbed (issue 4), filling what
+ * ssh-connection.spec.ts does not already prove: a three-hop chain from ssh_config,
+ * a freshly generated passphrase key authorized for the test only, a man in the middle
+ * on the login hop (the key the server offers really changes, server-side),
+ * ConnectTimeout against an address nobody answers, ServerAliveInterval/CountMax from
+ * ssh_config against a server that stops answering, and half-close through LocalForward.
+ *
+ * The testbed is shared: the real sshd and its key files are never touched; everything
+ * added (an authorized_keys line, an iptables rule, a second sshd) is removed in finally.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import type { IPrompt, IPromptAnswer } from '../../../common/api';
+import { ClusterConnection, type ConnectionState, type IClusterConnectionOptions } from '../../ssh/connection';
+import { LocalForward } from '../../tunnels/local-forward';
+
+jest.setTimeout(60000);
+
+const ROOT = path.resolve(__dirname, '../../../..');
+const TESTBED = path.join(ROOT, 'testbed', 'testbed');
+const STATE = '/run/rc-testbed';
+
+type Prompt = Omit<IPrompt, 'id'>;
+
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile(cmd, args, (err, stdout, stderr) =>
+      err ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout)
+    )
+  );
+}
+
+const onLogin = (...cmd: string[]): Promise<string> => run(TESTBED, ['exec', 'login', '--', ...cmd]);
+
+function testbedEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of execFileSync(TESTBED, ['env'], { encoding: 'utf8' }).split('\n')) {
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
+    if (m) {
+      env[m[1]] = m[2].replace(/^'(.*)'$/, '$1');
+    }
+  }
+  return env;
+}
+
+/** Waits (up to ~2 minutes) while another engineer restarts the testbed. */
+async function waitForTestbed(): Promise<void> {
+  const deadline = Date.now() + 120000;
+  let last = '';
+  for (;;) {
+    last = await run(TESTBED, ['status']).catch((err: Error) => err.message);
+    if (/^healthy$/m.test(last)) {
+      return;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`testbed is not healthy: ${last}`);
+    }
+    await new Promise(r => setTimeout(r, 5000));
+  }
+}
+
+/** `ssh-keygen -lf FILE`'s fingerprint (the second field). */
+async function keygenFp(pubFile: string): Promise<string> {
+  return (await run('ssh-keygen', ['-lf', pubFile])).split(' ')[1];
+}
+
+const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
+describe('SSH acceptance (testbed)', () => {
+  let env: Record<string, string>;
+  let cfg: string;
+  let tmp: string;
+  const open: ClusterConnection[] = [];
+
+  const noPrompt = async (p: Prompt): Promise<IPromptAnswer> => {
+    throw new Error(`unexpected prompt: ${p.kind} ${p.title}`);
+  };
+
+  function connection(
+    target: IClusterConnectionOptions['target'],
+    prompt: (p: Prompt) => Promise<IPromptAnswer> = noPrompt,
+    extra: Partial<IClusterConnectionOptions> = {}
+  ): ClusterConnection {
+    const c = new ClusterConnection({ target, prompt, homeDir: tmp, agentSocket: null, ...extra });
+    open.push(c);
+    return c;
+  }
+
+  beforeAll(async () => {
+    await waitForTestbed();
+    env = testbedEnv();
+    cfg = env.RC_TESTBED_SSH_CONFIG;
+    tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'rc-ssh-acc-'));
+  }, 150000);
+
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map(c => c.close()));
+  });
+
+  afterAll(async () => {
+    if (tmp) {
+      await fs.rm(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('runs a command on node1 through bastion and login, with ProxyJump from ssh_config', async () => {
+    const conn = connection({ host: 'node1', configFile: cfg });
+    await conn.connect();
+    expect(conn.hopInfo.map(h => h.label)).toEqual(['bastion (198.18.0.2)', 'login (198.18.1.2)', 'node1 (198.18.2.11)']);
+    // SSH_CONNECTION's client address proves the last hop came from login's cluster side.
+    const r = await conn.exec('hostname; echo $SSH_CONNECTION | cut -d" " -f1,3');
+    expect(r).toEqual({ code: 0, stdout: 'node1\n198.18.2.1 198.18.2.11\n', stderr: '' });
+  });
+
+  it('runs a command on node1 with the chain given as profile jump hosts (addresses, no aliases)', async () => {
+    // A config that knows nothing about the testbed: every hop comes from the profile.
+    const bare = path.join(tmp, 'bare-config');
+    await fs.writeFile(
+      bare,
+      `Host *\n  IdentityFile ${env.RC_TESTBED_KEY_ALICE}\n  IdentitiesOnly yes\n  UserKnownHostsFile ${env.RC_TESTBED_KNOWN_HOSTS}\n`
+    );
+    const conn = connection({
+      host: '198.18.2.11',
+      user: 'alice',
+      configFile: bare,
+      jumpHosts: ['alice@198.18.0.2', 'alice@198.18.1.2:22']
+    });
+    await conn.connect();
+    expect(conn.hopInfo.map(h => h.label)).toEqual(['198.18.0.2', '198.18.1.2', '198.18.2.11']);
+    expect((await conn.exec('hostname; id -un')).stdout).toBe('node1\nalice\n');
+  });
+
+  describe('a freshly generated key with a passphrase', () => {
+    const authorized = '/home/alice/.ssh/authorized_keys';
+    let key: string;
+    let marker: string;
+    let empty: string;
+
+    beforeAll(async () => {
+      const dir = await fs.mkdtemp(path.join(tmp, 'key-'));
+      key = path.join(dir, 'id_pass');
+      marker = `rc-acceptance-${process.pid}-${Date.now()}`;
+      await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'tr0ub4dor &3', '-C', marker, '-f', key]);
+      // Appended in place: the file keeps alice's ownership and mode.
+      await fs.appendFile(authorized, await fs.readFile(`${key}.pub`, 'utf8'));
+      empty = path.join(dir, 'config');
+      await fs.writeFile(empty, `Host *\n  UserKnownHostsFile ${env.RC_TESTBED_KNOWN_HOSTS}\n`);
+    });
+
+    afterAll(async () => {
+      // Remove exactly our line; other engineers' additions stay.
+      const lines = (await fs.readFile(authorized, 'utf8')).split('\n');
+      await fs.writeFile(authorized, lines.filter(l => !l.includes(marker)).join('\n'));
+      expect(await fs.readFile(authorized, 'utf8')).not.toContain(marker);
+    });
+
+    it('asks for the passphrase once per wrong answer, then logs in on node1 with that key only', async () => {
+      const prompts: Prompt[] = [];
+      const conn = connection(
+        // Only this key is offered anywhere (no agent, no ~/.ssh keys in homeDir).
+        { host: '198.18.2.11', user: 'alice', configFile: empty, identityFiles: [key], jumpHosts: ['alice@198.18.0.2', 'alice@198.18.1.2'] },
+        async p => {
+          prompts.push(p);
+          return { answers: [prompts.length === 1 ? 'tr0ub4dor' : 'tr0ub4dor &3'] };
+        }
+      );
+      await conn.connect();
+      expect((await conn.exec('hostname')).stdout).toBe('node1\n');
+      // Each hop loads the key itself, so each asks (as three ssh processes would; see report).
+      const q = `Enter passphrase for key ${key}:`;
+      expect(prompts.map(p => [p.kind, p.host, p.questions?.[0]?.text])).toEqual([
+        ['passphrase', '198.18.0.2', q],
+        ['passphrase', '198.18.0.2', q],
+        ['passphrase', '198.18.1.2', q],
+        ['passphrase', '198.18.2.11', q]
+      ]);
+      expect(prompts[1].instructions).toMatch(/Wrong passphrase/);
+      // login's sshd logged that it accepted exactly this key for alice.
+      const fp = await keygenFp(`${key}.pub`);
+      const log = (await fs.readFile(`${STATE}/ssh/node1/sshd.log`, 'utf8')).split('\n');
+      expect(log.filter(l => l.includes('Accepted publickey for alice from 198.18.2.1') && l.includes(fp))).not.toEqual([]);
+    });
+
+    it('without the passphrase (cancelled), the key is skipped and login fails clearly', async () => {
+      const prompts: Prompt[] = [];
+      const conn = connection({ host: '198.18.0.2', user: 'alice', configFile: empty, identityFiles: [key] }, async p => {
+        prompts.push(p);
+        return { cancel: true };
+      });
+      await expect(conn.connect()).rejects.toThrow(/^Authentication failed for alice@198\.18\.0\.2/);
+      expect(prompts.map(p => p.kind)).toEqual(['passphrase']);
+    });
+  });
+
+  describe('a man in the middle on the login hop', () => {
+    // A second sshd in login's namespace with a fresh host key; for a few seconds, new
+    // connections from the bastion to login:22 are DNATed to it.
+    const FAKE_PORT = 2200 + (process.pid % 100);
+    const rule = [
+      'PREROUTING', '-s', '198.18.1.1', '-d', '198.18.1.2', '-p', 'tcp', '--dport', '22',
+      '-j', 'DNAT', '--to-destination', `198.18.1.2:${FAKE_PORT}`
+    ];
+    let dir: string;
+    let fakePidFile: string;
+
+    beforeAll(async () => {
+      dir = await fs.mkdtemp(path.join(tmp, 'mitm-'));
+      await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'mitm', '-f', path.join(dir, 'host_key')]);
+      fakePidFile = path.join(dir, 'sshd.pid');
+      await fs.writeFile(
+        path.join(dir, 'sshd_config'),
+        [
+          `Port ${FAKE_PORT}`,
+          'ListenAddress 198.18.1.2',
+          `HostKey ${dir}/host_key`,
+          `PidFile ${fakePidFile}`,
+          'UsePAM no',
+          'PasswordAuthentication no',
+          'KbdInteractiveAuthentication no',
+          'AuthorizedKeysFile /dev/null',
+          ''
+        ].join('\n')
+      );
+      await onLogin('/usr/sbin/sshd', '-f', `${dir}/sshd_config`, '-E', `${dir}/sshd.log`);
+    });
+
+    afterAll(async () => {
+      const pid = await fs.readFile(fakePidFile, 'utf8').catch(() => '');
+      if (/^\d+\s*$/.test(pid)) {
+        process.kill(Number(pid), 'SIGTERM');
+      }
+    });
+
+    /** Runs `fn` while login:22 (seen from the bastion) is the fake sshd. */
+    async function intercepted<T>(fn: () => Promise<T>): Promise<T> {
+      await onLogin('iptables', '-t', 'nat', '-I', ...rule);
+      try {
+        return await fn();
+      } finally {
+        await onLogin('iptables', '-t', 'nat', '-D', ...rule);
+      }
+    }
+
+    it('refuses the changed key naming login and both fingerprints; asks about an unknown one with its fingerprint', async () => {
+      const realFp = await keygenFp(`${STATE}/ssh/login/ssh_host_ed25519_key.pub`);
+      const fakeFp = await keygenFp(path.join(dir, 'host_key.pub'));
+      expect(fakeFp).not.toBe(realFp);
+      // Copies: the testbed's known_hosts is never modified.
+      const known = path.join(dir, 'known_hosts');
+      const original = await fs.readFile(env.RC_TESTBED_KNOWN_HOSTS, 'utf8');
+      await fs.writeFile(known, original);
+      const noLogin = path.join(dir, 'known_hosts_no_login');
+      const withoutLogin = original
+        .split('\n')
+        .filter(l => !l.startsWith('login,'))
+        .join('\n');
+      await fs.writeFile(noLogin, withoutLogin);
+
+      const changedPrompt = jest.fn(async () => ({ accept: true }));
+      const changed = connection({ host: 'login', configFile: cfg, knownHostsFiles: [known] }, changedPrompt);
+      const unknownPrompts: Prompt[] = [];
+      const unknown = connection({ host: 'login', configFile: cfg, knownHostsFiles: [noLogin] }, async p => {
+        unknownPrompts.push(p);
+        return { accept: false };
+      });
+      const [changedErr, unknownErr] = await intercepted(() =>
+        Promise.all([changed.connect(), unknown.connect()].map(p => p.then(() => undefined, (e: Error) => e)))
+      );
+
+      expect(changedErr?.message).toMatch(
+        new RegExp(
+          `^Host key for login \\(198\\.18\\.1\\.2\\) has CHANGED: known ${escapeRe(realFp)}, offered ${escapeRe(fakeFp)}; refusing to connect`
+        )
+      );
+      expect(changedPrompt).not.toHaveBeenCalled();
+      expect(changed.state).toBe('closed');
+      expect(await fs.readFile(known, 'utf8')).toBe(original);
+
+      expect(unknownErr?.message).toBe(`The host key of login (198.18.1.2) (${fakeFp}) was not accepted; not connecting.`);
+      expect(unknownPrompts.map(p => [p.kind, p.host, p.hostKey?.type, p.hostKey?.fingerprint])).toEqual([
+        ['host-key', 'login (198.18.1.2)', 'ssh-ed25519', fakeFp]
+      ]);
+      expect(unknown.state).toBe('closed');
+      await expect(unknown.exec('true')).rejects.toThrow('Not connected to login.');
+      expect(await fs.readFile(noLogin, 'utf8')).toBe(withoutLogin);
+      // Neither attempt got as far as authenticating to the impostor.
+      expect(await fs.readFile(path.join(dir, 'sshd.log'), 'utf8')).not.toMatch(/Accepted|Failed publickey|Connection closed by authenticating/);
+
+      // The rule is gone: the real login answers again, with its real key.
+      const again = connection({ host: 'login', configFile: cfg, knownHostsFiles: [known] });
+      await again.connect();
+      expect((await again.exec('hostname')).stdout).toBe('login\n');
+      expect(await onLogin('iptables', '-t', 'nat', '-S', 'PREROUTING')).not.toContain(`${FAKE_PORT}`);
+    });
+  });
+
+  it('honours ConnectTimeout from ssh_config for an address that never answers', async () => {
+    // 198.18.0.99 is on the laptop's link but unused: the SYN goes nowhere (the kernel
+    // gives up with "no route" only after ~3 s of ARP).
+    const c = path.join(tmp, 'timeout-config');
+    await fs.writeFile(c, 'Host ghost\n  HostName 198.18.0.99\n  User alice\n  ConnectTimeout 1\n');
+    const conn = connection({ host: 'ghost', configFile: c });
+    const t0 = Date.now();
+    await expect(conn.connect()).rejects.toThrow(
+      'Timed out connecting to ghost (198.18.0.99): no answer from the server within 1 s.'
+    );
+    const took = Date.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(900);
+    expect(took).toBeLessThan(2500);
+    expect(conn.state).toBe('closed');
+  });
+
+  it('detects a server that stops answering after ServerAliveInterval x ServerAliveCountMax from ssh_config', async () => {
+    const c = path.join(tmp, 'alive-config');
+    await fs.writeFile(c, `Include ${cfg}\nHost bastion-alive\n  HostName 198.18.0.2\n  ServerAliveInterval 1\n  ServerAliveCountMax 2\nHost *\n  User alice\n  IdentityFile ${env.RC_TESTBED_KEY_ALICE}\n  UserKnownHostsFile ${env.RC_TESTBED_KNOWN_HOSTS}\n`);
+    const states: [ConnectionState, string | undefined][] = [];
+    const conn = connection({ host: 'bastion-alive', configFile: c }, noPrompt, {
+      onStateChange: (s, m) => states.push([s, m])
+    });
+    await conn.connect();
+    // Our own session's sshd process on the bastion (the parent of the exec'd shell).
+    const pid = Number((await conn.exec('echo $PPID')).stdout.trim());
+    expect(pid).toBeGreaterThan(1);
+    expect(await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).toMatch(/^sshd: alice/);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const t0 = Date.now();
+      while (conn.state === 'connected' && Date.now() - t0 < 10000) {
+        await new Promise(r => setTimeout(r, 100));
+      }
+      const took = Date.now() - t0;
+      // ssh2 declares the link dead after CountMax unanswered keepalives: 2-3 intervals.
+      expect(conn.state).not.toBe('connected');
+      expect(took).toBeGreaterThan(1500);
+      expect(took).toBeLessThan(5000);
+      expect(states.at(-1)?.[1]).toMatch(/bastion-alive \(198\.18\.0\.2\).*lost.*[Kk]eepalive/);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+      process.kill(pid, 'SIGTERM');
+    }
+  });
+
+  it('keeps half-close through LocalForward: a client that shuts its write side still gets the reply', async () => {
+    // The kernel path: a local port -> login -> node1:port. The server runs on node1.
+    const viaLogin = connection({ host: 'login', configFile: cfg });
+    const onNode = connection({ host: 'node1', configFile: cfg });
+    await Promise.all([viaLogin.connect(), onNode.connect()]);
+    const port = 21000 + (process.pid % 20000);
+    // Reads until EOF, then answers with the byte count and a checksum, then closes.
+    const server = onNode
+      .exec(
+        `timeout 20 python3 -c '
+import hashlib, socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.18.2.11", ${port})); s.listen(1)
+c, _ = s.accept(); h = hashlib.sha256(); n = 0
+while True:
+    d = c.recv(65536)
+    if not d: break
+    h.update(d); n += len(d)
+c.sendall(("%d %s" % (n, h.hexdigest())).encode()); c.close()
+'`,
+        { timeoutMs: 25000 }
+      )
+      .catch((err: Error) => err);
+    const fwd = new LocalForward(() => viaLogin.forwardOut('198.18.2.11', port));
+    const local = await fwd.listen();
+    try {
+      const payload = Buffer.alloc(3 * 1024 * 1024 + 17, 'half-close ');
+      const expected = `${payload.length} ${(await import('node:crypto')).createHash('sha256').update(payload).digest('hex')}`;
+      let reply = '';
+      for (let attempt = 0; ; attempt++) {
+        try {
+          reply = await new Promise<string>((resolve, reject) => {
+            const sock = net.connect({ host: '127.0.0.1', port: local, allowHalfOpen: true });
+            let got = '';
+            sock.on('data', (d: Buffer) => (got += d.toString()));
+            sock.on('end', () => resolve(got));
+            sock.on('error', reject);
+            sock.on('close', () => resolve(got));
+            sock.on('connect', () => sock.end(payload)); // write everything, then shut down our write side
+          });
+        } catch (err) {
+          reply = '';
+        }
+        if (reply || attempt > 50) {
+          break;
+        }
+        await new Promise(r => setTimeout(r, 100)); // the server was not listening yet
+      }
+      expect(reply).toBe(expected);
+    } finally {
+      fwd.close();
+    }
+    const done = await server;
+    expect(done).toMatchObject({ code: 0 });
+  });
+});
