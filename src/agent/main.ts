@@ -15,7 +15,12 @@ import * as path from 'node:path';
 
 import type { AgentEvent } from '../common/api';
 import { KernelspecWriter } from './kernelspecs';
+import { HtcondorAdapter } from './schedulers/htcondor';
+import { LsfAdapter } from './schedulers/lsf';
+import { PbsAdapter } from './schedulers/pbs';
+import { SgeAdapter } from './schedulers/sge';
 import { SlurmAdapter } from './schedulers/slurm';
+import { SshHostAdapter } from './schedulers/ssh-host';
 import { startAgentServer, type IAgentServer } from './server';
 import { SessionManager } from './sessions/manager';
 import { PromptBroker } from './sessions/prompts';
@@ -74,8 +79,23 @@ async function main(): Promise<void> {
     helperPath: args.helperPath,
     baseUrl: args.baseUrl,
     profiles: async () => (await profiles()).profiles,
-    adapters: { slurm: new SlurmAdapter() },
-    connect: sshLinkFactory({ prompt: (q, signal) => prompts.ask(q, signal), log, emit }),
+    // one adapter per `scheduler` value of a profile (SCHEDULERS in common/api.ts)
+    adapters: {
+      slurm: new SlurmAdapter(),
+      pbs: new PbsAdapter({ flavour: 'pbspro' }),
+      torque: new PbsAdapter({ flavour: 'torque' }),
+      sge: new SgeAdapter(),
+      lsf: new LsfAdapter(),
+      htcondor: new HtcondorAdapter(),
+      ssh: new SshHostAdapter()
+    },
+    connect: sshLinkFactory({
+      prompt: (q, signal) => prompts.ask(q, signal),
+      log,
+      // The session manager publishes connection states itself (one story per cluster,
+      // reconnect attempts included); per-attempt states from the SSH layer would flap.
+      emit: e => e.type !== 'connection' && emit(e)
+    }),
     log
   });
   const kernelspecs = new KernelspecWriter(args.kernelsDir);
