@@ -144,6 +144,11 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     await svc.changed?.();
     return sendJson(res, 200, result);
   }
+  if (p === '/api/v1/connections') {
+    // The SSH link of each profile in use: connecting / connected / reconnecting / closed.
+    method(req, 'GET');
+    return sendJson(res, 200, { connections: svc.sessions.connectionEvents() });
+  }
   if (p === '/api/v1/sessions') {
     if (method(req, 'GET', 'POST') === 'GET') {
       return sendJson(res, 200, { sessions: svc.sessions.list() });

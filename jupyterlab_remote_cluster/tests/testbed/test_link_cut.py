@@ -1,0 +1,130 @@
+"""The laptop<->bastion link cut for 30 s under a running kernel (issue 4): once while the
+kernel is idle and once while a cell runs. The SSH link dies (ServerAlive 5 s x 2), the
+agent reports "reconnecting", reconnects with backoff when the link is back, re-opens the
+kernel's forwards, and Jupyter never sees the kernel die: variables defined before the
+cut are still there, the cell that ran through the cut finishes and new cells run."""
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from jupyter_client.manager import KernelManager
+from jupyter_core.utils import run_sync
+
+from .conftest import on_login
+from .conftest import testbed_env as _testbed_env  # (not collected as a test)
+from .test_provisioner import run
+
+PROFILE = "linkcut"
+LAPTOP_LINK = "rctb-lap"  # the laptop end of the laptop<->bastion veth (testbed/testbed)
+CUT_SECONDS = 30
+
+
+def agent_get(path: str) -> dict:
+    from jupyterlab_remote_cluster.agent_process import get_agent
+
+    return json.loads(run_sync(get_agent().request)("GET", path).body)
+
+
+def connection_state() -> str | None:
+    for e in agent_get("/api/v1/connections")["connections"]:
+        if e["cluster"] == PROFILE:
+            return e["state"]
+    return None
+
+
+def wait_for(what: str, cond, timeout: float) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if cond():
+            return time.monotonic() - t0
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def link(up: bool) -> None:
+    subprocess.run(["ip", "link", "set", LAPTOP_LINK, "up" if up else "down"], check=True)
+
+
+@pytest.fixture
+def kernel(jupyter_dirs, tmp_path):
+    # A profile whose ssh_config notices a dead link within ~10 s (ServerAlive 5 s x 2);
+    # first values win in ssh_config, so these come before the testbed's own hosts.
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text(
+        "Host *\n    ServerAliveInterval 5\n    ServerAliveCountMax 2\n\n"
+        f"Include {_testbed_env()['RC_TESTBED_SSH_CONFIG']}\n"
+    )
+    settings = Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
+    original = settings.read_text()
+    data = json.loads("\n".join(l for l in original.splitlines() if not l.strip().startswith("//")))
+    data["profiles"].append({
+        "name": PROFILE,
+        "ssh": {"host": "login", "configFile": str(ssh_config)},
+        "scheduler": "slurm",
+        "resources": {"partition": "debug", "walltime": "00:20:00", "cpus": 1, "memory": "500M"},
+        "python": "/opt/rc-testbed/python/bin/python",
+        "dask": False,
+    })
+    settings.write_text(json.dumps(data, indent=1))
+    agent_get("/api/v1/profiles")  # writes the profile's kernelspec
+    km = KernelManager(kernel_name=f"remote-cluster-{PROFILE}")
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=120)
+        yield km, kc
+    finally:
+        link(True)  # never leave the testbed cut off
+        kc.stop_channels()
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+        settings.write_text(original)
+
+
+def cut_and_restore(km) -> dict:
+    """Cut for CUT_SECONDS; while cut, the agent must say reconnecting and the kernel stay alive."""
+    link(False)
+    t0 = time.monotonic()
+    try:
+        detected = wait_for("the agent to notice the dead link", lambda: connection_state() == "reconnecting", CUT_SECONDS - 2)
+        # Jupyter asks the provisioner whether the kernel lives: "unknown" is not "dead".
+        assert km.is_alive()
+        time.sleep(max(0.0, CUT_SECONDS - (time.monotonic() - t0)))
+        assert connection_state() == "reconnecting"
+    finally:
+        link(True)
+    reconnected = wait_for("the agent to reconnect", lambda: connection_state() == "connected", 60)
+    return {"detected_s": round(detected, 1), "reconnected_after_restore_s": round(reconnected, 1)}
+
+
+def test_link_cut_while_idle_and_while_a_cell_runs(kernel):
+    km, kc = kernel
+    _, out = run(kc, "import os, socket; x = 42; print(os.getpid(), socket.gethostname(), os.environ['SLURM_JOB_ID'])")
+    pid, node, job = "".join(out).split()
+    assert node in ("node1", "node2")
+
+    # 1. Idle kernel.
+    figures = cut_and_restore(km)
+    print("idle cut:", figures)
+    content, out = run(kc, "print(x, os.getpid())", timeout=60)
+    assert content["status"] == "ok"
+    assert "".join(out).split() == ["42", pid]  # same process: not restarted, state kept
+
+    # 2. A cell running through the cut: its reply and output arrive afterwards.
+    msg_id = kc.execute("import time; time.sleep(75); y = x + 1; print('done', y)")
+    time.sleep(3)
+    figures = cut_and_restore(km)
+    print("cut during a cell:", figures)
+    reply = kc.get_shell_msg(timeout=120)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    assert reply["content"]["status"] == "ok"
+    content, out = run(kc, "print(x, y, os.getpid(), os.environ['SLURM_JOB_ID'])", timeout=60)
+    assert "".join(out).split() == ["42", "43", pid, job]
+    assert km.is_alive()
+    # The job ran through both cuts.
+    assert "RUNNING" in on_login("squeue", "-h", "-j", job, "-o", "%T")
