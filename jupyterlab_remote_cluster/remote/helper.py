@@ -11,11 +11,15 @@ it starts, with the interpreter named in config.json.
 
 Session directory (on the shared home, 0700, made by the agent):
   config.json   0600, written by the agent: sessionId, token, python, workdir, kernelEnv,
-                dask, proxyBase, daskWorkerThreads, (optional) bindAddress, daskHost
+                dask, proxyBase, daskWorkerThreads, (optional) bindAddress, daskHost,
+                connectivity (via-login | node-ssh | reverse | auto), reverseHost
   state.json    0600, written here atomically: status, host, controlPort, heartbeat, ...
   kernels/<id>/connection.json (0600, dir 0700) and kernel.log
   dask-scheduler.json, dask-scheduler.log, dask-worker.log
-See docs/remote-helper.md for the protocol.
+Node-local, for the Unix sockets of node-ssh/reverse/auto (never on the shared home):
+  /tmp/jrc-<uid>/<session>/  0700: control.sock, kernel sockets k-<kernel>-<n>, ssh.ctl
+On the login node, for reverse/auto (made through the tunnel): /tmp/jrc-<uid>/<session>-rev/
+See docs/remote-helper.md for the protocol and docs/connectivity.md for the modes.
 """
 import argparse
 import hmac
@@ -23,8 +27,11 @@ import json
 import os
 import re
 import secrets
+import shlex
+import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
 import threading
@@ -46,6 +53,10 @@ KERNEL_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PROXY_BASE_RE = re.compile(r"^(/[A-Za-z0-9._~%+-]+)*$")
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
+CONNECTIVITY = ("via-login", "node-ssh", "reverse", "auto")
+SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+TUNNEL_START_TIMEOUT = 30.0
 
 
 def log(msg):
@@ -142,6 +153,123 @@ def stop_processes(procs, grace):
             pass
 
 
+def private_dir(path):
+    """mkdir 0700, or accept an existing one only if it is ours, a real directory, private.
+
+    Why: sockets in a directory another user controls (pre-created in /tmp, a symlink)
+    could be swapped or reached by that user.
+    """
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != os.getuid():
+        raise ValueError("%s exists and is not a directory owned by this user" % path)
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
+class ReverseTunnel:
+    """An OpenSSH master from this node to the login node; forwards are added on demand
+    (`ssh -S ctl -O forward -R login-socket:node-socket`), so the agent reaches sockets
+    of this node through Unix sockets on the login node (for nodes nobody can connect to).
+    BatchMode: no prompts, an unknown host key or a missing key fails at once."""
+
+    def __init__(self, host, ctl, log_path):
+        self.host = host
+        self.ctl = ctl
+        self.log_path = log_path
+        self.proc = None
+        self.remote_dir = None
+
+    def _ssh(self, *args, timeout=20):
+        return subprocess.run(
+            ["ssh", "-S", self.ctl, "-o", "BatchMode=yes"] + list(args),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+        )
+
+    def start(self, session_id):
+        logf = open_log(self.log_path)
+        try:
+            self.proc = subprocess.Popen(
+                ["ssh", "-M", "-S", self.ctl, "-N", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
+                 "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
+                 self.host],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=logf, start_new_session=True,
+            )
+        except OSError as e:
+            raise RuntimeError("cannot run ssh: %s" % e)
+        finally:
+            logf.close()
+        deadline = time.monotonic() + TUNNEL_START_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("ssh %s exited with code %s: %s" % (
+                    self.host, self.proc.returncode, tail(self.log_path, 600).strip() or "no message"))
+            if os.path.exists(self.ctl) and self._ssh("-O", "check", self.host, timeout=10).returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("ssh %s did not come up within %d s: %s" % (
+                    self.host, TUNNEL_START_TIMEOUT, tail(self.log_path, 600).strip()))
+            time.sleep(0.1)
+        # The login side's private directory (a Unix socket is reachable only on the host
+        # that bound it, so it must live on the login node, not on the shared home).
+        script = (
+            'umask 077; t=/tmp/jrc-$(id -u); mkdir -p "$t" && [ -d "$t" ] && [ ! -L "$t" ] && [ -O "$t" ] '
+            '|| { echo "$t is not a private directory of this user" >&2; exit 1; }; chmod 700 "$t"; '
+            'd="$t/%s-rev"; rm -rf "$d"; mkdir -m 700 "$d" && printf %%s "$d"' % session_id
+        )
+        r = self._ssh(self.host, script)
+        out = r.stdout.decode("utf-8", "replace").strip()
+        if r.returncode != 0 or not out.startswith("/"):
+            raise RuntimeError("cannot create the socket directory on %s: %s" % (
+                self.host, r.stderr.decode("utf-8", "replace").strip() or out))
+        self.remote_dir = out
+
+    def forward(self, remote_socket, target):
+        """target: a node-side socket path, or 127.0.0.1:port."""
+        r = self._ssh("-O", "forward", "-R", "%s:%s" % (remote_socket, target), self.host)
+        if r.returncode != 0:
+            raise RuntimeError("reverse forward %s failed: %s" % (
+                remote_socket, r.stderr.decode("utf-8", "replace").strip()))
+        return remote_socket
+
+    def cancel(self, remote_socket, target):
+        self._ssh("-O", "cancel", "-R", "%s:%s" % (remote_socket, target), self.host)
+        self._ssh(self.host, "rm -f -- %s" % shlex.quote(remote_socket))
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.proc is None:
+            return
+        rm = "rm -rf -- %s" % shlex.quote(self.remote_dir) if self.remote_dir else None
+        try:
+            if self.alive():
+                if rm:
+                    rm = None if self._ssh(self.host, rm, timeout=10).returncode == 0 else rm
+                self._ssh("-O", "exit", self.host, timeout=10)
+        except (OSError, subprocess.SubprocessError) as e:
+            log("closing the reverse tunnel: %s" % e)
+        stop_processes([self.proc], 2.0)
+        if rm:
+            # scancel signals the whole job, our master too: the login-side sockets are
+            # removed over a new connection then
+            try:
+                r = subprocess.run(["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", self.host, rm],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   timeout=10)
+                if r.returncode != 0:
+                    log("cannot remove %s on %s: %s" % (self.remote_dir, self.host,
+                                                         r.stderr.decode("utf-8", "replace").strip()))
+            except (OSError, subprocess.SubprocessError) as e:
+                log("cannot remove %s on %s: %s" % (self.remote_dir, self.host, e))
+
+
 class Kernel:
     def __init__(self, kid, proc, kdir, started_at, key):
         self.kid = kid
@@ -152,6 +280,7 @@ class Kernel:
         self.connection_file = os.path.join(kdir, "connection.json")
         self.log_path = os.path.join(kdir, "kernel.log")
         self.started_at = started_at
+        self.reverse_forwards = []  # (login socket, node socket) to cancel when it stops
 
     def alive(self):
         return self.proc.poll() is None
@@ -172,6 +301,9 @@ class Helper:
         self.stop_reason = None
         self.exit_code = 0
         self.server = None
+        self.servers = []  # every control server (TCP and/or Unix socket)
+        self.sock_dir = None  # node-local private dir for Unix sockets
+        self.tunnel = None  # ReverseTunnel (reverse, auto)
         self.config = {}
         self.state = {
             "version": STATE_VERSION,
@@ -260,9 +392,24 @@ class Helper:
         if threads < 0:
             raise ValueError("config.json: daskWorkerThreads must be a positive integer")
         cfg["daskWorkerThreads"] = threads
-        # Where the control channel, kernels and the dashboard listen. 0.0.0.0: the agent
-        # connects from the login node. 127.0.0.1 when it comes in by SSH to the node itself.
-        cfg["bindAddress"] = opt("bindAddress", str, "0.0.0.0")
+        mode = opt("connectivity", str, "via-login")
+        if mode not in CONNECTIVITY:
+            raise ValueError("config.json: connectivity %r is not one of %s" % (mode, ", ".join(CONNECTIVITY)))
+        cfg["connectivity"] = mode
+        if mode != "via-login" and not SESSION_ID_RE.match(cfg["sessionId"]):
+            raise ValueError("config.json: sessionId must be 1-64 of [A-Za-z0-9_-] (it names socket directories)")
+        host = opt("reverseHost", str, "") or os.environ.get("SLURM_SUBMIT_HOST", "")
+        if host and not HOST_RE.match(host):
+            raise ValueError("config.json: reverseHost %r is not a host name" % host)
+        if mode == "reverse" and not host:
+            raise ValueError("connectivity reverse needs the login node's name: set reverseHost "
+                             "(no SLURM_SUBMIT_HOST in this job)")
+        cfg["reverseHost"] = host
+        # Where the control channel (TCP), TCP kernels and the dashboard listen. 0.0.0.0:
+        # the agent connects from the login node (via-login, and auto, which must allow it).
+        # node-ssh/reverse: only this node's loopback (the agent comes in by SSH or tunnel).
+        default_bind = "0.0.0.0" if mode in ("via-login", "auto") else "127.0.0.1"
+        cfg["bindAddress"] = opt("bindAddress", str, default_bind)
         # The Dask scheduler runs code for whoever connects and has no auth: only the
         # kernels and the worker on this node need it, so it listens on loopback.
         cfg["daskHost"] = opt("daskHost", str, "127.0.0.1")
@@ -297,6 +444,19 @@ class Helper:
         cwd = os.path.expanduser(cwd)
         if not os.path.isdir(cwd):
             raise ApiError(400, "invalid-cwd", "working directory %s does not exist" % cwd)
+        # tcp: ports on bindAddress (via-login). ipc: Unix sockets in the node-local 0700
+        # dir (node-ssh); with reverse, each also forwarded to a socket on the login node.
+        transport = body.get("transport") or "tcp"
+        if transport not in ("tcp", "ipc"):
+            raise ApiError(400, "invalid-transport", "transport must be tcp or ipc")
+        reverse = body.get("reverse") is True
+        if transport == "ipc" and not self.sock_dir:
+            raise ApiError(400, "invalid-transport",
+                           "transport ipc needs connectivity node-ssh, reverse or auto (this session: %s)"
+                           % self.config["connectivity"])
+        if reverse and (transport != "ipc" or not (self.tunnel and self.tunnel.alive())):
+            raise ApiError(409, "no-reverse-tunnel", "no reverse tunnel to the login node: %s"
+                           % ((self.state.get("reverse") or {}).get("error") or "not started in this mode"))
 
         with self.lock:
             if self.stop_event.is_set():
@@ -315,8 +475,8 @@ class Helper:
             # ports: they collide on shared nodes).
             key = old.key if old is not None and old.key else secrets.token_hex(32)
             info = {
-                "ip": self.config["bindAddress"],
-                "transport": "tcp",
+                "ip": os.path.join(self.sock_dir, "k-" + kid) if transport == "ipc" else self.config["bindAddress"],
+                "transport": transport,
                 "signature_scheme": "hmac-sha256",
                 "key": key,
                 "kernel_name": "",
@@ -346,14 +506,30 @@ class Helper:
         log("kernel %s started, pid %d" % (kid, proc.pid))
 
         ports = self.wait_for_ports(kernel, info["key"])
-        self.write_state()
-        return {
+        res = {
             "kernelId": kid,
             "pid": proc.pid,
-            "ip": self.config["bindAddress"],
+            "ip": info["ip"],
+            "transport": transport,
             "ports": ports,
             "connectionFile": kernel.connection_file,
         }
+        if transport == "ipc":
+            # ipykernel's ipc endpoints are "<ip>-<port>"
+            socks = {n: "%s-%d" % (info["ip"], p) for n, p in ports.items()}
+            if reverse:
+                try:
+                    for n, path in list(socks.items()):
+                        remote = "%s/k-%s-%d" % (self.tunnel.remote_dir, kid, ports[n])
+                        self.tunnel.forward(remote, path)
+                        kernel.reverse_forwards.append((remote, path))
+                        socks[n] = remote
+                except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                    self.delete_kernel(kid)
+                    raise ApiError(502, "reverse-forward-failed", str(e))
+            res["sockets"] = socks
+        self.write_state()
+        return res
 
     def wait_for_ports(self, kernel, key):
         deadline = time.monotonic() + KERNEL_START_TIMEOUT
@@ -403,6 +579,12 @@ class Helper:
     def delete_kernel(self, kid):
         k = self.get_kernel(kid)
         stop_processes([k.proc], KERNEL_KILL_GRACE)
+        for remote, path in k.reverse_forwards:
+            try:
+                self.tunnel.cancel(remote, path)
+            except (OSError, subprocess.SubprocessError) as e:
+                log("cancel reverse forward %s: %s" % (remote, e))
+        k.reverse_forwards = []
         try:
             os.unlink(k.connection_file)  # the key is useless now; do not leave it lying around
         except OSError:
@@ -465,6 +647,7 @@ class Helper:
                     # links printed in notebooks point at the proxied dashboard
                     "DASK_DISTRIBUTED__DASHBOARD__LINK": path,
                 }
+            self.forward_http(port)
             self.write_state(
                 dask={"status": "running", "schedulerAddress": address, "dashboardPort": port,
                       "dashboardPath": path, "workerThreads": threads},
@@ -479,6 +662,70 @@ class Helper:
             msg = "Dask did not start: %s" % e
             log(msg)
             self.write_state(dask={"status": "failed", "error": msg}, httpPorts=[])
+
+    def forward_http(self, port):
+        """reverse/auto: the dashboard also on a socket on the login node."""
+        if not (self.tunnel and self.tunnel.alive()):
+            return
+        try:
+            remote = self.tunnel.forward("%s/http-%d" % (self.tunnel.remote_dir, port), "127.0.0.1:%d" % port)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            log("dashboard through the reverse tunnel: %s" % e)
+            return
+        with self.lock:
+            rev = dict(self.state.get("reverse") or {})
+            rev["httpSockets"] = dict(rev.get("httpSockets") or {}, **{str(port): remote})
+            self.state["reverse"] = rev
+
+    # --- connectivity -----------------------------------------------------------------------
+    def setup_connectivity(self):
+        """Listen as the mode needs; raises (RuntimeError/OSError/ValueError) when it cannot.
+
+        via-login: control on TCP bindAddress (0.0.0.0), nothing else.
+        node-ssh:  control on a Unix socket in the node-local 0700 dir (the agent comes in by
+                   SSH to this node: streamlocal forwarding); TCP on 127.0.0.1 only.
+        reverse:   like node-ssh, plus an ssh master to the login node forwarding a socket
+                   in a 0700 dir there to the control socket; a failing tunnel fails the session.
+        auto:      all of it (TCP 0.0.0.0 + Unix socket + tunnel if it comes up): the agent
+                   tries via-login, node-ssh, reverse and keeps the first that answers.
+        """
+        mode = self.config["connectivity"]
+        if mode in ("via-login", "auto"):
+            srv = ControlServer((self.config["bindAddress"], 0), self)
+            self.servers.append(srv)
+            self.write_state(controlPort=srv.server_address[1])
+            log("control channel on %s:%d" % (self.config["bindAddress"], srv.server_address[1]))
+        if mode == "via-login":
+            return
+        top = private_dir("/tmp/jrc-%d" % os.getuid())
+        self.sock_dir = private_dir(os.path.join(top, self.config["sessionId"]))
+        path = os.path.join(self.sock_dir, "control.sock")
+        srv = UnixControlServer(path, self)
+        self.servers.append(srv)
+        self.write_state(sockDir=self.sock_dir, controlSocket=path)
+        log("control channel on %s" % path)
+        if mode not in ("reverse", "auto"):
+            return
+        try:
+            if not self.config["reverseHost"]:
+                raise RuntimeError("no login node name (reverseHost or SLURM_SUBMIT_HOST)")
+            self.tunnel = ReverseTunnel(self.config["reverseHost"], os.path.join(self.sock_dir, "ssh.ctl"),
+                                        os.path.join(self.dir, "reverse-ssh.log"))
+            self.tunnel.start(self.config["sessionId"])
+            remote = self.tunnel.forward(self.tunnel.remote_dir + "/control.sock", path)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            msg = "reverse tunnel to %s failed: %s" % (self.config["reverseHost"] or "the login node", e)
+            if self.tunnel:
+                self.tunnel.stop()
+            self.tunnel = None
+            self.write_state(reverse={"status": "failed", "error": msg})
+            if mode == "reverse":
+                raise RuntimeError(msg)
+            log(msg + " (auto: the other modes remain)")
+            return
+        self.write_state(reverse={"status": "up", "host": self.config["reverseHost"],
+                                  "dir": self.tunnel.remote_dir, "controlSocket": remote})
+        log("reverse tunnel to %s: %s" % (self.config["reverseHost"], remote))
 
     def _spawn_dask(self, argv, logname, env):
         logf = open_log(os.path.join(self.dir, logname))
@@ -539,6 +786,8 @@ class Helper:
     def cleanup(self):
         # Write "stopping" first: Slurm may SIGKILL us a few seconds after SIGTERM.
         self.write_state(status="stopping", reason=self.stop_reason)
+        # Tunnel and sockets first: quick, and after Slurm's KillWait nothing runs any more.
+        self.close_connectivity()
         with self.lock:
             procs = [k.proc for k in self.kernels.values()] + list(self.dask_procs)
         stop_processes(procs, STOP_GRACE)
@@ -553,6 +802,17 @@ class Helper:
         self.write_state(status="stopping", reason=self.stop_reason, httpPorts=[])
         log("stopped: %s" % self.stop_reason)
 
+    def close_connectivity(self):
+        """The tunnel (and its login-side sockets) and the node-local socket dir go."""
+        tunnel, self.tunnel = self.tunnel, None
+        if tunnel:
+            tunnel.stop()
+            with self.lock:
+                if self.state.get("reverse"):
+                    self.state["reverse"] = dict(self.state["reverse"], status="closed")
+        if self.sock_dir:
+            shutil.rmtree(self.sock_dir, ignore_errors=True)
+
     def serve(self):
         try:
             self.load_config()
@@ -563,15 +823,17 @@ class Helper:
         signal.signal(signal.SIGINT, self.on_signal)
         # A plain-host session may be started from an SSH session that goes away later.
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        self.write_state(status="starting", connectivity=self.config["connectivity"])
         try:
-            self.server = ControlServer((self.config["bindAddress"], 0), self)
-        except OSError as e:
-            self.fail("cannot listen on %s: %s" % (self.config["bindAddress"], e))
+            self.setup_connectivity()
+        except (OSError, ValueError, RuntimeError) as e:
+            self.fail("cannot listen (connectivity %s): %s" % (self.config["connectivity"], e))
+            self.close_connectivity()
             return 1
-        port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, name="control", daemon=True).start()
-        self.write_state(status="starting", controlPort=port)
-        log("control channel on %s:%d (session %s)" % (self.config["bindAddress"], port, self.config["sessionId"]))
+        self.server = self.servers[0]
+        for srv in self.servers:
+            threading.Thread(target=srv.serve_forever, name="control", daemon=True).start()
+        log("session %s ready to serve (connectivity %s)" % (self.config["sessionId"], self.config["connectivity"]))
         if self.config["dask"] and not self.stop_event.is_set():
             self.start_dask()
         if not self.stop_event.is_set():
@@ -587,7 +849,8 @@ class Helper:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         self.cleanup()
-        self.server.shutdown()
+        for srv in self.servers:
+            srv.shutdown()
         return self.exit_code
 
 
@@ -600,11 +863,30 @@ class ControlServer(ThreadingHTTPServer):
         ThreadingHTTPServer.__init__(self, address, ControlHandler)
 
 
+class UnixControlServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """The control channel on a Unix socket (0600 in a 0700 dir: only this user)."""
+
+    daemon_threads = True
+
+    def __init__(self, path, helper):
+        self.helper = helper
+        try:
+            os.unlink(path)  # a stale socket of an earlier helper of this session
+        except FileNotFoundError:
+            pass
+        socketserver.UnixStreamServer.__init__(self, path, ControlHandler)
+        os.chmod(path, 0o600)
+
+
 class ControlHandler(BaseHTTPRequestHandler):
     server_version = "rc-helper/1"
     sys_version = ""
     protocol_version = "HTTP/1.1"
     timeout = REQUEST_TIMEOUT
+
+    def address_string(self):
+        # a Unix-socket peer has no address ("" instead of (host, port))
+        return self.client_address[0] if isinstance(self.client_address, tuple) else "unix"
 
     def log_message(self, fmt, *args):
         log("%s %s" % (self.address_string(), fmt % args))

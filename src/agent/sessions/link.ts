@@ -13,9 +13,24 @@ export interface IClusterLink {
   readFile(path: string): Promise<Buffer>;
   /** A stream to host:port as seen from the login node (direct-tcpip). */
   forwardOut(host: string, port: number): Promise<Duplex>;
+  /** A stream to a Unix socket on the login node (streamlocal; connectivity `reverse`). */
+  forwardOutStreamLocal?(socketPath: string): Promise<Duplex>;
+  /**
+   * The SSH connection to a compute node, through this link (connectivity `node-ssh`):
+   * one per node, shared, closed when unused; made again after this link reconnects.
+   */
+  nodeLink?(node: string): Promise<INodeLink>;
   /** Called with a message when the link drops. */
   onClose(listener: (message: string) => void): void;
   close(): void;
+}
+
+/** What is reachable once logged in to a compute node itself. */
+export interface INodeLink {
+  /** host:port as seen from the node (e.g. 127.0.0.1:dashboard). */
+  forwardOut(host: string, port: number): Promise<Duplex>;
+  /** A Unix socket on the node (kernels, the helper's control socket). */
+  forwardOutStreamLocal(socketPath: string): Promise<Duplex>;
 }
 
 export type LinkFactory = (profile: IClusterProfile) => Promise<IClusterLink>;

@@ -8,13 +8,27 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { promises as fs } from 'node:fs';
-import * as http from 'node:http';
 import * as path from 'node:path';
 
 import type { AgentEvent, IClusterProfile, IResources, ISession } from '../../common/api';
 import { shQuote } from '../schedulers/shell';
 import { InvalidRequestError, type IJobStatus, type ISchedulerAdapter } from '../schedulers/types';
 import { LocalForward } from '../tunnels/local-forward';
+import {
+  autoOrder,
+  kernelSockets,
+  kernelTransport,
+  ModeMemory,
+  openControl,
+  openHttpPort,
+  openKernelChannel,
+  PROBE_TIMEOUT_MS,
+  requestOver,
+  withTimeout,
+  type IHelperEndpoints,
+  type IKernelStart,
+  type ResolvedMode
+} from './connectivity';
 import type { IClusterLink, LinkFactory } from './link';
 
 /** Remote layout, under the user's home on the cluster (shared with the nodes). */
@@ -426,8 +440,11 @@ export class SessionManager {
       workdir: profile.workdir ?? home,
       dask: profile.dask !== false,
       proxyBase: `${this.opts.baseUrl.replace(/\/$/, '')}/remote-cluster/sessions/${s.id}/proxy`,
-      kernelEnv: {}
+      kernelEnv: {},
+      // auto: the helper listens for every mode; the agent finds out which one works
+      connectivity: profile.connectivity ?? 'via-login'
     };
+    s.connectivity = config.connectivity === 'auto' ? undefined : config.connectivity;
     await link.writeFile(`${dir}/config.json`, JSON.stringify(config), 0o600);
     const script = adapter.renderScript({
       name: `jrc-${s.id}`,
@@ -647,6 +664,23 @@ export class SessionManager {
     if (!rec) {
       throw new InvalidRequestError(`No session ${String(s)}.`, 'session');
     }
+    const { mode, state, token, link } = await this.sessionRoute(rec);
+    let channel;
+    try {
+      channel = await openControl(mode, state, link);
+    } catch (err) {
+      throw new Error(`Cannot reach the session's helper on ${state.host} (connectivity ${mode}): ${(err as Error).message}`);
+    }
+    return requestOver(channel, method, urlPath, token, body, timeoutMs, state.host);
+  }
+
+  /** Connectivity: `auto` probes, the winner is remembered per profile. */
+  private readonly modes = { memory: undefined as ModeMemory | undefined, probes: new Map<string, Promise<ResolvedMode>>() };
+
+  /** A running session's helper state, token, link and connectivity mode (probed once for `auto`). */
+  private async sessionRoute(
+    rec: ISessionRecord
+  ): Promise<{ mode: ResolvedMode; state: IHelperState & IHelperEndpoints; token: string; link: IClusterLink }> {
     const profile = await this.profile(rec.profile);
     const link = await this.link(profile);
     let state = this.helperStates.get(rec.id);
@@ -657,40 +691,44 @@ export class SessionManager {
     if (!state || state.status !== 'ready') {
       throw new Error(`The session ${rec.id} is not running yet.`);
     }
-    const channel = await link.forwardOut(state.host, state.controlPort);
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    return new Promise((resolve, reject) => {
-      const req = http.request(
-        {
-          createConnection: () => channel as any,
-          method,
-          path: urlPath,
-          headers: {
-            Host: `${state.host}:${state.controlPort}`,
-            Authorization: `Bearer ${token}`,
-            ...(data !== undefined && { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) })
-          },
-          timeout: timeoutMs
-        },
-        res => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', c => (text += c));
-          res.on('end', () => {
-            let json: unknown = undefined;
-            try {
-              json = text ? JSON.parse(text) : {};
-            } catch {
-              json = { error: text };
-            }
-            resolve({ status: res.statusCode ?? 0, json });
-          });
+    const st = state as IHelperState & IHelperEndpoints;
+    if (rec.connectivity) {
+      return { mode: rec.connectivity, state: st, token, link };
+    }
+    let probe = this.modes.probes.get(rec.id);
+    if (!probe) {
+      probe = this.probeModes(rec, profile.name, st, token, link).finally(() => this.modes.probes.delete(rec.id));
+      this.modes.probes.set(rec.id, probe);
+    }
+    return { mode: await probe, state: st, token, link };
+  }
+
+  /** `auto`: the first mode whose control channel answers /health, remembered mode first. */
+  private async probeModes(
+    rec: ISessionRecord,
+    profileName: string,
+    st: IHelperState & IHelperEndpoints,
+    token: string,
+    link: IClusterLink
+  ): Promise<ResolvedMode> {
+    const memory = (this.modes.memory ??= new ModeMemory(this.opts.stateDir));
+    const errors: string[] = [];
+    for (const mode of autoOrder(await memory.get(profileName))) {
+      try {
+        const ch = await withTimeout(openControl(mode, st, link), PROBE_TIMEOUT_MS, `connecting to ${st.host}`);
+        const r = await requestOver(ch, 'GET', '/health', token, undefined, PROBE_TIMEOUT_MS, st.host);
+        if (r.status === 200) {
+          this.opts.log(`session ${rec.id} on ${st.host}: connectivity ${mode} (auto)`);
+          this.update(rec, { connectivity: mode });
+          await memory.set(profileName, mode).catch(err => this.opts.log(`cannot remember connectivity: ${(err as Error).message}`));
+          return mode;
         }
-      );
-      req.on('timeout', () => req.destroy(new Error(`the helper did not answer ${method} ${urlPath} in time`)));
-      req.on('error', reject);
-      req.end(data);
-    });
+        errors.push(`${mode}: the helper answered HTTP ${r.status}`);
+      } catch (err) {
+        errors.push(`${mode}: ${(err as Error).message}`);
+      }
+    }
+    throw new Error(`No connectivity mode reaches the session on ${st.host}: ${errors.join('; ')}`);
   }
 
   /* ---------------- kernels ---------------- */
@@ -720,32 +758,35 @@ export class SessionManager {
       // Links printed by distributed point at our proxy, not at the node.
       env['DASK_DISTRIBUTED__DASHBOARD__LINK'] = dash.path;
     }
-    const r = await this.helperRequest(s, 'POST', '/kernels', { kernelId, env });
+    const { mode } = await this.sessionRoute(s);
+    const r = await this.helperRequest(s, 'POST', '/kernels', { kernelId, env, ...kernelTransport(mode) });
     if (r.status !== 200 && r.status !== 201) {
       throw new Error(`The kernel did not start on ${s.node}: ${helperError(r.json)}`);
     }
-    const info = r.json as { pid: number; ip: string; ports: Record<string, number>; connectionFile: string };
+    const info = r.json as IKernelStart;
     // The key never crosses the cluster network: it is read from the 0600 file over SFTP.
     const file = JSON.parse((await link.readFile(info.connectionFile)).toString('utf8')) as {
       key: string;
       signature_scheme: string;
     };
     const node = s.node!;
-    const opener = (remotePort: number) => async () => (await this.link(profile)).forwardOut(node, remotePort);
+    // (the link is looked up per stream: after a reconnect, streams go through the new one)
+    const opener = (ch: (typeof CHANNELS)[number]) => async () =>
+      openKernelChannel(mode, node, info.ports[ch], info.sockets?.[ch], await this.link(profile));
 
     if (restarting) {
       if (restarting.connection.key !== file.key) {
         // The helper could not keep the key: hand out the new one (clients reload it).
         restarting.connection.key = file.key;
       }
-      CHANNELS.forEach((ch, i) => restarting.forwards[i].retarget(opener(info.ports[ch])));
+      CHANNELS.forEach((ch, i) => restarting.forwards[i].retarget(opener(ch)));
       restarting.remotePid = info.pid;
       restarting.stopped = false;
       this.update(s, {});
       return restarting.connection;
     }
 
-    return this.registerKernel(s, kernelId, info.pid, file, ch => ({ open: opener(info.ports[ch]) }));
+    return this.registerKernel(s, kernelId, info.pid, file, ch => ({ open: opener(ch) }));
   }
 
   /**
@@ -810,8 +851,10 @@ export class SessionManager {
     ) as { key: string; signature_scheme: string } & Record<string, unknown>;
     const node = s.node;
     try {
+      const { mode, state } = await this.sessionRoute(s);
+      const sockets = mode === 'via-login' ? {} : kernelSockets(mode, kernelId, file, state.reverse?.dir, CHANNELS);
       const conn = await this.registerKernel(s, kernelId, Number(status.json.pid ?? 0), file, ch => ({
-        open: async () => (await this.link(profile)).forwardOut(node, Number(file[ch])),
+        open: async () => openKernelChannel(mode, node, Number(file[ch]), sockets[ch], await this.link(profile)),
         localPort: Number(localPorts[ch])
       }));
       this.opts.log(`adopted kernel ${kernelId} of session ${sessionId} on its previous local ports`);
@@ -909,8 +952,8 @@ export class SessionManager {
     if (!(s.httpPorts ?? []).some(p => p.port === port)) {
       throw new InvalidRequestError(`Port ${port} is not served by session ${sessionId}.`, 'port');
     }
-    const link = await this.link(await this.profile(s.profile));
-    return link.forwardOut(s.node, port);
+    const { mode, state, link } = await this.sessionRoute(s);
+    return openHttpPort(mode, s.node, port, state, link);
   }
 
   async shutdown(): Promise<void> {

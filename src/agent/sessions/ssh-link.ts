@@ -5,6 +5,7 @@
 import type { AgentEvent, IClusterProfile } from '../../common/api';
 import { ClusterConnection, type PromptFn } from '../ssh/connection';
 import type { IClusterLink, LinkFactory } from './link';
+import { NodePool } from './node-pool';
 
 export function sshLinkFactory(options: {
   prompt: PromptFn;
@@ -25,18 +26,26 @@ export function sshLinkFactory(options: {
       onStateChange: (state, message) => {
         options.emit({ type: 'connection', cluster: profile.name, state, ...(message && { message }) });
         if (state === 'closed') {
+          nodes.closeAll();
           closeListeners.splice(0).forEach(l => l(message ?? 'connection closed'));
         }
       }
     });
+    // node-ssh: one connection per node over this one, closed after a minute unused.
+    const nodes = new NodePool(node => conn.connectNode(node), 60_000, m => options.log(m));
     await conn.connect();
     return {
       exec: (command, opts) => conn.exec(command, opts),
       writeFile: (path, data, mode) => conn.writeFile(path, data, mode),
       readFile: path => conn.readFile(path),
       forwardOut: (host, port) => conn.forwardOut(host, port),
+      forwardOutStreamLocal: socketPath => conn.forwardOutStreamLocal(socketPath),
+      nodeLink: node => nodes.get(node),
       onClose: listener => closeListeners.push(listener),
-      close: () => void conn.close()
+      close: () => {
+        nodes.closeAll();
+        void conn.close();
+      }
     };
   };
 }

@@ -1306,6 +1306,55 @@ export class ClusterConnection extends EventEmitter {
     });
   }
 
+  /**
+   * An SSH connection to a compute node through the target (connectivity node-ssh):
+   * a direct-tcpip channel to node:22 from the login node carries a new SSH client with
+   * the target's user and credentials. Its host key is checked like any hop's (the same
+   * known_hosts files; an unknown key is asked about, never accepted silently).
+   */
+  async connectNode(node: string, timeoutMs = 15_000): Promise<NodeConnection> {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(node)) {
+      throw new SshConnectionError(`Refusing to connect to the node ${JSON.stringify(node)}.`, 'bad-request');
+    }
+    const login = this.lastHop();
+    const cfg: IResolvedHost = {
+      ...login.cfg,
+      alias: node,
+      hostName: node,
+      port: 22,
+      hostKeyAlias: undefined,
+      proxyJump: undefined,
+      proxyCommand: undefined,
+      warnings: []
+    };
+    // A firewall that drops SYNs makes the login node wait minutes: give up sooner.
+    let timer: NodeJS.Timeout | undefined;
+    let late = false;
+    const opening = this.openForward(login, node, 22, true);
+    const sock = await Promise.race([
+      opening,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          late = true;
+          reject(
+            new SshConnectionError(
+              `${login.label} could not open a connection to ${node}:22 within ${formatSeconds(timeoutMs)} (no answer: a firewall?).`,
+              'timeout',
+              login.label
+            )
+          );
+        }, timeoutMs);
+      })
+    ]).finally(() => clearTimeout(timer));
+    void opening.then(ch => late && ch.close(), () => undefined);
+    const hop = await this.connectHop(cfg, sock, true);
+    if (this.opts.keepPtySession !== false) {
+      await this.openKeeper(hop);
+    }
+    this.log.info(`ssh: connected to ${cfg.user}@${hop.label} via ${login.label}`);
+    return new NodeConnection(hop.client, hop.label, this.log);
+  }
+
   /** Closes every session and hop; resolves once the first hop's socket is closed. */
   async close(): Promise<void> {
     this.closing = true;
@@ -1432,4 +1481,81 @@ function describeError(err: Error & { level?: string; code?: string }, label: st
     return `SSH handshake with ${label} failed: ${err.message}.`;
   }
   return `SSH connection to ${label} failed: ${err.message}.`;
+}
+
+/** An SSH connection to a compute node (see ClusterConnection.connectNode). */
+export class NodeConnection {
+  private closed = false;
+  private readonly closeListeners: ((message: string) => void)[] = [];
+
+  constructor(
+    private readonly client: Client,
+    readonly label: string,
+    private readonly log: Required<IConnectionLogger>
+  ) {
+    let lastError = '';
+    client.on('error', (e: Error) => {
+      lastError = e.message;
+      log.warn(`ssh: ${label}: ${e.message}`);
+    });
+    client.on('close', () => {
+      this.closed = true;
+      this.closeListeners.splice(0).forEach(l => l(`Connection to ${label} closed${lastError ? `: ${lastError}` : ''}.`));
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  onClose(listener: (message: string) => void): void {
+    if (this.closed) {
+      listener(`Connection to ${this.label} closed.`);
+    } else {
+      this.closeListeners.push(listener);
+    }
+  }
+
+  /** A TCP connection from the node to host:port (e.g. its own loopback). */
+  forwardOut(host: string, port: number): Promise<ClientChannel> {
+    if (!/^[A-Za-z0-9._:-]+$/.test(host) || !Number.isInteger(port) || port < 1 || port > 65535) {
+      return Promise.reject(new SshConnectionError(`Refusing to forward to ${JSON.stringify(host)}:${port}.`, 'bad-request'));
+    }
+    return this.open(`${host}:${port}`, cb => this.client.forwardOut('127.0.0.1', 0, host, port, cb));
+  }
+
+  /** A connection to a Unix socket on the node (streamlocal). */
+  forwardOutStreamLocal(socketPath: string): Promise<ClientChannel> {
+    if (!socketPath.startsWith('/')) {
+      return Promise.reject(new SshConnectionError(`Refusing to forward to the socket ${JSON.stringify(socketPath)}.`, 'bad-request'));
+    }
+    return this.open(`the socket ${socketPath}`, cb => this.client.openssh_forwardOutStreamLocal(socketPath, cb));
+  }
+
+  private open(what: string, start: (cb: (err: Error | undefined, ch: ClientChannel) => void) => void): Promise<ClientChannel> {
+    if (this.closed) {
+      return Promise.reject(new SshConnectionError(`Not connected to ${this.label}.`, 'not-connected', this.label));
+    }
+    return new Promise((resolve, reject) => {
+      try {
+        start((err, ch) => {
+          if (err) {
+            const reason = err.message.replace(/^\(SSH\) Channel open failure: /, '');
+            reject(new SshConnectionError(`${this.label} could not connect to ${what} (${reason || 'refused'}).`, 'forward-failed', this.label));
+            return;
+          }
+          ch.on('error', (e: Error) => this.log.debug(`ssh: channel to ${what} on ${this.label}: ${e.message}`));
+          resolve(ch);
+        });
+      } catch (err) {
+        reject(new SshConnectionError(`Not connected to ${this.label} (${(err as Error).message}).`, 'not-connected', this.label));
+      }
+    });
+  }
+
+  close(): void {
+    if (!this.closed) {
+      this.client.end();
+    }
+  }
 }

@@ -1,0 +1,293 @@
+"""Connectivity modes on the testbed: node3 (partition sshonly) accepts only SSH from the
+cluster network, node4 (partition isolated) accepts nothing but can reach login:22.
+
+- node-ssh: a kernel on node3 over Unix sockets in a private dir, reached by an SSH hop
+  login -> node3; the dashboard through the proxy; bob cannot connect to the sockets.
+- via-login to node3 fails with a clear error.
+- reverse: a kernel on node4 through the job's tunnel to login; a broken tunnel fails the
+  session quickly with ssh's message.
+- auto: node-ssh on node3, reverse on node4, remembered per profile.
+- cancel removes the sockets, the tunnel and its login-side directory.
+"""
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from jupyter_client import BlockingKernelClient
+from jupyter_core.utils import run_sync
+
+from jupyterlab_remote_cluster.agent_process import get_agent
+
+from .conftest import TESTBED, squeue, testbed_env
+
+RES = {"walltime": "00:20:00", "cpus": 1, "memory": "500M"}
+
+
+def profiles(ssh_config: str) -> list:
+    def p(name, partition, mode, dask=False, setup=None):
+        d = {
+            "name": name,
+            "title": name,
+            "ssh": {"host": "login", "configFile": ssh_config},
+            "scheduler": "slurm",
+            "resources": dict(RES, partition=partition),
+            "python": "/opt/rc-testbed/python/bin/python",
+            "dask": dask,
+            "connectivity": mode,
+        }
+        if setup:
+            d["setup"] = setup
+        return d
+
+    return [
+        # the conftest's profile, kept: other test modules may share this agent
+        {"name": "testbed", "title": "Testbed (Slurm)", "ssh": {"host": "login", "configFile": ssh_config},
+         "scheduler": "slurm", "resources": {"partition": "debug", "walltime": "01:00:00", "cpus": 1, "memory": "1G"},
+         "python": "/opt/rc-testbed/python/bin/python", "dask": True},
+        p("conn-node-ssh", "sshonly", "node-ssh", dask=True),
+        p("conn-via-login-node3", "sshonly", "via-login"),
+        p("conn-reverse", "isolated", "reverse", dask=True),
+        # the job names a login node that does not exist: the tunnel cannot come up
+        p("conn-reverse-broken", "isolated", "reverse", setup=["export SLURM_SUBMIT_HOST=no-such-login"]),
+        p("conn-auto-node3", "sshonly", "auto"),
+        p("conn-auto-node4", "isolated", "auto"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def agent_dirs(jupyter_dirs):
+    env = testbed_env()
+    f = Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
+    f.write_text(json.dumps({"profiles": profiles(env["RC_TESTBED_SSH_CONFIG"])}, indent=1))
+    yield jupyter_dirs
+
+
+def call(method, path, body=None):
+    async def go():
+        res = await get_agent().request(method, path, body=None if body is None else json.dumps(body).encode())
+        return res.code, json.loads(res.body or b"{}")
+
+    return run_sync(go)()
+
+
+def raw_get(path):
+    async def go():
+        res = await get_agent().request("GET", path)
+        return res.code, res.body or b""
+
+    return run_sync(go)()
+
+
+def on(host, *cmd, user="alice", check=True):
+    r = subprocess.run([str(TESTBED), "exec", host, "--user", user, "--", *cmd],
+                       capture_output=True, text=True, timeout=60)
+    if check:
+        assert r.returncode == 0, f"{cmd} on {host}: {r.stdout}{r.stderr}"
+    return r
+
+
+def start_session(profile, timeout=120):
+    code, s = call("POST", "/api/v1/sessions", {"profile": profile})
+    assert code == 201, s
+    deadline = time.monotonic() + timeout
+    while s["state"] not in ("running", "ended") and time.monotonic() < deadline:
+        time.sleep(1)
+        s = call("GET", f"/api/v1/sessions/{s['id']}")[1]
+    return s
+
+
+def wait_dashboard(sid, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = call("GET", f"/api/v1/sessions/{sid}")[1]
+        dash = [p for p in s.get("httpPorts") or [] if p["name"] == "dask-dashboard"]
+        if dash:
+            return dash[0]
+        time.sleep(2)
+    pytest.fail(f"no dashboard reported: {s}")
+
+
+def cancel(sid):
+    call("DELETE", f"/api/v1/sessions/{sid}")
+
+
+def start_kernel(sid):
+    code, conn = call("POST", f"/api/v1/sessions/{sid}/kernels", {})
+    return code, conn
+
+
+def execute(conn, code_text, timeout=60):
+    kc = BlockingKernelClient()
+    kc.load_connection_info(dict(conn, ip="127.0.0.1", transport="tcp"))
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        out = []
+
+        def hook(msg):
+            if msg["msg_type"] == "stream":
+                out.append(msg["content"]["text"])
+
+        reply = kc.execute_interactive(code_text, timeout=timeout, output_hook=hook)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        return "".join(out).strip()
+    finally:
+        kc.stop_channels()
+
+
+def helper_state(sid):
+    home = on("login", "sh", "-c", 'printf %s "$HOME"').stdout
+    return json.loads(on("login", "cat", f"{home}/.jupyter-remote-cluster/sessions/{sid}/state.json").stdout)
+
+
+CONNECT = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\n"
+           "try:\n    s.connect(sys.argv[1])\nexcept OSError as e:\n    print(type(e).__name__); sys.exit(3)\nprint('connected')")
+
+
+def bob_connect(host, path):
+    return on(host, "/opt/rc-testbed/python/bin/python", "-c", CONNECT, path, user="bob", check=False)
+
+
+def test_node_ssh_kernel_on_node3_private_sockets_dashboard_and_cleanup(agent_dirs):
+    s = start_session("conn-node-ssh")
+    sid = s["id"]
+    try:
+        assert s["state"] == "running" and s["node"] == "node3", s
+        assert s.get("connectivity") == "node-ssh"
+        code, conn = start_kernel(sid)
+        assert code == 201, conn
+        assert execute(conn, "import socket; print(socket.gethostname())") == "node3"
+
+        st = helper_state(sid)
+        sock_dir, control = st["sockDir"], st["controlSocket"]
+        assert st.get("controlPort") is None, "node-ssh: no TCP control port"
+        # private: 0700, alice's; the kernel's sockets are in there
+        assert on("node3", "stat", "-c", "%a %U", sock_dir).stdout.split() == ["700", "alice"]
+        listing = on("node3", "ls", sock_dir).stdout.split()
+        assert "control.sock" in listing and sum(n.startswith("k-") for n in listing) == 5, listing
+        # another user on the node cannot connect, neither to the control nor to a kernel socket
+        kernel_sock = os.path.join(sock_dir, next(n for n in listing if n.startswith("k-")))
+        for path in (control, kernel_sock):
+            r = bob_connect("node3", path)
+            assert r.returncode == 3 and "PermissionError" in r.stdout, (path, r.stdout, r.stderr)
+        # ... while alice can (the same check would pass for anyone if the sockets were open)
+        r = on("node3", "/opt/rc-testbed/python/bin/python", "-c", CONNECT, control, check=False)
+        assert r.stdout.strip() == "connected", r.stdout + r.stderr
+
+        # the dashboard listens on the node's loopback only, and answers through the proxy
+        dash = wait_dashboard(sid)
+        code, body = raw_get(f"/proxy/{sid}/{dash['port']}/status")
+        assert code == 200 and b"bokeh" in body.lower()
+        r = on("login", "timeout", "5", "bash", "-c", f"echo > /dev/tcp/node3/{dash['port']}", check=False)
+        assert r.returncode != 0, "the dashboard must not be reachable from the cluster network"
+    finally:
+        cancel(sid)
+    deadline = time.monotonic() + 30
+    while on("node3", "test", "-e", sock_dir, check=False).returncode == 0 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert on("node3", "test", "-e", sock_dir, check=False).returncode != 0, "the socket dir must go with the session"
+
+
+def test_via_login_to_node3_fails_with_a_clear_error(agent_dirs):
+    s = start_session("conn-via-login-node3")
+    try:
+        assert s["state"] == "running" and s["node"] == "node3", s
+        t = time.monotonic()
+        code, err = start_kernel(s["id"])
+        assert code >= 400, err
+        msg = json.dumps(err)
+        assert "connectivity via-login" in msg and "node3" in msg, msg
+        assert "Connection refused" in msg or "refused" in msg.lower(), msg
+        assert time.monotonic() - t < 30
+    finally:
+        cancel(s["id"])
+
+
+def test_reverse_kernel_on_node4_through_the_tunnel(agent_dirs):
+    s = start_session("conn-reverse")
+    sid = s["id"]
+    try:
+        assert s["state"] == "running" and s["node"] == "node4", s
+        assert s.get("connectivity") == "reverse"
+        code, conn = start_kernel(sid)
+        assert code == 201, conn
+        assert execute(conn, "import socket; print(socket.gethostname())") == "node4"
+
+        st = helper_state(sid)
+        rev = st["reverse"]
+        assert rev["status"] == "up", rev
+        login_dir = rev["dir"]
+        assert on("login", "stat", "-c", "%a %U", login_dir).stdout.split() == ["700", "alice"]
+        listing = on("login", "ls", login_dir).stdout.split()
+        assert "control.sock" in listing and sum(n.startswith("k-") for n in listing) == 5, listing
+        r = bob_connect("login", rev["controlSocket"])
+        assert r.returncode == 3 and "PermissionError" in r.stdout, r.stdout + r.stderr
+
+        dash = wait_dashboard(sid)
+        code, body = raw_get(f"/proxy/{sid}/{dash['port']}/status")
+        assert code == 200 and b"bokeh" in body.lower()
+        master = f"{st['sockDir']}/ssh.ctl"
+        assert on("node4", "pgrep", "-u", "alice", "-f", master, check=False).returncode == 0
+    finally:
+        cancel(sid)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (
+        on("login", "test", "-e", login_dir, check=False).returncode == 0
+        or on("node4", "pgrep", "-u", "alice", "-f", master, check=False).returncode == 0
+    ):
+        time.sleep(1)
+    assert on("login", "test", "-e", login_dir, check=False).returncode != 0, "login-side sockets left behind"
+    assert on("node4", "pgrep", "-u", "alice", "-f", master, check=False).returncode != 0, "ssh master left running"
+    assert on("node4", "test", "-e", st["sockDir"], check=False).returncode != 0, "node-side sockets left behind"
+
+
+def test_broken_reverse_tunnel_fails_the_session_quickly_with_the_ssh_error(agent_dirs):
+    t = time.monotonic()
+    s = start_session("conn-reverse-broken", timeout=90)
+    try:
+        assert s["state"] == "ended", s
+        assert "reverse tunnel" in s["reason"] and "no-such-login" in s["reason"], s["reason"]
+        assert "Could not resolve hostname" in s["reason"], s["reason"]
+        assert time.monotonic() - t < 60
+        assert "RUNNING" not in squeue(s["jobId"])
+    finally:
+        cancel(s["id"])
+
+
+def test_auto_picks_node_ssh_on_node3_and_reverse_on_node4_and_remembers(agent_dirs):
+    remembered = Path(agent_dirs["JUPYTER_DATA_DIR"]) / "remote-cluster" / "connectivity.json"
+    if remembered.exists():
+        remembered.unlink()  # (a rerun in the same data dir starts fresh)
+    sessions = []
+    try:
+        for profile, node, expected in (("conn-auto-node3", "node3", "node-ssh"),
+                                        ("conn-auto-node4", "node4", "reverse")):
+            s = start_session(profile)
+            sessions.append(s["id"])
+            assert s["state"] == "running" and s["node"] == node, s
+            code, conn = start_kernel(s["id"])
+            assert code == 201, conn
+            assert execute(conn, "import socket; print(socket.gethostname())") == node
+            s = call("GET", f"/api/v1/sessions/{s['id']}")[1]
+            assert s["connectivity"] == expected, s
+        saved = json.loads(remembered.read_text())
+        assert saved.get("conn-auto-node3") == "node-ssh" and saved.get("conn-auto-node4") == "reverse", saved
+
+        # A later session of the node4 profile starts with reverse: no waiting for
+        # via-login and node-ssh, which node4's firewall leaves unanswered (8 s each).
+        s = start_session("conn-auto-node4")
+        sessions.append(s["id"])
+        assert s["state"] == "running", s
+        t = time.monotonic()
+        code, conn = start_kernel(s["id"])
+        took = time.monotonic() - t
+        assert code == 201, conn
+        assert call("GET", f"/api/v1/sessions/{s['id']}")[1]["connectivity"] == "reverse"
+        assert took < 8, f"the remembered mode should be tried first (kernel start took {took:.1f} s)"
+    finally:
+        for sid in sessions:
+            cancel(sid)
