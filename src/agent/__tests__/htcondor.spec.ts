@@ -288,6 +288,15 @@ describe('htcondor: parseSubmit', () => {
     const err = refusal(() => condor.parseSubmit(fixture('condor_submit-parse-error')));
     expect(err.message).toBe('HTCondor refused the job: Parse error in expression: (RequestMemory = 3000 = None; ^^^; Error in submit file)');
     expect(err.field).toBe('memory');
+    // the offending command names the field, not words inside its expression
+    const req = refusal(() =>
+      condor.parseSubmit({
+        code: 1,
+        stdout: 'Submitting job(s)\n',
+        stderr: '\nERROR: Parse error in expression: \n\trequirements = (TARGET.Memory >\n\t^^^\n\nError in submit file\n'
+      })
+    );
+    expect(req.field).toBe('extraDirectives');
   });
 
   it('a schedd that does not answer is unavailable, not a refusal', () => {

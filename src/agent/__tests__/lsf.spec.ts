@@ -269,7 +269,15 @@ describe('lsf: parseSubmit', () => {
     expect(err.field).toBe(field);
   });
 
-  it('"Job not submitted" is a refusal even with exit code 0', () => {
+  it('a run limit over the queue\'s is about the walltime, not the queue', () => {
+    const err = refusal(() =>
+      lsf.parseSubmit({ code: 255, stdout: '', stderr: "RUNLIMIT: Cannot exceed queue's hard limit(s). Job not submitted.\n" })
+    );
+    expect(err.field).toBe('walltime');
+    expect(err.message).toBe("LSF refused the job: RUNLIMIT: Cannot exceed queue's hard limit(s).");
+  });
+
+    it('"Job not submitted" is a refusal even with exit code 0', () => {
     const err = refusal(() => lsf.parseSubmit({ code: 0, stdout: 'badq: No such queue. Job not submitted.\n', stderr: '' }));
     expect(err.field).toBe('partition');
   });

@@ -152,7 +152,26 @@ function firstLines(text: string, n = 2): string {
     .join(' | ');
 }
 
+/** Fields of the submit commands the adapter writes; any other command came from extraDirectives. */
+const COMMAND_FIELDS: Record<string, string> = {
+  request_memory: 'memory',
+  requestmemory: 'memory',
+  request_cpus: 'cpus',
+  requestcpus: 'cpus',
+  request_gpus: 'gpus',
+  requestgpus: 'gpus',
+  accounting_group: 'account',
+  '+maxruntime': 'walltime',
+  maxruntime: 'walltime',
+  periodic_remove: 'walltime'
+};
+
 function guessField(text: string): string | undefined {
+  // a parse error names the offending command: "Parse error in expression: requirements = (..."
+  const bad = /Parse error in expression:\s*(\+?[A-Za-z_][A-Za-z0-9_.]*)\s*=/i.exec(text);
+  if (bad) {
+    return COMMAND_FIELDS[bad[1].toLowerCase()] ?? 'extraDirectives';
+  }
   const fields: [RegExp, string][] = [
     [/request_memory|memory/i, 'memory'],
     [/request_cpus|cpus/i, 'cpus'],

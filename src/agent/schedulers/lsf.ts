@@ -146,9 +146,10 @@ function firstLines(text: string, n = 2): string {
 
 function guessField(text: string): string | undefined {
   const fields: [RegExp, string][] = [
+    // before "queue": "RUNLIMIT: Cannot exceed queue's hard limit(s)" is about the walltime
+    [/run ?limit|run time|-W\b/i, 'walltime'],
     [/queue/i, 'partition'],
     [/project/i, 'account'],
-    [/run ?limit|run time|-W\b/i, 'walltime'],
     [/memory|mem\b|rusage/i, 'memory'],
     [/gpu/i, 'gpus'],
     [/processor|slot|span/i, 'cpus']
