@@ -1,16 +1,18 @@
 """Smoke tests from the laptop side (root netns) against a started testbed."""
 import errno
 import os
+import signal
 import sys
 import socket
 import stat
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # any import mode
-from tbutil import SSH, require_healthy, run, tbctl, tb_env, wait_jobs
+from tbutil import SSH, TESTBED, require_healthy, run, tbctl, tb_env, wait_jobs
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +114,7 @@ def test_nodes_through_two_jumps(env):
 
 def test_hosts_have_their_own_host_keys(env):
     keys = [l.split()[2] for l in Path(env["RC_TESTBED_KNOWN_HOSTS"]).read_text().splitlines() if l]
-    assert len(keys) == 4 and len(set(keys)) == 4
+    assert len(keys) == 6 and len(set(keys)) == 6
     system = {Path(p).read_text().split()[1] for p in Path("/etc/ssh").glob("ssh_host_*_key.pub")}
     assert not set(keys) & system
 
@@ -174,3 +176,70 @@ def test_laptop_files(env):
     for key in ("RC_TESTBED_KEY_ALICE", "RC_TESTBED_KEY_BOB", "RC_TESTBED_BOB_TOTP"):
         st = os.stat(env[key])
         assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == 0, key
+
+
+# --- node3 (partition sshonly) and node4 (partition isolated): firewalls in their netns ---
+
+PROBE = ("import socket, sys\n"
+         "s = socket.socket(); s.settimeout(float(sys.argv[3]))\n"
+         "try:\n    s.connect((sys.argv[1], int(sys.argv[2]))); print('open', s.recv(8).decode(errors='replace'))\n"
+         "except socket.timeout:\n    print('timeout')\n"
+         "except OSError as e:\n    print(type(e).__name__)\n")
+
+
+def probe(env, host, target, port, timeout=3):
+    r = tbctl("exec", host, "--user", "alice", "--", env["RC_TESTBED_PYTHON"], "-c", PROBE, target, str(port),
+              str(timeout))
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+@pytest.fixture
+def listener(env):
+    """A TCP listener on node3 and node4 (port 28123, all interfaces), each answering 'hi'."""
+    procs = []
+    for node in ("node3", "node4"):
+        code = ("import socket\ns = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                "s.bind(('0.0.0.0', 28123)); s.listen(); s.settimeout(60)\n"  # gone within 60 s whatever happens
+                "while True:\n    c, _ = s.accept(); c.sendall(b'hi'); c.close()")
+        procs.append(subprocess.Popen([TESTBED, "exec", node, "--user", "alice", "--", env["RC_TESTBED_PYTHON"], "-c", code],
+                                      start_new_session=True, stderr=subprocess.DEVNULL))
+    time.sleep(1.0)
+    yield 28123
+    for p in procs:
+        os.killpg(p.pid, signal.SIGTERM)  # the whole group: the python under nsenter/setpriv too
+        p.wait(10)
+
+
+def test_node3_accepts_only_ssh_from_the_cluster_network(env, listener):
+    assert probe(env, "login", "node3", 22).startswith("open SSH-2.0")
+    # the listener answers on node3 itself, but the cluster network gets refused at once
+    assert probe(env, "node3", env["RC_TESTBED_NODE3_ADDR"], listener) == "open hi"
+    assert probe(env, "login", "node3", listener) == "ConnectionRefusedError"
+    assert probe(env, "node1", "node3", listener) == "ConnectionRefusedError"
+
+
+def test_node4_accepts_nothing_from_the_cluster_network_but_reaches_login(env, listener):
+    assert probe(env, "node4", env["RC_TESTBED_NODE4_ADDR"], listener) == "open hi"
+    assert probe(env, "login", "node4", 22) == "timeout"
+    assert probe(env, "login", "node4", listener) == "timeout"
+    assert probe(env, "node4", "login", 22).startswith("open SSH-2.0")
+
+
+def test_nodes_ssh_to_login_with_the_clusters_known_hosts(env):
+    # only /etc/ssh/ssh_known_hosts (the cluster's, in each host's mount view) is consulted
+    for node in ("node3", "node4"):
+        r = tbctl("exec", node, "--user", "alice", "--", "ssh", "-o", "BatchMode=yes",
+                  "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=/dev/null", "login", "hostname")
+        assert r.returncode == 0 and r.stdout.strip() == "login", r.stderr
+    r = tbctl("exec", "login", "--user", "alice", "--", "ssh", "-o", "BatchMode=yes",
+              "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=/dev/null", "node3", "hostname")
+    assert r.returncode == 0 and r.stdout.strip() == "node3", r.stderr
+
+
+def test_jobs_run_in_partitions_sshonly_and_isolated(alice):
+    jobs = {"node3": submit(alice, "-p sshonly", "hostname"), "node4": submit(alice, "-p isolated", "hostname")}
+    states = wait_jobs(alice, list(jobs.values()))
+    for node, jid in jobs.items():
+        assert states[jid][:2] == ("COMPLETED", "0:0"), (node, states[jid])
+        assert alice.check(f"cat tb-smoke/{jid}.out").strip() == node
