@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import type { IResources } from '../../common/api';
 import { ATTRIBUTES, HtcondorAdapter, memoryMegabytes, parseAds, remoteNode } from '../schedulers/htcondor';
 import { InvalidRequestError, SchedulerUnavailableError, type ICommandResult } from '../schedulers/types';
+import { runWithFake } from './helpers/fake-command';
 import { readFixture, refusal, spec } from './helpers/adapters';
 
 interface IFixture extends ICommandResult {
@@ -273,7 +274,13 @@ describe('htcondor: commands', () => {
       expect(() => condor.cancelCommand(bad)).toThrow(InvalidRequestError);
     }
     expect(() => condor.statusCommand([])).toThrow(InvalidRequestError);
-    expect(condor.cancelCommand('123.0')).toBe('condor_rm 123.0');
+    expect(runWithFake(condor.cancelCommand('123.0'), 'condor_rm', 'Job 123.0 marked for removal', 0)).toMatchObject({ code: 0 });
+    expect(runWithFake(condor.cancelCommand('123.0'), 'condor_rm', '', 0).stdout).toContain('args: 123.0');
+    const gone = "Couldn't find/remove all jobs matching constraint (ClusterId == 123 && ProcId == 0)";
+    expect(runWithFake(condor.cancelCommand('123.0'), 'condor_rm', gone, 1).code).toBe(0);
+    const down = runWithFake(condor.cancelCommand('123.0'), 'condor_rm', 'Failed to connect to local queue manager', 1);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain('queue manager');
   });
 });
 
@@ -409,5 +416,18 @@ describe('htcondor: helpers', () => {
     expect(parseAds('[\n{\n  "ClusterId": 1\n}\n]\n')).toEqual([{ ClusterId: 1 }]);
     expect(parseAds('nonsense')).toBeUndefined();
     expect(parseAds('[ broken')).toBeUndefined();
+  });
+});
+
+describe('htcondor: fields of other batch systems', () => {
+  it.each([
+    ['qos', 'short'],
+    ['constraint', 'bigmem'],
+    ['reservation', 'r1'],
+    ['memoryPerCpu', '2G']
+  ])('refuses %s, naming the field and what to do instead', (field, value) => {
+    const err = refusal(() => condor.validate({ [field]: value } as IResources));
+    expect(err.field).toBe(field);
+    expect(err.message).toMatch(/^Invalid \w+ "[^"]+": HTCondor does not take .+: leave it empty/);
   });
 });

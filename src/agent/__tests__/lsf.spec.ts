@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import type { IResources } from '../../common/api';
 import { firstExecHost, formatRunLimit, LsfAdapter, parseTimeLeft, walltimeMinutes } from '../schedulers/lsf';
 import { InvalidRequestError, SchedulerUnavailableError, type ICommandResult } from '../schedulers/types';
+import { runWithFake } from './helpers/fake-command';
 import { readFixture, refusal, spec } from './helpers/adapters';
 
 interface IFixture extends ICommandResult {
@@ -247,7 +248,14 @@ describe('lsf: commands', () => {
       expect(() => lsf.cancelCommand(bad)).toThrow(InvalidRequestError);
     }
     expect(() => lsf.statusCommand([])).toThrow(InvalidRequestError);
-    expect(lsf.cancelCommand('123')).toBe('bkill 123');
+    expect(runWithFake(lsf.cancelCommand('123'), 'bkill', 'Job <123> is being terminated', 0)).toMatchObject({ code: 0 });
+    expect(runWithFake(lsf.cancelCommand('123'), 'bkill', '', 0).stdout).toContain('args: 123');
+    for (const gone of ['Job <123>: Job has already finished', 'Job <123>: No matching job found']) {
+      expect(runWithFake(lsf.cancelCommand('123'), 'bkill', gone, 255).code).toBe(0);
+    }
+    const down = runWithFake(lsf.cancelCommand('123'), 'bkill', 'LSF is down. Please wait ...', 255);
+    expect(down.code).toBe(255);
+    expect(down.stderr).toContain('LSF is down');
   });
 });
 
@@ -419,5 +427,18 @@ describe('lsf: helpers', () => {
     expect(parseTimeLeft('2:00 X')).toBeUndefined(); // estimate exceeded
     expect(parseTimeLeft('-')).toBeUndefined();
     expect(parseTimeLeft('')).toBeUndefined();
+  });
+});
+
+describe('lsf: fields of other batch systems', () => {
+  it.each([
+    ['qos', 'short'],
+    ['constraint', 'bigmem'],
+    ['reservation', 'r1'],
+    ['memoryPerCpu', '2G']
+  ])('refuses %s, naming the field and what to do instead', (field, value) => {
+    const err = refusal(() => lsf.validate({ [field]: value } as IResources));
+    expect(err.field).toBe(field);
+    expect(err.message).toMatch(/^Invalid \w+ "[^"]+": LSF does not take .+: leave it empty/);
   });
 });

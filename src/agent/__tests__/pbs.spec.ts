@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import type { IResources } from '../../common/api';
 import { exitReason, firstExecHost, parsePbsDuration, parseQstatText, PbsAdapter } from '../schedulers/pbs';
 import { SchedulerUnavailableError, type ICommandResult } from '../schedulers/types';
+import { runWithFake } from './helpers/fake-command';
 import { refusal, spec } from './helpers/adapters';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'pbs');
@@ -359,8 +360,29 @@ describe('pbs: helpers and cancel', () => {
   });
 
   it('cancels with qdel and refuses odd ids', () => {
-    expect(pbs.cancelCommand('40.pbs')).toBe('qdel 40.pbs');
-    expect(torque.cancelCommand('8[].srv')).toBe("qdel '8[].srv'");
+    expect(runWithFake(pbs.cancelCommand('40.pbs'), 'qdel', '', 0)).toMatchObject({ code: 0, stdout: 'args: 40.pbs\n' });
+    // quoted: `8[].srv` would be a glob pattern to the shell
+    expect(runWithFake(torque.cancelCommand('8[].srv'), 'qdel', '', 0).stdout).toContain('args: 8[].srv');
+    // a job that ended a moment before qdel is not a failure to cancel it
+    for (const gone of ['qdel: Job has finished 40.pbs', 'qdel: Unknown Job Id 40.pbs', 'qdel: Invalid state for job - COMPLETE 40.pbs']) {
+      expect(runWithFake(pbs.cancelCommand('40.pbs'), 'qdel', gone, 35).code).toBe(0);
+    }
+    const denied = runWithFake(pbs.cancelCommand('40.pbs'), 'qdel', 'qdel: Unauthorized Request  40.pbs', 159);
+    expect(denied.code).toBe(159);
+    expect(denied.stderr).toContain('Unauthorized Request');
     expect(refusal(() => pbs.cancelCommand('40.pbs; rm -rf ~')).field).toBe('jobId');
+  });
+});
+
+describe('pbs: fields of other batch systems', () => {
+  it.each([
+    ['qos', 'short'],
+    ['constraint', 'bigmem'],
+    ['reservation', 'r1'],
+    ['memoryPerCpu', '2G']
+  ])('refuses %s, naming the field and what to do instead', (field, value) => {
+    const err = refusal(() => pbs.validate({ [field]: value } as IResources));
+    expect(err.field).toBe(field);
+    expect(err.message).toMatch(/^Invalid \w+ "[^"]+": PBS does not take .+: leave it empty/);
   });
 });

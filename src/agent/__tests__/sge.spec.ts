@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import type { IResources } from '../../common/api';
 import { parseQstatXml, queueHost, SgeAdapter } from '../schedulers/sge';
 import { InvalidRequestError, SchedulerUnavailableError, type ICommandResult } from '../schedulers/types';
+import { runWithFake } from './helpers/fake-command';
 import { refusal, spec } from './helpers/adapters';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'sge');
@@ -233,7 +234,25 @@ describe('sge: status', () => {
   });
 
   it('cancels with qdel', () => {
-    expect(sge.cancelCommand('3064076')).toBe('qdel 3064076');
+    expect(runWithFake(sge.cancelCommand('3064076'), 'qdel', 'alice has registered the job 3064076 for deletion', 0)).toMatchObject({ code: 0 });
+    expect(runWithFake(sge.cancelCommand('3064076'), 'qdel', '', 0).stdout).toContain('args: 3064076');
+    expect(runWithFake(sge.cancelCommand('3064076'), 'qdel', 'denied: job "3064076" does not exist', 1).code).toBe(0);
+    const down = runWithFake(sge.cancelCommand('3064076'), 'qdel', 'error: commlib error: got select error (Connection refused)', 1);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain('commlib error');
     expect(refusal(() => sge.cancelCommand('1 2')).field).toBe('jobId');
+  });
+});
+
+describe('sge: fields of other batch systems', () => {
+  it.each([
+    ['qos', 'short'],
+    ['constraint', 'bigmem'],
+    ['reservation', 'r1'],
+    ['memoryPerCpu', '2G']
+  ])('refuses %s, naming the field and what to do instead', (field, value) => {
+    const err = refusal(() => sge.validate({ [field]: value } as IResources));
+    expect(err.field).toBe(field);
+    expect(err.message).toMatch(/^Invalid \w+ "[^"]+": Grid Engine does not take .+: leave it empty/);
   });
 });

@@ -16,6 +16,8 @@
  */
 import type { IResources } from '../../common/api';
 import { parseWalltime } from './slurm';
+import { cancelTolerating } from './cancel';
+import { refuseUnsupported } from './unsupported';
 import { shQuote } from './shell';
 import {
   InvalidRequestError,
@@ -229,6 +231,12 @@ export class HtcondorAdapter implements ISchedulerAdapter {
       throw new InvalidRequestError('Resources must be an object.', 'resources');
     }
     const r = resources;
+    refuseUnsupported(r, 'HTCondor', {
+      qos: 'leave it empty (priorities come from accounting groups: account)',
+      constraint: 'leave it empty and select machines with a requirements directive',
+      reservation: 'leave it empty',
+      memoryPerCpu: 'leave it empty and give the memory for the whole job in memory'
+    });
     const lines: string[] = [];
     if (isSet(r.partition)) {
       throw invalid(
@@ -475,6 +483,7 @@ export class HtcondorAdapter implements ISchedulerAdapter {
     if (typeof jobId !== 'string' || !JOB_ID_RE.test(jobId)) {
       throw invalid('jobId', jobId, 'HTCondor job ids are cluster.proc, e.g. 123.0');
     }
-    return `condor_rm ${jobId}`;
+    // a job that left the queue: "Couldn't find/remove all jobs matching constraint ..."
+    return cancelTolerating(`condor_rm ${jobId}`, "Couldn't find/remove all jobs|already marked for removal");
   }
 }

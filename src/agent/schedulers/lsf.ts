@@ -9,6 +9,8 @@
  */
 import type { IResources } from '../../common/api';
 import { parseWalltime } from './slurm';
+import { cancelTolerating } from './cancel';
+import { refuseUnsupported } from './unsupported';
 import { shQuote } from './shell';
 import {
   InvalidRequestError,
@@ -197,6 +199,12 @@ export class LsfAdapter implements ISchedulerAdapter {
       throw new InvalidRequestError('Resources must be an object.', 'resources');
     }
     const r = resources;
+    refuseUnsupported(r, 'LSF', {
+      qos: 'leave it empty and choose a queue (partition), or a service class in extraDirectives (-sla name)',
+      constraint: 'leave it empty and select hosts in extraDirectives (-R "select[name]")',
+      reservation: 'leave it empty and give the advance reservation in extraDirectives (-U name)',
+      memoryPerCpu: 'leave it empty and give the memory for the whole job in memory'
+    });
     const lines: string[] = [];
     if (isSet(r.partition)) {
       lines.push(`-q ${nameField('partition', r.partition)}`);
@@ -438,6 +446,6 @@ export class LsfAdapter implements ISchedulerAdapter {
     if (typeof jobId !== 'string' || !JOB_ID_RE.test(jobId)) {
       throw invalid('jobId', jobId, 'LSF job ids are digits');
     }
-    return `bkill ${jobId}`;
+    return cancelTolerating(`bkill ${jobId}`, 'Job has already finished|No matching job found|is not found');
   }
 }

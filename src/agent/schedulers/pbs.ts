@@ -9,6 +9,8 @@
  * See docs/schedulers/pbs.md.
  */
 import type { IResources } from '../../common/api';
+import { cancelTolerating } from './cancel';
+import { refuseUnsupported } from './unsupported';
 import { shQuote } from './shell';
 import { parseWalltime } from './slurm';
 import {
@@ -295,6 +297,12 @@ export class PbsAdapter implements ISchedulerAdapter {
       throw new InvalidRequestError('Resources must be an object.', 'resources');
     }
     const r = resources;
+    refuseUnsupported(r, this.flavour === 'torque' ? 'Torque' : 'PBS', {
+      qos: 'leave it empty and choose a queue (partition)',
+      constraint: 'leave it empty (node properties need -l nodes/select, which the cpus field writes)',
+      reservation: 'leave it empty and put the reservation\'s queue (e.g. R123) in partition',
+      memoryPerCpu: 'leave it empty and give the memory for the whole job in memory'
+    });
     const lines: string[] = [];
     if (isSet(r.partition)) {
       lines.push(`-q ${nameField('partition', r.partition)}`);
@@ -502,6 +510,7 @@ export class PbsAdapter implements ISchedulerAdapter {
     if (typeof jobId !== 'string' || !JOB_ID_RE.test(jobId)) {
       throw invalid('jobId', jobId, 'PBS job ids look like 1234 or 1234.server');
     }
-    return `qdel ${shQuote(jobId)}`;
+    // a job that ended meanwhile: PBS Pro "Job has finished", Torque "Invalid state for job - COMPLETE"
+    return cancelTolerating(`qdel ${shQuote(jobId)}`, 'Job has finished|Unknown Job Id|Invalid state for job - COMPLETE');
   }
 }

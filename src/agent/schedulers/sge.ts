@@ -9,6 +9,8 @@
  * (src/agent/__tests__/fixtures/sge/README.md). See docs/schedulers/sge.md.
  */
 import type { IResources } from '../../common/api';
+import { cancelTolerating } from './cancel';
+import { refuseUnsupported } from './unsupported';
 import { shQuote } from './shell';
 import { parseWalltime } from './slurm';
 import { formatHms } from './pbs';
@@ -206,6 +208,12 @@ export class SgeAdapter implements ISchedulerAdapter {
       throw new InvalidRequestError('Resources must be an object.', 'resources');
     }
     const r = resources;
+    refuseUnsupported(r, 'Grid Engine', {
+      qos: 'leave it empty and choose a queue (partition) or a project (extraDirectives -P)',
+      constraint: 'leave it empty and request a host resource in extraDirectives (-l name=value)',
+      reservation: 'leave it empty and give the advance reservation in extraDirectives (-ar ID)',
+      memoryPerCpu: 'leave it empty and give the memory for the whole job in memory (the adapter divides it per slot)'
+    });
     const lines: string[] = [];
     if (isSet(r.partition)) {
       lines.push(`-q ${nameField('partition', r.partition)}`);
@@ -399,6 +407,7 @@ export class SgeAdapter implements ISchedulerAdapter {
     if (typeof jobId !== 'string' || !JOB_ID_RE.test(jobId)) {
       throw invalid('jobId', jobId, 'Grid Engine job ids are digits');
     }
-    return `qdel ${jobId}`;
+    // a job that left the queue: denied: job "123" does not exist
+    return cancelTolerating(`qdel ${jobId}`, 'does not exist');
   }
 }

@@ -36,6 +36,13 @@ export const REMOTE_ROOT = '.jupyter-remote-cluster';
 
 const POLL_STARTING_MS = 3_000;
 const POLL_STEADY_MS = 30_000;
+/** Fast polling lasts this long after a session is queued or starts: a long wait in the queue slows down. */
+const POLL_FAST_FOR_MS = 120_000;
+/** With every helper's heartbeat fresh, the scheduler itself is asked this often. */
+const POLL_SCHEDULER_RECHECK_MS = 300_000;
+/** Failures back off exponentially up to this; a slow answer waits this many times its duration. */
+const POLL_BACKOFF_MAX_MS = 300_000;
+const POLL_SLOW_FACTOR = 10;
 /** Reconnect backoff after a dropped link: 1 s, 2 s, 4 s ... at most 30 s between attempts. */
 const RECONNECT_FIRST_MS = 1_000;
 const RECONNECT_MAX_MS = 30_000;
@@ -486,26 +493,57 @@ export class SessionManager {
     );
   }
 
-  /** One status query for every active job of a cluster, then each running helper's state. */
+  /**
+   * One cycle for a cluster (the etiquette policy, docs/schedulers/slurm.md): one status
+   * query for all of its jobs, however many sessions. While every session runs and its
+   * helper's heartbeat (state.json over SFTP: no scheduler involved) is fresh, the
+   * scheduler is asked only every POLL_SCHEDULER_RECHECK_MS. Every 3 s only while a
+   * session is young in the queue or starting; failures and "unknown" answers (controller
+   * down or timing out) back off, and a slow answer stretches the next wait.
+   */
   private async poll(key: string): Promise<void> {
     const active = [...this.sessions.values()].filter(s => s.clusterKey === key && s.jobId && s.state !== 'ended');
     if (active.length === 0) {
       return;
     }
-    let starting = false;
+    const pace = clusterPace(this, key);
     let failed = false;
+    let tookMs = 0;
     try {
       const profile = await this.profile(active[0].profile);
-      const adapter = this.adapter(profile);
+      const base = this.adapter(profile);
+      // an adapter that learns per cluster (Slurm: version, --me, JSON) gets its own instance
+      const adapter = (base as { forCluster?: (k: string) => ISchedulerAdapter }).forCluster?.(key) ?? base;
       const link = await this.link(profile);
-      const ids = active.map(s => s.jobId!);
-      const statuses = adapter.parseStatus(ids, await link.exec(onLogin(profile, adapter.statusCommand(ids)), { timeoutMs: 60_000 }));
-      for (const s of active) {
-        const st = statuses.get(s.jobId!);
-        if (st) {
-          await this.apply(s, st, link);
+      // a new link (reconnected): ask the scheduler once, the jobs may have changed meanwhile
+      let needQuery =
+        pace.link !== link || Date.now() - pace.lastQuery >= POLL_SCHEDULER_RECHECK_MS || active.some(s => s.state !== 'running');
+      for (const s of needQuery ? [] : active) {
+        const h = await this.readHelperState(s, link);
+        if (!h || h.status !== 'ready' || Date.now() / 1000 - h.heartbeat > HEARTBEAT_STALE_S) {
+          needQuery = true; // stopping, failed, gone or silent: what does the scheduler say?
+          break;
         }
-        starting ||= s.state === 'queued' || s.state === 'starting' || s.state === 'submitting';
+      }
+      if (needQuery) {
+        const ids = active.map(s => s.jobId!);
+        const t0 = Date.now();
+        const result = await link.exec(onLogin(profile, adapter.statusCommand(ids)), { timeoutMs: 60_000 });
+        tookMs = Date.now() - t0;
+        pace.lastQuery = Date.now();
+        pace.link = link;
+        const statuses = adapter.parseStatus(ids, result);
+        const unknown = [...statuses.values()].filter(st => st.phase === 'unknown');
+        if (unknown.length === statuses.size) {
+          failed = true; // says nothing about the jobs: keep them as they are, and back off
+          this.opts.log(`status of cluster ${key}: ${unknown[0]?.reason ?? 'unknown'}`);
+        }
+        for (const s of active) {
+          const st = statuses.get(s.jobId!);
+          if (st) {
+            await this.apply(s, st, link);
+          }
+        }
       }
     } catch (err) {
       this.opts.log(`status of cluster ${key}: ${(err as Error).message}`);
@@ -513,12 +551,16 @@ export class SessionManager {
     }
     const failures = failed ? (this.pollFailures.get(key) ?? 0) + 1 : 0;
     this.pollFailures.set(key, failures);
-    if ([...this.sessions.values()].some(s => s.clusterKey === key && s.state !== 'ended')) {
-      const delay = failed
-        ? Math.min(POLL_STEADY_MS * 2, POLL_STARTING_MS * 2 ** failures)
-        : starting
-          ? POLL_STARTING_MS
-          : POLL_STEADY_MS;
+    const live = [...this.sessions.values()].filter(s => s.clusterKey === key && s.state !== 'ended');
+    if (live.length) {
+      const now = Date.now();
+      const young = live.some(s => (s.state === 'queued' || s.state === 'starting') && now - stateSince(s) < POLL_FAST_FOR_MS);
+      const base = young ? POLL_STARTING_MS : POLL_STEADY_MS;
+      const delay = Math.min(
+        POLL_BACKOFF_MAX_MS,
+        // a controller that took 4 s to answer is not asked again within 40 s
+        Math.max(failed ? base * 2 ** failures : base, tookMs * POLL_SLOW_FACTOR)
+      );
       this.schedulePoll(key, delay);
     }
   }
@@ -528,6 +570,13 @@ export class SessionManager {
       return; // a slow or unreachable controller says nothing about the job
     }
     if (st.phase === 'pending') {
+      if (st.blocked) {
+        // It would pend forever (walltime over the partition's limit, no node with those
+        // features, ...): cancel it and tell the user why instead of letting it sit.
+        await this.cancelJob(s, link);
+        await this.end(s, `The job was cancelled: ${st.reason ?? 'the scheduler will never start it'} (Slurm: ${st.nativeReason ?? st.nativeState}).`);
+        return;
+      }
       if (s.state !== 'queued' || s.reason !== st.reason || s.startEstimate !== st.startEstimate) {
         this.update(s, { state: 'queued', reason: st.reason, startEstimate: st.startEstimate });
       }
@@ -970,6 +1019,34 @@ export class SessionManager {
     }
     await this.saving;
   }
+}
+
+/** Per cluster: when the scheduler was last asked (polling etiquette). */
+const paces = new WeakMap<object, Map<string, { lastQuery: number; link?: IClusterLink }>>();
+function clusterPace(owner: object, key: string): { lastQuery: number; link?: IClusterLink } {
+  let m = paces.get(owner);
+  if (!m) {
+    m = new Map();
+    paces.set(owner, m);
+  }
+  let p = m.get(key);
+  if (!p) {
+    p = { lastQuery: 0 };
+    m.set(key, p);
+  }
+  return p;
+}
+
+/** When a session entered its current state (as first seen by the poller). */
+const since = new WeakMap<object, { state: string; at: number }>();
+function stateSince(s: { state: string }): number {
+  const seen = since.get(s);
+  if (seen && seen.state === s.state) {
+    return seen.at;
+  }
+  const at = Date.now();
+  since.set(s, { state: s.state, at });
+  return at;
 }
 
 /** A scheduler command preceded by the profile's login-node setup lines (each must succeed). */
