@@ -1,0 +1,97 @@
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PassThrough } from 'node:stream';
+
+import {
+  autoOrder,
+  kernelSockets,
+  kernelTransport,
+  ModeMemory,
+  openControl,
+  withTimeout
+} from '../sessions/connectivity';
+import type { IClusterLink } from '../sessions/link';
+
+const CH = ['shell_port', 'iopub_port', 'stdin_port', 'control_port', 'hb_port'];
+
+describe('connectivity', () => {
+  it('auto tries via-login, node-ssh, reverse, the remembered mode first', () => {
+    expect(autoOrder()).toEqual(['via-login', 'node-ssh', 'reverse']);
+    expect(autoOrder('reverse')).toEqual(['reverse', 'via-login', 'node-ssh']);
+    expect(autoOrder('node-ssh')).toEqual(['node-ssh', 'via-login', 'reverse']);
+    expect(autoOrder('auto')).toEqual(['via-login', 'node-ssh', 'reverse']);
+  });
+
+  it('asks the helper for TCP kernels via the login node, Unix sockets otherwise', () => {
+    expect(kernelTransport('via-login')).toEqual({ transport: 'tcp' });
+    expect(kernelTransport('node-ssh')).toEqual({ transport: 'ipc' });
+    expect(kernelTransport('reverse')).toEqual({ transport: 'ipc', reverse: true });
+  });
+
+  it('finds the sockets of a kernel from its connection file (agent restart)', () => {
+    const file = { transport: 'ipc', ip: '/tmp/jrc-1001/s1/k-abc', shell_port: 1, iopub_port: 2, stdin_port: 3, control_port: 4, hb_port: 5 };
+    expect(kernelSockets('node-ssh', 'abc', file, undefined, CH)).toEqual({
+      shell_port: '/tmp/jrc-1001/s1/k-abc-1',
+      iopub_port: '/tmp/jrc-1001/s1/k-abc-2',
+      stdin_port: '/tmp/jrc-1001/s1/k-abc-3',
+      control_port: '/tmp/jrc-1001/s1/k-abc-4',
+      hb_port: '/tmp/jrc-1001/s1/k-abc-5'
+    });
+    expect(kernelSockets('reverse', 'abc', file, '/tmp/jrc-1001/s1-rev', CH).hb_port).toBe('/tmp/jrc-1001/s1-rev/k-abc-5');
+    expect(() => kernelSockets('reverse', 'abc', file, undefined, CH)).toThrow(/no reverse tunnel/);
+    expect(() => kernelSockets('node-ssh', 'abc', { ...file, transport: 'tcp' }, undefined, CH)).toThrow(/Unix sockets/);
+    expect(() => kernelSockets('node-ssh', 'abc', { ...file, hb_port: 0 }, undefined, CH)).toThrow(/no hb_port/);
+  });
+
+  describe('openControl says why a mode cannot work', () => {
+    const link = { forwardOut: async () => new PassThrough() } as unknown as IClusterLink;
+    it('via-login needs a TCP control port', async () => {
+      await expect(openControl('via-login', { host: 'node3', controlPort: null }, link)).rejects.toThrow(
+        /node3 does not listen on TCP/
+      );
+    });
+    it('reverse needs a tunnel that is up, and names its error', async () => {
+      await expect(
+        openControl('reverse', { host: 'node4', reverse: { status: 'failed', error: 'Host key verification failed.' } }, link)
+      ).rejects.toThrow(/no reverse tunnel from node4: Host key verification failed/);
+    });
+    it('node-ssh needs a link that can reach nodes', async () => {
+      await expect(openControl('node-ssh', { host: 'node3', controlSocket: '/tmp/x/control.sock' }, link)).rejects.toThrow(
+        /cannot open SSH connections to nodes/
+      );
+    });
+  });
+
+  it('withTimeout gives up and destroys a stream that arrives late', async () => {
+    const late = new PassThrough();
+    let deliver!: (s: PassThrough) => void;
+    const p = new Promise<PassThrough>(r => (deliver = r));
+    await expect(withTimeout(p, 30, 'connecting to node4')).rejects.toThrow('connecting to node4: no answer within 0.03 s');
+    deliver(late);
+    await new Promise(r => setImmediate(r));
+    expect(late.destroyed).toBe(true);
+  });
+
+  it('remembers the working mode per profile in a private file', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jrc-conn-'));
+    try {
+      const m = new ModeMemory(dir);
+      expect(await m.get('p')).toBeUndefined();
+      await m.set('p', 'reverse');
+      await m.set('q', 'node-ssh');
+      const again = new ModeMemory(dir);
+      expect(await again.get('p')).toBe('reverse');
+      expect(await again.get('q')).toBe('node-ssh');
+      const st = await fs.stat(path.join(dir, 'connectivity.json'));
+      expect(st.mode & 0o777).toBe(0o600);
+      // a hand-edited file with nonsense: ignored, not trusted
+      await fs.writeFile(path.join(dir, 'connectivity.json'), JSON.stringify({ p: 'telepathy', q: 'via-login' }));
+      const third = new ModeMemory(dir);
+      expect(await third.get('p')).toBeUndefined();
+      expect(await third.get('q')).toBe('via-login');
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
