@@ -15,6 +15,8 @@ interface IField {
   type: 'text' | 'number';
   placeholder?: string;
   pattern?: string;
+  /** Under the "Advanced" disclosure (opened when one of them has a value). */
+  advanced?: boolean;
 }
 
 export class SubmitForm extends Widget implements Dialog.IBodyWidget<IResources> {
@@ -35,7 +37,11 @@ export class SubmitForm extends Widget implements Dialog.IBodyWidget<IResources>
       { key: 'cpus', label: trans.__('CPUs'), type: 'number' },
       { key: 'memory', label: trans.__('Memory'), type: 'text', placeholder: '4G' },
       { key: 'gpus', label: trans.__('GPUs'), type: 'number' },
-      { key: 'extraDirectives', label: trans.__('Extra directives'), type: 'text', placeholder: '--qos=short' }
+      { key: 'qos', label: trans.__('QoS'), type: 'text', pattern: '[A-Za-z0-9._-]{1,64}', advanced: true },
+      { key: 'constraint', label: trans.__('Node features'), type: 'text', placeholder: 'bigmem', advanced: true },
+      { key: 'reservation', label: trans.__('Reservation'), type: 'text', pattern: '[A-Za-z0-9._-]{1,64}', advanced: true },
+      { key: 'memoryPerCpu', label: trans.__('Memory per CPU'), type: 'text', placeholder: '2G', advanced: true },
+      { key: 'extraDirectives', label: trans.__('Extra directives'), type: 'text', placeholder: '--mail-type=END', advanced: true }
     ];
     const node = this.node as HTMLFormElement;
     const where = document.createElement('p');
@@ -49,6 +55,11 @@ export class SubmitForm extends Widget implements Dialog.IBodyWidget<IResources>
       err.textContent = error;
       node.appendChild(err);
     }
+    const advanced = document.createElement('details');
+    advanced.className = 'jp-RemoteCluster-advanced';
+    const summary = document.createElement('summary');
+    summary.textContent = trans.__('Advanced');
+    advanced.appendChild(summary);
     for (const f of fields) {
       const label = document.createElement('label');
       label.className = 'jp-RemoteCluster-field';
@@ -68,9 +79,13 @@ export class SubmitForm extends Widget implements Dialog.IBodyWidget<IResources>
       const v = values[f.key];
       input.value = Array.isArray(v) ? v.join(' ') : v === undefined ? '' : String(v);
       label.append(span, input);
-      node.appendChild(label);
+      (f.advanced ? advanced : node).appendChild(label);
+      if (f.advanced && input.value) {
+        advanced.open = true; // never hide a value that will be submitted
+      }
       this.inputs.set(f.key, input);
     }
+    node.appendChild(advanced);
     // Enter submits the dialog, not a page navigation.
     node.addEventListener('submit', e => e.preventDefault());
   }

@@ -3,7 +3,7 @@
  * made by fixtures/slurm/record.sh with the adapter's own commands), and its commands
  * against a real /bin/sh (quoting is checked by running them with stand-in programs).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -38,14 +38,18 @@ describe('slurm: validate', () => {
         cpus: 8,
         memory: '32G',
         gpus: 2,
-        extraDirectives: ['--qos=short', '--constraint=bigmem&ib', '--exclude=node[1-3]', '--mail-type=END,FAIL', '--exclusive']
+        qos: 'short',
+        constraint: 'bigmem&(ib|eth)',
+        reservation: 'maint_2026-12',
+        extraDirectives: ['--exclude=node[1-3]', '--mail-type=END,FAIL', '--exclusive']
       })
     ).not.toThrow();
+    expect(() => slurm.validate({ memoryPerCpu: '2G', constraint: '[rack1*2&rack2*4]' })).not.toThrow();
     expect(() => slurm.validate({})).not.toThrow();
     expect(() => slurm.validate({ partition: '', cpus: undefined, gpus: 0 })).not.toThrow();
   });
 
-  it.each<[keyof IResources | 'qos', unknown]>([
+  it.each<[keyof IResources, unknown]>([
     ['partition', 'debug; rm -rf ~'],
     ['partition', 'a b'],
     ['partition', 'x'.repeat(65)],
@@ -77,7 +81,15 @@ describe('slurm: validate', () => {
     ['memory', 4096],
     ['gpus', -1],
     ['gpus', 65],
-    ['gpus', 2.5]
+    ['gpus', 2.5],
+    ['memoryPerCpu', '2GB'],
+    ['memoryPerCpu', '0'],
+    ['constraint', 'bigmem; id'],
+    ['constraint', 'a b'],
+    ['constraint', '$(id)'],
+    ['constraint', 'x'.repeat(257)],
+    ['reservation', 'maint window'],
+    ['reservation', "r'1"]
   ])('refuses %s = %j, naming the field and the value', (field, value) => {
     const err = refusal(() => slurm.validate({ [field]: value } as IResources));
     expect(err.field).toBe(field);
@@ -107,6 +119,10 @@ describe('slurm: validate', () => {
     '--time=10',
     '--mem=1G',
     '--cpus-per-task=2',
+    '--qos=short',
+    '--constraint=bigmem',
+    '--reservation=r1',
+    '--mem-per-cpu=1G',
     ''
   ])('refuses the extra directive %j', d => {
     const err = refusal(() => slurm.validate({ extraDirectives: [d] }));
@@ -118,6 +134,16 @@ describe('slurm: validate', () => {
     expect(refusal(() => slurm.validate({ extraDirectives: '--qos=x' as unknown as string[] })).field).toBe('extraDirectives');
     expect(() => slurm.validate({ extraDirectives: ['--gres=nvme:1'] })).not.toThrow();
     expect(refusal(() => slurm.validate({ gpus: 1, extraDirectives: ['--gres=nvme:1'] })).field).toBe('extraDirectives');
+    expect(refusal(() => slurm.validate({ gpus: 1, extraDirectives: ['--gpus=2'] })).field).toBe('extraDirectives');
+    expect(() => slurm.validate({ extraDirectives: ['--gpus=2'] })).not.toThrow();
+  });
+
+  it('refuses memory and memoryPerCpu together (sbatch would refuse --mem with --mem-per-cpu)', () => {
+    const err = refusal(() => slurm.validate({ memory: '4G', memoryPerCpu: '1G' }));
+    expect(err.field).toBe('memoryPerCpu');
+    expect(err.message).toBe(
+      'Set either memory (per node) or memoryPerCpu, not both: Slurm refuses --mem together with --mem-per-cpu.'
+    );
   });
 
   it('parses every walltime form Slurm accepts', () => {
@@ -143,9 +169,12 @@ describe('slurm: renderScript', () => {
           cpus: 4,
           memory: '8G',
           gpus: 1,
-          extraDirectives: ['--qos=short', '--constraint=bigmem']
+          qos: 'short',
+          constraint: 'bigmem',
+          reservation: 'training',
+          extraDirectives: ['--mail-type=END']
         },
-        setup: ['module load python/3.11', 'source ~/venvs/lab/bin/activate']
+        setup: ['module load python/3.11', '# a comment', ". ~/venvs/lab/bin/activate"]
       })
     );
     expect(script).toBe(
@@ -160,16 +189,21 @@ describe('slurm: renderScript', () => {
         '#SBATCH --ntasks=1',
         '#SBATCH --partition=big',
         '#SBATCH --account=proj1',
+        '#SBATCH --qos=short',
         '#SBATCH --time=2:00:00',
         '#SBATCH --cpus-per-task=4',
         '#SBATCH --mem=8G',
         '#SBATCH --gres=gpu:1',
-        '#SBATCH --qos=short',
         '#SBATCH --constraint=bigmem',
+        '#SBATCH --reservation=training',
+        '#SBATCH --mail-type=END',
         '',
-        '# environment setup from the profile',
-        'module load python/3.11',
-        'source ~/venvs/lab/bin/activate',
+        '# environment setup from the profile: the job stops at the first line that fails',
+        '{ module load python/3.11',
+        `} || { printf 'jupyterlab-remote-cluster: setup line 1 failed (exit code %s): %s\\n' "$?" 'module load python/3.11' >&2; exit 1; }`,
+        '# a comment',
+        '{ . ~/venvs/lab/bin/activate',
+        `} || { printf 'jupyterlab-remote-cluster: setup line 3 failed (exit code %s): %s\\n' "$?" '. ~/venvs/lab/bin/activate' >&2; exit 1; }`,
         '',
         '# the remote helper replaces this shell: Slurm signals reach it directly',
         "exec /opt/py/bin/python '/home/alice/.jupyter-remote-cluster/helper-1.py' serve --session-dir /home/alice/s",
@@ -183,6 +217,39 @@ describe('slurm: renderScript', () => {
     expect(script).not.toMatch(/--partition|--time|--mem|--gres|--account|--cpus-per-task/);
     expect(script).toContain('#SBATCH --qos=low\n');
     expect(script).not.toContain('environment setup');
+    expect(slurm.renderScript(spec({ resources: { memoryPerCpu: '500M' } }))).toContain('\n#SBATCH --mem-per-cpu=500M\n');
+  });
+
+  /** Run a rendered script with /bin/sh in a scratch directory (#SBATCH lines are comments to sh). */
+  function runScript(setup: string[], command: string): { code: number; stdout: string; stderr: string } {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'jrc-setup-'));
+    try {
+      writeFileSync(path.join(dir, 'env.sh'), 'export RC_FROM_VENV=venv-ok\n');
+      writeFileSync(path.join(dir, 'job.sh'), slurm.renderScript(spec({ setup, command })));
+      const r = spawnSync('/bin/sh', ['job.sh'], { cwd: dir, encoding: 'utf8', env: { PATH: '/usr/bin:/bin' } });
+      return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('setup lines run in the job shell: exports and sourced scripts reach the command', () => {
+    const r = runScript(['export RC_X=42', '. ./env.sh', 'cd /'], `sh -c 'echo "$RC_X $RC_FROM_VENV $(pwd)"'`);
+    expect(r).toEqual({ code: 0, stdout: '42 venv-ok /\n', stderr: '' });
+  });
+
+  it.each([
+    ['false', 2, 1, ''],
+    ['nosuch-module-command load python', 2, 127, 'not found'],
+    ["sh -c 'echo module python/9 not found >&2; exit 3'", 2, 3, 'module python/9 not found']
+  ])('stops at the first failing setup line (%s) and says which on stderr', (bad, line, code, own) => {
+    const r = runScript(['export RC_X=1', bad, 'echo after-the-failure'], 'echo helper-started');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe(''); // neither the next line nor the helper ran
+    expect(r.stderr).toContain(own);
+    expect(r.stderr.trim().split('\n').pop()).toBe(
+      `jupyterlab-remote-cluster: setup line ${line} failed (exit code ${code}): ${bad}`
+    );
   });
 
   it('validates the resources and every value it writes', () => {
@@ -227,12 +294,13 @@ describe('slurm: commands', () => {
   });
 
   it('asks squeue once for all jobs, with unit-separated fields in UTC', () => {
-    const cmd = slurm.statusCommand(['12', '13', '12', '7_3']);
+    const cmd = new SlurmAdapter({ version: [22, 5] }).statusCommand(['12', '13', '12', '7_3']);
     expect(cmd.match(/squeue/g)).toHaveLength(1);
     expect(cmd).not.toMatch(/[\x00-\x08\x0b-\x1f]/); // the separator is made by printf remotely
     const out = runSh(cmd, { squeue: `${PRINT_ARGS}; printf '[TZ=%s SLURM_TIME_FORMAT=%s]\\n' "$TZ" "$SLURM_TIME_FORMAT"` });
     expect(out).toBe(
       [
+        '[--me]',
         '[--noheader]',
         '[--states=all]',
         '[--jobs=12,13,7_3]',
@@ -246,7 +314,8 @@ describe('slurm: commands', () => {
   it('is the command the fixtures were recorded with', () => {
     for (const f of readdirSync(FIXTURES).filter(n => n.startsWith('squeue-'))) {
       const fx = fixture(f.replace(/\.json$/, ''));
-      expect(fx.command.endsWith(slurm.statusCommand(fx.jobIds))).toBe(true);
+      const version: [number, number] = f.startsWith('squeue-json') ? [23, 2] : [22, 5];
+      expect(fx.command.endsWith(new SlurmAdapter({ version }).statusCommand(fx.jobIds))).toBe(true);
     }
     expect(fixture('sbatch-ok').command).toBe(slurm.submitCommand('rcfix/ok.sh'));
   });
@@ -264,7 +333,8 @@ describe('slurm: commands', () => {
 
 describe('slurm: parseSubmit (recorded sbatch outputs)', () => {
   it('returns the job id', () => {
-    expect(slurm.parseSubmit(fixture('sbatch-ok'))).toBe('6');
+    expect(slurm.parseSubmit(fixture('sbatch-ok'))).toBe(fixture('sbatch-ok').stdout.trim());
+    expect(slurm.parseSubmit(fixture('sbatch-ok'))).toMatch(/^\d+$/);
     expect(slurm.parseSubmit({ code: 0, stdout: '123;cluster2\n', stderr: '' })).toBe('123');
     expect(slurm.parseSubmit({ code: 0, stdout: '77\n', stderr: 'sbatch: warning: can not set memory limit\n' })).toBe('77');
     expect(() => slurm.parseSubmit({ code: 0, stdout: 'Submitted batch job 5\n', stderr: '' })).toThrow('no job id');
@@ -275,7 +345,9 @@ describe('slurm: parseSubmit (recorded sbatch outputs)', () => {
     ['sbatch-bad-gres', undefined, 'Requested node configuration is not available. No node of the partition has'],
     ['sbatch-bad-memory', 'memory', 'Requested node configuration is not available (Memory specification can not be satisfied).'],
     ['sbatch-bad-time-min', 'walltime', "Invalid time-min specification (exceeds job's time or other limits)."],
-    ['sbatch-missing-script', undefined, 'Slurm refused the job: Unable to open file rcfix/nosuch.sh.']
+    ['sbatch-missing-script', undefined, 'Slurm refused the job: Unable to open file rcfix/nosuch.sh.'],
+    ['sbatch-bad-constraint', 'constraint', 'Slurm refused the job: Invalid feature specification.'],
+    ['sbatch-bad-reservation', 'reservation', 'Slurm refused the job: Requested reservation is invalid.']
   ])('%s → a clean InvalidRequestError', (name, field, text) => {
     const err = refusal(() => slurm.parseSubmit(fixture(name)));
     expect(err.message).toContain(text);
@@ -314,23 +386,23 @@ describe('slurm: parseStatus (recorded squeue outputs)', () => {
 
   it('running: node and time left', () => {
     expect(one('squeue-running')).toEqual({
-      jobId: '12',
+      jobId: fixture('squeue-running').jobIds[0],
       phase: 'running',
       nativeState: 'RUNNING',
       node: 'node2',
-      timeLeftSeconds: 297,
+      timeLeftSeconds: 298, // 4:58
       nativeReason: undefined
     });
   });
 
   it('pending: reason and the estimated start, in UTC', () => {
     expect(one('squeue-pending')).toEqual({
-      jobId: '13',
+      jobId: fixture('squeue-pending').jobIds[0],
       phase: 'pending',
       nativeState: 'PENDING',
       reason: 'waiting for free resources',
       nativeReason: 'Resources',
-      startEstimate: '2026-11-25T08:45:21Z'
+      startEstimate: '2026-11-25T10:55:48Z' // printed as 2026-11-25T10:55:48 with TZ=UTC
     });
   });
 
@@ -355,17 +427,19 @@ describe('slurm: parseStatus (recorded squeue outputs)', () => {
   it('one query for many jobs; ids squeue does not list have left the queue', () => {
     const fx = fixture('squeue-mixed');
     const m = slurm.parseStatus(fx.jobIds, fx);
-    expect(Object.fromEntries([...m].map(([id, st]) => [id, `${st.phase}:${st.nativeState}`]))).toEqual({
-      '12': 'running:RUNNING',
-      '13': 'pending:PENDING',
-      '14': 'pending:PENDING',
-      '9': 'ended:FAILED',
-      '10': 'ended:COMPLETED',
-      '15': 'ended:CANCELLED',
-      '999999': 'ended:'
-    });
+    // recorded as: hold (running), pending, over the limit, failed, done, cancelled, unknown id
+    expect([...m.values()].map(st => `${st.phase}:${st.nativeState}`)).toEqual([
+      'running:RUNNING',
+      'pending:PENDING',
+      'pending:PENDING',
+      'ended:FAILED',
+      'ended:COMPLETED',
+      'ended:CANCELLED',
+      'ended:'
+    ]);
     expect(m.get('999999')!.reason).toBe('left the queue');
-    expect(m.get('9')!.nativeReason).toBe('NonZeroExitCode');
+    expect(m.get(fx.jobIds[3])!.nativeReason).toBe('NonZeroExitCode');
+    expect(m.get(fx.jobIds[2])!.blocked).toBe(true);
   });
 
   it('purged ids: squeue errors for one id and prints nothing for several; both mean ended', () => {
@@ -395,8 +469,10 @@ describe('slurm: parseStatus (recorded squeue outputs)', () => {
     expect(phase({ code: 0, stdout: 'Welcome to the cluster!\n', stderr: '' })).toBe('unknown');
     expect(phase({ code: 0, stdout: '12 RUNNING None node1 1:00 N/A\n', stderr: '' })).toBe('unknown');
     // a multi-cluster header (SLURM_CLUSTERS in the environment) is skipped
-    const row = fixture('squeue-running').stdout;
-    expect(phase({ code: 0, stdout: `CLUSTER: rctb\n${row}`, stderr: '' })).toBe('running');
+    const fx = fixture('squeue-running');
+    expect(slurm.parseStatus(fx.jobIds, { code: 0, stdout: `CLUSTER: rctb\n${fx.stdout}`, stderr: '' }).get(fx.jobIds[0])!.phase).toBe(
+      'running'
+    );
   });
 
   // States the testbed cannot produce (no cgroups, no preemption, no node failures), in
@@ -430,6 +506,110 @@ describe('slurm: parseStatus (recorded squeue outputs)', () => {
     expect(reason('SomethingNew').reason).toBe('SomethingNew');
     expect(reason('Priority').startEstimate).toBeUndefined(); // N/A
     expect(reason('Priority').blocked).toBeUndefined();
+  });
+});
+
+describe('slurm: version, --me and JSON, learned once per cluster', () => {
+  const rowsOf = (name: string) => fixture(name).stdout;
+
+  it('probes the version in the first query only, then uses what it learned', () => {
+    const root = new SlurmAdapter();
+    const a = root.forCluster('|login|||');
+    expect(root.forCluster('|login|||')).toBe(a);
+    expect(root.forCluster('|other|||')).not.toBe(a);
+    const [id] = fixture('squeue-running').jobIds;
+    const first = a.statusCommand([id]);
+    expect(first).toContain('squeue --version; ');
+    expect(first).toContain(' --me ');
+    // what the first query printed: the version line, then the rows
+    const st = a.parseStatus([id], { code: 0, stdout: `slurm-wlm 22.05.8\n${rowsOf('squeue-running')}`, stderr: '' });
+    expect(st.get(id)).toMatchObject({ phase: 'running', node: 'node2' });
+    expect(a.features.version).toEqual([22, 5]);
+    expect(a.statusCommand(['12'])).not.toContain('--version');
+    expect(a.statusFormat).toBe('text');
+    expect(root.forCluster('|other|||').statusCommand(['12'])).toContain('squeue --version; '); // not learned there
+  });
+
+  it('uses squeue --json from Slurm 23.02 on (its filters work there), without the probe', () => {
+    const a = new SlurmAdapter();
+    a.parseStatus(['1'], { code: 0, stdout: 'slurm 23.02.6\n', stderr: '' });
+    expect(a.statusFormat).toBe('json');
+    expect(a.statusCommand(['12', '13'])).toBe('squeue --json --me --states=all --jobs=12,13');
+  });
+
+  it('asks with --user where --me does not exist (Slurm < 20.11), by version or by the error', () => {
+    const old = new SlurmAdapter();
+    old.parseStatus(['1'], { code: 0, stdout: 'slurm 20.02.7\n', stderr: '' });
+    expect(old.statusCommand(['12'])).toContain(' --user="${USER:-$(id -un)}" ');
+
+    const b = new SlurmAdapter({ version: [22, 5] });
+    const refused = b.parseStatus(['12'], { code: 1, stdout: '', stderr: "squeue: unrecognized option '--me'\nTry \"squeue --help\" for more information\n" });
+    expect(refused.get('12')).toMatchObject({ phase: 'unknown' }); // never ended for that
+    const cmd = b.statusCommand(['12']);
+    expect(cmd).not.toContain('--me');
+    const out = runSh(cmd, { squeue: PRINT_ARGS });
+    expect(out).toContain(`[--user=${os.userInfo().username}]\n`); // $USER unset there: id -un
+  });
+
+  it('falls back to the text format when squeue --json fails', () => {
+    const a = new SlurmAdapter({ version: [23, 2] });
+    const r = a.parseStatus(['12'], { code: 1, stdout: '', stderr: 'squeue: error: JSON plugin not found: serializer/json\n' });
+    expect(r.get('12')!.phase).toBe('unknown');
+    expect(a.statusFormat).toBe('text');
+    expect(a.statusCommand(['12'])).toContain('--format=');
+  });
+
+  it('parses squeue --json of 22.05 (recorded; it lists every job, the asked ones are picked)', () => {
+    const fx = fixture('squeue-json-22.05');
+    const doc = JSON.parse(fx.stdout) as { jobs: { job_id: number; end_time: number }[] };
+    expect(doc.jobs.length).toBeGreaterThanOrEqual(fx.jobIds.length - 1);
+    const [hold, pend, over, failed, done, canc, gone] = fx.jobIds;
+    const end = doc.jobs.find(j => String(j.job_id) === hold)!.end_time;
+    const m = new SlurmAdapter({ version: [23, 2] }).parseStatusJson(fx.jobIds, fx.stdout, (end - 100) * 1000);
+    expect([...m.keys()]).toEqual(fx.jobIds);
+    expect(m.get(hold)).toMatchObject({ phase: 'running', nativeState: 'RUNNING', node: 'node2', timeLeftSeconds: 100 });
+    expect(m.get(pend)).toMatchObject({ phase: 'pending', nativeReason: 'Resources', reason: 'waiting for free resources' });
+    expect(m.get(pend)!.startEstimate).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(m.get(over)).toMatchObject({ phase: 'pending', blocked: true, nativeReason: 'PartitionTimeLimit' });
+    expect(m.get(failed)).toMatchObject({ phase: 'ended', nativeState: 'FAILED' });
+    expect(m.get(done)).toMatchObject({ phase: 'ended', nativeState: 'COMPLETED' });
+    expect(m.get(canc)).toMatchObject({ phase: 'ended', nativeState: 'CANCELLED' });
+    expect(m.get(gone)).toMatchObject({ phase: 'ended', reason: 'left the queue' });
+    // the same job, the same answer as the text format (recorded in the same run)
+    const text = slurm.parseStatus([pend], fixture('squeue-pending'));
+    expect(m.get(pend)!.startEstimate).toBe(text.get(pend)!.startEstimate);
+  });
+
+  it('parses the data_parser format of 23.02+ (published structure)', () => {
+    const fx = readFixture<IFixture & { jobIds: string[] }>('slurm', 'json-24.11-published');
+    const now = 1755293946 - 600; // ten minutes before job 525's end
+    const a = new SlurmAdapter({ version: [24, 11] });
+    const m = a.parseStatus(fx.jobIds, { code: 0, stdout: fx.stdout, stderr: '' });
+    expect(m.get('526')).toMatchObject({ phase: 'pending', reason: 'waiting for free resources', startEstimate: '2025-08-15T21:40:00Z' });
+    const at = a.parseStatusJson(fx.jobIds, fx.stdout, now * 1000);
+    expect(at.get('525')).toEqual({
+      jobId: '525',
+      phase: 'running',
+      nativeState: 'RUNNING',
+      node: 'demu4xgpu001',
+      timeLeftSeconds: 600,
+      nativeReason: undefined
+    });
+    expect(at.get('527')).toMatchObject({ phase: 'running', timeLeftSeconds: undefined }); // UNLIMITED
+    expect(at.get('528')).toMatchObject({ phase: 'ended', reason: 'completed' });
+    expect(at.get('530_1')).toMatchObject({ phase: 'pending', nativeState: 'PENDING', reason: 'waiting for jobs with higher priority' });
+    expect(at.get('530_1')!.startEstimate).toBeUndefined();
+    expect(at.get('999')).toMatchObject({ phase: 'ended', reason: 'left the queue' });
+  });
+
+  it('never ends jobs on JSON it cannot read', () => {
+    const a = new SlurmAdapter({ version: [23, 2] });
+    expect(a.parseStatus(['1'], { code: 0, stdout: '{"jobs": ', stderr: '' }).get('1')!.phase).toBe('unknown');
+    expect(a.statusFormat).toBe('text');
+    const b = new SlurmAdapter({ version: [23, 2] });
+    const m = b.parseStatus(['1'], { code: 0, stdout: '{"errors": [{"error": "Unable to contact slurm controller"}]}', stderr: '' });
+    expect(m.get('1')).toMatchObject({ phase: 'unknown' });
+    expect(m.get('1')!.reason).toContain('Unable to contact slurm controller');
   });
 });
 

@@ -18,9 +18,20 @@ import {
 } from './types';
 import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupLines, show, statusOf } from './validate';
 
-/** Resources as the Slurm adapter reads them: IResources plus Slurm's QOS. */
-export interface ISlurmResources extends IResources {
-  qos?: string;
+/** Resources as the Slurm adapter reads them (IResources has every Slurm field now). */
+export type ISlurmResources = IResources;
+
+/**
+ * What the adapter learned about one cluster's Slurm (see SlurmAdapter.forCluster): its
+ * version, from `squeue --version` in the first status query, and whether `--me` works.
+ */
+export interface ISlurmFeatures {
+  /** [major, minor], e.g. [22, 5]. */
+  version?: [number, number];
+  /** false once squeue said "unrecognized option '--me'" (Slurm < 20.11). */
+  me?: boolean;
+  /** false once `squeue --json` failed (no JSON serializer plugin installed). */
+  json?: boolean;
 }
 
 /** ASCII unit separator: cannot appear in job names, reasons or node lists. */
@@ -30,19 +41,27 @@ const SQUEUE_FIELDS = ['%i', '%T', '%r', '%N', '%L', '%S'];
 
 const JOB_ID_RE = /^\d{1,20}(_\d{1,10})?$/;
 const MEMORY_RE = /^(\d{1,12})([KMGT]?)$/;
+/** Slurm's constraint syntax: features joined by & | , with [ ] ( ) and *count. */
+const CONSTRAINT_RE = /^[A-Za-z0-9._:*&|,()[\]-]{1,256}$/;
 /** `--name` or `--name=value`; #SBATCH lines are not read by a shell, but keep them plain. */
 const DIRECTIVE_RE = /^--([A-Za-z][A-Za-z0-9-]{0,63})(?:=([A-Za-z0-9._,:/@%+=*&|!~^[\]-]{1,256}))?$/;
 
 /** Directives the adapter writes itself: the session depends on them. */
 const RESERVED_DIRECTIVES = ['job-name', 'output', 'error', 'input', 'chdir', 'array', 'wrap', 'parsable', 'test-only'];
-/** Directives that have a field of their own (`--qos` stays allowed: IResources has no qos). */
+/** Directives that have a field of their own. */
 const FIELD_DIRECTIVES: Record<string, string> = {
   partition: 'partition',
   account: 'account',
   time: 'walltime',
   'cpus-per-task': 'cpus',
-  mem: 'memory'
+  mem: 'memory',
+  'mem-per-cpu': 'memoryPerCpu',
+  qos: 'qos',
+  constraint: 'constraint',
+  reservation: 'reservation'
 };
+/** Directives that would request GPUs a second time when the gpus field is set. */
+const GPU_DIRECTIVES = ['gres', 'gpus', 'gpus-per-node', 'gpus-per-task'];
 
 /**
  * Seconds in a Slurm walltime: `minutes`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM` or
@@ -112,10 +131,10 @@ export function firstNode(nodeList: string): string | undefined {
   return list.slice(0, end).replace(/\[([^\]]*)\]/g, (_, inner: string) => inner.split(',')[0].split('-')[0]);
 }
 
-function memoryField(v: unknown): string {
+function memoryField(v: unknown, field = 'memory'): string {
   const m = typeof v === 'string' ? MEMORY_RE.exec(v.trim()) : null;
   if (!m || Number(m[1]) === 0) {
-    throw invalid('memory', v, 'use a number with an optional unit K, M, G or T, e.g. 4G or 500M (no unit: megabytes)');
+    throw invalid(field, v, 'use a number with an optional unit K, M, G or T, e.g. 4G or 500M (no unit: megabytes)');
   }
   return `${Number(m[1])}${m[2]}`;
 }
@@ -132,8 +151,8 @@ function directives(v: unknown, gpus: number): string[] {
     if (field) {
       throw invalid('extraDirectives', d, `use the ${FIELD_DIRECTIVES[field]} field instead`);
     }
-    if (name === 'gres' && gpus > 0) {
-      throw invalid('extraDirectives', d, 'with a --gres directive, leave the gpus field at 0 and request GPUs in --gres');
+    if (GPU_DIRECTIVES.includes(name) && gpus > 0) {
+      throw invalid('extraDirectives', d, `with a --${name} directive, leave the gpus field at 0 and request GPUs there`);
     }
     return d.trim();
   });
@@ -232,6 +251,8 @@ function firstLines(text: string, n = 2): string {
 /** Which resource field an sbatch error is about, from its words. */
 function guessField(text: string): string | undefined {
   const fields: [RegExp, string][] = [
+    [/feature|constraint/i, 'constraint'],
+    [/reservation/i, 'reservation'],
     [/partition/i, 'partition'],
     [/time limit|time-min|--time|walltime/i, 'walltime'],
     [/account|association/i, 'account'],
@@ -243,10 +264,38 @@ function guessField(text: string): string | undefined {
   return fields.find(([re]) => re.test(text))?.[1];
 }
 
+const ME_MIN: [number, number] = [20, 11];
+const JSON_MIN: [number, number] = [23, 2];
+
+function atLeast(v: [number, number], min: [number, number]): boolean {
+  return v[0] > min[0] || (v[0] === min[0] && v[1] >= min[1]);
+}
+
+/** A number of squeue --json: plain (22.05) or `{set, infinite, number}` (23.02+); 0 and unset → undefined. */
+function num(v: unknown): number | undefined {
+  if (typeof v === 'number') {
+    return v || undefined;
+  }
+  if (v && typeof v === 'object') {
+    const o = v as { set?: boolean; infinite?: boolean; number?: unknown };
+    return o.set && !o.infinite && typeof o.number === 'number' ? o.number || undefined : undefined;
+  }
+  return undefined;
+}
+
+/** A time limit of UNLIMITED: `{infinite: true}` (23.02+) or Slurm's INFINITE (0xffffffff) and NO_VAL. */
+function isInfinite(v: unknown): boolean {
+  return typeof v === 'number' ? v >= 0xfffffffe : Boolean(v && typeof v === 'object' && (v as { infinite?: boolean }).infinite);
+}
+
 /* ------------------------------------------------------------------------------------ */
 
 export class SlurmAdapter implements ISchedulerAdapter {
   readonly name = 'slurm';
+  private readonly clusters = new Map<string, SlurmAdapter>();
+
+  /** `features`: what is known of the cluster's Slurm (learned by status queries when empty). */
+  constructor(readonly features: ISlurmFeatures = {}) {}
 
   validate(resources: IResources): void {
     this.directiveLines(resources);
@@ -275,12 +324,32 @@ export class SlurmAdapter implements ISchedulerAdapter {
     if (isSet(r.cpus)) {
       lines.push(`--cpus-per-task=${intField('cpus', r.cpus, 1, 4096)}`);
     }
+    if (isSet(r.memory) && isSet(r.memoryPerCpu)) {
+      throw new InvalidRequestError(
+        'Set either memory (per node) or memoryPerCpu, not both: Slurm refuses --mem together with --mem-per-cpu.',
+        'memoryPerCpu'
+      );
+    }
     if (isSet(r.memory)) {
       lines.push(`--mem=${memoryField(r.memory)}`);
     }
+    if (isSet(r.memoryPerCpu)) {
+      lines.push(`--mem-per-cpu=${memoryField(r.memoryPerCpu, 'memoryPerCpu')}`);
+    }
+    // --gres=gpu:N rather than --gpus=N: both work with select/cons_tres (22.05 testbed), but
+    // --gres also works with select/cons_res and Slurm before 19.05.
     const gpus = isSet(r.gpus) ? intField('gpus', r.gpus, 0, 64) : 0;
     if (gpus > 0) {
       lines.push(`--gres=gpu:${gpus}`);
+    }
+    if (isSet(r.constraint)) {
+      if (typeof r.constraint !== 'string' || !CONSTRAINT_RE.test(r.constraint.trim())) {
+        throw invalid('constraint', r.constraint, 'use node features joined by & (and), | (or) or , e.g. bigmem or haswell&ib');
+      }
+      lines.push(`--constraint=${r.constraint.trim()}`);
+    }
+    if (isSet(r.reservation)) {
+      lines.push(`--reservation=${nameField('reservation', r.reservation)}`);
     }
     lines.push(...directives(r.extraDirectives, gpus));
     return lines;
@@ -307,7 +376,20 @@ export class SlurmAdapter implements ISchedulerAdapter {
       ''
     ];
     if (setup.length) {
-      lines.push('# environment setup from the profile', ...setup, '');
+      // Each line runs in this shell (so exports, `.` and `cd` persist); the job stops at the
+      // first line that fails, saying which on stderr (job.err, shown as the session's end reason).
+      lines.push('# environment setup from the profile: the job stops at the first line that fails');
+      setup.forEach((l, i) => {
+        if (!l.trim() || l.trim().startsWith('#')) {
+          lines.push(l); // `{ }` around nothing is a syntax error
+          return;
+        }
+        lines.push(
+          `{ ${l}`,
+          `} || { printf 'jupyterlab-remote-cluster: setup line ${i + 1} failed (exit code %s): %s\\n' "$?" ${shQuote(l.trim())} >&2; exit 1; }`
+        );
+      });
+      lines.push('');
     }
     lines.push('# the remote helper replaces this shell: Slurm signals reach it directly', `exec ${spec.command}`, '');
     return lines.join('\n');
@@ -363,6 +445,30 @@ export class SlurmAdapter implements ISchedulerAdapter {
     throw new InvalidRequestError(message, guessField(text));
   }
 
+  /**
+   * The adapter for one cluster (by the manager's cluster key): it remembers what it learned
+   * about that cluster's Slurm (version, `--me`, JSON) so the probe runs once per cluster.
+   */
+  forCluster(key: string): SlurmAdapter {
+    let a = this.clusters.get(key);
+    if (!a) {
+      a = new SlurmAdapter();
+      this.clusters.set(key, a);
+    }
+    return a;
+  }
+
+  /**
+   * How the next status query is made: `json` on Slurm >= 23.02 (its `squeue --json` honours
+   * --jobs and --me; 22.05's ignores every filter and dumps the whole cluster's queue, too
+   * heavy for a poll), else the text format. The first query of a cluster also prints
+   * `squeue --version` (a local call, no controller RPC).
+   */
+  get statusFormat(): 'json' | 'text' {
+    const v = this.features.version;
+    return v && atLeast(v, JSON_MIN) && this.features.json !== false ? 'json' : 'text';
+  }
+
   statusCommand(jobIds: string[]): string {
     const ids = [...new Set(jobIds)];
     if (!ids.length) {
@@ -373,33 +479,60 @@ export class SlurmAdapter implements ISchedulerAdapter {
         throw invalid('jobId', id, 'Slurm job ids are digits (or digits_digits)');
       }
     }
+    // Only our own jobs (an id reused by someone else is not ours), and with one user,
+    // squeue asks slurmctld for that user's jobs only (REQUEST_JOB_USER_INFO), not all jobs.
+    // `--me` needs Slurm 20.11.
+    const user = this.features.me === false ? '--user="${USER:-$(id -un)}"' : '--me';
+    const probe = this.features.version ? '' : 'squeue --version; ';
+    if (this.statusFormat === 'json') {
+      return `${probe}squeue --json ${user} --states=all --jobs=${ids.join(',')}`;
+    }
     // The separator is made by printf in the remote shell: no control byte travels in the
     // command. TZ=UTC + SLURM_TIME_FORMAT=standard: start times we can label as UTC, whatever
     // the user's environment says. --states=all: finished jobs too (until MinJobAge).
     const format = SQUEUE_FIELDS.join('$s');
     return (
-      `s=$(printf '\\037'); TZ=UTC SLURM_TIME_FORMAT=standard squeue --noheader --states=all ` +
+      `s=$(printf '\\037'); ${probe}TZ=UTC SLURM_TIME_FORMAT=standard squeue ${user} --noheader --states=all ` +
       `--jobs=${ids.join(',')} --format="${format}"`
     );
   }
 
   parseStatus(jobIds: string[], result: ICommandResult): Map<string, IJobStatus> {
     const { all, unknown } = statusOf(jobIds);
-    const stdout = result.stdout ?? '';
+    let stdout = result.stdout ?? '';
     const stderr = result.stderr ?? '';
 
+    // The version probe of a cluster's first query: `slurm 23.02.6` (`slurm-wlm` on Debian).
+    const v = /^slurm(?:-wlm)? (\d+)\.(\d+)\S*\r?\n/.exec(stdout);
+    if (v) {
+      stdout = stdout.slice(v[0].length);
+      this.features.version = [Number(v[1]), Number(v[2])];
+      if (!atLeast(this.features.version, ME_MIN)) {
+        this.features.me = false;
+      }
+    }
     if (result.code === null) {
       return unknown('squeue did not finish (slow Slurm controller?)');
     }
     if (CONTROLLER_TROUBLE.test(stderr) && (result.code !== 0 || !stdout.trim())) {
       return unknown(`Slurm controller not reachable: ${firstLines(stderr)}`);
     }
+    if (/unrecognized option '--me'|invalid option -- '?me/i.test(stderr) && this.features.me !== false) {
+      this.features.me = false; // Slurm < 20.11: --user from the next query on
+      return unknown('squeue has no --me option (Slurm < 20.11): asking with --user next time');
+    }
     if (result.code !== 0) {
       // All ids purged from slurmctld's memory: squeue refuses the whole request.
       if (/Invalid job id specified/i.test(stderr) && !stdout.trim()) {
         return all(jobId => ({ jobId, phase: 'ended', nativeState: '', reason: 'left the queue' }));
       }
+      if (/--json/.test(stderr) || (/json|serializer|data_parser/i.test(stderr) && this.statusFormat === 'json')) {
+        this.features.json = false; // no JSON plugin: the text format from the next query on
+      }
       return unknown(`squeue failed (exit code ${result.code}): ${firstLines(stderr) || firstLines(stdout) || 'no output'}`);
+    }
+    if (stdout.trimStart().startsWith('{')) {
+      return this.parseStatusJson(jobIds, stdout);
     }
 
     const rows = new Map<string, string[]>();
@@ -419,15 +552,75 @@ export class SlurmAdapter implements ISchedulerAdapter {
     }
     return all(jobId => {
       const row = rows.get(jobId);
-      return row
-        ? this.rowStatus(jobId, row)
-        : { jobId, phase: 'ended', nativeState: '', reason: 'left the queue' };
+      if (!row) {
+        return { jobId, phase: 'ended', nativeState: '', reason: 'left the queue' };
+      }
+      const [, state, reason, nodes, timeLeft, start] = row;
+      return this.rowStatus(jobId, {
+        state,
+        reason,
+        nodes,
+        timeLeftSeconds: parseDuration(timeLeft),
+        // squeue printed it in UTC (TZ=UTC)
+        startEstimate: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/.test(start) ? `${start}Z` : undefined
+      });
     });
   }
 
-  private rowStatus(jobId: string, [, stateField, reason, nodes, timeLeft, start]: string[]): IJobStatus {
+  /**
+   * `squeue --json`: openapi v0.0.38 (22.05: plain numbers, `job_state` a string) and the
+   * data_parser format of 23.02+ (`{set, infinite, number}` objects, `job_state` a list).
+   * Jobs not asked for are ignored (22.05 lists every job of the cluster).
+   */
+  parseStatusJson(jobIds: string[], text: string, nowMs = Date.now()): Map<string, IJobStatus> {
+    const { all, unknown } = statusOf(jobIds);
+    let doc: { jobs?: unknown; errors?: unknown };
+    try {
+      doc = JSON.parse(text) as typeof doc;
+    } catch {
+      this.features.json = false;
+      return unknown(`unexpected squeue --json output: ${show(text.trim().slice(0, 60))}`);
+    }
+    const errors = Array.isArray(doc.errors) ? doc.errors.map(e => String((e as { error?: unknown })?.error ?? JSON.stringify(e))) : [];
+    if (!Array.isArray(doc.jobs)) {
+      return unknown(`squeue --json listed no jobs: ${errors.join(' | ') || show(text.trim().slice(0, 60))}`);
+    }
+    const jobs = new Map<string, Record<string, unknown>>();
+    for (const j of doc.jobs as Record<string, unknown>[]) {
+      const arrayTask = num(j['array_task_id']);
+      const arrayJob = num(j['array_job_id']);
+      const id = arrayJob && arrayTask !== undefined ? `${arrayJob}_${arrayTask}` : String(num(j['job_id']) ?? '');
+      if (!jobs.has(id)) {
+        jobs.set(id, j);
+      }
+    }
+    return all(jobId => {
+      const j = jobs.get(jobId);
+      if (!j) {
+        return { jobId, phase: 'ended', nativeState: '', reason: 'left the queue' };
+      }
+      const states = Array.isArray(j['job_state']) ? (j['job_state'] as unknown[]).map(String) : [String(j['job_state'] ?? '')];
+      // 23.02+: the base state and flags (e.g. ["RUNNING", "COMPLETING"]); the first known one counts
+      const state = states.find(x => STATES[x.toUpperCase()]) ?? states[0] ?? '';
+      const start = num(j['start_time']);
+      const end = num(j['end_time']);
+      return this.rowStatus(jobId, {
+        state,
+        reason: String(j['state_reason'] ?? ''),
+        nodes: String(j['nodes'] ?? ''),
+        timeLeftSeconds: end && !isInfinite(j['time_limit']) ? Math.max(0, Math.round(end - nowMs / 1000)) : undefined,
+        startEstimate: start ? new Date(start * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z') : undefined
+      });
+    });
+  }
+
+  private rowStatus(
+    jobId: string,
+    row: { state: string; reason: string; nodes: string; timeLeftSeconds?: number; startEstimate?: string }
+  ): IJobStatus {
+    const { reason, nodes } = row;
     // `CANCELLED by 1001` in some versions and tools: the first word is the state
-    const state = stateField.split(/[\s+]/)[0].toUpperCase();
+    const state = row.state.split(/[\s+]/)[0].toUpperCase();
     const info = STATES[state];
     const nativeReason = reason && reason !== 'None' ? reason : undefined;
     if (!info) {
@@ -440,8 +633,9 @@ export class SlurmAdapter implements ISchedulerAdapter {
       if (p.blocked) {
         st.blocked = true;
       }
-      if (/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/.test(start)) {
-        st.startEstimate = `${start}Z`; // squeue printed it in UTC (TZ=UTC)
+      // %S of a pending job is the backfill scheduler's estimate (what `squeue --start` shows)
+      if (row.startEstimate) {
+        st.startEstimate = row.startEstimate;
       }
       const node = firstNode(nodes);
       if (node) {
@@ -449,7 +643,7 @@ export class SlurmAdapter implements ISchedulerAdapter {
       }
     } else if (info.phase === 'running') {
       st.node = firstNode(nodes);
-      st.timeLeftSeconds = parseDuration(timeLeft);
+      st.timeLeftSeconds = row.timeLeftSeconds;
       if (info.reason) {
         st.reason = info.reason;
       }

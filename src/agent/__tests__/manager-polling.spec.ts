@@ -1,0 +1,280 @@
+/**
+ * Polling etiquette of the session manager, counted (not timed): a fake cluster link that
+ * answers like Slurm 22.05 (rows in the real adapter's format) and counts every scheduler
+ * command, with jest's fake timers driving the manager's own clock. The real adapter
+ * (SlurmAdapter) builds and parses every command.
+ */
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import type { IClusterProfile } from '../../common/api';
+import { FIELD_SEPARATOR, SlurmAdapter } from '../schedulers/slurm';
+import type { ICommandResult } from '../schedulers/types';
+import type { IClusterLink } from '../sessions/link';
+import { SessionManager } from '../sessions/manager';
+
+const profile: IClusterProfile = {
+  name: 'hpc',
+  ssh: { host: 'login' },
+  scheduler: 'slurm',
+  resources: {},
+  python: 'python3',
+  dask: false,
+  connectivity: 'via-login'
+};
+
+type JobState = 'PENDING' | 'RUNNING' | 'CANCELLED' | 'COMPLETED';
+
+/** A login node with a Slurm that answers from `jobs`; counts what reaches it. */
+class CountingLink implements IClusterLink {
+  readonly jobs = new Map<string, { state: JobState; reason: string }>();
+  /** helper state per job id; absent: no state.json yet */
+  readonly helpers = new Map<string, { status: string; heartbeatAge: number }>();
+  readonly queries: { at: number; ids: string[] }[] = [];
+  readonly cancels: string[] = [];
+  controller: 'up' | 'down' | 'hung' = 'up';
+  /** fake milliseconds each squeue takes */
+  squeueMs = 0;
+  private nextId = 100;
+
+  async exec(command: string, opts?: { timeoutMs?: number }): Promise<ICommandResult> {
+    if (command.includes('printf %s "$HOME"')) {
+      return { code: 0, stdout: '/home/u', stderr: '' };
+    }
+    if (command.includes('mkdir -p')) {
+      return { code: 0, stdout: 'present\n', stderr: '' };
+    }
+    if (command.startsWith('sbatch')) {
+      const id = String(this.nextId++);
+      this.jobs.set(id, { state: 'PENDING', reason: 'Resources' });
+      return { code: 0, stdout: `${id}\n`, stderr: '' };
+    }
+    if (command.startsWith('scancel')) {
+      const id = command.split(' ')[1];
+      this.cancels.push(id);
+      this.jobs.set(id, { state: 'CANCELLED', reason: 'None' });
+      return { code: 0, stdout: '', stderr: '' };
+    }
+    const m = /squeue .*--jobs=([\d,]+)/.exec(command);
+    if (m) {
+      const ids = m[1].split(',');
+      this.queries.push({ at: Date.now(), ids });
+      if (this.squeueMs) {
+        await new Promise(r => setTimeout(r, this.squeueMs));
+      }
+      if (this.controller === 'hung') {
+        await new Promise(r => setTimeout(r, opts?.timeoutMs ?? 60_000));
+        throw new Error('The command on login did not finish within 60 s and was stopped.');
+      }
+      if (this.controller === 'down') {
+        return { code: 1, stdout: '', stderr: 'slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n' };
+      }
+      const version = command.includes('squeue --version') ? 'slurm-wlm 22.05.8\n' : '';
+      const rows = ids
+        .filter(id => this.jobs.has(id))
+        .map(id => {
+          const j = this.jobs.get(id)!;
+          const running = j.state === 'RUNNING';
+          return [id, j.state, j.reason, running ? 'node1' : '', running ? '59:00' : '1:00:00', 'N/A'].join(FIELD_SEPARATOR);
+        });
+      return { code: 0, stdout: version + rows.map(r => r + '\n').join(''), stderr: '' };
+    }
+    throw new Error(`unexpected command ${command}`);
+  }
+
+  async writeFile(): Promise<void> {}
+
+  async readFile(p: string): Promise<Buffer> {
+    const id = [...this.jobs.keys()].find(j => p.includes(`/job-${j}/`));
+    const h = id ? this.helpers.get(id) : undefined;
+    if (!h) {
+      throw new Error('ENOENT');
+    }
+    const heartbeat = Date.now() / 1000 - h.heartbeatAge;
+    return Buffer.from(JSON.stringify({ status: h.status, host: 'node1', controlPort: 1, heartbeat, httpPorts: [] }));
+  }
+
+  async forwardOut(): Promise<never> {
+    throw new Error('not used here');
+  }
+  onClose(): void {}
+  close(): void {}
+
+  squeueCount(from: number, to: number): number {
+    return this.queries.filter(q => q.at >= from && q.at < to).length;
+  }
+}
+
+const MIN = 60_000;
+let dir: string;
+let link: CountingLink;
+let manager: SessionManager;
+
+beforeEach(async () => {
+  jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate'] });
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rc-polling-'));
+  await fs.writeFile(path.join(dir, 'helper.py'), '# helper\n');
+  link = new CountingLink();
+  manager = new SessionManager({
+    stateDir: dir,
+    helperPath: path.join(dir, 'helper.py'),
+    baseUrl: '/',
+    profiles: async () => [profile],
+    adapters: { slurm: new SlurmAdapter() },
+    connect: async () => link,
+    log: () => undefined
+  });
+});
+
+afterEach(async () => {
+  await manager.shutdown();
+  jest.useRealTimers();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+/** Submit `n` sessions; the fake link files each session's state under `/job-<id>/`. */
+async function submit(n: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = await manager.submit('hpc');
+    ids.push(s.jobId!);
+    // the manager reads <remoteDir>/state.json; map it to the job for the fake
+    (manager as unknown as { sessions: Map<string, { remoteDir: string }> }).sessions.get(s.id)!.remoteDir = `/x/job-${s.jobId}/`;
+  }
+  return ids;
+}
+
+function run(ids: string[]): void {
+  for (const id of ids) {
+    link.jobs.set(id, { state: 'RUNNING', reason: 'None' });
+    link.helpers.set(id, { status: 'ready', heartbeatAge: 0 });
+  }
+}
+
+const states = () => manager.list().map(s => s.state);
+
+describe('polling etiquette (counted with fake timers)', () => {
+  it('one batched query per cycle, and the same steady rate (<= 2/min) for 1 and for 20 sessions', async () => {
+    const perMinute: Record<number, number> = {};
+    for (const n of [1, 20]) {
+      const ids = await submit(n);
+      run(ids);
+      await jest.advanceTimersByTimeAsync(3 * MIN); // reach steady state
+      expect(states().filter(s => s === 'running')).toHaveLength(n);
+      const from = Date.now();
+      await jest.advanceTimersByTimeAsync(10 * MIN);
+      const window = link.queries.filter(q => q.at >= from);
+      expect(window.every(q => q.ids.length === n)).toBe(true); // every session in every query
+      perMinute[n] = window.length / 10;
+      // end this round: cancel the sessions so that the next round counts only its own
+      for (const s of manager.list()) {
+        await manager.cancel(s.id);
+      }
+      expect(manager.list().every(s => s.state === 'ended')).toBe(true);
+      link.jobs.clear();
+      link.queries.splice(0);
+    }
+    expect(perMinute[20]).toBe(perMinute[1]);
+    expect(perMinute[1]).toBeLessThanOrEqual(2);
+    expect(perMinute[1]).toBeGreaterThan(0); // the scheduler is still asked now and then
+  });
+
+  it('every 3 s while young in the queue, every 30 s once it has waited 2 minutes', async () => {
+    await submit(1);
+    const t0 = Date.now();
+    await jest.advanceTimersByTimeAsync(2 * MIN);
+    expect(link.squeueCount(t0, t0 + 2 * MIN)).toBeGreaterThanOrEqual(35);
+    await jest.advanceTimersByTimeAsync(MIN); // the switch happens within this minute
+    const from = Date.now();
+    await jest.advanceTimersByTimeAsync(5 * MIN);
+    expect(link.squeueCount(from, from + 5 * MIN)).toBe(10);
+    expect(states()).toEqual(['queued']);
+  });
+
+  it('every 3 s while the helper starts, then steady; the helper heartbeat replaces most queries', async () => {
+    const [id] = await submit(1);
+    await jest.advanceTimersByTimeAsync(5 * MIN); // long in the queue: slow
+    link.jobs.set(id, { state: 'RUNNING', reason: 'None' });
+    link.helpers.set(id, { status: 'starting', heartbeatAge: 0 });
+    await jest.advanceTimersByTimeAsync(31_000);
+    expect(states()).toEqual(['starting']);
+    const t = Date.now();
+    await jest.advanceTimersByTimeAsync(30_000);
+    expect(link.squeueCount(t, t + 30_000)).toBeGreaterThanOrEqual(9); // 3 s
+    link.helpers.set(id, { status: 'ready', heartbeatAge: 0 });
+    await jest.advanceTimersByTimeAsync(4_000);
+    expect(states()).toEqual(['running']);
+    const from = Date.now();
+    await jest.advanceTimersByTimeAsync(15 * MIN);
+    // one scheduler query every 5 minutes; the fresh heartbeat is read every 30 s
+    expect(link.squeueCount(from, from + 15 * MIN)).toBe(3);
+  });
+
+  it('a stale heartbeat or a stopping helper makes it ask the scheduler at once', async () => {
+    const [id] = await submit(1);
+    run([id]);
+    await jest.advanceTimersByTimeAsync(3 * MIN);
+    const before = link.queries.length;
+    link.helpers.set(id, { status: 'stopping', heartbeatAge: 0 });
+    link.jobs.set(id, { state: 'CANCELLED', reason: 'None' });
+    await jest.advanceTimersByTimeAsync(31_000);
+    expect(link.queries.length).toBe(before + 1);
+    expect(manager.list()[0]).toMatchObject({ state: 'ended', reason: expect.stringContaining('cancelled') });
+  });
+
+  it('controller down: sessions stay as they were (never ended), and queries back off', async () => {
+    const [a, b] = await submit(2);
+    run([a]);
+    await jest.advanceTimersByTimeAsync(MIN);
+    expect(states().sort()).toEqual(['queued', 'running']);
+    link.controller = 'down';
+    link.helpers.set(a, { status: 'ready', heartbeatAge: 1000 }); // and a silent helper
+    const from = link.queries.length;
+    await jest.advanceTimersByTimeAsync(30 * MIN);
+    const at = link.queries.slice(from).map(q => q.at);
+    const gaps = at.slice(1).map((t, i) => t - at[i]);
+    expect(gaps.length).toBeGreaterThan(3);
+    expect(gaps.every((g, i) => i === 0 || g >= gaps[i - 1])).toBe(true); // never faster
+    expect(Math.max(...gaps)).toBe(300_000); // capped at 5 minutes
+    expect(at.length).toBeLessThan(20); // 30 minutes of outage: not 600 queries
+    expect(states().sort()).toEqual(['queued', 'running']);
+    // back up: the next query finds them, and the pace recovers
+    link.controller = 'up';
+    link.helpers.set(a, { status: 'ready', heartbeatAge: 0 });
+    await jest.advanceTimersByTimeAsync(5 * MIN);
+    expect(states().sort()).toEqual(['queued', 'running']);
+    expect(link.jobs.get(b)!.state).toBe('PENDING');
+  });
+
+  it('a hung controller (command timeout) is unknown, never ended, and backs off', async () => {
+    await submit(1);
+    await jest.advanceTimersByTimeAsync(10_000);
+    link.controller = 'hung';
+    const from = link.queries.length;
+    await jest.advanceTimersByTimeAsync(20 * MIN);
+    expect(states()).toEqual(['queued']);
+    expect(link.queries.length - from).toBeLessThan(12);
+  });
+
+  it('a slow controller is asked at most once per 10x its answer time', async () => {
+    await submit(1);
+    link.squeueMs = 8_000; // a busy slurmctld
+    await jest.advanceTimersByTimeAsync(10 * MIN);
+    const at = link.queries.map(q => q.at);
+    const gaps = at.slice(2).map((t, i) => t - at[i + 1]);
+    expect(gaps.length).toBeGreaterThan(3);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(80_000 + 8_000);
+  });
+
+  it('a job that can never start (walltime over the limit) is cancelled, with the reason', async () => {
+    const [id] = await submit(1);
+    link.jobs.set(id, { state: 'PENDING', reason: 'PartitionTimeLimit' });
+    await jest.advanceTimersByTimeAsync(4_000);
+    expect(link.cancels).toEqual([id]);
+    expect(manager.list()[0]).toMatchObject({
+      state: 'ended',
+      reason: "The job was cancelled: the walltime exceeds the partition's limit: the job will not start (Slurm: PartitionTimeLimit)."
+    });
+  });
+});

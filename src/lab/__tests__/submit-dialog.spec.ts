@@ -1,0 +1,59 @@
+import { nullTranslator } from '@jupyterlab/translation';
+
+import type { IClusterProfile } from '../../common/api';
+import { SubmitForm } from '../submit-dialog';
+
+const trans = nullTranslator.load('jupyterlab');
+const profile = (resources: IClusterProfile['resources']): IClusterProfile => ({
+  name: 'hpc',
+  ssh: { host: 'login' },
+  scheduler: 'slurm',
+  resources,
+  python: 'python3'
+});
+
+const input = (form: SubmitForm, name: string) => form.node.querySelector<HTMLInputElement>(`input[name="${name}"]`)!;
+const advanced = (form: SubmitForm) => form.node.querySelector<HTMLDetailsElement>('details.jp-RemoteCluster-advanced')!;
+
+describe('SubmitForm', () => {
+  it('shows QoS, node features, reservation and memory per CPU under a closed "Advanced" disclosure', () => {
+    const form = new SubmitForm(profile({ partition: 'debug', walltime: '01:00:00' }), trans);
+    const adv = advanced(form);
+    expect(adv.open).toBe(false);
+    expect(adv.querySelector('summary')!.textContent).toBe('Advanced');
+    for (const name of ['qos', 'constraint', 'reservation', 'memoryPerCpu', 'extraDirectives']) {
+      expect(adv.contains(input(form, name))).toBe(true);
+    }
+    for (const name of ['partition', 'account', 'walltime', 'cpus', 'memory', 'gpus']) {
+      expect(adv.contains(input(form, name))).toBe(false);
+    }
+    expect(input(form, 'partition').value).toBe('debug');
+    expect(input(form, 'constraint').closest('label')!.textContent).toContain('Node features');
+    expect(form.getValue()).toEqual({ partition: 'debug', walltime: '01:00:00' });
+  });
+
+  it('opens "Advanced" when the profile sets one of its fields, and returns what was typed', () => {
+    const form = new SubmitForm(profile({ qos: 'short' }), trans);
+    expect(advanced(form).open).toBe(true);
+    input(form, 'constraint').value = ' bigmem&ib ';
+    input(form, 'reservation').value = 'training';
+    input(form, 'memoryPerCpu').value = '2G';
+    input(form, 'gpus').value = '1';
+    input(form, 'extraDirectives').value = '--mail-type=END  --exclusive';
+    expect(form.getValue()).toEqual({
+      qos: 'short',
+      constraint: 'bigmem&ib',
+      reservation: 'training',
+      memoryPerCpu: '2G',
+      gpus: 1,
+      extraDirectives: ['--mail-type=END', '--exclusive']
+    });
+  });
+
+  it("shows the agent's refusal above the fields", () => {
+    const form = new SubmitForm(profile({}), trans, 'Slurm refused the job: Invalid feature specification.');
+    const alert = form.node.querySelector('[role="alert"]')!;
+    expect(alert.textContent).toBe('Slurm refused the job: Invalid feature specification.');
+    expect(alert.compareDocumentPosition(input(form, 'partition')) & Node.DOCUMENT_POSITION_FOLLOWING).toBeTruthy();
+  });
+});
