@@ -458,3 +458,141 @@ def test_helper_is_stdlib_only_and_py38():
         elif isinstance(node, ast.ImportFrom):
             mods.add(node.module.split(".")[0])
     assert mods <= set(sys.stdlib_module_names), mods - set(sys.stdlib_module_names)
+
+
+# --- connectivity modes -------------------------------------------------------------------
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=90):
+        http.client.HTTPConnection.__init__(self, "localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        import socket
+
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+def unix_request(s, method, path, body=None):
+    conn = UnixHTTPConnection(s.state()["controlSocket"])
+    data = json.dumps(body).encode() if body is not None else None
+    conn.request(method, path, body=data, headers={"Authorization": "Bearer " + s.token,
+                                                    "Content-Type": "application/json"})
+    r = conn.getresponse()
+    text = r.read().decode()
+    conn.close()
+    return r.status, (json.loads(text) if text else None)
+
+
+def test_node_ssh_listens_on_private_unix_sockets_only(tmp_path):
+    s = Session(tmp_path, connectivity="node-ssh", dask=False)
+    try:
+        st = s.wait_status("ready", 30)
+        assert st["connectivity"] == "node-ssh" and st["controlPort"] is None
+        sock_dir = Path(st["sockDir"])
+        assert sock_dir == Path("/tmp/jrc-%d" % os.getuid()) / st["sessionId"]
+        for d in (sock_dir, sock_dir.parent):
+            assert stat.S_IMODE(d.stat().st_mode) == 0o700 and d.stat().st_uid == os.getuid()
+        assert stat.S_IMODE(os.stat(st["controlSocket"]).st_mode) == 0o600
+        status, res = unix_request(s, "GET", "/health")
+        assert status == 200 and res["status"] == "ready"
+
+        status, res = unix_request(s, "POST", "/kernels", {"kernelId": "ipc1", "transport": "ipc"})
+        assert status == 201, res
+        assert res["transport"] == "ipc" and res["ip"] == str(sock_dir / "k-ipc1")
+        assert sorted(res["sockets"]) == sorted(res["ports"])
+        for name, path in res["sockets"].items():
+            assert path == "%s-%d" % (res["ip"], res["ports"][name]) and stat.S_ISSOCK(os.stat(path).st_mode)
+        from jupyter_client import BlockingKernelClient
+
+        kc = BlockingKernelClient()
+        kc.load_connection_file(res["connectionFile"])
+        assert kc.transport == "ipc"
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=30)
+            content, out = execute(kc, "print(6 * 7)")
+            assert content["status"] == "ok" and out.strip() == "42"
+        finally:
+            kc.stop_channels()
+        # reverse needs a tunnel this session does not have; unknown transports are refused
+        status, res = unix_request(s, "POST", "/kernels", {"kernelId": "r1", "transport": "ipc", "reverse": True})
+        assert status == 409 and res["error"]["code"] == "no-reverse-tunnel"
+        status, res = unix_request(s, "POST", "/kernels", {"kernelId": "x1", "transport": "udp"})
+        assert status == 400 and res["error"]["code"] == "invalid-transport"
+    finally:
+        s.close()
+    assert not sock_dir.exists(), "the socket directory goes with the helper"
+
+
+def test_via_login_refuses_ipc_kernels(session):
+    status, res, _ = session.request("POST", "/kernels", {"kernelId": "ipc2", "transport": "ipc"})
+    assert status == 400 and res["error"]["code"] == "invalid-transport"
+    assert "via-login" in res["error"]["message"]
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"connectivity": "carrier-pigeon"}, "connectivity 'carrier-pigeon' is not one of"),
+    ({"connectivity": "reverse"}, "connectivity reverse needs the login node's name"),
+    ({"connectivity": "auto", "reverseHost": "login; rm -rf ~"}, "is not a host name"),
+    ({"connectivity": "node-ssh", "sessionId": "../../etc"}, "sessionId must be"),
+])
+def test_bad_connectivity_config_fails_clearly(tmp_path, monkeypatch, config, message):
+    monkeypatch.delenv("SLURM_SUBMIT_HOST", raising=False)
+    s = Session(tmp_path, **config)
+    try:
+        st = s.wait_status("failed", 30)
+        assert message in st["error"], st["error"]
+    finally:
+        s.close()
+
+
+def test_reverse_tunnel_failure_fails_the_session_with_the_ssh_error(tmp_path):
+    t = time.monotonic()
+    s = Session(tmp_path, connectivity="reverse", reverseHost="no-such-login-host.invalid", dask=False)
+    try:
+        st = s.wait_status("failed", 40)
+        assert "reverse tunnel to no-such-login-host.invalid failed" in st["error"], st["error"]
+        assert "Could not resolve hostname" in st["error"], st["error"]
+        assert time.monotonic() - t < 30
+        assert s.proc.wait(10) == 1
+        assert not (Path("/tmp/jrc-%d" % os.getuid()) / json.loads((s.dir / "config.json").read_text())["sessionId"]).exists()
+    finally:
+        s.close()
+
+
+def test_auto_listens_for_every_mode_and_survives_a_failed_tunnel(tmp_path):
+    s = Session(tmp_path, connectivity="auto", reverseHost="no-such-login-host.invalid", dask=False)
+    try:
+        st = s.wait_status("ready", 40)
+        assert st["controlPort"] > 0 and st["controlSocket"]
+        assert st["reverse"]["status"] == "failed" and "Could not resolve hostname" in st["reverse"]["error"]
+        assert s.request("GET", "/health")[0] == 200
+        assert unix_request(s, "GET", "/health")[0] == 200
+    finally:
+        s.close()
+
+
+def test_private_dir_refuses_what_another_user_could_control(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rc_helper", HELPER)
+    helper = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helper)
+    d = tmp_path / "mine"
+    assert helper.private_dir(str(d)) == str(d) and stat.S_IMODE(d.stat().st_mode) == 0o700
+    d.chmod(0o755)
+    helper.private_dir(str(d))  # ours: made private again
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    link = tmp_path / "link"
+    link.symlink_to(d)
+    with pytest.raises(ValueError, match="not a directory owned by this user"):
+        helper.private_dir(str(link))
+    if os.getuid() == 0:
+        other = tmp_path / "other"
+        other.mkdir(mode=0o700)
+        os.chown(other, 65534, 65534)
+        with pytest.raises(ValueError, match="not a directory owned by this user"):
+            helper.private_dir(str(other))
