@@ -98,13 +98,18 @@ describe('NodePool', () => {
     pool.closeAll();
   });
 
-  it('closeAll closes every node connection and refuses new ones', async () => {
+  it('closeAll closes every node connection; new ones are made unless it was final', async () => {
     const pool = new NodePool(connect, 1000);
     await pool.get('node3');
     await pool.get('node4');
     pool.closeAll();
     await tick();
     expect(made.every(m => m.closed)).toBe(true);
+    await pool.get('node3'); // the login link came back: a new node connection
+    expect(made).toHaveLength(3);
+    pool.closeAll(true);
+    await tick();
+    expect(made[2].closed).toBe(true);
     await expect(pool.get('node3')).rejects.toThrow(/closed/);
   });
 });

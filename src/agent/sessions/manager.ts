@@ -718,7 +718,9 @@ export class SessionManager {
     try {
       channel = await openControl(mode, state, link);
     } catch (err) {
-      throw new Error(`Cannot reach the session's helper on ${state.host} (connectivity ${mode}): ${(err as Error).message}`);
+      const hint =
+        mode === 'via-login' ? ' If the nodes accept only SSH from the login node, use connectivity node-ssh (or auto).' : '';
+      throw new Error(`Cannot reach the session's helper on ${state.host} (connectivity ${mode}): ${(err as Error).message}${hint}`);
     }
     return requestOver(channel, method, urlPath, token, body, timeoutMs, state.host);
   }

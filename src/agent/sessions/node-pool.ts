@@ -117,9 +117,12 @@ export class NodePool {
     this.nodes.delete(node);
   }
 
-  /** The cluster link went away: every node connection goes with it. */
-  closeAll(): void {
-    this.closed = true;
+  /**
+   * The cluster link dropped (node connections went through it): forget them all; the
+   * next use makes new ones. `final` (the link was closed for good): refuse new ones.
+   */
+  closeAll(final = false): void {
+    this.closed ||= final;
     for (const [node, e] of [...this.nodes]) {
       this.forget(node, e);
       e.conn.then(c => c.close(), () => undefined);

@@ -43,7 +43,7 @@ export function sshLinkFactory(options: {
       nodeLink: node => nodes.get(node),
       onClose: listener => closeListeners.push(listener),
       close: () => {
-        nodes.closeAll();
+        nodes.closeAll(true);
         void conn.close();
       }
     };
