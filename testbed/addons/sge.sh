@@ -55,9 +55,10 @@ apt_step() {
   local prc=/usr/sbin/policy-rc.d made_prc=
   if [[ ! -e $prc ]]; then printf '#!/bin/sh\nexit 101\n' >"$prc"; chmod 755 "$prc"; made_prc=1; fi
   # mailutils: gridengine-common needs a mailx; bsd-mailx (apt's first pick) drags in exim4
-  local rc=0
+  # (Lock::Timeout: wait for another apt run instead of failing at once)
+  local rc=0 lock=(-o DPkg::Lock::Timeout=300)
   # shellcheck disable=SC2086
-  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+  { apt-get "${lock[@]}" update -q && DEBIAN_FRONTEND=noninteractive apt-get "${lock[@]}" install -y -q \
       --no-install-recommends $missing mailutils; } </dev/null >&2 || rc=$?
   [[ -n $made_prc ]] && rm -f "$prc"
   ((rc == 0)) || die "apt-get install failed"
