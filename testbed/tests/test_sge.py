@@ -49,13 +49,14 @@ def sge(ssh, env, command, check=True):
 
 
 def qstat_jobs(ssh, env):
-    """{job id: (state, queue_name)} from `qstat -xml` (the adapter's status command)."""
+    """{job id: (state, queue_name, name)} from `qstat -xml` (the adapter's status command).
+    Other engineers' sessions run as alice too: tests look only at their own job ids/names."""
     xml = sge(ssh, env, 'qstat -xml -u "$(id -un)"')
     assert xml.lstrip().startswith("<?xml") and xml.rstrip().endswith("</job_info>"), xml
     jobs = {}
     for body in re.findall(r"<job_list\b[^>]*>(.*?)</job_list>", xml, re.S):
         field = lambda name: (re.search(rf"<{name}>([^<]*)</{name}>", body) or [None, ""])[1]
-        jobs[field("JB_job_number")] = (field("state"), field("queue_name"))
+        jobs[field("JB_job_number")] = (field("state"), field("queue_name"), field("JB_name"))
     return jobs
 
 
@@ -96,7 +97,7 @@ def pid_info(pid):
 def wait_running(ssh, env, jid):
     """Wait until qstat -xml shows the job running; -> its queue instance (all.q@nodeN)."""
     def queue():
-        state, queue = qstat_jobs(ssh, env).get(jid, ("", ""))
+        state, queue, _ = qstat_jobs(ssh, env).get(jid, ("", "", ""))
         return state == "r" and queue
     return wait_for(f"job {jid} running", queue)
 
@@ -126,7 +127,7 @@ def test_qstat_xml_shows_pending_and_held_jobs(alice, env):
     waiting = submit(alice, env, "waiting", "true", "-l gpu=2")
     time.sleep(2)   # a few scheduling passes (the add-on schedules every 2 s)
     jobs = qstat_jobs(alice, env)
-    assert jobs[held] == ("hqw", "") and jobs[waiting] == ("qw", ""), jobs
+    assert jobs[held] == ("hqw", "", "held") and jobs[waiting] == ("qw", "", "waiting"), jobs
     out = sge(alice, env, f"qdel {held} {waiting}")
     assert out.splitlines() == [f"alice has deleted job {held}", f"alice has deleted job {waiting}"], out
     wait_for("deleted jobs left qstat", lambda: not {held, waiting} & set(qstat_jobs(alice, env)))
@@ -146,10 +147,11 @@ def test_qdel_kills_a_running_job(alice, env):
 
 
 def test_refusal_and_bad_input_change_nothing(alice, env):
-    before = qstat_jobs(alice, env)
-    r = sge(alice, env, f"qsub -terse -q nosuch.q {MARK}/where.sh", check=False)
+    name = f"refused-{MARK}"
+    r = sge(alice, env, f"qsub -terse -N {name} -q nosuch.q {MARK}/where.sh", check=False)
     assert r.returncode == 1 and 'unknown queue "nosuch.q"' in r.stderr, (r.returncode, r.stderr)
-    assert qstat_jobs(alice, env) == before
+    assert r.stdout == ""
+    assert name not in {job[2] for job in qstat_jobs(alice, env).values()}
 
 
 def sge_leftovers(state):
