@@ -480,6 +480,8 @@ describe('slurm: parseStatus (recorded squeue outputs)', () => {
   const row = (...f: string[]) => ({ code: 0, stdout: `${f.join('\x1f')}\n`, stderr: '' });
   it.each([
     ['OUT_OF_MEMORY', 'OutOfMemory', 'ended', 'out of memory'],
+    ['FAILED', 'BadConstraints', 'ended', 'could not start: no node satisfies the constraints'], // seen on 22.05 for --gres=gpu:2
+    ['FAILED', 'NonZeroExitCode', 'ended', 'failed (the job exited with an error)'],
     ['NODE_FAIL', 'NodeFail', 'ended', 'node failure'],
     ['PREEMPTED', 'None', 'ended', 'preempted by another job'],
     ['BOOT_FAIL', 'None', 'ended', 'the node failed to boot'],

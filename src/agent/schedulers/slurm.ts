@@ -648,7 +648,9 @@ export class SlurmAdapter implements ISchedulerAdapter {
         st.reason = info.reason;
       }
     } else {
-      st.reason = info.reason;
+      const p = pendingReason(reason);
+      // FAILED at once with BadConstraints etc.: why it could not start, not "exited with an error"
+      st.reason = p.blocked && p.text ? `could not start: ${p.text.replace(/: the job will not start$/, '')}` : info.reason;
     }
     return st;
   }

@@ -169,6 +169,99 @@ describe('slurm adapter on the testbed', () => {
   }, 120_000);
 });
 
+/** Submit, expect Slurm's refusal as an InvalidRequestError for `field`, and nothing queued. */
+async function refused(tag: string, resources: IJobSpec['resources'], field: string | undefined, message: RegExp): Promise<void> {
+  const { name, result } = await submit(tag, resources, 'true');
+  let err: unknown;
+  try {
+    submitted.push(slurm.parseSubmit(result));
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(InvalidRequestError);
+  expect((err as InvalidRequestError).field).toBe(field);
+  expect((err as InvalidRequestError).message).toMatch(message);
+  expect(await jobsNamed(name)).toBe('');
+}
+
+describe('slurm resources on the testbed (node2: Features=bigmem, Gres=gpu:1)', () => {
+  it.each<[string, IJobSpec['resources']]>([
+    ['constraint', { partition: 'debug', constraint: 'bigmem', walltime: '5' }],
+    ['gpu', { partition: 'debug', gpus: 1, walltime: '5' }],
+    ['mempercpu', { partition: 'debug', constraint: 'bigmem', memoryPerCpu: '100M', cpus: 2, walltime: '5' }]
+  ])('%s: the job lands on node2 and gets what it asked for', async (tag, resources) => {
+    const { result } = await submit(tag, resources, `sh -c 'hostname; echo "gpus=$CUDA_VISIBLE_DEVICES"; sleep 3'`);
+    const id = slurm.parseSubmit(result);
+    submitted.push(id);
+    const seen = await waitFor(id, s => s.phase !== 'pending', 60_000);
+    expect(seen[seen.length - 1]).toMatchObject({ phase: 'running', node: 'node2' });
+    const job = await onLogin(`scontrol show job ${id}`);
+    if (tag === 'constraint') {
+      expect(job.stdout).toMatch(/Features=bigmem /);
+    } else if (tag === 'gpu') {
+      expect(job.stdout).toMatch(/TresPerNode=(gres:)?gpu:1/);
+    } else {
+      expect(job.stdout).toMatch(/MinMemoryCPU=100M /);
+    }
+  }, 90_000);
+
+  it('refuses a node feature no node has, with Slurm\'s message, and queues nothing', async () => {
+    await refused('badfeature', { partition: 'debug', constraint: 'nosuch', walltime: '5' }, 'constraint', /^Slurm refused the job: Invalid feature specification\.$/);
+  }, 60_000);
+
+  it('refuses an unknown reservation, with Slurm\'s message, and queues nothing', async () => {
+    await refused('badresv', { reservation: 'nosuch', walltime: '5' }, 'reservation', /^Slurm refused the job: Requested reservation is invalid\.$/);
+  }, 60_000);
+
+  it('more GPUs than any node has: refused by sbatch, or failed at once (BadConstraints), never left pending', async () => {
+    // 22.05 does either, depending on whether its scheduler looks at the job during the submit
+    const { result } = await submit('badgpu', { partition: 'debug', gpus: 2, walltime: '5' }, 'true');
+    let id: string | undefined;
+    try {
+      id = slurm.parseSubmit(result);
+      submitted.push(id);
+    } catch (e) {
+      expect(e).toBeInstanceOf(InvalidRequestError);
+      expect((e as Error).message).toMatch(/Requested node configuration is not available\. No node of the partition has/);
+      return;
+    }
+    const seen = await waitFor(id, s => s.phase === 'ended' || s.blocked === true, 15_000);
+    expect(seen[seen.length - 1]).toMatchObject({ nativeReason: 'BadConstraints', reason: expect.stringMatching(/no node satisfies/) });
+  }, 60_000);
+
+  it('memory and memory per CPU together never reach Slurm', async () => {
+    expect(() => slurm.validate({ memory: '1G', memoryPerCpu: '100M' })).toThrow(/either memory \(per node\) or memoryPerCpu/);
+  });
+
+  it('a walltime over the partition limit (EnforcePartLimits=NO) is reported blocked at once', async () => {
+    const { result } = await submit('overlimit', { partition: 'debug', walltime: '9-00:00:00' }, 'true');
+    const id = slurm.parseSubmit(result);
+    submitted.push(id);
+    const seen = await waitFor(id, s => s.blocked === true, 30_000);
+    // 22.05 says PartitionTimeLimit, or PartitionConfig when its main scheduler looks at the
+    // job at submit time (both seen here); both are "blocked": the manager cancels the job
+    expect(seen[seen.length - 1]).toMatchObject({ phase: 'pending', nativeReason: expect.stringMatching(/^Partition(TimeLimit|Config)$/) });
+    expect((await onLogin(slurm.cancelCommand(id))).code).toBe(0);
+  }, 60_000);
+
+  it('the first status query of a cluster learns its version; --me works on 22.05', async () => {
+    const cluster = new SlurmAdapter().forCluster('testbed');
+    const { result } = await submit('probe', { walltime: '5' }, 'sleep 20');
+    const id = cluster.parseSubmit(result);
+    submitted.push(id);
+    const first = await onLogin(cluster.statusCommand([id]));
+    expect(first.stdout).toMatch(/^slurm(-wlm)? 22\.05\./);
+    expect(cluster.parseStatus([id], first).get(id)!.phase).not.toBe('unknown');
+    expect(cluster.features).toMatchObject({ version: [22, 5] });
+    expect(cluster.statusFormat).toBe('text'); // 22.05's --json ignores --jobs and --me
+    const next = cluster.statusCommand([id]);
+    expect(next).not.toContain('--version');
+    expect(next).toContain(' --me ');
+    const st = cluster.parseStatus([id], await onLogin(next)).get(id)!;
+    expect(['pending', 'running']).toContain(st.phase);
+  }, 60_000);
+});
+
 describe('the remote helper in a real Slurm job', () => {
   it('starts on node2, serves kernels to the login node, and stops on scancel', async () => {
     const name = `rcit-${run}-helper`;
