@@ -5,6 +5,7 @@
  *
  *   GET    /api/v1/health
  *   GET    /api/v1/profiles                       profiles from the settings file (+ errors)
+ *   GET    /api/v1/ssh-hosts                      concrete Host aliases of ~/.ssh/config, resolved
  *   GET    /api/v1/sessions                       POST {profile, resources?}  -> new session
  *   GET    /api/v1/sessions/<id>                  DELETE -> cancel (ended sessions: forget)
  *   POST   /api/v1/sessions/<id>/kernels          {kernelId?} -> connection info on 127.0.0.1
@@ -17,6 +18,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
 
@@ -26,6 +28,7 @@ import type { AgentEvent, IAgentHealth, IApiError, IPromptAnswer, IResources } f
 import { InvalidRequestError } from './schedulers/types';
 import type { SessionManager } from './sessions/manager';
 import type { PromptBroker } from './sessions/prompts';
+import { listConfiguredHosts } from './ssh/ssh-config';
 import { ssh2Info } from './ssh2-info';
 import { PROXY_RE, proxyHttp, proxyUpgrade, upstreamPath } from './tunnels/http-proxy';
 
@@ -128,6 +131,13 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
   if (p === '/api/v1/health') {
     method(req, 'GET');
     return sendJson(res, 200, health());
+  }
+  if (p === '/api/v1/ssh-hosts') {
+    // The hosts a profile can be made from; reads only the user's own ssh_config.
+    method(req, 'GET');
+    const homeDir = process.env.HOME || os.homedir(); // what os.homedir() reads first, visible to tests
+    const file = path.join(homeDir, '.ssh', 'config');
+    return sendJson(res, 200, { file, hosts: listConfiguredHosts({ configFile: file, homeDir }) });
   }
   if (!svc) {
     throw new HttpError(404, 'not-found', `No agent route ${p}.`);

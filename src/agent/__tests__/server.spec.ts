@@ -83,4 +83,36 @@ describe('agent server', () => {
     await expect(startAgentServer({ socketPath })).rejects.toThrow(/not a socket/);
     expect(await fs.readFile(socketPath, 'utf8')).toBe('precious');
   });
+
+  it('lists the Host aliases of ~/.ssh/config (with Include) to create a profile from', async () => {
+    const home = path.join(dir, 'home');
+    await fs.mkdir(path.join(home, '.ssh', 'conf.d'), { recursive: true });
+    await fs.writeFile(
+      path.join(home, '.ssh', 'config'),
+      'Include conf.d/*\nHost gw\n  HostName gw.example.org\n  User me\nHost *.internal !secret\n  User other\n'
+    );
+    await fs.writeFile(
+      path.join(home, '.ssh', 'conf.d', 'cluster'),
+      'Host cluster login.internal\n  HostName 10.1.2.3\n  Port 2200\n  ProxyJump gw\n'
+    );
+    const oldHome = process.env.HOME;
+    process.env.HOME = home;
+    try {
+      server = await startAgentServer({ socketPath });
+      const { status, body } = await get(socketPath, '/api/v1/ssh-hosts');
+      expect(status).toBe(200);
+      expect(body.file).toBe(path.join(home, '.ssh', 'config'));
+      expect(body.hosts.map((h: any) => [h.alias, h.hostName, h.user, h.port, h.proxyJump])).toEqual([
+        ['cluster', '10.1.2.3', os.userInfo().username, 2200, 'gw'],
+        ['login.internal', '10.1.2.3', 'other', 2200, 'gw'],
+        ['gw', 'gw.example.org', 'me', 22, undefined]
+      ]);
+      expect((await get(socketPath, '/api/v1/ssh-hosts', 'POST')).status).toBe(405);
+      // No config at all: an empty list, not an error.
+      await fs.rm(path.join(home, '.ssh'), { recursive: true });
+      expect((await get(socketPath, '/api/v1/ssh-hosts')).body.hosts).toEqual([]);
+    } finally {
+      process.env.HOME = oldHome;
+    }
+  });
 });

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import {
+  listConfiguredHosts,
   parseJumpSpec,
   parseProxyJump,
   percentExpand,
@@ -304,5 +305,43 @@ Host c
     });
     expect(resolveHost('b', opts(cfg)).identityAgent).toBe('none');
     expect(resolveHost('c', opts(cfg)).identityAgent).toBe(`${HOME}/agent.me`);
+  });
+
+  it('lists the concrete Host aliases, following every Include, each resolved', () => {
+    const cfg = `
+Include conf.d/*.conf
+Host *.compute !bad alpha beta? "gamma"
+    User from-main
+Match host never
+    Include ~/.ssh/in-match
+Host delta
+    HostName delta.example.org
+    ProxyJump none
+Host *
+    User fallback
+`;
+    const files = {
+      [`${HOME}/.ssh/conf.d/10-a.conf`]: 'Host cluster login-[ab] alpha\n    HostName login.cluster.org\n    Port 2222\n    ProxyJump gw\n',
+      [`${HOME}/.ssh/in-match`]: 'Host epsilon\n    User eps\n'
+    };
+    const hosts = listConfiguredHosts(opts(cfg, files));
+    expect(hosts.map(h => h.alias)).toEqual(['cluster', 'alpha', 'gamma', 'epsilon', 'delta']);
+    expect(hosts[0]).toEqual({
+      alias: 'cluster',
+      hostName: 'login.cluster.org',
+      user: 'fallback',
+      port: 2222,
+      proxyJump: 'gw',
+      file: `${HOME}/.ssh/conf.d/10-a.conf`,
+      warnings: []
+    });
+    expect(hosts[1]).toMatchObject({ alias: 'alpha', hostName: 'login.cluster.org', user: 'from-main', port: 2222 });
+    expect(hosts[2]).toMatchObject({ alias: 'gamma', hostName: 'gamma', user: 'from-main', port: 22, file: `${HOME}/.ssh/config` });
+    // Resolved as ssh would: the Include inside a non-matching Match does not apply to epsilon.
+    expect(hosts[3]).toMatchObject({ alias: 'epsilon', hostName: 'epsilon', user: 'fallback' });
+    expect(hosts[4]).toMatchObject({ alias: 'delta', hostName: 'delta.example.org', user: 'fallback' });
+    expect(hosts[4].proxyJump).toBeUndefined();
+    expect(listConfiguredHosts(opts('', {}))).toEqual([]);
+    expect(listConfiguredHosts({ ...opts(''), fs: memFs({}) })).toEqual([]);
   });
 });

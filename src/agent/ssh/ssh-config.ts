@@ -843,3 +843,73 @@ function chainFor(specs: IJumpSpec[], options: IResolveOptions, depth: number, s
   const before = chainFor(parseProxyJump(first.proxyJump), options, depth + 1, [...seen, first.alias]);
   return [...before, ...resolved];
 }
+
+/* ----------------------------------------------------------------------------------
+ * Listing the hosts a user wrote (profile from an ssh_config host)
+ * -------------------------------------------------------------------------------- */
+
+export interface IConfiguredHost {
+  alias: string;
+  hostName: string;
+  user: string;
+  port: number;
+  /** Raw ProxyJump value, when one applies (`none` is left out). */
+  proxyJump?: string;
+  /** The file that names the alias first. */
+  file: string;
+  warnings: string[];
+}
+
+/**
+ * The concrete `Host` aliases of the configuration (no `*`/`?`/`[` patterns, no `!`
+ * negations), in file order, each resolved as ssh(1) would. Every Include is followed,
+ * including those inside Host/Match blocks: an alias there is still one the user can type.
+ */
+export function listConfiguredHosts(options: IResolveOptions = {}): IConfiguredHost[] {
+  const homeDir = options.homeDir ?? os.homedir();
+  const cfs = options.fs ?? nodeConfigFs;
+  const configFile = options.configFile ? expandTilde(options.configFile, homeDir) : path.join(homeDir, '.ssh', 'config');
+  const found = new Map<string, string>();
+  const read = (file: string, depth: number): void => {
+    const text = cfs.readFile(file);
+    if (text === undefined || depth > MAX_INCLUDE_DEPTH) {
+      return;
+    }
+    for (const line of text.split(/\r?\n/)) {
+      const tok = tokenizeLine(line);
+      if (tok?.keyword === 'host') {
+        for (const a of tok.args) {
+          if (!hasGlob(a) && !a.startsWith('!') && !found.has(a)) {
+            found.set(a, file);
+          }
+        }
+      } else if (tok?.keyword === 'include') {
+        for (const arg of tok.args) {
+          let p: string;
+          try {
+            p = expandTilde(arg, homeDir);
+          } catch {
+            continue; // ~otheruser: resolveHost reports it for the aliases it affects
+          }
+          for (const f of expandGlob(path.isAbsolute(p) ? p : path.join(homeDir, '.ssh', p), cfs)) {
+            read(f, depth + 1);
+          }
+        }
+      }
+    }
+  };
+  read(configFile, 0);
+  return [...found].map(([alias, file]) => {
+    const h = resolveHost(alias, options);
+    const jump = h.proxyJump && h.proxyJump.toLowerCase() !== 'none' ? h.proxyJump : undefined;
+    return {
+      alias,
+      hostName: h.hostName,
+      user: h.user,
+      port: h.port,
+      ...(jump ? { proxyJump: jump } : {}),
+      file,
+      warnings: h.warnings
+    };
+  });
+}
