@@ -1,0 +1,309 @@
+"""The whole flow under every batch-system adapter on the testbed: PBS Pro, Torque, LSF and
+HTCondor through their stand-in commands (testbed/standins: native command outputs, jobs
+really run on node1/node2 through Slurm), Grid Engine for real (testbed/addons/sge.sh), and
+a plain SSH host (node1 itself, no batch system).
+
+For each: a session is submitted through the real agent, a kernel is started on it with
+jupyter_client (our provisioner), code proves it runs on a node inside that scheduler's job
+(host name, the scheduler's job-id variable, no Slurm variables), Dask runs there and its
+dashboard answers through the agent's session proxy, then the session is cancelled and the
+job is gone for the scheduler and for the Slurm underneath. One bad request per scheduler is
+refused with the scheduler's own message, and nothing is queued.
+
+All sessions are submitted at once (module fixture), so the jobs start in parallel."""
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from jupyter_client.manager import KernelManager
+from jupyter_core.utils import run_sync
+
+from jupyterlab_remote_cluster.agent_process import get_agent
+
+from . import conftest
+from .conftest import TESTBED
+
+PYTHON = "/opt/rc-testbed/python/bin/python"
+STANDINS = "/opt/rc-testbed/standins"
+
+# scheduler -> how its profile differs, where its commands are, how its job shows in the kernel
+CASES = {
+    "pbs": {
+        "resources": {"partition": "workq"},
+        "login_setup": [f"export PATH={STANDINS}/pbs/bin:$PATH"],
+        "job_env": "PBS_JOBID",
+        "bad": ({"partition": "nope"}, "PBS refused the job: Unknown queue."),
+    },
+    "torque": {
+        "resources": {"partition": "batch"},
+        "login_setup": [f"export PATH={STANDINS}/torque/bin:$PATH"],
+        "job_env": "PBS_JOBID",
+        "bad": ({"walltime": "9:00:00"}, "PBS refused the job: submit error (Job exceeds queue resource limits MSG=cannot satisfy queue max walltime requirement)."),
+    },
+    "lsf": {
+        "resources": {"partition": "normal"},
+        "login_setup": [f"export PATH={STANDINS}/lsf/bin:$PATH"],
+        "job_env": "LSB_JOBID",
+        "bad": ({"partition": "nope"}, "LSF refused the job: nope: No such queue."),
+    },
+    "htcondor": {
+        "resources": {},
+        "login_setup": [f"export PATH={STANDINS}/htcondor/bin:$PATH"],
+        "job_env": "_CONDOR_JOB_AD",
+        "bad": (
+            {"extraDirectives": ["requirements = (TARGET.Memory > "]},
+            "HTCondor refused the job: Parse error in expression: (requirements = (TARGET.Memory >; ^^^; Error in submit file)",
+        ),
+    },
+    "ssh": {
+        "host": "node1",
+        "resources": None,  # a plain host: walltime only
+        "login_setup": [],
+        "job_env": "JRC_SSH_JOB_ID",
+        "bad": ({"partition": "debug"}, 'Invalid partition "debug": a plain SSH host has no partitions or queues: leave it empty.'),
+    },
+}
+
+CODE = r"""
+import json, os, socket
+env = {k: v for k, v in os.environ.items() if k.startswith(("PBS_", "LSB_", "_CONDOR_", "JRC_SSH_", "SLURM_", "JOB_ID"))}
+ad = open(env["_CONDOR_JOB_AD"]).read() if "_CONDOR_JOB_AD" in env else ""
+from distributed import Client
+with Client(os.environ["DASK_SCHEDULER_ADDRESS"], timeout=30) as c:
+    worker_host = c.submit(socket.gethostname, pure=False).result(timeout=30)
+print(json.dumps({"host": socket.gethostname(), "env": env, "ad": ad, "worker": worker_host}))
+"""
+
+
+def api(method: str, path: str, body=None) -> tuple[int, dict]:
+    res = run_sync(get_agent().request)(method, path, body=None if body is None else json.dumps(body).encode())
+    return res.code, json.loads(res.body or b"{}")
+
+
+def on_host(host: str, command: str) -> str:
+    """A shell command as alice on a testbed host; stdout (the exit status does not matter)."""
+    import subprocess
+
+    return subprocess.run(
+        [str(TESTBED), "exec", host, "--user", "alice", "--", "bash", "-c", command],
+        capture_output=True, text=True, timeout=60,
+    ).stdout
+
+
+def standin(sched: str, command: str) -> str:
+    return on_host("login", f"export PATH={STANDINS}/{sched}/bin:$PATH; {command} 2>&1")
+
+
+def slurm_state(slurm_id: str) -> str:
+    return on_host("login", f"squeue -h --states=all -j {slurm_id} -o %T 2>/dev/null").strip()
+
+
+@pytest.fixture(scope="module")
+def profiles(jupyter_dirs, tmp_path_factory):
+    """The testbed profile plus one per scheduler. Each gets its own copy of the testbed's
+    ssh_config, i.e. its own cluster (one SSH link and one status poller each), since the
+    session manager polls all sessions of one SSH target with one profile's adapter."""
+    sge_settings = Path(conftest.testbed_env()["RC_TESTBED_STATE"]) / "sge" / "settings.sh"
+    cases = dict(CASES)
+    cases["sge"] = {
+        "resources": {"partition": "all.q"},
+        "login_setup": [f". {sge_settings}"],
+        "job_env": "JOB_ID",
+        "bad": ({"partition": "nope.q"}, 'Grid Engine refused the job: Job was rejected because job requests unknown queue "nope.q"'),
+    }
+    config = conftest.testbed_env()["RC_TESTBED_SSH_CONFIG"]
+    confdir = tmp_path_factory.mktemp("ssh")
+    settings = Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
+    existing = json.loads("\n".join(l for l in settings.read_text().splitlines() if not l.strip().startswith("//")))
+    mine = []
+    for sched, case in cases.items():
+        own = confdir / f"ssh_config_{sched}"
+        shutil.copy(config, own)
+        resources = {"walltime": "00:30:00"}
+        if case["resources"] is not None:
+            resources.update(cpus=1, memory="500M", **case["resources"])
+        p = {
+            "name": f"t-{sched}",
+            "ssh": {"host": case.get("host", "login"), "configFile": str(own)},
+            "scheduler": sched,
+            "resources": resources,
+            "python": PYTHON,
+            "dask": True,
+        }
+        if case["login_setup"]:
+            p["loginSetup"] = case["login_setup"]
+        mine.append(p)
+    settings.write_text(json.dumps({"profiles": [*existing["profiles"], *mine]}, indent=1))
+    code, body = api("GET", "/api/v1/profiles")
+    assert code == 200 and not body.get("errors"), body
+    return cases
+
+
+@pytest.fixture(scope="module")
+def sessions(profiles):
+    """One session per scheduler, submitted together; cancelled at the end whatever happened."""
+    ids = {}
+    for sched in profiles:
+        code, body = api("POST", "/api/v1/sessions", {"profile": f"t-{sched}"})
+        # each test checks its own submission: one scheduler failing does not hide the others
+        ids[sched] = body["id"] if code == 201 else (code, body)
+    yield ids
+    for sid in ids.values():
+        if isinstance(sid, str):
+            api("DELETE", f"/api/v1/sessions/{sid}")
+
+
+def wait_state(sid: str, states: tuple, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        code, s = api("GET", f"/api/v1/sessions/{sid}")
+        assert code == 200, s
+        if s["state"] in states or time.monotonic() > deadline:
+            return s
+        time.sleep(1)
+
+
+def run_code(kc, code: str) -> str:
+    out: list[str] = []
+
+    def hook(msg):
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+        elif msg["msg_type"] == "error":
+            out.append("\n".join(msg["content"]["traceback"]))
+
+    reply = kc.execute_interactive(code, timeout=90, output_hook=hook)
+    assert reply["content"]["status"] == "ok", "".join(out)
+    return "".join(out)
+
+
+def job_env_matches(sched: str, job_id: str, info: dict) -> None:
+    env = info["env"]
+    if sched == "htcondor":
+        assert f"ClusterId = {job_id.split('.')[0]}" in info["ad"].splitlines()
+        assert job_id.endswith(".0")
+    elif sched in ("pbs", "torque"):
+        assert env["PBS_JOBID"] == job_id and job_id.endswith(".login")
+    elif sched == "lsf":
+        assert env["LSB_JOBID"] == job_id
+    elif sched == "sge":
+        assert env["JOB_ID"] == job_id
+    elif sched == "ssh":
+        assert env["JRC_SSH_JOB_ID"] == job_id and job_id.startswith("node1:")
+
+
+def scheduler_says_ended(sched: str, job_id: str) -> str:
+    """"" if the scheduler's own commands report the job as ended, else what they report."""
+    if sched == "pbs":
+        job = json.loads(standin("pbs", f"qstat -f -F json -x {job_id}"))["Jobs"][job_id]
+        # qstat without -x forgets a finished job, with PBS's words
+        ok = job["job_state"] == "F" and "Job has finished" in standin("pbs", f"qstat {job_id}")
+        return "" if ok else str(job)
+    if sched == "torque":
+        out = standin("torque", f"qstat -f -1 {job_id}")
+        return "" if "job_state = C" in out else out
+    if sched == "lsf":
+        rec = json.loads(standin("lsf", f'bjobs -o "stat exit_reason" -json {job_id}'))["RECORDS"][0]
+        return "" if rec.get("STAT") == "EXIT" and rec.get("EXIT_REASON", "").startswith("TERM_OWNER") else str(rec)
+    if sched == "htcondor":
+        queue = standin("htcondor", f"condor_q -json {job_id}").strip()
+        history = json.loads(standin("htcondor", f"condor_history -json {job_id}") or "[]")
+        ok = queue == "" and history and history[0]["JobStatus"] == 3
+        return "" if ok else f"condor_q: {queue} condor_history: {history}"
+    if sched == "sge":
+        sge = f". {Path(conftest.testbed_env()['RC_TESTBED_STATE']) / 'sge' / 'settings.sh'};"
+        out = on_host("login", f"{sge} qstat -xml -u alice")
+        return out if f"<JB_job_number>{job_id}</JB_job_number>" in out else ""
+    if sched == "ssh":
+        pid = job_id.split(":")[1]
+        return on_host("node1", f"ps -o pid=,args= -p {pid}").strip()
+    raise AssertionError(sched)
+
+
+def gone_for_the_scheduler(sched: str, job_id: str) -> None:
+    """The scheduler's own commands say the job ended (cancelled), and Slurm runs nothing of it."""
+    deadline = time.monotonic() + 30
+    while (left := scheduler_says_ended(sched, job_id)) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert left == "", left
+    if sched in ("pbs", "torque", "lsf", "htcondor"):
+        num = job_id.split(".")[0]
+        while slurm_state(num) in ("RUNNING", "PENDING", "COMPLETING") and time.monotonic() < deadline:
+            time.sleep(1)
+        assert slurm_state(num) not in ("RUNNING", "PENDING", "COMPLETING")
+
+
+@pytest.mark.parametrize("sched", ["pbs", "torque", "lsf", "htcondor", "sge", "ssh"])
+def test_whole_flow(sched, sessions):
+    sid = sessions[sched]
+    assert isinstance(sid, str), f"the submission was refused: {sid}"
+    s = wait_state(sid, ("running", "ended"), 150)
+    assert s["state"] == "running", s
+    job_id = s["jobId"]
+    node = s["node"]
+    assert node in ("node1", "node2"), s
+
+    # The underlying job: a Slurm job under the stand-in's id, or a process on node1.
+    if sched in ("pbs", "torque", "lsf", "htcondor"):
+        assert slurm_state(job_id.split(".")[0]) == "RUNNING"
+    if sched == "ssh":
+        pid = job_id.split(":")[1]
+        assert on_host("node1", f"ps -o sid= -p {pid}").strip() == pid  # its own session
+        assert f"jrc-{sid}" not in on_host("login", "squeue -h -o %j")  # no batch job at all
+
+    # A kernel in the session, through our provisioner, with plain jupyter_client.
+    api("GET", "/api/v1/profiles")  # kernelspecs follow the sessions
+    km = KernelManager(kernel_name=f"remote-cluster-session-{sid}")
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=90)
+        info = json.loads(run_code(kc, CODE).strip().splitlines()[-1])
+        assert info["host"] == node
+        assert info["worker"] == node  # the Dask worker runs in the job too
+        job_env_matches(sched, job_id, info)
+        # the job sees its own scheduler, not the Slurm underneath the stand-ins
+        slurm_vars = [k for k in info["env"] if k.startswith("SLURM_")]
+        assert slurm_vars == [], slurm_vars
+
+        # The Dask dashboard of the session, through the agent's session proxy.
+        dash = next(p for p in s["httpPorts"] if p["name"] == "dask-dashboard")
+        res = run_sync(get_agent().request)("GET", f"/proxy/{sid}/{dash['port']}/status")
+        assert res.code == 200 and b"bokeh" in (res.body or b"").lower()
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+    # Cancel: the session ends, and the job is gone for the scheduler and underneath.
+    code, body = api("DELETE", f"/api/v1/sessions/{sid}")
+    assert code == 200, body
+    assert wait_state(sid, ("ended",), 30)["state"] == "ended"
+    gone_for_the_scheduler(sched, job_id)
+    if sched == "ssh":
+        # nothing of the session is left on the host (helper, kernels, Dask)
+        assert on_host("node1", f"pgrep -u alice -f 'sessions/{sid}'").strip() == ""
+
+
+@pytest.mark.parametrize("sched", ["pbs", "torque", "lsf", "htcondor", "sge", "ssh"])
+def test_bad_request_is_refused_with_the_schedulers_words(sched, profiles):
+    overrides, message = profiles[sched]["bad"]
+    if sched == "ssh":
+        count = lambda: on_host("node1", "ls -A ~/.jupyter-remote-cluster/ssh-jobs 2>/dev/null | wc -l").strip()
+    elif sched == "sge":
+        sge = f". {Path(conftest.testbed_env()['RC_TESTBED_STATE']) / 'sge' / 'settings.sh'};"
+        count = lambda: on_host("login", f"{sge} qstat -xml -u alice | grep -c '<JB_name>jrc-'").strip()
+    else:
+        count = lambda: on_host("login", f"ls -A ~/.rc-standins/{sched} 2>/dev/null | wc -l").strip()
+    before_files = count()
+    _, before = api("GET", "/api/v1/sessions")
+    code, body = api("POST", "/api/v1/sessions", {"profile": f"t-{sched}", "resources": overrides})
+    assert code == 400, body
+    assert body["error"]["message"].startswith(message), body
+    # nothing queued: no session, no job record of the stand-in (it records every job it submits)
+    _, after = api("GET", "/api/v1/sessions")
+    assert {s["id"] for s in after["sessions"]} == {s["id"] for s in before["sessions"]}
+    assert count() == before_files
