@@ -1,0 +1,157 @@
+"""Environment setup on the testbed, through the agent's HTTP API: a profile's setup lines
+(a venv activated with `.`, an exported variable) and its container wrapper (Debian's
+bubblewrap, a real mount/pid namespace around the helper) are what the kernel runs in; a
+failing setup line or container command ends the session within seconds, with its stderr
+in the reason, instead of a silent wait."""
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from jupyter_client import BlockingKernelClient
+from jupyter_core.utils import run_sync
+
+from .conftest import on_login
+
+PYTHON = "/opt/rc-testbed/python/bin/python"
+VENV = "/home/alice/rcit-env-venv"
+# A container wrapper that works in the testbed's namespaces without root: its own mount
+# namespace (a private /tmp) and an environment variable set by the wrapper itself.
+BWRAP = "bwrap --dev-bind / / --tmpfs /tmp --setenv RC_CONTAINER bubblewrap --"
+
+
+def agent_request(method: str, path: str, body=None):
+    from jupyterlab_remote_cluster.agent_process import get_agent
+
+    data = None if body is None else json.dumps(body).encode()
+    r = run_sync(get_agent().request)(method, path, data, {"Content-Type": "application/json"} if data else None)
+    return r.code, json.loads(r.body or b"{}")
+
+
+@pytest.fixture(scope="module")
+def profiles(jupyter_dirs):
+    """The testbed profile plus this module's ones, in the user's settings file."""
+    assert shutil.which("bwrap") or Path("/usr/bin/bwrap").exists(), "apt-get install -y bubblewrap"
+    path = Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
+    original = path.read_text()
+    settings = json.loads("\n".join(line for line in original.splitlines() if not line.strip().startswith("//")))
+    base = settings["profiles"][0]
+    resources = {"partition": "debug", "walltime": "00:10:00", "cpus": 1, "memory": "500M"}
+
+    def profile(name, **over):
+        return {**base, "name": name, "title": name, "resources": resources, "dask": False, **over}
+
+    settings["profiles"] = [
+        base,
+        # (a) + (b): a venv activated by a setup line (its `python` is the profile's python), a
+        # variable exported by another, and the whole helper inside bubblewrap
+        profile(
+            "rcit-env",
+            setup=["export RC_SETUP_VAR=from-setup", f". {VENV}/bin/activate"],
+            container=BWRAP,
+            python="python",
+        ),
+        profile("rcit-env-badmodule", setup=["export A=1", "module load python/9.9", "export B=2"]),
+        profile("rcit-env-false", setup=["echo preparing >&2", "false"]),
+        profile("rcit-env-nocontainer", container="no-such-runtime exec image.sif"),
+        profile("rcit-env-badcontainer", container="bwrap --no-such-option"),
+    ]
+    # a real venv on the shared home; a .pth lets it see the cluster python's packages
+    # (ipykernel: that python is a venv itself, so --system-site-packages would not)
+    on_login(
+        "sh",
+        "-c",
+        f"test -x {VENV}/bin/python || {{ {PYTHON} -m venv {VENV} && "
+        f"{PYTHON} -c 'import site; print(site.getsitepackages()[0])' > "
+        f"$({VENV}/bin/python -c 'import site; print(site.getsitepackages()[0])')/rc-testbed.pth; }}",
+    )
+    path.write_text(json.dumps(settings, indent=1))
+    code, listed = agent_request("GET", "/api/v1/profiles")
+    assert code == 200 and {p["name"] for p in listed["profiles"]} >= {"rcit-env", "rcit-env-false"}, listed
+    yield
+    path.write_text(original)
+    on_login("rm", "-rf", VENV)
+
+
+def wait_state(session_id: str, states: set, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        code, s = agent_request("GET", f"/api/v1/sessions/{session_id}")
+        assert code == 200, s
+        if s["state"] in states or time.monotonic() > deadline:
+            return s
+        time.sleep(0.5)
+
+
+def submit(profile: str) -> dict:
+    code, s = agent_request("POST", "/api/v1/sessions", {"profile": profile})
+    assert code == 201, s
+    return s
+
+
+@pytest.fixture(scope="module")
+def env_kernel(profiles):
+    s = submit("rcit-env")
+    try:
+        running = wait_state(s["id"], {"running", "ended"}, 120)
+        assert running["state"] == "running", running
+        code, conn = agent_request("POST", f"/api/v1/sessions/{s['id']}/kernels", {})
+        assert code == 201, conn
+        kc = BlockingKernelClient()
+        kc.load_connection_info(conn)
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        yield running, kc
+        kc.stop_channels()
+    finally:
+        agent_request("DELETE", f"/api/v1/sessions/{s['id']}")  # cancels the job
+
+
+def run(kc, code: str) -> str:
+    out = []
+    reply = kc.execute_interactive(
+        code, timeout=60, output_hook=lambda m: out.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None
+    )
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return "".join(out).strip()
+
+
+def test_setup_lines_activate_the_environment_the_kernel_runs_in(env_kernel):
+    _, kc = env_kernel
+    got = json.loads(run(kc, "import json, os, sys; print(json.dumps([os.environ.get('RC_SETUP_VAR'), sys.prefix, os.environ.get('VIRTUAL_ENV')]))"))
+    assert got == ["from-setup", VENV, VENV]
+
+
+def test_the_container_wrapper_runs_around_the_kernel(env_kernel):
+    session, kc = env_kernel
+    inside = json.loads(run(kc, "import json, os; print(json.dumps([os.environ.get('RC_CONTAINER'), os.readlink('/proc/self/ns/mnt')]))"))
+    assert inside[0] == "bubblewrap"
+    # the kernel's mount namespace is not the node's own (bwrap made one)
+    outside = on_login("ssh", "-o", "BatchMode=yes", session["node"], "readlink /proc/self/ns/mnt").strip()
+    assert re.fullmatch(r"mnt:\[\d+\]", outside)
+    assert inside[1] != outside
+
+
+@pytest.mark.parametrize(
+    "profile, stderr",
+    [
+        ("rcit-env-badmodule", r"module: not found.*setup line 2 failed \(exit code 127\): module load python/9\.9"),
+        ("rcit-env-false", r"preparing \| jupyterlab-remote-cluster: setup line 2 failed \(exit code 1\): false"),
+        ("rcit-env-nocontainer", r"no-such-runtime: not found"),
+        ("rcit-env-badcontainer", r"bwrap: Unknown option --no-such-option"),
+    ],
+)
+def test_a_failing_setup_line_or_container_ends_the_session_with_its_stderr(profiles, profile, stderr):
+    s = submit(profile)
+    t = time.monotonic()
+    ended = wait_state(s["id"], {"ended", "running"}, 60)
+    took = time.monotonic() - t
+    assert ended["state"] == "ended", ended
+    assert "job stderr:" in ended["reason"], ended["reason"]
+    assert re.search(stderr, ended["reason"]), ended["reason"]
+    assert took < 30, f"took {took:.0f} s: should end within seconds"
+    assert on_login("squeue", "-h", "-j", ended["jobId"], "-o", "%T").strip() in ("FAILED", "")
+    agent_request("DELETE", f"/api/v1/sessions/{s['id']}")  # forget it
