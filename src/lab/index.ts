@@ -13,6 +13,7 @@ import { Widget } from '@lumino/widgets';
 
 import type { IAgentHealth, IClusterProfile, IResources, ISession } from '../common/api';
 import { parseProfiles } from '../common/profile';
+import { ADD_FROM_SSH_CONFIG, registerAddFromSshConfig } from './add-profile';
 import { createDashboard } from './dashboard';
 import { RemoteClusterApiError, requestAPI } from './handler';
 import { remoteClusterIcon } from './icons';
@@ -142,6 +143,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: () => commands.execute('settingeditor:open', { query: 'Remote cluster profiles' })
     });
 
+    registerAddFromSshConfig(commands, registry, trans);
+
     commands.addCommand(CommandIDs.openNotebook, {
       label: trans.__('Open a notebook on this session'),
       execute: async args => {
@@ -238,6 +241,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       if (profiles.length === 0 && launcher) {
         // Discoverable even before any profile exists.
         tiles.add(launcher.add({ command: CommandIDs.addProfile, category: LAUNCHER_CATEGORY, rank: 0 }));
+        tiles.add(launcher.add({ command: ADD_FROM_SSH_CONFIG, category: LAUNCHER_CATEGORY, rank: 1 }));
       }
       for (const [rank, p] of profiles.entries()) {
         if (launcher) {
@@ -252,6 +256,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
     palette?.addItem({ command: CommandIDs.showStatus, category: LAUNCHER_CATEGORY });
     palette?.addItem({ command: CommandIDs.addProfile, args: { isPalette: true }, category: LAUNCHER_CATEGORY });
+    palette?.addItem({ command: ADD_FROM_SSH_CONFIG, args: { isPalette: true }, category: LAUNCHER_CATEGORY });
     try {
       const settings = await registry.load(PROFILES_PLUGIN_ID);
       applyProfiles(settings.composite);
