@@ -53,6 +53,8 @@ def profiles(ssh_config: str) -> list:
         p("conn-reverse", "isolated", "reverse", dask=True),
         # the job names a login node that does not exist: the tunnel cannot come up
         p("conn-reverse-broken", "isolated", "reverse", setup=["export SLURM_SUBMIT_HOST=no-such-login"]),
+        p("conn-node-ssh-lite", "sshonly", "node-ssh"),
+        p("conn-reverse-lite", "isolated", "reverse"),
         p("conn-auto-node3", "sshonly", "auto"),
         p("conn-auto-node4", "isolated", "auto"),
     ]
@@ -291,3 +293,38 @@ def test_auto_picks_node_ssh_on_node3_and_reverse_on_node4_and_remembers(agent_d
     finally:
         for sid in sessions:
             cancel(sid)
+
+
+@pytest.mark.parametrize("profile, node", [("conn-node-ssh-lite", "node3"), ("conn-reverse-lite", "node4")])
+def test_agent_crash_keeps_a_kernel_on_unix_sockets(agent_dirs, profile, node):
+    """kill -9 of the agent: the restarted one takes the kernel back on the same local
+    ports, through the node connection / the tunnel, and its variables are still there."""
+    import signal
+
+    s = start_session(profile)
+    sid = s["id"]
+    try:
+        assert s["state"] == "running" and s["node"] == node, s
+        code, conn = start_kernel(sid)
+        assert code == 201, conn
+        assert execute(conn, "x = 42; print('set')") == "set"
+        agent = get_agent()
+        first = agent.owned_pid
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                code, body = call("GET", "/api/v1/health")
+                if code == 200 and agent.owned_pid not in (None, first):
+                    break
+            except Exception:  # noqa: BLE001 - the agent is restarting
+                pass
+            time.sleep(1)
+        assert agent.owned_pid not in (None, first)
+        ports = {k: conn[k] for k in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")}
+        code, again = call("POST", f"/api/v1/sessions/{sid}/kernels", {"kernelId": conn["kernelId"], "adoptPorts": ports})
+        assert code == 200, again
+        assert {k: again[k] for k in ports} == ports
+        assert execute(conn, "print(x)") == "42"
+    finally:
+        cancel(sid)
