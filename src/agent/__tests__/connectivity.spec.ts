@@ -30,7 +30,8 @@ describe('connectivity', () => {
   });
 
   it('finds the sockets of a kernel from its connection file (agent restart)', () => {
-    const file = { transport: 'ipc', ip: '/tmp/jrc-1001/s1/k-abc', shell_port: 1, iopub_port: 2, stdin_port: 3, control_port: 4, hb_port: 5 };
+    const ports = { shell_port: 1, iopub_port: 2, stdin_port: 3, control_port: 4, hb_port: 5 };
+    const file = { transport: 'ipc', ip: '/tmp/jrc-1001/s1/k-abc', ...ports };
     expect(kernelSockets('node-ssh', 'abc', file, undefined, CH)).toEqual({
       shell_port: '/tmp/jrc-1001/s1/k-abc-1',
       iopub_port: '/tmp/jrc-1001/s1/k-abc-2',

@@ -122,7 +122,10 @@ async function nodeLink(link: IClusterLink, node: string) {
 export async function openControl(mode: ResolvedMode, st: IHelperEndpoints, link: IClusterLink): Promise<Duplex> {
   switch (mode) {
     case 'via-login':
-      return link.forwardOut(st.host, need(st.controlPort, `the helper on ${st.host} does not listen on TCP (not started for via-login)`));
+      return link.forwardOut(
+        st.host,
+        need(st.controlPort, `the helper on ${st.host} does not listen on TCP (not started for via-login)`)
+      );
     case 'node-ssh': {
       const sock = need(st.controlSocket, `the helper on ${st.host} has no control socket (not started for node-ssh)`);
       return (await nodeLink(link, st.host)).forwardOutStreamLocal(sock);

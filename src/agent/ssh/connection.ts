@@ -1541,7 +1541,9 @@ export class NodeConnection {
         start((err, ch) => {
           if (err) {
             const reason = err.message.replace(/^\(SSH\) Channel open failure: /, '');
-            reject(new SshConnectionError(`${this.label} could not connect to ${what} (${reason || 'refused'}).`, 'forward-failed', this.label));
+            reject(
+              new SshConnectionError(`${this.label} could not connect to ${what} (${reason || 'refused'}).`, 'forward-failed', this.label)
+            );
             return;
           }
           ch.on('error', (e: Error) => this.log.debug(`ssh: channel to ${what} on ${this.label}: ${e.message}`));
