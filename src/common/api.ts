@@ -106,6 +106,8 @@ export interface IClusterProfile {
   /** Start a Dask scheduler in each session and expose its dashboard. */
   dask?: boolean;
   connectivity?: ConnectivityMode;
+  /** reverse/auto: the login node's name as the compute nodes reach it (default: the job's submit host). */
+  reverseHost?: string;
   /** Remote working directory of kernels (default: the remote home). */
   workdir?: string;
 }

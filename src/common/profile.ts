@@ -137,7 +137,7 @@ export function parseProfile(raw: unknown, index: number): IClusterProfile {
   const where = `profile "${name}"`;
   onlyKeys(
     raw,
-    ['name', 'title', 'ssh', 'scheduler', 'resources', 'setup', 'container', 'loginSetup', 'python', 'dask', 'connectivity', 'workdir'],
+    ['name', 'title', 'ssh', 'scheduler', 'resources', 'setup', 'container', 'loginSetup', 'python', 'dask', 'connectivity', 'reverseHost', 'workdir'],
     where
   );
   const scheduler = (str(raw, 'scheduler', where, undefined, false) ?? 'slurm') as SchedulerName;
@@ -148,6 +148,7 @@ export function parseProfile(raw: unknown, index: number): IClusterProfile {
   if (!CONNECTIVITY_MODES.includes(connectivity)) {
     throw new ProfileError(`${where}: connectivity "${connectivity}" is not supported (supported: ${CONNECTIVITY_MODES.join(', ')}).`);
   }
+  const reverseHost = str(raw, 'reverseHost', where, /^[A-Za-z0-9][A-Za-z0-9._-]*$/);
   // A command prefix, run by the job's shell: one line, no shell control characters.
   const container = str(raw, 'container', where, /^[^\n\r\0;&|`$<>]+$/);
   const loginSetup = strList(raw, 'loginSetup', where);
@@ -170,6 +171,7 @@ export function parseProfile(raw: unknown, index: number): IClusterProfile {
     python,
     dask: dask === undefined ? true : dask,
     connectivity,
+    ...(reverseHost && { reverseHost }),
     ...(workdir && { workdir })
   };
 }

@@ -28,7 +28,7 @@ RES = {"walltime": "00:20:00", "cpus": 1, "memory": "500M"}
 
 
 def profiles(ssh_config: str) -> list:
-    def p(name, partition, mode, dask=False, setup=None):
+    def p(name, partition, mode, dask=False, **extra):
         d = {
             "name": name,
             "title": name,
@@ -39,8 +39,7 @@ def profiles(ssh_config: str) -> list:
             "dask": dask,
             "connectivity": mode,
         }
-        if setup:
-            d["setup"] = setup
+        d.update(extra)
         return d
 
     return [
@@ -51,8 +50,10 @@ def profiles(ssh_config: str) -> list:
         p("conn-node-ssh", "sshonly", "node-ssh", dask=True),
         p("conn-via-login-node3", "sshonly", "via-login"),
         p("conn-reverse", "isolated", "reverse", dask=True),
-        # the job names a login node that does not exist: the tunnel cannot come up
-        p("conn-reverse-broken", "isolated", "reverse", setup=["export SLURM_SUBMIT_HOST=no-such-login"]),
+        # a login node name that does not exist: the tunnel cannot come up
+        p("conn-reverse-broken", "isolated", "reverse", reverseHost="no-such-login"),
+        # the profile's reverseHost wins over the job's submit host (login's address here)
+        p("conn-reverse-host", "isolated", "reverse", reverseHost="198.18.2.1"),
         p("conn-node-ssh-lite", "sshonly", "node-ssh"),
         p("conn-reverse-lite", "isolated", "reverse"),
         p("conn-auto-node3", "sshonly", "auto"),
@@ -328,3 +329,15 @@ def test_agent_crash_keeps_a_kernel_on_unix_sockets(agent_dirs, profile, node):
         assert execute(conn, "print(x)") == "42"
     finally:
         cancel(sid)
+
+
+def test_reverse_host_from_the_profile(agent_dirs):
+    s = start_session("conn-reverse-host")
+    try:
+        assert s["state"] == "running" and s["node"] == "node4", s
+        code, conn = start_kernel(s["id"])
+        assert code == 201, conn
+        assert execute(conn, "import socket; print(socket.gethostname())") == "node4"
+        assert helper_state(s["id"])["reverse"]["host"] == "198.18.2.1"
+    finally:
+        cancel(s["id"])

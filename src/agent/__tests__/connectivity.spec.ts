@@ -11,6 +11,7 @@ import {
   openControl,
   withTimeout
 } from '../sessions/connectivity';
+import { parseProfile } from '../../common/profile';
 import type { IClusterLink } from '../sessions/link';
 
 const CH = ['shell_port', 'iopub_port', 'stdin_port', 'control_port', 'hb_port'];
@@ -94,5 +95,16 @@ describe('connectivity', () => {
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('profiles take an optional reverseHost, a plain host name', () => {
+    const base = { name: 'p', ssh: { host: 'login' }, resources: {} };
+    expect(parseProfile({ ...base, connectivity: 'reverse', reverseHost: 'login01.cluster' }, 0)).toMatchObject({
+      connectivity: 'reverse',
+      reverseHost: 'login01.cluster'
+    });
+    expect(parseProfile(base, 0).reverseHost).toBeUndefined();
+    expect(() => parseProfile({ ...base, reverseHost: 'login; rm -rf ~' }, 0)).toThrow(/"reverseHost" has an invalid value/);
+    expect(() => parseProfile({ ...base, reverseHost: '-oProxyCommand=x' }, 0)).toThrow(/"reverseHost" has an invalid value/);
   });
 });

@@ -449,7 +449,8 @@ export class SessionManager {
       proxyBase: `${this.opts.baseUrl.replace(/\/$/, '')}/remote-cluster/sessions/${s.id}/proxy`,
       kernelEnv: {},
       // auto: the helper listens for every mode; the agent finds out which one works
-      connectivity: profile.connectivity ?? 'via-login'
+      connectivity: profile.connectivity ?? 'via-login',
+      ...(profile.reverseHost && { reverseHost: profile.reverseHost })
     };
     s.connectivity = config.connectivity === 'auto' ? undefined : config.connectivity;
     await link.writeFile(`${dir}/config.json`, JSON.stringify(config), 0o600);
