@@ -1,0 +1,188 @@
+"""Bulk throughput through our forward against OpenSSH `ssh -L` over the same hops, in one run.
+
+    python bench/throughput.py [--mib 256] [--rounds 3]
+
+On the running testbed, with a source/sink server on node1 (198.18.2.11, as alice):
+  - ours:    the agent's LocalForward over one ClusterConnection (laptop -> bastion -> login,
+             direct-tcpip to node1), driven by bench/forward_driver.ts bundled with esbuild
+             from the same sources as the agent;
+  - ssh -L:  OpenSSH `ssh -N -L` to login with ProxyJump through the bastion (testbed ssh_config);
+  - direct:  the same client run on the login node straight to node1 (no SSH; the ceiling).
+Upload: the client sends N MiB, shuts down its write side, waits for the server's byte count.
+Download: the server sends N MiB and closes. Best of --rounds per path and direction, in MB/s
+(10^6 bytes/s), and the ratio ours/ssh -L (goal >= 1.0x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TESTBED = REPO / "testbed" / "testbed"
+NODE = "198.18.2.11"
+
+# On node1: "up\n" -> read to EOF, reply with the byte count; "down N\n" -> send N bytes, close.
+SERVER = r'''
+import os, socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 0)); s.listen(4); print(s.getsockname()[1], os.getpid(), flush=True)
+buf = b"x" * (1 << 20)
+while True:
+    c, _ = s.accept()
+    f = c.makefile("rb"); cmd = f.readline().split()
+    if not cmd:  # a readiness probe
+        pass
+    elif cmd[0] == b"up":
+        n = 0
+        while True:
+            d = f.read1(1 << 20)
+            if not d: break
+            n += len(d)
+        c.sendall(b"%d\n" % n)
+    else:
+        left = int(cmd[1])
+        while left > 0:
+            k = c.send(buf[:min(left, len(buf))]); left -= k
+    f.close(); c.close()  # the makefile holds the fd open: no FIN until both are closed
+'''
+
+# Anywhere: one transfer; prints the seconds it took (connect to last byte / reply).
+CLIENT = r'''
+import socket, sys, time
+mode, host, port, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+buf = b"y" * (1 << 20)
+t = time.perf_counter()
+c = socket.create_connection((host, port))
+if mode == "up":
+    c.sendall(b"up\n"); left = n
+    while left > 0:
+        k = min(left, len(buf)); c.sendall(buf[:k]); left -= k
+    c.shutdown(socket.SHUT_WR)
+    got = int(c.makefile("rb").readline())
+else:
+    c.sendall(b"down %d\n" % n); got = 0
+    while True:
+        d = c.recv(1 << 20)
+        if not d: break
+        got += len(d)
+dt = time.perf_counter() - t
+if got != n: sys.exit("got %d bytes, expected %d" % (got, n))
+print(dt)
+'''
+
+
+def testbed_env() -> dict[str, str]:
+    out = subprocess.run([str(TESTBED), "env"], check=True, capture_output=True, text=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def transfer(mode: str, host: str, port: int, size: int, prefix: list[str] | None = None, python=sys.executable) -> float:
+    cmd = (prefix or []) + [python, "-c", CLIENT, mode, host, str(port), str(size)]
+    return float(subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120).stdout.strip())
+
+
+def wait_listening(port: int) -> None:
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mib", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    size = args.mib << 20
+    env = testbed_env()
+    work = Path(tempfile.mkdtemp(prefix="rc-bench-tp-"))
+    procs: list[subprocess.Popen] = []
+    server_pid = 0
+    try:
+        server = subprocess.Popen(
+            [str(TESTBED), "exec", "node1", "--user", "alice", "--", "python3", "-c", SERVER, NODE],
+            stdout=subprocess.PIPE, text=True,
+        )
+        procs.append(server)
+        port, server_pid = map(int, server.stdout.readline().split())
+
+        # Ours: bundle the driver from the agent's sources (the same externals as the agent bundle).
+        driver = work / "driver.js"
+        subprocess.run(
+            [str(REPO / "node_modules" / ".bin" / "esbuild"), str(REPO / "bench" / "forward_driver.ts"), "--bundle",
+             "--platform=node", "--target=node20", "--log-level=warning", f"--outfile={driver}",
+             "--external:cpu-features", "--external:./crypto/build/Release/sshcrypto.node"],
+            check=True,
+        )
+        ours_proc = subprocess.Popen(
+            ["node", str(driver), json.dumps({"configFile": env["RC_TESTBED_SSH_CONFIG"], "host": "login", "to": NODE, "port": port})],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        procs.append(ours_proc)
+        ours_port = json.loads(ours_proc.stdout.readline())["port"]
+
+        sshl_port = free_port()
+        sshl = subprocess.Popen(
+            ["ssh", "-F", env["RC_TESTBED_SSH_CONFIG"], "-N", "-o", "ExitOnForwardFailure=yes",
+             "-L", f"127.0.0.1:{sshl_port}:{NODE}:{port}", "login"],
+            stdin=subprocess.DEVNULL,
+        )
+        procs.append(sshl)
+        wait_listening(sshl_port)
+
+        paths = {
+            "ours (LocalForward)": dict(host="127.0.0.1", port=ours_port),
+            "ssh -L (OpenSSH)": dict(host="127.0.0.1", port=sshl_port),
+            "direct from login": dict(host=NODE, port=port, prefix=[str(TESTBED), "exec", "login", "--user", "alice", "--"],
+                                      python="python3"),
+        }
+        best: dict[tuple[str, str], float] = {}
+        # Interleaved rounds, so a noisy neighbour on the shared machine hits every path alike.
+        for _ in range(args.rounds):
+            for mode in ("up", "down"):
+                for name, p in paths.items():
+                    dt = transfer(mode, size=size, **p)
+                    best[name, mode] = min(best.get((name, mode), dt), dt)
+    finally:
+        if server_pid:
+            os.kill(server_pid, 15)  # same pid namespace; `testbed exec` does not pass signals on
+        for p in procs:
+            if p.stdin:
+                p.stdin.close()
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+    mbs = {k: size / v / 1e6 for k, v in best.items()}
+    print(f"bulk throughput, {args.mib} MiB, best of {args.rounds}, laptop -> bastion -> login -> node1")
+    for name in paths:
+        print(f"  {name:20s} upload {mbs[name, 'up']:7.1f} MB/s   download {mbs[name, 'down']:7.1f} MB/s")
+    for mode, label in (("up", "upload"), ("down", "download")):
+        ratio = mbs["ours (LocalForward)", mode] / mbs["ssh -L (OpenSSH)", mode]
+        print(f"  ratio ours/ssh -L {label:8s} {ratio:.2f}x (goal >= 1.0x)")
+
+
+if __name__ == "__main__":
+    main()
