@@ -17,6 +17,7 @@ import * as path from 'node:path';
 
 import type { IPrompt, IPromptAnswer } from '../../../common/api';
 import { ClusterConnection, type ConnectionState, type IClusterConnectionOptions } from '../../ssh/connection';
+import { PROMPT_TIMEOUT_MS, PromptBroker } from '../../sessions/prompts';
 import { LocalForward } from '../../tunnels/local-forward';
 
 jest.setTimeout(60000);
@@ -83,7 +84,7 @@ describe('SSH acceptance (testbed)', () => {
 
   function connection(
     target: IClusterConnectionOptions['target'],
-    prompt: (p: Prompt) => Promise<IPromptAnswer> = noPrompt,
+    prompt: (p: Prompt, signal: AbortSignal) => Promise<IPromptAnswer> = noPrompt,
     extra: Partial<IClusterConnectionOptions> = {}
   ): ClusterConnection {
     const c = new ClusterConnection({ target, prompt, homeDir: tmp, agentSocket: null, ...extra });
@@ -159,7 +160,7 @@ describe('SSH acceptance (testbed)', () => {
       expect(await fs.readFile(authorized, 'utf8')).not.toContain(marker);
     });
 
-    it('asks for the passphrase once per wrong answer, then logs in on node1 with that key only', async () => {
+    it('asks for the passphrase (again after a wrong one) on each hop, then logs in on node1 with that key only', async () => {
       const prompts: Prompt[] = [];
       const conn = connection(
         // Only this key is offered anywhere (no agent, no ~/.ssh keys in homeDir).
@@ -297,6 +298,42 @@ describe('SSH acceptance (testbed)', () => {
       expect((await again.exec('hostname')).stdout).toBe('login\n');
       expect(await onLogin('iptables', '-t', 'nat', '-S', 'PREROUTING')).not.toContain(`${FAKE_PORT}`);
     });
+  });
+
+  it('an OTP question nobody answers is withdrawn after the prompt timeout and the login fails cleanly', async () => {
+    // The agent's real broker between the connection and the (absent) user. Only timers
+    // are faked, so the 180 s wait is instant; sockets and sshd are real.
+    const events: string[] = [];
+    const broker = new PromptBroker(
+      e => events.push(e.type === 'prompt' ? `prompt ${e.prompt.kind} ${e.prompt.host}` : 'closed'),
+      () => true
+    );
+    const conn = connection({ host: 'login-bob', configFile: cfg }, (q: Prompt, signal: AbortSignal) => broker.ask(q, signal));
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'Date', 'hrtime', 'performance'] });
+    try {
+      const attempt = conn.connect().then(
+        () => undefined,
+        (e: Error) => e
+      );
+      // Real I/O goes on (key auth, then the OTP question); Date is real, timers are not.
+      const deadline = Date.now() + 15000;
+      while (broker.open().length === 0 && Date.now() < deadline) {
+        await new Promise(r => setImmediate(r));
+        await jest.advanceTimersByTimeAsync(0);
+      }
+      expect(broker.open().map(p => [p.kind, p.host])).toEqual([['keyboard-interactive', 'bastion-bob (198.18.0.2)']]);
+      await jest.advanceTimersByTimeAsync(PROMPT_TIMEOUT_MS - 1000);
+      expect(broker.open()).toHaveLength(1); // still waiting for the user
+      await jest.advanceTimersByTimeAsync(1000);
+      jest.useRealTimers();
+      const err = await attempt;
+      expect(err?.message).toBe('Login to bob@bastion-bob (198.18.0.2) was cancelled.');
+      expect(broker.open()).toEqual([]);
+      expect(events).toEqual(['prompt keyboard-interactive bastion-bob (198.18.0.2)', 'closed']);
+      expect(conn.state).toBe('closed');
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('honours ConnectTimeout from ssh_config for an address that never answers', async () => {
