@@ -341,3 +341,26 @@ def test_reverse_host_from_the_profile(agent_dirs):
         assert helper_state(s["id"])["reverse"]["host"] == "198.18.2.1"
     finally:
         cancel(s["id"])
+
+
+@pytest.mark.parametrize("profile", ["conn-node-ssh-lite", "conn-reverse-lite"])
+def test_kernel_restart_on_unix_sockets_keeps_the_local_ports(agent_dirs, profile):
+    s = start_session(profile)
+    sid = s["id"]
+    try:
+        assert s["state"] == "running", s
+        code, conn = start_kernel(sid)
+        assert code == 201, conn
+        assert execute(conn, "x = 1; print('set')") == "set"
+        code, _ = call("DELETE", f"/api/v1/kernels/{conn['kernelId']}?restart=1")
+        assert code == 200
+        code, again = call("POST", f"/api/v1/sessions/{sid}/kernels", {"kernelId": conn["kernelId"]})
+        assert code == 201, again
+        assert again == conn  # same local ports and key: Jupyter's clients stay valid
+        assert execute(conn, "print('x' in globals())") == "False"  # a new kernel behind them
+        if profile == "conn-reverse-lite":
+            # the old kernel's login-side sockets went with it: five for the new one
+            login_dir = helper_state(sid)["reverse"]["dir"]
+            assert sum(n.startswith("k-") for n in on("login", "ls", login_dir).stdout.split()) == 5
+    finally:
+        cancel(sid)
