@@ -36,7 +36,7 @@ run_suite "jest" '^(Tests|Test Suites):' npx jest --ci
 run_suite "pytest server extension" '(passed|failed|error)' \
   python -m pytest -q -p no:cacheprovider jupyterlab_remote_cluster/tests
 run_suite "pytest testbed smoke" '(passed|failed|error)' \
-  python -m pytest -q -p no:cacheprovider testbed/tests/test_smoke.py
+  python -m pytest -q -p no:cacheprovider testbed/tests/test_smoke.py testbed/tests/test_sge.py
 run_suite "galata" '([0-9]+ (passed|failed|flaky|skipped))' \
   bash -c 'cd ui-tests && CI=true npx playwright test'
 # Last: it stops and restarts the cluster.

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 TESTBED = str(Path(__file__).resolve().parent.parent / "testbed")
-HOSTS = ("bastion", "login", "node1", "node2")
+HOSTS = ("bastion", "login", "node1", "node2", "node3", "node4")
 
 
 def run(cmd, timeout=60, **kw):
