@@ -67,6 +67,9 @@ CASES = {
     },
 }
 
+# a plain host enforces any walltime (timeout); the batch systems' shortest is a minute
+SHORT_WALLTIME = {"ssh": "0:15"}
+
 CODE = r"""
 import json, os, socket
 env = {k: v for k, v in os.environ.items() if k.startswith(("PBS_", "LSB_", "_CONDOR_", "JRC_SSH_", "SLURM_", "JOB_ID"))}
@@ -136,6 +139,9 @@ def profiles(jupyter_dirs, tmp_path_factory):
         if case["login_setup"]:
             p["loginSetup"] = case["login_setup"]
         mine.append(p)
+        # the same with the shortest walltime the scheduler takes, and no Dask (lighter)
+        short = SHORT_WALLTIME.get(sched, "1")
+        mine.append({**p, "name": f"t-{sched}-short", "resources": {**resources, "walltime": short}, "dask": False})
     settings.write_text(json.dumps({"profiles": [*existing["profiles"], *mine]}, indent=1))
     code, body = api("GET", "/api/v1/profiles")
     assert code == 200 and not body.get("errors"), body
@@ -144,8 +150,12 @@ def profiles(jupyter_dirs, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sessions(profiles):
-    """One session per scheduler, submitted together; cancelled at the end whatever happened."""
+    """One session per scheduler, and one with a short walltime each, submitted together
+    (the short ones first: they must run out); cancelled at the end whatever happened."""
     ids = {}
+    for sched in profiles:
+        code, body = api("POST", "/api/v1/sessions", {"profile": f"t-{sched}-short"})
+        ids[f"{sched}-short"] = body["id"] if code == 201 else (code, body)
     for sched in profiles:
         code, body = api("POST", "/api/v1/sessions", {"profile": f"t-{sched}"})
         # each test checks its own submission: one scheduler failing does not hide the others
@@ -307,3 +317,20 @@ def test_bad_request_is_refused_with_the_schedulers_words(sched, profiles):
     _, after = api("GET", "/api/v1/sessions")
     assert {s["id"] for s in after["sessions"]} == {s["id"] for s in before["sessions"]}
     assert count() == before_files
+
+
+@pytest.mark.parametrize("sched", ["pbs", "torque", "lsf", "htcondor", "sge", "ssh"])
+def test_walltime_ends_the_session(sched, sessions):
+    """The walltime reaches the job through each adapter and is enforced (by Slurm under the
+    stand-ins, by Grid Engine, by timeout on a plain host); the session ends and says why."""
+    sid = sessions[f"{sched}-short"]
+    assert isinstance(sid, str), f"the submission was refused: {sid}"
+    s = wait_state(sid, ("ended",), 180)
+    assert s["state"] == "ended", s
+    if sched == "sge":
+        # Grid Engine forgets a job as it ends (qacct would know why; not asked): "left the queue"
+        assert s["reason"].startswith("left the queue"), s
+    else:
+        assert s["reason"].startswith("walltime reached"), s
+    if sched in ("pbs", "torque", "lsf", "htcondor"):
+        assert slurm_state(s["jobId"].split(".")[0]) not in ("RUNNING", "PENDING", "COMPLETING")
