@@ -22,6 +22,7 @@
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { promises as fsp } from 'node:fs';
+import { Socket } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Duplex } from 'node:stream';
@@ -45,6 +46,7 @@ import {
 } from 'ssh2';
 
 import type { IPrompt, IPromptAnswer, ISshTarget } from '../../common/api';
+import { coalesceWrites } from '../tunnels/coalesce';
 import { appendKnownHost, checkHostKey, fingerprintSha256, keyTypeOfBlob, knownKeyTypes } from './known-hosts';
 import { expandTilde, percentExpand, resolveChain, type IResolvedHost } from './ssh-config';
 
@@ -578,6 +580,11 @@ export class ClusterConnection extends EventEmitter {
         // Our own TCP socket to the first hop: no Nagle either (small kernel messages
         // would otherwise wait for the server's delayed ACK, ~40 ms per round trip).
         client.setNoDelay(true);
+        // ...and one writev per tick instead of one write per SSH packet (tunnels/coalesce.ts).
+        const own = (client as unknown as { _sock?: unknown })._sock;
+        if (!sock && own instanceof Socket) {
+          coalesceWrites(own);
+        }
       } catch (err) {
         fail(`SSH connection to ${label} failed: ${(err as Error).message}`, 'error');
       }
