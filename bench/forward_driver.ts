@@ -4,13 +4,27 @@
  *
  *   node forward_driver.js '{"configFile": ..., "host": "login", "to": "198.18.2.11", "port": 5000}'
  *
- * Prints {"port": LOCAL} once listening; runs until stdin closes.
+ * `"cipher": NAME` forces one cipher on every hop (for comparing them; the agent's own
+ * choice is in connection.ts).
+ *
+ * `"ports": [...]` instead of `"port"` opens one forward per remote port (a kernel's five).
+ * Prints {"port": LOCAL, "ports": [LOCAL...]} once listening; runs until stdin closes.
  */
+import { Client, type ConnectConfig } from 'ssh2';
+
 import { ClusterConnection } from '../src/agent/ssh/connection';
 import { LocalForward } from '../src/agent/tunnels/local-forward';
 
 async function main(): Promise<void> {
-  const args = JSON.parse(process.argv[2]) as { configFile: string; host: string; to: string; port: number };
+  const args = JSON.parse(process.argv[2]) as { configFile: string; host: string; to: string; port?: number; ports?: number[]; cipher?: string };
+  if (args.cipher) {
+    // Experiments only: force one cipher on every hop, as if connection.ts offered only it.
+    const connect = Client.prototype.connect;
+    Client.prototype.connect = function (this: Client, cfg: ConnectConfig) {
+      cfg.algorithms = { ...cfg.algorithms, cipher: [args.cipher!] as NonNullable<ConnectConfig['algorithms']>['cipher'] };
+      return connect.call(this, cfg);
+    };
+  }
   const conn = new ClusterConnection({
     target: { host: args.host, configFile: args.configFile },
     prompt: async p => {
@@ -19,12 +33,16 @@ async function main(): Promise<void> {
     agentSocket: null
   });
   await conn.connect();
-  const fwd = new LocalForward(() => conn.forwardOut(args.to, args.port), msg => process.stderr.write(`${msg}\n`));
-  const port = await fwd.listen();
-  process.stdout.write(JSON.stringify({ port, hops: conn.hopInfo.map(h => h.label) }) + '\n');
+  const remote = args.ports ?? [args.port!];
+  const forwards = remote.map(p => new LocalForward(() => conn.forwardOut(args.to, p), msg => process.stderr.write(`${msg}\n`)));
+  const ports: number[] = [];
+  for (const f of forwards) {
+    ports.push(await f.listen());
+  }
+  process.stdout.write(JSON.stringify({ port: ports[0], ports, hops: conn.hopInfo.map(h => h.label) }) + '\n');
   process.stdin.resume();
   process.stdin.on('end', () => {
-    fwd.close();
+    forwards.forEach(f => f.close());
     void conn.close().then(() => process.exit(0));
   });
 }

@@ -76,7 +76,12 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--baseline", metavar="REV",
+                    help="also time the kernel through bench/forward_driver.ts built from the working tree and from REV")
+    ap.add_argument("--laptop-python", action="store_true",
+                    help="run the laptop-side clients with this script's Python instead of the cluster's")
     args = ap.parse_args()
+    same_python = not args.laptop_python
     n, rounds = args.n, max(1, args.rounds)
     env = testbed_env()
     work = Path(tempfile.mkdtemp(prefix="rc-bench-"))
@@ -103,6 +108,7 @@ async def main() -> None:
     session = await call("POST", "/api/v1/sessions", {"profile": "testbed"})
     sid = session["id"]
     ssh = None
+    driver_procs: list[subprocess.Popen] = []
     try:
         for _ in range(120):
             session = await call("GET", f"/api/v1/sessions/{sid}")
@@ -134,11 +140,27 @@ async def main() -> None:
                 break
             except OSError:
                 time.sleep(0.1)
+        # --baseline: the same kernel through bench/forward_driver.ts (LocalForward over one
+        # ClusterConnection, as in the agent) built from the working tree and from REV.
+        drivers: dict[str, dict] = {}
+        if args.baseline:
+            sys.path.insert(0, str(REPO / "bench"))
+            from throughput import bundle_driver, start_driver
+
+            for rev in ("worktree", args.baseline):
+                drv = bundle_driver(work, None if rev == "worktree" else rev)
+                p, ports = start_driver(drv, env, [remote[ch] for ch in chans], to=node)
+                driver_procs.append(p)
+                drivers[rev] = dict(ours_info, **dict(zip(chans, ports)))
         # Anchor 2: direct, from the login node to the node, no SSH.
         direct_info = dict(ours_info, ip=node, **{ch: remote[ch] for ch in chans})
+        # The same client interpreter on every path (the cluster's Python, which runs in the
+        # laptop namespace too): a different Python build must not pass for tunnel cost.
+        py = env["RC_TESTBED_PYTHON"] if same_python else sys.executable
         paths = [
-            ("ours", lambda k: run_client(ours_info, k)),
-            ("sshl", lambda k: run_client(dict(ours_info, **local), k)),
+            ("ours", lambda k: run_client(ours_info, k, py)),
+            *[(f"driver {rev}", (lambda info: lambda k: run_client(info, k, py))(info)) for rev, info in drivers.items()],
+            ("sshl", lambda k: run_client(dict(ours_info, **local), k, py)),
             ("direct", lambda k: run_client(direct_info, k, env["RC_TESTBED_PYTHON"], [str(TESTBED), "exec", "login", "--"])),
         ]
         # Interleaved rounds (order rotating): the testbed machine is shared, and a busy
@@ -146,18 +168,23 @@ async def main() -> None:
         samples: dict[str, list[float]] = {name: [] for name, _ in paths}
         for r in range(rounds):
             k = n // rounds + (1 if r < n % rounds else 0)
-            for name, measure in paths[r % 3:] + paths[:r % 3]:
+            for name, measure in paths[r % len(paths):] + paths[:r % len(paths)]:
                 samples[name] += await asyncio.to_thread(measure, k)
         ours, sshl, direct = samples["ours"], samples["sshl"], samples["direct"]
     finally:
         if ssh:
             ssh.kill()
+        for p in driver_procs:
+            p.stdin.close()
+            p.terminate()
         await call("DELETE", f"/api/v1/sessions/{sid}")
         await agent.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     rows = [("ours (agent tunnel)", ours), ("ssh -L (OpenSSH)", sshl), ("direct from login", direct)]
-    print(f"kernel execute round trip, trivial cell, n={n} per path in {rounds} interleaved rounds")
+    rows[1:1] = [(f"driver, {name[7:]}", samples[name]) for name in samples if name.startswith("driver ")]
+    print(f"kernel execute round trip, trivial cell, n={n} per path in {rounds} interleaved rounds, "
+          f"client {'the same Python on all paths' if same_python else sys.executable + ' on the laptop'}")
     for name, ts in rows:
         print(f"  {name:22s} p50 {pct(ts, .5):7.2f} ms   p90 {pct(ts, .9):7.2f} ms")
     print(f"  ratio ours/direct   p50 {pct(ours, .5) / pct(direct, .5):.2f}x (goal <= 1.3x)")

@@ -1,6 +1,6 @@
 """Bulk throughput through our forward against OpenSSH `ssh -L` over the same hops, in one run.
 
-    python bench/throughput.py [--mib 256] [--rounds 3]
+    python bench/throughput.py [--mib 256] [--rounds 3] [--baseline REV]
 
 On the running testbed, with a source/sink server on node1 (198.18.2.11, as alice):
   - ours:    the agent's LocalForward over one ClusterConnection (laptop -> bastion -> login,
@@ -10,7 +10,8 @@ On the running testbed, with a source/sink server on node1 (198.18.2.11, as alic
   - direct:  the same client run on the login node straight to node1 (no SSH; the ceiling).
 Upload: the client sends N MiB, shuts down its write side, waits for the server's byte count.
 Download: the server sends N MiB and closes. Best of --rounds per path and direction, in MB/s
-(10^6 bytes/s), and the ratio ours/ssh -L (goal >= 1.0x).
+(10^6 bytes/s), and the ratio ours/ssh -L (goal >= 1.0x). --baseline REV adds the driver
+built from the agent's sources at git revision REV, measured in the same rounds.
 """
 
 from __future__ import annotations
@@ -96,6 +97,40 @@ def transfer(mode: str, host: str, port: int, size: int, prefix: list[str] | Non
     return float(subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120).stdout.strip())
 
 
+def bundle_driver(work: Path, rev: str | None = None) -> Path:
+    """bench/forward_driver.ts bundled with the agent's sources: the working tree's, or those of
+    git revision `rev` (to measure a change against its baseline in one run)."""
+    src = REPO
+    if rev:
+        src = work / f"src-{rev.replace('/', '_')}"
+        (src / "bench").mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src/agent", "src/common"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+        shutil.copy(REPO / "bench" / "forward_driver.ts", src / "bench")  # today's driver, that revision's agent
+    out = work / f"driver-{src.name}.js"
+    subprocess.run(
+        [str(REPO / "node_modules" / ".bin" / "esbuild"), str(src / "bench" / "forward_driver.ts"), "--bundle",
+         "--platform=node", "--target=node20", "--log-level=warning", f"--outfile={out}",
+         # the same externals as the agent bundle (scripts/bundle-agent.mjs)
+         "--external:cpu-features", "--external:./crypto/build/Release/sshcrypto.node"],
+        check=True, env=dict(os.environ, NODE_PATH=str(REPO / "node_modules")),
+    )
+    return out
+
+
+def start_driver(driver: Path, env: dict[str, str], port: int | list[int], to: str = NODE, **extra):
+    """Starts the driver; returns the process and the local port (a list for a list of ports)."""
+    spec = {"configFile": env["RC_TESTBED_SSH_CONFIG"], "host": "login", "to": to, **extra}
+    spec.update(ports=port) if isinstance(port, list) else spec.update(port=port)
+    p = subprocess.Popen(["node", str(driver), json.dumps(spec)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    if not line:
+        raise SystemExit(f"the forward driver ({driver.name}) did not start")
+    out = json.loads(line)
+    return p, (out["ports"] if isinstance(port, list) else out["port"])
+
+
 def wait_listening(port: int) -> None:
     for _ in range(200):
         try:
@@ -110,6 +145,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--baseline", metavar="REV", help="also measure the agent's sources at git revision REV")
     args = ap.parse_args()
     size = args.mib << 20
     env = testbed_env()
@@ -124,20 +160,14 @@ def main() -> None:
         procs.append(server)
         port, server_pid = map(int, server.stdout.readline().split())
 
-        # Ours: bundle the driver from the agent's sources (the same externals as the agent bundle).
-        driver = work / "driver.js"
-        subprocess.run(
-            [str(REPO / "node_modules" / ".bin" / "esbuild"), str(REPO / "bench" / "forward_driver.ts"), "--bundle",
-             "--platform=node", "--target=node20", "--log-level=warning", f"--outfile={driver}",
-             "--external:cpu-features", "--external:./crypto/build/Release/sshcrypto.node"],
-            check=True,
-        )
-        ours_proc = subprocess.Popen(
-            ["node", str(driver), json.dumps({"configFile": env["RC_TESTBED_SSH_CONFIG"], "host": "login", "to": NODE, "port": port})],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-        procs.append(ours_proc)
-        ours_port = json.loads(ours_proc.stdout.readline())["port"]
+        # Ours: the driver bundled from the agent's sources (and from a baseline revision).
+        paths: dict[str, dict] = {}
+        if args.baseline:
+            p, lp = start_driver(bundle_driver(work, args.baseline), env, port)
+            procs.append(p)
+            paths[f"ours at {args.baseline}"] = dict(host="127.0.0.1", port=lp)
+        p, ours_port = start_driver(bundle_driver(work), env, port)
+        procs.append(p)
 
         sshl_port = free_port()
         sshl = subprocess.Popen(
@@ -148,12 +178,12 @@ def main() -> None:
         procs.append(sshl)
         wait_listening(sshl_port)
 
-        paths = {
+        paths.update({
             "ours (LocalForward)": dict(host="127.0.0.1", port=ours_port),
             "ssh -L (OpenSSH)": dict(host="127.0.0.1", port=sshl_port),
             "direct from login": dict(host=NODE, port=port, prefix=[str(TESTBED), "exec", "login", "--user", "alice", "--"],
                                       python="python3"),
-        }
+        })
         best: dict[tuple[str, str], float] = {}
         # Interleaved rounds, so a noisy neighbour on the shared machine hits every path alike.
         for _ in range(args.rounds):
@@ -178,7 +208,7 @@ def main() -> None:
     mbs = {k: size / v / 1e6 for k, v in best.items()}
     print(f"bulk throughput, {args.mib} MiB, best of {args.rounds}, laptop -> bastion -> login -> node1")
     for name in paths:
-        print(f"  {name:20s} upload {mbs[name, 'up']:7.1f} MB/s   download {mbs[name, 'down']:7.1f} MB/s")
+        print(f"  {name:24s} upload {mbs[name, 'up']:7.1f} MB/s   download {mbs[name, 'down']:7.1f} MB/s")
     for mode, label in (("up", "upload"), ("down", "download")):
         ratio = mbs["ours (LocalForward)", mode] / mbs["ssh -L (OpenSSH)", mode]
         print(f"  ratio ours/ssh -L {label:8s} {ratio:.2f}x (goal >= 1.0x)")
