@@ -355,6 +355,8 @@ def pbs_attrs(flavour, sid, v):
     """A job's attributes as qstat -f shows them (nested dicts for PBS Pro JSON)."""
     now = time.time()
     state = PBS_STATE.get(v["phase"]) or ("F" if flavour == "pbs" else "C")
+    if state == "R" and v["deleted"]:
+        state = "E"  # qdel'd, still exiting
     wall = v.get("walltime")
     owner = "%s@%s" % (v["owner"], SERVER)
     a = {"Job_Name": v["name"], "Job_Owner": owner}
@@ -806,6 +808,9 @@ def condor_ad(v, cluster):
         ad["JobStatus"] = 1
         if v.get("reason") not in (None, "None", "Priority"):
             ad["LastRejMatchReason"] = "no match found (%s)" % v["reason"]
+    elif v["phase"] == "running" and v["deleted"]:
+        ad["JobStatus"] = 3  # condor_rm'd: shown as X until the job has left the queue
+        ad["RemoveReason"] = "via condor_rm (by user %s)" % v["owner"]
     elif v["phase"] == "running":
         ad["JobStatus"] = 2
         ad["RemoteHost"] = "slot1@%s" % v["node"]
