@@ -301,22 +301,24 @@ def test_whole_flow(sched, sessions):
 @pytest.mark.parametrize("sched", ["pbs", "torque", "lsf", "htcondor", "sge", "ssh"])
 def test_bad_request_is_refused_with_the_schedulers_words(sched, profiles):
     overrides, message = profiles[sched]["bad"]
+    # what records a new job: a record file of the plain-host wrapper, a submission record of
+    # the stand-in (written only when a job was handed to Slurm), a job in Grid Engine's queue
     if sched == "ssh":
-        count = lambda: on_host("node1", "ls -A ~/.jupyter-remote-cluster/ssh-jobs 2>/dev/null | wc -l").strip()
+        jobs = lambda: set(on_host("node1", "ls -A ~/.jupyter-remote-cluster/ssh-jobs 2>/dev/null").split())
     elif sched == "sge":
         sge = f". {Path(conftest.testbed_env()['RC_TESTBED_STATE']) / 'sge' / 'settings.sh'};"
-        count = lambda: on_host("login", f"{sge} qstat -xml -u alice | grep -c '<JB_name>jrc-'").strip()
+        jobs = lambda: set(on_host("login", f"{sge} qstat -xml -u alice | grep '<JB_job_number>'").split())
     else:
-        count = lambda: on_host("login", f"ls -A ~/.rc-standins/{sched} 2>/dev/null | wc -l").strip()
-    before_files = count()
+        jobs = lambda: set(on_host("login", f"cd ~/.rc-standins/{sched} 2>/dev/null && ls -A -- *.json").split())
+    before_jobs = jobs()
     _, before = api("GET", "/api/v1/sessions")
     code, body = api("POST", "/api/v1/sessions", {"profile": f"t-{sched}", "resources": overrides})
     assert code == 400, body
     assert body["error"]["message"].startswith(message), body
-    # nothing queued: no session, no job record of the stand-in (it records every job it submits)
+    # nothing queued: no session, no new job (jobs of the other tests may end meanwhile)
     _, after = api("GET", "/api/v1/sessions")
     assert {s["id"] for s in after["sessions"]} == {s["id"] for s in before["sessions"]}
-    assert count() == before_files
+    assert jobs() - before_jobs == set()
 
 
 @pytest.mark.parametrize("sched", ["pbs", "torque", "lsf", "htcondor", "sge", "ssh"])
