@@ -9,7 +9,7 @@
  * The testbed is shared: the real sshd and its key files are never touched; everything
  * added (an authorized_keys line, an iptables rule, a second sshd) is removed in finally.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -199,20 +199,30 @@ describe('SSH acceptance (testbed)', () => {
   });
 
   describe('a man in the middle on the login hop', () => {
-    // A second sshd in login's namespace with a fresh host key; for a few seconds, new
-    // connections from the bastion to login:22 are DNATed to it.
+    // A second sshd in login's namespace with a fresh host key. New connections from the
+    // bastion to login:22 are DNATed to it only while our two attempts open theirs: other
+    // engineers' tests use login through the bastion at the same time, so the window
+    // must be tens of milliseconds. Hence the bastion hop is an OpenSSH master opened
+    // beforehand (ProxyCommand `ssh -S ctl -W`): after the rule goes in, the only thing
+    // left to happen is the bastion's connect() to login; the rule comes out as soon as
+    // the impostor has logged both connections.
     const FAKE_PORT = 2200 + (process.pid % 100);
+    const LOGIN_NS = '/var/run/netns/rctb-login';
     const rule = [
       'PREROUTING', '-s', '198.18.1.1', '-d', '198.18.1.2', '-p', 'tcp', '--dport', '22',
       '-j', 'DNAT', '--to-destination', `198.18.1.2:${FAKE_PORT}`
     ];
     let dir: string;
     let fakePidFile: string;
+    let fakeLog: string;
+    let master: ChildProcess | undefined;
+    let mitmConfig: string;
 
     beforeAll(async () => {
       dir = await fs.mkdtemp(path.join(tmp, 'mitm-'));
       await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'mitm', '-f', path.join(dir, 'host_key')]);
       fakePidFile = path.join(dir, 'sshd.pid');
+      fakeLog = path.join(dir, 'sshd.log');
       await fs.writeFile(
         path.join(dir, 'sshd_config'),
         [
@@ -220,6 +230,7 @@ describe('SSH acceptance (testbed)', () => {
           'ListenAddress 198.18.1.2',
           `HostKey ${dir}/host_key`,
           `PidFile ${fakePidFile}`,
+          'LogLevel VERBOSE',
           'UsePAM no',
           'PasswordAuthentication no',
           'KbdInteractiveAuthentication no',
@@ -227,23 +238,71 @@ describe('SSH acceptance (testbed)', () => {
           ''
         ].join('\n')
       );
-      await onLogin('/usr/sbin/sshd', '-f', `${dir}/sshd_config`, '-E', `${dir}/sshd.log`);
+      await onLogin('/usr/sbin/sshd', '-f', `${dir}/sshd_config`, '-E', fakeLog);
+      const ctl = path.join(dir, 'ctl');
+      master = spawn('ssh', ['-F', cfg, '-M', '-S', ctl, '-N', 'bastion'], { stdio: 'ignore' });
+      for (let i = 0; i < 100 && !(await fs.stat(ctl).then(() => true, () => false)); i++) {
+        await new Promise(r => setTimeout(r, 50));
+      }
+      mitmConfig = path.join(dir, 'config');
+      await fs.writeFile(
+        mitmConfig,
+        [
+          'Host login',
+          '  HostName 198.18.1.2',
+          '  User alice',
+          `  IdentityFile ${env.RC_TESTBED_KEY_ALICE}`,
+          '  IdentitiesOnly yes',
+          `  ProxyCommand ssh -F ${cfg} -S ${ctl} -W %h:%p bastion`,
+          ''
+        ].join('\n')
+      );
     });
 
     afterAll(async () => {
+      master?.kill();
       const pid = await fs.readFile(fakePidFile, 'utf8').catch(() => '');
       if (/^\d+\s*$/.test(pid)) {
         process.kill(Number(pid), 'SIGTERM');
       }
     });
 
-    /** Runs `fn` while login:22 (seen from the bastion) is the fake sshd. */
-    async function intercepted<T>(fn: () => Promise<T>): Promise<T> {
-      await onLogin('iptables', '-t', 'nat', '-I', ...rule);
-      try {
-        return await fn();
-      } finally {
-        await onLogin('iptables', '-t', 'nat', '-D', ...rule);
+    const iptables = (op: '-I' | '-D'): Promise<string> =>
+      run('nsenter', [`--net=${LOGIN_NS}`, 'iptables', '-w', '-t', 'nat', op, ...rule]);
+
+    /**
+     * Connects while login:22 (seen from the bastion) is the impostor, for as long as it
+     * takes the impostor to log our connection (tens of ms). Rarely the bastion's
+     * connection does not reach it (the -W channel fails); then the situation under test
+     * never happened, and a new attempt is made (at most three).
+     */
+    async function intercepted(make: () => ClusterConnection): Promise<{ conn: ClusterConnection; err?: Error }> {
+      const connections = async (): Promise<number> =>
+        ((await fs.readFile(fakeLog, 'utf8').catch(() => '')).match(/Connection from 198\.18\.1\.1 /g) ?? []).length;
+      for (let attempt = 1; ; attempt++) {
+        const before = await connections();
+        const conn = make();
+        await iptables('-I');
+        let reached = false;
+        let result: Promise<Error | undefined>;
+        try {
+          result = conn.connect().then(
+            () => undefined,
+            (e: Error) => e
+          );
+          const t0 = Date.now();
+          while (!(reached = (await connections()) > before) && Date.now() - t0 < 2000) {
+            await new Promise(r => setTimeout(r, 5));
+          }
+        } finally {
+          await iptables('-D');
+        }
+        const err = await result;
+        if (reached || attempt === 3) {
+          expect(reached).toBe(true);
+          return { conn, err };
+        }
+        await conn.close();
       }
     }
 
@@ -263,15 +322,17 @@ describe('SSH acceptance (testbed)', () => {
       await fs.writeFile(noLogin, withoutLogin);
 
       const changedPrompt = jest.fn(async () => ({ accept: true }));
-      const changed = connection({ host: 'login', configFile: cfg, knownHostsFiles: [known] }, changedPrompt);
-      const unknownPrompts: Prompt[] = [];
-      const unknown = connection({ host: 'login', configFile: cfg, knownHostsFiles: [noLogin] }, async p => {
-        unknownPrompts.push(p);
-        return { accept: false };
-      });
-      const [changedErr, unknownErr] = await intercepted(() =>
-        Promise.all([changed.connect(), unknown.connect()].map(p => p.then(() => undefined, (e: Error) => e)))
+      const { conn: changed, err: changedErr } = await intercepted(() =>
+        connection({ host: 'login', configFile: mitmConfig, knownHostsFiles: [known] }, changedPrompt)
       );
+      let unknownPrompts: Prompt[] = [];
+      const { conn: unknown, err: unknownErr } = await intercepted(() => {
+        unknownPrompts = [];
+        return connection({ host: 'login', configFile: mitmConfig, knownHostsFiles: [noLogin] }, async p => {
+          unknownPrompts.push(p);
+          return { accept: false };
+        });
+      });
 
       expect(changedErr?.message).toMatch(
         new RegExp(
@@ -290,13 +351,13 @@ describe('SSH acceptance (testbed)', () => {
       await expect(unknown.exec('true')).rejects.toThrow('Not connected to login.');
       expect(await fs.readFile(noLogin, 'utf8')).toBe(withoutLogin);
       // Neither attempt got as far as authenticating to the impostor.
-      expect(await fs.readFile(path.join(dir, 'sshd.log'), 'utf8')).not.toMatch(/Accepted|Failed publickey|Connection closed by authenticating/);
+      expect(await fs.readFile(fakeLog, 'utf8')).not.toMatch(/Accepted|Failed publickey|Postponed/);
 
-      // The rule is gone: the real login answers again, with its real key.
-      const again = connection({ host: 'login', configFile: cfg, knownHostsFiles: [known] });
+      // The rule is gone: the real login answers again, with its real key, the same way.
+      expect(await run('nsenter', [`--net=${LOGIN_NS}`, 'iptables', '-t', 'nat', '-S', 'PREROUTING'])).not.toContain(`${FAKE_PORT}`);
+      const again = connection({ host: 'login', configFile: mitmConfig, knownHostsFiles: [known] });
       await again.connect();
       expect((await again.exec('hostname')).stdout).toBe('login\n');
-      expect(await onLogin('iptables', '-t', 'nat', '-S', 'PREROUTING')).not.toContain(`${FAKE_PORT}`);
     });
   });
 
