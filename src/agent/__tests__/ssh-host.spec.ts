@@ -236,6 +236,21 @@ describe('ssh-host: outputs that are not answers', () => {
     expect(() => adapter.parseSubmit({ code: null, stdout: '', stderr: '' })).toThrow(SchedulerUnavailableError);
   });
 
+  it('a host name that would make an unparsable id is refused before the job starts', () => {
+    const bin = mkdtempSync(path.join(home, 'bin-'));
+    writeFileSync(path.join(bin, 'uname'), "#!/bin/sh\necho 'my host'\n", { mode: 0o755 });
+    const dir = mkdtempSync(path.join(home, 'session-'));
+    writeFileSync(`${dir}/job.sh`, adapter.renderScript(spec({ workdir: dir, stdoutPath: `${dir}/job.out`, stderrPath: `${dir}/job.err`, command: 'touch ran' })));
+    const r = spawnSync('sh', ['-c', adapter.submitCommand(`${dir}/job.sh`)], {
+      env: { PATH: `${bin}:${process.env.PATH}`, HOME: home },
+      encoding: 'utf8',
+      timeout: 30_000
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('the job did not start: unsupported host name: my host');
+    expect(existsSync(`${dir}/ran`)).toBe(false);
+  });
+
   it('a missing script is reported by the real submit command', () => {
     const r = run(adapter.submitCommand(`${home}/nope/job.sh`));
     expect(r.code).toBe(2);

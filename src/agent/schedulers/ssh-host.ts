@@ -76,7 +76,9 @@ const RECORDS = `R="$HOME/${RECORD_DIR}"`;
 const WRAPPER = [
   START_FN,
   'st=$(jrc_start $$) || { echo "cannot read /proc/$$/stat: plain SSH hosts must run Linux" >&2; exit 1; }',
-  'id="$(uname -n):$$:$st"',
+  // the id must parse (JOB_ID_RE): refuse to start rather than run a job nobody can track
+  'h=$(uname -n); case $h in \'\'|*[!A-Za-z0-9._-]*) echo "unsupported host name: $h" >&2; exit 1 ;; esac',
+  'id="$h:$$:$st"',
   `lim=$(sed -n 's/^${WALLTIME_MARKER} \\([0-9][0-9]*\\)$/\\1/p' "$1" | head -n 1)`,
   'printf \'walltime=%s\\n\' "${lim:-0}" > "$3/$id" || exit 1',
   'printf \'%s\\n\' "$id" > "$2.tmp" && mv "$2.tmp" "$2" || exit 1',
@@ -206,9 +208,10 @@ export class SshHostAdapter implements ISchedulerAdapter {
       `[ -r ${script} ] || { printf 'cannot read the job script %s\\n' ${script} >&2; exit 2; }`,
       'f=$(mktemp "$R/.start.XXXXXX") || exit 2',
       `setsid sh -c ${shQuote(WRAPPER)} jrc-ssh-job ${script} "$f" "$R" </dev/null >/dev/null 2>"$f.err" &`,
-      'i=0; while [ ! -s "$f" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done',
+      // the wrapper writes to $f.err only when it gives up before the handshake
+      'i=0; while [ ! -s "$f" ] && [ ! -s "$f.err" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done',
       'id=$(cat "$f"); err=$(cat "$f.err" 2>/dev/null); rm -f "$f" "$f.err"',
-      'if [ -n "$id" ]; then printf \'%s\\n\' "$id"; else printf \'the job did not start within 10 s: %s\\n\' "$err" >&2; exit 1; fi'
+      'if [ -n "$id" ]; then printf \'%s\\n\' "$id"; else printf \'the job did not start: %s\\n\' "${err:-no answer within 10 s}" >&2; exit 1; fi'
     ].join('\n');
   }
 
