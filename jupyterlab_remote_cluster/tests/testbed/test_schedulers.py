@@ -67,8 +67,8 @@ CASES = {
     },
 }
 
-# a plain host enforces any walltime (timeout); the batch systems' shortest is a minute
-SHORT_WALLTIME = {"ssh": "0:15"}
+# a plain host (timeout) and Grid Engine (h_rt) enforce seconds; Slurm under the stand-ins whole minutes
+SHORT_WALLTIME = {"ssh": "0:15", "sge": "0:20"}
 
 CODE = r"""
 import json, os, socket
