@@ -223,11 +223,14 @@ def scheduler_says_ended(sched: str, job_id: str) -> str:
         return "" if "job_state = C" in out else out
     if sched == "lsf":
         rec = json.loads(standin("lsf", f'bjobs -o "stat exit_reason" -json {job_id}'))["RECORDS"][0]
-        return "" if rec.get("STAT") == "EXIT" and rec.get("EXIT_REASON", "").startswith("TERM_OWNER") else str(rec)
+        # EXIT (TERM_OWNER) after bkill; DONE if the helper, asked to shut down first, was quicker
+        killed = rec.get("STAT") == "EXIT" and rec.get("EXIT_REASON", "").startswith("TERM_OWNER")
+        return "" if killed or rec.get("STAT") == "DONE" else str(rec)
     if sched == "htcondor":
         queue = standin("htcondor", f"condor_q -json {job_id}").strip()
         history = json.loads(standin("htcondor", f"condor_history -json {job_id}") or "[]")
-        ok = queue == "" and history and history[0]["JobStatus"] == 3
+        # Removed (3) by condor_rm; Completed (4) if the helper, asked to shut down first, was quicker
+        ok = queue == "" and history and history[0]["JobStatus"] in (3, 4)
         return "" if ok else f"condor_q: {queue} condor_history: {history}"
     if sched == "sge":
         sge = f". {Path(conftest.testbed_env()['RC_TESTBED_STATE']) / 'sge' / 'settings.sh'};"
