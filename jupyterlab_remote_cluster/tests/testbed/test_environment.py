@@ -2,7 +2,8 @@
 (a venv activated with `.`, an exported variable) and its container wrapper (Debian's
 bubblewrap, a real mount/pid namespace around the helper) are what the kernel runs in; a
 failing setup line or container command ends the session within seconds, with its stderr
-in the reason, instead of a silent wait."""
+in the reason, instead of a silent wait. Also two bad requests end to end: a walltime over
+the partition's limit is cancelled with the reason, an unknown node feature is refused."""
 
 import json
 import re
@@ -155,3 +156,32 @@ def test_a_failing_setup_line_or_container_ends_the_session_with_its_stderr(prof
     assert took < 30, f"took {took:.0f} s: should end within seconds"
     assert on_login("squeue", "-h", "-j", ended["jobId"], "-o", "%T").strip() in ("FAILED", "")
     agent_request("DELETE", f"/api/v1/sessions/{s['id']}")  # forget it
+
+
+# Bad requests through the agent, end to end (the dialog shows these messages).
+
+
+def test_a_walltime_over_the_partition_limit_is_cancelled_with_the_reason(profiles):
+    # EnforcePartLimits=NO on the testbed: sbatch queues it, it would pend forever
+    s = submit_with("testbed", {"walltime": "9-00:00:00"})
+    ended = wait_state(s["id"], {"ended"}, 30)
+    assert ended["state"] == "ended", ended
+    assert re.match(r"The job was cancelled: .*\(Slurm: Partition(TimeLimit|Config)\)\.$", ended["reason"]), ended["reason"]
+    assert on_login("squeue", "-h", "-j", s["jobId"], "-t", "PD,R", "-o", "%i").strip() == ""
+    agent_request("DELETE", f"/api/v1/sessions/{s['id']}")
+
+
+def test_an_unknown_node_feature_is_refused_and_nothing_is_queued(profiles):
+    code, body = agent_request("POST", "/api/v1/sessions", {"profile": "testbed", "resources": {"constraint": "nosuch"}})
+    assert code == 400, body
+    assert body["error"]["message"] == "Slurm refused the job: Invalid feature specification."
+    # no job of alice's asks for that feature (other tests may queue jobs meanwhile)
+    assert "nosuch" not in on_login("squeue", "-h", "--me", "--states=all", "-o", "%f")
+    _, listing = agent_request("GET", "/api/v1/sessions")
+    assert not [x for x in listing["sessions"] if x["resources"].get("constraint") == "nosuch"]
+
+
+def submit_with(profile: str, resources: dict) -> dict:
+    code, s = agent_request("POST", "/api/v1/sessions", {"profile": profile, "resources": resources})
+    assert code == 201, s
+    return s
