@@ -80,6 +80,13 @@ with Client(os.environ["DASK_SCHEDULER_ADDRESS"], timeout=30) as c:
 print(json.dumps({"host": socket.gethostname(), "env": env, "ad": ad, "worker": worker_host}))
 """
 
+# The connection files of the session's kernels (ip = where their ZMQ sockets listen).
+LOOPBACK_CODE = r"""
+import glob, json, os
+files = glob.glob(os.path.expanduser("~/.jupyter-remote-cluster/sessions/%s/kernels/*/connection.json"))
+print(json.dumps([json.load(open(f)) for f in files]))
+"""
+
 
 def api(method: str, path: str, body=None) -> tuple[int, dict]:
     res = run_sync(get_agent().request)(method, path, body=None if body is None else json.dumps(body).encode())
@@ -293,6 +300,14 @@ def test_whole_flow(sched, sessions):
         dash = next(p for p in s["httpPorts"] if p["name"] == "dask-dashboard")
         res = run_sync(get_agent().request)("GET", f"/proxy/{sid}/{dash['port']}/status")
         assert res.code == 200 and b"bokeh" in (res.body or b"").lower()
+
+        if sched == "ssh":
+            # A plain host listens on loopback only: kernels and dashboard are not on its network.
+            conns = json.loads(run_code(kc, LOOPBACK_CODE % sid).strip().splitlines()[-1])
+            assert conns and all(c["ip"] == "127.0.0.1" for c in conns), conns
+            listening = on_host("node1", "ss -Hltn")
+            assert f"127.0.0.1:{dash['port']} " in listening, listening
+            assert f"0.0.0.0:{dash['port']} " not in listening, listening
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)

@@ -43,9 +43,9 @@ const POLL_SCHEDULER_RECHECK_MS = 300_000;
 /** Failures back off exponentially up to this; a slow answer waits this many times its duration. */
 const POLL_BACKOFF_MAX_MS = 300_000;
 const POLL_SLOW_FACTOR = 10;
-/** Reconnect backoff after a dropped link: 1 s, 2 s, 4 s ... at most 30 s between attempts. */
+/** Reconnect backoff: 1 s, 2 s, 4 s ... at most 15 s between attempts (a restored link is picked up within 15 s). */
 const RECONNECT_FIRST_MS = 1_000;
-const RECONNECT_MAX_MS = 30_000;
+const RECONNECT_MAX_MS = 15_000;
 /** Failures that retrying cannot fix: the user must act (host key, config, a cancelled prompt). */
 const PERMANENT_SSH_FAILURES = new Set([
   'config',
@@ -450,7 +450,9 @@ export class SessionManager {
       kernelEnv: {},
       // auto: the helper listens for every mode; the agent finds out which one works
       connectivity: profile.connectivity ?? 'via-login',
-      ...(profile.reverseHost && { reverseHost: profile.reverseHost })
+      ...(profile.reverseHost && { reverseHost: profile.reverseHost }),
+      // A plain host is its own "login node": nothing needs to reach it from outside.
+      ...(profile.scheduler === 'ssh' && { bindAddress: '127.0.0.1' })
     };
     s.connectivity = config.connectivity === 'auto' ? undefined : config.connectivity;
     await link.writeFile(`${dir}/config.json`, JSON.stringify(config), 0o600);
@@ -743,7 +745,9 @@ export class SessionManager {
     if (!state || state.status !== 'ready') {
       throw new Error(`The session ${rec.id} is not running yet.`);
     }
-    const st = state as IHelperState & IHelperEndpoints;
+    const st = (
+      profile.scheduler === 'ssh' ? { ...state, host: hostToReach(profile, state.host) } : state
+    ) as IHelperState & IHelperEndpoints;
     if (rec.connectivity) {
       return { mode: rec.connectivity, state: st, token, link };
     }
@@ -821,7 +825,7 @@ export class SessionManager {
       key: string;
       signature_scheme: string;
     };
-    const node = s.node!;
+    const node = hostToReach(profile, s.node!);
     // (the link is looked up per stream: after a reconnect, streams go through the new one)
     const opener = (ch: (typeof CHANNELS)[number]) => async () =>
       openKernelChannel(mode, node, info.ports[ch], info.sockets?.[ch], await this.link(profile));
@@ -901,7 +905,7 @@ export class SessionManager {
     const file = JSON.parse(
       (await link.readFile(`${s.remoteDir}/kernels/${kernelId}/connection.json`)).toString('utf8')
     ) as { key: string; signature_scheme: string } & Record<string, unknown>;
-    const node = s.node;
+    const node = hostToReach(profile, s.node);
     try {
       const { mode, state } = await this.sessionRoute(s);
       const sockets = mode === 'via-login' ? {} : kernelSockets(mode, kernelId, file, state.reverse?.dir, CHANNELS);
@@ -1005,7 +1009,7 @@ export class SessionManager {
       throw new InvalidRequestError(`Port ${port} is not served by session ${sessionId}.`, 'port');
     }
     const { mode, state, link } = await this.sessionRoute(s);
-    return openHttpPort(mode, s.node, port, state, link);
+    return openHttpPort(mode, hostToReach(await this.profile(s.profile), s.node), port, state, link);
   }
 
   async shutdown(): Promise<void> {
@@ -1050,6 +1054,11 @@ function stateSince(s: { state: string }): number {
   const at = Date.now();
   since.set(s, { state: s.state, at });
   return at;
+}
+
+/** Plain SSH hosts run the helper bound to loopback: reach it there (the host's own name may not resolve on it). */
+function hostToReach(profile: IClusterProfile, node: string): string {
+  return profile.scheduler === 'ssh' ? '127.0.0.1' : node;
 }
 
 /** A scheduler command preceded by the profile's login-node setup lines (each must succeed). */
