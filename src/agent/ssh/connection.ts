@@ -293,6 +293,12 @@ export class ClusterConnection extends EventEmitter {
   private sftpPromise?: Promise<SFTPWrapper>;
   private execSlots: Semaphore;
   private generation = 0;
+  /**
+   * Keys unlocked with a passphrase during the current connect(), so a key used on every
+   * hop of a chain is asked for once. Dropped when connect() ends: decrypted keys are not
+   * kept in memory longer than logging in needs them.
+   */
+  private unlockedKeys = new Map<string, ParsedKey>();
   /** Aborts the hop being connected (close() during connect()). */
   private abortPending?: () => void;
 
@@ -349,6 +355,7 @@ export class ClusterConnection extends EventEmitter {
     if (!this.connecting) {
       this.connecting = this.doConnect().finally(() => {
         this.connecting = undefined;
+        this.unlockedKeys.clear();
       });
     }
     return this.connecting;
@@ -872,6 +879,10 @@ export class ClusterConnection extends EventEmitter {
       }
     }
     let parsed = firstKey(sshUtils.parseKey(data));
+    const unlocked = this.unlockedKeys.get(file);
+    if (parsed instanceof Error && unlocked) {
+      return unlocked; // an earlier hop of this connect() asked for its passphrase
+    }
     if (parsed instanceof Error && /no passphrase given/i.test(parsed.message)) {
       const tries = hop.cfg.numberOfPasswordPrompts ?? DEFAULT_PROMPT_TRIES;
       for (let i = 1; i <= tries; i++) {
@@ -893,6 +904,7 @@ export class ClusterConnection extends EventEmitter {
         }
         parsed = firstKey(sshUtils.parseKey(data, answer.answers[0]));
         if (!(parsed instanceof Error)) {
+          this.unlockedKeys.set(file, parsed);
           break;
         }
       }
