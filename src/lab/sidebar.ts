@@ -62,7 +62,10 @@ export class SessionsPanel extends Widget {
       case 'starting':
         return s.node ? t.__('Starting on %1…', s.node) : t.__('Starting…');
       case 'running':
-        return t.__('Running on %1', s.node ?? '?');
+        // with the connectivity mode in use (via-login, node-ssh, reverse) once known
+        return s.connectivity
+          ? t.__('Running on %1 (%2)', s.node ?? '?', s.connectivity)
+          : t.__('Running on %1', s.node ?? '?');
       case 'ended':
         return t.__('Ended: %1', s.reason ?? t.__('unknown reason'));
     }

@@ -272,6 +272,11 @@ def test_auto_picks_node_ssh_on_node3_and_reverse_on_node4_and_remembers(agent_d
             s = start_session(profile)
             sessions.append(s["id"])
             assert s["state"] == "running" and s["node"] == node, s
+            # The mode is found as soon as the session runs, before any kernel (the sidebar shows it).
+            deadline = time.monotonic() + 40
+            while call("GET", f"/api/v1/sessions/{s['id']}")[1].get("connectivity") != expected:
+                assert time.monotonic() < deadline, call("GET", f"/api/v1/sessions/{s['id']}")[1]
+                time.sleep(1)
             code, conn = start_kernel(s["id"])
             assert code == 201, conn
             assert execute(conn, "import socket; print(socket.gethostname())") == node

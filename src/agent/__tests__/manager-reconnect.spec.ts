@@ -203,3 +203,45 @@ describe('SessionManager after a dropped link', () => {
     expect(connectionStates(events)).toEqual(['connecting', 'connected', 'closed']);
   });
 });
+
+describe('SessionManager status queries on a login node shared by two batch systems', () => {
+  it('asks each batch system about its own jobs only, with its own login setup', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rc-groups-'));
+    const now = new Date().toISOString();
+    const rec = (id: string, prof: string, jobId: string) => ({
+      id,
+      profile: prof,
+      cluster: prof,
+      resources: {},
+      state: 'running',
+      jobId,
+      node: 'node1',
+      createdAt: now,
+      updatedAt: now,
+      clusterKey: '|login|||',
+      remoteDir: `/home/u/.jupyter-remote-cluster/sessions/${id}`,
+      owner: 'user',
+      kernels: []
+    });
+    await fs.writeFile(path.join(dir, 'sessions.json'), JSON.stringify([rec('s1', 'hpc', '42'), rec('s2', 'box', 'login:77:123')]));
+    const named = (name: string): ISchedulerAdapter => ({ ...adapter, name, statusCommand: ids => `${name}-status ${ids.join(',')}` });
+    const link = new ScriptedLink();
+    const manager = new SessionManager({
+      stateDir: dir,
+      helperPath: '/nonexistent',
+      baseUrl: '/',
+      profiles: async () => [profile, { ...profile, name: 'box', scheduler: 'ssh', loginSetup: ['export X=1'] }],
+      adapters: { slurm: named('slurm'), ssh: named('ssh') },
+      connect: async () => link,
+      log: () => undefined
+    });
+    try {
+      await manager.load();
+      await until('both queries', () => link.commands.length >= 2);
+      expect(link.commands.slice(0, 2).sort()).toEqual(['slurm-status 42', '{ export X=1\n} && ssh-status login:77:123']);
+    } finally {
+      await manager.shutdown();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+});

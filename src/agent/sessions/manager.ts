@@ -56,6 +56,17 @@ const PERMANENT_SSH_FAILURES = new Set([
   'host-key-rejected',
   'auth-cancelled'
 ]);
+/** Batch system names as users know them, for messages. */
+const SCHEDULER_TITLES: Record<string, string> = {
+  slurm: 'Slurm',
+  pbs: 'PBS',
+  pbspro: 'PBS',
+  torque: 'Torque',
+  sge: 'Grid Engine',
+  lsf: 'LSF',
+  htcondor: 'HTCondor',
+  ssh: 'SSH host'
+};
 type ConnectionEventState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
 /** A helper heartbeat older than this while the job runs means the helper is gone. */
 const HEARTBEAT_STALE_S = 90;
@@ -509,48 +520,63 @@ export class SessionManager {
     if (active.length === 0) {
       return;
     }
-    const pace = clusterPace(this, key);
     let failed = false;
     let tookMs = 0;
-    try {
-      const profile = await this.profile(active[0].profile);
-      const base = this.adapter(profile);
-      // an adapter that learns per cluster (Slurm: version, --me, JSON) gets its own instance
-      const adapter = (base as { forCluster?: (k: string) => ISchedulerAdapter }).forCluster?.(key) ?? base;
-      const link = await this.link(profile);
-      // a new link (reconnected): ask the scheduler once, the jobs may have changed meanwhile
-      let needQuery =
-        pace.link !== link || Date.now() - pace.lastQuery >= POLL_SCHEDULER_RECHECK_MS || active.some(s => s.state !== 'running');
-      for (const s of needQuery ? [] : active) {
-        const h = await this.readHelperState(s, link);
-        if (!h || h.status !== 'ready' || Date.now() / 1000 - h.heartbeat > HEARTBEAT_STALE_S) {
-          needQuery = true; // stopping, failed, gone or silent: what does the scheduler say?
-          break;
-        }
+    // Profiles on one login node may use different batch systems or login setups (a
+    // Slurm cluster whose login node is also a plain SSH host): one query per kind.
+    const groups = new Map<string, { profile: IClusterProfile; sessions: ISessionRecord[] }>();
+    for (const s of active) {
+      try {
+        const profile = await this.profile(s.profile);
+        const g = `${profile.scheduler}\0${(profile.loginSetup ?? []).join('\n')}`;
+        const group = groups.get(g) ?? { profile, sessions: [] };
+        group.sessions.push(s);
+        groups.set(g, group);
+      } catch (err) {
+        this.opts.log(`status of session ${s.id}: ${(err as Error).message}`);
       }
-      if (needQuery) {
-        const ids = active.map(s => s.jobId!);
-        const t0 = Date.now();
-        const result = await link.exec(onLogin(profile, adapter.statusCommand(ids)), { timeoutMs: 60_000 });
-        tookMs = Date.now() - t0;
-        pace.lastQuery = Date.now();
-        pace.link = link;
-        const statuses = adapter.parseStatus(ids, result);
-        const unknown = [...statuses.values()].filter(st => st.phase === 'unknown');
-        if (unknown.length === statuses.size) {
-          failed = true; // says nothing about the jobs: keep them as they are, and back off
-          this.opts.log(`status of cluster ${key}: ${unknown[0]?.reason ?? 'unknown'}`);
-        }
-        for (const s of active) {
-          const st = statuses.get(s.jobId!);
-          if (st) {
-            await this.apply(s, st, link);
+    }
+    for (const [g, { profile, sessions: members }] of groups) {
+      const pace = clusterPace(this, `${key}\0${g}`);
+      try {
+        const base = this.adapter(profile);
+        // an adapter that learns per cluster (Slurm: version, --me, JSON) gets its own instance
+        const adapter = (base as { forCluster?: (k: string) => ISchedulerAdapter }).forCluster?.(key) ?? base;
+        const link = await this.link(profile);
+        // a new link (reconnected): ask the scheduler once, the jobs may have changed meanwhile
+        let needQuery =
+          pace.link !== link || Date.now() - pace.lastQuery >= POLL_SCHEDULER_RECHECK_MS || members.some(s => s.state !== 'running');
+        for (const s of needQuery ? [] : members) {
+          const h = await this.readHelperState(s, link);
+          if (!h || h.status !== 'ready' || Date.now() / 1000 - h.heartbeat > HEARTBEAT_STALE_S) {
+            needQuery = true; // stopping, failed, gone or silent: what does the scheduler say?
+            break;
           }
         }
+        if (needQuery) {
+          const ids = members.map(s => s.jobId!);
+          const t0 = Date.now();
+          const result = await link.exec(onLogin(profile, adapter.statusCommand(ids)), { timeoutMs: 60_000 });
+          tookMs = Math.max(tookMs, Date.now() - t0);
+          pace.lastQuery = Date.now();
+          pace.link = link;
+          const statuses = adapter.parseStatus(ids, result);
+          const unknown = [...statuses.values()].filter(st => st.phase === 'unknown');
+          if (unknown.length === statuses.size) {
+            failed = true; // says nothing about the jobs: keep them as they are, and back off
+            this.opts.log(`status of cluster ${key}: ${unknown[0]?.reason ?? 'unknown'}`);
+          }
+          for (const s of members) {
+            const st = statuses.get(s.jobId!);
+            if (st) {
+              await this.apply(s, st, link, SCHEDULER_TITLES[adapter.name] ?? adapter.name);
+            }
+          }
+        }
+      } catch (err) {
+        this.opts.log(`status of cluster ${key}: ${(err as Error).message}`);
+        failed = true;
       }
-    } catch (err) {
-      this.opts.log(`status of cluster ${key}: ${(err as Error).message}`);
-      failed = true;
     }
     const failures = failed ? (this.pollFailures.get(key) ?? 0) + 1 : 0;
     this.pollFailures.set(key, failures);
@@ -568,7 +594,7 @@ export class SessionManager {
     }
   }
 
-  private async apply(s: ISessionRecord, st: IJobStatus, link: IClusterLink): Promise<void> {
+  private async apply(s: ISessionRecord, st: IJobStatus, link: IClusterLink, scheduler = 'the scheduler'): Promise<void> {
     if (st.phase === 'unknown') {
       return; // a slow or unreachable controller says nothing about the job
     }
@@ -577,7 +603,7 @@ export class SessionManager {
         // It would pend forever (walltime over the partition's limit, no node with those
         // features, ...): cancel it and tell the user why instead of letting it sit.
         await this.cancelJob(s, link);
-        await this.end(s, `The job was cancelled: ${st.reason ?? 'the scheduler will never start it'} (Slurm: ${st.nativeReason ?? st.nativeState}).`);
+        await this.end(s, `The job was cancelled: ${st.reason ?? 'the scheduler will never start it'} (${scheduler}: ${st.nativeReason ?? st.nativeState}).`);
         return;
       }
       if (s.state !== 'queued' || s.reason !== st.reason || s.startEstimate !== st.startEstimate) {
@@ -603,6 +629,10 @@ export class SessionManager {
       return;
     }
     const stale = Date.now() / 1000 - helper.heartbeat > HEARTBEAT_STALE_S;
+    if (s.state !== 'running' && !s.connectivity) {
+      // auto: find the mode now, so the sidebar shows it and the first kernel starts at once
+      void this.sessionRoute(s).catch(err => this.opts.log(`connectivity of session ${s.id}: ${(err as Error).message}`));
+    }
     this.update(s, {
       state: 'running',
       node: helper.host || st.node,

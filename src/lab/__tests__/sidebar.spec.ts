@@ -23,10 +23,13 @@ describe('SessionsPanel connection line', () => {
     const model = new RemoteClusterModel();
     const panel = new SessionsPanel(model, new CommandRegistry(), nullTranslator.load('jupyterlab'));
     model.handle({ type: 'session', session: running('a', 'hpc') });
-    model.handle({ type: 'session', session: running('b', 'other') });
+    model.handle({ type: 'session', session: { ...running('b', 'other'), connectivity: 'node-ssh' } });
     const line = (id: string) =>
       panel.node.querySelector<HTMLElement>(`[data-session-id="${id}"] .jp-RemoteCluster-connection`);
     expect(line('a')).toBeNull(); // nothing known yet: no line
+    const state = (id: string) => panel.node.querySelector(`[data-session-id="${id}"] .jp-RemoteCluster-sessionState`)?.textContent;
+    expect(state('a')).toBe('Running on node1');
+    expect(state('b')).toBe('Running on node1 (node-ssh)');
 
     model.handle({ type: 'connection', cluster: 'hpc', state: 'reconnecting', message: 'Connection to login was lost.' });
     expect(line('a')?.dataset.connectionState).toBe('reconnecting');
