@@ -125,8 +125,8 @@ describe('pbs: renderScript', () => {
     const firstCommand = lines.findIndex(l => l && !l.startsWith('#'));
     expect(lines.slice(firstCommand).some(l => l.startsWith('#PBS'))).toBe(false);
     expect(lines[firstCommand]).toBe('cd /home/alice/.jupyter-remote-cluster/sessions/ab12cd || exit 1');
-    expect(lines).toContain('module load python/3.11');
-    expect(lines.indexOf('module load python/3.11')).toBeGreaterThan(firstCommand);
+    expect(lines).toContain('{ module load python/3.11'); // stops the job if it fails (setupBlock)
+    expect(lines.indexOf('{ module load python/3.11')).toBeGreaterThan(firstCommand);
     expect(lines[lines.length - 2]).toBe(`exec ${spec().command}`);
   });
 

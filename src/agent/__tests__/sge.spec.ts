@@ -117,7 +117,7 @@ describe('sge: renderScript', () => {
       '#$ -l gpu=2',
       '#$ -P lab'
     ]);
-    expect(lines).toContain('module load python/3.11');
+    expect(lines).toContain('{ module load python/3.11'); // stops the job if it fails (setupBlock)
     expect(lines[lines.length - 2]).toBe(`exec ${spec().command}`);
   });
 

@@ -27,7 +27,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupLines, show, statusOf } from './validate';
+import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupBlock, setupLines, show, statusOf } from './validate';
 
 /** Prefix of the submit-description lines in the job script. */
 export const DIRECTIVE_PREFIX = '#CONDOR ';
@@ -292,9 +292,7 @@ export class HtcondorAdapter implements ISchedulerAdapter {
       ...description.map(l => `${DIRECTIVE_PREFIX}${l}`),
       ''
     ];
-    if (setup.length) {
-      lines.push('# environment setup from the profile', ...setup, '');
-    }
+    lines.push(...setupBlock(setup));
     lines.push('# the remote helper replaces this shell: HTCondor signals reach it directly', `exec ${spec.command}`, '');
     return lines.join('\n');
   }

@@ -20,7 +20,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupLines, show, statusOf } from './validate';
+import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupBlock, setupLines, show, statusOf } from './validate';
 
 /** bjobs fields, in order. The two free-text fields come last (text mode splits on `^`). */
 export const BJOBS_FIELDS = ['jobid', 'stat', 'exec_host', 'time_left', 'exit_code', 'exit_reason', 'pend_reason'];
@@ -242,9 +242,7 @@ export class LsfAdapter implements ISchedulerAdapter {
       ...[`-J ${name}`, `-o ${stdout}`, `-e ${stderr}`, `-cwd ${workdir}`, ...resourceLines].map(d => `#BSUB ${d}`),
       ''
     ];
-    if (setup.length) {
-      lines.push('# environment setup from the profile', ...setup, '');
-    }
+    lines.push(...setupBlock(setup));
     lines.push('# the remote helper replaces this shell: LSF signals reach it directly', `exec ${spec.command}`, '');
     return lines.join('\n');
   }

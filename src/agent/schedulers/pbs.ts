@@ -21,7 +21,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupLines, show, statusOf } from './validate';
+import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupBlock, setupLines, show, statusOf } from './validate';
 
 export type PbsFlavour = 'pbspro' | 'torque';
 
@@ -344,9 +344,7 @@ export class PbsAdapter implements ISchedulerAdapter {
       `cd ${shQuote(workdir)} || exit 1`,
       ''
     ];
-    if (setup.length) {
-      lines.push('# environment setup from the profile', ...setup, '');
-    }
+    lines.push(...setupBlock(setup));
     lines.push('# the remote helper replaces this shell: PBS signals reach it directly', `exec ${spec.command}`, '');
     return lines.join('\n');
   }

@@ -22,7 +22,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupLines, show, statusOf } from './validate';
+import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupBlock, setupLines, show, statusOf } from './validate';
 
 export interface ISgeOptions {
   /** Parallel environment for `cpus` (`-pe <pe> N`); default `smp`. */
@@ -259,9 +259,7 @@ export class SgeAdapter implements ISchedulerAdapter {
       ),
       ''
     ];
-    if (setup.length) {
-      lines.push('# environment setup from the profile', ...setup, '');
-    }
+    lines.push(...setupBlock(setup));
     lines.push('# the remote helper replaces this shell: Grid Engine signals reach it directly', `exec ${spec.command}`, '');
     return lines.join('\n');
   }

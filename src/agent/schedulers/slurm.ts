@@ -16,7 +16,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupLines, show, statusOf } from './validate';
+import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupBlock, setupLines, show, statusOf } from './validate';
 
 /** Resources as the Slurm adapter reads them (IResources has every Slurm field now). */
 export type ISlurmResources = IResources;
@@ -375,22 +375,7 @@ export class SlurmAdapter implements ISchedulerAdapter {
       ].map(d => `#SBATCH ${d}`),
       ''
     ];
-    if (setup.length) {
-      // Each line runs in this shell (so exports, `.` and `cd` persist); the job stops at the
-      // first line that fails, saying which on stderr (job.err, shown as the session's end reason).
-      lines.push('# environment setup from the profile: the job stops at the first line that fails');
-      setup.forEach((l, i) => {
-        if (!l.trim() || l.trim().startsWith('#')) {
-          lines.push(l); // `{ }` around nothing is a syntax error
-          return;
-        }
-        lines.push(
-          `{ ${l}`,
-          `} || { printf 'jupyterlab-remote-cluster: setup line ${i + 1} failed (exit code %s): %s\\n' "$?" ${shQuote(l.trim())} >&2; exit 1; }`
-        );
-      });
-      lines.push('');
-    }
+    lines.push(...setupBlock(setup));
     lines.push('# the remote helper replaces this shell: Slurm signals reach it directly', `exec ${spec.command}`, '');
     return lines.join('\n');
   }

@@ -32,7 +32,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { commandLine, invalid, isSet, jobFiles, setupLines, statusOf } from './validate';
+import { commandLine, invalid, isSet, jobFiles, setupBlock, setupLines, statusOf } from './validate';
 
 /** `<host>:<pid>:<start time in clock ticks>`, host as `uname -n` prints it. */
 const JOB_ID_RE = /^([A-Za-z0-9._-]{1,253}):(\d{1,10}):(\d{1,20})$/;
@@ -178,9 +178,7 @@ export class SshHostAdapter implements ISchedulerAdapter {
       `cd ${shQuote(workdir)} || exit 1`,
       ''
     ];
-    if (setup.length) {
-      lines.push('# environment setup from the profile', ...setup, '');
-    }
+    lines.push(...setupBlock(setup));
     if (walltime > 0) {
       // --foreground: timeout stays in the job's process group, so a cancel reaches it
       lines.push(

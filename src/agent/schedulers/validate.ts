@@ -2,6 +2,7 @@
  * Validation shared by every scheduler adapter: a value that reaches a job script or a
  * command is checked here first, and a refusal names the field and the rule.
  */
+import { shQuote } from './shell';
 import { InvalidRequestError, type IJobSpec, type IJobStatus } from './types';
 
 export const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
@@ -123,4 +124,28 @@ export function statusOf(jobIds: string[]): {
     return out;
   };
   return { all, unknown: reason => all(jobId => ({ jobId, phase: 'unknown', nativeState: '', reason })) };
+}
+
+/**
+ * The job-script lines for the profile's setup: each line runs in the job's own shell (so
+ * exports, `.` and `cd` persist), and the job stops at the first line that fails, saying
+ * which on stderr (job.err, shown as the session's end reason). Empty: no lines.
+ */
+export function setupBlock(setup: string[]): string[] {
+  if (!setup.length) {
+    return [];
+  }
+  const lines = ['# environment setup from the profile: the job stops at the first line that fails'];
+  setup.forEach((l, i) => {
+    if (!l.trim() || l.trim().startsWith('#')) {
+      lines.push(l); // `{ }` around nothing is a syntax error
+      return;
+    }
+    lines.push(
+      `{ ${l}`,
+      `} || { printf 'jupyterlab-remote-cluster: setup line ${i + 1} failed (exit code %s): %s\\n' "$?" ${shQuote(l.trim())} >&2; exit 1; }`
+    );
+  });
+  lines.push('');
+  return lines;
 }

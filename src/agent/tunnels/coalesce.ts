@@ -4,8 +4,8 @@
  * nested hop's packet and its few-byte remainder), and a burst of small kernel messages a
  * syscall each. Corked until process.nextTick, they leave together before the event loop
  * polls for I/O again, so nothing waits for a timer or for more data.
- * Measured on the testbed (bench/README.md): upload 227 -> 357 MB/s, echo round trip
- * 0.249 -> 0.219 ms p50.
+ * Measured on the testbed (bench/README.md, one same-run comparison): upload 216 -> 321 MB/s,
+ * echo round trip 0.262 -> 0.217 ms p50.
  */
 import type { Socket } from 'node:net';
 
