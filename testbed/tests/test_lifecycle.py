@@ -52,7 +52,7 @@ def daemon_counts():
     return {
         "munged": sum(1 for p in ps if p[1] == "munged" and STATE + "/" in p[2]),
         "slurmctld": sum(1 for p in in_ns("login") if p[1] == "slurmctld"),
-        "slurmd": sum(1 for h in ("node1", "node2") for p in in_ns(h) if p[1] == "slurmd"),
+        "slurmd": sum(1 for h in ("node1", "node2", "node3", "node4") for p in in_ns(h) if p[1] == "slurmd"),
         "sshd": sum(1 for p in ps if p[1] == "sshd" and "[listener]" in p[2]
                     and f"-f {STATE}/ssh/" in p[2]),
     }
@@ -65,7 +65,7 @@ def test_1_start_on_a_running_cluster_is_a_no_op():
     r = tbctl("start", timeout=60)
     assert r.returncode == 0, r.stderr
     assert "already running" in r.stderr
-    assert daemon_counts() == before == {"munged": 1, "slurmctld": 1, "slurmd": 2, "sshd": 4}
+    assert daemon_counts() == before == {"munged": 1, "slurmctld": 1, "slurmd": 4, "sshd": 6}
 
 
 def test_2_stop_leaves_nothing_behind():
@@ -103,4 +103,4 @@ def test_3_start_again_is_healthy():
     assert s.returncode == 0, s.stdout + s.stderr
     assert s.stdout.rstrip().endswith("healthy") and "NOT healthy" not in s.stdout
     assert "idle node[1-2]" in s.stdout
-    assert daemon_counts() == {"munged": 1, "slurmctld": 1, "slurmd": 2, "sshd": 4}
+    assert daemon_counts() == {"munged": 1, "slurmctld": 1, "slurmd": 4, "sshd": 6}
