@@ -20,7 +20,7 @@ mkdir -p "$DEMO_DIR/notebooks"
 export JUPYTERLAB_SETTINGS_DIR="$DEMO_DIR/user-settings"
 export JUPYTER_DATA_DIR="$DEMO_DIR/data"
 export JUPYTER_RUNTIME_DIR="$DEMO_DIR/runtime"
-write_testbed_profile "$JUPYTERLAB_SETTINGS_DIR"
+write_demo_profiles "$JUPYTERLAB_SETTINGS_DIR"
 # A fresh token for this run; it is only in this process's environment and the URL.
 TOKEN="$(python -c 'import secrets; print(secrets.token_hex(24))')"
 export JUPYTER_TOKEN="$TOKEN"

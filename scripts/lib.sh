@@ -47,3 +47,46 @@ write_testbed_profile() {
 }
 JSON
 }
+
+# write_demo_profiles SETTINGS_DIR: the testbed profile plus one per batch system and
+# connectivity mode the testbed can show (stand-ins, real Grid Engine, plain host,
+# node-ssh on node3, reverse on node4), for `scripts/demo.sh`.
+write_demo_profiles() {
+  local dir="$1/jupyterlab-remote-cluster" ssh_config state py=/opt/rc-testbed/python/bin/python
+  ssh_config="$("$REPO/testbed/testbed" env | sed -n 's/^RC_TESTBED_SSH_CONFIG=//p')"
+  state="$(dirname "$(dirname "$ssh_config")")"
+  local ssh="\"ssh\": { \"host\": \"login\", \"configFile\": \"$ssh_config\" }"
+  local standins=/opt/rc-testbed/standins
+  mkdir -p "$dir"
+  cat > "$dir/profiles.jupyterlab-settings" <<JSON
+{
+  // The demo cluster started by testbed/testbed: one profile per batch system and
+  // connectivity mode it can show (docs/schedulers/, docs/connectivity.md).
+  "profiles": [
+    { "name": "testbed", "title": "Testbed (Slurm)", $ssh, "scheduler": "slurm",
+      "resources": { "partition": "debug", "walltime": "01:00:00", "cpus": 1, "memory": "1G" },
+      "python": "$py", "dask": true },
+    { "name": "testbed-node-ssh", "title": "Testbed node3 (Slurm, node-ssh)", $ssh, "scheduler": "slurm",
+      "resources": { "partition": "sshonly", "walltime": "01:00:00", "cpus": 1, "memory": "1G" },
+      "python": "$py", "connectivity": "node-ssh" },
+    { "name": "testbed-reverse", "title": "Testbed node4 (Slurm, reverse tunnel)", $ssh, "scheduler": "slurm",
+      "resources": { "partition": "isolated", "walltime": "01:00:00", "cpus": 1, "memory": "1G" },
+      "python": "$py", "connectivity": "reverse" },
+    { "name": "testbed-sge", "title": "Testbed (Grid Engine)", $ssh, "scheduler": "sge",
+      "resources": { "partition": "all.q", "walltime": "01:00:00", "cpus": 1, "memory": "1G" },
+      "loginSetup": [". $state/sge/settings.sh"], "python": "$py" },
+    { "name": "testbed-pbs", "title": "Testbed (PBS stand-in)", $ssh, "scheduler": "pbs",
+      "resources": { "partition": "workq", "walltime": "01:00:00", "cpus": 1, "memory": "1G" },
+      "loginSetup": ["export PATH=$standins/pbs/bin:\$PATH"], "python": "$py" },
+    { "name": "testbed-lsf", "title": "Testbed (LSF stand-in)", $ssh, "scheduler": "lsf",
+      "resources": { "partition": "normal", "walltime": "01:00:00", "cpus": 1, "memory": "1G" },
+      "loginSetup": ["export PATH=$standins/lsf/bin:\$PATH"], "python": "$py" },
+    { "name": "testbed-htcondor", "title": "Testbed (HTCondor stand-in)", $ssh, "scheduler": "htcondor",
+      "resources": { "walltime": "01:00:00", "cpus": 1, "memory": "1G" },
+      "loginSetup": ["export PATH=$standins/htcondor/bin:\$PATH"], "python": "$py" },
+    { "name": "workstation", "title": "node1 as a plain SSH host", "ssh": { "host": "node1", "configFile": "$ssh_config" },
+      "scheduler": "ssh", "resources": { "walltime": "01:00:00" }, "python": "$py" }
+  ]
+}
+JSON
+}
