@@ -421,16 +421,3 @@ describe('htcondor: helpers', () => {
     expect(parseAds('[ broken')).toBeUndefined();
   });
 });
-
-describe('htcondor: fields of other batch systems', () => {
-  it.each([
-    ['qos', 'short'],
-    ['constraint', 'bigmem'],
-    ['reservation', 'r1'],
-    ['memoryPerCpu', '2G']
-  ])('refuses %s, naming the field and what to do instead', (field, value) => {
-    const err = refusal(() => condor.validate({ [field]: value } as IResources));
-    expect(err.field).toBe(field);
-    expect(err.message).toMatch(/^Invalid \w+ "[^"]+": HTCondor does not take .+: leave it empty/);
-  });
-});

@@ -432,16 +432,3 @@ describe('lsf: helpers', () => {
     expect(parseTimeLeft('')).toBeUndefined();
   });
 });
-
-describe('lsf: fields of other batch systems', () => {
-  it.each([
-    ['qos', 'short'],
-    ['constraint', 'bigmem'],
-    ['reservation', 'r1'],
-    ['memoryPerCpu', '2G']
-  ])('refuses %s, naming the field and what to do instead', (field, value) => {
-    const err = refusal(() => lsf.validate({ [field]: value } as IResources));
-    expect(err.field).toBe(field);
-    expect(err.message).toMatch(/^Invalid \w+ "[^"]+": LSF does not take .+: leave it empty/);
-  });
-});

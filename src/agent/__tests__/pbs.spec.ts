@@ -373,16 +373,3 @@ describe('pbs: helpers and cancel', () => {
     expect(refusal(() => pbs.cancelCommand('40.pbs; rm -rf ~')).field).toBe('jobId');
   });
 });
-
-describe('pbs: fields of other batch systems', () => {
-  it.each([
-    ['qos', 'short'],
-    ['constraint', 'bigmem'],
-    ['reservation', 'r1'],
-    ['memoryPerCpu', '2G']
-  ])('refuses %s, naming the field and what to do instead', (field, value) => {
-    const err = refusal(() => pbs.validate({ [field]: value } as IResources));
-    expect(err.field).toBe(field);
-    expect(err.message).toMatch(/^Invalid \w+ "[^"]+": PBS does not take .+: leave it empty/);
-  });
-});

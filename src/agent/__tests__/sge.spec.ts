@@ -243,16 +243,3 @@ describe('sge: status', () => {
     expect(refusal(() => sge.cancelCommand('1 2')).field).toBe('jobId');
   });
 });
-
-describe('sge: fields of other batch systems', () => {
-  it.each([
-    ['qos', 'short'],
-    ['constraint', 'bigmem'],
-    ['reservation', 'r1'],
-    ['memoryPerCpu', '2G']
-  ])('refuses %s, naming the field and what to do instead', (field, value) => {
-    const err = refusal(() => sge.validate({ [field]: value } as IResources));
-    expect(err.field).toBe(field);
-    expect(err.message).toMatch(/^Invalid \w+ "[^"]+": Grid Engine does not take .+: leave it empty/);
-  });
-});
