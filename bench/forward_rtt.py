@@ -25,7 +25,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import NODE, TESTBED, bundle_driver, free_port, start_driver, testbed_env, wait_listening  # noqa: E402
+from throughput import (  # noqa: E402
+    NODE, TESTBED, bundle_driver, free_port, start_driver, start_node_server, testbed_env, wait_listening,
+)
 
 SERVER = r'''
 import os, socket, sys, threading
@@ -78,12 +80,8 @@ def main() -> None:
     procs: list[subprocess.Popen] = []
     server_pid = 0
     try:
-        server = subprocess.Popen(
-            [str(TESTBED), "exec", "node1", "--user", "alice", "--", "python3", "-c", SERVER, NODE],
-            stdout=subprocess.PIPE, text=True,
-        )
+        server, port, server_pid = start_node_server(SERVER)
         procs.append(server)
-        port, server_pid = map(int, server.stdout.readline().split())
         paths: dict[str, list[str]] = {}
         driver = bundle_driver(work)
         variants = [(f"ours {c}", driver, {"cipher": c}) for c in CIPHERS]

@@ -141,6 +141,16 @@ def wait_listening(port: int) -> None:
     raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
 
 
+def start_node_server(code: str) -> tuple[subprocess.Popen, int, int]:
+    """Run a Python server on node1 as alice; it prints "PORT PID" once it listens."""
+    server = subprocess.Popen(
+        [str(TESTBED), "exec", "node1", "--user", "alice", "--", "python3", "-c", code, NODE],
+        stdout=subprocess.PIPE, text=True,
+    )
+    port, pid = map(int, server.stdout.readline().split())
+    return server, port, pid
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=256)
@@ -153,12 +163,8 @@ def main() -> None:
     procs: list[subprocess.Popen] = []
     server_pid = 0
     try:
-        server = subprocess.Popen(
-            [str(TESTBED), "exec", "node1", "--user", "alice", "--", "python3", "-c", SERVER, NODE],
-            stdout=subprocess.PIPE, text=True,
-        )
+        server, port, server_pid = start_node_server(SERVER)
         procs.append(server)
-        port, server_pid = map(int, server.stdout.readline().split())
 
         # Ours: the driver bundled from the agent's sources (and from a baseline revision).
         paths: dict[str, dict] = {}

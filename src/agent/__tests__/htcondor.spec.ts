@@ -12,7 +12,7 @@ import type { IResources } from '../../common/api';
 import { ATTRIBUTES, HtcondorAdapter, memoryMegabytes, parseAds, remoteNode } from '../schedulers/htcondor';
 import { InvalidRequestError, SchedulerUnavailableError, type ICommandResult } from '../schedulers/types';
 import { runWithFake } from './helpers/fake-command';
-import { readFixture, refusal, spec } from './helpers/adapters';
+import { readFixture, refusal, scriptTail, SETUP, spec } from './helpers/adapters';
 
 interface IFixture extends ICommandResult {
   description: string;
@@ -121,7 +121,7 @@ describe('htcondor: renderScript', () => {
           gpus: 1,
           extraDirectives: ['requirements = (OpSysMajorVer == 9)', '+ProjectName = "lab"']
         },
-        setup: ['module load python/3.11', 'source ~/venvs/lab/bin/activate']
+        setup: SETUP
       })
     );
     expect(script).toBe(
@@ -144,16 +144,7 @@ describe('htcondor: renderScript', () => {
         '#CONDOR +ProjectName = "lab"',
         '#CONDOR queue 1',
         '',
-        // each setup line stops the job if it fails (validate.ts setupBlock)
-        '# environment setup from the profile: the job stops at the first line that fails',
-        '{ module load python/3.11',
-        `} || { printf 'jupyterlab-remote-cluster: setup line 1 failed (exit code %s): %s\\n' "$?" 'module load python/3.11' >&2; exit 1; }`,
-        '{ source ~/venvs/lab/bin/activate',
-        `} || { printf 'jupyterlab-remote-cluster: setup line 2 failed (exit code %s): %s\\n' "$?" 'source ~/venvs/lab/bin/activate' >&2; exit 1; }`,
-        '',
-        '# the remote helper replaces this shell: HTCondor signals reach it directly',
-        "exec /opt/py/bin/python '/home/alice/.jupyter-remote-cluster/helper-1.py' serve --session-dir /home/alice/s",
-        ''
+        ...scriptTail('HTCondor')
       ].join('\n')
     );
   });

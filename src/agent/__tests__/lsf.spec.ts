@@ -12,7 +12,7 @@ import type { IResources } from '../../common/api';
 import { firstExecHost, formatRunLimit, LsfAdapter, parseTimeLeft, walltimeMinutes } from '../schedulers/lsf';
 import { InvalidRequestError, SchedulerUnavailableError, type ICommandResult } from '../schedulers/types';
 import { runWithFake } from './helpers/fake-command';
-import { readFixture, refusal, spec } from './helpers/adapters';
+import { readFixture, refusal, scriptTail, SETUP, spec } from './helpers/adapters';
 
 interface IFixture extends ICommandResult {
   description: string;
@@ -143,7 +143,7 @@ describe('lsf: renderScript', () => {
           gpus: 1,
           extraDirectives: ['-app lab', '-R "select[type==X86_64]"']
         },
-        setup: ['module load python/3.11', 'source ~/venvs/lab/bin/activate']
+        setup: SETUP
       })
     );
     expect(script).toBe(
@@ -165,16 +165,7 @@ describe('lsf: renderScript', () => {
         '#BSUB -app lab',
         '#BSUB -R "select[type==X86_64]"',
         '',
-        // each setup line stops the job if it fails (validate.ts setupBlock)
-        '# environment setup from the profile: the job stops at the first line that fails',
-        '{ module load python/3.11',
-        `} || { printf 'jupyterlab-remote-cluster: setup line 1 failed (exit code %s): %s\\n' "$?" 'module load python/3.11' >&2; exit 1; }`,
-        '{ source ~/venvs/lab/bin/activate',
-        `} || { printf 'jupyterlab-remote-cluster: setup line 2 failed (exit code %s): %s\\n' "$?" 'source ~/venvs/lab/bin/activate' >&2; exit 1; }`,
-        '',
-        '# the remote helper replaces this shell: LSF signals reach it directly',
-        "exec /opt/py/bin/python '/home/alice/.jupyter-remote-cluster/helper-1.py' serve --session-dir /home/alice/s",
-        ''
+        ...scriptTail('LSF')
       ].join('\n')
     );
   });

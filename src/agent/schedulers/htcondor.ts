@@ -17,7 +17,7 @@
 import type { IResources } from '../../common/api';
 import { parseWalltime } from './slurm';
 import { cancelTolerating } from './cancel';
-import { refuseUnsupported } from './unsupported';
+import { checkedResources } from './unsupported';
 import { shQuote } from './shell';
 import {
   InvalidRequestError,
@@ -27,7 +27,8 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupBlock, setupLines, show, statusOf } from './validate';
+import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, nameField, show, statusOf } from './validate';
+import { renderJobScript } from './job-script';
 
 /** Prefix of the submit-description lines in the job script. */
 export const DIRECTIVE_PREFIX = '#CONDOR ';
@@ -145,15 +146,6 @@ function directives(v: unknown, gpus: number): string[] {
 const SCHEDD_TROUBLE =
   /Failed to connect to (local )?queue manager|Failed to fetch ads from|Can't find address (for|of) (local )?schedd|Unable to locate local daemon|CEDAR:6001|SECMAN:2007|Connection refused|Connection timed out|timed out|No route to host/i;
 
-function firstLines(text: string, n = 2): string {
-  return text
-    .split('\n')
-    .map(l => l.trim())
-    .filter(Boolean)
-    .slice(0, n)
-    .join(' | ');
-}
-
 /** Fields of the submit commands the adapter writes; any other command came from extraDirectives. */
 const COMMAND_FIELDS: Record<string, string> = {
   request_memory: 'memory',
@@ -174,14 +166,13 @@ function guessField(text: string): string | undefined {
   if (bad) {
     return COMMAND_FIELDS[bad[1].toLowerCase()] ?? 'extraDirectives';
   }
-  const fields: [RegExp, string][] = [
+  return fieldNamedIn(text, [
     [/request_memory|memory/i, 'memory'],
     [/request_cpus|cpus/i, 'cpus'],
     [/request_gpus|gpu/i, 'gpus'],
     [/accounting_group/i, 'account'],
     [/requirements|expression|\+[A-Za-z]/i, 'extraDirectives']
-  ];
-  return fields.find(([re]) => re.test(text))?.[1];
+  ]);
 }
 
 /** Node name from RemoteHost: `slot1@node.example.org` → `node.example.org`, `slot1_2@n` → `n`. */
@@ -227,11 +218,7 @@ export class HtcondorAdapter implements ISchedulerAdapter {
 
   /** Submit-description lines for the resources (validating every value on the way). */
   private descriptionLines(resources: IResources): string[] {
-    if (typeof resources !== 'object' || resources === null) {
-      throw new InvalidRequestError('Resources must be an object.', 'resources');
-    }
-    const r = resources;
-    refuseUnsupported(r, 'HTCondor', {
+    const r = checkedResources(resources, 'HTCondor', {
       qos: 'leave it empty (priorities come from accounting groups: account)',
       constraint: 'leave it empty and select machines with a requirements directive',
       reservation: 'leave it empty',
@@ -271,30 +258,24 @@ export class HtcondorAdapter implements ISchedulerAdapter {
   }
 
   renderScript(spec: IJobSpec): string {
-    const { name, stdout, stderr, workdir } = jobFiles(spec);
-    const resourceLines = this.descriptionLines(spec.resources ?? {});
-    // submitCommand feeds every #CONDOR line to condor_submit: these would bypass validation
-    const setup = setupLines(spec.setup, /^\s*#\s*CONDOR/i, 'put HTCondor submit commands in extraDirectives, not in setup lines');
-    commandLine(spec.command);
-    const description = [
-      'universe = vanilla',
-      `batch_name = ${name}`,
-      `initialdir = ${workdir}`,
-      `output = ${stdout}`,
-      `error = ${stderr}`,
-      ...resourceLines,
-      'queue 1'
-    ];
-    const lines = [
-      '#!/bin/sh',
-      '# jupyterlab-remote-cluster session (generated; edits are overwritten)',
-      '# submit description (condor_submit reads the #CONDOR lines; executable = this script):',
-      ...description.map(l => `${DIRECTIVE_PREFIX}${l}`),
-      ''
-    ];
-    lines.push(...setupBlock(setup));
-    lines.push('# the remote helper replaces this shell: HTCondor signals reach it directly', `exec ${spec.command}`, '');
-    return lines.join('\n');
+    return renderJobScript(spec, {
+      title: 'HTCondor',
+      // submitCommand feeds every #CONDOR line to condor_submit
+      directive: /^\s*#\s*CONDOR/i,
+      directiveHint: 'put HTCondor submit commands in extraDirectives, not in setup lines',
+      header: ({ name, stdout, stderr, workdir }) => [
+        '# submit description (condor_submit reads the #CONDOR lines; executable = this script):',
+        ...[
+          'universe = vanilla',
+          `batch_name = ${name}`,
+          `initialdir = ${workdir}`,
+          `output = ${stdout}`,
+          `error = ${stderr}`,
+          ...this.descriptionLines(spec.resources ?? {}),
+          'queue 1'
+        ].map(l => `${DIRECTIVE_PREFIX}${l}`)
+      ]
+    });
   }
 
   submitCommand(scriptPath: string): string {

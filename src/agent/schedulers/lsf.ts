@@ -10,7 +10,7 @@
 import type { IResources } from '../../common/api';
 import { parseWalltime } from './slurm';
 import { cancelTolerating } from './cancel';
-import { refuseUnsupported } from './unsupported';
+import { checkedResources, queueAndAccount } from './unsupported';
 import { shQuote } from './shell';
 import {
   InvalidRequestError,
@@ -20,7 +20,8 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupBlock, setupLines, show, statusOf } from './validate';
+import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, show, statusOf } from './validate';
+import { renderJobScript } from './job-script';
 
 /** bjobs fields, in order. The two free-text fields come last (text mode splits on `^`). */
 export const BJOBS_FIELDS = ['jobid', 'stat', 'exec_host', 'time_left', 'exit_code', 'exit_reason', 'pend_reason'];
@@ -137,17 +138,8 @@ const EXIT_REASONS: [RegExp, string][] = [
 const LSF_TROUBLE =
   /LSF is down|Cannot connect to LSF|batch system daemon not responding|LIM is down|Failed in an LSF library call|lsb_init|Master LIM is down|Communication time out|Unable to contact|Connection refused|Connection timed out|Request from non-LSF host rejected/i;
 
-function firstLines(text: string, n = 2): string {
-  return text
-    .split('\n')
-    .map(l => l.trim())
-    .filter(Boolean)
-    .slice(0, n)
-    .join(' | ');
-}
-
 function guessField(text: string): string | undefined {
-  const fields: [RegExp, string][] = [
+  return fieldNamedIn(text, [
     // before "queue": "RUNLIMIT: Cannot exceed queue's hard limit(s)" is about the walltime
     [/run ?limit|run time|-W\b/i, 'walltime'],
     [/queue/i, 'partition'],
@@ -155,8 +147,7 @@ function guessField(text: string): string | undefined {
     [/memory|mem\b|rusage/i, 'memory'],
     [/gpu/i, 'gpus'],
     [/processor|slot|span/i, 'cpus']
-  ];
-  return fields.find(([re]) => re.test(text))?.[1];
+  ]);
 }
 
 /** First host of an LSF exec_host: `4*hostA:2*hostB` → `hostA`, `hostA:hostA` → `hostA`. */
@@ -195,23 +186,13 @@ export class LsfAdapter implements ISchedulerAdapter {
 
   /** The #BSUB options for the resources (validating every value on the way). */
   private directiveLines(resources: IResources): string[] {
-    if (typeof resources !== 'object' || resources === null) {
-      throw new InvalidRequestError('Resources must be an object.', 'resources');
-    }
-    const r = resources;
-    refuseUnsupported(r, 'LSF', {
+    const r = checkedResources(resources, 'LSF', {
       qos: 'leave it empty and choose a queue (partition), or a service class in extraDirectives (-sla name)',
       constraint: 'leave it empty and select hosts in extraDirectives (-R "select[name]")',
       reservation: 'leave it empty and give the advance reservation in extraDirectives (-U name)',
       memoryPerCpu: 'leave it empty and give the memory for the whole job in memory'
     });
-    const lines: string[] = [];
-    if (isSet(r.partition)) {
-      lines.push(`-q ${nameField('partition', r.partition)}`);
-    }
-    if (isSet(r.account)) {
-      lines.push(`-P ${nameField('account', r.account)}`);
-    }
+    const lines = queueAndAccount(r, '-P');
     if (isSet(r.walltime)) {
       lines.push(`-W ${formatRunLimit(walltimeMinutes(r.walltime))}`);
     }
@@ -231,20 +212,14 @@ export class LsfAdapter implements ISchedulerAdapter {
   }
 
   renderScript(spec: IJobSpec): string {
-    const { name, stdout, stderr, workdir } = jobFiles(spec);
-    const resourceLines = this.directiveLines(spec.resources ?? {});
-    // bsub reads #BSUB lines up to the first command: these would bypass validation
-    const setup = setupLines(spec.setup, /^\s*#\s*BSUB/i, 'put LSF options in extraDirectives, not in setup lines');
-    commandLine(spec.command);
-    const lines = [
-      '#!/bin/sh',
-      '# jupyterlab-remote-cluster session (generated; edits are overwritten)',
-      ...[`-J ${name}`, `-o ${stdout}`, `-e ${stderr}`, `-cwd ${workdir}`, ...resourceLines].map(d => `#BSUB ${d}`),
-      ''
-    ];
-    lines.push(...setupBlock(setup));
-    lines.push('# the remote helper replaces this shell: LSF signals reach it directly', `exec ${spec.command}`, '');
-    return lines.join('\n');
+    return renderJobScript(spec, {
+      title: 'LSF',
+      // bsub reads #BSUB lines up to the first command
+      directive: /^\s*#\s*BSUB/i,
+      directiveHint: 'put LSF options in extraDirectives, not in setup lines',
+      header: ({ name, stdout, stderr, workdir }) =>
+        [`-J ${name}`, `-o ${stdout}`, `-e ${stderr}`, `-cwd ${workdir}`, ...this.directiveLines(spec.resources ?? {})].map(d => `#BSUB ${d}`)
+    });
   }
 
   /** bsub reads #BSUB lines only from a script on stdin (`bsub script` would run it as a command). */

@@ -10,7 +10,7 @@
  */
 import type { IResources } from '../../common/api';
 import { cancelTolerating } from './cancel';
-import { refuseUnsupported } from './unsupported';
+import { checkedResources, queueAndAccount } from './unsupported';
 import { shQuote } from './shell';
 import { parseWalltime } from './slurm';
 import {
@@ -21,7 +21,8 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupBlock, setupLines, show, statusOf } from './validate';
+import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, show, statusOf } from './validate';
+import { renderJobScript } from './job-script';
 
 export type PbsFlavour = 'pbspro' | 'torque';
 
@@ -199,25 +200,15 @@ const SERVER_TROUBLE =
 /** qstat's words for an id it does not know (any more). */
 const UNKNOWN_ID = /Unknown Job Id|Job has finished, use -x/i;
 
-function firstLines(text: string, n = 2): string {
-  return text
-    .split('\n')
-    .map(l => l.trim())
-    .filter(Boolean)
-    .slice(0, n)
-    .join(' | ');
-}
-
 function guessField(text: string): string | undefined {
-  const fields: [RegExp, string][] = [
+  return fieldNamedIn(text, [
     [/walltime/i, 'walltime'],
     [/\bmem\b|memory/i, 'memory'],
     [/gpu/i, 'gpus'],
     [/ncpus|ppn|cpu/i, 'cpus'],
     [/account|project/i, 'account'],
     [/queue/i, 'partition']
-  ];
-  return fields.find(([re]) => re.test(text))?.[1];
+  ]);
 }
 
 /** A job's attributes, flat: `Resource_List.walltime` etc. (JSON nests them, text does not). */
@@ -293,23 +284,13 @@ export class PbsAdapter implements ISchedulerAdapter {
 
   /** The `#PBS` options for the resources (validating every value on the way). */
   private directiveLines(resources: IResources): string[] {
-    if (typeof resources !== 'object' || resources === null) {
-      throw new InvalidRequestError('Resources must be an object.', 'resources');
-    }
-    const r = resources;
-    refuseUnsupported(r, this.flavour === 'torque' ? 'Torque' : 'PBS', {
+    const r = checkedResources(resources, this.flavour === 'torque' ? 'Torque' : 'PBS', {
       qos: 'leave it empty and choose a queue (partition)',
       constraint: 'leave it empty (node properties need -l nodes/select, which the cpus field writes)',
       reservation: 'leave it empty and put the reservation\'s queue (e.g. R123) in partition',
       memoryPerCpu: 'leave it empty and give the memory for the whole job in memory'
     });
-    const lines: string[] = [];
-    if (isSet(r.partition)) {
-      lines.push(`-q ${nameField('partition', r.partition)}`);
-    }
-    if (isSet(r.account)) {
-      lines.push(`-A ${nameField('account', r.account)}`);
-    }
+    const lines = queueAndAccount(r, '-A');
     if (isSet(r.walltime)) {
       lines.push(`-l walltime=${formatHms(parseWalltime(r.walltime))}`);
     }
@@ -330,23 +311,20 @@ export class PbsAdapter implements ISchedulerAdapter {
   }
 
   renderScript(spec: IJobSpec): string {
-    const { name, stdout, stderr, workdir } = jobFiles(spec);
-    const resourceLines = this.directiveLines(spec.resources ?? {});
-    // qsub reads #PBS lines up to the first command: these would bypass validation
-    const setup = setupLines(spec.setup, /^\s*#\s*PBS/i, 'put PBS directives in extraDirectives, not in setup lines');
-    commandLine(spec.command);
-    const lines = [
-      '#!/bin/sh',
-      '# jupyterlab-remote-cluster session (generated; edits are overwritten)',
-      ...[`-N ${name}`, `-o ${stdout}`, `-e ${stderr}`, '-j n', '-S /bin/sh', ...resourceLines].map(d => `#PBS ${d}`),
-      '',
-      '# PBS has no working-directory directive (jobs start in $HOME)',
-      `cd ${shQuote(workdir)} || exit 1`,
-      ''
-    ];
-    lines.push(...setupBlock(setup));
-    lines.push('# the remote helper replaces this shell: PBS signals reach it directly', `exec ${spec.command}`, '');
-    return lines.join('\n');
+    return renderJobScript(spec, {
+      title: 'PBS',
+      // qsub reads #PBS lines up to the first command
+      directive: /^\s*#\s*PBS/i,
+      directiveHint: 'put PBS directives in extraDirectives, not in setup lines',
+      header: ({ name, stdout, stderr, workdir }) => [
+        ...[`-N ${name}`, `-o ${stdout}`, `-e ${stderr}`, '-j n', '-S /bin/sh', ...this.directiveLines(spec.resources ?? {})].map(
+          d => `#PBS ${d}`
+        ),
+        '',
+        '# PBS has no working-directory directive (jobs start in $HOME)',
+        `cd ${shQuote(workdir)} || exit 1`
+      ]
+    });
   }
 
   submitCommand(scriptPath: string): string {

@@ -10,7 +10,7 @@
  */
 import type { IResources } from '../../common/api';
 import { cancelTolerating } from './cancel';
-import { refuseUnsupported } from './unsupported';
+import { checkedResources, queueAndAccount } from './unsupported';
 import { shQuote } from './shell';
 import { parseWalltime } from './slurm';
 import { formatHms } from './pbs';
@@ -22,7 +22,8 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupBlock, setupLines, show, statusOf } from './validate';
+import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, nameField, show, statusOf } from './validate';
+import { renderJobScript } from './job-script';
 
 export interface ISgeOptions {
   /** Parallel environment for `cpus` (`-pe <pe> N`); default `smp`. */
@@ -165,25 +166,15 @@ export function queueHost(queueName: string | undefined): string | undefined {
 const QMASTER_TROUBLE =
   /unable to contact qmaster|commlib error|Connection refused|can't connect|cannot connect|Connection timed out|No route to host|unable to send message|failed receiving gdi request|timeout/i;
 
-function firstLines(text: string, n = 2): string {
-  return text
-    .split('\n')
-    .map(l => l.trim())
-    .filter(Boolean)
-    .slice(0, n)
-    .join(' | ');
-}
-
 function guessField(text: string): string | undefined {
-  const fields: [RegExp, string][] = [
+  return fieldNamedIn(text, [
     [/queue/i, 'partition'],
     [/h_rt|runtime|time limit/i, 'walltime'],
     [/project|account/i, 'account'],
     [/h_vmem|memory/i, 'memory'],
     [/parallel environment|\bpe\b|slots/i, 'cpus'],
     [/gpu/i, 'gpus']
-  ];
-  return fields.find(([re]) => re.test(text))?.[1];
+  ]);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -204,23 +195,13 @@ export class SgeAdapter implements ISchedulerAdapter {
 
   /** The `#$` options for the resources (validating every value on the way). */
   private directiveLines(resources: IResources): string[] {
-    if (typeof resources !== 'object' || resources === null) {
-      throw new InvalidRequestError('Resources must be an object.', 'resources');
-    }
-    const r = resources;
-    refuseUnsupported(r, 'Grid Engine', {
+    const r = checkedResources(resources, 'Grid Engine', {
       qos: 'leave it empty and choose a queue (partition) or a project (extraDirectives -P)',
       constraint: 'leave it empty and request a host resource in extraDirectives (-l name=value)',
       reservation: 'leave it empty and give the advance reservation in extraDirectives (-ar ID)',
       memoryPerCpu: 'leave it empty and give the memory for the whole job in memory (the adapter divides it per slot)'
     });
-    const lines: string[] = [];
-    if (isSet(r.partition)) {
-      lines.push(`-q ${nameField('partition', r.partition)}`);
-    }
-    if (isSet(r.account)) {
-      lines.push(`-A ${nameField('account', r.account)}`);
-    }
+    const lines = queueAndAccount(r, '-A');
     if (isSet(r.walltime)) {
       lines.push(`-l h_rt=${formatHms(parseWalltime(r.walltime))}`);
     }
@@ -246,22 +227,16 @@ export class SgeAdapter implements ISchedulerAdapter {
   }
 
   renderScript(spec: IJobSpec): string {
-    const { name, stdout, stderr, workdir } = jobFiles(spec);
-    const resourceLines = this.directiveLines(spec.resources ?? {});
-    // qsub reads #$ lines anywhere in the script: these would bypass validation
-    const setup = setupLines(spec.setup, /^\s*#\s*\$/, 'put Grid Engine directives in extraDirectives, not in setup lines');
-    commandLine(spec.command);
-    const lines = [
-      '#!/bin/sh',
-      '# jupyterlab-remote-cluster session (generated; edits are overwritten)',
-      ...[`-N ${name}`, `-o ${stdout}`, `-e ${stderr}`, '-j n', `-wd ${workdir}`, '-S /bin/sh', ...resourceLines].map(
-        d => `#$ ${d}`
-      ),
-      ''
-    ];
-    lines.push(...setupBlock(setup));
-    lines.push('# the remote helper replaces this shell: Grid Engine signals reach it directly', `exec ${spec.command}`, '');
-    return lines.join('\n');
+    return renderJobScript(spec, {
+      title: 'Grid Engine',
+      // qsub reads #$ lines anywhere in the script
+      directive: /^\s*#\s*\$/,
+      directiveHint: 'put Grid Engine directives in extraDirectives, not in setup lines',
+      header: ({ name, stdout, stderr, workdir }) =>
+        [`-N ${name}`, `-o ${stdout}`, `-e ${stderr}`, '-j n', `-wd ${workdir}`, '-S /bin/sh', ...this.directiveLines(spec.resources ?? {})].map(
+          d => `#$ ${d}`
+        )
+    });
   }
 
   submitCommand(scriptPath: string): string {

@@ -16,7 +16,8 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { commandLine, eachDirective, intField, invalid, isSet, jobFiles, nameField, setupBlock, setupLines, show, statusOf } from './validate';
+import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, nameField, show, statusOf } from './validate';
+import { renderJobScript } from './job-script';
 
 /** Resources as the Slurm adapter reads them (IResources has every Slurm field now). */
 export type ISlurmResources = IResources;
@@ -239,18 +240,9 @@ function pendingReason(raw: string): { text?: string; blocked?: boolean } {
 const CONTROLLER_TROUBLE =
   /Unable to contact slurm controller|Socket timed out|Connection refused|Connection timed out|Transport endpoint|Zero Bytes were transmitted|Communication connection failure|Slurm backup controller in standby|No route to host|Name or service not known|slurm_receive_msg|Resource temporarily unavailable|Insane message length|Protocol authentication error/i;
 
-function firstLines(text: string, n = 2): string {
-  return text
-    .split('\n')
-    .map(l => l.trim())
-    .filter(Boolean)
-    .slice(0, n)
-    .join(' | ');
-}
-
 /** Which resource field an sbatch error is about, from its words. */
 function guessField(text: string): string | undefined {
-  const fields: [RegExp, string][] = [
+  return fieldNamedIn(text, [
     [/feature|constraint/i, 'constraint'],
     [/reservation/i, 'reservation'],
     [/partition/i, 'partition'],
@@ -260,8 +252,7 @@ function guessField(text: string): string | undefined {
     [/memory|--mem/i, 'memory'],
     [/gres|gpu/i, 'gpus'],
     [/cpu/i, 'cpus']
-  ];
-  return fields.find(([re]) => re.test(text))?.[1];
+  ]);
 }
 
 const ME_MIN: [number, number] = [20, 11];
@@ -356,28 +347,22 @@ export class SlurmAdapter implements ISchedulerAdapter {
   }
 
   renderScript(spec: IJobSpec): string {
-    const { name, stdout, stderr, workdir } = jobFiles(spec);
-    const resourceLines = this.directiveLines(spec.resources ?? {});
-    // sbatch reads #SBATCH lines up to the first command: these would bypass validation
-    const setup = setupLines(spec.setup, /^\s*#\s*SBATCH/i, 'put Slurm directives in extraDirectives, not in setup lines');
-    commandLine(spec.command);
-    const lines = [
-      '#!/bin/sh',
-      '# jupyterlab-remote-cluster session (generated; edits are overwritten)',
-      ...[
-        `--job-name=${name}`,
-        `--output=${stdout}`,
-        `--error=${stderr}`,
-        `--chdir=${workdir}`,
-        '--nodes=1',
-        '--ntasks=1',
-        ...resourceLines
-      ].map(d => `#SBATCH ${d}`),
-      ''
-    ];
-    lines.push(...setupBlock(setup));
-    lines.push('# the remote helper replaces this shell: Slurm signals reach it directly', `exec ${spec.command}`, '');
-    return lines.join('\n');
+    return renderJobScript(spec, {
+      title: 'Slurm',
+      // sbatch reads #SBATCH lines up to the first command
+      directive: /^\s*#\s*SBATCH/i,
+      directiveHint: 'put Slurm directives in extraDirectives, not in setup lines',
+      header: ({ name, stdout, stderr, workdir }) =>
+        [
+          `--job-name=${name}`,
+          `--output=${stdout}`,
+          `--error=${stderr}`,
+          `--chdir=${workdir}`,
+          '--nodes=1',
+          '--ntasks=1',
+          ...this.directiveLines(spec.resources ?? {})
+        ].map(d => `#SBATCH ${d}`)
+    });
   }
 
   submitCommand(scriptPath: string): string {

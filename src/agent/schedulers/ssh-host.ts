@@ -32,7 +32,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { commandLine, invalid, isSet, jobFiles, setupBlock, setupLines, statusOf } from './validate';
+import { commandLine, firstLines, invalid, isSet, jobFiles, setupBlock, setupLines, statusOf } from './validate';
 
 /** `<host>:<pid>:<start time in clock ticks>`, host as `uname -n` prints it. */
 const JOB_ID_RE = /^([A-Za-z0-9._-]{1,253}):(\d{1,10}):(\d{1,20})$/;
@@ -94,15 +94,6 @@ function parseId(jobId: string): { host: string; pid: string; start: string } {
     throw invalid('jobId', jobId, 'plain SSH host job ids look like host:pid:start');
   }
   return { host: m[1], pid: m[2], start: m[3] };
-}
-
-function firstLines(text: string, n = 2): string {
-  return text
-    .split('\n')
-    .map(l => l.trim())
-    .filter(Boolean)
-    .slice(0, n)
-    .join(' | ');
 }
 
 /** Why a job that is no longer running ended, from its record (`walltime=S exit=N cancelled=1`). */

@@ -4,7 +4,8 @@
  * field, instead of submitting a job that silently lacks what was asked for.
  */
 import type { IResources } from '../../common/api';
-import { invalid, isSet } from './validate';
+import { InvalidRequestError } from './types';
+import { invalid, isSet, nameField } from './validate';
 
 export type OptionalField = 'qos' | 'constraint' | 'reservation' | 'memoryPerCpu';
 
@@ -23,3 +24,23 @@ const FIELD_WORDS: Record<OptionalField, string> = {
   reservation: 'a reservation this way',
   memoryPerCpu: 'memory per CPU'
 };
+
+/**
+ * What every batch adapter checks first: the resources are an object, and no field this
+ * system lacks is set (see refuseUnsupported).
+ */
+export function checkedResources(resources: IResources, system: string, hints: Partial<Record<OptionalField, string>>): IResources {
+  if (typeof resources !== 'object' || resources === null) {
+    throw new InvalidRequestError('Resources must be an object.', 'resources');
+  }
+  refuseUnsupported(resources, system, hints);
+  return resources;
+}
+
+/** `-q QUEUE` and `<accountFlag> ACCOUNT` for partition and account, when set (PBS, SGE, LSF). */
+export function queueAndAccount(r: IResources, accountFlag: string): string[] {
+  return [
+    ...(isSet(r.partition) ? [`-q ${nameField('partition', r.partition)}`] : []),
+    ...(isSet(r.account) ? [`${accountFlag} ${nameField('account', r.account)}`] : [])
+  ];
+}

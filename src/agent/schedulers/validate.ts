@@ -149,3 +149,18 @@ export function setupBlock(setup: string[]): string[] {
   lines.push('');
   return lines;
 }
+
+/** The first `n` non-empty lines of a command's output, on one line (for messages). */
+export function firstLines(text: string, n = 2): string {
+  return text
+    .split('\n')
+    .map(l => l.trim())
+    .filter(Boolean)
+    .slice(0, n)
+    .join(' | ');
+}
+
+/** Which resource field a scheduler's refusal is about: the first of `words` found in `text`. */
+export function fieldNamedIn(text: string, words: [RegExp, string][]): string | undefined {
+  return words.find(([re]) => re.test(text))?.[1];
+}
