@@ -27,7 +27,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, nameField, show, statusOf } from './validate';
+import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, memoryAmount, nameField, show, statusOf } from './validate';
 import { renderJobScript } from './job-script';
 
 /** Prefix of the submit-description lines in the job script. */
@@ -53,7 +53,6 @@ export const QUEUE_MARKER = '@@jrc condor_q exit';
 export const HISTORY_MARKER = '@@jrc condor_history exit';
 
 const JOB_ID_RE = /^(\d{1,20})\.(\d{1,9})$/;
-const MEMORY_RE = /^(\d{1,12})([KMGT]?)$/;
 /** A script path as condor_submit reads it after `executable =` (absolute or relative, no blanks, no `$`). */
 const SCRIPT_PATH_RE = /^[A-Za-z0-9._/+@%,:=~][A-Za-z0-9._/+@%,:=~-]{0,4095}$/;
 /**
@@ -107,12 +106,8 @@ const FIELD_DIRECTIVES: Record<string, string> = {
 
 /** Megabytes for request_memory: `4G` → 4096, `500M` → 500, `1024K` → 1, no unit = megabytes. */
 export function memoryMegabytes(v: unknown): number {
-  const m = typeof v === 'string' ? MEMORY_RE.exec(v.trim()) : null;
-  if (!m || Number(m[1]) === 0) {
-    throw invalid('memory', v, 'use a number with an optional unit K, M, G or T, e.g. 4G or 500M (no unit: megabytes)');
-  }
-  const n = Number(m[1]);
-  switch (m[2]) {
+  const { n, unit } = memoryAmount(v);
+  switch (unit) {
     case 'K':
       return Math.ceil(n / 1024);
     case 'G':

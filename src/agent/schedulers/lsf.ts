@@ -20,7 +20,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, show, statusOf } from './validate';
+import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, memoryAmount, show, statusOf } from './validate';
 import { renderJobScript } from './job-script';
 
 /** bjobs fields, in order. The two free-text fields come last (text mode splits on `^`). */
@@ -38,7 +38,6 @@ export interface ILsfOptions {
 }
 
 const JOB_ID_RE = /^\d{1,20}$/;
-const MEMORY_RE = /^(\d{1,12})([KMGT]?)$/;
 /**
  * `-option` or `-option value`; the value is one word of safe characters or one double-quoted
  * string of safe characters and spaces (e.g. `-R "select[mem>4000] order[r15s]"`). #BSUB lines
@@ -81,11 +80,8 @@ export function formatRunLimit(minutes: number): string {
 
 /** `4G` → `4GB`, `500M` → `500MB`, `4096` → `4096MB` (explicit units: LSF_UNIT_FOR_LIMITS does not matter). */
 function memoryField(v: unknown): string {
-  const m = typeof v === 'string' ? MEMORY_RE.exec(v.trim()) : null;
-  if (!m || Number(m[1]) === 0) {
-    throw invalid('memory', v, 'use a number with an optional unit K, M, G or T, e.g. 4G or 500M (no unit: megabytes)');
-  }
-  return `${Number(m[1])}${m[2] || 'M'}B`;
+  const { n, unit } = memoryAmount(v);
+  return `${n}${unit || 'M'}B`;
 }
 
 function directives(v: unknown, gpus: number): string[] {

@@ -21,7 +21,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, show, statusOf } from './validate';
+import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, memoryAmount, show, statusOf } from './validate';
 import { renderJobScript } from './job-script';
 
 export type PbsFlavour = 'pbspro' | 'torque';
@@ -33,7 +33,6 @@ export interface IPbsOptions {
 
 /** `1234`, `1234.server`, `1234[].server` (array parent), `1234[7].server` (subjob). */
 const JOB_ID_RE = /^\d{1,20}(\[\d{0,10}\])?(\.[A-Za-z0-9._-]{1,253})?$/;
-const MEMORY_RE = /^(\d{1,12})([KMGT]?)$/;
 /** `-X` or `-X value`: one option letter, one value without blanks, quotes or shell syntax. */
 const DIRECTIVE_RE = /^-([A-Za-z])(?:\s+([A-Za-z0-9._,:/@%+=*&|!~^[\]-]{1,256}))?$/;
 
@@ -71,11 +70,8 @@ const FIELD_RESOURCES: Record<string, string> = {
 
 /** `4G` → `4gb`, `500M` → `500mb`, `500` → `500mb` (megabytes, as for Slurm). */
 function memoryField(v: unknown): string {
-  const m = typeof v === 'string' ? MEMORY_RE.exec(v.trim()) : null;
-  if (!m || Number(m[1]) === 0) {
-    throw invalid('memory', v, 'use a number with an optional unit K, M, G or T, e.g. 4G or 500M (no unit: megabytes)');
-  }
-  return `${Number(m[1])}${(m[2] || 'M').toLowerCase()}b`;
+  const { n, unit } = memoryAmount(v);
+  return `${n}${(unit || 'M').toLowerCase()}b`;
 }
 
 /** Seconds as PBS's `HH:MM:SS` (hours may exceed 24). */

@@ -22,7 +22,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, nameField, show, statusOf } from './validate';
+import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, memoryAmount, nameField, show, statusOf } from './validate';
 import { renderJobScript } from './job-script';
 
 export interface ISgeOptions {
@@ -34,7 +34,6 @@ export interface ISgeOptions {
 
 /** Job ids are numbers (`qsub -terse` prints `1234`, or `1234.1-10:1` for arrays). */
 const JOB_ID_RE = /^\d{1,20}$/;
-const MEMORY_RE = /^(\d{1,12})([KMGT]?)$/;
 /** `-opt` or `-opt value`: one option word, one value without blanks, quotes or shell syntax. */
 const DIRECTIVE_RE = /^-([A-Za-z][A-Za-z_]{0,15})(?:\s+([A-Za-z0-9._,:/@%+=*&|!~^[\]-]{1,256}))?$/;
 
@@ -69,12 +68,9 @@ const FIELD_RESOURCES: Record<string, string> = {
 
 /** Megabytes in a memory value (`4G` → 4096; no unit = megabytes, as for Slurm). */
 function memoryMegabytes(v: unknown): number {
-  const m = typeof v === 'string' ? MEMORY_RE.exec(v.trim()) : null;
-  if (!m || Number(m[1]) === 0) {
-    throw invalid('memory', v, 'use a number with an optional unit K, M, G or T, e.g. 4G or 500M (no unit: megabytes)');
-  }
+  const { n, unit } = memoryAmount(v);
   const factor: Record<string, number> = { K: 1 / 1024, '': 1, M: 1, G: 1024, T: 1024 * 1024 };
-  return Number(m[1]) * factor[m[2]];
+  return n * factor[unit];
 }
 
 function directives(v: unknown): string[] {

@@ -16,7 +16,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, nameField, show, statusOf } from './validate';
+import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, memoryAmount, nameField, show, statusOf } from './validate';
 import { renderJobScript } from './job-script';
 
 /** Resources as the Slurm adapter reads them (IResources has every Slurm field now). */
@@ -41,7 +41,6 @@ export const FIELD_SEPARATOR = '\x1f';
 const SQUEUE_FIELDS = ['%i', '%T', '%r', '%N', '%L', '%S'];
 
 const JOB_ID_RE = /^\d{1,20}(_\d{1,10})?$/;
-const MEMORY_RE = /^(\d{1,12})([KMGT]?)$/;
 /** Slurm's constraint syntax: features joined by & | , with [ ] ( ) and *count. */
 const CONSTRAINT_RE = /^[A-Za-z0-9._:*&|,()[\]-]{1,256}$/;
 /** `--name` or `--name=value`; #SBATCH lines are not read by a shell, but keep them plain. */
@@ -133,11 +132,8 @@ export function firstNode(nodeList: string): string | undefined {
 }
 
 function memoryField(v: unknown, field = 'memory'): string {
-  const m = typeof v === 'string' ? MEMORY_RE.exec(v.trim()) : null;
-  if (!m || Number(m[1]) === 0) {
-    throw invalid(field, v, 'use a number with an optional unit K, M, G or T, e.g. 4G or 500M (no unit: megabytes)');
-  }
-  return `${Number(m[1])}${m[2]}`;
+  const { n, unit } = memoryAmount(v, field);
+  return `${n}${unit}`;
 }
 
 function directives(v: unknown, gpus: number): string[] {

@@ -164,3 +164,14 @@ export function firstLines(text: string, n = 2): string {
 export function fieldNamedIn(text: string, words: [RegExp, string][]): string | undefined {
   return words.find(([re]) => re.test(text))?.[1];
 }
+
+const MEMORY_RE = /^(\d{1,12})([KMGT]?)$/;
+
+/** A memory value as the profile writes it (`4G`, `500M`, `500` = megabytes): amount and unit. */
+export function memoryAmount(v: unknown, field = 'memory'): { n: number; unit: '' | 'K' | 'M' | 'G' | 'T' } {
+  const m = typeof v === 'string' ? MEMORY_RE.exec(v.trim()) : null;
+  if (!m || Number(m[1]) === 0) {
+    throw invalid(field, v, 'use a number with an optional unit K, M, G or T, e.g. 4G or 500M (no unit: megabytes)');
+  }
+  return { n: Number(m[1]), unit: m[2] as '' | 'K' | 'M' | 'G' | 'T' };
+}
