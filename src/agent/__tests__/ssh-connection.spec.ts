@@ -8,11 +8,12 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { Server, utils, type AuthContext, type Connection } from 'ssh2';
+import { Server, type AuthContext, type Connection } from 'ssh2';
 
 import type { IPrompt, IPromptAnswer } from '../../common/api';
 import { ClusterConnection, type IClusterConnectionOptions } from '../ssh/connection';
 import { fingerprintSha256 } from '../ssh/known-hosts';
+import { ed25519KeyPair } from './helpers/keys';
 
 type Prompt = Omit<IPrompt, 'id'>;
 
@@ -26,7 +27,7 @@ interface ITestServer {
 }
 
 /** An SSH server that runs `echo`-like commands and authenticates as told. */
-async function startServer(auth: (ctx: AuthContext) => void, hostKey = utils.generateKeyPairSync('ed25519')): Promise<ITestServer> {
+async function startServer(auth: (ctx: AuthContext) => void, hostKey = ed25519KeyPair()): Promise<ITestServer> {
   const seen: string[] = [];
   const server = new Server({ hostKeys: [hostKey.private] }, (client: Connection) => {
     client.on('error', () => undefined);
@@ -195,7 +196,7 @@ describe('ssh ClusterConnection (in-process server)', () => {
 
   it('refuses a changed host key without asking, naming both fingerprints', async () => {
     server = await startServer(ctx => ctx.accept());
-    const other = utils.generateKeyPairSync('ed25519');
+    const other = ed25519KeyPair();
     const otherBlob = Buffer.from(other.public.split(' ')[1], 'base64');
     await fs.writeFile(kh, `[127.0.0.1]:${server.port} ssh-ed25519 ${otherBlob.toString('base64')}\n`);
     const prompt = jest.fn(async () => ({ accept: true }));
