@@ -192,6 +192,9 @@ class PausableTimer {
   }
 }
 
+/** Waits before asking again for a session the server refused (about 5 s in all). */
+const SESSION_RETRY_DELAYS_MS = [50, 100, 200, 400, 800, 1000, 1000, 1500];
+
 /** A counting semaphore for exec sessions. */
 class Semaphore {
   private waiting: (() => void)[] = [];
@@ -1071,8 +1074,19 @@ export class ClusterConnection extends EventEmitter {
     };
     return new Promise<IExecResult>((resolve, reject) => {
       const max = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
+      let refusals = 0;
       const onExec = (err: Error | undefined, ch: ClientChannel): void => {
         if (err) {
+          // OpenSSH refuses a session (CHANNEL_OPEN_FAILURE "open failed") while it has
+          // MaxSessions open, and it still counts sessions we have already closed until a
+          // main-loop turn later, so under load a burst can briefly exceed the limit. A
+          // refused *session* is transient: try again shortly, for up to about 5 s.
+          if (typeof (err as Error & { reason?: unknown }).reason === 'number' && refusals < SESSION_RETRY_DELAYS_MS.length) {
+            const delay = SESSION_RETRY_DELAYS_MS[refusals++];
+            this.log.debug(`ssh: ${hop.label} refused a session (${err.message}); retrying in ${delay} ms`);
+            setTimeout(start, delay).unref();
+            return;
+          }
           release();
           reject(new SshConnectionError(`Could not run a command on ${hop.label}: ${err.message}.`, 'exec-failed', hop.label));
           return;
@@ -1160,12 +1174,15 @@ export class ClusterConnection extends EventEmitter {
           ch.end();
         }
       };
-      try {
-        hop.client.exec(command, onExec);
-      } catch (err) {
-        release();
-        reject(new SshConnectionError(`Not connected to ${hop.label} (${(err as Error).message}).`, 'not-connected', hop.label));
-      }
+      const start = (): void => {
+        try {
+          hop.client.exec(command, onExec);
+        } catch (err) {
+          release();
+          reject(new SshConnectionError(`Not connected to ${hop.label} (${(err as Error).message}).`, 'not-connected', hop.label));
+        }
+      };
+      start();
     });
   }
 

@@ -179,6 +179,31 @@ describe('ssh ClusterConnection (testbed)', () => {
       expect(many.map(r => r.stdout)).toEqual(Array.from({ length: 12 }, (_, i) => `${i}\n`));
     });
 
+    it('waits for a session when sshd refuses one for MaxSessions (10), instead of failing', async () => {
+      // Allow more sessions than sshd does: with the pty keeper, 16 at once must exceed
+      // MaxSessions, and sshd answers the excess with "open failed". Each command then
+      // waits for one that ends; none fails.
+      const logs: string[] = [];
+      const greedy = new ClusterConnection({
+        target: { host: 'login', configFile: tb.sshConfig },
+        prompt: async p => {
+          throw new Error(`unexpected prompt ${p.kind}`);
+        },
+        homeDir: tmp,
+        agentSocket: null,
+        maxExecSessions: 16,
+        logger: { debug: m => logs.push(m) }
+      });
+      try {
+        await greedy.connect();
+        const results = await Promise.all(Array.from({ length: 16 }, (_, i) => greedy.exec(`sleep 0.5; echo ${i}`)));
+        expect(results.map(r => r.stdout)).toEqual(Array.from({ length: 16 }, (_, i) => `${i}\n`));
+        expect(logs.filter(m => m.includes('refused a session')).length).toBeGreaterThan(0);
+      } finally {
+        await greedy.close();
+      }
+    });
+
     it('forwards from login to node1:22 (SSH banner)', async () => {
       for (const host of ['node1', '198.18.2.11']) {
         const ch = await conn.forwardOut(host, 22);
