@@ -109,6 +109,9 @@ class AgentProcess:
         self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
     ) -> HTTPResponse:
         """Send one HTTP request to the agent (starting it if needed); never raises on 4xx/5xx."""
+        if self._stopping:
+            # The server is shutting down and stopped the agent: say so, never restart it.
+            raise AgentUnavailable("The remote-cluster agent has stopped (the Jupyter server is shutting down).")
         self._bind_loop()
         await self.ensure_running()
         req = HTTPRequest(
@@ -240,6 +243,11 @@ class AgentProcess:
             except AgentUnavailable as e:
                 self.log.error("remote-cluster: %s", e)
 
+    @property
+    def stopped(self) -> bool:
+        """stop() was called: this agent never starts again."""
+        return self._stopping
+
     async def stop(self) -> None:
         self._stopping = True
         proc = self._proc
@@ -270,6 +278,7 @@ def get_agent(log: logging.Logger | None = None) -> AgentProcess:
     """The agent of this process: the server extension's, or one started on demand
     (nbclient, papermill: no Jupyter server runs; a live agent of the user is reused)."""
     global _shared
-    if _shared is None:
+    if _shared is None or _shared.stopped:
+        # (a server that stopped its agent leaves it behind: headless use gets a new one)
         _shared = AgentProcess(log=log)
     return _shared

@@ -7,6 +7,7 @@ The kernelspecs the agent writes name this provisioner with either
 The agent opens local forwards for the kernel's five channels, so jupyter_client gets a
 connection info on 127.0.0.1 and never talks to the cluster itself. Restart = a new
 kernel in the same allocation (no new job). Interrupt = SIGINT to the remote kernel.
+Attach = a kernel that outlived the Jupyter server that started it, taken over as is.
 A link that is down makes poll() say "alive": only the helper can say a kernel died.
 """
 
@@ -20,7 +21,11 @@ from typing import Any
 from jupyter_client.provisioning import KernelProvisionerBase
 from traitlets import Float, Unicode
 
-from .agent_process import AgentProcess, get_agent
+from .agent_process import AgentProcess, AgentUnavailable, get_agent
+
+
+# start_kernel() keyword naming a running remote kernel to attach to (see pre_launch).
+ATTACH_KWARG = "remote_cluster_attach"
 
 
 class RemoteKernelError(RuntimeError):
@@ -46,16 +51,26 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     owns_session: bool = False
     _exit_code: int | None = None
     _restart_id: str | None = None
+    _attach_id: str | None = None
+
+    _agent: AgentProcess | None = None
 
     @property
     def agent(self) -> AgentProcess:
-        return get_agent(self.log)
+        # Kept: once its server stopped the agent, this kernel's calls fail fast instead of
+        # starting another agent in the middle of the server's shutdown.
+        if self._agent is None:
+            self._agent = get_agent(self.log)
+        return self._agent
 
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        res = await self.agent.request(
-            method, path, body=data, headers={"Content-Type": "application/json"} if data else {}
-        )
+        try:
+            res = await self.agent.request(
+                method, path, body=data, headers={"Content-Type": "application/json"} if data else {}
+            )
+        except AgentUnavailable as e:
+            raise RemoteKernelError(str(e), 503) from e
         text = res.body.decode() if res.body else "{}"
         payload = json.loads(text) if text else {}
         if res.code >= 400:
@@ -68,6 +83,12 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         return self.remote_kernel_id is not None
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        # Set by the attach route (server/handlers.py): connect to a kernel that still
+        # runs in the session instead of starting one. jupyter_client keeps the launch
+        # arguments for restarts, where it must be ignored: a restart is a new kernel.
+        attach = kwargs.pop(ATTACH_KWARG, None)
+        if attach and self._restart_id is None and self.remote_kernel_id is None:
+            self._attach_id = str(attach)
         if self.session:
             self.session_id = self.session
         elif self.session_id is None:
@@ -108,9 +129,13 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:
         # After a restart, the same id: the new kernel keeps the local ports and key.
-        body = {"kernelId": self._restart_id} if self._restart_id else {}
+        if self._attach_id:
+            body: dict[str, Any] = {"kernelId": self._attach_id, "attach": True}
+        else:
+            body = {"kernelId": self._restart_id} if self._restart_id else {}
         info = await self._call("POST", f"/api/v1/sessions/{self.session_id}/kernels", body)
         self._restart_id = None
+        self._attach_id = None
         self.remote_kernel_id = info["kernelId"]
         self._exit_code = None
         self.connection_info = {
@@ -195,6 +220,22 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                 self._restart_id = self.remote_kernel_id
             self.remote_kernel_id = None
 
+    async def detach(self) -> None:
+        """The Jupyter server stops: leave the remote kernel and its job running, with
+        their state, for the next server to attach (`remote-cluster/kernels/attach`).
+        Afterwards this provisioner reports the kernel gone, so jupyter_client's shutdown
+        that follows finishes at once and changes nothing remotely."""
+        if self.remote_kernel_id is None:
+            return
+        try:
+            await self._call("DELETE", f"/api/v1/kernels/{self.remote_kernel_id}?detach=1")
+            self.log.info("remote-cluster: kernel %s left running in session %s", self.remote_kernel_id, self.session_id)
+        except Exception as e:  # agent gone: its forwards are gone too, the kernel runs on
+            self.log.warning("remote-cluster: detaching kernel %s: %s", self.remote_kernel_id, e)
+        self.remote_kernel_id = None
+        self._exit_code = 0
+        self.owns_session = False  # the job stays: the sidebar lists it, to attach or cancel
+
     async def kill(self, restart: bool = False) -> None:
         await self._stop(restart)
 
@@ -209,6 +250,10 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             if self.remote_kernel_id is not None:
                 await self._stop(restart=True)
             return
+        if self.remote_kernel_id is not None:
+            # It exited by itself on the shutdown request: have the agent drop its record
+            # and close its local forwards (the helper already reaped the process).
+            await self._stop(restart=False)
         if self.owns_session and self.session_id:
             try:
                 await self._call("DELETE", f"/api/v1/sessions/{self.session_id}")

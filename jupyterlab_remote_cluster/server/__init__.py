@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+from jupyter_core.utils import ensure_async
 from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool
 
 from ..agent_process import AgentProcess, AgentUnavailable, set_agent
+from ..provisioner import RemoteClusterProvisioner
 from .handlers import handlers
 
 
@@ -15,6 +18,15 @@ class RemoteClusterExtension(ExtensionApp):
     load_other_extensions = True
 
     agent: AgentProcess
+
+    keep_kernels_on_stop = Bool(
+        True,
+        config=True,
+        help=(
+            "When the Jupyter server stops, leave remote kernels running in their jobs (with "
+            "their state) to be attached by the next server, instead of shutting them down."
+        ),
+    )
 
     def initialize_settings(self) -> None:
         self.agent = AgentProcess(self.serverapp.runtime_dir, log=self.log, base_url=self.serverapp.base_url)
@@ -37,4 +49,25 @@ class RemoteClusterExtension(ExtensionApp):
         self._starting = asyncio.ensure_future(self._start_agent())
 
     async def stop_extension(self) -> None:
+        # Extensions stop before the server shuts its kernels down, and the agent with
+        # us: settle our kernels while it still answers. By default they are detached, so
+        # a server restart does not cost the user their remote kernels' state.
+        await self._settle_remote_kernels(detach=self.keep_kernels_on_stop)
         await self.agent.stop()
+
+    async def _settle_remote_kernels(self, detach: bool) -> None:
+        km = getattr(self.serverapp, "kernel_manager", None)
+        if km is None:
+            return
+        ours = {}
+        for kid in list(km.list_kernel_ids()):
+            prov = getattr(km.get_kernel(kid), "provisioner", None)
+            if isinstance(prov, RemoteClusterProvisioner):
+                ours[kid] = prov
+        if detach:
+            work = [p.detach() for p in ours.values()]
+        else:
+            work = [ensure_async(km.shutdown_kernel(kid)) for kid in ours]
+        for kid, result in zip(ours, await asyncio.gather(*work, return_exceptions=True)):
+            if isinstance(result, Exception):
+                self.log.warning("remote-cluster: kernel %s at server stop: %s", kid, result)

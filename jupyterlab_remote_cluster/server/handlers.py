@@ -7,6 +7,7 @@ go to the agent's private socket without credentials: the agent trusts its socke
 never the browser's headers.
 
     remote-cluster/api/v1/events                          WebSocket  -> agent /api/v1/events
+    remote-cluster/kernels/attach                      POST       a detached remote kernel -> this server's kernels
     remote-cluster/api/(.*)                            HTTP       -> agent /api/$1
     remote-cluster/sessions/<id>/proxy/<port>/(.*)     HTTP + WS  -> agent /proxy/<id>/<port>/$3
 """
@@ -14,6 +15,7 @@ never the browser's headers.
 from __future__ import annotations
 
 import json
+import re
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import authorized, ws_authenticated
@@ -21,10 +23,18 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from tornado import httpclient, web, websocket
 
 from ..agent_process import AgentProcess, AgentUnavailable
+from ..provisioner import ATTACH_KWARG
 
 URL_NAMESPACE = "remote-cluster"
 AUTH_RESOURCE = "remote-cluster"
 SESSION_RE = r"[0-9a-f]{6,32}"
+
+
+def session_kernel_name(session: str) -> str:
+    """The kernelspec the agent writes for a running session (src/agent/kernelspecs.ts)."""
+    return f"remote-cluster-session-{session}"
+
+
 # Only these request headers reach the agent (and through it, a dashboard).
 FORWARDED_HEADERS = ("Content-Type", "Accept", "Accept-Encoding", "If-None-Match", "If-Modified-Since")
 RETURNED_HEADERS = ("Content-Type", "Cache-Control", "ETag", "Last-Modified", "Content-Encoding", "Location")
@@ -82,6 +92,61 @@ class AgentApiHandler(AgentMixin, APIHandler):
     @authorized
     async def delete(self, path: str) -> None:
         await self.forward_http("/api/" + path)
+
+
+class AttachKernelHandler(AgentMixin, APIHandler):
+    """`kernels/attach`: give a kernel that outlived its Jupyter server to this one.
+
+    The kernel keeps running in its job when the server that started it crashes or is
+    killed; this starts a Jupyter kernel (in this server's kernel manager, so notebooks
+    and consoles can connect to it) whose provisioner attaches to it instead of
+    starting a new one. Its variables are intact.
+    """
+
+    auth_resource = AUTH_RESOURCE
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            body = None
+        session = body.get("session") if isinstance(body, dict) else None
+        kernel = body.get("kernel") if isinstance(body, dict) else None
+        if not (isinstance(session, str) and re.fullmatch(SESSION_RE, session)) or not (
+            isinstance(kernel, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", kernel)
+        ):
+            self.write_api_error(400, "invalid", 'Expected {"session": <session id>, "kernel": <remote kernel id>}.')
+            return
+        try:
+            res = await self.agent.request("GET", f"/api/v1/sessions/{session}")
+        except AgentUnavailable as e:
+            self.write_api_error(503, "agent-unavailable", str(e))
+            return
+        info = json.loads(res.body or b"{}")
+        if res.code != 200:
+            self.write_api_error(404, "not-found", f"No session {session}.")
+            return
+        if kernel not in (info.get("detachedKernels") or []):
+            # Attached already (here or by another server), or gone: never a second client.
+            self.write_api_error(
+                409, "not-detached", f"Kernel {kernel} is not a detached kernel of session {session} (any more)."
+            )
+            return
+        try:
+            kernel_id = await ensure_async(
+                self.kernel_manager.start_kernel(
+                    kernel_name=session_kernel_name(session), **{ATTACH_KWARG: kernel}
+                )
+            )
+        except Exception as e:  # the agent's message says what went wrong, for the user
+            self.log.warning("remote-cluster: attaching kernel %s of session %s failed: %s", kernel, session, e)
+            self.write_api_error(502, "attach-failed", f"Could not attach kernel {kernel}: {e}")
+            return
+        model = await ensure_async(self.kernel_manager.kernel_model(kernel_id))
+        self.set_status(201)
+        self.finish(json.dumps(model, default=str))
 
 
 class WebSocketForwarder(AgentMixin, JupyterHandler, websocket.WebSocketHandler):
@@ -195,6 +260,7 @@ class SessionProxyHandler(WebSocketForwarder):
 def handlers() -> list[tuple[str, type]]:
     return [
         (rf"/{URL_NAMESPACE}/api/v1/events", EventsHandler),
+        (rf"/{URL_NAMESPACE}/kernels/attach", AttachKernelHandler),
         (rf"/{URL_NAMESPACE}/api/(.*)", AgentApiHandler),
         (rf"/{URL_NAMESPACE}/sessions/({SESSION_RE})/proxy/([0-9]{{1,5}})/(.*)", SessionProxyHandler),
     ]

@@ -212,6 +212,13 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
       }
       return sendJson(res, 200, await svc.sessions.adoptKernel(m[1], kernelId, ports as Record<string, number>));
     }
+    if (body.attach === true) {
+      // The Jupyter server that started it is gone: connect a new one to the same kernel.
+      if (!kernelId) {
+        throw new HttpError(400, 'invalid', 'Attaching a kernel needs its kernelId.');
+      }
+      return sendJson(res, 200, await svc.sessions.adoptKernel(m[1], kernelId));
+    }
     return sendJson(res, 201, await svc.sessions.startKernel(m[1], kernelId));
   }
   if ((m = p.match(/^\/api\/v1\/kernels\/([A-Za-z0-9_-]{1,64})(\/signal)?$/))) {
@@ -224,6 +231,10 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     }
     if (method(req, 'GET', 'DELETE') === 'GET') {
       return sendJson(res, 200, await svc.sessions.kernelStatus(kid));
+    }
+    if (url.searchParams.get('detach') === '1') {
+      svc.sessions.detachKernel(kid);
+      return sendJson(res, 200, { ok: true });
     }
     await svc.sessions.shutdownKernel(kid, url.searchParams.get('restart') === '1');
     return sendJson(res, 200, { ok: true });

@@ -137,6 +137,11 @@ export interface ISession {
   /** The connectivity mode this session's kernels and dashboards are reached through. */
   connectivity?: Exclude<ConnectivityMode, 'auto'>;
   kernels?: string[];
+  /**
+   * Kernels still running in the job that no Jupyter server is connected to (the
+   * server that started them crashed or was killed); they can be attached again.
+   */
+  detachedKernels?: string[];
   createdAt: string;
   updatedAt: string;
 }

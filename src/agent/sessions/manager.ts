@@ -79,6 +79,8 @@ export interface IHelperState {
   error?: string;
   dask?: { schedulerAddress: string; dashboardPort: number };
   httpPorts?: { port: number; name: string; path: string }[];
+  /** Every kernel the helper runs, as of the heartbeat. */
+  kernels?: Record<string, { pid: number; alive: boolean }>;
 }
 
 /** What the agent keeps about a session beyond what the frontend sees. */
@@ -198,7 +200,13 @@ export class SessionManager {
 
   private publicView(s: ISessionRecord): ISession {
     const { clusterKey: _c, remoteDir: _r, owner: _o, ...pub } = s;
-    return { ...pub, kernels: [...this.kernels.values()].filter(k => k.sessionId === s.id).map(k => k.kernelId) };
+    const kernels = [...this.kernels.values()].filter(k => k.sessionId === s.id).map(k => k.kernelId);
+    // Alive in the helper but without our forwards: their Jupyter server is gone.
+    const helperKernels = s.state === 'running' ? this.helperStates.get(s.id)?.kernels ?? {} : {};
+    const detached = Object.entries(helperKernels)
+      .filter(([id, k]) => k.alive && !this.kernels.has(id) && !this.endedKernels.has(id))
+      .map(([id]) => id);
+    return { ...pub, kernels, ...(detached.length > 0 && { detachedKernels: detached }) };
   }
 
   private emit(event: AgentEvent): void {
@@ -913,11 +921,12 @@ export class SessionManager {
   }
 
   /**
-   * Take a kernel that still runs in the session back after the agent restarted: the
-   * same local ports (the client's connection info) forward again to the kernel's ports,
-   * read with its key from its connection file. Its state is intact.
+   * Take a kernel that still runs in the session back: after the agent restarted, on the
+   * same local ports (the client's connection info); after the Jupyter server that
+   * started it was lost (`localPorts` undefined), on new ones. Either way the forwards go
+   * to the kernel's ports, read with its key from its connection file: its state is intact.
    */
-  async adoptKernel(sessionId: string, kernelId: string, localPorts: Record<string, number>): Promise<IKernelConnection> {
+  async adoptKernel(sessionId: string, kernelId: string, localPorts?: Record<string, number>): Promise<IKernelConnection> {
     const existing = this.kernels.get(kernelId);
     if (existing) {
       return existing.connection;
@@ -941,12 +950,12 @@ export class SessionManager {
       const sockets = mode === 'via-login' ? {} : kernelSockets(mode, kernelId, file, state.reverse?.dir, CHANNELS);
       const conn = await this.registerKernel(s, kernelId, Number(status.json.pid ?? 0), file, ch => ({
         open: async () => openKernelChannel(mode, node, Number(file[ch]), sockets[ch], await this.link(profile)),
-        localPort: Number(localPorts[ch])
+        localPort: localPorts ? Number(localPorts[ch]) : undefined
       }));
-      this.opts.log(`adopted kernel ${kernelId} of session ${sessionId} on its previous local ports`);
+      this.opts.log(`${localPorts ? 'adopted' : 'attached'} kernel ${kernelId} of session ${sessionId} on ${localPorts ? 'its previous' : 'new'} local ports`);
       return conn;
     } catch (err) {
-      throw new Error(`Cannot take kernel ${kernelId} back on its local ports: ${(err as Error).message}`);
+      throw new Error(`Cannot take kernel ${kernelId} back${localPorts ? ' on its local ports' : ''}: ${(err as Error).message}`);
     }
   }
 
@@ -1016,6 +1025,22 @@ export class SessionManager {
     } else {
       this.dropKernel(k);
     }
+    if (s) {
+      this.update(s, {});
+    }
+  }
+
+  /**
+   * Let go of a kernel without stopping it: its Jupyter server is stopping and leaves
+   * it running in the job (with its state) for the next server to attach. Its local
+   * forwards close, so nothing the stopping server sends reaches it.
+   */
+  detachKernel(kernelId: string): void {
+    const k = this.kernel(kernelId);
+    k.forwards.forEach(f => f.close());
+    this.kernels.delete(kernelId);
+    this.opts.log(`detached kernel ${kernelId} of session ${k.sessionId}: it keeps running`);
+    const s = this.sessions.get(k.sessionId);
     if (s) {
       this.update(s, {});
     }
