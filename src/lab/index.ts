@@ -199,6 +199,34 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
+    commands.addCommand(CommandIDs.attachKernel, {
+      label: trans.__('Attach a running kernel of this session'),
+      execute: async args => {
+        const session = String(args['session']);
+        const kernel = String(args['kernel']);
+        try {
+          // The server starts a Jupyter kernel whose provisioner takes the remote one over.
+          const k = await requestAPI<{ id: string; name: string }>('kernels/attach', {
+            method: 'POST',
+            body: JSON.stringify({ session, kernel })
+          });
+          Notification.success(
+            trans.__('Kernel %1 is attached again, with its variables. Pick it in any notebook (Kernel › Change Kernel…) or:', kernel.slice(0, 8)),
+            {
+              autoClose: 10000,
+              actions: [
+                { label: trans.__('New notebook'), callback: () => void commands.execute('notebook:create-new', { kernelId: k.id }) }
+              ]
+            }
+          );
+          return k;
+        } catch (e) {
+          Notification.error(trans.__('Could not attach the kernel: %1', (e as Error).message));
+          return undefined;
+        }
+      }
+    });
+
     commands.addCommand(CommandIDs.removeSession, {
       label: trans.__('Remove the ended session from the list'),
       execute: async args => {

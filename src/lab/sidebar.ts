@@ -85,12 +85,12 @@ export class SessionsPanel extends Widget {
     }
   }
 
-  private button(label: string, command: string, id: string, cls = ''): HTMLButtonElement {
+  private button(label: string, command: string, id: string, cls = '', extra: Record<string, string> = {}): HTMLButtonElement {
     const b = document.createElement('button');
     b.className = `jp-Button jp-mod-styled jp-mod-small ${cls}`.trim();
     b.textContent = label;
     b.dataset.command = command;
-    b.addEventListener('click', () => void this.commands.execute(command, { session: id }));
+    b.addEventListener('click', () => void this.commands.execute(command, { session: id, ...extra }));
     return b;
   }
 
@@ -141,6 +141,17 @@ export class SessionsPanel extends Widget {
         clock.dataset.timeLeft = s.id;
         if (s.reason) {
           li.appendChild(document.createElement('div')).textContent = s.reason;
+        }
+        // Kernels whose Jupyter server was lost (crash, kill): still running, with their
+        // variables, until attached here or the job ends.
+        for (const kid of s.detachedKernels ?? []) {
+          const row = li.appendChild(document.createElement('div'));
+          row.className = 'jp-RemoteCluster-detachedKernel';
+          row.dataset.kernelId = kid;
+          const label = row.appendChild(document.createElement('span'));
+          label.textContent = t.__('Kernel %1 is running, not connected', kid.slice(0, 8));
+          label.title = t.__('Its Jupyter server stopped without shutting it down. Attach it to use it again; its variables are kept.');
+          row.appendChild(this.button(t.__('Attach'), CommandIDs.attachKernel, s.id, '', { kernel: kid }));
         }
       }
       const actions = li.appendChild(document.createElement('div'));

@@ -7,6 +7,7 @@ export namespace CommandIDs {
   export const openDashboard = 'remote-cluster:open-dashboard';
   export const cancelSession = 'remote-cluster:cancel-session';
   export const removeSession = 'remote-cluster:remove-session';
+  export const attachKernel = 'remote-cluster:attach-kernel';
 }
 
 /** Launcher category shared by every tile of this extension. */

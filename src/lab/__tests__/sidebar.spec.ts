@@ -48,3 +48,32 @@ describe('SessionsPanel connection line', () => {
     model.dispose();
   });
 });
+
+describe('SessionsPanel detached kernels', () => {
+  it('lists kernels that outlived their Jupyter server, each with an Attach button for it', async () => {
+    const model = new RemoteClusterModel();
+    const commands = new CommandRegistry();
+    const calls: unknown[] = [];
+    commands.addCommand('remote-cluster:attach-kernel', { execute: args => void calls.push(args) });
+    const panel = new SessionsPanel(model, commands, nullTranslator.load('jupyterlab'));
+    const rows = () => [...panel.node.querySelectorAll<HTMLElement>('[data-session-id="a"] .jp-RemoteCluster-detachedKernel')];
+
+    model.handle({ type: 'session', session: { ...running('a', 'hpc'), kernels: ['k0'] } });
+    expect(rows()).toEqual([]);
+    model.handle({
+      type: 'session',
+      session: { ...running('a', 'hpc'), kernels: [], detachedKernels: ['0123456789abcdef', 'fedcba9876543210'] }
+    });
+    expect(rows().map(r => r.dataset.kernelId)).toEqual(['0123456789abcdef', 'fedcba9876543210']);
+    expect(rows()[1].querySelector('span')?.textContent).toBe('Kernel fedcba98 is running, not connected');
+    rows()[1].querySelector('button')!.click();
+    await Promise.resolve();
+    expect(calls).toEqual([{ session: 'a', kernel: 'fedcba9876543210' }]);
+
+    // Attached (or the job ended): the rows go away.
+    model.handle({ type: 'session', session: { ...running('a', 'hpc'), kernels: ['fedcba9876543210'] } });
+    expect(rows()).toEqual([]);
+    panel.dispose();
+    model.dispose();
+  });
+});
