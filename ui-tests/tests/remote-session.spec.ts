@@ -1,7 +1,8 @@
 /**
  * The product's core promise, end to end on the testbed: Launcher tile -> Slurm job ->
  * kernel on a compute node -> interrupt, restart in the same job -> Dask dashboard panel
- * -> cancel, and the job is gone from squeue. Screenshots are kept as artifacts.
+ * -> a kernel left by a lost server, attached from the sidebar -> cancel, and the job is
+ * gone from squeue. Screenshots are kept as artifacts.
  */
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
@@ -34,7 +35,7 @@ test.use({ mockSettings: false, kernels: null, sessions: null });
 test.describe.serial('Remote session on the testbed', () => {
   test.setTimeout(10 * 60 * 1000);
 
-  test('tile -> job -> kernel on a node -> interrupt -> restart -> dashboard -> cancel', async ({ page }) => {
+  test('tile -> job -> kernel on a node -> interrupt -> restart -> dashboard -> attach -> cancel', async ({ page }) => {
     // Real settings bring JupyterLab's news question; answer it so it covers nothing.
     const news = page.locator('.jp-toast-button', { hasText: 'No' });
     if (await news.isVisible().catch(() => false)) {
@@ -121,11 +122,34 @@ test.describe.serial('Remote session on the testbed', () => {
     await page.waitForTimeout(3000); // let Bokeh draw the plots for the screenshot
     await shot(page, '06-dashboard');
 
-    // 7. Cancel: the session ends and the job is gone from squeue.
+    // 7. A kernel whose Jupyter server was lost (here: detached through the agent's API,
+    // as a stopping server does) is listed under its session; Attach makes it a kernel of
+    // this server, and a new notebook on it runs in the same job.
+    const sid = (await session.getAttribute('data-session-id'))!;
+    const started2 = await page.request.post(`/remote-cluster/api/v1/sessions/${sid}/kernels`, { data: {} });
+    expect(started2.status()).toBe(201);
+    const kid = ((await started2.json()) as { kernelId: string }).kernelId;
+    const detached = await page.request.delete(`/remote-cluster/api/v1/kernels/${kid}?detach=1`);
+    expect(detached.status()).toBe(200);
+    const row = session.locator(`.jp-RemoteCluster-detachedKernel[data-kernel-id="${kid}"]`);
+    await expect(row).toContainText(`Kernel ${kid.slice(0, 8)} is running, not connected`, { timeout: 30_000 });
+    await shot(page, '07-detached-kernel');
+    await row.getByRole('button', { name: 'Attach' }).click();
+    await expect(row).toHaveCount(0, { timeout: 30_000 });
+    await page.locator('.jp-toast-button', { hasText: 'New notebook' }).click();
+    await expect(page.locator('.jp-NotebookPanel')).toHaveCount(2, { timeout: 30_000 });
+    await expect(page.locator('#jp-main-statusbar')).toContainText(/job \d+ \| Idle/, { timeout: 120_000 });
+    const attachedJob = await runCell(page, 0, 'import os; os.environ["SLURM_JOB_ID"]');
+    expect(attachedJob).toContain(jobId!);
+    const kernels = (await (await page.request.get('/api/kernels')).json()) as { name: string }[];
+    expect(kernels.filter(k => k.name === `remote-cluster-session-${sid}`)).toHaveLength(2);
+    await shot(page, '08-attached');
+
+    // 8. Cancel: the session ends and the job is gone from squeue.
     await session.getByRole('button', { name: 'Cancel' }).click();
     await page.locator('.jp-Dialog').getByRole('button', { name: 'Cancel job' }).click();
     await expect(session.locator('.jp-RemoteCluster-sessionState')).toContainText('Ended: cancelled', { timeout: 60_000 });
     await expect.poll(() => squeueAlice(jobId!), { timeout: 60_000 }).not.toContain('RUNNING');
-    await shot(page, '07-cancelled');
+    await shot(page, '09-cancelled');
   });
 });

@@ -1040,6 +1040,11 @@ export class SessionManager {
     k.forwards.forEach(f => f.close());
     this.kernels.delete(kernelId);
     this.opts.log(`detached kernel ${kernelId} of session ${k.sessionId}: it keeps running`);
+    // Listed as detached at once, not only after the next heartbeat read.
+    const helper = this.helperStates.get(k.sessionId);
+    if (helper && !k.stopped) {
+      helper.kernels = { ...helper.kernels, [kernelId]: { pid: k.remotePid, alive: true } };
+    }
     const s = this.sessions.get(k.sessionId);
     if (s) {
       this.update(s, {});
