@@ -48,5 +48,8 @@ log "summary (logs in $LOGDIR; screenshots in ui-tests/test-results)"
 printf '  %s\n' "${RESULTS[@]}"
 # One closing line over every runner (jest counts tests, not suites).
 sum() { printf '%s\n' "${RESULTS[@]}" | sed 's/Test Suites:[^T]*//' | grep -oE "[0-9]+ $1" | awk '{n+=$1} END {print n+0}'; }
-echo "$(sum passed) passed, $(sum failed) failed"
+# A runner that failed without counting a failure (a crash, an INTERNALERROR, a timeout)
+# still counts: the line never says "0 failed" when a runner failed.
+crashed=$(printf '%s\n' "${RESULTS[@]}" | grep '^FAIL' | grep -cvE '[1-9][0-9]* failed' || true)
+echo "$(sum passed) passed, $(sum failed) failed$([ "$crashed" -gt 0 ] && echo ", $crashed runner(s) failed without a count")"
 exit "$FAILED"

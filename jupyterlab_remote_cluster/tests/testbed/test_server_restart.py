@@ -10,6 +10,7 @@ the testbed's Slurm job, and the kernel reached through Jupyter's own kernel Web
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import os
@@ -77,8 +78,10 @@ class Server:
             await asyncio.sleep(0.5)
         raise AssertionError("jupyter server did not come up:\n" + self.log.read_text()[-3000:])
 
-    async def execute(self, kernel_id: str, code: str, timeout: float = 90) -> str:
-        """Run a cell through the server's kernel WebSocket; return its stdout."""
+    async def execute(self, kernel_id: str, code: str, expression: str, timeout: float = 90) -> str:
+        """Run a cell through the server's kernel WebSocket; return `expression`'s repr
+        after it. Read from the shell reply (user_expressions), not from IOPub output: a
+        fresh IOPub subscription may miss what the kernel published before it joined."""
         ws = await websocket_connect(
             HTTPRequest(
                 f"ws://127.0.0.1:{self.port}/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}",
@@ -92,23 +95,20 @@ class Server:
                            "session": uuid.uuid4().hex, "date": "", "version": "5.3"},
                 "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
                 "content": {"code": code, "silent": False, "store_history": True,
-                            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+                            "user_expressions": {"r": expression}, "allow_stdin": False, "stop_on_error": True},
             }))
-            out: list[str] = []
             deadline = time.monotonic() + timeout
             while True:
                 raw = await asyncio.wait_for(ws.read_message(), max(1.0, deadline - time.monotonic()))
                 assert raw is not None, "kernel websocket closed"
                 msg = json.loads(raw)
-                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                if msg.get("parent_header", {}).get("msg_id") != msg_id or msg["msg_type"] != "execute_reply":
                     continue
-                if msg["msg_type"] == "stream":
-                    out.append(msg["content"]["text"])
-                elif msg["msg_type"] == "error":
-                    out.append(msg["content"]["ename"])
-                elif msg["msg_type"] == "execute_reply":
-                    assert msg["content"]["status"] == "ok", (msg["content"], out)
-                    return "".join(out)
+                content = msg["content"]
+                assert content["status"] == "ok", content
+                result = content["user_expressions"]["r"]
+                assert result["status"] == "ok", result
+                return result["data"]["text/plain"]
         finally:
             ws.close()
 
@@ -184,8 +184,8 @@ async def _scenario(env: dict, tmp: Path) -> None:
         sid = session["id"]
         session = await wait_session(a, sid, lambda s: s["state"] == "running", "running")
         _, kernel = await a.call("POST", "/api/kernels", {"name": f"remote-cluster-session-{sid}"})
-        before = await a.execute(kernel["id"], "import os, socket\nx = 42\nprint(os.getpid(), socket.gethostname())")
-        pid, host = before.split()
+        before = await a.execute(kernel["id"], "import os, socket\nx = 42", "(os.getpid(), socket.gethostname())")
+        pid, host = ast.literal_eval(before)  # the repr of (int, str)
         assert host in ("node1", "node2")
         _, session = await a.call("GET", f"/remote-cluster/api/v1/sessions/{sid}")
         [remote_kid] = session["kernels"]
@@ -210,8 +210,8 @@ async def _scenario(env: dict, tmp: Path) -> None:
         assert (await b.call("GET", "/api/kernels"))[1] == []
 
         _, model = await b.call("POST", "/remote-cluster/kernels/attach", {"session": sid, "kernel": remote_kid}, expect=(201,))
-        after = await b.execute(model["id"], "print(x, os.getpid(), socket.gethostname())")
-        assert after.split() == ["42", pid, host]
+        after = await b.execute(model["id"], "", "(x, os.getpid(), socket.gethostname())")
+        assert ast.literal_eval(after) == (42, pid, host)
         _, session = await b.call("GET", f"/remote-cluster/api/v1/sessions/{sid}")
         assert session["kernels"] == [remote_kid] and "detachedKernels" not in session
         # Attached now: a second attach (another tab, another server) is refused.
@@ -219,29 +219,29 @@ async def _scenario(env: dict, tmp: Path) -> None:
 
         # A kernel shut down from Jupyter is gone for good: not listed, not detached.
         _, other = await b.call("POST", "/api/kernels", {"name": f"remote-cluster-session-{sid}"})
-        other_pid = (await b.execute(other["id"], "import os; print(os.getpid())")).strip()
+        other_pid = int(await b.execute(other["id"], "import os", "os.getpid()"))
         await b.call("DELETE", f"/api/kernels/{other['id']}", expect=(204,))
         session = await wait_session(b, sid, lambda s: s["kernels"] == [remote_kid], "the other kernel dropped", 60)
         assert "detachedKernels" not in session
-        assert on_node(host, "kill", "-0", other_pid) != 0
+        assert on_node(host, "kill", "-0", str(other_pid)) != 0
 
         # B stops cleanly (Ctrl-C): remote kernels are left running by default.
         t0 = time.monotonic()
         b.stop()
         assert b.proc.returncode == 0, b.log.read_text()[-3000:]
         assert time.monotonic() - t0 < 30
-        assert on_node(host, "kill", "-0", pid) == 0
+        assert on_node(host, "kill", "-0", str(pid)) == 0
 
         # C, told to shut remote kernels down on stop: attaches, then stops cleanly.
         c = server("--RemoteClusterExtension.keep_kernels_on_stop=False")
         await c.wait_up()
         await wait_session(c, sid, lambda s: s.get("detachedKernels") == [remote_kid], "detached after a clean stop")
         _, model = await c.call("POST", "/remote-cluster/kernels/attach", {"session": sid, "kernel": remote_kid}, expect=(201,))
-        assert (await c.execute(model["id"], "print(x, os.getpid())")).split() == ["42", pid]
+        assert ast.literal_eval(await c.execute(model["id"], "", "(x, os.getpid())")) == (42, pid)
         c.stop()
         assert c.proc.returncode == 0, c.log.read_text()[-3000:]
         deadline = time.monotonic() + 30
-        while on_node(host, "kill", "-0", pid) == 0:
+        while on_node(host, "kill", "-0", str(pid)) == 0:
             assert time.monotonic() < deadline, "the kernel outlived a server told to shut it down"
             await asyncio.sleep(1)
         assert "RUNNING" in squeue(session["jobId"])  # the job (session) itself stays
