@@ -7,7 +7,8 @@ cluster network, node4 (partition isolated) accepts nothing but can reach login:
 - reverse: a kernel on node4 through the job's tunnel to login; a broken tunnel fails the
   session quickly with ssh's message.
 - auto: node-ssh on node3, reverse on node4, remembered per profile.
-- cancel removes the sockets, the tunnel and its login-side directory.
+- cancel removes the sockets, the tunnel and its login-side directory; after a SIGKILL
+  of the helper and its tunnel, the agent removes that directory when the job ends.
 """
 
 import json
@@ -367,5 +368,29 @@ def test_kernel_restart_on_unix_sockets_keeps_the_local_ports(agent_dirs, profil
             # the old kernel's login-side sockets went with it: five for the new one
             login_dir = helper_state(sid)["reverse"]["dir"]
             assert sum(n.startswith("k-") for n in on("login", "ls", login_dir).stdout.split()) == 5
+    finally:
+        cancel(sid)
+
+
+def test_a_job_killed_outright_leaves_no_reverse_sockets_on_login(agent_dirs):
+    """SIGKILL to the helper and its tunnel (an OOM kill, a node failure) gives them no
+    chance to clean up the tunnel's directory on login; the agent removes it when it sees
+    the job end. (scancel --signal=KILL is not it: Slurm lets the helper clean up.)"""
+    s = start_session("conn-reverse-lite")
+    sid = s["id"]
+    try:
+        assert s["state"] == "running" and s["node"] == "node4", s
+        login_dir = helper_state(sid)["reverse"]["dir"]
+        assert login_dir.endswith(f"/{sid}-rev")
+        assert on("login", "test", "-S", f"{login_dir}/control.sock", check=False).returncode == 0
+        # Every process of this session (helper, ssh master, kernels); "[x]yz" keeps
+        # pkill from matching the shell that runs it.
+        on("node4", "pkill", "-KILL", "-f", f"[{sid[0]}]{sid[1:]}")
+        deadline = time.monotonic() + 240
+        while s["state"] != "ended":
+            assert time.monotonic() < deadline, s
+            time.sleep(3)
+            s = call("GET", f"/api/v1/sessions/{sid}")[1]
+        assert on("login", "test", "-e", login_dir, check=False).returncode != 0, f"{login_dir} left on login"
     finally:
         cancel(sid)

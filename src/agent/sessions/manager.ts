@@ -81,6 +81,8 @@ export interface IHelperState {
   httpPorts?: { port: number; name: string; path: string }[];
   /** Every kernel the helper runs, as of the heartbeat. */
   kernels?: Record<string, { pid: number; alive: boolean }>;
+  /** reverse/auto: the job's tunnel and its socket directory on the login node. */
+  reverse?: { status?: string; host?: string; dir?: string };
 }
 
 /** What the agent keeps about a session beyond what the frontend sees. */
@@ -670,6 +672,21 @@ export class SessionManager {
     return token;
   }
 
+  /**
+   * The login-side directory of a reverse tunnel: the helper removes it when it stops,
+   * but a job killed outright (SIGKILL, node failure) leaves its dead sockets there.
+   * Only a path of the exact shape the helper makes for this session is touched.
+   */
+  private async removeReverseDir(s: ISessionRecord, link?: IClusterLink): Promise<void> {
+    const dir = this.helperStates.get(s.id)?.reverse?.dir;
+    if (!link || !dir || !new RegExp(`^/tmp/jrc-[0-9]+/${s.id}-rev$`).test(dir)) {
+      return;
+    }
+    await link.exec(`rm -rf ${shQuote(dir)}`).catch(err =>
+      this.opts.log(`session ${s.id}: could not remove ${dir} on the login node: ${(err as Error).message}`)
+    );
+  }
+
   private async end(s: ISessionRecord, reason: string, link?: IClusterLink): Promise<void> {
     if (s.state === 'ended') {
       return;
@@ -688,6 +705,7 @@ export class SessionManager {
     for (const k of [...this.kernels.values()].filter(k => k.sessionId === s.id)) {
       this.dropKernel(k, `the session ended: ${why}`);
     }
+    await this.removeReverseDir(s, link);
     this.helperStates.delete(s.id);
     this.tokens.delete(s.id);
     this.update(s, { state: 'ended', reason: why, timeLeftSeconds: undefined, httpPorts: [] });
