@@ -13,14 +13,22 @@ export JUPYTERLAB_GALATA_ROOT_DIR="$ROOT/notebooks"
 write_testbed_profile "$JUPYTERLAB_SETTINGS_DIR"
 # A second profile whose known_hosts starts empty: the host-key dialogs get tested.
 : > "$ROOT/known_hosts_empty"
-python3 - "$JUPYTERLAB_SETTINGS_DIR/jupyterlab-remote-cluster/profiles.jupyterlab-settings" "$ROOT/known_hosts_empty" <<'PY'
+# A third whose SSH keepalives notice a cut link within seconds: the reconnect UI gets
+# tested (first values win in ssh_config, so ours come before the testbed's hosts).
+printf 'Host *\n    ServerAliveInterval 2\n    ServerAliveCountMax 2\n\nInclude %s\n' \
+  "$("$REPO/testbed/testbed" env | sed -n 's/^RC_TESTBED_SSH_CONFIG=//p')" > "$ROOT/ssh_config_fast_keepalive"
+python3 - "$JUPYTERLAB_SETTINGS_DIR/jupyterlab-remote-cluster/profiles.jupyterlab-settings" "$ROOT/known_hosts_empty" "$ROOT/ssh_config_fast_keepalive" <<'PY'
 import json, re, sys
-path, known_hosts = sys.argv[1:]
+path, known_hosts, fast_config = sys.argv[1:]
 text = re.sub(r"^\s*//.*$", "", open(path).read(), flags=re.M)
 settings = json.loads(text)
 fresh = dict(settings["profiles"][0], name="fresh-keys", title="Testbed (new host keys)")
 fresh["ssh"] = dict(fresh["ssh"], knownHostsFiles=[known_hosts])
 settings["profiles"].append(fresh)
+fast = dict(settings["profiles"][0], name="fast-keepalive", title="Testbed (fast keepalive)", dask=False)
+fast["ssh"] = dict(fast["ssh"], configFile=fast_config)
+fast["resources"] = dict(fast["resources"], walltime="00:20:00", memory="500M")
+settings["profiles"].append(fast)
 json.dump(settings, open(path, "w"), indent=2)
 PY
 cd "$REPO/ui-tests"

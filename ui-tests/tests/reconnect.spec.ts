@@ -1,0 +1,61 @@
+/**
+ * The laptop's link to the bastion is cut under a running kernel: the sidebar says
+ * "Reconnecting…" with the reason, then "Connected" once the link is back; the kernel
+ * was never reported dead and keeps its variables. The profile's ssh_config notices a
+ * dead link in ~4-6 s (ServerAlive 2 s x 2, scripts/galata-server.sh).
+ */
+import { execFileSync } from 'node:child_process';
+
+import { expect, test, type IJupyterLabPageFixture } from '@jupyterlab/galata';
+
+const LAPTOP_LINK = 'rctb-lap'; // the laptop end of the laptop<->bastion veth (testbed/testbed)
+
+function link(up: boolean): void {
+  execFileSync('ip', ['link', 'set', LAPTOP_LINK, up ? 'up' : 'down']);
+}
+
+async function runCell(page: IJupyterLabPageFixture, index: number, source: string): Promise<string> {
+  await page.notebook.setCell(index, 'code', source);
+  await page.notebook.runCell(index, true);
+  return (await page.notebook.getCellTextOutput(index))?.join('\n') ?? '';
+}
+
+test.use({ mockSettings: false, kernels: null, sessions: null });
+
+test('a cut link shows Reconnecting…, then Connected; the kernel keeps its state', async ({ page }) => {
+  test.setTimeout(5 * 60 * 1000);
+  const created = await page.request.post('/remote-cluster/api/v1/sessions', { data: { profile: 'fast-keepalive' } });
+  expect(created.status()).toBe(201);
+  const sid = ((await created.json()) as { id: string }).id;
+  try {
+    const session = page.locator(`.jp-RemoteCluster-session[data-session-id="${sid}"]`);
+    await page.sidebar.openTab('jp-remote-cluster-sessions');
+    await expect(session.locator('.jp-RemoteCluster-sessionState')).toContainText(/Running on node[12]/, { timeout: 180_000 });
+    const line = session.locator('.jp-RemoteCluster-connection');
+    await expect(line).toHaveText('Connected');
+
+    await session.getByRole('button', { name: 'Notebook' }).click();
+    await expect(page.locator('#jp-main-statusbar')).toContainText(/job \d+ \| Idle/, { timeout: 120_000 });
+    expect(await runCell(page, 0, 'x = 42; x')).toContain('42');
+
+    link(false);
+    try {
+      await expect(line).toContainText('Reconnecting…', { timeout: 30_000 });
+      await expect(line).toHaveAttribute('data-connection-state', 'reconnecting');
+      await page.screenshot({ path: test.info().outputPath('reconnecting.png') });
+      await page.waitForTimeout(5_000);
+    } finally {
+      link(true);
+    }
+    await expect(line).toHaveText('Connected', { timeout: 60_000 });
+    // Never "dead", never restarted: the same kernel, with its variable.
+    await expect(page.locator('#jp-main-statusbar')).toContainText(/job \d+ \| Idle/, { timeout: 60_000 });
+    expect(await runCell(page, 0, 'x + 1')).toContain('43');
+    await page.screenshot({ path: test.info().outputPath('reconnected.png') });
+  } finally {
+    link(true);
+    // Cancel, then remove the ended session, so later tests see an empty sidebar.
+    await page.request.delete(`/remote-cluster/api/v1/sessions/${sid}`);
+    await page.request.delete(`/remote-cluster/api/v1/sessions/${sid}`);
+  }
+});
