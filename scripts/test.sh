@@ -27,7 +27,7 @@ run_suite() {
   "$@" 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
   local summary
-  summary="$(grep -E "$pattern" "$out" | tail -n 2 | tr '\n' ' ' | sed 's/\x1b\[[0-9;]*m//g')"
+  summary="$(grep -E "$pattern" "$out" | grep -v "^\[WebServer\]" | tail -n 2 | tr '\n' ' ' | sed 's/\x1b\[[0-9;]*m//g')"
   if [ "$rc" -ne 0 ]; then FAILED=1; RESULTS+=("FAIL  $name (exit $rc): $summary")
   else RESULTS+=("ok    $name: $summary"); fi
 }
