@@ -112,6 +112,19 @@ export interface IClusterProfile {
   workdir?: string;
 }
 
+/** A Host alias of the user's ssh_config as the agent resolved it (`GET api/v1/ssh-hosts`). */
+export interface IConfiguredHost {
+  alias: string;
+  hostName: string;
+  user: string;
+  port: number;
+  /** Raw ProxyJump value, when one applies (`none` is left out). */
+  proxyJump?: string;
+  /** The file that names the alias first. */
+  file: string;
+  warnings?: string[];
+}
+
 /* ------------------------------------------------------------------------------------
  * Sessions: one batch job (allocation) that hosts kernels and a Dask scheduler.
  * ---------------------------------------------------------------------------------- */

@@ -12,8 +12,9 @@ import type { TranslationBundle } from '@jupyterlab/translation';
 import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
-import { SCHEDULERS, type IClusterProfile } from '../common/api';
+import { SCHEDULERS, type IClusterProfile, type IConfiguredHost } from '../common/api';
 import { NAME_RE, parseProfile } from '../common/profile';
+import { appendError } from './format';
 import { requestAPI } from './handler';
 import { remoteClusterIcon } from './icons';
 import { PROFILES_PLUGIN_ID } from './tokens';
@@ -21,14 +22,7 @@ import { PROFILES_PLUGIN_ID } from './tokens';
 export const ADD_FROM_SSH_CONFIG = 'remote-cluster:add-from-ssh-config';
 
 /** One Host alias as the agent resolved it. */
-export interface ISshHost {
-  alias: string;
-  hostName: string;
-  user: string;
-  port: number;
-  proxyJump?: string;
-  file: string;
-}
+export type ISshHost = IConfiguredHost;
 
 export interface IAddProfileValues {
   host: string;
@@ -59,13 +53,7 @@ export class AddProfileForm extends Widget implements Dialog.IBodyWidget<IAddPro
     super({ node: document.createElement('form') });
     this.addClass('jp-RemoteCluster-addProfileForm');
     const node = this.node as HTMLFormElement;
-    if (error) {
-      const err = document.createElement('p');
-      err.className = 'jp-RemoteCluster-error';
-      err.setAttribute('role', 'alert');
-      err.textContent = error;
-      node.appendChild(err);
-    }
+    appendError(node, error);
     const field = (label: string, input: HTMLElement): void => {
       const l = document.createElement('label');
       l.className = 'jp-RemoteCluster-field';

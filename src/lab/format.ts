@@ -22,3 +22,15 @@ export function timeLeftNow(s: ISession, now = Date.now()): number | undefined {
   }
   return s.timeLeftSeconds - (now - Date.parse(s.updatedAt)) / 1000;
 }
+
+/** A form's error line (why the last attempt was refused), read out by screen readers. */
+export function appendError(form: HTMLElement, error: string | undefined): void {
+  if (!error) {
+    return;
+  }
+  const err = document.createElement('p');
+  err.className = 'jp-RemoteCluster-error';
+  err.setAttribute('role', 'alert');
+  err.textContent = error;
+  form.appendChild(err);
+}

@@ -8,6 +8,7 @@ import type { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
 import type { IClusterProfile, IResources } from '../common/api';
+import { appendError } from './format';
 
 interface IField {
   key: keyof IResources;
@@ -48,13 +49,7 @@ export class SubmitForm extends Widget implements Dialog.IBodyWidget<IResources>
     where.className = 'jp-RemoteCluster-submitTarget';
     where.textContent = trans.__('Cluster: %1 (%2, via %3)', profile.title ?? profile.name, profile.scheduler, profile.ssh.host);
     node.appendChild(where);
-    if (error) {
-      const err = document.createElement('p');
-      err.className = 'jp-RemoteCluster-error';
-      err.setAttribute('role', 'alert');
-      err.textContent = error;
-      node.appendChild(err);
-    }
+    appendError(node, error);
     const advanced = document.createElement('details');
     advanced.className = 'jp-RemoteCluster-advanced';
     const summary = document.createElement('summary');

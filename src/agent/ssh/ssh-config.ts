@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import type { IConfiguredHost } from '../../common/api';
 import { wildcardMatch } from './known-hosts';
 
 /** File access used by the resolver (tests may pass their own). */
@@ -848,17 +849,7 @@ function chainFor(specs: IJumpSpec[], options: IResolveOptions, depth: number, s
  * Listing the hosts a user wrote (profile from an ssh_config host)
  * -------------------------------------------------------------------------------- */
 
-export interface IConfiguredHost {
-  alias: string;
-  hostName: string;
-  user: string;
-  port: number;
-  /** Raw ProxyJump value, when one applies (`none` is left out). */
-  proxyJump?: string;
-  /** The file that names the alias first. */
-  file: string;
-  warnings: string[];
-}
+export type { IConfiguredHost };
 
 /**
  * The concrete `Host` aliases of the configuration (no `*`/`?`/`[` patterns, no `!`
