@@ -8,21 +8,13 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import type { IClusterProfile } from '../../common/api';
 import { FIELD_SEPARATOR, SlurmAdapter } from '../schedulers/slurm';
 import type { ICommandResult } from '../schedulers/types';
 import type { IClusterLink } from '../sessions/link';
 import { SessionManager } from '../sessions/manager';
+import { HPC_PROFILE } from './helpers/profile';
 
-const profile: IClusterProfile = {
-  name: 'hpc',
-  ssh: { host: 'login' },
-  scheduler: 'slurm',
-  resources: {},
-  python: 'python3',
-  dask: false,
-  connectivity: 'via-login'
-};
+const profile = HPC_PROFILE;
 
 type JobState = 'PENDING' | 'RUNNING' | 'CANCELLED' | 'COMPLETED';
 

@@ -12,15 +12,9 @@ import type { AgentEvent, IClusterProfile } from '../../common/api';
 import type { ICommandResult, IJobStatus, ISchedulerAdapter } from '../schedulers/types';
 import type { IClusterLink } from '../sessions/link';
 import { SessionManager } from '../sessions/manager';
+import { HPC_PROFILE } from './helpers/profile';
 
-const profile: IClusterProfile = {
-  name: 'hpc',
-  ssh: { host: 'login' },
-  scheduler: 'slurm',
-  resources: {},
-  python: 'python3',
-  connectivity: 'via-login'
-};
+const profile = HPC_PROFILE;
 
 /** Every job is running on node1. */
 const adapter: ISchedulerAdapter = {

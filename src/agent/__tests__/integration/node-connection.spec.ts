@@ -4,30 +4,16 @@
  * only SSH from the cluster network; node4 accepts nothing. The testbed's own known_hosts
  * is copied before being altered.
  */
-import { execFile, execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
 
 import type { IPrompt, IPromptAnswer } from '../../../common/api';
 import { ClusterConnection } from '../../ssh/connection';
+import { keygenFingerprint, testbedScratch } from './testbed';
 
 jest.setTimeout(60000);
 
-const ROOT = path.resolve(__dirname, '../../../..');
-const TESTBED = path.join(ROOT, 'testbed', 'testbed');
-
-function env(): Record<string, string> {
-  const out = execFileSync(TESTBED, ['env'], { encoding: 'utf8' });
-  return Object.fromEntries(
-    out
-      .split('\n')
-      .map(l => /^([A-Z0-9_]+)=(.*)$/.exec(l))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map(m => [m[1], m[2]])
-  );
-}
 
 function firstBytes(s: Duplex, n: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -43,30 +29,14 @@ function firstBytes(s: Duplex, n: number): Promise<string> {
   });
 }
 
-async function fingerprint(knownHosts: string, host: string, dir: string): Promise<string> {
-  const line = (await fs.readFile(knownHosts, 'utf8')).split('\n').find(l => l.split(' ')[0].split(',').includes(host))!;
-  const pub = path.join(dir, `${host}.pub`);
-  await fs.writeFile(pub, line.split(' ').slice(1, 3).join(' ') + '\n');
-  const out = await new Promise<string>((resolve, reject) =>
-    execFile('ssh-keygen', ['-lf', pub], (err, stdout) => (err ? reject(err) : resolve(stdout)))
-  );
-  return out.split(' ')[1];
-}
-
 describe('connectNode (testbed)', () => {
   let tb: Record<string, string>;
   let tmp: string;
-  const open: ClusterConnection[] = [];
+  const scratch = testbedScratch('rc-node-it-');
+  const open = scratch.open;
 
-  beforeAll(async () => {
-    tb = env();
-    tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'rc-node-it-'));
-  });
-  afterEach(async () => {
-    await Promise.all(open.splice(0).map(c => c.close()));
-  });
-  afterAll(async () => {
-    await fs.rm(tmp, { recursive: true, force: true });
+  beforeAll(() => {
+    ({ env: tb, tmp } = scratch);
   });
 
   async function login(knownHosts: string | undefined, prompts: Omit<IPrompt, 'id'>[], answer: IPromptAnswer) {
@@ -124,7 +94,7 @@ describe('connectNode (testbed)', () => {
     await expect(c.connectNode('node3')).rejects.toMatchObject({ code: 'host-key-rejected' });
     expect(prompts).toHaveLength(1);
     expect(prompts[0]).toMatchObject({ kind: 'host-key', host: 'node3' });
-    expect(prompts[0].hostKey?.fingerprint).toBe(await fingerprint(tb.RC_TESTBED_KNOWN_HOSTS, 'node3', tmp));
+    expect(prompts[0].hostKey?.fingerprint).toBe(await keygenFingerprint(tb.RC_TESTBED_KNOWN_HOSTS, 'node3', tmp));
     expect(await fs.readFile(kh, 'utf8')).not.toMatch(/^node3/m);
   });
 
@@ -145,8 +115,8 @@ describe('connectNode (testbed)', () => {
     const c = await login(kh, prompts, { accept: true });
     const err = await c.connectNode('node3').catch(e => e);
     expect(err).toMatchObject({ code: 'host-key-changed' });
-    expect(err.message).toContain(await fingerprint(tb.RC_TESTBED_KNOWN_HOSTS, 'node1', tmp));
-    expect(err.message).toContain(await fingerprint(tb.RC_TESTBED_KNOWN_HOSTS, 'node3', tmp));
+    expect(err.message).toContain(await keygenFingerprint(tb.RC_TESTBED_KNOWN_HOSTS, 'node1', tmp));
+    expect(err.message).toContain(await keygenFingerprint(tb.RC_TESTBED_KNOWN_HOSTS, 'node3', tmp));
     expect(prompts).toHaveLength(0);
   });
 

@@ -134,17 +134,7 @@ describe('slurm adapter on the testbed', () => {
   }, 150_000);
 
   it('refuses an unknown partition with a clear error and queues nothing', async () => {
-    const { name, result } = await submit('badpart', { partition: 'nosuch', walltime: '5' }, 'true');
-    let err: unknown;
-    try {
-      submitted.push(slurm.parseSubmit(result));
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(InvalidRequestError);
-    expect((err as InvalidRequestError).field).toBe('partition');
-    expect((err as InvalidRequestError).message).toMatch(/^Slurm refused the job: Invalid partition name specified/);
-    expect(await jobsNamed(name)).toBe('');
+    await refused('badpart', { partition: 'nosuch', walltime: '5' }, 'partition', /^Slurm refused the job: Invalid partition name specified/);
   }, 60_000);
 
   it('cancels a job, and one squeue call reports several jobs', async () => {

@@ -9,66 +9,24 @@
  * The testbed is shared: the real sshd and its key files are never touched; everything
  * added (an authorized_keys line, an iptables rule, a second sshd) is removed in finally.
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import type { IPrompt, IPromptAnswer } from '../../../common/api';
 import { ClusterConnection, type ConnectionState, type IClusterConnectionOptions } from '../../ssh/connection';
 import { PROMPT_TIMEOUT_MS, PromptBroker } from '../../sessions/prompts';
 import { LocalForward } from '../../tunnels/local-forward';
+import { keygenFp, run, TESTBED, testbedScratch } from './testbed';
 
 jest.setTimeout(60000);
 
-const ROOT = path.resolve(__dirname, '../../../..');
-const TESTBED = path.join(ROOT, 'testbed', 'testbed');
 const STATE = '/run/rc-testbed';
 
 type Prompt = Omit<IPrompt, 'id'>;
 
-function run(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) =>
-    execFile(cmd, args, (err, stdout, stderr) =>
-      err ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout)
-    )
-  );
-}
-
 const onLogin = (...cmd: string[]): Promise<string> => run(TESTBED, ['exec', 'login', '--', ...cmd]);
-
-function testbedEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of execFileSync(TESTBED, ['env'], { encoding: 'utf8' }).split('\n')) {
-    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
-    if (m) {
-      env[m[1]] = m[2].replace(/^'(.*)'$/, '$1');
-    }
-  }
-  return env;
-}
-
-/** Waits (up to ~2 minutes) while another engineer restarts the testbed. */
-async function waitForTestbed(): Promise<void> {
-  const deadline = Date.now() + 120000;
-  let last = '';
-  for (;;) {
-    last = await run(TESTBED, ['status']).catch((err: Error) => err.message);
-    if (/^healthy$/m.test(last)) {
-      return;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`testbed is not healthy: ${last}`);
-    }
-    await new Promise(r => setTimeout(r, 5000));
-  }
-}
-
-/** `ssh-keygen -lf FILE`'s fingerprint (the second field). */
-async function keygenFp(pubFile: string): Promise<string> {
-  return (await run('ssh-keygen', ['-lf', pubFile])).split(' ')[1];
-}
 
 const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
@@ -76,7 +34,8 @@ describe('SSH acceptance (testbed)', () => {
   let env: Record<string, string>;
   let cfg: string;
   let tmp: string;
-  const open: ClusterConnection[] = [];
+  const scratch = testbedScratch('rc-ssh-acc-');
+  const open = scratch.open;
 
   const noPrompt = async (p: Prompt): Promise<IPromptAnswer> => {
     throw new Error(`unexpected prompt: ${p.kind} ${p.title}`);
@@ -92,21 +51,9 @@ describe('SSH acceptance (testbed)', () => {
     return c;
   }
 
-  beforeAll(async () => {
-    await waitForTestbed();
-    env = testbedEnv();
+  beforeAll(() => {
+    ({ env, tmp } = scratch);
     cfg = env.RC_TESTBED_SSH_CONFIG;
-    tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'rc-ssh-acc-'));
-  }, 150000);
-
-  afterEach(async () => {
-    await Promise.all(open.splice(0).map(c => c.close()));
-  });
-
-  afterAll(async () => {
-    if (tmp) {
-      await fs.rm(tmp, { recursive: true, force: true });
-    }
   });
 
   it('runs a command on node1 through bastion and login, with ProxyJump from ssh_config', async () => {

@@ -4,18 +4,16 @@
  * namespaces. The testbed's own files are never modified: known_hosts files are copied
  * to temporary directories before being altered.
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import type { IPrompt, IPromptAnswer } from '../../../common/api';
 import { ClusterConnection, type ConnectionState, type IClusterConnectionOptions } from '../../ssh/connection';
+import { keygenFingerprint, run, testbedScratch } from './testbed';
 
 jest.setTimeout(60000);
 
-const ROOT = path.resolve(__dirname, '../../../..');
-const TESTBED = path.join(ROOT, 'testbed', 'testbed');
 
 type Prompt = Omit<IPrompt, 'id'>;
 
@@ -26,21 +24,7 @@ interface ITestbed {
   bobTotp: string;
 }
 
-function run(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) =>
-    execFile(cmd, args, (err, stdout, stderr) => (err ? reject(new Error(`${cmd}: ${stderr || err.message}`)) : resolve(stdout)))
-  );
-}
-
-function testbedEnv(): ITestbed {
-  const out = execFileSync(TESTBED, ['env'], { encoding: 'utf8' });
-  const env: Record<string, string> = {};
-  for (const line of out.split('\n')) {
-    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
-    if (m) {
-      env[m[1]] = m[2].replace(/\\(.)/g, '$1');
-    }
-  }
+function testbed(env: Record<string, string>): ITestbed {
   return {
     sshConfig: env.RC_TESTBED_SSH_CONFIG,
     knownHosts: env.RC_TESTBED_KNOWN_HOSTS,
@@ -49,44 +33,11 @@ function testbedEnv(): ITestbed {
   };
 }
 
-/** Waits (up to ~2 minutes) while another engineer's lifecycle test restarts the testbed. */
-async function waitForTestbed(): Promise<void> {
-  const deadline = Date.now() + 120000;
-  let last = '';
-  for (;;) {
-    try {
-      last = await run(TESTBED, ['status']);
-      if (/^healthy$/m.test(last)) {
-        return;
-      }
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`testbed is not healthy: ${last}`);
-    }
-    await new Promise(r => setTimeout(r, 5000));
-  }
-}
-
-/** The fingerprint `ssh-keygen -lf` prints for the key of `host` in a known_hosts file. */
-async function keygenFingerprint(knownHosts: string, host: string, dir: string): Promise<string> {
-  const line = (await fs.readFile(knownHosts, 'utf8'))
-    .split('\n')
-    .find(l => l.split(' ')[0].split(',').includes(host));
-  if (!line) {
-    throw new Error(`${host} not in ${knownHosts}`);
-  }
-  const pub = path.join(dir, `${host}.pub`);
-  await fs.writeFile(pub, line.split(' ').slice(1, 3).join(' ') + '\n');
-  const out = await run('ssh-keygen', ['-lf', pub]);
-  return out.split(' ')[1];
-}
-
 describe('ssh ClusterConnection (testbed)', () => {
   let tb: ITestbed;
   let tmp: string;
-  const open: ClusterConnection[] = [];
+  const scratch = testbedScratch('rc-ssh-it-');
+  const open = scratch.open;
 
   function connection(
     target: IClusterConnectionOptions['target'],
@@ -106,20 +57,9 @@ describe('ssh ClusterConnection (testbed)', () => {
     return c;
   }
 
-  beforeAll(async () => {
-    await waitForTestbed();
-    tb = testbedEnv();
-    tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'rc-ssh-it-'));
-  }, 150000);
-
-  afterEach(async () => {
-    await Promise.all(open.splice(0).map(c => c.close()));
-  });
-
-  afterAll(async () => {
-    if (tmp) {
-      await fs.rm(tmp, { recursive: true, force: true });
-    }
+  beforeAll(() => {
+    tb = testbed(scratch.env);
+    tmp = scratch.tmp;
   });
 
   describe('alice through the bastion to login', () => {
