@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,15 @@ def wait_jobs(ssh, job_ids, timeout=60):
         fields = dict(f.split("=", 1) for f in out.split() if "=" in f)
         states[jid] = (fields.get("JobState"), fields.get("ExitCode"), fields.get("NodeList"))
     return states
+
+
+@contextmanager
+def logged_in(env, host="login"):
+    """An SSH session of alice's on `host` through the bastion, closed afterwards."""
+    ssh = SSH(env, host)
+    rc, log = ssh.open()
+    assert rc == 0, f"alice could not log in to {host} via bastion:\n{log}"
+    try:
+        yield ssh
+    finally:
+        ssh.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # any import mode
-from tbutil import SSH, require_healthy, run, tbctl, tb_env
+from tbutil import logged_in, require_healthy, run, tbctl, tb_env
 
 GID_RANGE = range(65400, 65500)   # the jobs' additional groups (gid_range of the add-on)
 MARK = f"rctb-sge-test-{uuid.uuid4().hex[:8]}"   # this run's files in alice's home
@@ -33,13 +33,10 @@ def env():
 
 @pytest.fixture(scope="module")
 def alice(env):
-    ssh = SSH(env, "login")
-    rc, log = ssh.open()
-    assert rc == 0, f"alice could not log in to login via bastion:\n{log}"
-    ssh.check(f"mkdir -p {MARK}")
-    yield ssh
-    ssh.run(f"rm -rf {MARK}")
-    ssh.close()
+    with logged_in(env) as ssh:
+        ssh.check(f"mkdir -p {MARK}")
+        yield ssh
+        ssh.run(f"rm -rf {MARK}")
 
 
 def sge(ssh, env, command, check=True):

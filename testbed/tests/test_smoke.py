@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # any import mode
-from tbutil import SSH, TESTBED, require_healthy, run, tbctl, tb_env, wait_jobs
+from tbutil import SSH, TESTBED, logged_in, require_healthy, run, tbctl, tb_env, wait_jobs
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +23,8 @@ def env():
 
 @pytest.fixture(scope="module")
 def alice(env):
-    ssh = SSH(env, "login")
-    rc, log = ssh.open()
-    assert rc == 0, f"alice could not log in to login via bastion:\n{log}"
-    yield ssh
-    ssh.close()
+    with logged_in(env) as ssh:
+        yield ssh
 
 
 def askpass(tmp_path, env, wrong=False):

@@ -1,7 +1,10 @@
 """Fixtures for tests against the running testbed (`testbed/testbed start` first)."""
 
+import json
 import os
 import subprocess
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -49,3 +52,43 @@ def jupyter_dirs(tmp_path_factory):
 
 def squeue(job_id: str) -> str:
     return on_login("squeue", "-h", "-j", job_id, "-o", "%i %T").strip()
+
+
+def agent_call(method: str, path: str, body=None) -> tuple[int, dict]:
+    """One request to this process's agent (started on demand): status and JSON body."""
+    from jupyter_core.utils import run_sync
+
+    from jupyterlab_remote_cluster.agent_process import get_agent
+
+    data = None if body is None else json.dumps(body).encode()
+    res = run_sync(get_agent().request)(method, path, data, {"Content-Type": "application/json"} if data else None)
+    return res.code, json.loads(res.body or b"{}")
+
+
+def wait_state(sid: str, states, timeout: float, interval: float = 1.0) -> dict:
+    """The session once it is in one of `states`, or as it is when `timeout` runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, s = agent_call("GET", f"/api/v1/sessions/{sid}")
+        assert code == 200, s
+        if s["state"] in states or time.monotonic() > deadline:
+            return s
+        time.sleep(interval)
+
+
+@contextmanager
+def kernel_client(kernel_name: str, ready_timeout: float = 120):
+    """A kernel of `kernel_name` (our provisioner) and a ready client; shut down after."""
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name=kernel_name)
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=ready_timeout)
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)

@@ -23,7 +23,7 @@ from jupyter_core.utils import run_sync
 
 from jupyterlab_remote_cluster.agent_process import get_agent
 
-from .conftest import TESTBED, squeue, testbed_env
+from .conftest import TESTBED, agent_call, squeue, testbed_env
 
 RES = {"walltime": "00:20:00", "cpus": 1, "memory": "500M"}
 
@@ -70,14 +70,6 @@ def agent_dirs(jupyter_dirs):
     yield jupyter_dirs
 
 
-def call(method, path, body=None):
-    async def go():
-        res = await get_agent().request(method, path, body=None if body is None else json.dumps(body).encode())
-        return res.code, json.loads(res.body or b"{}")
-
-    return run_sync(go)()
-
-
 def raw_get(path):
     async def go():
         res = await get_agent().request("GET", path)
@@ -95,19 +87,19 @@ def on(host, *cmd, user="alice", check=True):
 
 
 def start_session(profile, timeout=120):
-    code, s = call("POST", "/api/v1/sessions", {"profile": profile})
+    code, s = agent_call("POST", "/api/v1/sessions", {"profile": profile})
     assert code == 201, s
     deadline = time.monotonic() + timeout
     while s["state"] not in ("running", "ended") and time.monotonic() < deadline:
         time.sleep(1)
-        s = call("GET", f"/api/v1/sessions/{s['id']}")[1]
+        s = agent_call("GET", f"/api/v1/sessions/{s['id']}")[1]
     return s
 
 
 def wait_dashboard(sid, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        s = call("GET", f"/api/v1/sessions/{sid}")[1]
+        s = agent_call("GET", f"/api/v1/sessions/{sid}")[1]
         dash = [p for p in s.get("httpPorts") or [] if p["name"] == "dask-dashboard"]
         if dash:
             return dash[0]
@@ -116,11 +108,11 @@ def wait_dashboard(sid, timeout=60):
 
 
 def cancel(sid):
-    call("DELETE", f"/api/v1/sessions/{sid}")
+    agent_call("DELETE", f"/api/v1/sessions/{sid}")
 
 
 def start_kernel(sid):
-    code, conn = call("POST", f"/api/v1/sessions/{sid}/kernels", {})
+    code, conn = agent_call("POST", f"/api/v1/sessions/{sid}/kernels", {})
     return code, conn
 
 
@@ -152,6 +144,16 @@ CONNECT = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\n"
            "try:\n    s.connect(sys.argv[1])\nexcept OSError as e:\n    print(type(e).__name__); sys.exit(3)\nprint('connected')")
 
 
+def kernel_under(s, node, mode):
+    """A kernel in running session `s`, which must be on `node` through `mode`."""
+    assert s["state"] == "running" and s["node"] == node, s
+    assert s.get("connectivity") == mode
+    code, conn = start_kernel(s["id"])
+    assert code == 201, conn
+    assert execute(conn, "import socket; print(socket.gethostname())") == node
+    return conn
+
+
 def bob_connect(host, path):
     return on(host, "/opt/rc-testbed/python/bin/python", "-c", CONNECT, path, user="bob", check=False)
 
@@ -160,11 +162,7 @@ def test_node_ssh_kernel_on_node3_private_sockets_dashboard_and_cleanup(agent_di
     s = start_session("conn-node-ssh")
     sid = s["id"]
     try:
-        assert s["state"] == "running" and s["node"] == "node3", s
-        assert s.get("connectivity") == "node-ssh"
-        code, conn = start_kernel(sid)
-        assert code == 201, conn
-        assert execute(conn, "import socket; print(socket.gethostname())") == "node3"
+        kernel_under(s, "node3", "node-ssh")
 
         st = helper_state(sid)
         sock_dir, control = st["sockDir"], st["controlSocket"]
@@ -215,11 +213,7 @@ def test_reverse_kernel_on_node4_through_the_tunnel(agent_dirs):
     s = start_session("conn-reverse")
     sid = s["id"]
     try:
-        assert s["state"] == "running" and s["node"] == "node4", s
-        assert s.get("connectivity") == "reverse"
-        code, conn = start_kernel(sid)
-        assert code == 201, conn
-        assert execute(conn, "import socket; print(socket.gethostname())") == "node4"
+        kernel_under(s, "node4", "reverse")
 
         st = helper_state(sid)
         rev = st["reverse"]
@@ -275,13 +269,13 @@ def test_auto_picks_node_ssh_on_node3_and_reverse_on_node4_and_remembers(agent_d
             assert s["state"] == "running" and s["node"] == node, s
             # The mode is found as soon as the session runs, before any kernel (the sidebar shows it).
             deadline = time.monotonic() + 40
-            while call("GET", f"/api/v1/sessions/{s['id']}")[1].get("connectivity") != expected:
-                assert time.monotonic() < deadline, call("GET", f"/api/v1/sessions/{s['id']}")[1]
+            while agent_call("GET", f"/api/v1/sessions/{s['id']}")[1].get("connectivity") != expected:
+                assert time.monotonic() < deadline, agent_call("GET", f"/api/v1/sessions/{s['id']}")[1]
                 time.sleep(1)
             code, conn = start_kernel(s["id"])
             assert code == 201, conn
             assert execute(conn, "import socket; print(socket.gethostname())") == node
-            s = call("GET", f"/api/v1/sessions/{s['id']}")[1]
+            s = agent_call("GET", f"/api/v1/sessions/{s['id']}")[1]
             assert s["connectivity"] == expected, s
         saved = json.loads(remembered.read_text())
         assert saved.get("conn-auto-node3") == "node-ssh" and saved.get("conn-auto-node4") == "reverse", saved
@@ -295,7 +289,7 @@ def test_auto_picks_node_ssh_on_node3_and_reverse_on_node4_and_remembers(agent_d
         code, conn = start_kernel(s["id"])
         took = time.monotonic() - t
         assert code == 201, conn
-        assert call("GET", f"/api/v1/sessions/{s['id']}")[1]["connectivity"] == "reverse"
+        assert agent_call("GET", f"/api/v1/sessions/{s['id']}")[1]["connectivity"] == "reverse"
         assert took < 8, f"the remembered mode should be tried first (kernel start took {took:.1f} s)"
     finally:
         for sid in sessions:
@@ -321,7 +315,7 @@ def test_agent_crash_keeps_a_kernel_on_unix_sockets(agent_dirs, profile, node):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                code, body = call("GET", "/api/v1/health")
+                code, body = agent_call("GET", "/api/v1/health")
                 if code == 200 and agent.owned_pid not in (None, first):
                     break
             except Exception:  # noqa: BLE001 - the agent is restarting
@@ -329,7 +323,7 @@ def test_agent_crash_keeps_a_kernel_on_unix_sockets(agent_dirs, profile, node):
             time.sleep(1)
         assert agent.owned_pid not in (None, first)
         ports = {k: conn[k] for k in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")}
-        code, again = call("POST", f"/api/v1/sessions/{sid}/kernels", {"kernelId": conn["kernelId"], "adoptPorts": ports})
+        code, again = agent_call("POST", f"/api/v1/sessions/{sid}/kernels", {"kernelId": conn["kernelId"], "adoptPorts": ports})
         assert code == 200, again
         assert {k: again[k] for k in ports} == ports
         assert execute(conn, "print(x)") == "42"
@@ -358,9 +352,9 @@ def test_kernel_restart_on_unix_sockets_keeps_the_local_ports(agent_dirs, profil
         code, conn = start_kernel(sid)
         assert code == 201, conn
         assert execute(conn, "x = 1; print('set')") == "set"
-        code, _ = call("DELETE", f"/api/v1/kernels/{conn['kernelId']}?restart=1")
+        code, _ = agent_call("DELETE", f"/api/v1/kernels/{conn['kernelId']}?restart=1")
         assert code == 200
-        code, again = call("POST", f"/api/v1/sessions/{sid}/kernels", {"kernelId": conn["kernelId"]})
+        code, again = agent_call("POST", f"/api/v1/sessions/{sid}/kernels", {"kernelId": conn["kernelId"]})
         assert code == 201, again
         assert again == conn  # same local ports and key: Jupyter's clients stay valid
         assert execute(conn, "print('x' in globals())") == "False"  # a new kernel behind them
@@ -390,7 +384,7 @@ def test_a_job_killed_outright_leaves_no_reverse_sockets_on_login(agent_dirs):
         while s["state"] != "ended":
             assert time.monotonic() < deadline, s
             time.sleep(3)
-            s = call("GET", f"/api/v1/sessions/{sid}")[1]
+            s = agent_call("GET", f"/api/v1/sessions/{sid}")[1]
         assert on("login", "test", "-e", login_dir, check=False).returncode != 0, f"{login_dir} left on login"
     finally:
         cancel(sid)

@@ -13,23 +13,14 @@ from pathlib import Path
 
 import pytest
 from jupyter_client import BlockingKernelClient
-from jupyter_core.utils import run_sync
 
-from .conftest import on_login
+from .conftest import agent_call, on_login, wait_state
 
 PYTHON = "/opt/rc-testbed/python/bin/python"
 VENV = "/home/alice/rcit-env-venv"
 # A container wrapper that works in the testbed's namespaces without root: its own mount
 # namespace (a private /tmp) and an environment variable set by the wrapper itself.
 BWRAP = "bwrap --dev-bind / / --tmpfs /tmp --setenv RC_CONTAINER bubblewrap --"
-
-
-def agent_request(method: str, path: str, body=None):
-    from jupyterlab_remote_cluster.agent_process import get_agent
-
-    data = None if body is None else json.dumps(body).encode()
-    r = run_sync(get_agent().request)(method, path, data, {"Content-Type": "application/json"} if data else None)
-    return r.code, json.loads(r.body or b"{}")
 
 
 @pytest.fixture(scope="module")
@@ -70,25 +61,15 @@ def profiles(jupyter_dirs):
         f"$({VENV}/bin/python -c 'import site; print(site.getsitepackages()[0])')/rc-testbed.pth; }}",
     )
     path.write_text(json.dumps(settings, indent=1))
-    code, listed = agent_request("GET", "/api/v1/profiles")
+    code, listed = agent_call("GET", "/api/v1/profiles")
     assert code == 200 and {p["name"] for p in listed["profiles"]} >= {"rcit-env", "rcit-env-false"}, listed
     yield
     path.write_text(original)
     on_login("rm", "-rf", VENV)
 
 
-def wait_state(session_id: str, states: set, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        code, s = agent_request("GET", f"/api/v1/sessions/{session_id}")
-        assert code == 200, s
-        if s["state"] in states or time.monotonic() > deadline:
-            return s
-        time.sleep(0.5)
-
-
 def submit(profile: str) -> dict:
-    code, s = agent_request("POST", "/api/v1/sessions", {"profile": profile})
+    code, s = agent_call("POST", "/api/v1/sessions", {"profile": profile})
     assert code == 201, s
     return s
 
@@ -99,7 +80,7 @@ def env_kernel(profiles):
     try:
         running = wait_state(s["id"], {"running", "ended"}, 120)
         assert running["state"] == "running", running
-        code, conn = agent_request("POST", f"/api/v1/sessions/{s['id']}/kernels", {})
+        code, conn = agent_call("POST", f"/api/v1/sessions/{s['id']}/kernels", {})
         assert code == 201, conn
         kc = BlockingKernelClient()
         kc.load_connection_info(conn)
@@ -108,7 +89,7 @@ def env_kernel(profiles):
         yield running, kc
         kc.stop_channels()
     finally:
-        agent_request("DELETE", f"/api/v1/sessions/{s['id']}")  # cancels the job
+        agent_call("DELETE", f"/api/v1/sessions/{s['id']}")  # cancels the job
 
 
 def run(kc, code: str) -> str:
@@ -155,7 +136,7 @@ def test_a_failing_setup_line_or_container_ends_the_session_with_its_stderr(prof
     assert re.search(stderr, ended["reason"]), ended["reason"]
     assert took < 30, f"took {took:.0f} s: should end within seconds"
     assert on_login("squeue", "-h", "-j", ended["jobId"], "-o", "%T").strip() in ("FAILED", "")
-    agent_request("DELETE", f"/api/v1/sessions/{s['id']}")  # forget it
+    agent_call("DELETE", f"/api/v1/sessions/{s['id']}")  # forget it
 
 
 # Bad requests through the agent, end to end (the dialog shows these messages).
@@ -168,20 +149,20 @@ def test_a_walltime_over_the_partition_limit_is_cancelled_with_the_reason(profil
     assert ended["state"] == "ended", ended
     assert re.match(r"The job was cancelled: .*\(Slurm: Partition(TimeLimit|Config)\)\.$", ended["reason"]), ended["reason"]
     assert on_login("squeue", "-h", "-j", s["jobId"], "-t", "PD,R", "-o", "%i").strip() == ""
-    agent_request("DELETE", f"/api/v1/sessions/{s['id']}")
+    agent_call("DELETE", f"/api/v1/sessions/{s['id']}")
 
 
 def test_an_unknown_node_feature_is_refused_and_nothing_is_queued(profiles):
-    code, body = agent_request("POST", "/api/v1/sessions", {"profile": "testbed", "resources": {"constraint": "nosuch"}})
+    code, body = agent_call("POST", "/api/v1/sessions", {"profile": "testbed", "resources": {"constraint": "nosuch"}})
     assert code == 400, body
     assert body["error"]["message"] == "Slurm refused the job: Invalid feature specification."
     # no job of alice's asks for that feature (other tests may queue jobs meanwhile)
     assert "nosuch" not in on_login("squeue", "-h", "--me", "--states=all", "-o", "%f")
-    _, listing = agent_request("GET", "/api/v1/sessions")
+    _, listing = agent_call("GET", "/api/v1/sessions")
     assert not [x for x in listing["sessions"] if x["resources"].get("constraint") == "nosuch"]
 
 
 def submit_with(profile: str, resources: dict) -> dict:
-    code, s = agent_request("POST", "/api/v1/sessions", {"profile": profile, "resources": resources})
+    code, s = agent_call("POST", "/api/v1/sessions", {"profile": profile, "resources": resources})
     assert code == 201, s
     return s

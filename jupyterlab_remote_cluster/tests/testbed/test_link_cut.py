@@ -5,16 +5,13 @@ kernel's forwards, and Jupyter never sees the kernel die: variables defined befo
 cut are still there, the cell that ran through the cut finishes and new cells run."""
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from jupyter_client.manager import KernelManager
-from jupyter_core.utils import run_sync
 
-from .conftest import on_login
+from .conftest import agent_call, kernel_client, on_login
 from .conftest import testbed_env as _testbed_env  # (not collected as a test)
 from .test_provisioner import run
 
@@ -23,14 +20,8 @@ LAPTOP_LINK = "rctb-lap"  # the laptop end of the laptop<->bastion veth (testbed
 CUT_SECONDS = 30
 
 
-def agent_get(path: str) -> dict:
-    from jupyterlab_remote_cluster.agent_process import get_agent
-
-    return json.loads(run_sync(get_agent().request)("GET", path).body)
-
-
 def connection_state() -> str | None:
-    for e in agent_get("/api/v1/connections")["connections"]:
+    for e in agent_call("GET", "/api/v1/connections")[1]["connections"]:
         if e["cluster"] == PROFILE:
             return e["state"]
     return None
@@ -70,19 +61,14 @@ def kernel(jupyter_dirs, tmp_path):
         "dask": False,
     })
     settings.write_text(json.dumps(data, indent=1))
-    agent_get("/api/v1/profiles")  # writes the profile's kernelspec
-    km = KernelManager(kernel_name=f"remote-cluster-{PROFILE}")
-    km.start_kernel()
-    kc = km.client()
-    kc.start_channels()
+    agent_call("GET", "/api/v1/profiles")  # writes the profile's kernelspec
     try:
-        kc.wait_for_ready(timeout=120)
-        yield km, kc
+        with kernel_client(f"remote-cluster-{PROFILE}") as (km, kc):
+            try:
+                yield km, kc
+            finally:
+                link(True)  # never leave the testbed cut off (before the kernel shuts down)
     finally:
-        link(True)  # never leave the testbed cut off
-        kc.stop_channels()
-        if km.has_kernel:
-            km.shutdown_kernel(now=True)
         settings.write_text(original)
 
 

@@ -7,9 +7,8 @@ import json
 import time
 
 import pytest
-from jupyter_client.manager import KernelManager
 
-from .conftest import on_login, squeue
+from .conftest import agent_call, kernel_client, on_login, squeue
 
 KERNEL = "remote-cluster-testbed"
 
@@ -34,19 +33,9 @@ def run(kc, code: str, timeout: float = 60) -> tuple[dict, list[str]]:
 def kernel(jupyter_dirs):
     # The agent wrote the profile's kernelspec when it read the settings; make sure it
     # exists by starting the agent and listing profiles first.
-    from jupyterlab_remote_cluster.agent_process import get_agent
-    from jupyter_core.utils import run_sync
-
-    run_sync(get_agent().request)("GET", "/api/v1/profiles")
-    km = KernelManager(kernel_name=KERNEL)
-    km.start_kernel()
-    kc = km.client()
-    kc.start_channels()
-    kc.wait_for_ready(timeout=120)
-    yield km, kc
-    kc.stop_channels()
-    if km.has_kernel:
-        km.shutdown_kernel(now=True)
+    agent_call("GET", "/api/v1/profiles")
+    with kernel_client(KERNEL) as (km, kc):
+        yield km, kc
 
 
 def job_of(kc) -> str:

@@ -18,13 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
-from jupyter_client.manager import KernelManager
 from jupyter_core.utils import run_sync
 
 from jupyterlab_remote_cluster.agent_process import get_agent
 
 from . import conftest
-from .conftest import TESTBED
+from .conftest import TESTBED, agent_call, kernel_client, wait_state
 
 PYTHON = "/opt/rc-testbed/python/bin/python"
 STANDINS = "/opt/rc-testbed/standins"
@@ -88,11 +87,6 @@ print(json.dumps([json.load(open(f)) for f in files]))
 """
 
 
-def api(method: str, path: str, body=None) -> tuple[int, dict]:
-    res = run_sync(get_agent().request)(method, path, body=None if body is None else json.dumps(body).encode())
-    return res.code, json.loads(res.body or b"{}")
-
-
 def on_host(host: str, command: str) -> str:
     """A shell command as alice on a testbed host; stdout (the exit status does not matter)."""
     import subprocess
@@ -150,7 +144,7 @@ def profiles(jupyter_dirs, tmp_path_factory):
         short = SHORT_WALLTIME.get(sched, "1")
         mine.append({**p, "name": f"t-{sched}-short", "resources": {**resources, "walltime": short}, "dask": False})
     settings.write_text(json.dumps({"profiles": [*existing["profiles"], *mine]}, indent=1))
-    code, body = api("GET", "/api/v1/profiles")
+    code, body = agent_call("GET", "/api/v1/profiles")
     assert code == 200 and not body.get("errors"), body
     return cases
 
@@ -167,26 +161,16 @@ def sessions(profiles, request):
         (s, "test_whole_flow", f"t-{s}") for s in profiles
     ]:
         if (test, key.removesuffix("-short")) in wanted:
-            code, body = api("POST", "/api/v1/sessions", {"profile": profile})
+            code, body = agent_call("POST", "/api/v1/sessions", {"profile": profile})
             # each test checks its own submission: one scheduler failing does not hide the others
             ids[key] = body["id"] if code == 201 else (code, body)
     yield ids
     for sid in ids.values():
         if isinstance(sid, str):
             try:
-                api("DELETE", f"/api/v1/sessions/{sid}")
+                agent_call("DELETE", f"/api/v1/sessions/{sid}")
             except Exception as e:  # noqa: BLE001 - cancel the others anyway
                 print(f"could not cancel session {sid}: {e}")
-
-
-def wait_state(sid: str, states: tuple, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        code, s = api("GET", f"/api/v1/sessions/{sid}")
-        assert code == 200, s
-        if s["state"] in states or time.monotonic() > deadline:
-            return s
-        time.sleep(1)
 
 
 def run_code(kc, code: str) -> str:
@@ -281,13 +265,8 @@ def test_whole_flow(sched, sessions):
         assert f"jrc-{sid}" not in on_host("login", "squeue -h -o %j")  # no batch job at all
 
     # A kernel in the session, through our provisioner, with plain jupyter_client.
-    api("GET", "/api/v1/profiles")  # kernelspecs follow the sessions
-    km = KernelManager(kernel_name=f"remote-cluster-session-{sid}")
-    km.start_kernel()
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=90)
+    agent_call("GET", "/api/v1/profiles")  # kernelspecs follow the sessions
+    with kernel_client(f"remote-cluster-session-{sid}", ready_timeout=90) as (_, kc):
         info = json.loads(run_code(kc, CODE).strip().splitlines()[-1])
         assert info["host"] == node
         assert info["worker"] == node  # the Dask worker runs in the job too
@@ -308,12 +287,9 @@ def test_whole_flow(sched, sessions):
             listening = on_host("node1", "ss -Hltn")
             assert f"127.0.0.1:{dash['port']} " in listening, listening
             assert f"0.0.0.0:{dash['port']} " not in listening, listening
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
 
     # Cancel: the session ends, and the job is gone for the scheduler and underneath.
-    code, body = api("DELETE", f"/api/v1/sessions/{sid}")
+    code, body = agent_call("DELETE", f"/api/v1/sessions/{sid}")
     assert code == 200, body
     assert wait_state(sid, ("ended",), 30)["state"] == "ended"
     gone_for_the_scheduler(sched, job_id)
@@ -335,12 +311,12 @@ def test_bad_request_is_refused_with_the_schedulers_words(sched, profiles):
     else:
         jobs = lambda: set(on_host("login", f"cd ~/.rc-standins/{sched} 2>/dev/null && ls -A -- *.json").split())
     before_jobs = jobs()
-    _, before = api("GET", "/api/v1/sessions")
-    code, body = api("POST", "/api/v1/sessions", {"profile": f"t-{sched}", "resources": overrides})
+    _, before = agent_call("GET", "/api/v1/sessions")
+    code, body = agent_call("POST", "/api/v1/sessions", {"profile": f"t-{sched}", "resources": overrides})
     assert code == 400, body
     assert body["error"]["message"].startswith(message), body
     # nothing queued: no session, no new job (jobs of the other tests may end meanwhile)
-    _, after = api("GET", "/api/v1/sessions")
+    _, after = agent_call("GET", "/api/v1/sessions")
     assert {s["id"] for s in after["sessions"]} == {s["id"] for s in before["sessions"]}
     assert jobs() - before_jobs == set()
 
