@@ -252,6 +252,17 @@ def pbs_duration(v, flavour):
     return secs
 
 
+# The one-node request of each flavour: its -l key, what it names, and the refusal (with
+# qsub's exit code) for more than one node.
+NODE_SPEC = {
+    "pbs": {"key": "select", "fields": {"ncpus": "cpus", "mem": "mem", "ngpus": "gpus"},
+            "too_many": ("qsub: Job exceeds queue resource limits", 188)},
+    "torque": {"key": "nodes", "fields": {"ppn": "cpus", "gpus": "gpus"},
+               "too_many": ("qsub: submit error (Job exceeds queue resource limits MSG=cannot satisfy queue max nodes "
+                            "requirement)", 1)},
+}
+
+
 def pbs_qsub(flavour, args):
     if not args or args[-1].startswith("-"):
         raise Refused("usage: qsub [-a date_time] ... [script | -- command [arg1 ...]]", 2)
@@ -292,27 +303,20 @@ def pbs_qsub(flavour, args):
                     job["walltime"] = pbs_duration(v, flavour)
                 elif key == "mem":
                     job["mem_mb"] = pbs_memory_mb(v)
-                elif key == "select" and flavour == "pbs":
+                elif key == NODE_SPEC[flavour]["key"]:
+                    # PBS Pro: select=1:ncpus=N:mem=M:ngpus=G; Torque: nodes=1:ppn=N:gpus=G
+                    spec = NODE_SPEC[flavour]
                     chunks = v.split(":")
                     if chunks[0] != "1":
-                        raise Refused("qsub: Job exceeds queue resource limits", 188)
+                        raise Refused(*spec["too_many"])
                     for c in chunks[1:]:
                         k, _, x = c.partition("=")
-                        if k == "ncpus":
+                        field = spec["fields"].get(k)
+                        if field == "cpus":
                             job["cpus"] = int(x)
-                        elif k == "mem":
+                        elif field == "mem":
                             job["mem_mb"] = pbs_memory_mb(x)
-                        elif k == "ngpus" and int(x) > 0:
-                            job["gpus"] = int(x)
-                elif key == "nodes" and flavour == "torque":
-                    chunks = v.split(":")
-                    if chunks[0] != "1":
-                        raise Refused("qsub: submit error (Job exceeds queue resource limits MSG=cannot satisfy queue max nodes requirement)", 1)
-                    for c in chunks[1:]:
-                        k, _, x = c.partition("=")
-                        if k == "ppn":
-                            job["cpus"] = int(x)
-                        elif k == "gpus" and int(x) > 0:
+                        elif field == "gpus" and int(x) > 0:
                             job["gpus"] = int(x)
         else:
             raise Refused("qsub: invalid option -- '%s'" % o.lstrip("-"), 2)
