@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import (  # noqa: E402
-    NODE, TESTBED, bundle_driver, free_port, start_driver, start_node_server, testbed_env, wait_listening,
-)
+from benchlib import TESTBED, free_port, pct  # noqa: E402
+from throughput import NODE, bundle_driver, node_server_run, start_driver, wait_listening  # noqa: E402
 
 SERVER = r'''
 import os, socket, sys, threading
@@ -64,24 +60,13 @@ print(json.dumps(ts))
 CIPHERS = ["aes128-gcm@openssh.com", "aes128-ctr"]
 
 
-def pct(ts: list[float], p: float) -> float:
-    s = sorted(ts)
-    return s[min(len(s) - 1, int(round(p * (len(s) - 1))))] * 1000
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--baseline", metavar="REV", help="also measure the agent's sources at git revision REV")
     args = ap.parse_args()
-    env = testbed_env()
-    work = Path(tempfile.mkdtemp(prefix="rc-bench-rtt-"))
-    procs: list[subprocess.Popen] = []
-    server_pid = 0
-    try:
-        server, port, server_pid = start_node_server(SERVER)
-        procs.append(server)
+    with node_server_run("rc-bench-rtt-", SERVER) as (env, work, procs, port):
         paths: dict[str, list[str]] = {}
         driver = bundle_driver(work)
         variants = [(f"ours {c}", driver, {"cipher": c}) for c in CIPHERS]
@@ -108,19 +93,6 @@ def main() -> None:
                     out = subprocess.run(paths[name] + [mode, str(args.n // args.rounds)], check=True, capture_output=True,
                                          text=True, timeout=300).stdout
                     samples[name, mode] += json.loads(out)
-    finally:
-        if server_pid:
-            os.kill(server_pid, 15)
-        for p in procs:
-            if p.stdin:
-                p.stdin.close()
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(work, ignore_errors=True)
     print(f"round trips to node1, n={args.n} per path and pattern in {args.rounds} interleaved rounds")
     for mode, what in (("echo", "200 B request, echoed in two writes"), ("burst", "800 B request, five 800 B replies")):
         direct = pct(samples["direct from login", mode], .5)

@@ -27,8 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-TESTBED = REPO / "testbed" / "testbed"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import REPO, TESTBED, free_port, pct, testbed_env  # noqa: E402
 
 CLIENT = r'''
 import json, sys, time
@@ -41,22 +41,6 @@ for _ in range(n):
     t = time.perf_counter(); kc.execute_interactive("1", timeout=30, output_hook=lambda m: None); ts.append(time.perf_counter() - t)
 kc.stop_channels(); print(json.dumps(ts))
 '''
-
-
-def testbed_env() -> dict[str, str]:
-    out = subprocess.run([str(TESTBED), "env"], check=True, capture_output=True, text=True).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
-def pct(ts: list[float], p: float) -> float:
-    s = sorted(ts)
-    return s[min(len(s) - 1, int(round(p * (len(s) - 1))))] * 1000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_client(info: dict, n: int, python: str = sys.executable, prefix: list[str] | None = None) -> list[float]:

@@ -25,10 +25,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-TESTBED = REPO / "testbed" / "testbed"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import REPO, TESTBED, free_port, stop_all, testbed_env  # noqa: E402,F401  (re-exported)
+
 NODE = "198.18.2.11"
 
 # On node1: "up\n" -> read to EOF, reply with the byte count; "down N\n" -> send N bytes, close.
@@ -79,17 +81,6 @@ dt = time.perf_counter() - t
 if got != n: sys.exit("got %d bytes, expected %d" % (got, n))
 print(dt)
 '''
-
-
-def testbed_env() -> dict[str, str]:
-    out = subprocess.run([str(TESTBED), "env"], check=True, capture_output=True, text=True).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def transfer(mode: str, host: str, port: int, size: int, prefix: list[str] | None = None, python=sys.executable) -> float:
@@ -151,6 +142,21 @@ def start_node_server(code: str) -> tuple[subprocess.Popen, int, int]:
     return server, port, pid
 
 
+@contextmanager
+def node_server_run(prefix: str, server_code: str):
+    """A benchmark run: the testbed's env, a scratch dir, the node-side server (its local
+    port), and a list of processes; everything stopped and removed afterwards."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    procs: list[subprocess.Popen] = []
+    server_pid = 0
+    try:
+        server, port, server_pid = start_node_server(server_code)
+        procs.append(server)
+        yield testbed_env(), work, procs, port
+    finally:
+        stop_all(procs, server_pid, work)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=256)
@@ -158,13 +164,7 @@ def main() -> None:
     ap.add_argument("--baseline", metavar="REV", help="also measure the agent's sources at git revision REV")
     args = ap.parse_args()
     size = args.mib << 20
-    env = testbed_env()
-    work = Path(tempfile.mkdtemp(prefix="rc-bench-tp-"))
-    procs: list[subprocess.Popen] = []
-    server_pid = 0
-    try:
-        server, port, server_pid = start_node_server(SERVER)
-        procs.append(server)
+    with node_server_run("rc-bench-tp-", SERVER) as (env, work, procs, port):
 
         # Ours: the driver bundled from the agent's sources (and from a baseline revision).
         paths: dict[str, dict] = {}
@@ -197,19 +197,6 @@ def main() -> None:
                 for name, p in paths.items():
                     dt = transfer(mode, size=size, **p)
                     best[name, mode] = min(best.get((name, mode), dt), dt)
-    finally:
-        if server_pid:
-            os.kill(server_pid, 15)  # same pid namespace; `testbed exec` does not pass signals on
-        for p in procs:
-            if p.stdin:
-                p.stdin.close()
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(work, ignore_errors=True)
 
     mbs = {k: size / v / 1e6 for k, v in best.items()}
     print(f"bulk throughput, {args.mib} MiB, best of {args.rounds}, laptop -> bastion -> login -> node1")
