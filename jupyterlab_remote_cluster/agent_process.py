@@ -9,11 +9,13 @@ is restarted with backoff; it exits by itself when we do (its stdin is our pipe)
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import os
 import socket
 import stat
+import threading
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -174,29 +176,47 @@ class AgentProcess:
                 "(run `npm run build:agent` in a source checkout)."
             )
         self.log.info("remote-cluster: starting agent %s %s", node, script)
-        proc = await asyncio.create_subprocess_exec(
-            node,
-            str(script),
-            "--socket",
-            self.socket_path,
-            "--settings-dir",
-            user_settings_dir(),
-            "--kernels-dir",
-            os.path.join(jupyter_data_dir(), "kernels"),
-            "--state-dir",
-            os.path.join(jupyter_data_dir(), "remote-cluster"),
-            "--base-url",
-            self.base_url,
-            "--helper",
-            str(helper_script()),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert proc.stdout is not None and proc.stderr is not None
-        asyncio.ensure_future(self._pump_output(proc.stderr))
+        # The agent's output is drained by threads, not by tasks of this event loop: a
+        # headless caller (jupyter_client's run_sync, pytest) may never run this loop again,
+        # and an agent writing to a full pipe would stop dead (Node writes pipes synchronously).
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
         try:
-            line = await asyncio.wait_for(proc.stdout.readline(), READY_TIMEOUT_S)
+            proc = await asyncio.create_subprocess_exec(
+                node,
+                str(script),
+                "--socket",
+                self.socket_path,
+                "--settings-dir",
+                user_settings_dir(),
+                "--kernels-dir",
+                os.path.join(jupyter_data_dir(), "kernels"),
+                "--state-dir",
+                os.path.join(jupyter_data_dir(), "remote-cluster"),
+                "--base-url",
+                self.base_url,
+                "--helper",
+                str(helper_script()),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=out_w,
+                stderr=err_w,
+            )
+        except BaseException:
+            os.close(out_r)
+            os.close(err_r)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        first_line: concurrent.futures.Future[bytes] = concurrent.futures.Future()
+        drains = [
+            threading.Thread(target=self._drain, args=(fd, first), name="agent-output", daemon=True)
+            for fd, first in ((out_r, first_line), (err_r, None))
+        ]
+        for t in drains:
+            t.start()
+        try:
+            line = await asyncio.wait_for(asyncio.wrap_future(first_line), READY_TIMEOUT_S)
             ready: dict[str, Any] = json.loads(line) if line else {}
         except (asyncio.TimeoutError, ValueError):
             ready = {}
@@ -204,24 +224,29 @@ class AgentProcess:
             if proc.returncode is None:
                 proc.kill()
             await proc.wait()
+            # (its last words: read to the end of the pipe before quoting them)
+            await asyncio.get_running_loop().run_in_executor(None, drains[1].join, 2)
             self._fast_failures += 1
             raise AgentUnavailable(
                 "The remote-cluster agent failed to start: " + " | ".join(self._stderr_tail)
             )
         self._proc = proc
-        # Keep draining stdout so the agent can never block on a full pipe.
-        asyncio.ensure_future(self._pump_output(proc.stdout))
         self.log.info("remote-cluster: agent %s listening on %s", proc.pid, self.socket_path)
         self._supervisor = asyncio.ensure_future(self._supervise(proc))
 
-    async def _pump_output(self, stream: asyncio.StreamReader) -> None:
-        while True:
-            raw = await stream.readline()
-            if not raw:
-                return
-            text = raw.decode(errors="replace").rstrip()
-            self._stderr_tail.append(text)
-            self.log.info("remote-cluster agent: %s", text)
+    def _drain(self, fd: int, first_line: concurrent.futures.Future | None) -> None:
+        """Read the agent's output until it closes: the first line (stdout: the ready
+        line) to `first_line`, every line to the log and the tail shown on failures."""
+        with open(fd, "rb", buffering=0) as f:
+            for raw in iter(f.readline, b""):
+                if first_line is not None and not first_line.done():
+                    first_line.set_result(raw)
+                    continue
+                text = raw.decode(errors="replace").rstrip()
+                self._stderr_tail.append(text)
+                self.log.info("remote-cluster agent: %s", text)
+        if first_line is not None and not first_line.done():
+            first_line.set_result(b"")
 
     async def _supervise(self, proc: asyncio.subprocess.Process) -> None:
         loop = asyncio.get_running_loop()
