@@ -9,19 +9,28 @@ Why one stdlib-only file: the agent uploads it by SFTP at submit time and the cl
 own Python runs it (3.8+). ipykernel/distributed are only imported by the child processes
 it starts, with the interpreter named in config.json.
 
+Nothing of a session is reachable by another user of the node (docs/security.md): the
+control channel, the kernels and the Dask dashboard listen on Unix sockets in a node-local
+0700 directory with an unpredictable name; Dask speaks mutual TLS with the session's own
+CA; the one TCP endpoint for the agent (via-login, auto) is a TLS relay that wants the
+session's client certificate and token before it relays to those sockets.
+
 Session directory (on the shared home, 0700, made by the agent):
-  config.json   0600, written by the agent: sessionId, token, python, workdir, kernelEnv,
-                dask, proxyBase, daskWorkerThreads, (optional) bindAddress, daskHost,
+  config.json   0600, written by the agent: sessionId, token, tls (the session's CA and
+                certificate, PEM), python, workdir, kernelEnv, dask, proxyBase, daskWorkerThreads, (optional) bindAddress, daskHost,
                 connectivity (via-login | node-ssh | reverse | auto), reverseHost
-  state.json    0600, written here atomically: status, host, controlPort, heartbeat, ...
+  state.json    0600, written here atomically: version, status, host, runtimeDir,
+                controlSocket, relayPort, heartbeat, ...
   kernels/<id>/connection.json (0600, dir 0700) and kernel.log
   dask-scheduler.json, dask-scheduler.log, dask-worker.log
-Node-local, for the Unix sockets of node-ssh/reverse/auto (never on the shared home):
-  /tmp/jrc-<uid>/<session>/  0700: control.sock, kernel sockets k-<kernel>-<n>, ssh.ctl
-On the login node, for reverse/auto (made through the tunnel): /tmp/jrc-<uid>/<session>-rev/
+Node-local runtime directory (never on the shared home; a Unix socket is only reachable
+on the host that bound it): mkdtemp under $TMPDIR or /tmp, e.g. /tmp/jrc-k3x9a0q2 (0700):
+  control.sock, dashboard.sock, kernel sockets k<n>-<port>, ssh.ctl, tls/, dask-*/
+On the login node, for reverse/auto: another mkdtemp directory, made through the tunnel.
 See docs/remote-helper.md for the protocol and docs/connectivity.md for the modes.
 """
 import argparse
+import asyncio
 import hmac
 import json
 import os
@@ -34,12 +43,15 @@ import socket
 import socketserver
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-STATE_VERSION = 1
+# The agent-helper protocol (state.json "version"). 1: TCP kernels and control (before
+# the isolation work); 2: everything on private Unix sockets, TLS relay, Dask over TLS.
+PROTOCOL_VERSION = 2
 HEARTBEAT_SECONDS = 10
 KERNEL_START_TIMEOUT = 60.0
 KERNEL_KILL_GRACE = 5.0  # DELETE: SIGTERM, then SIGKILL after this
@@ -57,6 +69,26 @@ CONNECTIVITY = ("via-login", "node-ssh", "reverse", "auto")
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 TUNNEL_START_TIMEOUT = 30.0
+RELAY_HEAD_TIMEOUT = 15.0  # seconds for a relay client's TLS handshake and CONNECT line
+RELAY_HEAD_MAX = 16384
+# Unix socket paths are limited to 107 bytes: a runtime base longer than this is skipped
+# (the longest name in it is the kernel sockets' "k<n>-<port>").
+RUNTIME_BASE_MAX = 64
+# The helper's companions, uploaded with it into the same versioned directory; they run
+# in the session's Python (with ipykernel / distributed), the helper stays stdlib-only.
+HERE = os.path.dirname(os.path.abspath(__file__))
+KERNEL_LAUNCHER = os.path.join(HERE, "jrc_kernel.py")
+DASK_PRELOAD = os.path.join(HERE, "jrc_dask_private.py")
+DASHBOARD_LABEL = "0"  # the Dask dashboard's "port" in proxied URLs (it has no TCP port)
+KERNEL_CHANNELS = {"shell": "shell_port", "iopub": "iopub_port", "stdin": "stdin_port",
+                   "control": "control_port", "hb": "hb_port"}
+# The reverse tunnel's ssh: no prompts, host keys checked whatever the user's ssh config
+# on the cluster says, and nothing of the node forwarded to the login node but our sockets.
+REVERSE_SSH_OPTIONS = [
+    "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "UpdateHostKeys=no",
+    "-o", "ControlPersist=no", "-o", "PermitLocalCommand=no", "-o", "ForwardAgent=no",
+    "-o", "ForwardX11=no", "-o", "RequestTTY=no",
+]
 
 
 def log(msg):
@@ -124,13 +156,6 @@ def group_alive(pgid):
     return kill_group(pgid, 0)
 
 
-def free_port(host):
-    """A port that is free right now on `host` (the scheduler binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def stop_processes(procs, grace):
     """SIGTERM each process group, wait up to `grace` s, then SIGKILL what is left.
 
@@ -153,29 +178,42 @@ def stop_processes(procs, grace):
             pass
 
 
-def private_dir(path):
-    """mkdir 0700, or accept an existing one only if it is ours, a real directory, private.
+def make_runtime_dir(bases):
+    """The session's node-local private directory: a fresh mkdtemp under the first usable
+    base (e.g. $TMPDIR, then /tmp).
 
-    Why: sockets in a directory another user controls (pre-created in /tmp, a symlink)
-    could be swapped or reached by that user.
+    Why mkdtemp: a name another user of the node can predict can be taken first (a file,
+    his own directory, a symlink) and block or capture the session; mkdtemp picks an
+    unpredictable name, creates it 0700 and fails rather than reuse anything that exists.
     """
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    st = os.lstat(path)
-    if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != os.getuid():
-        raise ValueError("%s exists and is not a directory owned by this user" % path)
-    if st.st_mode & 0o077:
-        os.chmod(path, 0o700)
-    return path
+    errors = []
+    for base in bases:
+        if not base or not os.path.isabs(base) or len(base) > RUNTIME_BASE_MAX:
+            continue
+        try:
+            return tempfile.mkdtemp(prefix="jrc-", dir=base)
+        except OSError as e:
+            errors.append("%s: %s" % (base, e))
+    raise RuntimeError("no private directory for sockets: %s" % ("; ".join(errors) or "no usable temporary directory"))
+
+
+def write_tls_files(directory, tls):
+    """The session's CA, certificate and key as 0600 files in a 0700 dir (Dask and the
+    relay read files). Returns {"ca", "cert", "key"} paths."""
+    os.mkdir(directory, 0o700)
+    paths = {}
+    for name in ("ca", "cert", "key"):
+        paths[name] = os.path.join(directory, name + ".pem")
+        write_private(paths[name], tls[name].encode())
+    return paths
 
 
 class ReverseTunnel:
     """An OpenSSH master from this node to the login node; forwards are added on demand
     (`ssh -S ctl -O forward -R login-socket:node-socket`), so the agent reaches sockets
     of this node through Unix sockets on the login node (for nodes nobody can connect to).
-    BatchMode: no prompts, an unknown host key or a missing key fails at once."""
+    BatchMode and StrictHostKeyChecking forced: no prompts, an unknown host key or a
+    missing key fails at once."""
 
     def __init__(self, host, ctl, log_path):
         self.host = host
@@ -186,17 +224,17 @@ class ReverseTunnel:
 
     def _ssh(self, *args, timeout=20):
         return subprocess.run(
-            ["ssh", "-S", self.ctl, "-o", "BatchMode=yes"] + list(args),
+            ["ssh", "-S", self.ctl] + REVERSE_SSH_OPTIONS + list(args),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
         )
 
-    def start(self, session_id):
+    def start(self):
         logf = open_log(self.log_path)
         try:
             self.proc = subprocess.Popen(
-                ["ssh", "-M", "-S", self.ctl, "-N", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
-                 "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
-                 self.host],
+                ["ssh", "-M", "-S", self.ctl, "-N"] + REVERSE_SSH_OPTIONS +
+                ["-o", "ExitOnForwardFailure=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15",
+                 "-o", "ServerAliveCountMax=4", self.host],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=logf, start_new_session=True,
             )
         except OSError as e:
@@ -216,21 +254,17 @@ class ReverseTunnel:
                     self.host, TUNNEL_START_TIMEOUT, tail(self.log_path, 600).strip()))
             time.sleep(0.1)
         # The login side's private directory (a Unix socket is reachable only on the host
-        # that bound it, so it must live on the login node, not on the shared home).
-        script = (
-            'umask 077; t=/tmp/jrc-$(id -u); mkdir -p "$t" && [ -d "$t" ] && [ ! -L "$t" ] && [ -O "$t" ] '
-            '|| { echo "$t is not a private directory of this user" >&2; exit 1; }; chmod 700 "$t"; '
-            'd="$t/%s-rev"; rm -rf "$d"; mkdir -m 700 "$d" && printf %%s "$d"' % session_id
-        )
-        r = self._ssh(self.host, script)
+        # that bound it, so it must live on the login node, not on the shared home), with
+        # an unpredictable name for the same reason as the node's (make_runtime_dir).
+        r = self._ssh(self.host, "umask 077 && mktemp -d /tmp/jrc-XXXXXXXXXX")
         out = r.stdout.decode("utf-8", "replace").strip()
-        if r.returncode != 0 or not out.startswith("/"):
+        if r.returncode != 0 or not re.match(r"^/tmp/jrc-[A-Za-z0-9]{10}$", out):
             raise RuntimeError("cannot create the socket directory on %s: %s" % (
                 self.host, r.stderr.decode("utf-8", "replace").strip() or out))
         self.remote_dir = out
 
     def forward(self, remote_socket, target):
-        """target: a node-side socket path, or 127.0.0.1:port."""
+        """target: a node-side socket path."""
         r = self._ssh("-O", "forward", "-R", "%s:%s" % (remote_socket, target), self.host)
         if r.returncode != 0:
             raise RuntimeError("reverse forward %s failed: %s" % (
@@ -260,7 +294,7 @@ class ReverseTunnel:
             # scancel signals the whole job, our master too: the login-side sockets are
             # removed over a new connection then
             try:
-                r = subprocess.run(["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", self.host, rm],
+                r = subprocess.run(["ssh"] + REVERSE_SSH_OPTIONS + ["-o", "ConnectTimeout=5", self.host, rm],
                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                    timeout=10)
                 if r.returncode != 0:
@@ -268,6 +302,134 @@ class ReverseTunnel:
                                                          r.stderr.decode("utf-8", "replace").strip()))
             except (OSError, subprocess.SubprocessError) as e:
                 log("cannot remove %s on %s: %s" % (self.remote_dir, self.host, e))
+
+
+class Relay:
+    """The agent's one TCP endpoint on the node (via-login, auto): TLS that requires the
+    session's client certificate (the agent's; verified against the session CA), then
+    `CONNECT <target>` with the session's token, then the bytes of a private Unix socket:
+      control                  the control channel (HTTP, as on control.sock)
+      kernel/<id>/<channel>    a kernel's ZMQ socket (shell, iopub, stdin, control, hb)
+      http/<port>              an HTTP service of the session (the Dask dashboard: 0)
+    Nobody without the session's key completes the handshake, and the token never
+    crosses the network in the clear. Runs an asyncio loop in a thread of its own:
+    asyncio's TLS is the stdlib's one that streams both ways at once safely."""
+
+    def __init__(self, helper, host, tls_paths):
+        import ssl  # here, not at the top: a Python without ssl still runs node-ssh/reverse
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(tls_paths["cert"], tls_paths["key"])
+        ctx.load_verify_locations(tls_paths["ca"])
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        self.ctx = ctx
+        self.helper = helper
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.loop = asyncio.new_event_loop()
+        self.server = None
+        self.ready = threading.Event()
+
+    def start(self):
+        threading.Thread(target=self._run, name="relay", daemon=True).start()
+        self.ready.wait(10)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.server = self.loop.run_until_complete(asyncio.start_server(
+                self._client, sock=self.sock, ssl=self.ctx, ssl_handshake_timeout=RELAY_HEAD_TIMEOUT,
+                limit=RELAY_HEAD_MAX))
+        finally:
+            self.ready.set()
+        self.loop.run_forever()
+
+    def stop(self):
+        def close():
+            if self.server is not None:
+                self.server.close()
+            self.loop.stop()
+        try:
+            self.loop.call_soon_threadsafe(close)
+        except RuntimeError:  # the loop is already closed
+            pass
+
+    async def _client(self, reader, writer):
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        upstream = None
+        try:
+            try:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), RELAY_HEAD_TIMEOUT)
+                path = self.target(head)
+                up_reader, upstream = await asyncio.open_unix_connection(path)
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ValueError):
+                return  # not a client of ours: nothing to answer
+            except ApiError as e:
+                writer.write(relay_answer(e.status, e.message))
+                return
+            except OSError as e:
+                writer.write(relay_answer(502, "cannot connect to %s: %s" % (head.split(b" ", 2)[1].decode(), e)))
+                return
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await asyncio.gather(pipe(reader, upstream, half_close=True), pipe(up_reader, writer, half_close=False))
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            for w in (writer, upstream):
+                if w is not None:
+                    w.close()
+
+    def target(self, head):
+        """The socket a CONNECT head asks for, after checking the token (ApiError if not)."""
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or parts[0] != "CONNECT" or not parts[2].startswith("HTTP/1."):
+            raise ApiError(405, "method-not-allowed", "only CONNECT is served here")
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                headers[k.strip().lower()] = v.strip()
+        if not bearer_ok(headers.get("authorization", ""), self.helper.config["token"]):
+            raise ApiError(401, "unauthorized", "missing or wrong bearer token")
+        return self.helper.relay_target(parts[1])
+
+
+def relay_answer(status, message):
+    body = message.encode("utf-8", "replace")
+    return b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (
+        status, b"Error", len(body), body)
+
+
+async def pipe(reader, writer, half_close):
+    """Copy until EOF; then half-close the other side where it can (a Unix socket), or
+    close it (TLS cannot half-close)."""
+    try:
+        while True:
+            data = await reader.read(1 << 16)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+    finally:
+        if half_close and writer.can_write_eof():
+            writer.write_eof()
+        else:
+            writer.close()
+
+
+def bearer_ok(header, token):
+    prefix = "Bearer "
+    offered = header[len(prefix):].encode("utf-8", "replace") if header.startswith(prefix) else b""
+    # constant time: the comparison does not tell an attacker how much of it matched
+    return hmac.compare_digest(offered, token.encode())
 
 
 class Kernel:
@@ -280,6 +442,7 @@ class Kernel:
         self.connection_file = os.path.join(kdir, "connection.json")
         self.log_path = os.path.join(kdir, "kernel.log")
         self.started_at = started_at
+        self.sockets = {}  # channel port name -> node-local socket path, once it listens
         self.reverse_forwards = []  # (login socket, node socket) to cancel when it stops
 
     def alive(self):
@@ -300,17 +463,19 @@ class Helper:
         self.stop_event = threading.Event()
         self.stop_reason = None
         self.exit_code = 0
-        self.server = None
-        self.servers = []  # every control server (TCP and/or Unix socket)
-        self.sock_dir = None  # node-local private dir for Unix sockets
+        self.server = None  # the control server (Unix socket)
+        self.relay = None  # Relay (via-login, auto)
+        self.runtime = None  # node-local private dir (make_runtime_dir)
+        self.tls = None  # paths of the session's CA, certificate and key in it
+        self.http_sockets = {}  # proxied port label -> Unix socket (the dashboard: "0")
+        self.kernel_seq = 0
         self.tunnel = None  # ReverseTunnel (reverse, auto)
         self.config = {}
         self.state = {
-            "version": STATE_VERSION,
+            "version": PROTOCOL_VERSION,
             "sessionId": None,
             "host": socket.gethostname(),
             "pid": os.getpid(),
-            "controlPort": None,
             "startedAt": time.time(),
             "heartbeat": time.time(),
             "status": "starting",
@@ -396,8 +561,8 @@ class Helper:
         if mode not in CONNECTIVITY:
             raise ValueError("config.json: connectivity %r is not one of %s" % (mode, ", ".join(CONNECTIVITY)))
         cfg["connectivity"] = mode
-        if mode != "via-login" and not SESSION_ID_RE.match(cfg["sessionId"]):
-            raise ValueError("config.json: sessionId must be 1-64 of [A-Za-z0-9_-] (it names socket directories)")
+        if not SESSION_ID_RE.match(cfg["sessionId"]):
+            raise ValueError("config.json: sessionId must be 1-64 of [A-Za-z0-9_-]")
         host = opt("reverseHost", str, "") or os.environ.get("SLURM_SUBMIT_HOST", "")
         if host and not HOST_RE.match(host):
             raise ValueError("config.json: reverseHost %r is not a host name" % host)
@@ -405,13 +570,16 @@ class Helper:
             raise ValueError("connectivity reverse needs the login node's name: set reverseHost "
                              "(no SLURM_SUBMIT_HOST in this job)")
         cfg["reverseHost"] = host
-        # Where the control channel (TCP), TCP kernels and the dashboard listen. 0.0.0.0:
-        # the agent connects from the login node (via-login, and auto, which must allow it).
-        # node-ssh/reverse: only this node's loopback (the agent comes in by SSH or tunnel).
-        default_bind = "0.0.0.0" if mode in ("via-login", "auto") else "127.0.0.1"
-        cfg["bindAddress"] = opt("bindAddress", str, default_bind)
-        # The Dask scheduler runs code for whoever connects and has no auth: only the
-        # kernels and the worker on this node need it, so it listens on loopback.
+        tls = opt("tls", dict, None)
+        if not (isinstance(tls, dict) and all(isinstance(tls.get(k), str) and "-----BEGIN" in tls[k]
+                                               for k in ("ca", "cert", "key"))):
+            raise ValueError("config.json: tls must hold the session's ca, cert and key (PEM); "
+                             "this helper is newer than the agent that wrote it")
+        cfg["tls"] = tls
+        # Where the relay listens (via-login, auto): the agent connects from the login
+        # node. A plain SSH host gets 127.0.0.1 from the agent (it comes in by SSH).
+        cfg["bindAddress"] = opt("bindAddress", str, "0.0.0.0")
+        # The Dask scheduler and worker (mutual TLS): only this node needs them.
         cfg["daskHost"] = opt("daskHost", str, "127.0.0.1")
         self.config = cfg
         self.state["sessionId"] = cfg["sessionId"]
@@ -422,6 +590,10 @@ class Helper:
         env.update(self.config["kernelEnv"])
         if extra:
             env.update(extra)
+        # Dask's scratch space of anything the session runs (a notebook's own LocalCluster
+        # included) in the private runtime directory: /tmp/dask-scratch-space is shared by
+        # every user of the node, and another one can take it first.
+        env["DASK_TEMPORARY_DIRECTORY"] = os.path.join(self.runtime, "dask")
         env.update(self.dask_env)
         return env
 
@@ -432,7 +604,8 @@ class Helper:
         python = self.config["python"]
         argv = body.get("argv")
         if argv is None:
-            argv = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+            # ipykernel, with its IOPub pipe on a Unix socket and no debugpy (jrc_kernel.py)
+            argv = [python, KERNEL_LAUNCHER, "-f", "{connection_file}"]
         if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
             raise ApiError(400, "invalid-argv", "argv must be a non-empty list of strings")
         env = body.get("env") or {}
@@ -444,17 +617,14 @@ class Helper:
         cwd = os.path.expanduser(cwd)
         if not os.path.isdir(cwd):
             raise ApiError(400, "invalid-cwd", "working directory %s does not exist" % cwd)
-        # tcp: ports on bindAddress (via-login). ipc: Unix sockets in the node-local 0700
-        # dir (node-ssh); with reverse, each also forwarded to a socket on the login node.
-        transport = body.get("transport") or "tcp"
-        if transport not in ("tcp", "ipc"):
-            raise ApiError(400, "invalid-transport", "transport must be tcp or ipc")
+        # Kernels listen on Unix sockets in the private runtime dir, whatever the mode
+        # (a TCP port on a shared node is open to every user there, and one a crashed
+        # kernel released can be taken by another user). With reverse, each socket is
+        # also forwarded to the login node.
+        if body.get("transport", "ipc") != "ipc":
+            raise ApiError(400, "invalid-transport", "kernels listen on Unix sockets only (transport ipc)")
         reverse = body.get("reverse") is True
-        if transport == "ipc" and not self.sock_dir:
-            raise ApiError(400, "invalid-transport",
-                           "transport ipc needs connectivity node-ssh, reverse or auto (this session: %s)"
-                           % self.config["connectivity"])
-        if reverse and (transport != "ipc" or not (self.tunnel and self.tunnel.alive())):
+        if reverse and not (self.tunnel and self.tunnel.alive()):
             raise ApiError(409, "no-reverse-tunnel", "no reverse tunnel to the login node: %s"
                            % ((self.state.get("reverse") or {}).get("error") or "not started in this mode"))
 
@@ -464,19 +634,22 @@ class Helper:
             old = self.kernels.get(kid)
             if old is not None and old.alive():
                 raise ApiError(409, "kernel-exists", "kernel %s is already running" % kid)
+            if old is not None:
+                self.cancel_reverse_forwards(old)
             kdir = os.path.join(self.dir, "kernels", kid)
             for d in (os.path.dirname(kdir), kdir):  # (makedirs' mode covers only the leaf)
                 os.makedirs(d, mode=0o700, exist_ok=True)
                 os.chmod(d, 0o700)
             cf = os.path.join(kdir, "connection.json")
             # A fresh key per kernel; a restart (same id) keeps its key, so the clients'
-            # sessions stay valid behind the agent's unchanged local ports. All ports 0:
-            # the kernel binds free ports itself and rewrites this file (never pre-pick
-            # ports: they collide on shared nodes).
+            # sessions stay valid behind the agent's unchanged local ports. The kernel
+            # names its sockets "<ip>-<n>" itself; a short prefix per start keeps the
+            # paths under the 107-byte limit and apart from a dead predecessor's.
             key = old.key if old is not None and old.key else secrets.token_hex(32)
+            self.kernel_seq += 1
             info = {
-                "ip": os.path.join(self.sock_dir, "k-" + kid) if transport == "ipc" else self.config["bindAddress"],
-                "transport": transport,
+                "ip": os.path.join(self.runtime, "k%d" % self.kernel_seq),
+                "transport": "ipc",
                 "signature_scheme": "hmac-sha256",
                 "key": key,
                 "kernel_name": "",
@@ -486,7 +659,7 @@ class Helper:
             write_private(cf, json.dumps(info, indent=1).encode())
             argv = [a.replace("{connection_file}", cf) for a in argv]
             # JPY_PARENT_PID: ipykernel exits by itself if this helper dies (even SIGKILL).
-            kenv = self.child_env(dict(env, JPY_PARENT_PID=str(os.getpid())))
+            kenv = self.child_env(dict(env, JPY_PARENT_PID=str(os.getpid()), JRC_IOPUB_PIPE=info["ip"] + "-pipe"))
             log_path = os.path.join(kdir, "kernel.log")
             logf = open_log(log_path)
             logf.write(("--- kernel %s starting %s: %s\n" % (kid, time.ctime(), " ".join(argv))).encode())
@@ -506,30 +679,40 @@ class Helper:
         log("kernel %s started, pid %d" % (kid, proc.pid))
 
         ports = self.wait_for_ports(kernel, info["key"])
-        res = {
-            "kernelId": kid,
-            "pid": proc.pid,
-            "ip": info["ip"],
-            "transport": transport,
-            "ports": ports,
-            "connectionFile": kernel.connection_file,
-        }
-        if transport == "ipc":
-            # ipykernel's ipc endpoints are "<ip>-<port>"
-            socks = {n: "%s-%d" % (info["ip"], p) for n, p in ports.items()}
-            if reverse:
-                try:
-                    for n, path in list(socks.items()):
-                        remote = "%s/k-%s-%d" % (self.tunnel.remote_dir, kid, ports[n])
-                        self.tunnel.forward(remote, path)
-                        kernel.reverse_forwards.append((remote, path))
-                        socks[n] = remote
-                except (RuntimeError, OSError, subprocess.SubprocessError) as e:
-                    self.delete_kernel(kid)
-                    raise ApiError(502, "reverse-forward-failed", str(e))
-            res["sockets"] = socks
+        # ipykernel's ipc endpoints are "<ip>-<port>"
+        socks = {n: "%s-%d" % (info["ip"], p) for n, p in ports.items()}
+        with self.lock:
+            kernel.sockets = dict(socks)
+        res = {"kernelId": kid, "pid": proc.pid, "transport": "ipc", "ports": ports}
+        if reverse:
+            try:
+                for n, path in list(socks.items()):
+                    remote = "%s/%s" % (self.tunnel.remote_dir, os.path.basename(path))
+                    self.tunnel.forward(remote, path)
+                    kernel.reverse_forwards.append((remote, path))
+                    socks[n] = remote
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                self.delete_kernel(kid)
+                raise ApiError(502, "reverse-forward-failed", str(e))
+        res["sockets"] = socks
         self.write_state()
         return res
+
+    def relay_target(self, target):
+        """The Unix socket a relay client may CONNECT to (ApiError 404 for anything else)."""
+        parts = target.split("/")
+        with self.lock:
+            if parts == ["control"]:
+                return self.server.server_address
+            if len(parts) == 3 and parts[0] == "kernel" and parts[2] in KERNEL_CHANNELS:
+                k = self.kernels.get(parts[1])
+                path = k.sockets.get(KERNEL_CHANNELS[parts[2]]) if k is not None and k.alive() else None
+                if path:
+                    return path
+                raise ApiError(404, "unknown-kernel", "no running kernel %s" % parts[1])
+            if len(parts) == 2 and parts[0] == "http" and parts[1] in self.http_sockets:
+                return self.http_sockets[parts[1]]
+        raise ApiError(404, "not-found", "nothing to connect to at %r" % target)
 
     def wait_for_ports(self, kernel, key):
         deadline = time.monotonic() + KERNEL_START_TIMEOUT
@@ -576,15 +759,18 @@ class Helper:
         kill_group(k.proc.pid, SIGNALS[name])
         return {"kernelId": kid, "signal": name}
 
-    def delete_kernel(self, kid):
-        k = self.get_kernel(kid)
-        stop_processes([k.proc], KERNEL_KILL_GRACE)
-        for remote, path in k.reverse_forwards:
+    def cancel_reverse_forwards(self, k):
+        for remote, path in (k.reverse_forwards if self.tunnel else []):
             try:
                 self.tunnel.cancel(remote, path)
             except (OSError, subprocess.SubprocessError) as e:
                 log("cancel reverse forward %s: %s" % (remote, e))
         k.reverse_forwards = []
+
+    def delete_kernel(self, kid):
+        k = self.get_kernel(kid)
+        stop_processes([k.proc], KERNEL_KILL_GRACE)
+        self.cancel_reverse_forwards(k)
         try:
             os.unlink(k.connection_file)  # the key is useless now; do not leave it lying around
         except OSError:
@@ -595,123 +781,149 @@ class Helper:
 
     # --- Dask -----------------------------------------------------------------------------
     def start_dask(self):
-        """Scheduler + one worker. Failure is recorded in state.dask, never fatal."""
+        """Scheduler + one worker (with its nanny), on mutual TLS with the session's CA:
+        nobody without the session's certificate can connect to them (a Dask scheduler
+        runs code for whoever does). Their HTTP servers are kept off TCP by the preload
+        module (jrc_dask_private.py): the dashboard is served on dashboard.sock in the
+        runtime dir, under the proxied prefix. Failure is recorded in state.dask, never
+        fatal; there is no plaintext fallback."""
         cfg = self.config
         sched_file = os.path.join(self.dir, "dask-scheduler.json")
-        env = self.child_env()
+        prefix = "%s/%s" % (cfg["proxyBase"], DASHBOARD_LABEL)
+        dash_sock = os.path.join(self.runtime, "dashboard.sock")
+        tls = ["--tls-ca-file", self.tls["ca"], "--tls-cert", self.tls["cert"], "--tls-key", self.tls["key"]]
+        # Nothing of theirs may fall back to an unencrypted comm.
+        env = self.child_env({"DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"})
         self.write_state(dask={"status": "starting"})
         try:
-            for attempt in range(3):
-                port = free_port(cfg["bindAddress"])
-                prefix = "%s/%d" % (cfg["proxyBase"], port)
-                try:
-                    os.unlink(sched_file)
-                except FileNotFoundError:
-                    pass
-                argv = [
-                    cfg["python"], "-m", "distributed.cli.dask_scheduler",
-                    "--host", cfg["daskHost"], "--port", "0",
-                    # explicit address: with an empty host distributed binds the dashboard
-                    # to --host, i.e. loopback, which the agent could not reach
-                    "--dashboard-address", "%s:%d" % (cfg["bindAddress"], port),
-                    # the dashboard is served under the proxied path, so its links work
-                    "--dashboard-prefix", prefix,
-                    "--scheduler-file", sched_file,
-                ]
-                sched = self._spawn_dask(argv, "dask-scheduler.log", env)
-                info = self._wait_scheduler_file(sched, sched_file)
-                dash = (info.get("services") or {}).get("dashboard")
-                if dash in (None, port):
-                    break
-                # distributed silently moves to a random port if ours was taken meanwhile;
-                # then the prefix (which names the port) is wrong: try again
-                log("dashboard came up on %s instead of %d; retrying" % (dash, port))
-                stop_processes([sched], 2.0)
-                with self.lock:
-                    self.dask_procs.remove(sched)
-            else:
-                raise RuntimeError("could not get a stable dashboard port")
+            if not os.path.isfile(DASK_PRELOAD):
+                raise RuntimeError("%s is missing: it keeps the dashboard private" % DASK_PRELOAD)
+            try:
+                os.unlink(sched_file)
+            except FileNotFoundError:
+                pass
+            argv = [
+                cfg["python"], "-m", "distributed.cli.dask_scheduler",
+                "--host", cfg["daskHost"], "--port", "0", "--protocol", "tls", *tls,
+                "--preload", DASK_PRELOAD,
+                # the dashboard is served under the proxied path, so its links work
+                "--dashboard-prefix", prefix,
+                "--scheduler-file", sched_file,
+            ]
+            sched = self._spawn_dask(argv, "dask-scheduler.log", dict(env, JRC_DASK_HTTP_SOCKET=dash_sock))
+            info = self._wait_scheduler_file(sched, sched_file)
+            address = info["address"]
+            if not address.startswith("tls://") or not os.path.exists(dash_sock):
+                raise RuntimeError("the scheduler came up at %s %s the dashboard socket" % (
+                    address, "with" if os.path.exists(dash_sock) else "without"))
             threads = cfg["daskWorkerThreads"] or _int(os.environ.get("SLURM_CPUS_ON_NODE")) or 1
             argv = [
                 cfg["python"], "-m", "distributed.cli.dask_worker",
                 "--scheduler-file", sched_file, "--nthreads", str(threads), "--nworkers", "1",
-                "--host", cfg["daskHost"], "--no-dashboard", "--name", "rc-worker-0",
+                "--host", cfg["daskHost"], "--protocol", "tls", *tls, "--preload", DASK_PRELOAD,
+                "--no-dashboard", "--name", "rc-worker-0",
+                "--local-directory", os.path.join(self.runtime, "dask-worker-0"),
                 "--death-timeout", "60",  # exits by itself if the scheduler is gone
             ]
             self._spawn_dask(argv, "dask-worker.log", env)
-            address = info["address"]
             path = "%s/status" % prefix
             with self.lock:
                 self.dask_env = {
+                    # Client() in a notebook connects with no argument, over the session's
+                    # TLS; require-encryption is not forced on kernels, so their own
+                    # LocalCluster() works as anywhere else
                     "DASK_SCHEDULER_ADDRESS": address,
+                    "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": self.tls["ca"],
+                    "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": self.tls["cert"],
+                    "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": self.tls["key"],
                     # links printed in notebooks point at the proxied dashboard
                     "DASK_DISTRIBUTED__DASHBOARD__LINK": path,
                 }
-            self.forward_http(port)
+                self.http_sockets[DASHBOARD_LABEL] = dash_sock
+            self.forward_http(DASHBOARD_LABEL, dash_sock)
             self.write_state(
-                dask={"status": "running", "schedulerAddress": address, "dashboardPort": port,
-                      "dashboardPath": path, "workerThreads": threads},
-                httpPorts=[{"port": port, "name": "dask-dashboard", "path": path}],
+                dask={"status": "running", "schedulerAddress": address, "dashboardPath": path,
+                      "workerThreads": threads, "tls": True},
+                httpPorts=[{"port": int(DASHBOARD_LABEL), "name": "dask-dashboard", "path": path}],
+                httpSockets=dict(self.http_sockets),
             )
-            log("dask scheduler %s, dashboard port %d" % (address, port))
+            log("dask scheduler %s (TLS), dashboard on %s" % (address, dash_sock))
         except Exception as e:  # noqa: BLE001 - kernels must keep working without Dask
             with self.lock:
                 procs = list(self.dask_procs)
                 self.dask_procs = []
             stop_processes(procs, 1.0)
-            msg = "Dask did not start: %s" % e
+            msg = "Dask did not start: %s%s" % (e, self.tls_hint())
             log(msg)
             self.write_state(dask={"status": "failed", "error": msg}, httpPorts=[])
 
-    def forward_http(self, port):
-        """reverse/auto: the dashboard also on a socket on the login node."""
+    def tls_hint(self):
+        """Why Dask failed, when it is that the session's Python cannot speak TLS."""
+        try:
+            r = subprocess.run([self.config["python"], "-c", "import ssl"], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        if r.returncode == 0:
+            return ""
+        last = (r.stderr.decode("utf-8", "replace").strip().splitlines() or ["no ssl module"])[-1]
+        return (" (Dask runs only over TLS, never in the clear, and %s cannot do TLS: %s)"
+                % (self.config["python"], last))
+
+    def forward_http(self, label, path):
+        """reverse/auto: an HTTP socket also on the login node."""
         if not (self.tunnel and self.tunnel.alive()):
             return
         try:
-            remote = self.tunnel.forward("%s/http-%d" % (self.tunnel.remote_dir, port), "127.0.0.1:%d" % port)
+            remote = self.tunnel.forward("%s/http-%s" % (self.tunnel.remote_dir, label), path)
         except (RuntimeError, OSError, subprocess.SubprocessError) as e:
             log("dashboard through the reverse tunnel: %s" % e)
             return
         with self.lock:
             rev = dict(self.state.get("reverse") or {})
-            rev["httpSockets"] = dict(rev.get("httpSockets") or {}, **{str(port): remote})
+            rev["httpSockets"] = dict(rev.get("httpSockets") or {}, **{label: remote})
             self.state["reverse"] = rev
 
     # --- connectivity -----------------------------------------------------------------------
     def setup_connectivity(self):
         """Listen as the mode needs; raises (RuntimeError/OSError/ValueError) when it cannot.
 
-        via-login: control on TCP bindAddress (0.0.0.0), nothing else.
-        node-ssh:  control on a Unix socket in the node-local 0700 dir (the agent comes in by
-                   SSH to this node: streamlocal forwarding); TCP on 127.0.0.1 only.
-        reverse:   like node-ssh, plus an ssh master to the login node forwarding a socket
-                   in a 0700 dir there to the control socket; a failing tunnel fails the session.
-        auto:      all of it (TCP 0.0.0.0 + Unix socket + tunnel if it comes up): the agent
-                   tries via-login, node-ssh, reverse and keeps the first that answers.
+        Every mode: the node-local runtime dir (mkdtemp, 0700) with the control channel on
+        control.sock, and the session's TLS files.
+        via-login: the TLS relay on bindAddress (0.0.0.0): the agent comes from the login node.
+        node-ssh:  nothing more (the agent comes in by SSH to this node: streamlocal).
+        reverse:   an ssh master to the login node forwarding a socket in a mkdtemp dir
+                   there to control.sock; a failing tunnel fails the session.
+        auto:      the relay and the tunnel if they come up: the agent tries via-login,
+                   node-ssh, reverse and keeps the first that answers.
         """
         mode = self.config["connectivity"]
-        if mode in ("via-login", "auto"):
-            srv = ControlServer((self.config["bindAddress"], 0), self)
-            self.servers.append(srv)
-            self.write_state(controlPort=srv.server_address[1])
-            log("control channel on %s:%d" % (self.config["bindAddress"], srv.server_address[1]))
-        if mode == "via-login":
-            return
-        top = private_dir("/tmp/jrc-%d" % os.getuid())
-        self.sock_dir = private_dir(os.path.join(top, self.config["sessionId"]))
-        path = os.path.join(self.sock_dir, "control.sock")
-        srv = UnixControlServer(path, self)
-        self.servers.append(srv)
-        self.write_state(sockDir=self.sock_dir, controlSocket=path)
+        self.runtime = make_runtime_dir([os.environ.get("TMPDIR"), "/tmp"])
+        self.tls = write_tls_files(os.path.join(self.runtime, "tls"), self.config["tls"])
+        path = os.path.join(self.runtime, "control.sock")
+        self.server = UnixControlServer(path, self)
+        self.write_state(runtimeDir=self.runtime, controlSocket=path)
         log("control channel on %s" % path)
+        if mode in ("via-login", "auto"):
+            try:
+                self.relay = Relay(self, self.config["bindAddress"], self.tls)
+            except (ImportError, OSError, ValueError) as e:
+                msg = "the TLS relay cannot start (%s: %s)" % (type(e).__name__, e)
+                if mode == "via-login":
+                    raise RuntimeError(msg + "; via-login never runs unencrypted: use connectivity node-ssh or reverse")
+                log(msg + " (auto: the other modes remain)")
+            else:
+                self.relay.start()
+                self.write_state(relayPort=self.relay.port)
+                log("TLS relay on %s:%d" % (self.config["bindAddress"], self.relay.port))
         if mode not in ("reverse", "auto"):
             return
         try:
             if not self.config["reverseHost"]:
                 raise RuntimeError("no login node name (reverseHost or SLURM_SUBMIT_HOST)")
-            self.tunnel = ReverseTunnel(self.config["reverseHost"], os.path.join(self.sock_dir, "ssh.ctl"),
+            self.tunnel = ReverseTunnel(self.config["reverseHost"], os.path.join(self.runtime, "ssh.ctl"),
                                         os.path.join(self.dir, "reverse-ssh.log"))
-            self.tunnel.start(self.config["sessionId"])
+            self.tunnel.start()
             remote = self.tunnel.forward(self.tunnel.remote_dir + "/control.sock", path)
         except (RuntimeError, OSError, subprocess.SubprocessError) as e:
             msg = "reverse tunnel to %s failed: %s" % (self.config["reverseHost"] or "the login node", e)
@@ -786,8 +998,12 @@ class Helper:
     def cleanup(self):
         # Write "stopping" first: Slurm may SIGKILL us a few seconds after SIGTERM.
         self.write_state(status="stopping", reason=self.stop_reason)
-        # Tunnel and sockets first: quick, and after Slurm's KillWait nothing runs any more.
+        # Relay, tunnel and sockets first: quick, and after Slurm's KillWait (SIGKILL) we
+        # cannot clean up any more. The processes still running lose their sockets and
+        # the session's TLS key on disk; they are stopped next.
         self.close_connectivity()
+        if self.runtime:
+            shutil.rmtree(self.runtime, ignore_errors=True)  # sockets, TLS files, Dask scratch
         with self.lock:
             procs = [k.proc for k in self.kernels.values()] + list(self.dask_procs)
         stop_processes(procs, STOP_GRACE)
@@ -803,15 +1019,16 @@ class Helper:
         log("stopped: %s" % self.stop_reason)
 
     def close_connectivity(self):
-        """The tunnel (and its login-side sockets) and the node-local socket dir go."""
+        """The relay and the tunnel (with its login-side sockets) go."""
+        relay, self.relay = self.relay, None
+        if relay:
+            relay.stop()
         tunnel, self.tunnel = self.tunnel, None
         if tunnel:
             tunnel.stop()
             with self.lock:
                 if self.state.get("reverse"):
                     self.state["reverse"] = dict(self.state["reverse"], status="closed")
-        if self.sock_dir:
-            shutil.rmtree(self.sock_dir, ignore_errors=True)
 
     def serve(self):
         try:
@@ -829,17 +1046,17 @@ class Helper:
         except (OSError, ValueError, RuntimeError) as e:
             self.fail("cannot listen (connectivity %s): %s" % (self.config["connectivity"], e))
             self.close_connectivity()
+            if self.runtime:
+                shutil.rmtree(self.runtime, ignore_errors=True)
             return 1
-        self.server = self.servers[0]
-        for srv in self.servers:
-            threading.Thread(target=srv.serve_forever, name="control", daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, name="control", daemon=True).start()
         log("session %s ready to serve (connectivity %s)" % (self.config["sessionId"], self.config["connectivity"]))
         if self.config["dask"] and not self.stop_event.is_set():
             self.start_dask()
         if not self.stop_event.is_set():
             self.write_state(status="ready")
         next_beat = time.monotonic() + HEARTBEAT_SECONDS
-        # The main thread only waits: signal handlers run here, the server runs in a thread.
+        # The main thread only waits: signal handlers run here, the servers run in threads.
         while not self.stop_event.wait(0.5):
             if time.monotonic() >= next_beat:
                 self.check_dask()
@@ -849,22 +1066,13 @@ class Helper:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         self.cleanup()
-        for srv in self.servers:
-            srv.shutdown()
+        self.server.shutdown()
         return self.exit_code
 
 
-class ControlServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address, helper):
-        self.helper = helper
-        ThreadingHTTPServer.__init__(self, address, ControlHandler)
-
-
 class UnixControlServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    """The control channel on a Unix socket (0600 in a 0700 dir: only this user)."""
+    """The control channel on a Unix socket (0600 in the 0700 runtime dir: only this
+    user, and the agent by SSH or through the relay). The token is checked all the same."""
 
     daemon_threads = True
 
@@ -879,7 +1087,7 @@ class UnixControlServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServ
 
 
 class ControlHandler(BaseHTTPRequestHandler):
-    server_version = "rc-helper/1"
+    server_version = "rc-helper/%d" % PROTOCOL_VERSION
     sys_version = ""
     protocol_version = "HTTP/1.1"
     timeout = REQUEST_TIMEOUT
@@ -904,12 +1112,7 @@ class ControlHandler(BaseHTTPRequestHandler):
         self._send(status, {"error": {"code": code, "message": message}})
 
     def _authorized(self):
-        token = self.server.helper.config["token"].encode()
-        got = self.headers.get("Authorization", "")
-        prefix = "Bearer "
-        offered = got[len(prefix):].encode("utf-8", "replace") if got.startswith(prefix) else b""
-        # constant time: the comparison does not tell an attacker how much of it matched
-        return hmac.compare_digest(offered, token)
+        return bearer_ok(self.headers.get("Authorization", ""), self.server.helper.config["token"])
 
     def _body(self):
         length = self.headers.get("Content-Length")
@@ -946,7 +1149,7 @@ class ControlHandler(BaseHTTPRequestHandler):
             if path == "/health" and method == "GET":
                 with helper.lock:
                     st = helper.state
-                    res = {"status": st["status"], "sessionId": st["sessionId"], "pid": os.getpid(),
+                    res = {"version": PROTOCOL_VERSION, "status": st["status"], "sessionId": st["sessionId"], "pid": os.getpid(),
                            "host": st["host"], "uptimeSeconds": round(time.time() - st["startedAt"], 1),
                            "kernels": {kid: k.info() for kid, k in helper.kernels.items()},
                            "dask": st.get("dask")}

@@ -7,10 +7,15 @@ provisioner would through its tunnels.
 """
 import ast
 import http.client
+import shutil
+import tempfile
 import json
 import os
 import signal
+import socket
+import ssl
 import stat
+import threading
 import subprocess
 import sys
 import time
@@ -70,6 +75,51 @@ def wait_for(pred, timeout, what):
     raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
 
 
+def make_tls(directory, name="jrc-t"):
+    """A CA and one certificate it signs (as the agent makes them, here with openssl):
+    {"ca", "cert", "key"} PEM texts and their files."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+
+    def ossl(*args, stdin=None):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d, input=stdin)
+
+    ossl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "ca.key")
+    ossl("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=%s CA" % name, "-days", "2", "-out", "ca.pem",
+         "-addext", "basicConstraints=critical,CA:TRUE,pathlen:0", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    ossl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "key.pem")
+    ossl("req", "-new", "-key", "key.pem", "-subj", "/CN=%s" % name, "-out", "leaf.csr")
+    (d / "ext").write_text("subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n"
+                           "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n" % name)
+    ossl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+         "-out", "cert.pem", "-extfile", "ext")
+    return {k: (d / (k + ".pem")).read_text() for k in ("ca", "cert", "key")}
+
+
+@pytest.fixture(scope="session")
+def tls_pems(tmp_path_factory):
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
+TLS = {}  # filled once per run by the autouse fixture below (Session() needs no fixture argument)
+
+
+@pytest.fixture(autouse=True)
+def _tls(tls_pems):
+    TLS.update(tls_pems)
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=90):
+        http.client.HTTPConnection.__init__(self, "localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
 class Session:
     """A helper process and its session directory."""
 
@@ -78,7 +128,7 @@ class Session:
         self.dir.mkdir(mode=0o700)
         self.token = uuid.uuid4().hex + uuid.uuid4().hex
         cfg = {"sessionId": "t" + uuid.uuid4().hex[:6], "token": self.token, "python": PY,
-               "workdir": str(tmp_path), "kernelEnv": {"RC_TEST_VAR": "hello"},
+               "workdir": str(tmp_path), "kernelEnv": {"RC_TEST_VAR": "hello"}, "tls": dict(TLS),
                "proxyBase": "/remote-cluster/sessions/ab12/proxy", "daskWorkerThreads": 1}
         cfg.update(config)
         cfgfile = self.dir / "config.json"
@@ -109,8 +159,8 @@ class Session:
         return (self.dir.parent / (self.dir.name + ".log")).read_text(errors="replace")
 
     def request(self, method, path, body=None, token=True, raw=None, headers=None):
-        port = self.state()["controlPort"]
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=90)
+        """One request on the control socket (as the agent sends it under node-ssh)."""
+        conn = UnixHTTPConnection(self.state()["controlSocket"])
         h = dict(headers or {})
         if token is True:
             h["Authorization"] = "Bearer " + self.token
@@ -137,7 +187,8 @@ class Session:
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory):
+def session(tmp_path_factory, tls_pems):
+    TLS.update(tls_pems)
     s = Session(tmp_path_factory.mktemp("helper"))
     s.wait_status("ready", 30)
     yield s
@@ -149,7 +200,6 @@ def client_for(conn_file):
 
     kc = BlockingKernelClient()
     kc.load_connection_file(conn_file)
-    kc.ip = "127.0.0.1"  # the kernel listens on 0.0.0.0; the agent would connect via its tunnel
     kc.start_channels()
     kc.wait_for_ready(timeout=30)
     return kc
@@ -169,8 +219,16 @@ def test_state_file(session):
     st = session.state()
     assert st["status"] == "ready"
     assert st["pid"] == session.proc.pid
-    assert st["controlPort"] > 0 and abs(st["heartbeat"] - time.time()) < 30
-    assert st["version"] == 1 and st["sessionId"].startswith("t")
+    assert st["relayPort"] > 0 and abs(st["heartbeat"] - time.time()) < 30
+    assert st["version"] == 2 and st["sessionId"].startswith("t")
+    # the node-local runtime dir: unpredictable name, 0700, the control socket 0600 in it
+    rt = Path(st["runtimeDir"])
+    assert rt.parent == Path(os.environ.get("TMPDIR") or "/tmp") and rt.name.startswith("jrc-") and len(rt.name) > 8
+    assert stat.S_IMODE(rt.stat().st_mode) == 0o700 and rt.stat().st_uid == os.getuid()
+    assert st["controlSocket"] == str(rt / "control.sock")
+    assert stat.S_IMODE(os.stat(st["controlSocket"]).st_mode) == 0o600
+    for f in ("ca", "cert", "key"):
+        assert stat.S_IMODE((rt / "tls" / (f + ".pem")).stat().st_mode) == 0o600
     assert stat.S_IMODE((session.dir / "state.json").stat().st_mode) == 0o600
     assert "dask" not in st and st["httpPorts"] == []
     assert not list(session.dir.glob("state.json.tmp*"))
@@ -250,7 +308,7 @@ def test_kernel_lifecycle(session):
     st, res, text = session.request("POST", "/kernels", {"kernelId": "k1", "env": {"RC_REQ_VAR": "req"}})
     started = time.monotonic() - t0
     assert st == 201, res
-    conn_file = Path(res["connectionFile"])
+    conn_file = session.dir / "kernels" / "k1" / "connection.json"
     info = json.loads(conn_file.read_text())
     # the key is only in the 0600 file, never on the wire
     assert len(info["key"]) >= 32 and info["key"] not in text and "key" not in res
@@ -258,10 +316,14 @@ def test_kernel_lifecycle(session):
     assert stat.S_IMODE(conn_file.parent.stat().st_mode) & 0o777 == 0o700
     assert stat.S_IMODE(conn_file.parent.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE((conn_file.parent / "kernel.log").stat().st_mode) == 0o600
-    assert info["signature_scheme"] == "hmac-sha256" and info["transport"] == "tcp"
-    assert res["ip"] == "0.0.0.0" and res["kernelId"] == "k1"
+    assert info["signature_scheme"] == "hmac-sha256" and info["transport"] == "ipc"
+    assert res["kernelId"] == "k1" and res["transport"] == "ipc"
+    # the kernel's sockets are in the private runtime dir, and it has no TCP port at all
+    assert Path(info["ip"]).parent == Path(session.state()["runtimeDir"])
     assert set(res["ports"]) == {"shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"}
     assert all(res["ports"][n] == info[n] > 0 for n in res["ports"])
+    assert all(res["sockets"][n] == "%s-%d" % (info["ip"], info[n]) for n in res["ports"])
+    assert not tcp_listeners(res["pid"])
     pid = res["pid"]
     assert alive(pid) and os.getpgid(pid) == pid  # own process group
     assert session.state()["kernels"]["k1"] == {"pid": pid, "alive": True}
@@ -274,6 +336,12 @@ def test_kernel_lifecycle(session):
     try:
         reply, out = execute(kc, "1+1")
         assert reply["status"] == "ok" and out == "2"
+        # no debugger: debugpy would listen on a TCP port of the node (jrc_kernel.py)
+        kinfo = kc.kernel_info(reply=True)["content"]
+        assert "debugger" not in kinfo.get("supported_features", []), kinfo
+        # a forked child's output still reaches IOPub (its pipe is a Unix socket now)
+        reply, out = execute(kc, "import os, sys\nif os.fork() == 0:\n    print('from the child'); sys.stdout.flush(); os._exit(0)\nelse:\n    os.wait()\n")
+        assert "from the child" in out, out
         reply, out = execute(kc, "import os; print(os.getcwd(), os.environ['RC_TEST_VAR'], os.environ['RC_REQ_VAR'], oct(os.umask(0o22)))")
         # files the user makes from the kernel follow the user's umask, not the helper's 0600 rule
         umask = os.umask(0o22)
@@ -318,7 +386,7 @@ def test_kernel_lifecycle(session):
     # a new kernel id gets a fresh key
     st, res2, _ = session.request("POST", "/kernels", {"kernelId": "k2"})
     assert st == 201, res2
-    assert json.loads(Path(res2["connectionFile"]).read_text())["key"] != info["key"]
+    assert json.loads((session.dir / "kernels" / "k2" / "connection.json").read_text())["key"] != info["key"]
     assert session.request("DELETE", "/kernels/k2")[0] == 200
     assert session.request("DELETE", "/kernels/k1")[0] == 200
     assert started < 30
@@ -333,22 +401,28 @@ def test_private_files_required(tmp_path):
         r = subprocess.run([PY, str(HELPER), "serve", "--session-dir", str(d)], capture_output=True, timeout=30)
         return r.returncode, json.loads((d / "state.json").read_text())
 
-    cfg.write_text(json.dumps({"token": "x" * 32}))
+    base = {"token": "x" * 32, "sessionId": "s1", "tls": dict(TLS)}
+    cfg.write_text(json.dumps(base))
     cfg.chmod(0o644)  # the token would be readable by other users
     code, st = run()
     assert code == 1 and st["status"] == "failed"
     assert "other users" in st["error"] and "config" in st["error"]
 
     cfg.chmod(0o600)
-    cfg.write_text(json.dumps({"token": "short"}))
+    cfg.write_text(json.dumps(dict(base, token="short")))
     code, st = run()
     assert code == 1 and "token" in st["error"]
 
-    cfg.write_text(json.dumps({"token": "x" * 32, "workdir": str(tmp_path / "missing")}))
+    cfg.write_text(json.dumps(dict(base, workdir=str(tmp_path / "missing"))))
     code, st = run()
     assert code == 1 and "missing" in st["error"]
 
-    cfg.write_text(json.dumps({"token": "x" * 32}))
+    # an agent of the previous protocol gives no TLS material: refused, never run without
+    cfg.write_text(json.dumps({k: v for k, v in base.items() if k != "tls"}))
+    code, st = run()
+    assert code == 1 and "tls" in st["error"]
+
+    cfg.write_text(json.dumps(base))
     d.chmod(0o755)
     code, st = run()
     assert code == 1 and "session directory" in st["error"]
@@ -372,33 +446,89 @@ def test_shutdown_route(tmp_path):
         s.close()
 
 
-def test_dask_and_sigterm(tmp_path):
+def tcp_listeners(*pids):
+    """(host, port) of every listening TCP socket of these processes and their descendants."""
+    inodes = set()
+    for pid in [p for root in pids for p in [root] + descendants(root)]:
+        try:
+            for fd in os.listdir("/proc/%d/fd" % pid):
+                try:
+                    target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            f = line.split()
+            if f[3] == "0A" and f[9] in inodes:  # LISTEN
+                host, port = f[1].rsplit(":", 1)
+                out.append((host, int(port, 16)))
+    return out
+
+
+def plain_probe(port):
+    """What a client without TLS gets from 127.0.0.1:port: an HTTP GET and a read."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+        c.sendall(b"GET /json/identity.json HTTP/1.0\r\n\r\n")
+        c.settimeout(3)
+        try:
+            return c.recv(4096)
+        except (socket.timeout, ConnectionError):
+            return b""
+
+
+def test_dask_over_tls_with_a_private_dashboard_and_sigterm(tmp_path):
     s = Session(tmp_path, dask=True)
     try:
         st = s.wait_status("ready", 60)
         dask = st["dask"]
         assert dask["status"] == "running", dask
-        port = dask["dashboardPort"]
-        path = "/remote-cluster/sessions/ab12/proxy/%d/status" % port
-        assert st["httpPorts"] == [{"port": port, "name": "dask-dashboard", "path": path}]
-        # the dashboard answers under the proxied prefix
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        path = "/remote-cluster/sessions/ab12/proxy/0/status"
+        assert st["httpPorts"] == [{"port": 0, "name": "dask-dashboard", "path": path}]
+        # the dashboard answers under the proxied prefix, on a 0600 socket in the runtime dir
+        sock = st["httpSockets"]["0"]
+        assert Path(sock).parent == Path(st["runtimeDir"]) and stat.S_IMODE(os.stat(sock).st_mode) == 0o600
+        conn = UnixHTTPConnection(sock, timeout=30)
         conn.request("GET", path)
         r = conn.getresponse()
         body = r.read().decode(errors="replace")
         assert r.status == 200 and r.getheader("Content-Type").startswith("text/html")
         assert "<html" in body.lower()
         conn.close()
-        # the scheduler itself (which runs code for anyone who connects) is on loopback only
-        assert dask["schedulerAddress"].startswith("tcp://127.0.0.1:")
+        # the scheduler runs code for whoever connects: TLS only, on loopback
+        address = dask["schedulerAddress"]
+        assert address.startswith("tls://127.0.0.1:") and dask["tls"] is True
+        # what listens on TCP: the relay and Dask's scheduler, nanny and worker, nothing
+        # else (no dashboard, no worker HTTP server), and none of it answers in the clear
+        # (the worker and its nanny come up a moment after the scheduler)
+        listeners = wait_for(lambda: len(tcp_listeners(s.proc.pid)) >= 4 and tcp_listeners(s.proc.pid), 30, "worker")
+        time.sleep(1)
+        assert len(tcp_listeners(s.proc.pid)) == 4, tcp_listeners(s.proc.pid)
+        for _host, port in listeners:
+            assert b"HTTP/" not in plain_probe(port), port
+        # a Dask client without the session's certificate is refused, over TLS or not
+        outsider = subprocess.run(
+            [PY, "-c",
+             "import sys\nfrom distributed import Client\n"
+             "for a in (sys.argv[1], sys.argv[1].replace('tls://', 'tcp://')):\n"
+             "    try:\n        Client(a, timeout=5).close(); print('CONNECTED', a)\n"
+             "    except Exception as e:\n        print('refused', a, type(e).__name__)\n",
+             address],
+            capture_output=True, text=True, timeout=120, env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        )
+        assert outsider.stdout.count("refused") == 2 and "CONNECTED" not in outsider.stdout, outsider.stdout + outsider.stderr
 
         st_, res, _ = s.request("POST", "/kernels", {"kernelId": "kd"})
         assert st_ == 201, res
         kpid = res["pid"]
-        kc = client_for(res["connectionFile"])
+        kc = client_for(str(s.dir / "kernels" / "kd" / "connection.json"))
         try:
             reply, out = execute(kc, "import os; print(os.environ['DASK_SCHEDULER_ADDRESS'])")
-            assert out.strip() == dask["schedulerAddress"]
+            assert out.strip() == address
             reply, out = execute(
                 kc,
                 "from distributed import Client\n"
@@ -411,6 +541,19 @@ def test_dask_and_sigterm(tmp_path):
             lines = out.split()
             assert lines[:2] == ["42", "6"], out
             assert lines[2] == path  # links in notebooks point at the proxied dashboard
+            # the notebook's own LocalCluster is its business: it works as anywhere else,
+            # its scratch space in the runtime dir
+            reply, out = execute(
+                kc,
+                "from distributed import LocalCluster, Client\n"
+                "with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as lc, Client(lc) as lcc:\n"
+                "    print(lc.scheduler_address.split(':')[0], lcc.submit(lambda: 7).result(timeout=30))\n"
+                "print(os.environ['DASK_TEMPORARY_DIRECTORY'])",
+                timeout=90,
+            )
+            assert reply["status"] == "ok", reply
+            assert out.split()[:2] == ["tcp", "7"], out
+            assert Path(out.split()[2]).parent == Path(st["runtimeDir"])
         finally:
             kc.stop_channels()
 
@@ -426,6 +569,7 @@ def test_dask_and_sigterm(tmp_path):
         assert st["status"] == "stopping" and "SIGTERM" in st["reason"]
         assert st["kernels"]["kd"]["alive"] is False and st["httpPorts"] == []
         assert st["dask"]["status"] == "stopped"
+        assert not Path(st["runtimeDir"]).exists()  # sockets, TLS files, scratch: gone
     finally:
         s.close()
 
@@ -462,75 +606,34 @@ def test_helper_is_stdlib_only_and_py38():
 
 # --- connectivity modes -------------------------------------------------------------------
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout=90):
-        http.client.HTTPConnection.__init__(self, "localhost", timeout=timeout)
-        self.path = path
-
-    def connect(self):
-        import socket
-
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.path)
-
-
-def unix_request(s, method, path, body=None):
-    conn = UnixHTTPConnection(s.state()["controlSocket"])
-    data = json.dumps(body).encode() if body is not None else None
-    conn.request(method, path, body=data, headers={"Authorization": "Bearer " + s.token,
-                                                    "Content-Type": "application/json"})
-    r = conn.getresponse()
-    text = r.read().decode()
-    conn.close()
-    return r.status, (json.loads(text) if text else None)
-
-
 def test_node_ssh_listens_on_private_unix_sockets_only(tmp_path):
     s = Session(tmp_path, connectivity="node-ssh", dask=False)
     try:
         st = s.wait_status("ready", 30)
-        assert st["connectivity"] == "node-ssh" and st["controlPort"] is None
-        sock_dir = Path(st["sockDir"])
-        assert sock_dir == Path("/tmp/jrc-%d" % os.getuid()) / st["sessionId"]
-        for d in (sock_dir, sock_dir.parent):
-            assert stat.S_IMODE(d.stat().st_mode) == 0o700 and d.stat().st_uid == os.getuid()
-        assert stat.S_IMODE(os.stat(st["controlSocket"]).st_mode) == 0o600
-        status, res = unix_request(s, "GET", "/health")
-        assert status == 200 and res["status"] == "ready"
+        assert st["connectivity"] == "node-ssh" and "relayPort" not in st
+        assert not tcp_listeners(s.proc.pid)
+        status, res, _ = s.request("GET", "/health")
+        assert status == 200 and res["status"] == "ready" and res["version"] == 2
 
-        status, res = unix_request(s, "POST", "/kernels", {"kernelId": "ipc1", "transport": "ipc"})
+        status, res, _ = s.request("POST", "/kernels", {"kernelId": "ipc1"})
         assert status == 201, res
-        assert res["transport"] == "ipc" and res["ip"] == str(sock_dir / "k-ipc1")
-        assert sorted(res["sockets"]) == sorted(res["ports"])
+        rt = Path(st["runtimeDir"])
         for name, path in res["sockets"].items():
-            assert path == "%s-%d" % (res["ip"], res["ports"][name]) and stat.S_ISSOCK(os.stat(path).st_mode)
-        from jupyter_client import BlockingKernelClient
-
-        kc = BlockingKernelClient()
-        kc.load_connection_file(res["connectionFile"])
-        assert kc.transport == "ipc"
-        kc.start_channels()
+            assert Path(path).parent == rt and stat.S_ISSOCK(os.stat(path).st_mode)
+        kc = client_for(str(s.dir / "kernels" / "ipc1" / "connection.json"))
         try:
-            kc.wait_for_ready(timeout=30)
             content, out = execute(kc, "print(6 * 7)")
             assert content["status"] == "ok" and out.strip() == "42"
         finally:
             kc.stop_channels()
-        # reverse needs a tunnel this session does not have; unknown transports are refused
-        status, res = unix_request(s, "POST", "/kernels", {"kernelId": "r1", "transport": "ipc", "reverse": True})
+        # reverse needs a tunnel this session does not have; TCP kernels are no more
+        status, res, _ = s.request("POST", "/kernels", {"kernelId": "r1", "reverse": True})
         assert status == 409 and res["error"]["code"] == "no-reverse-tunnel"
-        status, res = unix_request(s, "POST", "/kernels", {"kernelId": "x1", "transport": "udp"})
+        status, res, _ = s.request("POST", "/kernels", {"kernelId": "x1", "transport": "tcp"})
         assert status == 400 and res["error"]["code"] == "invalid-transport"
     finally:
         s.close()
-    assert not sock_dir.exists(), "the socket directory goes with the helper"
-
-
-def test_via_login_refuses_ipc_kernels(session):
-    status, res, _ = session.request("POST", "/kernels", {"kernelId": "ipc2", "transport": "ipc"})
-    assert status == 400 and res["error"]["code"] == "invalid-transport"
-    assert "via-login" in res["error"]["message"]
+    assert not rt.exists(), "the runtime directory goes with the helper"
 
 
 @pytest.mark.parametrize("config, message", [
@@ -558,7 +661,7 @@ def test_reverse_tunnel_failure_fails_the_session_with_the_ssh_error(tmp_path):
         assert "Could not resolve hostname" in st["error"], st["error"]
         assert time.monotonic() - t < 30
         assert s.proc.wait(10) == 1
-        assert not (Path("/tmp/jrc-%d" % os.getuid()) / json.loads((s.dir / "config.json").read_text())["sessionId"]).exists()
+        assert not Path(st["runtimeDir"]).exists()
     finally:
         s.close()
 
@@ -567,32 +670,198 @@ def test_auto_listens_for_every_mode_and_survives_a_failed_tunnel(tmp_path):
     s = Session(tmp_path, connectivity="auto", reverseHost="no-such-login-host.invalid", dask=False)
     try:
         st = s.wait_status("ready", 40)
-        assert st["controlPort"] > 0 and st["controlSocket"]
+        assert st["relayPort"] > 0 and st["controlSocket"]
         assert st["reverse"]["status"] == "failed" and "Could not resolve hostname" in st["reverse"]["error"]
         assert s.request("GET", "/health")[0] == 200
-        assert unix_request(s, "GET", "/health")[0] == 200
+        with Relay(s) as r:
+            assert r.http("GET", "/health")[0] == 200
     finally:
         s.close()
 
 
-def test_private_dir_refuses_what_another_user_could_control(tmp_path):
+def test_runtime_dir_steps_around_what_another_user_put_there(tmp_path, request):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("rc_helper", HELPER)
     helper = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(helper)
-    d = tmp_path / "mine"
-    assert helper.private_dir(str(d)) == str(d) and stat.S_IMODE(d.stat().st_mode) == 0o700
-    d.chmod(0o755)
-    helper.private_dir(str(d))  # ours: made private again
-    assert stat.S_IMODE(d.stat().st_mode) == 0o700
-    link = tmp_path / "link"
-    link.symlink_to(d)
-    with pytest.raises(ValueError, match="not a directory owned by this user"):
-        helper.private_dir(str(link))
-    if os.getuid() == 0:
-        other = tmp_path / "other"
-        other.mkdir(mode=0o700)
-        os.chown(other, 65534, 65534)
-        with pytest.raises(ValueError, match="not a directory owned by this user"):
-            helper.private_dir(str(other))
+    # a short base, as /tmp is (pytest's tmp_path can be longer than the socket-path budget)
+    base = Path(tempfile.mkdtemp(prefix="jrc-t-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
+    # what another user could plant at the old, predictable names
+    (base / ("jrc-%d" % os.getuid())).write_text("")
+    (base / "jrc-x").symlink_to(tmp_path)
+    assert len(str(base)) < 40
+    made = {helper.make_runtime_dir([str(base)]) for _ in range(20)}
+    assert len(made) == 20
+    for d in made:
+        p = Path(d)
+        assert p.parent == base and not p.is_symlink() and stat.S_IMODE(p.stat().st_mode) == 0o700
+    # bases that are missing, relative or too long for socket paths are skipped
+    long_base = base / ("x" * 70)
+    long_base.mkdir()
+    d = helper.make_runtime_dir([None, "relative", str(long_base), str(tmp_path / "missing"), str(base)])
+    assert Path(d).parent == base
+    with pytest.raises(RuntimeError, match="no private directory"):
+        helper.make_runtime_dir([str(tmp_path / "missing")])
+
+
+# --- the relay (via-login, auto) ------------------------------------------------------------
+
+def tls_context(tmp_path, pems=None, name="jrc-t"):
+    """A client context as the agent has it: the session CA, and a client certificate."""
+    pems = pems or TLS
+    d = tmp_path / ("client-" + uuid.uuid4().hex[:6])
+    d.mkdir()
+    for k, v in pems.items():
+        (d / (k + ".pem")).write_text(v)
+    ctx = ssl.create_default_context(cafile=str(d / "ca.pem"))
+    ctx.check_hostname = True
+    if pems.get("cert"):
+        ctx.load_cert_chain(str(d / "cert.pem"), str(d / "key.pem"))
+    return ctx
+
+
+class Relay:
+    """Connections to a helper's relay, as the agent opens them."""
+
+    def __init__(self, s, ctx=None, token=None):
+        self.s = s
+        self.port = s.state()["relayPort"]
+        self.ctx = ctx or tls_context(s.dir.parent)
+        self.token = s.token if token is None else token
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def connect(self, target):
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=15)
+        t = self.ctx.wrap_socket(raw, server_hostname="jrc-t")
+        t.sendall(("CONNECT %s HTTP/1.1\r\nAuthorization: Bearer %s\r\n\r\n" % (target, self.token)).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = t.recv(1)
+            if not chunk:
+                break
+            head += chunk
+        status = int(head.split(b" ", 2)[1]) if head else 0
+        return status, t, head
+
+    def http(self, method, path):
+        status, t, head = self.connect("control")
+        assert status == 200, head
+        t.sendall(("%s %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 0\r\n\r\n"
+                   % (method, path, self.s.token)).encode())
+        r = http.client.HTTPResponse(t)
+        r.begin()
+        body = r.read()
+        t.close()
+        return r.status, json.loads(body or b"{}")
+
+
+def test_relay_wants_the_session_certificate_then_the_token(session, tmp_path):
+    with Relay(session) as r:
+        status, res = r.http("GET", "/health")
+        assert status == 200 and res["status"] == "ready"
+        st, t, head = r.connect("nothing/here")
+        assert st == 404
+        st, t, head = r.connect("kernel/nosuch/shell")
+        assert st == 404
+    with Relay(session, token="wrong" * 10) as r:
+        st, t, head = r.connect("control")
+        assert st == 401 and b"bearer" in head.lower() + t.recv(200)
+    # no client certificate, or one of another CA: the handshake fails before any byte
+    no_cert = tls_context(tmp_path, {"ca": TLS["ca"]})
+    other = make_tls(tmp_path / "other", name="jrc-t")
+    foreign = tls_context(tmp_path, dict(other, ca=TLS["ca"]))
+    for ctx in (no_cert, foreign):
+        # (TLS 1.3: the client finishes first; the server's alert arrives with the next read)
+        try:
+            st, t, head = Relay(session, ctx=ctx).connect("control")
+        except (ssl.SSLError, ConnectionError):
+            continue
+        assert (st, head) == (0, b""), head
+    # a server without the session's certificate is not believed either (the agent pins it)
+    impostor_ca = tls_context(tmp_path, {"ca": other["ca"], "cert": TLS["cert"], "key": TLS["key"]})
+    with pytest.raises(ssl.SSLCertVerificationError):
+        Relay(session, ctx=impostor_ca).connect("control")
+    # and in the clear it is not HTTP at all
+    assert b"HTTP/" not in plain_probe(session.state()["relayPort"])
+
+
+def test_kernel_through_the_relay(session, tmp_path):
+    """Five local ports, each connection relayed (TLS, CONNECT kernel/<id>/<channel>) to
+    the kernel's Unix sockets, as the agent does for via-login."""
+    from jupyter_client import BlockingKernelClient
+
+    st, res, _ = session.request("POST", "/kernels", {"kernelId": "kr"})
+    assert st == 201, res
+    info = json.loads((session.dir / "kernels" / "kr" / "connection.json").read_text())
+    relay = Relay(session)
+    names = {"shell_port": "shell", "iopub_port": "iopub", "stdin_port": "stdin", "control_port": "control", "hb_port": "hb"}
+    servers = []
+
+    def serve(listener, channel):
+        while True:
+            try:
+                c, _ = listener.accept()
+            except OSError:
+                return
+            status, t, head = relay.connect("kernel/kr/" + channel)
+            assert status == 200, head
+            t.setblocking(False)
+            c.setblocking(False)
+            threading.Thread(target=pump, args=(c, t), daemon=True).start()
+
+    local = {}
+    for port_name, channel in names.items():
+        listener = socket.create_server(("127.0.0.1", 0))
+        servers.append(listener)
+        local[port_name] = listener.getsockname()[1]
+        threading.Thread(target=serve, args=(listener, channel), daemon=True).start()
+    kc = BlockingKernelClient()
+    kc.load_connection_info(dict(local, ip="127.0.0.1", transport="tcp", key=info["key"], signature_scheme="hmac-sha256"))
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=30)
+        content, out = execute(kc, "import socket; print(sum(range(10)))")
+        assert content["status"] == "ok" and out.strip() == "45"
+    finally:
+        kc.stop_channels()
+        for srv in servers:
+            srv.shutdown(socket.SHUT_RDWR)  # wakes its accept() (close() alone does not)
+            srv.close()
+        session.request("DELETE", "/kernels/kr")
+
+
+def pump(a, b):
+    """Copy both ways between two non-blocking sockets (one may be TLS) until one closes."""
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(a, selectors.EVENT_READ, b)
+    sel.register(b, selectors.EVENT_READ, a)
+    try:
+        while True:
+            ready = sel.select(timeout=60) or [(k, 0) for k in []]
+            if not ready:
+                return
+            for key, _ in ready:
+                while True:
+                    try:
+                        data = key.fileobj.recv(65536)
+                    except (ssl.SSLWantReadError, BlockingIOError):
+                        break
+                    if not data:
+                        return
+                    key.data.setblocking(True)
+                    key.data.sendall(data)
+                    key.data.setblocking(False)
+    except OSError:
+        return
+    finally:
+        a.close()
+        b.close()

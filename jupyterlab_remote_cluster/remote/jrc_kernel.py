@@ -1,0 +1,85 @@
+"""Starts an IPython kernel of jupyterlab-remote-cluster with nothing of it on TCP.
+
+    python jrc_kernel.py -f CONNECTION_FILE      (as `python -m ipykernel_launcher -f ...`)
+
+The helper writes connection files with `transport: ipc`, so the five channels are Unix
+sockets in the session's 0700 runtime directory. Two more listeners of ipykernel would
+still be TCP ports on the node, which every user of a shared node can connect to:
+  - the IOPub pipe through which forked child processes publish their output: a ZMQ PULL
+    socket on a random 127.0.0.1 port. Here it binds the Unix socket named by
+    $JRC_IOPUB_PIPE instead (in the runtime dir); where that cannot be done (an
+    ipykernel whose internals differ), the pipe is switched off (forked children's output
+    then goes to kernel.log) rather than left on TCP;
+  - the debugger: debugpy listens on a 127.0.0.1 port while a debug session runs, and
+    whoever connects to it can run code in the kernel. It is switched off (the kernel
+    says so in kernel_info, and JupyterLab hides its debugger).
+Runs in the session's Python (with ipykernel), never in the helper.
+"""
+import os
+import sys
+
+PIPE_ENV = "JRC_IOPUB_PIPE"
+
+
+def private_iopub_pipe(path):
+    from ipykernel.iostream import IOPubThread
+
+    if not (path and hasattr(IOPubThread, "_setup_pipe_in") and hasattr(IOPubThread, "_setup_pipe_out")):
+        no_iopub_pipe(IOPubThread)
+        return
+
+    def _setup_pipe_in(self):
+        import zmq
+        from zmq.eventloop.zmqstream import ZMQStream
+
+        self._pipe_uuid = os.urandom(16)
+        pipe_in = self.socket.context.socket(zmq.PULL)
+        pipe_in.linger = 0
+        pipe_in.bind("ipc://" + path)
+        self._pipe_port = "ipc://" + path  # read back by _setup_pipe_out in forked children
+        self._pipe_in = ZMQStream(pipe_in, self.io_loop)
+        self._pipe_in.on_recv(self._handle_pipe_msg)
+
+    def _setup_pipe_out(self):
+        import zmq
+
+        ctx = zmq.Context()  # a new context after fork
+        pipe_out = ctx.socket(zmq.PUSH)
+        pipe_out.linger = 3000
+        pipe_out.connect(self._pipe_port)
+        return ctx, pipe_out
+
+    IOPubThread._setup_pipe_in = _setup_pipe_in
+    IOPubThread._setup_pipe_out = _setup_pipe_out
+
+
+def no_iopub_pipe(cls):
+    init = cls.__init__
+
+    def __init__(self, *args, **kwargs):
+        kwargs["pipe"] = False
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+
+
+def no_debugger():
+    from ipykernel import debugger
+
+    # ipkernel reads it when a kernel is made: no Debugger, no debugpy listener
+    debugger._is_debugpy_available = False
+
+
+def main():
+    # As ipykernel_launcher: the working directory must not shadow the kernel's modules.
+    if sys.path and sys.path[0] in ("", os.path.dirname(os.path.abspath(__file__))):
+        del sys.path[0]
+    private_iopub_pipe(os.environ.get(PIPE_ENV))
+    no_debugger()
+    from ipykernel import kernelapp
+
+    kernelapp.launch_new_instance()
+
+
+if __name__ == "__main__":
+    main()
