@@ -151,6 +151,11 @@ export interface ISession {
   connectivity?: Exclude<ConnectivityMode, 'auto'>;
   kernels?: string[];
   /**
+   * What the user should know about a live session besides its state: a session started
+   * by an earlier release without the protections, Dask that did not start (and why).
+   */
+  warnings?: string[];
+  /**
    * Kernels still running in the job that no Jupyter server is connected to (the
    * server that started them crashed or was killed); they can be attached again.
    */

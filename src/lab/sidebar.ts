@@ -142,6 +142,12 @@ export class SessionsPanel extends Widget {
         if (s.reason) {
           li.appendChild(document.createElement('div')).textContent = s.reason;
         }
+        // An older helper without the protections, Dask that did not start: said, not hidden.
+        for (const w of s.warnings ?? []) {
+          const row = li.appendChild(document.createElement('div'));
+          row.className = 'jp-RemoteCluster-warning';
+          row.textContent = w;
+        }
         // Kernels whose Jupyter server was lost (crash, kill): still running, with their
         // variables, until attached here or the job ends.
         for (const kid of s.detachedKernels ?? []) {

@@ -9,7 +9,9 @@ import {
   kernelTransport,
   ModeMemory,
   openControl,
-  withTimeout
+  withTimeout,
+  type IRoute,
+  type ResolvedMode
 } from '../sessions/connectivity';
 import { parseProfile } from '../../common/profile';
 import type { IClusterLink } from '../sessions/link';
@@ -24,42 +26,57 @@ describe('connectivity', () => {
     expect(autoOrder('auto')).toEqual(['via-login', 'node-ssh', 'reverse']);
   });
 
-  it('asks the helper for TCP kernels via the login node, Unix sockets otherwise', () => {
-    expect(kernelTransport('via-login')).toEqual({ transport: 'tcp' });
+  it('asks protocol 2 helpers for kernels on Unix sockets in every mode; protocol 1 for TCP via the login node', () => {
+    expect(kernelTransport('via-login')).toEqual({ transport: 'ipc' });
     expect(kernelTransport('node-ssh')).toEqual({ transport: 'ipc' });
     expect(kernelTransport('reverse')).toEqual({ transport: 'ipc', reverse: true });
+    expect(kernelTransport('via-login', 1)).toEqual({ transport: 'tcp' });
   });
 
-  it('finds the sockets of a kernel from its connection file (agent restart)', () => {
+  it('finds the sockets of a kernel from its connection file, only in the session\'s private directory', () => {
     const ports = { shell_port: 1, iopub_port: 2, stdin_port: 3, control_port: 4, hb_port: 5 };
-    const file = { transport: 'ipc', ip: '/tmp/jrc-1001/s1/k-abc', ...ports };
-    expect(kernelSockets('node-ssh', 'abc', file, undefined, CH)).toEqual({
-      shell_port: '/tmp/jrc-1001/s1/k-abc-1',
-      iopub_port: '/tmp/jrc-1001/s1/k-abc-2',
-      stdin_port: '/tmp/jrc-1001/s1/k-abc-3',
-      control_port: '/tmp/jrc-1001/s1/k-abc-4',
-      hb_port: '/tmp/jrc-1001/s1/k-abc-5'
+    const file = { transport: 'ipc', ip: '/tmp/jrc-a1b2c3d4/k3', ...ports };
+    const st = { host: 'node3', runtimeDir: '/tmp/jrc-a1b2c3d4', reverse: { status: 'up' as const, dir: '/tmp/jrc-Zx9Yw8Vu7T' } };
+    expect(kernelSockets('node-ssh', 'abc', file, st, CH)).toEqual({
+      shell_port: '/tmp/jrc-a1b2c3d4/k3-1',
+      iopub_port: '/tmp/jrc-a1b2c3d4/k3-2',
+      stdin_port: '/tmp/jrc-a1b2c3d4/k3-3',
+      control_port: '/tmp/jrc-a1b2c3d4/k3-4',
+      hb_port: '/tmp/jrc-a1b2c3d4/k3-5'
     });
-    expect(kernelSockets('reverse', 'abc', file, '/tmp/jrc-1001/s1-rev', CH).hb_port).toBe('/tmp/jrc-1001/s1-rev/k-abc-5');
-    expect(() => kernelSockets('reverse', 'abc', file, undefined, CH)).toThrow(/no reverse tunnel/);
-    expect(() => kernelSockets('node-ssh', 'abc', { ...file, transport: 'tcp' }, undefined, CH)).toThrow(/Unix sockets/);
-    expect(() => kernelSockets('node-ssh', 'abc', { ...file, hb_port: 0 }, undefined, CH)).toThrow(/no hb_port/);
+    // through the tunnel: the same names in the login node's directory
+    expect(kernelSockets('reverse', 'abc', file, st, CH).hb_port).toBe('/tmp/jrc-Zx9Yw8Vu7T/k3-5');
+    // a connection file pointing elsewhere (another user's socket, a path of the agent's choosing) is refused
+    for (const ip of ['/tmp/jrc-other/k3', '/tmp/jrc-a1b2c3d4/../x/k3', '/home/bob/k3', '/tmp/jrc-a1b2c3d4/sub/k3']) {
+      expect(() => kernelSockets('node-ssh', 'abc', { ...file, ip }, st, CH)).toThrow(/outside the session's private directory/);
+    }
+    expect(() => kernelSockets('reverse', 'abc', file, { ...st, reverse: undefined }, CH)).toThrow(/no reverse tunnel/);
+    expect(() => kernelSockets('node-ssh', 'abc', { ...file, transport: 'tcp' }, st, CH)).toThrow(/Unix sockets/);
+    expect(() => kernelSockets('node-ssh', 'abc', { ...file, hb_port: 0 }, st, CH)).toThrow(/no hb_port/);
+    // protocol 1 (sessions of an earlier release): its own socket names
+    const old = { transport: 'ipc', ip: '/tmp/jrc-1001/s1/k-abc', ...ports };
+    expect(kernelSockets('node-ssh', 'abc', old, { host: 'n' }, CH, 1).hb_port).toBe('/tmp/jrc-1001/s1/k-abc-5');
+    expect(kernelSockets('reverse', 'abc', old, { host: 'n', reverse: { status: 'up', dir: '/tmp/jrc-1001/s1-rev' } }, CH, 1).hb_port).toBe(
+      '/tmp/jrc-1001/s1-rev/k-abc-5'
+    );
   });
 
   describe('openControl says why a mode cannot work', () => {
     const link = { forwardOut: async () => new PassThrough() } as unknown as IClusterLink;
-    it('via-login needs a TCP control port', async () => {
-      await expect(openControl('via-login', { host: 'node3', controlPort: null }, link)).rejects.toThrow(
+    const route = (mode: ResolvedMode, state: IRoute['state'], protocol = 2): IRoute => ({ mode, state, protocol, host: state.host });
+    it('via-login needs the relay (protocol 2) or a TCP control port (protocol 1)', async () => {
+      await expect(openControl(route('via-login', { host: 'node3', relayPort: null }), link)).rejects.toThrow(/node3 has no relay/);
+      await expect(openControl(route('via-login', { host: 'node3', controlPort: null }, 1), link)).rejects.toThrow(
         /node3 does not listen on TCP/
       );
     });
     it('reverse needs a tunnel that is up, and names its error', async () => {
       await expect(
-        openControl('reverse', { host: 'node4', reverse: { status: 'failed', error: 'Host key verification failed.' } }, link)
+        openControl(route('reverse', { host: 'node4', reverse: { status: 'failed', error: 'Host key verification failed.' } }), link)
       ).rejects.toThrow(/no reverse tunnel from node4: Host key verification failed/);
     });
     it('node-ssh needs a link that can reach nodes', async () => {
-      await expect(openControl('node-ssh', { host: 'node3', controlSocket: '/tmp/x/control.sock' }, link)).rejects.toThrow(
+      await expect(openControl(route('node-ssh', { host: 'node3', controlSocket: '/tmp/x/control.sock' }), link)).rejects.toThrow(
         /cannot open SSH connections to nodes/
       );
     });

@@ -10,7 +10,8 @@ import type { ICommandResult } from '../schedulers/types';
 export interface IClusterLink {
   exec(command: string, options?: { stdin?: string; timeoutMs?: number }): Promise<ICommandResult>;
   writeFile(path: string, data: string | Buffer, mode: number): Promise<void>;
-  readFile(path: string): Promise<Buffer>;
+  /** A file's content; refused when it is larger than `maxBytes` (default 1 MiB). */
+  readFile(path: string, maxBytes?: number): Promise<Buffer>;
   /** A stream to host:port as seen from the login node (direct-tcpip). */
   forwardOut(host: string, port: number): Promise<Duplex>;
   /** A stream to a Unix socket on the login node (streamlocal; connectivity `reverse`). */

@@ -13,9 +13,12 @@ import * as path from 'node:path';
 import type { AgentEvent, IClusterProfile, IResources, ISession } from '../../common/api';
 import { shQuote } from '../schedulers/shell';
 import { InvalidRequestError, type IJobStatus, type ISchedulerAdapter } from '../schedulers/types';
+import { makeSessionTls, sessionTlsName } from '../tls/x509';
 import { LocalForward } from '../tunnels/local-forward';
+import type { IRelayCredentials } from '../tunnels/relay';
 import {
   autoOrder,
+  HELPER_PROTOCOL,
   kernelSockets,
   kernelTransport,
   ModeMemory,
@@ -25,8 +28,10 @@ import {
   PROBE_TIMEOUT_MS,
   requestOver,
   withTimeout,
+  type ChannelPort,
   type IHelperEndpoints,
   type IKernelStart,
+  type IRoute,
   type ResolvedMode
 } from './connectivity';
 import type { IClusterLink, LinkFactory } from './link';
@@ -70,19 +75,20 @@ const SCHEDULER_TITLES: Record<string, string> = {
 type ConnectionEventState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
 /** A helper heartbeat older than this while the job runs means the helper is gone. */
 const HEARTBEAT_STALE_S = 90;
+/** Files of the helper read over SFTP are small; anything bigger is not the helper's. */
+const MAX_STATE_BYTES = 1 << 20;
+const MAX_SMALL_FILE_BYTES = 64 * 1024;
+/** The files uploaded into one versioned directory on the cluster (helper.py's siblings). */
+const REMOTE_FILES = ['helper.py', 'jrc_kernel.py', 'jrc_dask_private.py'];
 
-export interface IHelperState {
+export interface IHelperState extends IHelperEndpoints {
   status: 'starting' | 'ready' | 'stopping' | 'failed';
-  host: string;
-  controlPort: number;
   heartbeat: number;
   error?: string;
-  dask?: { schedulerAddress: string; dashboardPort: number };
+  dask?: { status?: string; error?: string; schedulerAddress?: string };
   httpPorts?: { port: number; name: string; path: string }[];
   /** Every kernel the helper runs, as of the heartbeat. */
   kernels?: Record<string, { pid: number; alive: boolean }>;
-  /** reverse/auto: the job's tunnel and its socket directory on the login node. */
-  reverse?: { status?: string; host?: string; dir?: string };
 }
 
 /** What the agent keeps about a session beyond what the frontend sees. */
@@ -91,6 +97,8 @@ interface ISessionRecord extends ISession {
   remoteDir: string;
   /** Session started by a profile kernelspec: cancelled when its kernel shuts down. */
   owner: 'user' | 'kernel';
+  /** The agent-helper protocol of the helper it was started with (absent: 1, an earlier release). */
+  protocol?: number;
 }
 
 export interface IKernelConnection {
@@ -132,7 +140,7 @@ function now(): string {
   return new Date().toISOString();
 }
 
-const CHANNELS = ['shell_port', 'iopub_port', 'stdin_port', 'control_port', 'hb_port'] as const;
+const CHANNELS: readonly ChannelPort[] = ['shell_port', 'iopub_port', 'stdin_port', 'control_port', 'hb_port'];
 
 export class SessionManager {
   readonly events = new EventEmitter();
@@ -149,10 +157,10 @@ export class SessionManager {
   /** Consecutive failed status cycles per cluster: back off, never hammer. */
   private readonly pollFailures = new Map<string, number>();
   private readonly homes = new Map<string, string>();
-  private helperSource?: { text: string; digest: string };
-  /** Per session: the helper's last state and its control token (read once over SFTP). */
+  private remoteSource?: IRemoteFiles;
+  /** Per session: the helper's last state, and its token and TLS credentials (read once over SFTP). */
   private readonly helperStates = new Map<string, IHelperState>();
-  private readonly tokens = new Map<string, string>();
+  private readonly secrets = new Map<string, { token: string; relay?: IRelayCredentials }>();
   private saving = Promise.resolve();
 
   constructor(private readonly opts: ISessionManagerOptions) {}
@@ -201,14 +209,35 @@ export class SessionManager {
   }
 
   private publicView(s: ISessionRecord): ISession {
-    const { clusterKey: _c, remoteDir: _r, owner: _o, ...pub } = s;
+    const { clusterKey: _c, remoteDir: _r, owner: _o, protocol: _p, ...pub } = s;
     const kernels = [...this.kernels.values()].filter(k => k.sessionId === s.id).map(k => k.kernelId);
     // Alive in the helper but without our forwards: their Jupyter server is gone.
     const helperKernels = s.state === 'running' ? this.helperStates.get(s.id)?.kernels ?? {} : {};
     const detached = Object.entries(helperKernels)
       .filter(([id, k]) => k.alive && !this.kernels.has(id) && !this.endedKernels.has(id))
       .map(([id]) => id);
-    return { ...pub, kernels, ...(detached.length > 0 && { detachedKernels: detached }) };
+    const warnings = this.warnings(s);
+    return { ...pub, kernels, ...(detached.length > 0 && { detachedKernels: detached }), ...(warnings.length > 0 && { warnings }) };
+  }
+
+  /** What the user should know about a running session that is not its state. */
+  private warnings(s: ISessionRecord): string[] {
+    if (s.state === 'ended') {
+      return [];
+    }
+    const out: string[] = [];
+    if ((s.protocol ?? 1) < HELPER_PROTOCOL) {
+      out.push(
+        'Started by an earlier version of jupyterlab-remote-cluster: its kernels, control channel and Dask ' +
+          'dashboard listen on TCP ports of the node that other users of the cluster can connect to. It keeps ' +
+          'working; start a new session to get the protections.'
+      );
+    }
+    const dask = this.helperStates.get(s.id)?.dask;
+    if (dask?.status === 'failed' && dask.error) {
+      out.push(dask.error);
+    }
+    return out;
   }
 
   private emit(event: AgentEvent): void {
@@ -375,12 +404,33 @@ export class SessionManager {
     return home;
   }
 
-  private async helper(): Promise<{ text: string; digest: string }> {
-    if (!this.helperSource) {
-      const text = await fs.readFile(this.opts.helperPath, 'utf8');
-      this.helperSource = { text, digest: createHash('sha256').update(text).digest('hex').slice(0, 16) };
+  /**
+   * The helper and its companions (the files next to it), their digest (one versioned
+   * directory on the cluster per content) and the protocol the helper speaks.
+   */
+  private async remoteFiles(): Promise<IRemoteFiles> {
+    if (!this.remoteSource) {
+      const dir = path.dirname(this.opts.helperPath);
+      const files: { name: string; text: string }[] = [];
+      const hash = createHash('sha256');
+      for (const name of REMOTE_FILES) {
+        const file = name === 'helper.py' ? this.opts.helperPath : path.join(dir, name);
+        let text: string;
+        try {
+          text = await fs.readFile(file, 'utf8');
+        } catch (err) {
+          if (name === 'helper.py') {
+            throw err;
+          }
+          continue; // a helper of protocol 1 had no companions
+        }
+        files.push({ name, text });
+        hash.update(`${name}\0${text.length}\0${text}`);
+      }
+      const protocol = Number(/^PROTOCOL_VERSION = (\d+)$/m.exec(files[0].text)?.[1] ?? 1);
+      this.remoteSource = { files, digest: hash.digest('hex').slice(0, 16), protocol };
     }
-    return this.helperSource;
+    return this.remoteSource;
   }
 
   private async profile(name: string): Promise<IClusterProfile> {
@@ -446,11 +496,13 @@ export class SessionManager {
     const home = await this.home(s.clusterKey, link);
     const root = `${home}/${REMOTE_ROOT}`;
     const dir = `${root}/sessions/${s.id}`;
-    const helper = await this.helper();
-    const helperPath = `${root}/helper-${helper.digest}.py`;
+    const remote = await this.remoteFiles();
+    const codeDir = `${root}/remote-${remote.digest}`;
+    const helperPath = `${codeDir}/helper.py`;
     s.remoteDir = dir;
+    s.protocol = remote.protocol;
 
-    // One round trip: private directories, and whether this helper version is there.
+    // One round trip: private directories, and whether this version of the helper is there.
     const prep = await link.exec(
       `umask 077 && mkdir -p ${shQuote(dir)} && chmod 700 ${shQuote(root)} ${shQuote(root + '/sessions')} ${shQuote(dir)} && ` +
         `{ test -f ${shQuote(helperPath)} && echo present || echo missing; }`
@@ -459,11 +511,20 @@ export class SessionManager {
       throw new Error(`cannot create ${dir}: ${prep.stderr.trim()}`);
     }
     if (prep.stdout.trim() !== 'present') {
-      await link.writeFile(helperPath, helper.text, 0o600);
+      // Into a temporary directory first: a concurrent submit never runs half of a version.
+      const tmp = `${codeDir}.${randomBytes(4).toString('hex')}`;
+      await link.exec(`umask 077 && mkdir ${shQuote(tmp)}`);
+      for (const f of remote.files) {
+        await link.writeFile(`${tmp}/${f.name}`, f.text, 0o600);
+      }
+      await link.exec(`mv -T ${shQuote(tmp)} ${shQuote(codeDir)} 2>/dev/null || rm -rf ${shQuote(tmp)}`);
     }
+    // The session's own CA and certificate (docs/security.md): its key is dropped here.
+    const tls = makeSessionTls(s.id);
     const config = {
       sessionId: s.id,
       token: randomBytes(32).toString('hex'),
+      tls: { ca: tls.caCert, cert: tls.cert, key: tls.key },
       python: profile.python,
       workdir: profile.workdir ?? home,
       dask: profile.dask !== false,
@@ -654,7 +715,7 @@ export class SessionManager {
 
   private async readHelperState(s: ISessionRecord, link: IClusterLink): Promise<IHelperState | undefined> {
     try {
-      const state = JSON.parse((await link.readFile(`${s.remoteDir}/state.json`)).toString('utf8')) as IHelperState;
+      const state = JSON.parse((await link.readFile(`${s.remoteDir}/state.json`, MAX_STATE_BYTES)).toString('utf8')) as IHelperState;
       this.helperStates.set(s.id, state);
       return state;
     } catch {
@@ -662,14 +723,22 @@ export class SessionManager {
     }
   }
 
-  private async token(s: ISessionRecord, link: IClusterLink): Promise<string> {
-    let token = this.tokens.get(s.id);
-    if (!token) {
-      const config = JSON.parse((await link.readFile(`${s.remoteDir}/config.json`)).toString('utf8')) as { token: string };
-      token = config.token;
-      this.tokens.set(s.id, token);
+  /** The session's token and (protocol 2) TLS credentials, from its 0600 config.json. */
+  private async sessionSecrets(s: ISessionRecord, link: IClusterLink): Promise<{ token: string; relay?: IRelayCredentials }> {
+    let secrets = this.secrets.get(s.id);
+    if (!secrets) {
+      const config = JSON.parse((await link.readFile(`${s.remoteDir}/config.json`, MAX_SMALL_FILE_BYTES)).toString('utf8')) as {
+        token: string;
+        tls?: { ca: string; cert: string; key: string };
+      };
+      const tls = config.tls;
+      secrets = {
+        token: config.token,
+        ...(tls && { relay: { ca: tls.ca, cert: tls.cert, key: tls.key, name: sessionTlsName(s.id), token: config.token } })
+      };
+      this.secrets.set(s.id, secrets);
     }
-    return token;
+    return secrets;
   }
 
   /**
@@ -679,7 +748,8 @@ export class SessionManager {
    */
   private async removeReverseDir(s: ISessionRecord, link?: IClusterLink): Promise<void> {
     const dir = this.helperStates.get(s.id)?.reverse?.dir;
-    if (!link || !dir || !new RegExp(`^/tmp/jrc-[0-9]+/${s.id}-rev$`).test(dir)) {
+    // protocol 2: mktemp's /tmp/jrc-XXXXXXXXXX; protocol 1: /tmp/jrc-<uid>/<session>-rev
+    if (!link || !dir || !new RegExp(`^/tmp/jrc-([A-Za-z0-9]{10}|[0-9]+/${s.id}-rev)$`).test(dir)) {
       return;
     }
     await link.exec(`rm -rf ${shQuote(dir)}`).catch(err =>
@@ -707,7 +777,7 @@ export class SessionManager {
     }
     await this.removeReverseDir(s, link);
     this.helperStates.delete(s.id);
-    this.tokens.delete(s.id);
+    this.secrets.delete(s.id);
     this.update(s, { state: 'ended', reason: why, timeLeftSeconds: undefined, httpPorts: [] });
   }
 
@@ -772,65 +842,79 @@ export class SessionManager {
     if (!rec) {
       throw new InvalidRequestError(`No session ${String(s)}.`, 'session');
     }
-    const { mode, state, token, link } = await this.sessionRoute(rec);
+    const route = await this.sessionRoute(rec);
     let channel;
     try {
-      channel = await openControl(mode, state, link);
+      channel = await openControl(route, route.link);
     } catch (err) {
       const hint =
-        mode === 'via-login' ? ' If the nodes accept only SSH from the login node, use connectivity node-ssh (or auto).' : '';
-      throw new Error(`Cannot reach the session's helper on ${state.host} (connectivity ${mode}): ${(err as Error).message}${hint}`);
+        route.mode === 'via-login' ? ' If the nodes accept only SSH from the login node, use connectivity node-ssh (or auto).' : '';
+      throw new Error(
+        `Cannot reach the session's helper on ${route.state.host} (connectivity ${route.mode}): ${(err as Error).message}${hint}`
+      );
     }
-    return requestOver(channel, method, urlPath, token, body, timeoutMs, state.host);
+    return requestOver(channel, method, urlPath, route.token, body, timeoutMs, route.state.host);
   }
 
   /** Connectivity: `auto` probes, the winner is remembered per profile. */
   private readonly modes = { memory: undefined as ModeMemory | undefined, probes: new Map<string, Promise<ResolvedMode>>() };
 
-  /** A running session's helper state, token, link and connectivity mode (probed once for `auto`). */
-  private async sessionRoute(
-    rec: ISessionRecord
-  ): Promise<{ mode: ResolvedMode; state: IHelperState & IHelperEndpoints; token: string; link: IClusterLink }> {
+  /**
+   * How to reach a running session's helper now: its fresh state, token, link and
+   * connectivity mode (probed once for `auto`). Refuses a helper whose heartbeat is stale
+   * (what it listened on may be someone else's by now) or that speaks another protocol
+   * than the one the session was started with (never a silent downgrade).
+   */
+  private async sessionRoute(rec: ISessionRecord): Promise<IRoute & { token: string; link: IClusterLink }> {
     const profile = await this.profile(rec.profile);
     const link = await this.link(profile);
     let state = this.helperStates.get(rec.id);
-    if (!state || state.status !== 'ready') {
+    if (!state || state.status !== 'ready' || heartbeatAge(state) > HEARTBEAT_STALE_S) {
       state = await this.readHelperState(rec, link);
     }
-    const token = await this.token(rec, link);
+    const { token, relay } = await this.sessionSecrets(rec, link);
     if (!state || state.status !== 'ready') {
       throw new Error(`The session ${rec.id} is not running yet.`);
     }
-    const st = (
-      profile.scheduler === 'ssh' ? { ...state, host: hostToReach(profile, state.host) } : state
-    ) as IHelperState & IHelperEndpoints;
+    if (heartbeatAge(state) > HEARTBEAT_STALE_S) {
+      throw new Error(
+        `The helper of session ${rec.id} on ${state.host} has not written its heartbeat for ${Math.round(heartbeatAge(state))} s: ` +
+          'it may be gone, and what it listened on may be in other hands by now, so nothing is sent there.'
+      );
+    }
+    const protocol = rec.protocol ?? 1;
+    if ((state.version ?? 1) !== protocol) {
+      throw new Error(
+        `The helper of session ${rec.id} speaks protocol ${state.version ?? 1}, but the session was started with protocol ${protocol}: not talking to it.`
+      );
+    }
+    const base = { protocol, state, host: hostToReach(profile, state.host), relay, token, link };
     if (rec.connectivity) {
-      return { mode: rec.connectivity, state: st, token, link };
+      return { ...base, mode: rec.connectivity };
     }
     let probe = this.modes.probes.get(rec.id);
     if (!probe) {
-      probe = this.probeModes(rec, profile.name, st, token, link).finally(() => this.modes.probes.delete(rec.id));
+      probe = this.probeModes(rec, profile.name, base).finally(() => this.modes.probes.delete(rec.id));
       this.modes.probes.set(rec.id, probe);
     }
-    return { mode: await probe, state: st, token, link };
+    return { ...base, mode: await probe };
   }
 
   /** `auto`: the first mode whose control channel answers /health, remembered mode first. */
   private async probeModes(
     rec: ISessionRecord,
     profileName: string,
-    st: IHelperState & IHelperEndpoints,
-    token: string,
-    link: IClusterLink
+    base: Omit<IRoute, 'mode'> & { token: string; link: IClusterLink }
   ): Promise<ResolvedMode> {
     const memory = (this.modes.memory ??= new ModeMemory(this.opts.stateDir));
     const errors: string[] = [];
+    const host = base.state.host;
     for (const mode of autoOrder(await memory.get(profileName))) {
       try {
-        const ch = await withTimeout(openControl(mode, st, link), PROBE_TIMEOUT_MS, `connecting to ${st.host}`);
-        const r = await requestOver(ch, 'GET', '/health', token, undefined, PROBE_TIMEOUT_MS, st.host);
+        const ch = await withTimeout(openControl({ ...base, mode }, base.link), PROBE_TIMEOUT_MS, `connecting to ${host}`);
+        const r = await requestOver(ch, 'GET', '/health', base.token, undefined, PROBE_TIMEOUT_MS, host);
         if (r.status === 200) {
-          this.opts.log(`session ${rec.id} on ${st.host}: connectivity ${mode} (auto)`);
+          this.opts.log(`session ${rec.id} on ${host}: connectivity ${mode} (auto)`);
           this.update(rec, { connectivity: mode });
           await memory.set(profileName, mode).catch(err => this.opts.log(`cannot remember connectivity: ${(err as Error).message}`));
           return mode;
@@ -840,7 +924,7 @@ export class SessionManager {
         errors.push(`${mode}: ${(err as Error).message}`);
       }
     }
-    throw new Error(`No connectivity mode reaches the session on ${st.host}: ${errors.join('; ')}`);
+    throw new Error(`No connectivity mode reaches the session on ${host}: ${errors.join('; ')}`);
   }
 
   /* ---------------- kernels ---------------- */
@@ -862,29 +946,20 @@ export class SessionManager {
     if (restarting && restarting.sessionId !== sessionId) {
       throw new InvalidRequestError(`Kernel ${kernelId} belongs to another session.`, 'kernel');
     }
-    const profile = await this.profile(s.profile);
-    const link = await this.link(profile);
     const dash = s.httpPorts?.find(p => p.name === 'dask-dashboard');
     const env: Record<string, string> = {};
     if (dash) {
       // Links printed by distributed point at our proxy, not at the node.
       env['DASK_DISTRIBUTED__DASHBOARD__LINK'] = dash.path;
     }
-    const { mode } = await this.sessionRoute(s);
-    const r = await this.helperRequest(s, 'POST', '/kernels', { kernelId, env, ...kernelTransport(mode) });
+    const route = await this.sessionRoute(s);
+    const r = await this.helperRequest(s, 'POST', '/kernels', { kernelId, env, ...kernelTransport(route.mode, route.protocol) });
     if (r.status !== 200 && r.status !== 201) {
       throw new Error(`The kernel did not start on ${s.node}: ${helperError(r.json)}`);
     }
     const info = r.json as IKernelStart;
-    // The key never crosses the cluster network: it is read from the 0600 file over SFTP.
-    const file = JSON.parse((await link.readFile(info.connectionFile)).toString('utf8')) as {
-      key: string;
-      signature_scheme: string;
-    };
-    const node = hostToReach(profile, s.node!);
-    // (the link is looked up per stream: after a reconnect, streams go through the new one)
-    const opener = (ch: (typeof CHANNELS)[number]) => async () =>
-      openKernelChannel(mode, node, info.ports[ch], info.sockets?.[ch], await this.link(profile));
+    const file = await this.connectionFile(s, kernelId, route.link);
+    const opener = this.kernelOpener(s, kernelId, file, info.ports);
 
     if (restarting) {
       if (restarting.connection.key !== file.key) {
@@ -899,6 +974,45 @@ export class SessionManager {
     }
 
     return this.registerKernel(s, kernelId, info.pid, file, ch => ({ open: opener(ch) }));
+  }
+
+  /**
+   * A kernel's connection file, read over SFTP (the key never crosses the cluster
+   * network in the clear) from the one path the helper writes it to, bounded in size:
+   * a helper's answer never chooses which file the agent reads.
+   */
+  private async connectionFile(
+    s: ISessionRecord,
+    kernelId: string,
+    link: IClusterLink
+  ): Promise<{ key: string; signature_scheme: string } & Record<string, unknown>> {
+    const file = `${s.remoteDir}/kernels/${kernelId}/connection.json`;
+    const parsed = JSON.parse((await link.readFile(file, MAX_SMALL_FILE_BYTES)).toString('utf8')) as Record<string, unknown>;
+    if (typeof parsed.key !== 'string' || typeof parsed.signature_scheme !== 'string') {
+      throw new Error(`${file} is not a kernel connection file`);
+    }
+    return parsed as { key: string; signature_scheme: string } & Record<string, unknown>;
+  }
+
+  /**
+   * Per channel, a function that opens a stream to the kernel: the route is looked up per
+   * stream (after a reconnect, through the new link; never to a helper whose heartbeat
+   * went stale), the sockets come from the connection file.
+   */
+  private kernelOpener(
+    s: ISessionRecord,
+    kernelId: string,
+    file: Record<string, unknown>,
+    ports: Record<string, number>
+  ): (ch: ChannelPort) => () => Promise<import('node:stream').Duplex> {
+    let sockets: Record<string, string> | undefined;
+    return ch => async () => {
+      const route = await this.sessionRoute(s);
+      if (route.mode !== 'via-login') {
+        sockets ??= kernelSockets(route.mode, kernelId, file, route.state, CHANNELS, route.protocol);
+      }
+      return openKernelChannel(route, route.link, { kernelId, channel: ch, port: Number(ports[ch] ?? file[ch]), socket: sockets?.[ch] });
+    };
   }
 
   /**
@@ -957,17 +1071,15 @@ export class SessionManager {
     if (status.status !== 200 || !status.json.alive) {
       throw new InvalidRequestError(`Kernel ${kernelId} is no longer running in session ${sessionId}.`, 'kernel');
     }
-    const profile = await this.profile(s.profile);
-    const link = await this.link(profile);
-    const file = JSON.parse(
-      (await link.readFile(`${s.remoteDir}/kernels/${kernelId}/connection.json`)).toString('utf8')
-    ) as { key: string; signature_scheme: string } & Record<string, unknown>;
-    const node = hostToReach(profile, s.node);
     try {
-      const { mode, state } = await this.sessionRoute(s);
-      const sockets = mode === 'via-login' ? {} : kernelSockets(mode, kernelId, file, state.reverse?.dir, CHANNELS);
+      const route = await this.sessionRoute(s);
+      const file = await this.connectionFile(s, kernelId, route.link);
+      const opener = this.kernelOpener(s, kernelId, file, {});
+      if (route.mode !== 'via-login') {
+        kernelSockets(route.mode, kernelId, file, route.state, CHANNELS, route.protocol); // fail now, not per stream
+      }
       const conn = await this.registerKernel(s, kernelId, Number(status.json.pid ?? 0), file, ch => ({
-        open: async () => openKernelChannel(mode, node, Number(file[ch]), sockets[ch], await this.link(profile)),
+        open: opener(ch),
         localPort: localPorts ? Number(localPorts[ch]) : undefined
       }));
       this.opts.log(`${localPorts ? 'adopted' : 'attached'} kernel ${kernelId} of session ${sessionId} on ${localPorts ? 'its previous' : 'new'} local ports`);
@@ -1086,8 +1198,8 @@ export class SessionManager {
     if (!(s.httpPorts ?? []).some(p => p.port === port)) {
       throw new InvalidRequestError(`Port ${port} is not served by session ${sessionId}.`, 'port');
     }
-    const { mode, state, link } = await this.sessionRoute(s);
-    return openHttpPort(mode, hostToReach(await this.profile(s.profile), s.node), port, state, link);
+    const route = await this.sessionRoute(s);
+    return openHttpPort(route, route.link, port);
   }
 
   async shutdown(): Promise<void> {
@@ -1132,6 +1244,18 @@ function stateSince(s: { state: string }): number {
   const at = Date.now();
   since.set(s, { state: s.state, at });
   return at;
+}
+
+/** Seconds since the helper last wrote its state (by the node's clock). */
+function heartbeatAge(state: IHelperState): number {
+  return Date.now() / 1000 - state.heartbeat;
+}
+
+interface IRemoteFiles {
+  files: { name: string; text: string }[];
+  digest: string;
+  /** The protocol the helper speaks (its PROTOCOL_VERSION; 1 before it had one). */
+  protocol: number;
 }
 
 /** Plain SSH hosts run the helper bound to loopback: reach it there (the host's own name may not resolve on it). */

@@ -37,7 +37,7 @@ export function sshLinkFactory(options: {
     return {
       exec: (command, opts) => conn.exec(command, opts),
       writeFile: (path, data, mode) => conn.writeFile(path, data, mode),
-      readFile: path => conn.readFile(path),
+      readFile: (path, maxBytes) => conn.readFile(path, maxBytes),
       forwardOut: (host, port) => conn.forwardOut(host, port),
       forwardOutStreamLocal: socketPath => conn.forwardOutStreamLocal(socketPath),
       nodeLink: node => nodes.get(node),

@@ -1251,16 +1251,32 @@ export class ClusterConnection extends EventEmitter {
   }
 
   /** Reads a whole remote file. */
-  async readFile(remotePath: string): Promise<Buffer> {
+  /**
+   * A remote file's content, at most `maxBytes` (default 1 MiB): a bigger file is refused
+   * without being read whole (files of the cluster side are small, and may be chosen by
+   * whoever controls the node).
+   */
+  async readFile(remotePath: string, maxBytes = 1 << 20): Promise<Buffer> {
     const sftp = await this.sftp();
     const label = this.lastHop().label;
-    return new Promise((resolve, reject) =>
-      sftp.readFile(remotePath, (err: Error | undefined, data: Buffer) =>
-        err
-          ? reject(new SshConnectionError(`Could not read ${remotePath} on ${label}: ${err.message}.`, 'sftp-failed', label))
-          : resolve(data)
-      )
-    );
+    const failed = (why: string): SshConnectionError =>
+      new SshConnectionError(`Could not read ${remotePath} on ${label}: ${why}.`, 'sftp-failed', label);
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      // `end` is inclusive: one byte more than allowed tells a file that is too big.
+      const stream = sftp.createReadStream(remotePath, { start: 0, end: maxBytes });
+      stream.on('data', (c: Buffer) => {
+        size += c.length;
+        chunks.push(c);
+        if (size > maxBytes) {
+          stream.destroy();
+          reject(failed(`it is larger than ${maxBytes} bytes`));
+        }
+      });
+      stream.on('error', (err: Error) => reject(failed(err.message)));
+      stream.on('end', () => resolve(Buffer.concat(chunks)));
+    });
   }
 
   /** `mkdir -p` with `mode` (default 0700) for the directories it creates. */

@@ -58,6 +58,8 @@ export async function proxyHttp(
     res.end(JSON.stringify({ error: { code: 'upstream', message: `The session's port ${target.port} did not answer: ${err.message}` } }));
   });
   req.pipe(upstream);
+  // A relayed stream comes paused (openRelay); http attaches its reader on the next tick, first.
+  channel.resume();
 }
 
 export async function proxyUpgrade(

@@ -77,3 +77,19 @@ describe('SessionsPanel detached kernels', () => {
     model.dispose();
   });
 });
+
+describe('SessionsPanel warnings', () => {
+  it('shows what the user should know about a running session, and nothing once it is fine', () => {
+    const model = new RemoteClusterModel();
+    const panel = new SessionsPanel(model, new CommandRegistry(), nullTranslator.load('jupyterlab'));
+    const warnings = () => [...panel.node.querySelectorAll('[data-session-id="a"] .jp-RemoteCluster-warning')].map(w => w.textContent);
+    const old = 'Started by an earlier version of jupyterlab-remote-cluster: … start a new session to get the protections.';
+    const dask = 'Dask did not start: … (Dask runs only over TLS, never in the clear, and python cannot do TLS: …)';
+    model.handle({ type: 'session', session: { ...running('a', 'hpc'), warnings: [old, dask] } });
+    expect(warnings()).toEqual([old, dask]);
+    model.handle({ type: 'session', session: running('a', 'hpc') });
+    expect(warnings()).toEqual([]);
+    panel.dispose();
+    model.dispose();
+  });
+});
