@@ -13,6 +13,7 @@ cluster network, node4 (partition isolated) accepts nothing but can reach login:
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -154,6 +155,11 @@ def kernel_under(s, node, mode):
     return conn
 
 
+def kernel_sockets(listing):
+    """The kernel channel sockets in a directory listing (ipykernel names them <ip>-<n>)."""
+    return [n for n in listing if re.fullmatch(r"k\d+-\d+", n)]
+
+
 def bob_connect(host, path):
     return on(host, "/opt/rc-testbed/python/bin/python", "-c", CONNECT, path, user="bob", check=False)
 
@@ -165,27 +171,26 @@ def test_node_ssh_kernel_on_node3_private_sockets_dashboard_and_cleanup(agent_di
         kernel_under(s, "node3", "node-ssh")
 
         st = helper_state(sid)
-        sock_dir, control = st["sockDir"], st["controlSocket"]
-        assert st.get("controlPort") is None, "node-ssh: no TCP control port"
-        # private: 0700, alice's; the kernel's sockets are in there
+        sock_dir, control = st["runtimeDir"], st["controlSocket"]
+        assert "relayPort" not in st, "node-ssh: no TCP endpoint"
+        # private: 0700, alice's, an unpredictable name; the kernel's sockets are in there
+        assert re.fullmatch(r"/tmp/jrc-\w{8}", sock_dir), sock_dir
         assert on("node3", "stat", "-c", "%a %U", sock_dir).stdout.split() == ["700", "alice"]
         listing = on("node3", "ls", sock_dir).stdout.split()
-        assert "control.sock" in listing and sum(n.startswith("k-") for n in listing) == 5, listing
-        # another user on the node cannot connect, neither to the control nor to a kernel socket
-        kernel_sock = os.path.join(sock_dir, next(n for n in listing if n.startswith("k-")))
-        for path in (control, kernel_sock):
+        assert "control.sock" in listing and len(kernel_sockets(listing)) == 5, listing
+        # the dashboard: a socket in there too, answering through the proxy
+        dash = wait_dashboard(sid)
+        code, body = raw_get(f"/proxy/{sid}/{dash['port']}/status")
+        assert code == 200 and b"bokeh" in body.lower()
+        dash_sock = helper_state(sid)["httpSockets"][str(dash["port"])]
+        assert os.path.dirname(dash_sock) == sock_dir
+        # another user on the node cannot connect to any of them
+        for path in (control, os.path.join(sock_dir, kernel_sockets(listing)[0]), dash_sock):
             r = bob_connect("node3", path)
             assert r.returncode == 3 and "PermissionError" in r.stdout, (path, r.stdout, r.stderr)
         # ... while alice can (the same check would pass for anyone if the sockets were open)
         r = on("node3", "/opt/rc-testbed/python/bin/python", "-c", CONNECT, control, check=False)
         assert r.stdout.strip() == "connected", r.stdout + r.stderr
-
-        # the dashboard listens on the node's loopback only, and answers through the proxy
-        dash = wait_dashboard(sid)
-        code, body = raw_get(f"/proxy/{sid}/{dash['port']}/status")
-        assert code == 200 and b"bokeh" in body.lower()
-        r = on("login", "timeout", "5", "bash", "-c", f"echo > /dev/tcp/node3/{dash['port']}", check=False)
-        assert r.returncode != 0, "the dashboard must not be reachable from the cluster network"
     finally:
         cancel(sid)
     deadline = time.monotonic() + 30
@@ -220,15 +225,16 @@ def test_reverse_kernel_on_node4_through_the_tunnel(agent_dirs):
         assert rev["status"] == "up", rev
         login_dir = rev["dir"]
         assert on("login", "stat", "-c", "%a %U", login_dir).stdout.split() == ["700", "alice"]
+        assert re.fullmatch(r"/tmp/jrc-\w{10}", login_dir), login_dir
         listing = on("login", "ls", login_dir).stdout.split()
-        assert "control.sock" in listing and sum(n.startswith("k-") for n in listing) == 5, listing
+        assert "control.sock" in listing and len(kernel_sockets(listing)) == 5, listing
         r = bob_connect("login", rev["controlSocket"])
         assert r.returncode == 3 and "PermissionError" in r.stdout, r.stdout + r.stderr
 
         dash = wait_dashboard(sid)
         code, body = raw_get(f"/proxy/{sid}/{dash['port']}/status")
         assert code == 200 and b"bokeh" in body.lower()
-        master = f"{st['sockDir']}/ssh.ctl"
+        master = f"{st['runtimeDir']}/ssh.ctl"
         assert on("node4", "pgrep", "-u", "alice", "-f", master, check=False).returncode == 0
     finally:
         cancel(sid)
@@ -240,7 +246,7 @@ def test_reverse_kernel_on_node4_through_the_tunnel(agent_dirs):
         time.sleep(1)
     assert on("login", "test", "-e", login_dir, check=False).returncode != 0, "login-side sockets left behind"
     assert on("node4", "pgrep", "-u", "alice", "-f", master, check=False).returncode != 0, "ssh master left running"
-    assert on("node4", "test", "-e", st["sockDir"], check=False).returncode != 0, "node-side sockets left behind"
+    assert on("node4", "test", "-e", st["runtimeDir"], check=False).returncode != 0, "node-side sockets left behind"
 
 
 def test_broken_reverse_tunnel_fails_the_session_quickly_with_the_ssh_error(agent_dirs):
@@ -361,7 +367,7 @@ def test_kernel_restart_on_unix_sockets_keeps_the_local_ports(agent_dirs, profil
         if profile == "conn-reverse-lite":
             # the old kernel's login-side sockets went with it: five for the new one
             login_dir = helper_state(sid)["reverse"]["dir"]
-            assert sum(n.startswith("k-") for n in on("login", "ls", login_dir).stdout.split()) == 5
+            assert len(kernel_sockets(on("login", "ls", login_dir).stdout.split())) == 5
     finally:
         cancel(sid)
 
@@ -374,12 +380,12 @@ def test_a_job_killed_outright_leaves_no_reverse_sockets_on_login(agent_dirs):
     sid = s["id"]
     try:
         assert s["state"] == "running" and s["node"] == "node4", s
-        login_dir = helper_state(sid)["reverse"]["dir"]
-        assert login_dir.endswith(f"/{sid}-rev")
+        st = helper_state(sid)
+        login_dir, runtime = st["reverse"]["dir"], st["runtimeDir"]
         assert on("login", "test", "-S", f"{login_dir}/control.sock", check=False).returncode == 0
-        # Every process of this session (helper, ssh master, kernels); "[x]yz" keeps
-        # pkill from matching the shell that runs it.
-        on("node4", "pkill", "-KILL", "-f", f"[{sid[0]}]{sid[1:]}")
+        # Every process of this session (helper and kernels name the session dir, the ssh
+        # master its runtime dir); "[x]yz" keeps pkill from matching the shell that runs it.
+        on("node4", "pkill", "-KILL", "-f", f"[{sid[0]}]{sid[1:]}|[{runtime[0]}]{runtime[1:]}")
         deadline = time.monotonic() + 240
         while s["state"] != "ended":
             assert time.monotonic() < deadline, s

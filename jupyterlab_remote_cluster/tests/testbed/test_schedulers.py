@@ -14,6 +14,7 @@ All sessions are submitted at once (module fixture), so the jobs start in parall
 
 import json
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from jupyter_core.utils import run_sync
 from jupyterlab_remote_cluster.agent_process import get_agent
 
 from . import conftest
+from .attacker import Probe, nothing_reached
 from .conftest import TESTBED, agent_call, kernel_client, wait_state
 
 PYTHON = "/opt/rc-testbed/python/bin/python"
@@ -80,11 +82,12 @@ print(json.dumps({"host": socket.gethostname(), "env": env, "ad": ad, "worker": 
 """
 
 # The connection files of the session's kernels (ip = where their ZMQ sockets listen).
-LOOPBACK_CODE = r"""
+CONNECTIONS_CODE = r"""
 import glob, json, os
 files = glob.glob(os.path.expanduser("~/.jupyter-remote-cluster/sessions/%s/kernels/*/connection.json"))
 print(json.dumps([json.load(open(f)) for f in files]))
 """
+ALICE_UID = int(subprocess.run(["id", "-u", "alice"], capture_output=True, text=True).stdout)
 
 
 def on_host(host: str, command: str) -> str:
@@ -99,6 +102,10 @@ def on_host(host: str, command: str) -> str:
 
 def standin(sched: str, command: str) -> str:
     return on_host("login", f"export PATH={STANDINS}/{sched}/bin:$PATH; {command} 2>&1")
+
+
+def helper_pid(sid: str) -> int:
+    return json.loads(on_host("login", f"cat ~/.jupyter-remote-cluster/sessions/{sid}/state.json"))["pid"]
 
 
 def slurm_state(slurm_id: str) -> str:
@@ -280,13 +287,24 @@ def test_whole_flow(sched, sessions):
         res = run_sync(get_agent().request)("GET", f"/proxy/{sid}/{dash['port']}/status")
         assert res.code == 200 and b"bokeh" in (res.body or b"").lower()
 
+        # Kernels listen on Unix sockets in the session's private directory, whatever the
+        # batch system (Grid Engine's per-job $TMPDIR included).
+        conns = json.loads(run_code(kc, CONNECTIONS_CODE % sid).strip().splitlines()[-1])
+        runtime = json.loads(on_host("login", f"cat ~/.jupyter-remote-cluster/sessions/{sid}/state.json"))["runtimeDir"]
+        assert conns and all(c["transport"] == "ipc" and c["ip"].startswith(runtime + "/") for c in conns), (conns, runtime)
         if sched == "ssh":
-            # A plain host listens on loopback only: kernels and dashboard are not on its network.
-            conns = json.loads(run_code(kc, LOOPBACK_CODE % sid).strip().splitlines()[-1])
-            assert conns and all(c["ip"] == "127.0.0.1" for c in conns), conns
-            listening = on_host("node1", "ss -Hltn")
-            assert f"127.0.0.1:{dash['port']} " in listening, listening
-            assert f"0.0.0.0:{dash['port']} " not in listening, listening
+            # A plain host is reached by SSH: its relay listens on loopback only.
+            listening = on_host("node1", f"ss -Hltnp | grep 'pid={helper_pid(sid)},'").split("\n")
+            local = [line.split()[3] for line in listening if line.strip()]
+            assert local and all(a.startswith("127.0.0.1:") for a in local), listening
+
+        # bob, with a job on the same node, while alice works: nothing of hers answers him.
+        probe = Probe(node, uid=ALICE_UID)
+        probe.ready()
+        run_code(kc, "print('secret-42')")
+        result = probe.result()
+        assert nothing_reached(result, "secret-42") == []
+        assert len(result["enumerated"]["tcp"]) >= 3, result["enumerated"]  # Dask (+ relay) was there to try
 
     # Cancel: the session ends, and the job is gone for the scheduler and underneath.
     code, body = agent_call("DELETE", f"/api/v1/sessions/{sid}")
