@@ -3,6 +3,7 @@ stopping what a run started (helper processes, the node-side server, its work di
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -44,3 +45,74 @@ def stop_all(procs: list[subprocess.Popen], server_pid: int | None = None, work:
             p.kill()
     if work is not None:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_tls(work: Path, owner: str = "alice") -> dict[str, str]:
+    """A CA and a certificate it signs (name jrc-bench), as the agent makes for a session:
+    {"ca", "cert", "key"} PEM texts, and "dir" with the files (owned by `owner`, 0600 in
+    0700, for the node-side relay)."""
+    import pwd
+
+    d = work / "tls"
+    d.mkdir(mode=0o700)
+
+    def ossl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    ec = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]
+    ossl("genpkey", *ec, "-out", "ca.key")
+    ossl("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=jrc-bench CA", "-days", "1", "-out", "ca.pem",
+         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    ossl("genpkey", *ec, "-out", "key.pem")
+    ossl("req", "-new", "-key", "key.pem", "-subj", "/CN=jrc-bench", "-out", "leaf.csr")
+    (d / "ext").write_text("subjectAltName=DNS:jrc-bench\nextendedKeyUsage=serverAuth,clientAuth\n")
+    ossl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
+         "-out", "cert.pem", "-extfile", "ext")
+    (d / "ca.key").unlink()
+    user = pwd.getpwnam(owner)
+    os.chmod(work, 0o711)  # alice passes through the scratch dir to her own tls/
+    for f in [d, *d.iterdir()]:
+        os.chown(f, user.pw_uid, user.pw_gid)
+        if f.is_file():
+            os.chmod(f, 0o600)
+    out = {k: (d / f"{k}.pem").read_text() for k in ("ca", "cert", "key")}
+    out["dir"] = str(d)
+    return out
+
+
+# On a node, as alice: the helper's own Relay class (remote/helper.py), in front of the
+# Unix sockets named in its targets; prints "PORT PID" once it listens.
+RELAY = r'''
+import importlib.util, json, os, sys, threading
+spec = importlib.util.spec_from_file_location("rc_helper", sys.argv[1])
+helper = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(helper)
+cfg = json.loads(sys.argv[2])
+
+class Session:
+    """What the relay asks of the helper: the token, and where a target is."""
+    config = {"token": cfg["token"]}
+
+    def relay_target(self, target):
+        if target in cfg["targets"]:
+            return cfg["targets"][target]
+        raise helper.ApiError(404, "not-found", target)
+
+d = cfg["tls_dir"]
+relay = helper.Relay(Session(), "0.0.0.0", {k: os.path.join(d, k + ".pem") for k in ("ca", "cert", "key")})
+relay.start()
+print(relay.port, os.getpid(), flush=True)
+threading.Event().wait()
+'''
+
+
+def start_relay(node: str, tls: dict[str, str], token: str, targets: dict[str, str]) -> tuple[subprocess.Popen, int, int]:
+    """The helper's relay on `node` (as alice) for `targets` ({"http/9": "/path.sock"})."""
+    cfg = {"token": token, "targets": targets, "tls_dir": tls["dir"]}
+    p = subprocess.Popen(
+        [str(TESTBED), "exec", node, "--user", "alice", "--", "python3", "-c", RELAY,
+         str(REPO / "jupyterlab_remote_cluster" / "remote" / "helper.py"), json.dumps(cfg)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    port, pid = map(int, p.stdout.readline().split())
+    return p, port, pid

@@ -4,13 +4,19 @@
 
 On the running testbed: starts the agent (own dirs), submits a session with the testbed
 profile, starts a kernel, then measures a trivial cell (`1`) N times, p50 and p90:
-  - ours:    jupyter_client on the laptop -> agent's local forwards -> SSH (bastion, login) -> node
-  - ssh -L:  the same kernel through OpenSSH `ssh -L` over the same hops (with a pty
-             session on the connection, as an interactive user has)
+  - ours:    jupyter_client on the laptop -> agent's local forwards -> SSH (bastion, login)
+             -> the helper's TLS relay on the node -> the kernel's Unix sockets
+and, to the anchor, a kernel with TCP ports started next to it on the same node (the
+session's kernels have none since helper protocol 2):
+  - ssh -L:  OpenSSH `ssh -L` over the same hops (with a pty session on the connection, as
+             an interactive user has)
   - direct:  jupyter_client on the login node straight to the node (no SSH at all)
-and prints the ratios (goals: ours/direct <= 1.3, ours/ssh-L <= 1.0). The three paths are
-measured in interleaved rounds, so load from others on the shared machine hits them alike.
-Cancels the job.
+  - --baseline REV: bench/forward_driver.ts (LocalForward over one ClusterConnection, as
+             in the agent) built from the working tree and from REV: REV's path to a kernel
+             before the relay, when kernels listened on TCP
+and prints the ratios (goals: ours/direct <= 1.3, ours/ssh-L <= 1.0, ours/REV <= 1.1). The
+paths are measured in interleaved rounds, so load from others on the shared machine hits
+them alike. Cancels the job.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import argparse
 import asyncio
 import json
 import os
+import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -56,6 +64,26 @@ def run_client(info: dict, n: int, python: str = sys.executable, prefix: list[st
         os.unlink(path)
 
 
+def start_anchor_kernel(node: str, conn_file: Path, python: str) -> dict:
+    """An ipykernel listening on TCP on `node` (as alice, in the background); its ports."""
+    info = {"ip": "0.0.0.0", "transport": "tcp", "signature_scheme": "hmac-sha256", "key": secrets.token_hex(32),
+            "shell_port": 0, "iopub_port": 0, "stdin_port": 0, "control_port": 0, "hb_port": 0}
+    conn_file.write_text(json.dumps(info))
+    os.chown(conn_file, pwd.getpwnam("alice").pw_uid, pwd.getpwnam("alice").pw_gid)
+    os.chmod(conn_file, 0o600)
+    subprocess.run([str(TESTBED), "exec", node, "--user", "alice", "--", "sh", "-c",
+                    f"nohup {python} -m ipykernel_launcher -f {conn_file} >/dev/null 2>&1 &"], check=True)
+    for _ in range(300):
+        try:
+            got = json.loads(conn_file.read_text())
+            if all(got[ch] for ch in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")):
+                return got
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise SystemExit("the anchor kernel did not start")
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200)
@@ -91,6 +119,8 @@ async def main() -> None:
 
     session = await call("POST", "/api/v1/sessions", {"profile": "testbed"})
     sid = session["id"]
+    node = ""
+    anchor_file = Path("/nonexistent")
     ssh = None
     driver_procs: list[subprocess.Popen] = []
     try:
@@ -106,10 +136,12 @@ async def main() -> None:
         ours_info = {k: conn[k] for k in keys}
         node = session["node"]
 
-        # The kernel's real ports on the node, from its connection file (shared home).
-        remote_dir = Path("/home/alice/.jupyter-remote-cluster/sessions") / sid / "kernels" / conn["kernelId"]
-        remote = json.loads((remote_dir / "connection.json").read_text())
+        # The anchor: a kernel with TCP ports on the same node (as alice, outside the job),
+        # its connection file on the shared home.
         chans = ["shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"]
+        anchor_file = Path("/home/alice") / f".rc-bench-kernel-{sid}.json"
+        remote = await asyncio.to_thread(start_anchor_kernel, node, anchor_file, env["RC_TESTBED_PYTHON"])
+        anchor_info = dict(ours_info, key=remote["key"])
 
         # Anchor 1: OpenSSH ssh -L over the same hops, with a pty session open (-tt).
         local = {ch: free_port() for ch in chans}
@@ -135,16 +167,16 @@ async def main() -> None:
                 drv = bundle_driver(work, None if rev == "worktree" else rev)
                 p, ports = start_driver(drv, env, [remote[ch] for ch in chans], to=node)
                 driver_procs.append(p)
-                drivers[rev] = dict(ours_info, **dict(zip(chans, ports)))
+                drivers[rev] = dict(anchor_info, **dict(zip(chans, ports)))
         # Anchor 2: direct, from the login node to the node, no SSH.
-        direct_info = dict(ours_info, ip=node, **{ch: remote[ch] for ch in chans})
+        direct_info = dict(anchor_info, ip=node, **{ch: remote[ch] for ch in chans})
         # The same client interpreter on every path (the cluster's Python, which runs in the
         # laptop namespace too): a different Python build must not pass for tunnel cost.
         py = env["RC_TESTBED_PYTHON"] if same_python else sys.executable
         paths = [
             ("ours", lambda k: run_client(ours_info, k, py)),
             *[(f"driver {rev}", (lambda info: lambda k: run_client(info, k, py))(info)) for rev, info in drivers.items()],
-            ("sshl", lambda k: run_client(dict(ours_info, **local), k, py)),
+            ("sshl", lambda k: run_client(dict(anchor_info, **local), k, py)),
             ("direct", lambda k: run_client(direct_info, k, env["RC_TESTBED_PYTHON"], [str(TESTBED), "exec", "login", "--"])),
         ]
         # Interleaved rounds (order rotating): the testbed machine is shared, and a busy
@@ -156,6 +188,9 @@ async def main() -> None:
                 samples[name] += await asyncio.to_thread(measure, k)
         ours, sshl, direct = samples["ours"], samples["sshl"], samples["direct"]
     finally:
+        subprocess.run([str(TESTBED), "exec", node, "--user", "alice", "--", "pkill", "-f", str(anchor_file)],
+                       capture_output=True)
+        anchor_file.unlink(missing_ok=True)
         if ssh:
             ssh.kill()
         for p in driver_procs:
@@ -173,6 +208,9 @@ async def main() -> None:
         print(f"  {name:22s} p50 {pct(ts, .5):7.2f} ms   p90 {pct(ts, .9):7.2f} ms")
     print(f"  ratio ours/direct   p50 {pct(ours, .5) / pct(direct, .5):.2f}x (goal <= 1.3x)")
     print(f"  ratio ours/ssh -L   p50 {pct(ours, .5) / pct(sshl, .5):.2f}x (goal <= 1.0x)")
+    if args.baseline:
+        base = samples[f"driver {args.baseline}"]
+        print(f"  ratio ours/{args.baseline}  p50 {pct(ours, .5) / pct(base, .5):.2f}x (goal <= 1.1x)")
 
 
 if __name__ == "__main__":

@@ -313,7 +313,9 @@ class Relay:
       http/<port>              an HTTP service of the session (the Dask dashboard: 0)
     Nobody without the session's key completes the handshake, and the token never
     crosses the network in the clear. Runs an asyncio loop in a thread of its own:
-    asyncio's TLS is the stdlib's one that streams both ways at once safely."""
+    asyncio's TLS is the stdlib's one that streams both ways at once safely. Bytes are
+    handed from one transport to the other in the protocols' callbacks (no stream
+    buffers in between), with each side's flow control pausing the other."""
 
     def __init__(self, helper, host, tls_paths):
         import ssl  # here, not at the top: a Python without ssl still runs node-ssh/reverse
@@ -342,9 +344,8 @@ class Relay:
     def _run(self):
         asyncio.set_event_loop(self.loop)
         try:
-            self.server = self.loop.run_until_complete(asyncio.start_server(
-                self._client, sock=self.sock, ssl=self.ctx, ssl_handshake_timeout=RELAY_HEAD_TIMEOUT,
-                limit=RELAY_HEAD_MAX))
+            self.server = self.loop.run_until_complete(self.loop.create_server(
+                lambda: RelayConnection(self), sock=self.sock, ssl=self.ctx, ssl_handshake_timeout=RELAY_HEAD_TIMEOUT))
         finally:
             self.ready.set()
         self.loop.run_forever()
@@ -358,33 +359,6 @@ class Relay:
             self.loop.call_soon_threadsafe(close)
         except RuntimeError:  # the loop is already closed
             pass
-
-    async def _client(self, reader, writer):
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        upstream = None
-        try:
-            try:
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), RELAY_HEAD_TIMEOUT)
-                path = self.target(head)
-                up_reader, upstream = await asyncio.open_unix_connection(path)
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ValueError):
-                return  # not a client of ours: nothing to answer
-            except ApiError as e:
-                writer.write(relay_answer(e.status, e.message))
-                return
-            except OSError as e:
-                writer.write(relay_answer(502, "cannot connect to %s: %s" % (head.split(b" ", 2)[1].decode(), e)))
-                return
-            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            await asyncio.gather(pipe(reader, upstream, half_close=True), pipe(up_reader, writer, half_close=False))
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            for w in (writer, upstream):
-                if w is not None:
-                    w.close()
 
     def target(self, head):
         """The socket a CONNECT head asks for, after checking the token (ApiError if not)."""
@@ -402,27 +376,116 @@ class Relay:
         return self.helper.relay_target(parts[1])
 
 
+class RelayConnection(asyncio.Protocol):
+    """One client of the relay, after its TLS handshake: its CONNECT head, then its bytes
+    to the target's Unix socket and back. Either side's end closes both (asyncio's TLS
+    cannot be half-closed)."""
+
+    def __init__(self, relay):
+        self.relay = relay
+        self.tls = None
+        self.head = b""
+        self.pending = None  # bytes that came after the head, while the target connects
+        self.upstream = None  # the target's transport
+        self.timer = None
+
+    def connection_made(self, transport):
+        self.tls = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.timer = self.relay.loop.call_later(RELAY_HEAD_TIMEOUT, transport.abort)
+
+    def data_received(self, data):
+        if self.upstream is not None:
+            self.upstream.write(data)
+        elif self.pending is not None:
+            self.pending.append(data)
+        else:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.head) > RELAY_HEAD_MAX:
+                    self.tls.abort()  # not a client of ours: nothing to answer
+                return
+            self.timer.cancel()
+            head, rest = self.head[:end + 4], self.head[end + 4:]
+            self.pending = [rest] if rest else []
+            try:
+                path = self.relay.target(head)
+            except ApiError as e:
+                self.answer(e.status, e.message)
+                return
+            self.relay.loop.create_task(self.connect(path, head.split(b" ", 2)[1].decode("latin-1")))
+
+    async def connect(self, path, target):
+        try:
+            transport, up = await self.relay.loop.create_unix_connection(lambda: RelayUpstream(self), path)
+        except OSError as e:
+            self.answer(502, "cannot connect to %s: %s" % (target, e))
+            return
+        if self.tls.is_closing():
+            transport.close()
+            return
+        self.tls.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        for data in self.pending:
+            transport.write(data)
+        self.pending = None
+        self.upstream = transport
+        up.open()
+
+    def answer(self, status, message):
+        self.tls.write(relay_answer(status, message))
+        self.tls.close()
+
+    def connection_lost(self, exc):
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.upstream is not None:
+            self.upstream.close()
+
+    # the TLS side cannot take more for now: stop reading the target, and on again
+    def pause_writing(self):
+        if self.upstream is not None:
+            self.upstream.pause_reading()
+
+    def resume_writing(self):
+        if self.upstream is not None:
+            self.upstream.resume_reading()
+
+
+class RelayUpstream(asyncio.Protocol):
+    """The target's side of a relayed connection."""
+
+    def __init__(self, client):
+        self.client = client
+        self.early = []  # what the target said before the client got its "200"
+
+    def open(self):
+        for data in self.early:
+            self.client.tls.write(data)
+        self.early = None
+
+    def data_received(self, data):
+        if self.early is not None:
+            self.early.append(data)
+        else:
+            self.client.tls.write(data)
+
+    def connection_lost(self, exc):
+        self.client.tls.close()  # after what is buffered for it
+
+    def pause_writing(self):
+        self.client.tls.pause_reading()
+
+    def resume_writing(self):
+        self.client.tls.resume_reading()
+
+
 def relay_answer(status, message):
     body = message.encode("utf-8", "replace")
     return b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (
         status, b"Error", len(body), body)
-
-
-async def pipe(reader, writer, half_close):
-    """Copy until EOF; then half-close the other side where it can (a Unix socket), or
-    close it (TLS cannot half-close)."""
-    try:
-        while True:
-            data = await reader.read(1 << 16)
-            if not data:
-                break
-            writer.write(data)
-            await writer.drain()
-    finally:
-        if half_close and writer.can_write_eof():
-            writer.write_eof()
-        else:
-            writer.close()
 
 
 def bearer_ok(header, token):

@@ -8,6 +8,7 @@
  * echo round trip 0.262 -> 0.217 ms p50.
  */
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 export function coalesceWrites(sock: Socket): void {
   const write = sock.write.bind(sock) as (...args: unknown[]) => boolean;
@@ -23,4 +24,35 @@ export function coalesceWrites(sock: Socket): void {
     }
     return write(...args);
   }) as Socket['write'];
+}
+
+/**
+ * Everything written to `stream` within one tick, as one write (the TLS records of a TLS
+ * stream on an SSH channel, 16 KiB each, come one write at a time): ssh2's channel has no
+ * `_writev`, so every buffer would become an SSH packet of its own, each with its cipher
+ * setup, random padding and MAC. One write is split into packets of the channel's maximum
+ * size (32 KiB with OpenSSH) instead. Corked until process.nextTick: nothing waits for a
+ * timer or for more data.
+ */
+export function oneWritePerTick(stream: Duplex): void {
+  const s = stream as Duplex & { _writev?: unknown; _write: (c: Buffer, e: BufferEncoding, cb: (err?: Error | null) => void) => void };
+  if (s._writev) {
+    return;
+  }
+  s._writev = (chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void => {
+    s._write(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map(c => c.chunk)), 'buffer', cb);
+  };
+  const write = s.write.bind(s) as (...args: unknown[]) => boolean;
+  let corked = false;
+  s.write = ((...args: unknown[]) => {
+    if (!corked && !s.destroyed) {
+      corked = true;
+      s.cork();
+      process.nextTick(() => {
+        corked = false;
+        s.uncork();
+      });
+    }
+    return write(...args);
+  }) as Duplex['write'];
 }
