@@ -35,7 +35,7 @@ export function coalesceWrites(sock: Socket): void {
  * timer or for more data.
  */
 export function oneWritePerTick(stream: Duplex): void {
-  const s = stream as Duplex & { _writev?: unknown; _write: (c: Buffer, e: BufferEncoding, cb: (err?: Error | null) => void) => void };
+  const s = stream as Omit<Duplex, '_write'> & Duplex & { _writev?: unknown; _write: (c: Buffer, e: string, cb: (err?: Error | null) => void) => void };
   if (s._writev) {
     return;
   }
