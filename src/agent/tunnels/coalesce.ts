@@ -35,12 +35,14 @@ export function coalesceWrites(sock: Socket): void {
  * timer or for more data.
  */
 export function oneWritePerTick(stream: Duplex): void {
-  const s = stream as Omit<Duplex, '_write'> & Duplex & { _writev?: unknown; _write: (c: Buffer, e: string, cb: (err?: Error | null) => void) => void };
+  const s = stream as Duplex & { _writev?: unknown };
   if (s._writev) {
     return;
   }
+  // (the stream's own _write, which ssh2 implements: it splits into packets)
+  const writeOne = (s as unknown as { _write(c: Buffer, e: string, cb: (err?: Error | null) => void): void })._write.bind(s);
   s._writev = (chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void => {
-    s._write(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map(c => c.chunk)), 'buffer', cb);
+    writeOne(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map(c => c.chunk)), 'buffer', cb);
   };
   const write = s.write.bind(s) as (...args: unknown[]) => boolean;
   let corked = false;
