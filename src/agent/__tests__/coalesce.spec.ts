@@ -1,6 +1,7 @@
 import * as net from 'node:net';
+import { Duplex } from 'node:stream';
 
-import { coalesceWrites } from '../tunnels/coalesce';
+import { coalesceWrites, oneWritePerTick } from '../tunnels/coalesce';
 
 /** A connected pair of real TCP sockets on loopback. */
 async function pair(): Promise<{ client: net.Socket; server: net.Socket; close: () => void }> {
@@ -64,5 +65,27 @@ describe('coalesceWrites', () => {
     } finally {
       close();
     }
+  });
+});
+
+describe('oneWritePerTick', () => {
+  it('hands what is written within one tick to the stream as one write, in order', async () => {
+    const writes: string[] = [];
+    const stream = new Duplex({
+      read: () => undefined,
+      write: (c: Buffer, _e, cb) => {
+        writes.push(c.toString());
+        cb();
+      }
+    });
+    oneWritePerTick(stream);
+    stream.write(Buffer.from('a'.repeat(3)));
+    stream.write(Buffer.from('b'));
+    stream.write(Buffer.from('c'));
+    await new Promise(r => setImmediate(r));
+    stream.write(Buffer.from('d'));
+    await new Promise(r => setImmediate(r));
+    // without it, every buffer was its own write (an SSH packet each on an ssh2 channel)
+    expect(writes).toEqual(['aaabc', 'd']);
   });
 });
