@@ -9,10 +9,12 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { SlurmAdapter } from '../../schedulers/slurm';
+import { makeSessionTls } from '../../tls/x509';
 import { InvalidRequestError, type ICommandResult, type IJobStatus, type IJobSpec } from '../../schedulers/types';
 
 const TESTBED = path.resolve(__dirname, '../../../../testbed/testbed');
 const HELPER = path.resolve(__dirname, '../../../../jupyterlab_remote_cluster/remote/helper.py');
+const COMPANION = (name: string): string => path.join(path.dirname(HELPER), name);
 /** The cluster's python on the testbed (ipykernel, dask, distributed, jupyter_client). */
 const PYTHON = '/opt/rc-testbed/python/bin/python';
 const slurm = new SlurmAdapter();
@@ -252,20 +254,68 @@ describe('slurm resources on the testbed (node2: Features=bigmem, Gres=gpu:1)', 
   }, 60_000);
 });
 
+/**
+ * On the login node: TLS to the helper's relay with the session's certificate, then CONNECT
+ * and one HTTP request through it, as the agent's direct-tcpip channels go. Prints
+ * {"status", "body"} per request of argv[5] (a JSON list).
+ */
+const RELAY_CLIENT = String.raw`
+import json, socket, ssl, sys
+host, port, tls_dir, name = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=tls_dir + "/ca.pem")
+ctx.load_cert_chain(tls_dir + "/cert.pem", tls_dir + "/key.pem")
+out = []
+for req in json.loads(sys.argv[5]):
+    t = ctx.wrap_socket(socket.create_connection((host, port), timeout=60), server_hostname=name)
+    t.sendall(("CONNECT %s HTTP/1.1\r\nAuthorization: Bearer %s\r\n\r\n" % (req["target"], req["relayToken"])).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += t.recv(1)
+    if b" 200 " not in head.split(b"\r\n")[0]:
+        out.append({"relay": head.split(b" ")[1].decode()})
+        continue
+    body = json.dumps(req["body"]).encode() if "body" in req else b""
+    auth = "Authorization: Bearer %s\r\n" % req["token"] if req.get("token") else ""
+    t.sendall(("%s %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+               % (req["method"], req["path"], auth, len(body))).encode() + body)
+    data = b""
+    while True:
+        chunk = t.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    status = int(data.split(b" ", 2)[1])
+    out.append({"status": status, "body": data.split(b"\r\n\r\n", 1)[1].decode("utf-8", "replace")[:4000]})
+print(json.dumps(out))
+`;
+
 describe('the remote helper in a real Slurm job', () => {
-  it('starts on node2, serves kernels to the login node, and stops on scancel', async () => {
+  it('starts on node2, serves kernels and Dask to the login node through its relay, and stops on scancel', async () => {
     const name = `rcit-${run}-helper`;
     const root = `/home/alice/rcit/helper-${run}`;
     const dir = `${root}/session`;
+    const code = `${root}/code`;
     const token = randomBytes(24).toString('hex');
-    const config = { sessionId: run, token, python: PYTHON, dask: true, proxyBase: `/remote-cluster/sessions/${run}/proxy` };
-    // what the agent does over SFTP: a private directory, the helper, config.json 0600
-    const prep = await onLogin(
-      `umask 077 && mkdir -p ${dir} && chmod 700 ${root} ${dir} && cat > ${root}/helper.py && ` +
-        `printf '%s' '${JSON.stringify(config)}' > ${dir}/config.json`,
-      readFileSync(HELPER, 'utf8')
-    );
-    expect(prep).toMatchObject({ code: 0, stderr: '' });
+    const tls = makeSessionTls(run);
+    const config = {
+      sessionId: run,
+      token,
+      tls: { ca: tls.caCert, cert: tls.cert, key: tls.key },
+      python: PYTHON,
+      dask: true,
+      proxyBase: `/remote-cluster/sessions/${run}/proxy`
+    };
+    // what the agent does over SFTP: private directories, the helper and its companions,
+    // config.json 0600; and the agent's side of the TLS for the client below
+    const files = { 'helper.py': HELPER, 'jrc_kernel.py': COMPANION('jrc_kernel.py'), 'jrc_dask_private.py': COMPANION('jrc_dask_private.py') };
+    expect((await onLogin(`umask 077 && mkdir -p ${dir} ${code} ${root}/client-tls && chmod 700 ${root} ${dir}`)).code).toBe(0);
+    for (const [f, src] of Object.entries(files)) {
+      expect((await onLogin(`umask 077 && cat > ${code}/${f}`, readFileSync(src, 'utf8'))).code).toBe(0);
+    }
+    for (const [f, pem] of Object.entries({ 'ca.pem': tls.caCert, 'cert.pem': tls.cert, 'key.pem': tls.key, 'config.json': '' })) {
+      const to = f === 'config.json' ? `${dir}/config.json` : `${root}/client-tls/${f}`;
+      expect((await onLogin(`umask 077 && cat > ${to}`, f === 'config.json' ? JSON.stringify(config) : pem)).code).toBe(0);
+    }
     const script = slurm.renderScript({
       name,
       workdir: dir,
@@ -273,7 +323,7 @@ describe('the remote helper in a real Slurm job', () => {
       stderrPath: `${dir}/job.err`,
       resources: { partition: 'big', walltime: '5', cpus: 2, memory: '1G' },
       setup: [],
-      command: `${PYTHON} ${root}/helper.py serve --session-dir ${dir}`
+      command: `${PYTHON} ${code}/helper.py serve --session-dir ${dir}`
     });
     expect((await onLogin(`cat > ${dir}/job.sh`, script)).code).toBe(0);
     const id = slurm.parseSubmit(await onLogin(slurm.submitCommand(`${dir}/job.sh`)));
@@ -285,48 +335,52 @@ describe('the remote helper in a real Slurm job', () => {
     for (;;) {
       const r = await onLogin(`cat ${dir}/state.json 2>/dev/null`);
       state = r.stdout ? JSON.parse(r.stdout) : undefined;
-      if (state?.status === 'ready' || state?.status === 'failed' || Date.now() > deadline) {
+      if ((state?.status === 'ready' && state?.dask?.status !== 'starting') || state?.status === 'failed' || Date.now() > deadline) {
         break;
       }
       await sleep(500);
     }
-    expect(state).toMatchObject({ status: 'ready', host: 'node2', sessionId: run });
-    expect(state.dask).toMatchObject({ status: 'running', workerThreads: 2 }); // SLURM_CPUS_ON_NODE
-    const port = state.controlPort as number;
-    const dash = state.dask.dashboardPort as number;
-    expect(state.httpPorts).toEqual([{ port: dash, name: 'dask-dashboard', path: `/remote-cluster/sessions/${run}/proxy/${dash}/status` }]);
+    expect(state).toMatchObject({ version: 2, status: 'ready', host: 'node2', sessionId: run });
+    expect(state.dask).toMatchObject({ status: 'running', workerThreads: 2, tls: true }); // SLURM_CPUS_ON_NODE
+    expect(state.httpPorts).toEqual([{ port: 0, name: 'dask-dashboard', path: `/remote-cluster/sessions/${run}/proxy/0/status` }]);
     expect((await status([id])).get(id)).toMatchObject({ phase: 'running', node: 'node2' });
 
-    // from the login node, as the agent's direct-tcpip channels would connect
-    const curl = (args: string) => onLogin(`curl -s -w '\\n%{http_code}' ${args}`);
-    const noAuth = await curl(`http://node2:${port}/health`);
-    expect(noAuth.stdout.split('\n').pop()).toBe('401');
-    const created = await curl(
-      `-H 'Authorization: Bearer ${token}' -H 'Content-Type: application/json' -d '{"kernelId":"k1"}' http://node2:${port}/kernels`
+    // from the login node, through the relay, as the agent's direct-tcpip channels connect
+    const requests = [
+      { target: 'control', relayToken: token, method: 'GET', path: '/health' }, // no token on the control channel
+      { target: 'control', relayToken: 'x'.repeat(48), method: 'GET', path: '/health', token }, // wrong token at the relay
+      { target: 'control', relayToken: token, method: 'POST', path: '/kernels', token, body: { kernelId: 'k1' } },
+      { target: 'http/0', relayToken: token, method: 'GET', path: state.httpPorts[0].path }
+    ];
+    const relayed = await onLogin(
+      `${PYTHON} - node2 ${state.relayPort} ${root}/client-tls jrc-${run} '${JSON.stringify(requests)}'`,
+      RELAY_CLIENT
     );
-    const [body, code] = created.stdout.split('\n');
-    expect(code).toBe('201');
-    const kernel = JSON.parse(body);
-    expect(body).not.toContain(token);
-    const dashboard = await curl(`-o /dev/null http://node2:${dash}${state.httpPorts[0].path}`);
-    expect(dashboard.stdout.trim()).toBe('200');
+    expect(relayed.stderr).toBe('');
+    const [noAuth, wrongToken, created, dashboard] = JSON.parse(relayed.stdout);
+    expect(noAuth.status).toBe(401);
+    expect(wrongToken).toEqual({ relay: '401' });
+    expect(created.status).toBe(201);
+    expect(created.body).not.toContain(token);
+    expect(JSON.parse(created.body)).toMatchObject({ kernelId: 'k1', transport: 'ipc' });
+    expect(dashboard.status).toBe(200);
 
-    // a client on the login node runs code in the kernel on node2, with Dask
+    // the kernel runs code on node2 in the job, with Dask over the session's TLS (a client
+    // on the node, over the kernel's Unix sockets: the agent's part is in the pytest suite)
     const client = [
-      'import json, sys',
+      'import json',
       'from jupyter_client import BlockingKernelClient',
       'kc = BlockingKernelClient()',
-      `kc.load_connection_file(${JSON.stringify(kernel.connectionFile)})`,
-      "kc.ip = 'node2'",
+      `kc.load_connection_file(${JSON.stringify(`${dir}/kernels/k1/connection.json`)})`,
       'kc.start_channels(); kc.wait_for_ready(timeout=30)',
       'out = []',
-      "code = 'import socket, distributed; c = distributed.Client(); print(socket.gethostname(), c.submit(sum, [1, 2, 3]).result())'",
+      "code = 'import socket, distributed; c = distributed.Client(); print(socket.gethostname(), c.submit(sum, [1, 2, 3]).result(), c.scheduler.address[:6])'",
       "r = kc.execute_interactive(code, timeout=60, output_hook=lambda m: out.append(m['content'].get('text', '')))",
       "print(r['content']['status'], ''.join(out).strip())"
     ].join('\n');
-    const ran = await onLogin(`${PYTHON} -`, client);
-    expect(ran.stdout.trim()).toBe('ok node2 6');
-    const mode = await onLogin(`stat -c %a ${kernel.connectionFile}`);
+    const ran = await sh(['exec', 'node2', '--user', 'alice', '--', PYTHON, '-'], client);
+    expect(ran.stdout.trim()).toBe('ok node2 6 tls://');
+    const mode = await onLogin(`stat -c %a ${dir}/kernels/k1/connection.json`);
     expect(mode.stdout.trim()).toBe('600');
 
     // scancel: SIGTERM to the helper, which stops kernels and Dask and says so
