@@ -28,6 +28,15 @@ from tornado.simple_httpclient import SimpleAsyncHTTPClient
 from .node_runtime import agent_script, find_node, helper_script
 
 READY_TIMEOUT_S = 20.0
+# The API client (the frontend's requests, the provisioner's): a submit may wait for the
+# user to answer a prompt (a one-time code, a host key).
+API_TIMEOUT_S = 300.0
+API_MAX_BODY = 16 * 1024 * 1024
+# The proxy client (what sessions serve): its own connections, so a few hung dashboard
+# requests never hold up the API or a kernel poll.
+PROXY_TIMEOUT_S = 60.0
+PROXY_MAX_CLIENTS = 32
+PROXY_MAX_BODY = 256 * 1024 * 1024
 # A restart storm (agent dying right after start) stops after this many tries.
 MAX_FAST_FAILURES = 5
 
@@ -70,8 +79,12 @@ class AgentProcess:
     ) -> None:
         self.log = log or logging.getLogger(__name__)
         self.base_url = base_url
-        self.socket_path = str(private_dir(Path(runtime_dir or jupyter_runtime_dir())) / "agent.sock")
+        sockets = private_dir(Path(runtime_dir or jupyter_runtime_dir()))
+        self.socket_path = str(sockets / "agent.sock")
+        # The proxy to what sessions serve listens apart: nothing proxied reaches the API.
+        self.proxy_socket_path = str(sockets / "proxy.sock")
         self._http: SimpleAsyncHTTPClient | None = None
+        self._proxy_http: SimpleAsyncHTTPClient | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -85,14 +98,27 @@ class AgentProcess:
         return UnixSocketResolver(socket_path=self.socket_path)
 
     @property
+    def proxy_resolver(self) -> UnixSocketResolver:
+        return UnixSocketResolver(socket_path=self.proxy_socket_path)
+
+    @property
     def _client(self) -> SimpleAsyncHTTPClient:
         # Created on first use: tornado binds a client to the IOLoop current at creation,
         # and the extension is constructed before the server's loop runs.
         if self._http is None:
             self._http = SimpleAsyncHTTPClient(
-                force_instance=True, resolver=UnixSocketResolver(socket_path=self.socket_path)
+                force_instance=True, resolver=self.resolver, max_body_size=API_MAX_BODY
             )
         return self._http
+
+    @property
+    def _proxy_client(self) -> SimpleAsyncHTTPClient:
+        if self._proxy_http is None:
+            self._proxy_http = SimpleAsyncHTTPClient(
+                force_instance=True, resolver=self.proxy_resolver, max_clients=PROXY_MAX_CLIENTS,
+                max_body_size=PROXY_MAX_BODY,
+            )
+        return self._proxy_http
 
     @property
     def owned_pid(self) -> int | None:
@@ -105,6 +131,7 @@ class AgentProcess:
         if self._loop is not loop:
             self._loop = loop
             self._http = None
+            self._proxy_http = None
             self._lock = asyncio.Lock()
 
     async def request(
@@ -122,8 +149,8 @@ class AgentProcess:
             body=body,
             headers=headers or {},
             allow_nonstandard_methods=True,
-            # Submitting may wait for the user to answer a prompt (one-time code, host key).
-            request_timeout=300,
+            request_timeout=API_TIMEOUT_S,
+            follow_redirects=False,
         )
         try:
             return await self._client.fetch(req, raise_error=False)
@@ -132,6 +159,25 @@ class AgentProcess:
             await self.ensure_running(check=True)
         try:
             return await self._client.fetch(req, raise_error=False)
+        except OSError as e:
+            raise AgentUnavailable(f"The remote-cluster agent did not answer: {e}") from e
+
+    async def proxy_request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> HTTPResponse:
+        """One request to the agent's proxy socket (`/proxy/<key>/<port>/...`); never raises
+        on 4xx/5xx. Not retried: it may not be idempotent."""
+        if self._stopping:
+            raise AgentUnavailable("The remote-cluster agent has stopped (the Jupyter server is shutting down).")
+        self._bind_loop()
+        await self.ensure_running()
+        req = HTTPRequest(
+            f"http://agent{path}", method=method, body=body, headers=headers or {},
+            allow_nonstandard_methods=True, request_timeout=PROXY_TIMEOUT_S, connect_timeout=10,
+            follow_redirects=False, decompress_response=False,
+        )
+        try:
+            return await self._proxy_client.fetch(req, raise_error=False)
         except OSError as e:
             raise AgentUnavailable(f"The remote-cluster agent did not answer: {e}") from e
 
@@ -187,6 +233,8 @@ class AgentProcess:
                 str(script),
                 "--socket",
                 self.socket_path,
+                "--proxy-socket",
+                self.proxy_socket_path,
                 "--settings-dir",
                 user_settings_dir(),
                 "--kernels-dir",
@@ -286,8 +334,9 @@ class AgentProcess:
             await proc.wait()
         if self._supervisor:
             self._supervisor.cancel()
-        if self._http is not None:
-            self._http.close()
+        for client in (self._http, self._proxy_http):
+            if client is not None:
+                client.close()
 
 
 _shared: AgentProcess | None = None

@@ -19,6 +19,7 @@ import signal
 from typing import Any
 
 from jupyter_client.provisioning import KernelProvisionerBase
+from jupyter_core.utils import ensure_async
 from traitlets import Float, Unicode
 
 from .agent_process import AgentProcess, AgentUnavailable, get_agent
@@ -34,6 +35,26 @@ class RemoteKernelError(RuntimeError):
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
+
+
+async def authorize_request() -> None:
+    """A kernel of ours submits a job or starts a process on the cluster: beyond what
+    Jupyter asked of the user to start a kernel (`kernels`: write), they must be allowed
+    `remote-cluster`: write, whether the request came through our routes or Jupyter's own
+    (`POST /api/kernels`, `/api/sessions` with one of our kernelspecs). The request is the
+    one jupyter_server is handling in this context; headless use (nbclient) has none."""
+    try:
+        from jupyter_server.base.call_context import CallContext
+    except ImportError:  # no jupyter_server: a local, headless process
+        return
+    handler = CallContext.get(CallContext.JUPYTER_HANDLER)
+    if handler is None or not hasattr(handler, "authorizer"):
+        return
+    allowed = await ensure_async(handler.authorizer.is_authorized(handler, handler.current_user, "write", "remote-cluster"))
+    if not allowed:
+        from tornado import web
+
+        raise web.HTTPError(403, "User is not authorized to write on resource: remote-cluster.")
 
 
 class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
@@ -83,6 +104,7 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         return self.remote_kernel_id is not None
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        await authorize_request()
         # Set by the attach route (server/handlers.py): connect to a kernel that still
         # runs in the session instead of starting one. jupyter_client keeps the launch
         # arguments for restarts, where it must be ignored: a restart is a new kernel.

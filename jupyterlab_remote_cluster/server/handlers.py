@@ -9,18 +9,21 @@ never the browser's headers.
     remote-cluster/api/v1/events                          WebSocket  -> agent /api/v1/events
     remote-cluster/kernels/attach                      POST       a detached remote kernel -> this server's kernels
     remote-cluster/api/(.*)                            HTTP       -> agent /api/$1
-    remote-cluster/sessions/<id>/proxy/<port>/(.*)     HTTP + WS  -> agent /proxy/<id>/<port>/$3
+    remote-cluster/proxied/<key>/<port>/(.*)           HTTP + WS  -> agent's proxy socket /proxy/<key>/<port>/$3
+                                                       (the key is the capability; no Jupyter auth)
 """
 
 from __future__ import annotations
 
 import json
 import re
+from urllib.parse import parse_qsl, unquote, urlencode, urlparse
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import authorized, ws_authenticated
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from tornado import httpclient, web, websocket
+from tornado.netutil import Resolver
 
 from ..agent_process import AgentProcess, AgentUnavailable
 from ..provisioner import ATTACH_KWARG
@@ -28,6 +31,20 @@ from ..provisioner import ATTACH_KWARG
 URL_NAMESPACE = "remote-cluster"
 AUTH_RESOURCE = "remote-cluster"
 SESSION_RE = r"[0-9a-f]{6,32}"
+PROXIED_PREFIX = f"/{URL_NAMESPACE}/proxied/"
+# A session's proxy key (src/common/routes.ts): 32 random bytes, base64url.
+PROXY_KEY_RE = r"[A-Za-z0-9_-]{43}"
+# Never forwarded to what a session serves: Jupyter's credentials in a query string.
+SECRET_QUERY = ("token", "_xsrf")
+# On every proxied response: the content runs in an opaque origin (no access to
+# JupyterLab's cookies, storage or API), only JupyterLab may frame it, the browser does not
+# guess types, and no Referer carries the proxy key elsewhere.
+PROXIED_HEADERS = {
+    "Content-Security-Policy": "sandbox allow-scripts allow-forms allow-popups allow-downloads; frame-ancestors 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
 
 
 def session_kernel_name(session: str) -> str:
@@ -73,8 +90,20 @@ class AgentMixin:
         self.finish(res.body or b"")  # type: ignore[attr-defined]
 
 
+async def require(handler: JupyterHandler, action: str, resource: str) -> None:
+    """403 unless the user may `action` on `resource` (besides the route's own check)."""
+    if not await ensure_async(handler.authorizer.is_authorized(handler, handler.current_user, action, resource)):
+        raise web.HTTPError(403, f"User is not authorized to {action} on resource: {resource}.")
+
+
+# Agent routes that start or stop something on the cluster (a job, a kernel): they need what
+# starting a kernel needs in Jupyter (`kernels`: write) besides `remote-cluster`: write.
+KERNEL_ROUTES = re.compile(rf"v1/(sessions|sessions/{SESSION_RE}|sessions/{SESSION_RE}/kernels|kernels/[^/]+(/signal)?)")
+
+
 class AgentApiHandler(AgentMixin, APIHandler):
-    """`api/*`: the agent's REST API."""
+    """`api/*`: the agent's REST API. Each method is decorated on its own: jupyter_server's
+    `@authorized` fixes the action of a decorated function at its first call."""
 
     auth_resource = AUTH_RESOURCE
 
@@ -86,11 +115,15 @@ class AgentApiHandler(AgentMixin, APIHandler):
     @web.authenticated
     @authorized
     async def post(self, path: str) -> None:
+        if KERNEL_ROUTES.fullmatch(path):
+            await require(self, "write", "kernels")
         await self.forward_http("/api/" + path)
 
     @web.authenticated
     @authorized
     async def delete(self, path: str) -> None:
+        if KERNEL_ROUTES.fullmatch(path):
+            await require(self, "write", "kernels")
         await self.forward_http("/api/" + path)
 
 
@@ -108,6 +141,7 @@ class AttachKernelHandler(AgentMixin, APIHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
+        await require(self, "write", "kernels")
         try:
             body = json.loads(self.request.body or b"{}")
         except ValueError:
@@ -162,14 +196,17 @@ class WebSocketForwarder(AgentMixin, JupyterHandler, websocket.WebSocketHandler)
             raise web.HTTPError(403)
 
     async def open_upstream(self, path: str) -> None:
+        await self._open_upstream_on(self.target(path), self.agent.resolver)
+
+    async def _open_upstream_on(self, path: str, resolver: Resolver) -> None:
         protocols = [
             p.strip() for p in self.request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
         ]
         try:
             await self.agent.ensure_running()
             self.upstream = await websocket.websocket_connect(
-                httpclient.HTTPRequest(f"ws://agent{self.target(path)}", connect_timeout=60, request_timeout=60),
-                resolver=self.agent.resolver,
+                httpclient.HTTPRequest(f"ws://agent{path}", connect_timeout=60, request_timeout=60),
+                resolver=resolver,
                 subprotocols=protocols or None,
                 on_message_callback=self.on_upstream_message,
                 max_message_size=64 * 1024 * 1024,
@@ -178,11 +215,16 @@ class WebSocketForwarder(AgentMixin, JupyterHandler, websocket.WebSocketHandler)
             raise web.HTTPError(502, f"remote-cluster: {e}") from e
 
     async def upgrade(self, path: str, *args: str) -> None:
-        await self.authorize_ws()
         await self.open_upstream(path)
-        res = websocket.WebSocketHandler.get(self, *args)
-        if res is not None:
-            await res
+        try:
+            res = websocket.WebSocketHandler.get(self, *args)
+            if res is not None:
+                await res
+        finally:
+            if self.ws_connection is None and self.upstream is not None:
+                # the upgrade was refused (a bad handshake): the agent's side goes too
+                self.upstream.close()
+                self.upstream = None
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return self.upstream.selected_subprotocol if self.upstream else None
@@ -212,49 +254,128 @@ class EventsHandler(WebSocketForwarder):
 
     @ws_authenticated
     async def get(self) -> None:
+        await self.authorize_ws()
         await self.upgrade("/api/v1/events")
 
 
-class SessionProxyHandler(WebSocketForwarder):
-    """`sessions/<id>/proxy/<port>/...`: HTTP and WebSocket to a port the session serves.
+class ProxiedHandler(WebSocketForwarder):
+    """`proxied/<key>/<port>/...`: HTTP and WebSocket to what a session serves (its Dask
+    dashboard), through the agent's proxy socket (which reaches nothing but that).
 
-    The agent only opens ports the session's helper reported, on the session's node.
+    Not Jupyter-authenticated: the session's proxy key in the path is the capability. The
+    content runs sandboxed (`Content-Security-Policy: sandbox`, an opaque origin), so it
+    can neither read JupyterLab's cookies or token nor call its API, and in turn it sends
+    no cookies here. Requests that change something, and WebSockets, must come from no
+    origin, the opaque one (`null`) or this server's own. Paths are taken raw: dot
+    segments (also encoded) are refused, never normalised; `token` and `_xsrf` are taken
+    out of query strings; redirects may not leave the prefix (docs/security.md).
     """
 
+    prefix = ""  # the public prefix of the request (set by _target)
+
     def check_xsrf_cookie(self) -> None:
-        # Dashboard XHRs do not carry Jupyter's XSRF token; token/cookie authentication
-        # still applies (below), and no Jupyter credential is forwarded.
+        # Cookies never authenticate here (see the class docstring): origins are checked.
         return None
 
-    def _path(self, session: str, port: str, rest: str) -> str:
-        return f"/proxy/{session}/{port}/{rest}"
+    def check_origin(self, origin: str | None = None) -> bool:  # type: ignore[override]
+        if origin is None:
+            origin = self.request.headers.get("Origin")
+        if origin in (None, "", "null"):
+            return True
+        host = self.request.headers.get("Host", "")
+        return urlparse(origin).netloc == host
 
-    @web.authenticated
-    @authorized
-    async def _http(self, session: str, port: str, rest: str) -> None:
-        await self.forward_http(self._path(session, port, rest))
+    def _target(self) -> str:
+        """The agent's proxy path for this request; remembers the public prefix it is under."""
+        raw = self.request.path  # raw: not percent-decoded, not normalised
+        i = raw.find(PROXIED_PREFIX)
+        parts = raw[i + len(PROXIED_PREFIX):].split("/", 2) if i >= 0 else []
+        if len(parts) < 2 or not re.fullmatch(PROXY_KEY_RE, parts[0]) or not re.fullmatch(r"[0-9]{1,5}", parts[1]):
+            raise web.HTTPError(404)
+        self.prefix = f"{raw[:i + len(PROXIED_PREFIX)]}{parts[0]}/{parts[1]}"
+        tail = "/" + (parts[2] if len(parts) > 2 else "")
+        if has_dot_segment(tail):
+            raise web.HTTPError(400, "dot segments (. and ..) are not allowed in proxied paths")
+        query = [(k, v) for k, v in parse_qsl(self.request.query, keep_blank_values=True) if k not in SECRET_QUERY]
+        return f"/proxy/{parts[0]}/{parts[1]}{tail}" + ("?" + urlencode(query) if query else "")
 
-    async def get(self, session: str, port: str, rest: str) -> None:
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        for name, value in PROXIED_HEADERS.items():
+            self.set_header(name, value)
+
+    async def _http(self) -> None:
+        if self.request.method not in ("GET", "HEAD", "OPTIONS") and not self.check_origin():
+            raise web.HTTPError(403, "cross-origin request refused")
+        target = self._target()
+        headers = {k: self.request.headers[k] for k in FORWARDED_HEADERS if k in self.request.headers}
+        body = self.request.body if self.request.method in ("POST", "PUT", "PATCH") else None
+        try:
+            res = await self.agent.proxy_request(self.request.method, target, body=body, headers=headers)
+        except AgentUnavailable as e:
+            self.write_api_error(503, "agent-unavailable", str(e))
+            return
+        except httpclient.HTTPClientError as e:  # a timeout, a body over the limit
+            self.write_api_error(504 if e.code == 599 else 502, "upstream", f"The session did not answer: {e}")
+            return
+        location = res.headers.get("Location")
+        if location is not None and not self._location_ok(location):
+            self.write_api_error(502, "redirect-refused", "The session's service redirected outside its address.")
+            return
+        self.set_status(res.code, res.reason)
+        for name in RETURNED_HEADERS:
+            if name in res.headers:
+                self.set_header(name, res.headers[name])
+        self.finish(res.body or b"")
+
+    def _location_ok(self, location: str) -> bool:
+        """A redirect stays under this session's prefix (or is relative to it)."""
+        u = urlparse(location)
+        if u.scheme or u.netloc:
+            return False
+        if not u.path.startswith("/"):
+            return not has_dot_segment(u.path)
+        return u.path.startswith(self.prefix + "/") and not has_dot_segment(u.path)
+
+    async def get(self, *args: str) -> None:
         if self.request.headers.get("Upgrade", "").lower() == "websocket":
-            await self._ws(session, port, rest)
+            if not self.check_origin():
+                raise web.HTTPError(403, "cross-origin WebSocket refused")
+            await self.upgrade(self._target(), *args)
         else:
-            await self._http(session, port, rest)
+            await self._http()
 
-    @ws_authenticated
-    async def _ws(self, session: str, port: str, rest: str) -> None:
-        await self.upgrade(self._path(session, port, rest), session, port, rest)
+    async def head(self, *args: str) -> None:
+        await self._http()
 
-    async def post(self, session: str, port: str, rest: str) -> None:
-        await self._http(session, port, rest)
+    async def post(self, *args: str) -> None:
+        await self._http()
 
-    async def put(self, session: str, port: str, rest: str) -> None:
-        await self._http(session, port, rest)
+    async def put(self, *args: str) -> None:
+        await self._http()
 
-    async def patch(self, session: str, port: str, rest: str) -> None:
-        await self._http(session, port, rest)
+    async def patch(self, *args: str) -> None:
+        await self._http()
 
-    async def delete(self, session: str, port: str, rest: str) -> None:
-        await self._http(session, port, rest)
+    async def delete(self, *args: str) -> None:
+        await self._http()
+
+    async def open_upstream(self, path: str) -> None:
+        await self._open_upstream_on(path, self.agent.proxy_resolver)
+
+
+def has_dot_segment(raw_path: str) -> bool:
+    """A `.` or `..` segment, raw or percent-encoded once or twice (never forwarded: the
+    agent would see another path than the one checked here)."""
+    p = raw_path
+    for _ in range(3):
+        if any(seg in (".", "..") for seg in re.split(r"[/\\]", p)):
+            return True
+        decoded = unquote(p)
+        if decoded == p:
+            return False
+        p = decoded
+    return True
 
 
 def handlers() -> list[tuple[str, type]]:
@@ -262,5 +383,5 @@ def handlers() -> list[tuple[str, type]]:
         (rf"/{URL_NAMESPACE}/api/v1/events", EventsHandler),
         (rf"/{URL_NAMESPACE}/kernels/attach", AttachKernelHandler),
         (rf"/{URL_NAMESPACE}/api/(.*)", AgentApiHandler),
-        (rf"/{URL_NAMESPACE}/sessions/({SESSION_RE})/proxy/([0-9]{{1,5}})/(.*)", SessionProxyHandler),
+        (rf"/{URL_NAMESPACE}/proxied/.*", ProxiedHandler),
     ]

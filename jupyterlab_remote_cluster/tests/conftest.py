@@ -7,10 +7,15 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "broken_node: start the server with a Node runtime that cannot run the agent"
     )
+    config.addinivalue_line("markers", "authorizer(cls): start the server with this Authorizer class (dotted name)")
 
 
 @pytest.fixture
 def jp_server_config(request, monkeypatch):
     if request.node.get_closest_marker("broken_node"):
         monkeypatch.setenv("JUPYTERLAB_REMOTE_CLUSTER_NODE", "/bin/false")
-    return {"ServerApp": {"jpserver_extensions": {"jupyterlab_remote_cluster": True}}}
+    config = {"ServerApp": {"jpserver_extensions": {"jupyterlab_remote_cluster": True}}}
+    marker = request.node.get_closest_marker("authorizer")
+    if marker:
+        config["ServerApp"]["authorizer_class"] = marker.args[0]
+    return config

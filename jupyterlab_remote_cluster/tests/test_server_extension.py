@@ -13,9 +13,11 @@ ROUTES = [
     "remote-cluster/api/v1/health",
     "remote-cluster/api/v1/sessions",
     "remote-cluster/api/anything/else",
-    "remote-cluster/sessions/0123456789ab/proxy/8787/status",
+    "remote-cluster/kernels/attach",
 ]
-WS_ROUTES = ["remote-cluster/api/v1/events", "remote-cluster/sessions/0123456789ab/proxy/8787/status/ws"]
+WS_ROUTES = ["remote-cluster/api/v1/events"]
+# A proxy key of the right shape that no session has.
+KEY = "k" * 43
 
 
 async def test_health_is_answered_by_the_agent(jp_fetch, jp_serverapp):
@@ -60,8 +62,9 @@ async def test_unauthenticated_requests_are_refused(
         raise_error=False,
         follow_redirects=False,
     )
-    # 403, or for a browser page a redirect to the login page: never the route itself.
-    assert res.code in (302, 403), (route, method, res.code)
+    # 403, or for a browser page a redirect to the login page (405 for a method the route
+    # does not have): never the route itself.
+    assert res.code in (302, 403, 405), (route, method, res.code)
     if res.code == 302:
         assert "/login" in res.headers["Location"]
     # Nothing from the agent leaks into the refusal.
@@ -121,29 +124,38 @@ async def test_authenticated_event_stream_reaches_the_agent(
     ws.close()
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "remote-cluster/sessions/0123456789ab/proxy/22/banner",
-        "remote-cluster/sessions/0123456789ab/proxy/8787/status",
-    ],
-)
-async def test_proxy_refuses_what_is_not_a_running_sessions_port(jp_fetch, path):
-    with pytest.raises(HTTPClientError) as e:
-        await jp_fetch(*path.split("/"))
-    assert e.value.code == 400
-    assert "not running" in json.loads(e.value.response.body)["error"]["message"]
+@pytest.mark.parametrize("path", [f"remote-cluster/proxied/{KEY}/22/banner", f"remote-cluster/proxied/{KEY}/0/status"])
+async def test_proxy_refuses_what_no_running_session_serves(http_server_client, jp_base_url, path):
+    # no Jupyter credentials needed to be refused: the key in the path is the capability
+    res = await http_server_client.fetch(jp_base_url + path, raise_error=False)
+    assert res.code == 404
+    assert "No running session serves this address" in json.loads(res.body)["error"]["message"]
+    # the refusal, too, runs sandboxed and says nothing about Lab
+    assert res.headers["Content-Security-Policy"].startswith("sandbox ")
+    assert res.headers["X-Content-Type-Options"] == "nosniff"
 
 
 @pytest.mark.parametrize(
     "path",
     [
-        "remote-cluster/sessions/not-hex/proxy/22/",
-        "remote-cluster/sessions/0123456789ab/proxy/login:22/",
-        "remote-cluster/sessions/0123456789ab/proxy/198.18.2.11/22/",
+        "remote-cluster/proxied/not-a-key/22/",
+        f"remote-cluster/proxied/{KEY}/login:22/",
+        f"remote-cluster/proxied/{KEY}/198.18.2.11/22/",
+        f"remote-cluster/proxied/{KEY}",
+        "remote-cluster/sessions/0123456789ab/proxy/8787/status",  # the route of earlier releases
     ],
 )
-async def test_proxy_has_no_free_form_host(jp_fetch, path):
-    with pytest.raises(HTTPClientError) as e:
-        await jp_fetch(*path.split("/"))
-    assert e.value.code == 404
+async def test_proxy_has_no_free_form_host(http_server_client, jp_base_url, path):
+    res = await http_server_client.fetch(jp_base_url + path, raise_error=False)
+    assert res.code == 404
+
+
+async def test_the_proxy_socket_answers_nothing_but_the_proxy(jp_fetch, jp_serverapp):
+    """Split listeners: the API is not on the proxy's socket, whatever the path."""
+    await jp_fetch("remote-cluster", "api", "v1", "health")
+    agent = jp_serverapp.web_app.settings["remote_cluster_agent"]
+    for path in ("/api/v1/health", "/api/v1/sessions", f"/proxy/{KEY}/0/../../api/v1/health"):
+        res = await agent.proxy_request("GET", path)
+        assert res.code in (400, 404) and b'"ssh"' not in res.body and b'"sessions":' not in res.body, (path, res.body)
+    st = os.stat(agent.proxy_socket_path)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600

@@ -4,8 +4,11 @@
  * supervised by the Python server extension (or by the kernel provisioner when no
  * Jupyter server runs), over a Unix socket that only the user can open.
  *
- *   node agent.js --socket PATH [--settings-dir DIR] [--kernels-dir DIR]
+ *   node agent.js --socket PATH [--proxy-socket PATH] [--settings-dir DIR] [--kernels-dir DIR]
  *                 [--state-dir DIR] [--base-url /] [--helper PATH]
+ *
+ * Two sockets: the API (--socket) and the proxy to what sessions serve (--proxy-socket,
+ * default proxy.sock next to the API's), so that nothing proxied can reach the API.
  *
  * It prints one JSON line `{"event":"ready",...}` on stdout once it listens, and exits
  * when its stdin closes, so it never outlives the process that started it.
@@ -21,6 +24,7 @@ import { PbsAdapter } from './schedulers/pbs';
 import { SgeAdapter } from './schedulers/sge';
 import { SlurmAdapter } from './schedulers/slurm';
 import { SshHostAdapter } from './schedulers/ssh-host';
+import { startProxyServer } from './http/proxy-server';
 import { startAgentServer, type IAgentServer } from './server';
 import { SessionManager } from './sessions/manager';
 import { PromptBroker } from './sessions/prompts';
@@ -29,6 +33,7 @@ import { readProfiles } from './settings';
 
 interface IArgs {
   socketPath: string;
+  proxySocketPath: string;
   settingsDir: string;
   kernelsDir: string;
   stateDir: string;
@@ -43,12 +48,15 @@ function parseArgs(argv: string[]): IArgs {
   };
   const socketPath = get('--socket');
   if (!socketPath) {
-    throw new Error('usage: agent.js --socket PATH [--settings-dir DIR] [--kernels-dir DIR] [--state-dir DIR] [--base-url URL] [--helper PATH]');
+    throw new Error(
+      'usage: agent.js --socket PATH [--proxy-socket PATH] [--settings-dir DIR] [--kernels-dir DIR] [--state-dir DIR] [--base-url URL] [--helper PATH]'
+    );
   }
   const home = os.homedir();
   const dataHome = process.env.XDG_DATA_HOME || path.join(home, '.local', 'share');
   return {
     socketPath,
+    proxySocketPath: get('--proxy-socket') ?? path.join(path.dirname(socketPath), 'proxy.sock'),
     settingsDir: get('--settings-dir') ?? path.join(home, '.jupyter', 'lab', 'user-settings'),
     kernelsDir: get('--kernels-dir') ?? path.join(dataHome, 'jupyter', 'kernels'),
     stateDir: get('--state-dir') ?? path.join(dataHome, 'jupyter', 'remote-cluster'),
@@ -118,8 +126,11 @@ async function main(): Promise<void> {
     socketPath: args.socketPath,
     services: { sessions, prompts, profiles, changed: syncKernelspecs, baseUrl: args.baseUrl }
   });
+  const proxy = await startProxyServer(args.proxySocketPath, args.baseUrl, (key, port) => sessions.openProxiedPort(key, port));
   await syncKernelspecs();
-  process.stdout.write(JSON.stringify({ event: 'ready', socket: args.socketPath, pid: process.pid }) + '\n');
+  process.stdout.write(
+    JSON.stringify({ event: 'ready', socket: args.socketPath, proxySocket: args.proxySocketPath, pid: process.pid }) + '\n'
+  );
 
   let stopping = false;
   const stop = (why: string): void => {
@@ -128,7 +139,7 @@ async function main(): Promise<void> {
     }
     stopping = true;
     log(`stopping (${why})`);
-    void Promise.all([sessions.shutdown(), server?.close(), syncing]).finally(() => process.exit(0));
+    void Promise.all([sessions.shutdown(), server?.close(), proxy.close(), syncing]).finally(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

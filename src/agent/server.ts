@@ -14,9 +14,8 @@
  *   DELETE /api/v1/kernels/<kid>
  *   POST   /api/v1/prompts/<id>                   the user's answer to a prompt
  *   WS     /api/v1/events                         session/connection/prompt events
- *   *      /proxy/<session>/<port>/...         HTTP + WebSocket to the session's node:port
+ * The proxy to what sessions serve has a socket of its own (proxy-server.ts).
  */
-import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -30,7 +29,7 @@ import type { SessionManager } from './sessions/manager';
 import type { PromptBroker } from './sessions/prompts';
 import { listConfiguredHosts } from './ssh/ssh-config';
 import { ssh2Info } from './ssh2-info';
-import { PROXY_RE, proxyHttp, proxyUpgrade, upstreamPath } from './tunnels/http-proxy';
+import { listenPrivately } from './http/private-socket';
 
 declare const AGENT_VERSION: string | undefined;
 
@@ -124,8 +123,10 @@ function method(req: http.IncomingMessage, ...allowed: string[]): string {
 }
 
 async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: IAgentServices): Promise<void> {
+  // Routed on the raw path: no normalisation (`..`) can turn one route into another. The
+  // proxy has a listener of its own (proxy-server.ts): nothing proxied reaches this one.
   const url = new URL(req.url ?? '/', 'http://agent');
-  const p = url.pathname;
+  const p = (req.url ?? '/').split('?')[0];
   let m: RegExpMatchArray | null;
 
   if (p === '/api/v1/health') {
@@ -141,11 +142,6 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
   }
   if (!svc) {
     throw new HttpError(404, 'not-found', `No agent route ${p}.`);
-  }
-  if ((m = p.match(PROXY_RE))) {
-    const [, sessionId, port, rest] = m;
-    const target = { sessionId, port: Number(port), path: upstreamPath(svc.baseUrl, sessionId, Number(port), rest ?? '/', url.search) };
-    return proxyHttp(req, res, target, (s, n) => svc.sessions.openSessionPort(s, n));
   }
   if (p === '/api/v1/profiles') {
     method(req, 'GET');
@@ -255,44 +251,8 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
   throw new HttpError(404, 'not-found', `No agent route ${p}.`);
 }
 
-/** Refuse to start on a path some other live process is serving. */
-async function removeStaleSocket(socketPath: string): Promise<void> {
-  let stat;
-  try {
-    stat = await fs.lstat(socketPath);
-  } catch {
-    return;
-  }
-  if (!stat.isSocket()) {
-    throw new Error(`${socketPath} exists and is not a socket; refusing to replace it.`);
-  }
-  const live = await new Promise<boolean>(resolve => {
-    const probe = http.get({ socketPath, path: '/api/v1/health', timeout: 2000 }, r => {
-      r.resume();
-      resolve(true);
-    });
-    probe.on('error', () => resolve(false));
-    probe.on('timeout', () => {
-      probe.destroy();
-      resolve(false);
-    });
-  });
-  if (live) {
-    throw new Error(`Another agent is already listening on ${socketPath}.`);
-  }
-  await fs.unlink(socketPath);
-}
-
 export async function startAgentServer(options: IAgentServerOptions): Promise<IAgentServer> {
   const { socketPath, services } = options;
-  const dir = path.dirname(socketPath);
-  const dirStat = await fs.stat(dir);
-  // The socket is the agent's only access control: its directory must be ours alone.
-  if ((dirStat.mode & 0o077) !== 0 || (process.getuid && dirStat.uid !== process.getuid())) {
-    throw new Error(`${dir} must be owned by this user with mode 0700.`);
-  }
-  await removeStaleSocket(socketPath);
-
   const server = http.createServer((req, res) => {
     route(req, res, services).catch((err: unknown) => {
       if (res.headersSent) {
@@ -311,15 +271,7 @@ export async function startAgentServer(options: IAgentServerOptions): Promise<IA
   const clients = new Set<WebSocket>();
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
-    const url = new URL(req.url ?? '/', 'http://agent');
-    const m = url.pathname.match(PROXY_RE);
-    if (m && services) {
-      const [, sessionId, port, rest] = m;
-      const target = { sessionId, port: Number(port), path: upstreamPath(services.baseUrl, sessionId, Number(port), rest ?? '/', url.search) };
-      proxyUpgrade(req, socket, head, target, (s, n) => services.sessions.openSessionPort(s, n)).catch(() => socket.destroy());
-      return;
-    }
-    if (url.pathname !== '/api/v1/events') {
+    if ((req.url ?? '').split('?')[0] !== '/api/v1/events') {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
     }
@@ -340,19 +292,7 @@ export async function startAgentServer(options: IAgentServerOptions): Promise<IA
     });
   });
 
-  const oldUmask = process.umask(0o177);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(socketPath, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-  } finally {
-    process.umask(oldUmask);
-  }
-  await fs.chmod(socketPath, 0o600);
+  await listenPrivately(server, socketPath);
 
   return {
     socketPath,

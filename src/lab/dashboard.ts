@@ -1,7 +1,12 @@
 /**
  * The Dask dashboard (or any web UI the session serves) as a main-area panel: an iframe
- * of the proxied URL `remote-cluster/sessions/<id>/proxy/<port>/...`, which the server
- * extension authenticates and the agent carries over SSH to that session's node only.
+ * of the proxied URL `remote-cluster/proxied/<key>/<port>/...` (the session's proxy key is
+ * the capability), which the agent carries over SSH to that session's node only.
+ *
+ * What it shows runs sandboxed, without `allow-same-origin`: an opaque origin, so a page
+ * served by the session (a Bokeh XSS, a port another user took over) cannot read
+ * JupyterLab's cookies, token or DOM, nor call its API with its cookies. The server sends
+ * the same sandbox as a CSP header, for the URL opened in a tab of its own.
  */
 import { IFrame, MainAreaWidget } from '@jupyterlab/apputils';
 import { PageConfig, URLExt } from '@jupyterlab/coreutils';
@@ -25,8 +30,8 @@ export function createDashboard(s: ISession, trans: TranslationBundle): MainArea
   if (!url) {
     return undefined;
   }
-  // Scripts and same-origin are needed for Bokeh's websocket through the proxy.
-  const frame = new IFrame({ sandbox: ['allow-scripts', 'allow-same-origin', 'allow-popups'] });
+  const frame = new IFrame({ sandbox: ['allow-scripts', 'allow-forms', 'allow-popups', 'allow-downloads'] });
+  frame.referrerPolicy = 'no-referrer';
   frame.url = url;
   const widget = new MainAreaWidget({ content: frame });
   widget.id = `jp-remote-cluster-dashboard-${s.id}`;

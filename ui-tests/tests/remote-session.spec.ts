@@ -115,7 +115,7 @@ test.describe.serial('Remote session on the testbed', () => {
       ].join('\n')
     );
     expect(dask).toContain('1.0');
-    expect(dask).toContain('/remote-cluster/sessions/');
+    expect(dask).toMatch(/\/remote-cluster\/proxied\/[A-Za-z0-9_-]{43}\/0\/status/);
     await session.getByRole('button', { name: 'Dashboard' }).click();
     const frame = page.frameLocator('.jp-RemoteCluster-dashboard iframe');
     await expect(frame.locator('body')).toContainText(/Task Stream|Progress|Bytes stored/i, { timeout: 60_000 });

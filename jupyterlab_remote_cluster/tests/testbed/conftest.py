@@ -92,3 +92,20 @@ def kernel_client(kernel_name: str, ready_timeout: float = 120):
         kc.stop_channels()
         if km.has_kernel:
             km.shutdown_kernel(now=True)
+
+
+def agent_proxy_path(public_path: str) -> str:
+    """The agent's proxy path (`/proxy/<key>/<port>/...`) of a public proxied path
+    (`<base>remote-cluster/proxied/<key>/<port>/...`, as in a session's httpPorts)."""
+    marker = "/remote-cluster/proxied/"
+    return "/proxy/" + public_path[public_path.index(marker) + len(marker):]
+
+
+def proxy_get(public_path: str) -> tuple[int, bytes]:
+    """GET a proxied public path through this process's agent's proxy socket."""
+    from jupyter_core.utils import run_sync
+
+    from jupyterlab_remote_cluster.agent_process import get_agent
+
+    res = run_sync(get_agent().proxy_request)("GET", agent_proxy_path(public_path))
+    return res.code, res.body or b""

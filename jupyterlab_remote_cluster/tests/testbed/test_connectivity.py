@@ -20,11 +20,10 @@ from pathlib import Path
 
 import pytest
 from jupyter_client import BlockingKernelClient
-from jupyter_core.utils import run_sync
 
 from jupyterlab_remote_cluster.agent_process import get_agent
 
-from .conftest import TESTBED, agent_call, squeue, testbed_env
+from .conftest import TESTBED, agent_call, proxy_get, squeue, testbed_env
 
 RES = {"walltime": "00:20:00", "cpus": 1, "memory": "500M"}
 
@@ -69,14 +68,6 @@ def agent_dirs(jupyter_dirs):
     f = Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
     f.write_text(json.dumps({"profiles": profiles(env["RC_TESTBED_SSH_CONFIG"])}, indent=1))
     yield jupyter_dirs
-
-
-def raw_get(path):
-    async def go():
-        res = await get_agent().request("GET", path)
-        return res.code, res.body or b""
-
-    return run_sync(go)()
 
 
 def on(host, *cmd, user="alice", check=True):
@@ -180,7 +171,7 @@ def test_node_ssh_kernel_on_node3_private_sockets_dashboard_and_cleanup(agent_di
         assert "control.sock" in listing and len(kernel_sockets(listing)) == 5, listing
         # the dashboard: a socket in there too, answering through the proxy
         dash = wait_dashboard(sid)
-        code, body = raw_get(f"/proxy/{sid}/{dash['port']}/status")
+        code, body = proxy_get(dash["path"])
         assert code == 200 and b"bokeh" in body.lower()
         dash_sock = helper_state(sid)["httpSockets"][str(dash["port"])]
         assert os.path.dirname(dash_sock) == sock_dir
@@ -232,7 +223,7 @@ def test_reverse_kernel_on_node4_through_the_tunnel(agent_dirs):
         assert r.returncode == 3 and "PermissionError" in r.stdout, r.stdout + r.stderr
 
         dash = wait_dashboard(sid)
-        code, body = raw_get(f"/proxy/{sid}/{dash['port']}/status")
+        code, body = proxy_get(dash["path"])
         assert code == 200 and b"bokeh" in body.lower()
         master = f"{st['runtimeDir']}/ssh.ctl"
         assert on("node4", "pgrep", "-u", "alice", "-f", master, check=False).returncode == 0

@@ -230,7 +230,7 @@ def test_bob_reaches_nothing_of_alices_session(sessions, profile, node_of, from_
     if profile == "iso-reverse":
         assert any(u.startswith(st["reverse"]["dir"] + "/") for u in results[1]["enumerated"]["unix"]), results[1]
     # what alice got: Dask over TLS, links to the proxied dashboard, a kernel without TCP ports
-    assert address.startswith("tls://") and answer == "42" and link.endswith(f"/sessions/{sid}/proxy/0/status"), out
+    assert address.startswith("tls://") and answer == "42" and re.search(r"/remote-cluster/proxied/[A-Za-z0-9_-]{43}/0/status$", link), out
     assert kernel_tcp_ports(node, kernel_pid) == []
 
 

@@ -19,13 +19,11 @@ import time
 from pathlib import Path
 
 import pytest
-from jupyter_core.utils import run_sync
 
-from jupyterlab_remote_cluster.agent_process import get_agent
 
 from . import conftest
 from .attacker import Probe, nothing_reached
-from .conftest import TESTBED, agent_call, kernel_client, wait_state
+from .conftest import TESTBED, agent_call, kernel_client, proxy_get, wait_state
 
 PYTHON = "/opt/rc-testbed/python/bin/python"
 STANDINS = "/opt/rc-testbed/standins"
@@ -284,8 +282,8 @@ def test_whole_flow(sched, sessions):
 
         # The Dask dashboard of the session, through the agent's session proxy.
         dash = next(p for p in s["httpPorts"] if p["name"] == "dask-dashboard")
-        res = run_sync(get_agent().request)("GET", f"/proxy/{sid}/{dash['port']}/status")
-        assert res.code == 200 and b"bokeh" in (res.body or b"").lower()
+        code, body = proxy_get(dash["path"])
+        assert code == 200 and b"bokeh" in body.lower()
 
         # Kernels listen on Unix sockets in the session's private directory, whatever the
         # batch system (Grid Engine's per-job $TMPDIR included).

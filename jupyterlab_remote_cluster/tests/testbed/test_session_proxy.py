@@ -1,48 +1,70 @@
-"""The dashboard proxy on a running session reaches only the ports its helper reported."""
+"""The agent's proxy on a running session: it reaches only the ports the session's helper
+reports, under the session's proxy key; dot segments are refused, encoded separators (Dask's
+info pages link to `.../worker/tls%3A%2F%2F....html`) pass."""
 
-import asyncio
-import json
+import re
+from urllib.parse import urljoin
 
-from jupyter_core.utils import run_sync
+from .conftest import agent_call, agent_proxy_path, proxy_get, wait_state
 
-from jupyterlab_remote_cluster.agent_process import get_agent
-
-
-async def _call(method, path, body=None):
-    agent = get_agent()
-    res = await agent.request(method, path, body=None if body is None else json.dumps(body).encode())
-    return res.code, res.body or b""
-
-
-async def _scenario():
-    code, body = await _call("POST", "/api/v1/sessions", {"profile": "testbed"})
-    assert code == 201, body
-    sid = json.loads(body)["id"]
-    try:
-        for _ in range(90):
-            session = json.loads((await _call("GET", f"/api/v1/sessions/{sid}"))[1])
-            if session["state"] in ("running", "ended"):
-                break
-            await asyncio.sleep(1)
-        assert session["state"] == "running", session
-        dash = next(p for p in session["httpPorts"] if p["name"] == "dask-dashboard")
-
-        # The reported port: the Bokeh dashboard, under its proxy prefix.
-        code, body = await _call("GET", f"/proxy/{sid}/{dash['port']}/status")
-        assert code == 200
-        assert b"bokeh" in body.lower()
-
-        # Any other port of that node (sshd, the helper's control port, a kernel): refused.
-        for port in (22, dash["port"] + 1, 8787):
-            code, body = await _call("GET", f"/proxy/{sid}/{port}/")
-            assert code == 400, port
-            assert b"not served by session" in body
-        # Another session id: refused.
-        code, body = await _call("GET", f"/proxy/0123456789ab/{dash['port']}/status")
-        assert code == 400 and b"not running" in body
-    finally:
-        await _call("DELETE", f"/api/v1/sessions/{sid}")
+KEY_RE = re.compile(r"/remote-cluster/proxied/([A-Za-z0-9_-]{43})/")
 
 
 def test_proxy_reaches_only_the_sessions_reported_ports(jupyter_dirs):
-    run_sync(_scenario)()
+    code, s = agent_call("POST", "/api/v1/sessions", {"profile": "testbed"})
+    assert code == 201, s
+    sid = s["id"]
+    try:
+        s = wait_state(sid, ("running", "ended"), 90)
+        assert s["state"] == "running", s
+        dash = None
+        for _ in range(60):
+            dash = next((p for p in s.get("httpPorts") or [] if p["name"] == "dask-dashboard"), None)
+            if dash:
+                break
+            s = wait_state(sid, ("ended",), 1)
+        assert dash, s
+        key = KEY_RE.search(dash["path"]).group(1)
+        base = dash["path"][: dash["path"].index("/status")]  # .../proxied/<key>/0
+
+        # The reported port: the Bokeh dashboard, under its proxy prefix.
+        code, body = proxy_get(dash["path"])
+        assert code == 200 and b"bokeh" in body.lower()
+
+        # A Dask info page links to workers by address, separators encoded: they load.
+        code, body = proxy_get(base + "/info/main/workers.html")
+        assert code == 200, body[:300]
+        links = re.findall(r'href="([^"]*%2F[^"]*)"', body.decode())
+        assert links, body[:1000]
+        # (relative links, e.g. ../worker/...: resolved as the browser does)
+        link = urljoin(base + "/info/main/workers.html", links[0])
+        assert "%2F" in link and "/../" not in link
+        code, body = proxy_get(link)
+        assert code == 200 and b"Worker" in body, (link, body[:300])
+
+        # Dot segments, raw or encoded, are refused, never normalised.
+        for path in (base + "/../../api/v1/sessions", base + "/%2e%2e/%2e%2e/status", base + "/x/..%252f..%252fstatus"):
+            code, body = proxy_get(path)
+            assert code == 400 and b"Dot segments" in body, (path, code, body)
+
+        # Any other port of that node (sshd, the relay, a kernel's): refused.
+        for port in (22, 8787, 1):
+            code, body = proxy_get(f"{base[:-2]}/{port}/")
+            assert code == 404 and b"not served by session" in body, (port, code, body)
+        # Another key (another session's, or none): refused.
+        code, body = proxy_get(dash["path"].replace(key, "x" * 43))
+        assert code == 404 and b"No running session" in body
+        # Not through the API socket: it has no proxy route any more.
+        code, body = agent_call_raw("GET", agent_proxy_path(dash["path"]))
+        assert code == 404
+    finally:
+        agent_call("DELETE", f"/api/v1/sessions/{sid}")
+
+
+def agent_call_raw(method, path):
+    from jupyter_core.utils import run_sync
+
+    from jupyterlab_remote_cluster.agent_process import get_agent
+
+    res = run_sync(get_agent().request)(method, path)
+    return res.code, res.body

@@ -5,12 +5,13 @@
  * with one SSH link per cluster, one batched status query per cluster per cycle, and
  * the helper's state file (read over SFTP) as the cheap liveness signal.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
 import type { AgentEvent, IClusterProfile, IResources, ISession } from '../../common/api';
+import { proxiedPrefix } from '../../common/routes';
 import { shQuote } from '../schedulers/shell';
 import { InvalidRequestError, type IJobStatus, type ISchedulerAdapter } from '../schedulers/types';
 import { makeSessionTls, sessionTlsName } from '../tls/x509';
@@ -78,6 +79,8 @@ const HEARTBEAT_STALE_S = 90;
 /** Files of the helper read over SFTP are small; anything bigger is not the helper's. */
 const MAX_STATE_BYTES = 1 << 20;
 const MAX_SMALL_FILE_BYTES = 64 * 1024;
+/** The proxy re-reads what a session serves when its copy is older than this. */
+const PORTS_FRESH_MS = 2_000;
 /** The files uploaded into one versioned directory on the cluster (helper.py's siblings). */
 const REMOTE_FILES = ['helper.py', 'jrc_kernel.py', 'jrc_dask_private.py'];
 
@@ -99,6 +102,12 @@ interface ISessionRecord extends ISession {
   owner: 'user' | 'kernel';
   /** The agent-helper protocol of the helper it was started with (absent: 1, an earlier release). */
   protocol?: number;
+  /**
+   * The capability in the session's proxied URLs (`remote-cluster/proxied/<key>/...`):
+   * whoever has it reaches what the session serves, nothing else (docs/security.md).
+   * Absent in sessions of an earlier release, whose dashboards are not proxied any more.
+   */
+  proxyKey?: string;
 }
 
 export interface IKernelConnection {
@@ -160,6 +169,7 @@ export class SessionManager {
   private remoteSource?: IRemoteFiles;
   /** Per session: the helper's last state, and its token and TLS credentials (read once over SFTP). */
   private readonly helperStates = new Map<string, IHelperState>();
+  private readonly stateReadAt = new Map<string, number>();
   private readonly secrets = new Map<string, { token: string; relay?: IRelayCredentials }>();
   private saving = Promise.resolve();
 
@@ -209,7 +219,7 @@ export class SessionManager {
   }
 
   private publicView(s: ISessionRecord): ISession {
-    const { clusterKey: _c, remoteDir: _r, owner: _o, protocol: _p, ...pub } = s;
+    const { clusterKey: _c, remoteDir: _r, owner: _o, protocol: _p, proxyKey: _k, ...pub } = s;
     const kernels = [...this.kernels.values()].filter(k => k.sessionId === s.id).map(k => k.kernelId);
     // Alive in the helper but without our forwards: their Jupyter server is gone.
     const helperKernels = s.state === 'running' ? this.helperStates.get(s.id)?.kernels ?? {} : {};
@@ -229,8 +239,8 @@ export class SessionManager {
     if ((s.protocol ?? 1) < HELPER_PROTOCOL) {
       out.push(
         'Started by an earlier version of jupyterlab-remote-cluster: its kernels, control channel and Dask ' +
-          'dashboard listen on TCP ports of the node that other users of the cluster can connect to. It keeps ' +
-          'working; start a new session to get the protections.'
+          'dashboard listen on TCP ports of the node that other users of the cluster can connect to. Its kernels ' +
+          'keep working, its dashboard is not shown any more; start a new session to get the protections.'
       );
     }
     const dask = this.helperStates.get(s.id)?.dask;
@@ -501,6 +511,7 @@ export class SessionManager {
     const helperPath = `${codeDir}/helper.py`;
     s.remoteDir = dir;
     s.protocol = remote.protocol;
+    s.proxyKey = randomBytes(32).toString('base64url');
 
     // One round trip: private directories, and whether this version of the helper is there.
     const prep = await link.exec(
@@ -528,7 +539,7 @@ export class SessionManager {
       python: profile.python,
       workdir: profile.workdir ?? home,
       dask: profile.dask !== false,
-      proxyBase: `${this.opts.baseUrl.replace(/\/$/, '')}/remote-cluster/sessions/${s.id}/proxy`,
+      proxyBase: proxiedPrefix(this.opts.baseUrl, s.proxyKey),
       kernelEnv: {},
       // auto: the helper listens for every mode; the agent finds out which one works
       connectivity: profile.connectivity ?? 'via-login',
@@ -717,6 +728,7 @@ export class SessionManager {
     try {
       const state = JSON.parse((await link.readFile(`${s.remoteDir}/state.json`, MAX_STATE_BYTES)).toString('utf8')) as IHelperState;
       this.helperStates.set(s.id, state);
+      this.stateReadAt.set(s.id, Date.now());
       return state;
     } catch {
       return undefined;
@@ -1189,17 +1201,24 @@ export class SessionManager {
 
   /* ---------------- dashboard proxy support ---------------- */
 
-  /** A stream to an HTTP port the session's helper reported, and nothing else. */
-  async openSessionPort(sessionId: string, port: number): Promise<import('node:stream').Duplex> {
-    const s = this.sessions.get(sessionId);
+  /**
+   * A stream to a port the session with proxy key `key` serves, as its helper reports it
+   * right now (the list read again when older than PORTS_FRESH_MS), and nothing else.
+   */
+  async openProxiedPort(key: string, port: number): Promise<import('node:stream').Duplex> {
+    const s = [...this.sessions.values()].find(x => x.proxyKey !== undefined && safeEqual(x.proxyKey, key));
     if (!s || s.state !== 'running' || !s.node) {
-      throw new InvalidRequestError(`Session ${sessionId} is not running.`, 'session');
-    }
-    if (!(s.httpPorts ?? []).some(p => p.port === port)) {
-      throw new InvalidRequestError(`Port ${port} is not served by session ${sessionId}.`, 'port');
+      throw Object.assign(new Error('No running session serves this address.'), { status: 404 });
     }
     const route = await this.sessionRoute(s);
-    return openHttpPort(route, route.link, port);
+    let state = route.state as IHelperState;
+    if (Date.now() - (this.stateReadAt.get(s.id) ?? 0) > PORTS_FRESH_MS) {
+      state = (await this.readHelperState(s, route.link)) ?? state;
+    }
+    if (!(state.httpPorts ?? []).some(p => p.port === port)) {
+      throw Object.assign(new Error(`Port ${port} is not served by session ${s.id}.`), { status: 404 });
+    }
+    return openHttpPort({ ...route, state }, route.link, port);
   }
 
   async shutdown(): Promise<void> {
@@ -1244,6 +1263,13 @@ function stateSince(s: { state: string }): number {
   const at = Date.now();
   since.set(s, { state: s.state, at });
   return at;
+}
+
+/** Comparing a capability in constant time. */
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /** Seconds since the helper last wrote its state (by the node's clock). */

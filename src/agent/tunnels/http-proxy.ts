@@ -1,7 +1,7 @@
 /**
- * HTTP and WebSocket proxy from `/proxy/<session>/<port>/<rest>` on the agent socket to
- * a port the session's job serves (the Dask dashboard), over the cluster's SSH link.
- * The upstream path keeps the public prefix, because the dashboard was started with it
+ * HTTP and WebSocket proxying of one request (routed by ../http/proxy-server.ts) to a
+ * service a session's job serves (the Dask dashboard), over the cluster's SSH link. The
+ * upstream path keeps the public prefix, because the dashboard was started with it
  * (`--dashboard-prefix`), so its own links and websockets resolve through the proxy.
  */
 import * as http from 'node:http';
@@ -9,16 +9,11 @@ import type { Duplex } from 'node:stream';
 
 import { bridge } from './bridge';
 
-export const PROXY_RE = /^\/proxy\/([0-9a-f]{6,32})\/([0-9]{1,5})(\/.*)?$/;
-
-export type OpenPort = (sessionId: string, port: number) => Promise<Duplex>;
+/** A stream to port `port` of the session whose proxy key is `key`. */
+export type OpenPort = (key: string, port: number) => Promise<Duplex>;
 
 /** Headers that describe one hop and must not be forwarded as they are. */
 const HOP_HEADERS = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'cookie', 'authorization'];
-
-export function upstreamPath(baseUrl: string, sessionId: string, port: number, rest: string, search: string): string {
-  return `${baseUrl.replace(/\/$/, '')}/remote-cluster/sessions/${sessionId}/proxy/${port}${rest || '/'}${search}`;
-}
 
 function cleanHeaders(h: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
@@ -33,10 +28,10 @@ function cleanHeaders(h: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
 export async function proxyHttp(
   req: http.IncomingMessage,
   res: http.ServerResponse,
-  target: { sessionId: string; port: number; path: string },
+  target: { key: string; port: number; path: string },
   open: OpenPort
 ): Promise<void> {
-  const channel = await open(target.sessionId, target.port);
+  const channel = await open(target.key, target.port);
   const upstream = http.request(
     {
       createConnection: () => channel as any,
@@ -66,10 +61,10 @@ export async function proxyUpgrade(
   req: http.IncomingMessage,
   socket: Duplex,
   head: Buffer,
-  target: { sessionId: string; port: number; path: string },
+  target: { key: string; port: number; path: string },
   open: OpenPort
 ): Promise<void> {
-  const channel = await open(target.sessionId, target.port);
+  const channel = await open(target.key, target.port);
   const lines = [`${req.method} ${target.path} HTTP/1.1`];
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     const name = req.rawHeaders[i];

@@ -1,0 +1,220 @@
+"""No web page can drive the agent (issue 10): tested as a page in another origin acts,
+against a real Jupyter server and the real bundled agent.
+
+A page on http://evil.example that the user visits while logged in to JupyterLab can make
+the browser send requests with the login cookie (never the token, never the _xsrf value,
+and with its own Origin). Every route that changes something must refuse them; no proxied
+path, however encoded, may reach the agent's API.
+"""
+
+import json
+import re
+from urllib.parse import urlencode
+
+import pytest
+from jupyter_server.auth import Authorizer
+
+EVIL = "http://evil.example"
+# A proxy capability nobody issued (the shape of a real one).
+KEY = "A" * 43
+
+# Every route of /remote-cluster/ that changes state, with a body the route would accept.
+STATE_CHANGING = [
+    ("POST", "remote-cluster/api/v1/sessions", {"profile": "attacker"}),
+    ("DELETE", "remote-cluster/api/v1/sessions/0123456789ab", None),
+    ("POST", "remote-cluster/api/v1/sessions/0123456789ab/kernels", {}),
+    ("POST", "remote-cluster/api/v1/kernels/k1/signal", {"signal": "SIGKILL"}),
+    ("DELETE", "remote-cluster/api/v1/kernels/k1", None),
+    ("POST", "remote-cluster/api/v1/prompts/0123456789abcdef", {"accept": True}),
+    ("POST", "remote-cluster/kernels/attach", {"session": "0123456789ab", "kernel": "k1"}),
+    ("POST", f"remote-cluster/proxied/{KEY}/0/anything", {}),
+    ("PUT", f"remote-cluster/proxied/{KEY}/0/anything", {}),
+    ("DELETE", f"remote-cluster/proxied/{KEY}/0/anything", None),
+]
+
+# What reaches the agent's API with this body: its own refusal of the unknown profile.
+API_ANSWER = "There is no cluster profile named"
+
+# `..` segments, raw and encoded once or twice, and mixed.
+TRAVERSALS = [
+    "../../../../",
+    "..%2F..%2F..%2F..%2F",
+    "..%2f..%2f..%2f..%2f",
+    "%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2f",
+    "%2E%2E/%2E%2E/%2E%2E/%2E%2E/",
+    ".%2e/.%2e/.%2e/.%2e/",
+    "%252e%252e%252f%252e%252e%252f%252e%252e%252f%252e%252e%252f",
+    "..%252f..%252f..%252f..%252f",
+    "x/..%2F..%2F..%2F..%2F..%2F",
+]
+
+
+async def login_cookie(http_server_client, jp_base_url, jp_serverapp):
+    """The login cookie a browser holds after logging in with the token (and nothing else)."""
+    login = jp_base_url + "login"
+    res = await http_server_client.fetch(login, raise_error=False)
+    xsrf = re.search(r"_xsrf=([^;]+)", res.headers.get("Set-Cookie", "")).group(1)
+    res = await http_server_client.fetch(
+        login, method="POST", body=urlencode({"password": jp_serverapp.identity_provider.token, "_xsrf": xsrf}),
+        headers={"Cookie": f"_xsrf={xsrf}"}, follow_redirects=False, raise_error=False,
+    )
+    assert res.code == 302, res.code
+    cookies = [c.split(";", 1)[0] for c in res.headers.get_list("Set-Cookie")]
+    login_cookie = "; ".join(c for c in cookies if not c.startswith("_xsrf="))
+    assert login_cookie
+    # the cookie alone works for a same-origin read: the test would prove nothing otherwise
+    ok = await http_server_client.fetch(jp_base_url + "remote-cluster/api/v1/health", headers={"Cookie": login_cookie})
+    assert ok.code == 200
+    return login_cookie
+
+
+def reached_agent(res) -> bool:
+    """The agent answered (its errors are {"error": {"code", "message"}}), or it succeeded."""
+    if 200 <= res.code < 300:
+        return True
+    try:
+        err = json.loads(res.body or b"{}").get("error")
+    except ValueError:
+        return False
+    return isinstance(err, dict) and "code" in err
+
+
+async def send(http_server_client, jp_base_url, method, path, body, headers):
+    return await http_server_client.fetch(
+        jp_base_url + path, method=method, headers=headers, raise_error=False, follow_redirects=False,
+        body=json.dumps(body) if body is not None else (b"" if method in ("POST", "PUT") else None),
+        allow_nonstandard_methods=True,
+    )
+
+
+@pytest.mark.parametrize("method, path, body", STATE_CHANGING)
+async def test_a_cross_origin_page_with_the_cookie_changes_nothing(
+    http_server_client, jp_base_url, jp_serverapp, method, path, body
+):
+    cookie = await login_cookie(http_server_client, jp_base_url, jp_serverapp)
+    res = await send(http_server_client, jp_base_url, method, path, body,
+                     {"Cookie": cookie, "Origin": EVIL, "Content-Type": "application/json"})
+    # refused before anything reaches the agent (jupyter_server answers 404 to a
+    # cross-origin API request, 403 to a missing XSRF token)
+    assert res.code in (403, 404) and not reached_agent(res), (method, path, res.code, res.body[:300])
+
+
+@pytest.mark.parametrize("method, path, body", STATE_CHANGING)
+async def test_the_same_request_with_the_token_reaches_the_agent(
+    http_server_client, jp_base_url, jp_auth_header, method, path, body
+):
+    """The control: what the page could not do, the token holder can (the route is real
+    and the agent answers), so the refusals above are refusals."""
+    headers = dict(jp_auth_header, **{"Content-Type": "application/json"})
+    if "/proxied/" in path:
+        headers = {"Content-Type": "application/json"}  # the capability is the credential there
+    res = await send(http_server_client, jp_base_url, method, path, body, headers)
+    assert reached_agent(res), (method, path, res.code, res.body[:300])
+
+
+@pytest.mark.parametrize("traversal", TRAVERSALS)
+@pytest.mark.parametrize("prefix", [f"remote-cluster/proxied/{KEY}/0/", "remote-cluster/sessions/aaaaaa/proxy/1/"])
+async def test_no_proxied_path_reaches_the_api(
+    http_server_client, jp_base_url, jp_serverapp, jp_auth_header, traversal, prefix
+):
+    cookie = await login_cookie(http_server_client, jp_base_url, jp_serverapp)
+    path = prefix + traversal + "api/v1/sessions"
+    for headers in ({"Cookie": cookie, "Origin": EVIL}, {"Cookie": cookie}, dict(jp_auth_header)):
+        res = await send(http_server_client, jp_base_url, "POST", path, {"profile": "attacker"},
+                         dict(headers, **{"Content-Type": "application/json"}))
+        assert API_ANSWER.encode() not in (res.body or b""), (path, headers, res.code, res.body[:300])
+        assert res.code in (400, 403, 404), (path, res.code)
+        assert not (200 <= res.code < 300)
+
+
+async def test_the_api_answers_the_probe_directly(http_server_client, jp_base_url, jp_auth_header):
+    """The control for the traversal test: sent to the API itself, the probe gets the
+    API's own answer (so its absence above means the API was not reached)."""
+    res = await send(http_server_client, jp_base_url, "POST", "remote-cluster/api/v1/sessions", {"profile": "attacker"},
+                     dict(jp_auth_header, **{"Content-Type": "application/json"}))
+    assert res.code == 400 and API_ANSWER.encode() in res.body
+
+
+# --- authorization: each action as Jupyter's authorizer decides ----------------------------
+
+class _Only(Authorizer):
+    """Allows exactly the (action, resource) pairs in `allowed` ("*" for any resource)."""
+
+    allowed: set = set()
+
+    def is_authorized(self, handler, user, action, resource):
+        return (action, resource) in self.allowed or (action, "*") in self.allowed
+
+
+class ReadOnly(_Only):
+    allowed = {("read", "*")}
+
+
+class NoKernels(_Only):
+    """May use remote-cluster, but not start kernels."""
+
+    allowed = {("read", "*"), ("write", "remote-cluster"), ("execute", "remote-cluster")}
+
+
+class NoRemoteCluster(_Only):
+    """May start kernels (and everything else), but not on clusters."""
+
+    allowed = {(a, r) for a in ("read", "write", "execute") for r in
+               ("kernels", "kernelspecs", "sessions", "contents", "api", "server")} | {("read", "remote-cluster")}
+
+
+PROFILE = {"name": "hpc", "ssh": {"host": "login.invalid"}, "scheduler": "slurm", "resources": {},
+           "python": "python3"}
+
+
+def write_profile(monkeypatch, tmp_path):
+    settings = tmp_path / "user-settings"
+    d = settings / "jupyterlab-remote-cluster"
+    d.mkdir(parents=True)
+    (d / "profiles.jupyterlab-settings").write_text(json.dumps({"profiles": [PROFILE]}))
+    monkeypatch.setenv("JUPYTERLAB_SETTINGS_DIR", str(settings))
+
+
+async def sessions_of_the_agent(jp_serverapp):
+    res = await jp_serverapp.web_app.settings["remote_cluster_agent"].request("GET", "/api/v1/sessions")
+    return json.loads(res.body)["sessions"]
+
+
+async def submit_attempts(http_server_client, jp_base_url, jp_auth_header, jp_fetch):
+    """Every way a browser or client can ask for a job: our route, and Jupyter's own
+    kernels and sessions APIs with the profile's kernelspec."""
+    h = dict(jp_auth_header, **{"Content-Type": "application/json"})
+    await jp_fetch("remote-cluster", "api", "v1", "profiles")  # (writes the kernelspecs)
+    return [
+        await send(http_server_client, jp_base_url, "POST", "remote-cluster/api/v1/sessions", {"profile": "hpc"}, h),
+        await send(http_server_client, jp_base_url, "POST", "api/kernels", {"name": "remote-cluster-hpc"}, h),
+        await send(http_server_client, jp_base_url, "POST", "api/sessions",
+                   {"path": "x.ipynb", "type": "notebook", "kernel": {"name": "remote-cluster-hpc"}}, h),
+    ]
+
+
+@pytest.mark.parametrize("authorizer", [
+    pytest.param("ReadOnly", marks=pytest.mark.authorizer(f"{__name__}.ReadOnly")),
+    pytest.param("NoKernels", marks=pytest.mark.authorizer(f"{__name__}.NoKernels")),
+    pytest.param("NoRemoteCluster", marks=pytest.mark.authorizer(f"{__name__}.NoRemoteCluster")),
+])
+async def test_no_job_without_both_kernels_and_remote_cluster_write(
+    monkeypatch, tmp_path, jp_serverapp, http_server_client, jp_base_url, jp_auth_header, jp_fetch, authorizer
+):
+    write_profile(monkeypatch, tmp_path)
+    for res in await submit_attempts(http_server_client, jp_base_url, jp_auth_header, jp_fetch):
+        # (Jupyter's sessions API answers a kernel that failed to start with a 500 that
+        # quotes the refusal)
+        refused = res.code == 403 or (res.code == 500 and b"not authorized" in res.body)
+        assert refused, (authorizer, res.effective_url, res.code, res.body[:300])
+    assert await sessions_of_the_agent(jp_serverapp) == []
+
+
+async def test_with_both_permissions_a_submission_gets_through(
+    monkeypatch, tmp_path, jp_serverapp, http_server_client, jp_base_url, jp_auth_header, jp_fetch
+):
+    """The control: the default authorizer lets the same requests through to the agent,
+    which then fails to connect to the (unreachable) cluster, and says so."""
+    write_profile(monkeypatch, tmp_path)
+    res = (await submit_attempts(http_server_client, jp_base_url, jp_auth_header, jp_fetch))[0]
+    assert res.code != 403 and reached_agent(res), (res.code, res.body[:300])

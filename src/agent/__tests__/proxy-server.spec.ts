@@ -1,0 +1,89 @@
+/**
+ * The agent's proxy and API routes: apart, and taken raw (issue 10). What a proxied path
+ * can encode, it cannot turn into another route.
+ */
+import { promises as fs } from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PassThrough } from 'node:stream';
+
+import { hasDotSegment, proxyTarget, startProxyServer } from '../http/proxy-server';
+import { startAgentServer } from '../server';
+
+const KEY = 'K'.repeat(43);
+
+function request(socketPath: string, urlPath: string, method = 'GET'): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, path: urlPath, method }, res => {
+      let data = '';
+      res.on('data', c => (data += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('proxied paths', () => {
+  it('refuse dot segments however they are encoded, and keep encoded separators', () => {
+    for (const p of ['/..', '/a/../b', '/%2e%2e/x', '/%2E%2e/x', '/.%2e/x', '/%252e%252e/x', '/a%2F..%2Fb', '/a/%2e', '/a\\..\\b', '/%25252e%25252e/x', '/%zz']) {
+      expect([p, hasDotSegment(p)]).toEqual([p, true]);
+    }
+    for (const p of ['/status', '/info/worker/tls%3A%2F%2F127.0.0.1%3A40001.html', '/a/.b/c..d', '/...', '/x%20y']) {
+      expect([p, hasDotSegment(p)]).toEqual([p, false]);
+    }
+  });
+
+  it('map to the session prefix with the rest and the query unchanged, or say why not', () => {
+    expect(proxyTarget(`/proxy/${KEY}/0/info/worker/tls%3A%2F%2Fa.html?x=1`, '/base/')).toEqual({
+      key: KEY,
+      port: 0,
+      path: `/base/remote-cluster/proxied/${KEY}/0/info/worker/tls%3A%2F%2Fa.html?x=1`
+    });
+    expect(proxyTarget(`/proxy/${KEY}/0/%2e%2e/%2e%2e/api/v1/sessions`, '/')).toMatchObject({ status: 400 });
+    expect(proxyTarget('/api/v1/sessions', '/')).toMatchObject({ status: 404 });
+    expect(proxyTarget(`/proxy/short/0/`, '/')).toMatchObject({ status: 404 });
+    expect(proxyTarget(`/proxy/${KEY}/login:22/`, '/')).toMatchObject({ status: 404 });
+  });
+});
+
+describe('the proxy socket and the API socket', () => {
+  let dir: string;
+  const opened: string[] = [];
+  afterEach(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('serve one route each: nothing proxied reaches the API, no API path reaches the proxy', async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jrc-split-'));
+    await fs.chmod(dir, 0o700);
+    const api = await startAgentServer({ socketPath: path.join(dir, 'agent.sock') });
+    const proxy = await startProxyServer(path.join(dir, 'proxy.sock'), '/', async (key, port) => {
+      opened.push(`${key}:${port}`);
+      const s = new PassThrough();
+      setImmediate(() => s.destroy(new Error('no upstream in this test')));
+      return s;
+    });
+    try {
+      // the API socket has no proxy route, raw or normalised
+      for (const p of [`/proxy/${KEY}/0/status`, `/proxy/${KEY}/0/../../api/v1/health`]) {
+        expect((await request(api.socketPath, p)).status).toBe(404);
+      }
+      // and does not normalise its own paths either
+      expect((await request(api.socketPath, '/api/v1/x/../health')).status).toBe(404);
+      expect((await request(api.socketPath, '/api/v1/health')).status).toBe(200);
+      // the proxy socket has no API
+      for (const p of ['/api/v1/health', '/api/v1/sessions', `/proxy/${KEY}/0/../../api/v1/health`, `/proxy/${KEY}/0/%2e%2e%2f%2e%2e%2fapi`]) {
+        const r = await request(proxy.socketPath, p, 'POST');
+        expect([p, r.status]).toEqual([p, p.startsWith('/proxy/') ? 400 : 404]);
+      }
+      expect(opened).toEqual([]); // nothing of those was opened upstream
+      await request(proxy.socketPath, `/proxy/${KEY}/0/status`);
+      expect(opened).toEqual([`${KEY}:0`]);
+    } finally {
+      await api.close();
+      await proxy.close();
+    }
+  });
+});
