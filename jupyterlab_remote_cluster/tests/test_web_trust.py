@@ -218,3 +218,62 @@ async def test_with_both_permissions_a_submission_gets_through(
     write_profile(monkeypatch, tmp_path)
     res = (await submit_attempts(http_server_client, jp_base_url, jp_auth_header, jp_fetch))[0]
     assert res.code != 403 and reached_agent(res), (res.code, res.body[:300])
+
+
+# --- proxy hygiene ---------------------------------------------------------------------------
+
+async def test_the_proxy_forwards_no_credentials_and_keeps_redirects_inside(
+    jp_serverapp, http_server_client, jp_base_url, monkeypatch
+):
+    """What the session's service gets and what the browser gets back: no `token` or
+    `_xsrf` in the query, no cookie; a redirect may not leave the session's prefix; every
+    answer is sandboxed, not sniffed, and sends no Referer with the key."""
+    from io import BytesIO
+
+    from tornado.httpclient import HTTPRequest, HTTPResponse
+    from tornado.httputil import HTTPHeaders
+
+    agent = jp_serverapp.web_app.settings["remote_cluster_agent"]
+    prefix = f"{jp_base_url}remote-cluster/proxied/{KEY}/0"
+    redirects = {
+        "inside": f"{prefix}/status",
+        "relative": "status",
+        "lab": f"{jp_base_url}lab",
+        "other-key": f"{jp_base_url}remote-cluster/proxied/{'B' * 43}/0/status",
+        "absolute": "http://evil.example/",
+        "scheme-relative": "//evil.example/x",
+        "dots": f"{prefix}/../../../api/v1/sessions",
+    }
+    seen = []
+
+    async def proxy_request(method, path, body=None, headers=None):
+        seen.append((path, dict(headers or {})))
+        name = path.split("/")[4].split("?")[0]
+        hdrs = HTTPHeaders({"Content-Type": "text/html", "Set-Cookie": "session=upstream"})
+        code = 200
+        if name in redirects:
+            code, hdrs["Location"] = 302, redirects[name]
+        return HTTPResponse(HTTPRequest("http://agent" + path), code, headers=hdrs, buffer=BytesIO(b"<p>ok</p>"))
+
+    monkeypatch.setattr(agent, "proxy_request", proxy_request)
+
+    res = await http_server_client.fetch(
+        f"{prefix}/page?token=secret1&x=1&_xsrf=secret2&y=%2F", headers={"Cookie": "username-x=abc"}, raise_error=False)
+    assert res.code == 200
+    path, headers = seen[-1]
+    assert path == f"/proxy/{KEY}/0/page?x=1&y=%2F" and "secret" not in path
+    assert "Cookie" not in headers and "Authorization" not in headers
+    assert "Set-Cookie" not in res.headers  # the service sets no cookie on JupyterLab's origin
+    assert res.headers["Content-Security-Policy"].startswith("sandbox allow-scripts")
+    assert "frame-ancestors 'self'" in res.headers["Content-Security-Policy"]
+    assert "allow-same-origin" not in res.headers["Content-Security-Policy"]
+    assert res.headers["X-Content-Type-Options"] == "nosniff"
+    assert res.headers["Referrer-Policy"] == "no-referrer"
+
+    for name, location in redirects.items():
+        res = await http_server_client.fetch(f"{prefix}/{name}", follow_redirects=False, raise_error=False)
+        if name in ("inside", "relative"):
+            assert (res.code, res.headers.get("Location")) == (302, location), name
+        else:
+            assert res.code == 502 and "Location" not in res.headers, (name, res.code, res.headers.get("Location"))
+            assert json.loads(res.body)["error"]["code"] == "redirect-refused"
