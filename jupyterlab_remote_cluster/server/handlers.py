@@ -15,6 +15,7 @@ never the browser's headers.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from urllib.parse import parse_qsl, unquote, urlencode, urlparse
@@ -208,7 +209,6 @@ class WebSocketForwarder(AgentMixin, JupyterHandler, websocket.WebSocketHandler)
                 httpclient.HTTPRequest(f"ws://agent{path}", connect_timeout=60, request_timeout=60),
                 resolver=resolver,
                 subprotocols=protocols or None,
-                on_message_callback=self.on_upstream_message,
                 max_message_size=64 * 1024 * 1024,
             )
         except (AgentUnavailable, OSError, httpclient.HTTPClientError, websocket.WebSocketError) as e:
@@ -221,27 +221,42 @@ class WebSocketForwarder(AgentMixin, JupyterHandler, websocket.WebSocketHandler)
             if res is not None:
                 await res
         finally:
-            if self.ws_connection is None and self.upstream is not None:
-                # the upgrade was refused (a bad handshake): the agent's side goes too
+            if self.get_status() != 101 and self.upstream is not None:
+                # the upgrade was refused (a bad handshake, also one refused after tornado
+                # set up ws_connection): the agent's side goes too
                 self.upstream.close()
                 self.upstream = None
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return self.upstream.selected_subprotocol if self.upstream else None
 
-    def on_upstream_message(self, message: str | bytes | None) -> None:
-        if message is None:  # the agent side closed
-            if self.ws_connection is not None:
-                self.close()
-            return
-        try:
-            self.write_message(message, binary=isinstance(message, bytes))
-        except websocket.WebSocketClosedError:
-            pass
+    def open(self, *args: str) -> None:  # the browser's side is up
+        self._pump = asyncio.ensure_future(self.pump_upstream())
 
-    def on_message(self, message: str | bytes) -> None:
+    async def pump_upstream(self) -> None:
+        """The agent's messages to the browser, one at a time: the next is read only once
+        the last is written out (backpressure: a slow browser slows the source, never
+        grows our buffers)."""
+        upstream = self.upstream
+        while upstream is not None:
+            message = await upstream.read_message()
+            if message is None:  # the agent side closed
+                if self.ws_connection is not None:
+                    self.close()
+                return
+            try:
+                await self.write_message(message, binary=isinstance(message, bytes))
+            except websocket.WebSocketClosedError:
+                upstream.close()
+                return
+
+    async def on_message(self, message: str | bytes) -> None:
+        # (tornado reads the browser's next message once this returns: backpressure too)
         if self.upstream is not None:
-            self.upstream.write_message(message, binary=isinstance(message, bytes))
+            try:
+                await self.upstream.write_message(message, binary=isinstance(message, bytes))
+            except websocket.WebSocketClosedError:
+                self.close()
 
     def on_close(self) -> None:
         if self.upstream is not None:
