@@ -277,3 +277,29 @@ async def test_the_proxy_forwards_no_credentials_and_keeps_redirects_inside(
         else:
             assert res.code == 502 and "Location" not in res.headers, (name, res.code, res.headers.get("Location"))
             assert json.loads(res.body)["error"]["code"] == "redirect-refused"
+
+
+# --- what a request may change of a profile -----------------------------------------------
+
+@pytest.mark.parametrize("resources, refusal", [
+    # the attack: another user's directory on the job's PYTHONPATH (their sitecustomize.py
+    # runs as the victim)
+    ({"extraDirectives": ["--export=ALL,PYTHONPATH=/tmp/bob"]}, "Extra directives can only be set in the profile"),
+    ({"partition": "debug", "setup": ["export PYTHONPATH=/tmp/bob"]}, '"resources.setup" cannot be set'),
+    ({"cpus": "4; rm -rf ~"}, '"cpus" must be a whole number'),
+    (["--export=ALL"], '"resources" must be an object'),
+])
+async def test_a_submission_changes_only_the_dialogs_fields(
+    monkeypatch, tmp_path, jp_serverapp, http_server_client, jp_base_url, jp_auth_header, jp_fetch, resources, refusal
+):
+    write_profile(monkeypatch, tmp_path)
+    await jp_fetch("remote-cluster", "api", "v1", "profiles")
+    res = await send(http_server_client, jp_base_url, "POST", "remote-cluster/api/v1/sessions",
+                     {"profile": "hpc", "resources": resources},
+                     dict(jp_auth_header, **{"Content-Type": "application/json"}))
+    assert res.code == 400, (res.code, res.body[:300])
+    assert refusal in json.loads(res.body)["error"]["message"]
+    assert await sessions_of_the_agent(jp_serverapp) == []
+    # nothing was even tried on the cluster: no SSH link to it
+    res = await jp_serverapp.web_app.settings["remote_cluster_agent"].request("GET", "/api/v1/connections")
+    assert json.loads(res.body)["connections"] == []

@@ -24,6 +24,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 
 import type { AgentEvent, IAgentHealth, IApiError, IPromptAnswer, IResources } from '../common/api';
+import { parseResourceOverrides } from '../common/profile';
 import { InvalidRequestError } from './schedulers/types';
 import type { SessionManager } from './sessions/manager';
 import type { PromptBroker } from './sessions/prompts';
@@ -163,9 +164,11 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     if (typeof body.profile !== 'string') {
       throw new HttpError(400, 'invalid', 'Choose a cluster profile ("profile").');
     }
-    const resources = (body.resources ?? {}) as IResources;
-    if (typeof resources !== 'object' || Array.isArray(resources)) {
-      throw new HttpError(400, 'invalid', '"resources" must be an object.');
+    let resources: IResources;
+    try {
+      resources = parseResourceOverrides(body.resources);
+    } catch (err) {
+      throw new HttpError(400, 'invalid', err instanceof Error ? err.message : String(err));
     }
     const owner = body.owner === 'kernel' ? 'kernel' : 'user';
     const session = await svc.sessions.submit(body.profile, resources, owner);

@@ -128,6 +128,45 @@ export function parseResources(raw: unknown, where: string): IResources {
   };
 }
 
+/**
+ * What a submission may change of the profile's resources: the submit dialog's fields.
+ * Raw scheduler directives (`extraDirectives`, which can change the job's environment,
+ * e.g. `--export=PYTHONPATH=...`) come only from the profile file the user edited, never
+ * from a request.
+ */
+export const OVERRIDABLE_RESOURCES = [
+  'partition',
+  'account',
+  'walltime',
+  'cpus',
+  'memory',
+  'gpus',
+  'qos',
+  'constraint',
+  'reservation',
+  'memoryPerCpu'
+] as const;
+
+/** The resources of a submit request, checked against OVERRIDABLE_RESOURCES. */
+export function parseResourceOverrides(raw: unknown): IResources {
+  if (raw === undefined || raw === null) {
+    return {};
+  }
+  if (!isObj(raw)) {
+    throw new ProfileError('"resources" must be an object.');
+  }
+  for (const k of Object.keys(raw)) {
+    if (!(OVERRIDABLE_RESOURCES as readonly string[]).includes(k)) {
+      throw new ProfileError(
+        k === 'extraDirectives'
+          ? 'Extra directives can only be set in the profile (Settings Editor), not when submitting.'
+          : `"resources.${k}" cannot be set when submitting.`
+      );
+    }
+  }
+  return parseResources(raw, 'resources');
+}
+
 export function parseProfile(raw: unknown, index: number): IClusterProfile {
   const where0 = `profiles[${index}]`;
   if (!isObj(raw)) {

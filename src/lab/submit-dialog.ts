@@ -8,10 +8,11 @@ import type { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
 import type { IClusterProfile, IResources } from '../common/api';
+import { OVERRIDABLE_RESOURCES } from '../common/profile';
 import { appendError } from './format';
 
 interface IField {
-  key: keyof IResources;
+  key: (typeof OVERRIDABLE_RESOURCES)[number];
   label: string;
   type: 'text' | 'number';
   placeholder?: string;
@@ -21,7 +22,7 @@ interface IField {
 }
 
 export class SubmitForm extends Widget implements Dialog.IBodyWidget<IResources> {
-  private readonly inputs = new Map<keyof IResources, HTMLInputElement>();
+  private readonly inputs = new Map<IField['key'], HTMLInputElement>();
 
   constructor(
     profile: IClusterProfile,
@@ -41,8 +42,7 @@ export class SubmitForm extends Widget implements Dialog.IBodyWidget<IResources>
       { key: 'qos', label: trans.__('QoS'), type: 'text', pattern: '[A-Za-z0-9._-]{1,64}', advanced: true },
       { key: 'constraint', label: trans.__('Node features'), type: 'text', placeholder: 'bigmem', advanced: true },
       { key: 'reservation', label: trans.__('Reservation'), type: 'text', pattern: '[A-Za-z0-9._-]{1,64}', advanced: true },
-      { key: 'memoryPerCpu', label: trans.__('Memory per CPU'), type: 'text', placeholder: '2G', advanced: true },
-      { key: 'extraDirectives', label: trans.__('Extra directives'), type: 'text', placeholder: '--mail-type=END', advanced: true }
+      { key: 'memoryPerCpu', label: trans.__('Memory per CPU'), type: 'text', placeholder: '2G', advanced: true }
     ];
     const node = this.node as HTMLFormElement;
     const where = document.createElement('p');
@@ -80,6 +80,15 @@ export class SubmitForm extends Widget implements Dialog.IBodyWidget<IResources>
       }
       this.inputs.set(f.key, input);
     }
+    const directives = profile.resources.extraDirectives ?? [];
+    if (directives.length) {
+      // Shown, not editable: raw directives come only from the profile (Settings Editor).
+      const fixed = document.createElement('p');
+      fixed.className = 'jp-RemoteCluster-fixedDirectives';
+      fixed.textContent = trans.__('Extra directives (from the profile): %1', directives.join(' '));
+      advanced.appendChild(fixed);
+      advanced.open = true;
+    }
     node.appendChild(advanced);
     // Enter submits the dialog, not a page navigation.
     node.addEventListener('submit', e => e.preventDefault());
@@ -94,8 +103,6 @@ export class SubmitForm extends Widget implements Dialog.IBodyWidget<IResources>
       }
       if (key === 'cpus' || key === 'gpus') {
         r[key] = Number(v);
-      } else if (key === 'extraDirectives') {
-        r.extraDirectives = v.split(/\s+/);
       } else {
         (r as Record<string, string>)[key] = v;
       }

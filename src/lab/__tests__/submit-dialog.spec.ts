@@ -21,7 +21,7 @@ describe('SubmitForm', () => {
     const adv = advanced(form);
     expect(adv.open).toBe(false);
     expect(adv.querySelector('summary')!.textContent).toBe('Advanced');
-    for (const name of ['qos', 'constraint', 'reservation', 'memoryPerCpu', 'extraDirectives']) {
+    for (const name of ['qos', 'constraint', 'reservation', 'memoryPerCpu']) {
       expect(adv.contains(input(form, name))).toBe(true);
     }
     for (const name of ['partition', 'account', 'walltime', 'cpus', 'memory', 'gpus']) {
@@ -39,15 +39,23 @@ describe('SubmitForm', () => {
     input(form, 'reservation').value = 'training';
     input(form, 'memoryPerCpu').value = '2G';
     input(form, 'gpus').value = '1';
-    input(form, 'extraDirectives').value = '--mail-type=END  --exclusive';
     expect(form.getValue()).toEqual({
       qos: 'short',
       constraint: 'bigmem&ib',
       reservation: 'training',
       memoryPerCpu: '2G',
-      gpus: 1,
-      extraDirectives: ['--mail-type=END', '--exclusive']
+      gpus: 1
     });
+  });
+
+  it("shows the profile's extra directives but offers no way to send others", () => {
+    const form = new SubmitForm(profile({ extraDirectives: ['--mail-type=END', '--exclusive'] }), trans);
+    expect(form.node.querySelector('input[name="extraDirectives"]')).toBeNull();
+    const fixed = form.node.querySelector('.jp-RemoteCluster-fixedDirectives')!;
+    expect(fixed.textContent).toBe('Extra directives (from the profile): --mail-type=END --exclusive');
+    expect(advanced(form).open).toBe(true);
+    // (the profile's directives apply anyway: the agent merges the profile under these)
+    expect(form.getValue()).toEqual({});
   });
 
   it("shows the agent's refusal above the fields", () => {
