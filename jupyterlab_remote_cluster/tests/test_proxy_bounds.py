@@ -10,6 +10,7 @@ import contextlib
 import os
 
 from tornado import web, websocket
+from tornado.httpclient import HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_unix_socket
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
@@ -114,14 +115,14 @@ async def refused_upgrades_leave_nothing_open(upstream, http_server_client, jp_b
     url = f"{jp_base_url}remote-cluster/proxied/{KEY}/0/ws"
     codes = set()
     peak = 0
-    for i in range(240):
+    for i in range(501):
         name = list(BAD_UPGRADES)[i % len(BAD_UPGRADES)]
         res = await http_server_client.fetch(url, headers=BAD_UPGRADES[name], raise_error=False)
         codes.add((name, res.code))
         peak = max(peak, upstream.open_websockets)
     assert codes == {("no key", 400), ("old version", 426), ("no connection", 400)}, codes
     assert await settle(lambda: upstream.open_websockets == 0), (
-        f"{upstream.open_websockets} upstream WebSockets left open by 240 refused upgrades")
+        f"{upstream.open_websockets} upstream WebSockets left open by 501 refused upgrades")
     assert peak <= 2, peak
 
 
@@ -158,3 +159,29 @@ async def hung_requests_do_not_delay_the_api(upstream, jp_serverapp, http_server
     answers = await asyncio.gather(*hung)
     page.close()
     assert [a.code for a in answers] == [200] * 10 and answers[0].body == b"late"
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+async def test_refused_upgrades_leave_the_agents_fd_count_flat(jp_serverapp, http_server_client, jp_base_url,
+                                                                jp_auth_header):
+    """The same with the real agent on the other end (its event stream)."""
+    agent = jp_serverapp.web_app.settings["remote_cluster_agent"]
+    url = f"{jp_base_url}remote-cluster/api/v1/events"
+    # the control: an accepted upgrade holds one connection on the agent, and gives it back
+    await agent.ensure_running()
+    pid = agent.owned_pid
+    before = open_fds(pid)
+    ws = await websocket.websocket_connect(HTTPRequest(
+        f"ws://127.0.0.1:{http_server_client.get_http_port()}{url}", headers=jp_auth_header))
+    assert await settle(lambda: open_fds(pid) > before)
+    ws.close()
+    assert await settle(lambda: open_fds(pid) <= before)
+
+    for i in range(501):
+        headers = dict(jp_auth_header, **BAD_UPGRADES[list(BAD_UPGRADES)[i % len(BAD_UPGRADES)]])
+        res = await http_server_client.fetch(url, headers=headers, raise_error=False)
+        assert res.code in (400, 426), res.code
+    assert await settle(lambda: open_fds(pid) <= before + 2), (before, open_fds(pid))
