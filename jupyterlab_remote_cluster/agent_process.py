@@ -76,9 +76,11 @@ class AgentProcess:
         runtime_dir: str | Path | None = None,
         log: logging.Logger | None = None,
         base_url: str = "/",
+        agent_args: list[str] | None = None,
     ) -> None:
         self.log = log or logging.getLogger(__name__)
         self.base_url = base_url
+        self.agent_args = list(agent_args or [])
         sockets = private_dir(Path(runtime_dir or jupyter_runtime_dir()))
         self.socket_path = str(sockets / "agent.sock")
         # The proxy to what sessions serve listens apart: nothing proxied reaches the API.
@@ -245,6 +247,7 @@ class AgentProcess:
                 self.base_url,
                 "--helper",
                 str(helper_script()),
+                *self.agent_args,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=out_w,
                 stderr=err_w,

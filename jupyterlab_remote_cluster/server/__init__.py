@@ -6,7 +6,7 @@ import asyncio
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool
+from traitlets import Bool, Integer
 
 from ..agent_process import AgentProcess, AgentUnavailable, set_agent
 from ..provisioner import RemoteClusterProvisioner
@@ -28,8 +28,30 @@ class RemoteClusterExtension(ExtensionApp):
         ),
     )
 
+    keep_ended_days = Integer(
+        30,
+        min=0,
+        config=True,
+        help="Ended sessions stay in the sidebar's history (for Relaunch) this many days after they ended.",
+    )
+
+    keep_ended_sessions = Integer(
+        200,
+        min=0,
+        config=True,
+        help="At most this many ended sessions are remembered (the most recent ones).",
+    )
+
     def initialize_settings(self) -> None:
-        self.agent = AgentProcess(self.serverapp.runtime_dir, log=self.log, base_url=self.serverapp.base_url)
+        self.agent = AgentProcess(
+            self.serverapp.runtime_dir,
+            log=self.log,
+            base_url=self.serverapp.base_url,
+            agent_args=[
+                "--keep-ended-days", str(self.keep_ended_days),
+                "--keep-ended-sessions", str(self.keep_ended_sessions),
+            ],
+        )
         self.settings["remote_cluster_agent"] = self.agent
         set_agent(self.agent)
         self.log.info("remote-cluster: agent socket %s", self.agent.socket_path)

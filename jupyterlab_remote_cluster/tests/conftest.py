@@ -8,6 +8,7 @@ def pytest_configure(config):
         "markers", "broken_node: start the server with a Node runtime that cannot run the agent"
     )
     config.addinivalue_line("markers", "authorizer(cls): start the server with this Authorizer class (dotted name)")
+    config.addinivalue_line("markers", "extension_config(**traits): configure RemoteClusterExtension so")
 
 
 @pytest.fixture
@@ -18,4 +19,7 @@ def jp_server_config(request, monkeypatch):
     marker = request.node.get_closest_marker("authorizer")
     if marker:
         config["ServerApp"]["authorizer_class"] = marker.args[0]
+    marker = request.node.get_closest_marker("extension_config")
+    if marker:
+        config["RemoteClusterExtension"] = dict(marker.kwargs)
     return config

@@ -29,6 +29,7 @@ import { startAgentServer, type IAgentServer } from './server';
 import { SessionManager } from './sessions/manager';
 import { PromptBroker } from './sessions/prompts';
 import { sshLinkFactory } from './sessions/ssh-link';
+import { DEFAULT_RETENTION, type IRetention } from './sessions/store';
 import { readProfiles } from './settings';
 
 interface IArgs {
@@ -39,6 +40,7 @@ interface IArgs {
   stateDir: string;
   baseUrl: string;
   helperPath: string;
+  retention: IRetention;
 }
 
 function parseArgs(argv: string[]): IArgs {
@@ -49,9 +51,20 @@ function parseArgs(argv: string[]): IArgs {
   const socketPath = get('--socket');
   if (!socketPath) {
     throw new Error(
-      'usage: agent.js --socket PATH [--proxy-socket PATH] [--settings-dir DIR] [--kernels-dir DIR] [--state-dir DIR] [--base-url URL] [--helper PATH]'
+      'usage: agent.js --socket PATH [--proxy-socket PATH] [--settings-dir DIR] [--kernels-dir DIR] [--state-dir DIR] ' +
+        '[--base-url URL] [--helper PATH] [--keep-ended-days N] [--keep-ended-sessions N]'
     );
   }
+  const count = (name: string, fallback: number): number => {
+    const v = get(name);
+    if (v === undefined) {
+      return fallback;
+    }
+    if (!/^\d{1,6}$/.test(v)) {
+      throw new Error(`${name} must be a whole number of 0 or more, not ${JSON.stringify(v)}`);
+    }
+    return Number(v);
+  };
   const home = os.homedir();
   const dataHome = process.env.XDG_DATA_HOME || path.join(home, '.local', 'share');
   return {
@@ -62,7 +75,11 @@ function parseArgs(argv: string[]): IArgs {
     stateDir: get('--state-dir') ?? path.join(dataHome, 'jupyter', 'remote-cluster'),
     baseUrl: get('--base-url') ?? '/',
     // In the bundle this file is <package>/agent/agent.js and the helper <package>/remote/helper.py.
-    helperPath: get('--helper') ?? path.resolve(__dirname, '..', 'remote', 'helper.py')
+    helperPath: get('--helper') ?? path.resolve(__dirname, '..', 'remote', 'helper.py'),
+    retention: {
+      days: count('--keep-ended-days', DEFAULT_RETENTION.days),
+      sessions: count('--keep-ended-sessions', DEFAULT_RETENTION.sessions)
+    }
   };
 }
 
@@ -86,6 +103,7 @@ async function main(): Promise<void> {
     stateDir: args.stateDir,
     helperPath: args.helperPath,
     baseUrl: args.baseUrl,
+    retention: args.retention,
     profiles: async () => (await profiles()).profiles,
     // one adapter per `scheduler` value of a profile (SCHEDULERS in common/api.ts)
     adapters: {

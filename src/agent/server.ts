@@ -282,8 +282,9 @@ export async function startAgentServer(options: IAgentServerOptions): Promise<IA
       clients.add(ws);
       ws.on('close', () => clients.delete(ws));
       ws.on('error', () => ws.terminate());
-      // A new listener first gets the current picture: sessions and open questions.
-      for (const e of services?.sessions.connectionEvents() ?? []) {
+      // A new listener first gets the current picture: notices, connections, sessions and
+      // open questions.
+      for (const e of [...(services?.sessions.notices() ?? []), ...(services?.sessions.connectionEvents() ?? [])]) {
         ws.send(JSON.stringify(e));
       }
       for (const session of services?.sessions.list() ?? []) {

@@ -170,7 +170,9 @@ export type AgentEvent =
   | { type: 'session-removed'; id: string }
   | { type: 'connection'; cluster: string; state: 'connecting' | 'connected' | 'reconnecting' | 'closed'; message?: string }
   | { type: 'prompt'; prompt: IPrompt }
-  | { type: 'prompt-closed'; id: string };
+  | { type: 'prompt-closed'; id: string }
+  /** Something the user must know that belongs to no session (e.g. an unusable sessions file). */
+  | { type: 'notice'; id: string; level: 'error' | 'warning'; message: string };
 
 /** A question for the user: passphrase, password, one-time code, unknown host key. */
 export interface IPrompt {

@@ -245,6 +245,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
       await requestAPI(`api/v1/prompts/${prompt.id}`, { method: 'POST', body: JSON.stringify(answer) }).catch(() => undefined);
     });
 
+    model.notice.connect((_, n) => {
+      const show = n.level === 'error' ? Notification.error : Notification.warning;
+      show(trans.__('Remote cluster: %1', n.message), { autoClose: false });
+    });
+
     // Open a notebook once a session submitted here runs; keep kernel choices current.
     model.sessionsChanged.connect((_, s) => {
       void app.serviceManager.kernelspecs.refreshSpecs();

@@ -24,6 +24,9 @@ export class RemoteClusterModel {
   private readonly _promptClosed = new Signal<this, string>(this);
   private readonly _clusterMessage = new Signal<this, { cluster: string; state: string; message?: string }>(this);
   private readonly _connections = new Map<string, IClusterConnectionState>();
+  private readonly _notice = new Signal<this, { level: 'error' | 'warning'; message: string }>(this);
+  /** Notices shown already (the agent replays them on every reconnect). */
+  private readonly _noticesSeen = new Set<string>();
   private _socket: WebSocket | null = null;
   private _retry = 0;
   private _disposed = false;
@@ -61,6 +64,11 @@ export class RemoteClusterModel {
     return this._connections.get(profile);
   }
 
+  /** Something the user must know that belongs to no session; each at most once per page. */
+  get notice(): ISignal<this, { level: 'error' | 'warning'; message: string }> {
+    return this._notice;
+  }
+
   get clusterMessage(): ISignal<this, { cluster: string; state: string; message?: string }> {
     return this._clusterMessage;
   }
@@ -81,6 +89,12 @@ export class RemoteClusterModel {
         break;
       case 'prompt-closed':
         this._promptClosed.emit(event.id);
+        break;
+      case 'notice':
+        if (!this._noticesSeen.has(`${event.id}\n${event.message}`)) {
+          this._noticesSeen.add(`${event.id}\n${event.message}`);
+          this._notice.emit({ level: event.level, message: event.message });
+        }
         break;
       case 'connection':
         this._connections.set(event.cluster, { state: event.state, message: event.message });

@@ -217,7 +217,7 @@ describe('SessionManager status queries on a login node shared by two batch syst
       owner: 'user',
       kernels: []
     });
-    await fs.writeFile(path.join(dir, 'sessions.json'), JSON.stringify([rec('s1', 'hpc', '42'), rec('s2', 'box', 'login:77:123')]));
+    await fs.writeFile(path.join(dir, 'sessions.json'), JSON.stringify([rec('5e5510', 'hpc', '42'), rec('5e5520', 'box', 'login:77:123')]));
     const named = (name: string): ISchedulerAdapter => ({ ...adapter, name, statusCommand: ids => `${name}-status ${ids.join(',')}` });
     const link = new ScriptedLink();
     const manager = new SessionManager({

@@ -36,6 +36,7 @@ import {
   type ResolvedMode
 } from './connectivity';
 import type { IClusterLink, LinkFactory } from './link';
+import { SessionStore, type IRetention } from './store';
 
 /** Remote layout, under the user's home on the cluster (shared with the nodes). */
 export const REMOTE_ROOT = '.jupyter-remote-cluster';
@@ -143,6 +144,8 @@ export interface ISessionManagerOptions {
   adapters: Record<string, ISchedulerAdapter>;
   connect: LinkFactory;
   log: (msg: string) => void;
+  /** How long ended sessions are remembered (default DEFAULT_RETENTION). */
+  retention?: IRetention;
 }
 
 function now(): string {
@@ -172,39 +175,54 @@ export class SessionManager {
   private readonly stateReadAt = new Map<string, number>();
   private readonly secrets = new Map<string, { token: string; relay?: IRelayCredentials }>();
   private saving = Promise.resolve();
+  private readonly store: SessionStore<ISessionRecord>;
+  private readonly noticeEvents: AgentEvent[] = [];
 
-  constructor(private readonly opts: ISessionManagerOptions) {}
+  constructor(private readonly opts: ISessionManagerOptions) {
+    this.store = new SessionStore(opts.stateDir, opts.retention);
+  }
 
   /* ---------------- persistence ---------------- */
 
-  private get stateFile(): string {
-    return path.join(this.opts.stateDir, 'sessions.json');
-  }
-
+  /**
+   * Reads the stored sessions (and prunes ended ones past the retention rule). A sessions
+   * file that could not be used is kept aside by the store; its story becomes a notice.
+   */
   async load(): Promise<void> {
-    let data: ISessionRecord[] = [];
-    try {
-      data = JSON.parse(await fs.readFile(this.stateFile, 'utf8')) as ISessionRecord[];
-    } catch {
-      return;
+    const { records, problem } = await this.store.load();
+    if (problem) {
+      this.opts.log(problem);
+      this.noticeEvents.push({ type: 'notice', id: 'sessions-file', level: 'error', message: problem });
     }
-    for (const s of data) {
+    for (const s of this.store.retained(records)) {
       s.kernels = [];
       this.sessions.set(s.id, s);
       if (s.state !== 'ended') {
         this.schedulePoll(s.clusterKey, 0);
       }
     }
+    if (problem || records.length !== this.sessions.size) {
+      this.save();
+    }
   }
 
+  /** What the user must know that belongs to no session; replayed to new listeners. */
+  notices(): AgentEvent[] {
+    return [...this.noticeEvents];
+  }
+
+  /** Writes the sessions the retention rule keeps; the others are forgotten here too. */
   private save(): void {
-    const records = [...this.sessions.values()];
-    this.saving = this.saving.then(async () => {
-      await fs.mkdir(this.opts.stateDir, { recursive: true, mode: 0o700 });
-      const tmp = this.stateFile + '.tmp';
-      await fs.writeFile(tmp, JSON.stringify(records, null, 1), { mode: 0o600 });
-      await fs.rename(tmp, this.stateFile);
-    }).catch(err => this.opts.log(`cannot save sessions: ${(err as Error).message}`));
+    const all = [...this.sessions.values()];
+    const kept = this.store.retained(all);
+    if (kept.length !== all.length) {
+      const keep = new Set(kept.map(s => s.id));
+      for (const s of all.filter(x => !keep.has(x.id))) {
+        this.sessions.delete(s.id);
+        this.emit({ type: 'session-removed', id: s.id });
+      }
+    }
+    this.saving = this.store.save(kept).catch(err => this.opts.log(`cannot save sessions: ${(err as Error).message}`));
   }
 
   /* ---------------- queries ---------------- */

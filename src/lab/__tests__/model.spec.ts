@@ -42,6 +42,18 @@ describe('RemoteClusterModel', () => {
     expect(prompts).toEqual(['Unknown host key']);
     model.dispose();
   });
+
+  it('shows each notice once, although the agent replays it on every reconnect', () => {
+    const model = new RemoteClusterModel();
+    const shown: string[] = [];
+    model.notice.connect((_, n) => shown.push(`${n.level}: ${n.message}`));
+    const corrupt = { type: 'notice', id: 'sessions-file', level: 'error', message: 'kept as x.corrupt-1' } as const;
+    model.handle(corrupt);
+    model.handle(corrupt);
+    model.handle({ ...corrupt, message: 'kept as x.corrupt-2' });
+    expect(shown).toEqual(['error: kept as x.corrupt-1', 'error: kept as x.corrupt-2']);
+    model.dispose();
+  });
 });
 
 describe('time left', () => {
