@@ -11,19 +11,22 @@ export JUPYTER_DATA_DIR="$ROOT/data"
 export JUPYTER_RUNTIME_DIR="$ROOT/runtime"
 export JUPYTERLAB_GALATA_ROOT_DIR="$ROOT/notebooks"
 write_testbed_profile "$JUPYTERLAB_SETTINGS_DIR"
-# A second profile whose known_hosts starts empty: the host-key dialogs get tested.
+# A second profile whose known_hosts starts empty: the host-key dialogs get tested (its
+# ssh_config asks about unknown keys; the testbed's says StrictHostKeyChecking yes).
 : > "$ROOT/known_hosts_empty"
+TESTBED_SSH_CONFIG="$("$REPO/testbed/testbed" env | sed -n 's/^RC_TESTBED_SSH_CONFIG=//p')"
+printf 'Host *\n    StrictHostKeyChecking ask\n\nInclude %s\n' "$TESTBED_SSH_CONFIG" > "$ROOT/ssh_config_ask"
 # A third whose SSH keepalives notice a cut link within seconds: the reconnect UI gets
 # tested (first values win in ssh_config, so ours come before the testbed's hosts).
 printf 'Host *\n    ServerAliveInterval 2\n    ServerAliveCountMax 2\n\nInclude %s\n' \
-  "$("$REPO/testbed/testbed" env | sed -n 's/^RC_TESTBED_SSH_CONFIG=//p')" > "$ROOT/ssh_config_fast_keepalive"
-python3 - "$JUPYTERLAB_SETTINGS_DIR/jupyterlab-remote-cluster/profiles.jupyterlab-settings" "$ROOT/known_hosts_empty" "$ROOT/ssh_config_fast_keepalive" <<'PY'
+  "$TESTBED_SSH_CONFIG" > "$ROOT/ssh_config_fast_keepalive"
+python3 - "$JUPYTERLAB_SETTINGS_DIR/jupyterlab-remote-cluster/profiles.jupyterlab-settings" "$ROOT/known_hosts_empty" "$ROOT/ssh_config_fast_keepalive" "$ROOT/ssh_config_ask" <<'PY'
 import json, re, sys
-path, known_hosts, fast_config = sys.argv[1:]
+path, known_hosts, fast_config, ask_config = sys.argv[1:]
 text = re.sub(r"^\s*//.*$", "", open(path).read(), flags=re.M)
 settings = json.loads(text)
 fresh = dict(settings["profiles"][0], name="fresh-keys", title="Testbed (new host keys)")
-fresh["ssh"] = dict(fresh["ssh"], knownHostsFiles=[known_hosts])
+fresh["ssh"] = dict(fresh["ssh"], knownHostsFiles=[known_hosts], configFile=ask_config)
 settings["profiles"].append(fresh)
 fast = dict(settings["profiles"][0], name="fast-keepalive", title="Testbed (fast keepalive)", dask=False)
 fast["ssh"] = dict(fast["ssh"], configFile=fast_config)

@@ -42,6 +42,16 @@ class RemoteClusterExtension(ExtensionApp):
         help="At most this many ended sessions are remembered (the most recent ones).",
     )
 
+    max_sign_in_failures = Integer(
+        3,
+        min=1,
+        config=True,
+        help=(
+            "Failed one-time codes or passwords per account and hour after which no more sign-in "
+            "attempts are made (sites lock accounts after a few; the count resets as attempts age)."
+        ),
+    )
+
     def initialize_settings(self) -> None:
         self.agent = AgentProcess(
             self.serverapp.runtime_dir,
@@ -50,6 +60,7 @@ class RemoteClusterExtension(ExtensionApp):
             agent_args=[
                 "--keep-ended-days", str(self.keep_ended_days),
                 "--keep-ended-sessions", str(self.keep_ended_sessions),
+                "--max-sign-in-failures", str(self.max_sign_in_failures),
             ],
         )
         self.settings["remote_cluster_agent"] = self.agent

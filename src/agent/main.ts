@@ -30,6 +30,7 @@ import { SessionManager } from './sessions/manager';
 import { PromptBroker } from './sessions/prompts';
 import { sshLinkFactory } from './sessions/ssh-link';
 import { DEFAULT_RETENTION, type IRetention } from './sessions/store';
+import { DEFAULT_MAX_SIGN_IN_FAILURES, SignInGuard } from './ssh/sign-in-guard';
 import { readProfiles } from './settings';
 
 interface IArgs {
@@ -41,6 +42,7 @@ interface IArgs {
   baseUrl: string;
   helperPath: string;
   retention: IRetention;
+  maxSignInFailures: number;
 }
 
 function parseArgs(argv: string[]): IArgs {
@@ -52,7 +54,7 @@ function parseArgs(argv: string[]): IArgs {
   if (!socketPath) {
     throw new Error(
       'usage: agent.js --socket PATH [--proxy-socket PATH] [--settings-dir DIR] [--kernels-dir DIR] [--state-dir DIR] ' +
-        '[--base-url URL] [--helper PATH] [--keep-ended-days N] [--keep-ended-sessions N]'
+        '[--base-url URL] [--helper PATH] [--keep-ended-days N] [--keep-ended-sessions N] [--max-sign-in-failures N]'
     );
   }
   const count = (name: string, fallback: number): number => {
@@ -79,7 +81,8 @@ function parseArgs(argv: string[]): IArgs {
     retention: {
       days: count('--keep-ended-days', DEFAULT_RETENTION.days),
       sessions: count('--keep-ended-sessions', DEFAULT_RETENTION.sessions)
-    }
+    },
+    maxSignInFailures: Math.max(1, count('--max-sign-in-failures', DEFAULT_MAX_SIGN_IN_FAILURES))
   };
 }
 
@@ -91,7 +94,9 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   let server: IAgentServer | undefined;
   const emit = (e: AgentEvent): void => server?.broadcast(e);
-  const prompts = new PromptBroker(emit, () => (server?.listeners() ?? 0) > 0);
+  // A person can answer only while a JupyterLab listens on the event stream.
+  const someoneListens = (): boolean => (server?.listeners() ?? 0) > 0;
+  const prompts = new PromptBroker(emit, someoneListens);
   const profiles = async () => {
     const r = await readProfiles(args.settingsDir);
     for (const e of r.errors) {
@@ -120,7 +125,9 @@ async function main(): Promise<void> {
       log,
       // The session manager publishes connection states itself (one story per cluster,
       // reconnect attempts included); per-attempt states from the SSH layer would flap.
-      emit: e => e.type !== 'connection' && emit(e)
+      emit: e => e.type !== 'connection' && emit(e),
+      canAsk: someoneListens,
+      signInGuard: new SignInGuard(args.maxSignInFailures)
     }),
     log
   });

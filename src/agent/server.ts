@@ -13,6 +13,8 @@
  *   POST   /api/v1/kernels/<kid>/signal           {signal}
  *   DELETE /api/v1/kernels/<kid>
  *   POST   /api/v1/prompts/<id>                   the user's answer to a prompt
+ *   GET    /api/v1/connections                    each profile's SSH link state
+ *   POST   /api/v1/connections/<profile>/sign-in  the user signs in (after sign-in-needed)
  *   WS     /api/v1/events                         session/connection/prompt events
  * The proxy to what sessions serve has a socket of its own (proxy-server.ts).
  */
@@ -152,9 +154,15 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     return sendJson(res, 200, result);
   }
   if (p === '/api/v1/connections') {
-    // The SSH link of each profile in use: connecting / connected / reconnecting / closed.
+    // The SSH link of each profile in use: connecting / connected / reconnecting / sign-in-needed / closed.
     method(req, 'GET');
     return sendJson(res, 200, { connections: svc.sessions.connectionEvents() });
+  }
+  if ((m = p.match(/^\/api\/v1\/connections\/([A-Za-z0-9][A-Za-z0-9._-]{0,63})\/sign-in$/))) {
+    // The user signs in (after sign-in-needed); prompts follow on the event stream.
+    method(req, 'POST');
+    await svc.sessions.signIn(m[1]);
+    return sendJson(res, 202, { cluster: m[1] });
   }
   if (p === '/api/v1/sessions') {
     if (method(req, 'GET', 'POST') === 'GET') {
@@ -280,7 +288,13 @@ export async function startAgentServer(options: IAgentServerOptions): Promise<IA
     }
     wss.handleUpgrade(req, socket, head, ws => {
       clients.add(ws);
-      ws.on('close', () => clients.delete(ws));
+      ws.on('close', () => {
+        clients.delete(ws);
+        if (clients.size === 0) {
+          // Questions nobody can answer now: the logins behind them wait for sign-in.
+          services?.prompts.withdrawAll();
+        }
+      });
       ws.on('error', () => ws.terminate());
       // A new listener first gets the current picture: notices, connections, sessions and
       // open questions.

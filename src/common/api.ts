@@ -164,11 +164,17 @@ export interface ISession {
   updatedAt: string;
 }
 
+/**
+ * The agent's SSH link to a cluster. `sign-in-needed`: it waits for the user (a one-time
+ * code, a password, a host key, or a login that was cancelled); nothing retries it.
+ */
+export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'sign-in-needed' | 'closed';
+
 /** Events on the `api/v1/events` WebSocket. */
 export type AgentEvent =
   | { type: 'session'; session: ISession }
   | { type: 'session-removed'; id: string }
-  | { type: 'connection'; cluster: string; state: 'connecting' | 'connected' | 'reconnecting' | 'closed'; message?: string }
+  | { type: 'connection'; cluster: string; state: ConnectionState; message?: string }
   | { type: 'prompt'; prompt: IPrompt }
   | { type: 'prompt-closed'; id: string }
   /** Something the user must know that belongs to no session (e.g. an unusable sessions file). */
@@ -187,6 +193,8 @@ export interface IPrompt {
   questions: { text: string; echo: boolean }[];
   /** host-key: the key's type and SHA256 fingerprint. */
   hostKey?: { type: string; fingerprint: string };
+  /** What ssh(1) would warn about, e.g. keys of other types already known for the host. */
+  warnings?: string[];
 }
 
 /** The frontend's answer: one string per question, or accept/reject for a host key. */

@@ -7,6 +7,7 @@ import {
 import { Dialog, ICommandPalette, Notification, showDialog, WidgetTracker, type MainAreaWidget, type IFrame } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator, type TranslationBundle } from '@jupyterlab/translation';
 import { DisposableSet } from '@lumino/disposable';
 import { Widget } from '@lumino/widgets';
@@ -20,6 +21,7 @@ import { remoteClusterIcon } from './icons';
 import { RemoteClusterModel } from './model';
 import { askPrompt } from './prompts';
 import { SessionsPanel } from './sidebar';
+import { addSignInStatus, registerSignIn } from './sign-in';
 import { askResources } from './submit-dialog';
 import { CommandIDs, LAUNCHER_CATEGORY, PROFILES_PLUGIN_ID, sessionKernelName } from './tokens';
 
@@ -73,7 +75,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'Cluster profiles, the "Remote cluster" Launcher tiles, the sessions sidebar and the dashboard panels.',
   autoStart: true,
   requires: [ITranslator, ISettingRegistry],
-  optional: [ILauncher, ICommandPalette, ILabShell, ILayoutRestorer],
+  optional: [ILauncher, ICommandPalette, ILabShell, ILayoutRestorer, IStatusBar],
   activate: async (
     app: JupyterFrontEnd,
     translator: ITranslator,
@@ -81,7 +83,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     launcher: ILauncher | null,
     palette: ICommandPalette | null,
     labShell: ILabShell | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    statusBar: IStatusBar | null
   ) => {
     const trans = translator.load('jupyterlab_remote_cluster');
     const { commands } = app;
@@ -239,11 +242,31 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.shell.add(sidebar, 'left', { rank: 850 });
     restorer?.add(sidebar, sidebar.id);
 
-    // Prompts from the SSH layer.
+    // Prompts from the SSH layer; a prompt the agent withdraws (answered in another tab,
+    // timed out, login over) closes here too.
+    const openPrompts = new Map<string, AbortController>();
+    model.promptClosed.connect((_, id) => openPrompts.get(id)?.abort());
     model.prompt.connect(async (_, prompt) => {
-      const answer = await askPrompt(prompt, trans);
-      await requestAPI(`api/v1/prompts/${prompt.id}`, { method: 'POST', body: JSON.stringify(answer) }).catch(() => undefined);
+      if (openPrompts.has(prompt.id)) {
+        return; // replayed after a reconnect of the event stream: shown already
+      }
+      const withdrawn = new AbortController();
+      openPrompts.set(prompt.id, withdrawn);
+      try {
+        const answer = await askPrompt(prompt, trans, withdrawn.signal);
+        if (answer) {
+          await requestAPI(`api/v1/prompts/${prompt.id}`, { method: 'POST', body: JSON.stringify(answer) }).catch(() => undefined);
+        }
+      } finally {
+        openPrompts.delete(prompt.id);
+      }
     });
+
+    // Clusters waiting for the user to sign in: the sidebar's button and a status-bar badge.
+    registerSignIn(commands, model, trans);
+    if (statusBar) {
+      addSignInStatus(statusBar, model, commands, trans);
+    }
 
     model.notice.connect((_, n) => {
       const show = n.level === 'error' ? Notification.error : Notification.warning;

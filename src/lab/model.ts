@@ -7,13 +7,13 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { Signal, type ISignal } from '@lumino/signaling';
 
-import { URL_NAMESPACE, type AgentEvent, type IPrompt, type ISession } from '../common/api';
+import { URL_NAMESPACE, type AgentEvent, type ConnectionState as ClusterLinkState, type IPrompt, type ISession } from '../common/api';
 
 export type ConnectionState = 'connecting' | 'open' | 'closed';
 
 /** The agent's SSH link to one cluster profile, as last reported. */
 export interface IClusterConnectionState {
-  state: 'connecting' | 'connected' | 'reconnecting' | 'closed';
+  state: ClusterLinkState;
   message?: string;
 }
 
@@ -67,6 +67,13 @@ export class RemoteClusterModel {
   /** Something the user must know that belongs to no session; each at most once per page. */
   get notice(): ISignal<this, { level: 'error' | 'warning'; message: string }> {
     return this._notice;
+  }
+
+  /** Profiles whose cluster waits for the user to sign in (a code, a password, a host key). */
+  get signInNeeded(): { cluster: string; message?: string }[] {
+    return [...this._connections]
+      .filter(([, c]) => c.state === 'sign-in-needed')
+      .map(([cluster, c]) => ({ cluster, message: c.message }));
   }
 
   get clusterMessage(): ISignal<this, { cluster: string; state: string; message?: string }> {

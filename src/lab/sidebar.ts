@@ -80,6 +80,8 @@ export class SessionsPanel extends Widget {
         return t.__('Connected');
       case 'reconnecting':
         return message ? t.__('Reconnecting… %1', message) : t.__('Reconnecting…');
+      case 'sign-in-needed':
+        return message ? t.__('Sign-in needed: %1', message) : t.__('Sign-in needed');
       case 'closed':
         return message ? t.__('Disconnected: %1', message) : t.__('Disconnected');
     }
@@ -134,6 +136,10 @@ export class SessionsPanel extends Widget {
         line.dataset.connectionState = conn.state;
         line.title = conn.message ?? '';
         line.textContent = this.describeConnection(conn.state, conn.message);
+        if (conn.state === 'sign-in-needed') {
+          // Nothing retries a login that needs a person: the user starts it here.
+          line.appendChild(this.button(t.__('Sign in'), CommandIDs.signIn, s.id, 'jp-mod-accept', { cluster: s.profile }));
+        }
       }
       if (s.state === 'running') {
         const clock = li.appendChild(document.createElement('div'));

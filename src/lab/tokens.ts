@@ -8,6 +8,7 @@ export namespace CommandIDs {
   export const cancelSession = 'remote-cluster:cancel-session';
   export const removeSession = 'remote-cluster:remove-session';
   export const attachKernel = 'remote-cluster:attach-kernel';
+  export const signIn = 'remote-cluster:sign-in';
 }
 
 /** Launcher category shared by every tile of this extension. */

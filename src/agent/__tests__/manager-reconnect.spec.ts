@@ -180,6 +180,40 @@ describe('SessionManager after a dropped link', () => {
     expect(manager.get('abc123')?.state).toBe('running');
   });
 
+  it('waits for the user when a login needs a person: no poll, kernel or reconnect starts one', async () => {
+    let calls = 0;
+    let personThere = false;
+    const { manager, events, dir } = await managerWithRunningSession(async () => {
+      calls++;
+      if (calls > 1 && !personThere) {
+        throw Object.assign(new Error('bob@bastion asks for a one-time code or password, and no JupyterLab is open to ask you.'), {
+          code: 'sign-in-needed'
+        });
+      }
+      return new ScriptedLink();
+    });
+    cleanup.push(() => manager.shutdown(), () => fs.rm(dir, { recursive: true, force: true }));
+    await until('the first link', () => connectionStates(events).includes('connected'));
+    ((await (manager as any).links.get('|login|||')) as ScriptedLink).drop('Connection to login was lost.');
+    await until('sign-in-needed', () => connectionStates(events).at(-1) === 'sign-in-needed');
+    expect(calls).toBe(2);
+
+    // What runs on its own meanwhile: polls, kernel status checks, ZMQ re-opening forwards.
+    (manager as any).schedulePoll('|login|||', 0);
+    await expect((manager as any).link(profile)).rejects.toMatchObject({ code: 'sign-in-needed' });
+    await expect(manager.kernelStatus('no-such-kernel')).resolves.toBeDefined();
+    await new Promise(r => setTimeout(r, 1500));
+    expect(calls).toBe(2);
+    expect(manager.connectionEvents()).toEqual([expect.objectContaining({ state: 'sign-in-needed' })]);
+
+    // The user signs in (twice, quickly: one login).
+    personThere = true;
+    await Promise.all([manager.signIn('hpc'), manager.signIn('hpc')]);
+    await until('connected again', () => connectionStates(events).at(-1) === 'connected');
+    expect(calls).toBe(3);
+    expect(manager.get('abc123')?.state).toBe('running');
+  });
+
   it('does not reconnect a cluster without live sessions', async () => {
     let calls = 0;
     const { manager, events, dir } = await managerWithRunningSession(async () => {

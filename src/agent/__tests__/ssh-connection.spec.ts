@@ -8,59 +8,13 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { Server, type AuthContext, type Connection } from 'ssh2';
-
-import type { IPrompt, IPromptAnswer } from '../../common/api';
+import type { IPromptAnswer } from '../../common/api';
 import { ClusterConnection, type IClusterConnectionOptions } from '../ssh/connection';
 import { fingerprintSha256 } from '../ssh/known-hosts';
 import { ed25519KeyPair } from './helpers/keys';
-
-type Prompt = Omit<IPrompt, 'id'>;
+import { startServer, testConnection, type ITestServer, type Prompt } from './helpers/ssh-server';
 
 const PASSWORD = 'pa55-w0rd-never-logged';
-
-interface ITestServer {
-  port: number;
-  hostKeyBlob: Buffer;
-  seen: string[];
-  close(): Promise<void>;
-}
-
-/** An SSH server that runs `echo`-like commands and authenticates as told. */
-async function startServer(auth: (ctx: AuthContext) => void, hostKey = ed25519KeyPair()): Promise<ITestServer> {
-  const seen: string[] = [];
-  const server = new Server({ hostKeys: [hostKey.private] }, (client: Connection) => {
-    client.on('error', () => undefined);
-    client.on('authentication', ctx => {
-      seen.push(ctx.method);
-      auth(ctx);
-    });
-    client.on('ready', () => {
-      client.on('session', accept => {
-        const session = accept();
-        session.on('pty', a => a?.());
-        session.on('exec', (a, _r, info) => {
-          const ch = a();
-          if (info.command === 'cat') {
-            return; // the pty keeper: stays open
-          }
-          ch.write(`ran: ${info.command}\n`);
-          ch.exit(0);
-          ch.end();
-        });
-      });
-    });
-  });
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  const hostKeyBlob = Buffer.from(hostKey.public.split(' ')[1], 'base64');
-  return {
-    port,
-    hostKeyBlob,
-    seen,
-    close: () => new Promise<void>(resolve => server.close(() => resolve()))
-  };
-}
 
 describe('ssh ClusterConnection (in-process server)', () => {
   let tmp: string;
@@ -70,18 +24,7 @@ describe('ssh ClusterConnection (in-process server)', () => {
   const conns: ClusterConnection[] = [];
 
   function connect(port: number, prompt: (p: Prompt, signal: AbortSignal) => Promise<IPromptAnswer>, extra: Partial<IClusterConnectionOptions> = {}): ClusterConnection {
-    const log = (m: string): void => {
-      logs.push(m);
-    };
-    const c = new ClusterConnection({
-      target: { host: '127.0.0.1', port, user: 'me', configFile: path.join(tmp, 'no-config'), knownHostsFiles: [kh] },
-      prompt,
-      homeDir: tmp,
-      agentSocket: null,
-      logger: { debug: log, info: log, warn: log, error: log },
-      connectTimeoutMs: 5000,
-      ...extra
-    });
+    const c = testConnection(tmp, port, prompt, m => logs.push(m), extra);
     conns.push(c);
     return c;
   }

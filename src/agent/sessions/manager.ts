@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
-import type { AgentEvent, IClusterProfile, IResources, ISession } from '../../common/api';
+import type { AgentEvent, ConnectionState, IClusterProfile, IResources, ISession } from '../../common/api';
 import { proxiedPrefix } from '../../common/routes';
 import { shQuote } from '../schedulers/shell';
 import { InvalidRequestError, type IJobStatus, type ISchedulerAdapter } from '../schedulers/types';
@@ -61,8 +61,14 @@ const PERMANENT_SSH_FAILURES = new Set([
   'host-key-revoked',
   'host-key-certificate',
   'host-key-rejected',
-  'auth-cancelled'
+  'host-key-unknown'
 ]);
+/**
+ * Failures only a person can get past (a code, a password, a cancelled prompt): the link
+ * waits in `sign-in-needed` and nothing but the user (Sign in, a submit) starts a login,
+ * so no poll, reconnect or kernel ever sends the server a login nobody can answer.
+ */
+const SIGN_IN_FAILURES = new Set(['sign-in-needed', 'sign-in-paused', 'auth-cancelled']);
 /** Batch system names as users know them, for messages. */
 const SCHEDULER_TITLES: Record<string, string> = {
   slurm: 'Slurm',
@@ -74,7 +80,6 @@ const SCHEDULER_TITLES: Record<string, string> = {
   htcondor: 'HTCondor',
   ssh: 'SSH host'
 };
-type ConnectionEventState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
 /** A helper heartbeat older than this while the job runs means the helper is gone. */
 const HEARTBEAT_STALE_S = 90;
 /** Files of the helper read over SFTP are small; anything bigger is not the helper's. */
@@ -164,6 +169,8 @@ export class SessionManager {
   /** Clusters whose link dropped and is being re-established (cancel: skip the current wait). */
   private readonly reconnecting = new Map<string, { cancel: () => void }>();
   private readonly connectionStates = new Map<string, AgentEvent>();
+  /** Clusters waiting for the user to sign in, and why. */
+  private readonly signInWaiting = new Map<string, string>();
   private stopped = false;
   private readonly pollers = new Map<string, NodeJS.Timeout>();
   /** Consecutive failed status cycles per cluster: back off, never hammer. */
@@ -290,10 +297,15 @@ export class SessionManager {
    * kernel forwards re-opened by ZMQ) shares one connection and, after a drop, one
    * reconnect loop: nobody opens a second connection or asks a second OTP.
    */
-  private link(profile: IClusterProfile): Promise<IClusterLink> {
+  private link(profile: IClusterProfile, signIn = false): Promise<IClusterLink> {
     const key = this.clusterKey(profile);
     let link = this.links.get(key);
+    const waiting = this.signInWaiting.get(key);
+    if (!link && waiting !== undefined && !signIn) {
+      return Promise.reject(Object.assign(new Error(`${waiting} (Remote sessions: Sign in.)`), { code: 'sign-in-needed' }));
+    }
     if (!link) {
+      this.signInWaiting.delete(key);
       this.publishConnection(key, profile.name, 'connecting', `Connecting to ${profile.ssh.host}.`);
       link = this.opts.connect(profile);
       this.track(key, profile, link, false);
@@ -328,12 +340,17 @@ export class SessionManager {
           this.schedulePoll(key, 0);
         }
       },
-      (err: Error) => {
+      (err: Error & { code?: string }) => {
         this.reconnecting.delete(key);
         if (this.links.get(key) === link) {
           this.links.delete(key);
         }
-        this.publishConnection(key, profile.name, 'closed', err.message);
+        if (SIGN_IN_FAILURES.has(err.code ?? '') && !this.stopped) {
+          this.signInWaiting.set(key, err.message);
+          this.publishConnection(key, profile.name, 'sign-in-needed', err.message);
+        } else {
+          this.publishConnection(key, profile.name, 'closed', err.message);
+        }
       }
     );
   }
@@ -379,7 +396,8 @@ export class SessionManager {
           return await this.opts.connect(profile);
         } catch (err) {
           const e = err as Error & { code?: string };
-          if (this.stopped || !this.hasLiveSessions(key) || PERMANENT_SSH_FAILURES.has(e.code ?? '')) {
+          const code = e.code ?? '';
+          if (this.stopped || !this.hasLiveSessions(key) || PERMANENT_SSH_FAILURES.has(code) || SIGN_IN_FAILURES.has(code)) {
             throw e;
           }
           const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** (attempt - 1));
@@ -403,8 +421,27 @@ export class SessionManager {
     this.track(key, profile, loop, true);
   }
 
+  /**
+   * The user asks to sign in to the cluster of `profileName` (after `sign-in-needed`):
+   * connect now, prompts going to the UI. One login per cluster: if one is in flight or
+   * the link is up, nothing more happens.
+   */
+  async signIn(profileName: string): Promise<void> {
+    const profile = await this.profile(profileName);
+    const key = this.clusterKey(profile);
+    if (this.links.has(key)) {
+      return;
+    }
+    this.signInWaiting.delete(key);
+    if (this.hasLiveSessions(key)) {
+      this.reconnect(key, profile, 'Signing in.');
+    } else {
+      this.link(profile).catch(() => undefined); // (the outcome is published as a connection event)
+    }
+  }
+
   /** Connection state per cluster, published to the UI and replayed to new listeners. */
-  private publishConnection(key: string, profileName: string, state: ConnectionEventState, message: string): void {
+  private publishConnection(key: string, profileName: string, state: ConnectionState, message: string): void {
     // Every profile with sessions on this cluster hears about it (profiles can share a login node).
     const names = new Set([profileName, ...[...this.sessions.values()].filter(s => s.clusterKey === key).map(s => s.profile)]);
     for (const name of names) {
@@ -520,7 +557,7 @@ export class SessionManager {
   }
 
   private async doSubmit(s: ISessionRecord, profile: IClusterProfile, adapter: ISchedulerAdapter): Promise<void> {
-    const link = await this.link(profile);
+    const link = await this.link(profile, true); // the user asked: may sign in
     const home = await this.home(s.clusterKey, link);
     const root = `${home}/${REMOTE_ROOT}`;
     const dir = `${root}/sessions/${s.id}`;
@@ -833,7 +870,7 @@ export class SessionManager {
       return this.publicView(s);
     }
     const profile = await this.profile(s.profile);
-    const link = await this.link(profile);
+    const link = await this.link(profile, true); // the user asked: may sign in
     if (s.state === 'running') {
       // Let the helper stop kernels and Dask cleanly; scancel follows regardless.
       await this.helperRequest(s, 'POST', '/shutdown', {}, 5_000).catch(() => undefined);

@@ -48,6 +48,13 @@ export class PromptBroker {
     return this.settle(id, answer);
   }
 
+  /** The last JupyterLab went away: nobody can answer the open questions any more. */
+  withdrawAll(): void {
+    for (const id of [...this.pending.keys()]) {
+      this.settle(id, { cancel: true });
+    }
+  }
+
   open(): IPrompt[] {
     return [...this.pending.values()].map(p => p.prompt);
   }

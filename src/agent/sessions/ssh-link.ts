@@ -4,6 +4,7 @@
  */
 import type { AgentEvent, IClusterProfile } from '../../common/api';
 import { ClusterConnection, type PromptFn } from '../ssh/connection';
+import type { SignInGuard } from '../ssh/sign-in-guard';
 import type { IClusterLink, LinkFactory } from './link';
 import { NodePool } from './node-pool';
 
@@ -11,6 +12,10 @@ export function sshLinkFactory(options: {
   prompt: PromptFn;
   log: (msg: string) => void;
   emit: (e: AgentEvent) => void;
+  /** Whether a person can answer prompts now (a JupyterLab is connected). */
+  canAsk: () => boolean;
+  /** Shared by every link: failed codes and passwords are counted per account. */
+  signInGuard: SignInGuard;
 }): LinkFactory {
   return async (profile: IClusterProfile): Promise<IClusterLink> => {
     const closeListeners: ((message: string) => void)[] = [];
@@ -18,6 +23,8 @@ export function sshLinkFactory(options: {
       target: profile.ssh,
       cluster: profile.name,
       prompt: options.prompt,
+      canAsk: options.canAsk,
+      signInGuard: options.signInGuard,
       logger: {
         info: m => options.log(m),
         warn: m => options.log(m),

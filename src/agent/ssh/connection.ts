@@ -48,6 +48,7 @@ import {
 import type { IPrompt, IPromptAnswer, ISshTarget } from '../../common/api';
 import { coalesceWrites } from '../tunnels/coalesce';
 import { appendKnownHost, checkHostKey, fingerprintSha256, keyTypeOfBlob, knownKeyTypes } from './known-hosts';
+import type { SignInGuard } from './sign-in-guard';
 import { expandTilde, percentExpand, resolveChain, type IResolvedHost } from './ssh-config';
 
 export type ConnectionState = 'connecting' | 'connected' | 'closed';
@@ -88,6 +89,14 @@ export interface IClusterConnectionOptions {
   /** Concurrent exec sessions (OpenSSH's MaxSessions is 10 per connection); default 6. */
   maxExecSessions?: number;
   onStateChange?: (state: ConnectionState, message?: string) => void;
+  /**
+   * Whether a person can answer prompts now (a JupyterLab is connected); default yes.
+   * Without one, a login that needs a person stops before the server is sent anything
+   * (code `sign-in-needed`): no empty answers, no failed attempt in the server's log.
+   */
+  canAsk?: () => boolean;
+  /** Caps failed one-time codes and passwords per account (code `sign-in-paused`). */
+  signInGuard?: SignInGuard;
 }
 
 export interface IExecOptions {
@@ -269,6 +278,8 @@ interface IHop {
   timer?: PausableTimer;
   /** Aborted when connecting this hop ends: pending prompts are moot then. */
   abort: AbortController;
+  /** A question could not be asked: nobody is there (the failure is `sign-in-needed`). */
+  personNeeded?: boolean;
 }
 
 type AuthCandidate =
@@ -637,9 +648,33 @@ export class ClusterConnection extends EventEmitter {
           `which is not supported; add its host key (${keyType} ${fp}) to known_hosts to connect.`;
         return false;
       case 'unknown': {
-        const others = res.otherKeyTypes.length
-          ? ` Keys of other types (${res.otherKeyTypes.join(', ')}) are known for this host, but not this one.`
-          : '';
+        const strict = hop.cfg.strictHostKeyChecking ?? 'ask';
+        if (strict === 'yes' || strict === 'true') {
+          hop.failureCode = 'host-key-unknown';
+          hop.failure =
+            `No host key is known for ${hop.label} and StrictHostKeyChecking is yes: not connecting. ` +
+            `Its ${keyType} key is ${fp}; once the cluster's documentation or administrators confirm it, add it to ${kh.append}.`;
+          return false;
+        }
+        if (strict === 'accept-new' || strict === 'no' || strict === 'off' || strict === 'false') {
+          // As ssh(1) does with these settings: new keys are remembered without asking
+          // (a changed key is still refused, above).
+          this.log.info(`ssh: accepting the new ${keyType} key ${fp} of ${hop.label} (StrictHostKeyChecking ${strict})`);
+          hop.accepted.push(key);
+          hop.pendingAppend = { file: kh.append, name, port, keyType, key, hash: hop.cfg.hashKnownHosts === true };
+          return true;
+        }
+        if (!this.canAsk()) {
+          hop.personNeeded = true;
+          hop.failureCode = 'sign-in-needed';
+          hop.failure = `The host key of ${hop.label} is not known yet, and no JupyterLab is open to show it to you: sign in from JupyterLab.`;
+          return false;
+        }
+        // OpenSSH's own warning (sshconnect.c): worth a second look, it may be a spoof.
+        const warnings = res.otherKeyTypes.length
+          ? [`Keys of other types are already known for this host (${res.otherKeyTypes.join(', ')}), but not this ${keyType} key.`]
+          : [];
+        const others = warnings.length ? ` ${warnings[0]}` : '';
         hop.timer?.pause();
         let answer: IPromptAnswer;
         try {
@@ -651,7 +686,8 @@ export class ClusterConnection extends EventEmitter {
               `The authenticity of ${hop.label} can't be established. Its ${keyType} key fingerprint is ${fp}.${others} ` +
               `Check it with the cluster's documentation or administrators. Accepting adds it to ${kh.append}.`,
             questions: [],
-            hostKey: { type: keyType, fingerprint: fp }
+            hostKey: { type: keyType, fingerprint: fp },
+            ...(warnings.length > 0 && { warnings })
           });
         } finally {
           hop.timer?.resume();
@@ -679,12 +715,45 @@ export class ClusterConnection extends EventEmitter {
     if (hop.abort.signal.aborted) {
       return { cancel: true };
     }
+    if (!this.canAsk()) {
+      hop.personNeeded = true;
+      return { cancel: true };
+    }
     try {
-      return await this.opts.prompt({ cluster: this.cluster, ...p }, hop.abort.signal);
+      const answer = await this.opts.prompt({ cluster: this.cluster, ...p }, hop.abort.signal);
+      if (answer.cancel && !this.canAsk()) {
+        hop.personNeeded = true; // withdrawn because the last JupyterLab went away
+      }
+      return answer;
     } catch (err) {
       this.log.warn(`ssh: prompt failed: ${(err as Error).message}`);
       return { cancel: true };
     }
+  }
+
+  private canAsk(): boolean {
+    return this.opts.canAsk?.() ?? true;
+  }
+
+  /**
+   * Before anything a person must answer is started with the server: is someone there
+   * to answer, and may this account be tried again? A refusal (false) ends the login
+   * with `sign-in-needed` or `sign-in-paused`; undefined: go ahead.
+   */
+  private interactiveRefusal(hop: IHop, account: string, what: string): string | undefined {
+    if (!this.canAsk()) {
+      hop.personNeeded = true;
+      hop.failure = hop.failure ?? `${account} asks for ${what}, and no JupyterLab is open to ask you: sign in from JupyterLab.`;
+      hop.failureCode = hop.failureCode ?? 'sign-in-needed';
+      return hop.failure;
+    }
+    const blocked = this.opts.signInGuard?.blocked(account);
+    if (blocked) {
+      hop.failure = hop.failure ?? blocked;
+      hop.failureCode = hop.failureCode ?? 'sign-in-paused';
+      return blocked;
+    }
+    return undefined;
   }
 
   private makeAuthHandler(
@@ -701,6 +770,9 @@ export class ClusterConnection extends EventEmitter {
     let pwTries = 0;
     let started = false;
     let cancelled = false;
+    /** A one-time code or password was sent: the next call of the handler says whether it failed. */
+    let interactiveSent = false;
+    const account = `${username}@${cfg.hostName}${cfg.port === 22 ? '' : `:${cfg.port}`}`;
 
     // Candidates grouped by method, in PreferredAuthentications order.
     const groups: Record<string, () => AuthCandidate[]> = {
@@ -780,6 +852,9 @@ export class ClusterConnection extends EventEmitter {
               idx++;
               continue;
             }
+            if (this.interactiveRefusal(hop, account, 'a one-time code or password')) {
+              return false;
+            }
             kbdTries++;
             if (kbdTries === 1) {
               tried.push('keyboard-interactive');
@@ -788,6 +863,10 @@ export class ClusterConnection extends EventEmitter {
               type: 'keyboard-interactive',
               username,
               prompt: (name: string, instructions: string, _lang: string, prompts: Ssh2Prompt[], finish: (answers: string[]) => void) => {
+                if (prompts.length === 0) {
+                  finish([]); // an information message only: nothing to answer
+                  return;
+                }
                 hop.timer?.pause();
                 void this.ask(hop, {
                   kind: 'keyboard-interactive',
@@ -799,12 +878,22 @@ export class ClusterConnection extends EventEmitter {
                   questions: prompts.map(p => ({ text: p.prompt, echo: p.echo === true }))
                 }).then(answer => {
                   hop.timer?.resume();
-                  if (answer.cancel || !answer.answers) {
+                  const answers = answer.cancel ? undefined : answer.answers;
+                  if (!answers || !completeAnswers(prompts, answers)) {
+                    // Never send empty or partial answers: the server would count a failed
+                    // attempt (and lockouts count those). Leave before answering instead.
                     cancelled = true;
-                    finish(prompts.map(() => ''));
+                    abort(
+                      hop.personNeeded
+                        ? `${account} asks for a one-time code or password, and no JupyterLab is open to ask you: sign in from JupyterLab.`
+                        : `Login to ${username}@${hop.label} was cancelled.`,
+                      hop.personNeeded ? 'sign-in-needed' : 'auth-cancelled'
+                    );
+                    hop.client.end();
                     return;
                   }
-                  finish(prompts.map((_p, i) => answer.answers![i] ?? ''));
+                  interactiveSent = true;
+                  finish(prompts.map((_p, i) => answers[i]));
                 });
               }
             };
@@ -813,6 +902,9 @@ export class ClusterConnection extends EventEmitter {
             if (pwTries >= maxTries) {
               idx++;
               continue;
+            }
+            if (this.interactiveRefusal(hop, account, 'a password')) {
+              return false;
             }
             pwTries++;
             if (pwTries === 1) {
@@ -827,12 +919,19 @@ export class ClusterConnection extends EventEmitter {
               questions: [{ text: `Password for ${username}@${hop.label}:`, echo: false }]
             });
             hop.timer?.resume();
-            if (answer.cancel || !answer.answers || answer.answers[0] === undefined) {
-              return abort(`Login to ${username}@${hop.label} was cancelled.`, 'auth-cancelled');
+            if (answer.cancel || !answer.answers || !answer.answers[0]) {
+              return hop.personNeeded
+                ? abort(`${account} asks for a password, and no JupyterLab is open to ask you: sign in from JupyterLab.`, 'sign-in-needed')
+                : abort(`Login to ${username}@${hop.label} was cancelled.`, 'auth-cancelled');
             }
+            interactiveSent = true;
             return { type: 'password', username, password: answer.answers[0] };
           }
         }
+      }
+      if (hop.personNeeded) {
+        // e.g. an encrypted key whose passphrase nobody could be asked for
+        return abort(`Logging in to ${username}@${hop.label} needs you (a passphrase): sign in from JupyterLab.`, 'sign-in-needed');
       }
       return abort(
         `Authentication failed for ${username}@${hop.label}: the server accepts ${methodsLeft.join(', ') || 'nothing'}` +
@@ -841,7 +940,15 @@ export class ClusterConnection extends EventEmitter {
       );
     };
 
-    return (methodsLeft, _partial, next) => {
+    return (methodsLeft, partial, next) => {
+      if (interactiveSent) {
+        // Called again after a code or password was sent: refused (unless it was one step
+        // of several, which the server reports as a partial success).
+        interactiveSent = false;
+        if (!partial) {
+          this.opts.signInGuard?.failed(account);
+        }
+      }
       if (!started || methodsLeft === null) {
         started = true;
         if (methodsLeft === null) {
@@ -1612,4 +1719,9 @@ export class NodeConnection {
       this.client.end();
     }
   }
+}
+
+/** Every question that hides its answer (a code, a password) has one; never an empty set. */
+function completeAnswers(prompts: Ssh2Prompt[], answers: string[]): boolean {
+  return prompts.every((p, i) => typeof answers[i] === 'string' && (p.echo === true || answers[i] !== ''));
 }

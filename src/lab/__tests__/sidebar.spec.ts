@@ -4,6 +4,7 @@ import { CommandRegistry } from '@lumino/commands';
 import type { ISession } from '../../common/api';
 import { RemoteClusterModel } from '../model';
 import { SessionsPanel } from '../sidebar';
+import { SignInStatus } from '../sign-in';
 
 function running(id: string, profile: string): ISession {
   return {
@@ -89,6 +90,43 @@ describe('SessionsPanel warnings', () => {
     expect(warnings()).toEqual([old, dask]);
     model.handle({ type: 'session', session: running('a', 'hpc') });
     expect(warnings()).toEqual([]);
+    panel.dispose();
+    model.dispose();
+  });
+});
+
+describe('Signing in', () => {
+  it('shows sign-in-needed with a Sign in button, and a status-bar badge while any cluster waits', async () => {
+    const model = new RemoteClusterModel();
+    const commands = new CommandRegistry();
+    const calls: unknown[] = [];
+    commands.addCommand('remote-cluster:sign-in', { execute: args => void calls.push(args) });
+    const trans = nullTranslator.load('jupyterlab');
+    const panel = new SessionsPanel(model, commands, trans);
+    const badge = new SignInStatus(model, commands, trans);
+    model.handle({ type: 'session', session: running('a', 'hpc') });
+    expect(badge.active).toBe(false);
+
+    const message = 'bob@bastion asks for a one-time code or password, and no JupyterLab is open to ask you.';
+    model.handle({ type: 'connection', cluster: 'hpc', state: 'sign-in-needed', message });
+    const line = panel.node.querySelector<HTMLElement>('[data-session-id="a"] .jp-RemoteCluster-connection')!;
+    expect(line.dataset.connectionState).toBe('sign-in-needed');
+    expect(line.textContent).toContain(`Sign-in needed: ${message}`);
+    line.querySelector('button')!.click();
+    await Promise.resolve();
+    expect(calls).toEqual([{ session: 'a', cluster: 'hpc' }]);
+
+    expect(badge.active).toBe(true);
+    expect(badge.node.textContent).toBe('Sign in to hpc');
+    expect(badge.node.title).toBe(`hpc: ${message}`);
+    badge.node.click();
+    await Promise.resolve();
+    expect(calls).toHaveLength(2);
+
+    model.handle({ type: 'connection', cluster: 'hpc', state: 'connected' });
+    expect(badge.active).toBe(false);
+    expect(panel.node.querySelector('[data-session-id="a"] .jp-RemoteCluster-connection button')).toBeNull();
+    badge.dispose();
     panel.dispose();
     model.dispose();
   });

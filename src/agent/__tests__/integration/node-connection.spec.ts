@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 
 import type { IPrompt, IPromptAnswer } from '../../../common/api';
 import { ClusterConnection } from '../../ssh/connection';
-import { keygenFingerprint, testbedScratch } from './testbed';
+import { askingSshConfig, keygenFingerprint, testbedScratch } from './testbed';
 
 jest.setTimeout(60000);
 
@@ -41,7 +41,10 @@ describe('connectNode (testbed)', () => {
 
   async function login(knownHosts: string | undefined, prompts: Omit<IPrompt, 'id'>[], answer: IPromptAnswer) {
     const c = new ClusterConnection({
-      target: { host: 'login', configFile: tb.RC_TESTBED_SSH_CONFIG, ...(knownHosts && { knownHostsFiles: [knownHosts] }) },
+      // with its own known_hosts, a config that asks about unknown keys (the testbed's refuses them)
+      target: knownHosts
+        ? { host: 'login', configFile: await askingSshConfig(tb.RC_TESTBED_SSH_CONFIG, path.dirname(knownHosts)), knownHostsFiles: [knownHosts] }
+        : { host: 'login', configFile: tb.RC_TESTBED_SSH_CONFIG },
       prompt: async p => {
         prompts.push(p);
         return answer;

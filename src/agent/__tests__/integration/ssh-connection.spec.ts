@@ -10,7 +10,7 @@ import * as path from 'node:path';
 
 import type { IPrompt, IPromptAnswer } from '../../../common/api';
 import { ClusterConnection, type ConnectionState, type IClusterConnectionOptions } from '../../ssh/connection';
-import { keygenFingerprint, run, testbedScratch } from './testbed';
+import { askingSshConfig, keygenFingerprint, run, testbedScratch } from './testbed';
 
 jest.setTimeout(60000);
 
@@ -318,9 +318,11 @@ while True:
       const loginFp = await keygenFingerprint(tb.knownHosts, 'login', dir);
       expect(bastionFp).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
 
+      // (the testbed's own ssh_config says StrictHostKeyChecking yes: no dialog at all)
+      const ask = await askingSshConfig(tb.sshConfig, dir);
       // Rejected: nothing written, a clear error naming the hop.
       const seen: Prompt[] = [];
-      const rejecting = connection({ host: 'login', configFile: tb.sshConfig, knownHostsFiles: [kh] }, async p => {
+      const rejecting = connection({ host: 'login', configFile: ask, knownHostsFiles: [kh] }, async p => {
         seen.push(p);
         return { accept: false };
       });
@@ -337,7 +339,7 @@ while True:
 
       // Accepted: both hops asked, both keys appended, the connection works.
       const asked: Prompt[] = [];
-      const accepting = connection({ host: 'login', configFile: tb.sshConfig, knownHostsFiles: [kh] }, async p => {
+      const accepting = connection({ host: 'login', configFile: ask, knownHostsFiles: [kh] }, async p => {
         asked.push(p);
         return { accept: true };
       });

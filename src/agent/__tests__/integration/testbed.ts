@@ -86,3 +86,13 @@ export function testbedScratch(prefix: string): { tmp: string; env: Record<strin
   });
   return s;
 }
+
+/**
+ * An ssh_config in `dir` that asks about unknown host keys and is otherwise the testbed's
+ * (whose `StrictHostKeyChecking yes` refuses them): for tests of the host-key dialog.
+ */
+export async function askingSshConfig(testbedSshConfig: string, dir: string): Promise<string> {
+  const file = path.join(dir, 'ssh_config_ask');
+  await fs.writeFile(file, `Host *\n    StrictHostKeyChecking ask\n\nInclude ${testbedSshConfig}\n`);
+  return file;
+}
