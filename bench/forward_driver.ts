@@ -12,8 +12,8 @@
  */
 import { Client, type ConnectConfig } from 'ssh2';
 
-import { ClusterConnection } from '../src/agent/ssh/connection';
 import { LocalForward } from '../src/agent/tunnels/local-forward';
+import { benchConnection, runDriver, serveUntilStdinCloses } from './driver_common';
 
 async function main(): Promise<void> {
   const args = JSON.parse(process.argv[2]) as { configFile: string; host: string; to: string; port?: number; ports?: number[]; cipher?: string };
@@ -25,29 +25,11 @@ async function main(): Promise<void> {
       return connect.call(this, cfg);
     };
   }
-  const conn = new ClusterConnection({
-    target: { host: args.host, configFile: args.configFile },
-    prompt: async p => {
-      throw new Error(`unexpected prompt: ${p.kind}`);
-    },
-    agentSocket: null
-  });
+  const conn = benchConnection(args);
   await conn.connect();
   const remote = args.ports ?? [args.port!];
   const forwards = remote.map(p => new LocalForward(() => conn.forwardOut(args.to, p), msg => process.stderr.write(`${msg}\n`)));
-  const ports: number[] = [];
-  for (const f of forwards) {
-    ports.push(await f.listen());
-  }
-  process.stdout.write(JSON.stringify({ port: ports[0], ports, hops: conn.hopInfo.map(h => h.label) }) + '\n');
-  process.stdin.resume();
-  process.stdin.on('end', () => {
-    forwards.forEach(f => f.close());
-    void conn.close().then(() => process.exit(0));
-  });
+  await serveUntilStdinCloses(conn, forwards, ports => ({ port: ports[0], ports, hops: conn.hopInfo.map(h => h.label) }));
 }
 
-main().catch(err => {
-  process.stderr.write(`${(err as Error).message}\n`);
-  process.exit(1);
-});
+runDriver(main);

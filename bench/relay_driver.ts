@@ -9,8 +9,8 @@
  *
  * Prints {"ports": [LOCAL...]} (one per target) once listening; runs until stdin closes.
  */
-import { ClusterConnection } from '../src/agent/ssh/connection';
 import { LocalForward } from '../src/agent/tunnels/local-forward';
+import { benchConnection, runDriver, serveUntilStdinCloses } from './driver_common';
 import { openRelay, type IRelayCredentials, type RelayTarget } from '../src/agent/tunnels/relay';
 
 async function main(): Promise<void> {
@@ -21,13 +21,7 @@ async function main(): Promise<void> {
     relayPort: number;
     targets: RelayTarget[];
   } & IRelayCredentials;
-  const conn = new ClusterConnection({
-    target: { host: args.host, configFile: args.configFile },
-    prompt: async p => {
-      throw new Error(`unexpected prompt: ${p.kind}`);
-    },
-    agentSocket: null
-  });
+  const conn = benchConnection(args);
   await conn.connect();
   const creds: IRelayCredentials = { ca: args.ca, cert: args.cert, key: args.key, name: args.name, token: args.token };
   const forwards = args.targets.map(
@@ -37,19 +31,7 @@ async function main(): Promise<void> {
         msg => process.stderr.write(`${msg}\n`)
       )
   );
-  const ports: number[] = [];
-  for (const f of forwards) {
-    ports.push(await f.listen());
-  }
-  process.stdout.write(JSON.stringify({ ports }) + '\n');
-  process.stdin.resume();
-  process.stdin.on('end', () => {
-    forwards.forEach(f => f.close());
-    void conn.close().then(() => process.exit(0));
-  });
+  await serveUntilStdinCloses(conn, forwards, ports => ({ ports }));
 }
 
-main().catch(err => {
-  process.stderr.write(`${(err as Error).message}\n`);
-  process.exit(1);
-});
+runDriver(main);

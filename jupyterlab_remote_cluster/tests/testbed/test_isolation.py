@@ -312,7 +312,25 @@ def kernel_tcp_ports(node, pid):
     return json.loads(on(node, PYTHON, "-c", script, str(pid)).stdout)
 
 
-class Recorder:
+class BobsListener:
+    """A program of bob's on `node` (its SCRIPT, run with `args`): it prints READY once it
+    listens, and what it recorded when told to stop (a line on its stdin)."""
+
+    SCRIPT = ""
+
+    def __init__(self, node, *args):
+        self.proc = subprocess.Popen(
+            [str(TESTBED), "exec", node, "--user", "bob", "--", PYTHON, "-c", self.SCRIPT, *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith("READY"), line + self.proc.stderr.read()
+
+    def stop(self):
+        out, _ = self.proc.communicate("\n", timeout=30)
+        return json.loads(out.strip().splitlines()[-1])
+
+
+class Recorder(BobsListener):
     """bob binds `ports` on `node` (all interfaces) and records every connection."""
 
     SCRIPT = (
@@ -334,15 +352,7 @@ class Recorder:
     )
 
     def __init__(self, node, ports):
-        self.proc = subprocess.Popen(
-            [str(TESTBED), "exec", node, "--user", "bob", "--", PYTHON, "-c", self.SCRIPT, json.dumps(list(ports))],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        assert line.startswith("READY"), line + self.proc.stderr.read()
-
-    def stop(self):
-        out, err = self.proc.communicate("\n", timeout=30)
-        return json.loads(out.strip().splitlines()[-1])
+        super().__init__(node, json.dumps(list(ports)))
 
 
 def test_a_dead_helpers_relay_port_taken_by_bob_gets_nothing(profiles):
@@ -380,7 +390,10 @@ def test_a_dead_helpers_relay_port_taken_by_bob_gets_nothing(profiles):
         agent_call("DELETE", f"/api/v1/sessions/{sid}")
 
 
-class TlsRecorder:
+class TlsRecorder(BobsListener):
+    """bob serves TLS (a self-signed certificate named like a session's) on `port` and
+    records connections, handshakes and what was sent."""
+
     SCRIPT = (
         "import json, os, socket, ssl, subprocess, sys, tempfile, threading\n"
         "d = tempfile.mkdtemp()\n"
@@ -408,16 +421,8 @@ class TlsRecorder:
     )
 
     def __init__(self, node, port):
-        self.proc = subprocess.Popen(
-            [str(TESTBED), "exec", node, "--user", "bob", "--", PYTHON, "-c", self.SCRIPT, str(port), "session"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        # the port is free once the helper is gone (and its listening socket with it)
-        line = self.proc.stdout.readline()
-        assert line.startswith("READY"), line + self.proc.stderr.read()
-
-    def stop(self):
-        out, _ = self.proc.communicate("\n", timeout=30)
-        return json.loads(out.strip().splitlines()[-1])
+        # (the port is free once the helper is gone, and its listening socket with it)
+        super().__init__(node, str(port), "session")
 
 
 def test_reverse_tunnel_checks_the_login_host_key_whatever_alices_ssh_config_says(profiles):

@@ -1,0 +1,41 @@
+/**
+ * What the bench drivers share: one ClusterConnection that never prompts, and serving a
+ * set of LocalForwards until stdin closes (the Python side ends a driver that way).
+ */
+import { ClusterConnection } from '../src/agent/ssh/connection';
+import type { LocalForward } from '../src/agent/tunnels/local-forward';
+
+export function benchConnection(args: { host: string; configFile: string }): ClusterConnection {
+  return new ClusterConnection({
+    target: { host: args.host, configFile: args.configFile },
+    prompt: async p => {
+      throw new Error(`unexpected prompt: ${p.kind}`);
+    },
+    agentSocket: null
+  });
+}
+
+/** Listens on every forward, prints `describe(ports)` as one JSON line, runs until stdin closes. */
+export async function serveUntilStdinCloses(
+  conn: ClusterConnection,
+  forwards: LocalForward[],
+  describe: (ports: number[]) => object
+): Promise<void> {
+  const ports: number[] = [];
+  for (const f of forwards) {
+    ports.push(await f.listen());
+  }
+  process.stdout.write(JSON.stringify(describe(ports)) + '\n');
+  process.stdin.resume();
+  process.stdin.on('end', () => {
+    forwards.forEach(f => f.close());
+    void conn.close().then(() => process.exit(0));
+  });
+}
+
+export function runDriver(main: () => Promise<void>): void {
+  main().catch(err => {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(1);
+  });
+}
