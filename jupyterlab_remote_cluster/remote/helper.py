@@ -1198,10 +1198,24 @@ class ControlHandler(BaseHTTPRequestHandler):
             raise ApiError(400, "invalid-json", "request body must be a JSON object")
         return body
 
+    def _discard_body(self):
+        try:
+            n = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return
+        if 0 < n <= MAX_BODY and not self.headers.get("Transfer-Encoding"):
+            try:
+                self.rfile.read(n)
+            except OSError:
+                pass
+
     def _handle(self, method):
         if not self._authorized():
-            # Drop the connection afterwards: no body is read from unauthenticated clients.
+            # Refused, and the connection dropped afterwards. A declared body (bounded) is
+            # read first: closing a socket with unread data resets it, and the client would
+            # then lose the answer (or get EPIPE while still sending).
             self.close_connection = True
+            self._discard_body()
             self._error(401, "unauthorized", "missing or wrong bearer token")
             return
         helper = self.server.helper
