@@ -15,7 +15,9 @@ import logging
 import os
 import socket
 import stat
+import subprocess
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -87,12 +89,14 @@ class AgentProcess:
         self.proxy_socket_path = str(sockets / "proxy.sock")
         self._http: SimpleAsyncHTTPClient | None = None
         self._proxy_http: SimpleAsyncHTTPClient | None = None
-        self._proc: asyncio.subprocess.Process | None = None
+        # A plain Popen, not an asyncio subprocess: an asyncio transport belongs to the loop
+        # that made it, and one collected after that loop closed (headless callers, pytest)
+        # raises from __del__ and kills the agent.
+        self._proc: subprocess.Popen | None = None
         self._lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stderr_tail: deque[str] = deque(maxlen=20)
         self._fast_failures = 0
-        self._supervisor: asyncio.Task | None = None
         self._stopping = False
 
     @property
@@ -124,7 +128,7 @@ class AgentProcess:
 
     @property
     def owned_pid(self) -> int | None:
-        return self._proc.pid if self._proc and self._proc.returncode is None else None
+        return self._proc.pid if self._proc and self._proc.poll() is None else None
 
     def _bind_loop(self) -> None:
         """Tornado clients and asyncio locks belong to one event loop; headless callers
@@ -201,7 +205,7 @@ class AgentProcess:
         async with self._lock:
             if (self.owned_pid is not None and not check) or await self.is_alive():
                 return
-            if self._proc is not None and self._proc.returncode is None:
+            if self._proc is not None and self._proc.poll() is None:
                 # Ours but not answering (or a zombie whose exit this loop never saw).
                 try:
                     self._proc.kill()
@@ -233,25 +237,19 @@ class AgentProcess:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                node,
-                str(script),
-                "--socket",
-                self.socket_path,
-                "--proxy-socket",
-                self.proxy_socket_path,
-                "--settings-dir",
-                user_settings_dir(),
-                "--kernels-dir",
-                os.path.join(jupyter_data_dir(), "kernels"),
-                "--state-dir",
-                os.path.join(jupyter_data_dir(), "remote-cluster"),
-                "--base-url",
-                self.base_url,
-                "--helper",
-                str(helper_script()),
-                *self.agent_args,
-                stdin=asyncio.subprocess.PIPE,
+            proc = subprocess.Popen(
+                [
+                    node, str(script),
+                    "--socket", self.socket_path,
+                    "--proxy-socket", self.proxy_socket_path,
+                    "--settings-dir", user_settings_dir(),
+                    "--kernels-dir", os.path.join(jupyter_data_dir(), "kernels"),
+                    "--state-dir", os.path.join(jupyter_data_dir(), "remote-cluster"),
+                    "--base-url", self.base_url,
+                    "--helper", str(helper_script()),
+                    *self.agent_args,
+                ],
+                stdin=subprocess.PIPE,
                 stdout=out_w,
                 stderr=err_w,
             )
@@ -275,18 +273,22 @@ class AgentProcess:
         except (asyncio.TimeoutError, ValueError):
             ready = {}
         if ready.get("event") != "ready":
-            if proc.returncode is None:
+            if proc.poll() is None:
                 proc.kill()
-            await proc.wait()
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, proc.wait)
+            proc.stdin.close()
             # (its last words: read to the end of the pipe before quoting them)
-            await asyncio.get_running_loop().run_in_executor(None, drains[1].join, 2)
+            await loop.run_in_executor(None, drains[1].join, 2)
             self._fast_failures += 1
             raise AgentUnavailable(
                 "The remote-cluster agent failed to start: " + " | ".join(self._stderr_tail)
             )
         self._proc = proc
         self.log.info("remote-cluster: agent %s listening on %s", proc.pid, self.socket_path)
-        self._supervisor = asyncio.ensure_future(self._supervise(proc))
+        threading.Thread(
+            target=self._supervise, args=(proc, asyncio.get_running_loop()), name="agent-supervisor", daemon=True
+        ).start()
 
     def _drain(self, fd: int, first_line: concurrent.futures.Future | None) -> None:
         """Read the agent's output until it closes: the first line (stdout: the ready
@@ -302,19 +304,28 @@ class AgentProcess:
         if first_line is not None and not first_line.done():
             first_line.set_result(b"")
 
-    async def _supervise(self, proc: asyncio.subprocess.Process) -> None:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        code = await proc.wait()
+    def _supervise(self, proc: subprocess.Popen, loop: asyncio.AbstractEventLoop) -> None:
+        """(a thread) Wait for the agent to exit; unless stopping, start it again on the loop
+        that started it, after a back-off. A loop closed since (headless callers) leaves the
+        restart to the next request."""
+        started = time.monotonic()
+        code = proc.wait()
+        proc.stdin.close()
         if self._stopping:
             return
-        lived = loop.time() - started
+        lived = time.monotonic() - started
         self._fast_failures = self._fast_failures + 1 if lived < 10 else 0
         delay = min(30.0, 0.5 * 2**self._fast_failures)
         self.log.warning(
             "remote-cluster: agent %s exited with %s after %.1fs; restarting in %.1fs",
             proc.pid, code, lived, delay,
         )
+        try:
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._restart_after(delay)))
+        except RuntimeError:  # that loop is closed
+            pass
+
+    async def _restart_after(self, delay: float) -> None:
         await asyncio.sleep(delay)
         if not self._stopping:
             try:
@@ -330,16 +341,15 @@ class AgentProcess:
     async def stop(self) -> None:
         self._stopping = True
         proc = self._proc
-        if proc is None or proc.returncode is not None:
+        if proc is None or proc.poll() is not None:
             return
         proc.terminate()
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(proc.wait(), 5)
-        except asyncio.TimeoutError:
+            await loop.run_in_executor(None, proc.wait, 5)
+        except subprocess.TimeoutExpired:
             proc.kill()
-            await proc.wait()
-        if self._supervisor:
-            self._supervisor.cancel()
+            await loop.run_in_executor(None, proc.wait)
         for client in (self._http, self._proxy_http):
             if client is not None:
                 client.close()

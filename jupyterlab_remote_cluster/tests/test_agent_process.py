@@ -3,8 +3,11 @@
 import asyncio
 import json
 import logging
+import gc
 import os
 import signal
+import sys
+import time
 
 from jupyterlab_remote_cluster.agent_process import AgentProcess
 
@@ -57,8 +60,45 @@ def test_the_agents_output_is_drained_when_its_event_loop_is_gone(tmp_path, monk
         logged = sum(len(line) + 1 for line in collected.lines)
         assert logged > 2 * PIPE_BYTES, f"only {logged} bytes logged: the test did not fill a pipe"
     finally:
-        # (stop() belongs to the loop that started the process, closed here)
-        pid = agent.owned_pid
-        if pid:
-            os.kill(pid, signal.SIGTERM)
         loop_a.close()
+        asyncio.run(agent.stop())
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def gone(pid):
+    try:
+        os.kill(pid, 0)
+        return False
+    except ProcessLookupError:
+        return True
+
+
+def test_an_agent_outlives_the_event_loop_that_started_it(tmp_path, monkeypatch):
+    """A headless caller starts the agent in a loop that closes (asyncio.run). The agent must
+    not be tied to that loop: its exit is seen, it is started again from the next caller's
+    loop, and stopped from a third; nothing of the old process may raise "Event loop is
+    closed" when collected (an asyncio transport did, inside whatever the interpreter was
+    doing at the time: once inside ast.parse, failing it)."""
+    monkeypatch.setenv("JUPYTERLAB_SETTINGS_DIR", str(tmp_path / "settings"))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    agent = AgentProcess(runtime_dir=tmp_path / "runtime")
+    assert asyncio.run(agent.request("GET", "/api/v1/health")).code == 200
+    first = agent.owned_pid
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: agent.owned_pid is None, 10, "the supervisor to see the agent die")
+    assert asyncio.run(agent.request("GET", "/api/v1/health")).code == 200
+    second = agent.owned_pid
+    assert second and second != first
+
+    gc.collect()
+    assert [u.exc_value for u in unraisable] == []
+    asyncio.run(agent.stop())
+    wait_for(lambda: gone(second), 10, "the agent to stop")
