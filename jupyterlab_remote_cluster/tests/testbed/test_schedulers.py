@@ -52,8 +52,10 @@ CASES = {
         "resources": {},
         "login_setup": [f"export PATH={STANDINS}/htcondor/bin:$PATH"],
         "job_env": "_CONDOR_JOB_AD",
+        # (extra directives come from the profile only: a profile that carries the bad one)
+        "bad_in_profile": {"extraDirectives": ["requirements = (TARGET.Memory > "]},
         "bad": (
-            {"extraDirectives": ["requirements = (TARGET.Memory > "]},
+            {},
             "HTCondor refused the job: Parse error in expression: (requirements = (TARGET.Memory >; ^^^; Error in submit file)",
         ),
     },
@@ -148,6 +150,8 @@ def profiles(jupyter_dirs, tmp_path_factory):
         # the same with the shortest walltime the scheduler takes, and no Dask (lighter)
         short = SHORT_WALLTIME.get(sched, "1")
         mine.append({**p, "name": f"t-{sched}-short", "resources": {**resources, "walltime": short}, "dask": False})
+        if "bad_in_profile" in case:
+            mine.append({**p, "name": f"t-{sched}-bad", "resources": {**resources, **case["bad_in_profile"]}})
     settings.write_text(json.dumps({"profiles": [*existing["profiles"], *mine]}, indent=1))
     code, body = agent_call("GET", "/api/v1/profiles")
     assert code == 200 and not body.get("errors"), body
@@ -328,7 +332,8 @@ def test_bad_request_is_refused_with_the_schedulers_words(sched, profiles):
         jobs = lambda: set(on_host("login", f"cd ~/.rc-standins/{sched} 2>/dev/null && ls -A -- *.json").split())
     before_jobs = jobs()
     _, before = agent_call("GET", "/api/v1/sessions")
-    code, body = agent_call("POST", "/api/v1/sessions", {"profile": f"t-{sched}", "resources": overrides})
+    profile = f"t-{sched}-bad" if "bad_in_profile" in profiles[sched] else f"t-{sched}"
+    code, body = agent_call("POST", "/api/v1/sessions", {"profile": profile, "resources": overrides})
     assert code == 400, body
     assert body["error"]["message"].startswith(message), body
     # nothing queued: no session, no new job (jobs of the other tests may end meanwhile)
