@@ -19,7 +19,6 @@
  * Reconnecting is the caller's business for now: after `closed`, `connect()` builds new
  * Clients from scratch.
  */
-import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import { Socket } from 'node:net';
@@ -49,6 +48,7 @@ import type { IPrompt, IPromptAnswer, ISshTarget } from '../../common/api';
 import { coalesceWrites } from '../tunnels/coalesce';
 import { appendKnownHost, checkHostKey, fingerprintSha256, keyTypeOfBlob, knownKeyTypes } from './known-hosts';
 import type { SignInGuard } from './sign-in-guard';
+import { ProxyCommandStream } from './proxy-command';
 import { expandTilde, percentExpand, resolveChain, type IResolvedHost } from './ssh-config';
 
 export type ConnectionState = 'connecting' | 'connected' | 'closed';
@@ -1052,17 +1052,7 @@ export class ClusterConnection extends EventEmitter {
       );
     }
     this.log.info(`ssh: reaching ${hopLabel(cfg)} through its ProxyCommand`);
-    const child = spawn('/bin/sh', ['-c', `exec ${command}`], { stdio: ['pipe', 'pipe', 'pipe'] });
-    child.stderr.on('data', (d: Buffer) => this.log.debug(`ssh: ProxyCommand (${cfg.alias}): ${d.toString().trim()}`));
-    child.on('error', err => this.log.warn(`ssh: ProxyCommand for ${cfg.alias} failed: ${err.message}`));
-    const duplex = Duplex.from({ readable: child.stdout, writable: child.stdin });
-    duplex.on('error', () => undefined);
-    duplex.on('close', () => {
-      if (child.exitCode === null) {
-        child.kill();
-      }
-    });
-    return duplex;
+    return new ProxyCommandStream(command, cfg.alias, this.log);
   }
 
   /** A direct-tcpip channel from `hop` to host:port. */
