@@ -70,18 +70,30 @@ export async function keygenFingerprint(knownHosts: string, host: string, dir: s
  * `tmp` and `env` in tests or in a later beforeAll; push connections to `open`.
  */
 export function testbedScratch(prefix: string): { tmp: string; env: Record<string, string>; open: { close(): Promise<void> }[] } {
-  const s = { tmp: '', env: {} as Record<string, string>, open: [] as { close(): Promise<void> }[] };
+  let tmp = '';
+  const s = {
+    env: {} as Record<string, string>,
+    open: [] as { close(): Promise<void> }[],
+    // (throws rather than be '': a test whose testbed never came up would otherwise make
+    // its scratch directories, keys included, relative to the working directory)
+    get tmp(): string {
+      if (!tmp) {
+        throw new Error('no scratch directory: the testbed did not come up');
+      }
+      return tmp;
+    }
+  };
   beforeAll(async () => {
     await waitForTestbed();
     s.env = testbedEnv();
-    s.tmp = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
+    tmp = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
   }, 150000);
   afterEach(async () => {
     await Promise.all(s.open.splice(0).map(c => c.close()));
   });
   afterAll(async () => {
-    if (s.tmp) {
-      await fs.rm(s.tmp, { recursive: true, force: true });
+    if (tmp) {
+      await fs.rm(tmp, { recursive: true, force: true });
     }
   });
   return s;
