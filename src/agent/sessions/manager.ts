@@ -114,6 +114,12 @@ interface ISessionRecord extends ISession {
    * Absent in sessions of an earlier release, whose dashboards are not proxied any more.
    */
   proxyKey?: string;
+  /**
+   * The profile as it was when the job was submitted: the job keeps it whatever happens
+   * to the profile later (renamed, edited, deleted), so it is still polled and can be
+   * cancelled. Absent in sessions of an earlier release: looked up by name.
+   */
+  submittedProfile?: IClusterProfile;
 }
 
 export interface IKernelConnection {
@@ -244,7 +250,7 @@ export class SessionManager {
   }
 
   private publicView(s: ISessionRecord): ISession {
-    const { clusterKey: _c, remoteDir: _r, owner: _o, protocol: _p, proxyKey: _k, ...pub } = s;
+    const { clusterKey: _c, remoteDir: _r, owner: _o, protocol: _p, proxyKey: _k, submittedProfile: _sp, ...pub } = s;
     const kernels = [...this.kernels.values()].filter(k => k.sessionId === s.id).map(k => k.kernelId);
     // Alive in the helper but without our forwards: their Jupyter server is gone.
     const helperKernels = s.state === 'running' ? this.helperStates.get(s.id)?.kernels ?? {} : {};
@@ -427,7 +433,9 @@ export class SessionManager {
    * the link is up, nothing more happens.
    */
   async signIn(profileName: string): Promise<void> {
-    const profile = await this.profile(profileName);
+    // (a profile deleted while its jobs run: sign in for them with what they were submitted with)
+    const orphan = [...this.sessions.values()].find(s => s.profile === profileName && s.submittedProfile);
+    const profile = await this.profile(profileName).catch(err => orphan?.submittedProfile ?? Promise.reject(err));
     const key = this.clusterKey(profile);
     if (this.links.has(key)) {
       return;
@@ -506,6 +514,11 @@ export class SessionManager {
     return p;
   }
 
+  /** The profile a session's job was submitted with (see `submittedProfile`). */
+  private async sessionProfile(s: ISessionRecord): Promise<IClusterProfile> {
+    return s.submittedProfile ?? this.profile(s.profile);
+  }
+
   private adapter(p: IClusterProfile): ISchedulerAdapter {
     const a = this.opts.adapters[p.scheduler];
     if (!a) {
@@ -540,7 +553,8 @@ export class SessionManager {
       clusterKey: this.clusterKey(profile),
       remoteDir: '',
       owner,
-      kernels: []
+      kernels: [],
+      submittedProfile: profile
     };
     this.sessions.set(id, s);
     this.update(s, {});
@@ -664,7 +678,7 @@ export class SessionManager {
     const groups = new Map<string, { profile: IClusterProfile; sessions: ISessionRecord[] }>();
     for (const s of active) {
       try {
-        const profile = await this.profile(s.profile);
+        const profile = await this.sessionProfile(s);
         const g = `${profile.scheduler}\0${(profile.loginSetup ?? []).join('\n')}`;
         const group = groups.get(g) ?? { profile, sessions: [] };
         group.sessions.push(s);
@@ -854,7 +868,7 @@ export class SessionManager {
     if (!s.jobId) {
       return;
     }
-    const profile = await this.profile(s.profile);
+    const profile = await this.sessionProfile(s);
     const r = await link.exec(onLogin(profile, this.adapter(profile).cancelCommand(s.jobId)), { timeoutMs: 60_000 });
     if (r.code !== 0) {
       throw new Error(`Could not cancel job ${s.jobId}: ${r.stderr.trim() || r.stdout.trim()}`);
@@ -869,7 +883,7 @@ export class SessionManager {
     if (s.state === 'ended') {
       return this.publicView(s);
     }
-    const profile = await this.profile(s.profile);
+    const profile = await this.sessionProfile(s);
     const link = await this.link(profile, true); // the user asked: may sign in
     if (s.state === 'running') {
       // Let the helper stop kernels and Dask cleanly; scancel follows regardless.
@@ -933,7 +947,7 @@ export class SessionManager {
    * than the one the session was started with (never a silent downgrade).
    */
   private async sessionRoute(rec: ISessionRecord): Promise<IRoute & { token: string; link: IClusterLink }> {
-    const profile = await this.profile(rec.profile);
+    const profile = await this.sessionProfile(rec);
     const link = await this.link(profile);
     let state = this.helperStates.get(rec.id);
     if (!state || state.status !== 'ready' || heartbeatAge(state) > HEARTBEAT_STALE_S) {
@@ -1184,7 +1198,7 @@ export class SessionManager {
     }
     try {
       // While the link is down or reconnecting, answer at once: "unknown", never "dead".
-      await this.linkNow(await this.profile(s.profile), 10_000);
+      await this.linkNow(await this.sessionProfile(s), 10_000);
       const r = await this.helperRequest(s, 'GET', `/kernels/${kernelId}`, undefined, 15_000);
       if (r.status === 404) {
         return { alive: false, reason: 'the kernel is gone' };
