@@ -61,13 +61,43 @@ def bench_tls(work: Path, owner: str = "alice") -> dict[str, str]:
 
     ec = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]
     ossl("genpkey", *ec, "-out", "ca.key")
-    ossl("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=jrc-bench CA", "-days", "1", "-out", "ca.pem",
-         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    ossl(
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "ca.key",
+        "-subj",
+        "/CN=jrc-bench CA",
+        "-days",
+        "1",
+        "-out",
+        "ca.pem",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    )
     ossl("genpkey", *ec, "-out", "key.pem")
     ossl("req", "-new", "-key", "key.pem", "-subj", "/CN=jrc-bench", "-out", "leaf.csr")
     (d / "ext").write_text("subjectAltName=DNS:jrc-bench\nextendedKeyUsage=serverAuth,clientAuth\n")
-    ossl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
-         "-out", "cert.pem", "-extfile", "ext")
+    ossl(
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        "cert.pem",
+        "-extfile",
+        "ext",
+    )
     (d / "ca.key").unlink()
     user = pwd.getpwnam(owner)
     os.chmod(work, 0o711)  # alice passes through the scratch dir to her own tls/
@@ -106,13 +136,27 @@ threading.Event().wait()
 '''
 
 
-def start_relay(node: str, tls: dict[str, str], token: str, targets: dict[str, str]) -> tuple[subprocess.Popen, int, int]:
+def start_relay(
+    node: str, tls: dict[str, str], token: str, targets: dict[str, str]
+) -> tuple[subprocess.Popen, int, int]:
     """The helper's relay on `node` (as alice) for `targets` ({"http/9": "/path.sock"})."""
     cfg = {"token": token, "targets": targets, "tls_dir": tls["dir"]}
     p = subprocess.Popen(
-        [str(TESTBED), "exec", node, "--user", "alice", "--", "python3", "-c", RELAY,
-         str(REPO / "jupyterlab_remote_cluster" / "remote" / "helper.py"), json.dumps(cfg)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            str(TESTBED),
+            "exec",
+            node,
+            "--user",
+            "alice",
+            "--",
+            "python3",
+            "-c",
+            RELAY,
+            str(REPO / "jupyterlab_remote_cluster" / "remote" / "helper.py"),
+            json.dumps(cfg),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     port, pid = map(int, p.stdout.readline().split())
     return p, port, pid

@@ -16,20 +16,40 @@ import { LocalForward } from '../src/agent/tunnels/local-forward';
 import { benchConnection, runDriver, serveUntilStdinCloses } from './driver_common';
 
 async function main(): Promise<void> {
-  const args = JSON.parse(process.argv[2]) as { configFile: string; host: string; to: string; port?: number; ports?: number[]; cipher?: string };
+  const args = JSON.parse(process.argv[2]) as {
+    configFile: string;
+    host: string;
+    to: string;
+    port?: number;
+    ports?: number[];
+    cipher?: string;
+  };
   if (args.cipher) {
     // Experiments only: force one cipher on every hop, as if connection.ts offered only it.
     const connect = Client.prototype.connect;
     Client.prototype.connect = function (this: Client, cfg: ConnectConfig) {
-      cfg.algorithms = { ...cfg.algorithms, cipher: [args.cipher!] as NonNullable<ConnectConfig['algorithms']>['cipher'] };
+      cfg.algorithms = {
+        ...cfg.algorithms,
+        cipher: [args.cipher!] as NonNullable<ConnectConfig['algorithms']>['cipher']
+      };
       return connect.call(this, cfg);
     };
   }
   const conn = benchConnection(args);
   await conn.connect();
   const remote = args.ports ?? [args.port!];
-  const forwards = remote.map(p => new LocalForward(() => conn.forwardOut(args.to, p), msg => process.stderr.write(`${msg}\n`)));
-  await serveUntilStdinCloses(conn, forwards, ports => ({ port: ports[0], ports, hops: conn.hopInfo.map(h => h.label) }));
+  const forwards = remote.map(
+    p =>
+      new LocalForward(
+        () => conn.forwardOut(args.to, p),
+        msg => process.stderr.write(`${msg}\n`)
+      )
+  );
+  await serveUntilStdinCloses(conn, forwards, ports => ({
+    port: ports[0],
+    ports,
+    hops: conn.hopInfo.map(h => h.label)
+  }));
 }
 
 runDriver(main);

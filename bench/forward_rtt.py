@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import TESTBED, free_port, pct  # noqa: E402
 from throughput import NODE, bundle_driver, node_server_run, start_driver, wait_listening  # noqa: E402
 
-SERVER = r'''
+SERVER = r"""
 import os, socket, sys, threading
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], 0)); s.listen(8); print(s.getsockname()[1], os.getpid(), flush=True)
@@ -41,9 +41,9 @@ def serve(c):
     c.close()
 while True:
     c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
-'''
+"""
 
-CLIENT = r'''
+CLIENT = r"""
 import json, socket, sys, time
 host, port, n, burst = sys.argv[1], int(sys.argv[2]), int(sys.argv[4]), sys.argv[3] == "burst"
 c = socket.create_connection((host, port)); c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -53,7 +53,7 @@ for i in range(n + 50):
     while got < want: got += len(c.recv(65536))
     if i >= 50: ts.append(time.perf_counter() - t)
 print(json.dumps(ts))
-'''
+"""
 
 # chacha20-poly1305@openssh.com is left out: without ssh2's native binding, the second hop
 # (SSH inside a channel of the first) never completes its handshake here (timed out).
@@ -77,29 +77,62 @@ def main() -> None:
             procs.append(p)
             paths[name] = [sys.executable, "-c", CLIENT, "127.0.0.1", str(lp)]
         sshl_port = free_port()
-        procs.append(subprocess.Popen(
-            ["ssh", "-F", env["RC_TESTBED_SSH_CONFIG"], "-tt", "-o", "ExitOnForwardFailure=yes",
-             "-L", f"127.0.0.1:{sshl_port}:{NODE}:{port}", "login", "sleep 3600"],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    "ssh",
+                    "-F",
+                    env["RC_TESTBED_SSH_CONFIG"],
+                    "-tt",
+                    "-o",
+                    "ExitOnForwardFailure=yes",
+                    "-L",
+                    f"127.0.0.1:{sshl_port}:{NODE}:{port}",
+                    "login",
+                    "sleep 3600",
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         wait_listening(sshl_port)
         paths["ssh -L (OpenSSH)"] = [sys.executable, "-c", CLIENT, "127.0.0.1", str(sshl_port)]
-        paths["direct from login"] = [str(TESTBED), "exec", "login", "--user", "alice", "--", "python3", "-c", CLIENT, NODE, str(port)]
+        paths["direct from login"] = [
+            str(TESTBED),
+            "exec",
+            "login",
+            "--user",
+            "alice",
+            "--",
+            "python3",
+            "-c",
+            CLIENT,
+            NODE,
+            str(port),
+        ]
         samples: dict[tuple[str, str], list[float]] = {(k, m): [] for m in ("echo", "burst") for k in paths}
         names = list(paths)
         for r in range(args.rounds):
             for mode in ("echo", "burst"):
-                for name in names[r % len(names):] + names[:r % len(names)]:
-                    out = subprocess.run(paths[name] + [mode, str(args.n // args.rounds)], check=True, capture_output=True,
-                                         text=True, timeout=300).stdout
+                for name in names[r % len(names) :] + names[: r % len(names)]:
+                    out = subprocess.run(
+                        paths[name] + [mode, str(args.n // args.rounds)],
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                        timeout=300,
+                    ).stdout
                     samples[name, mode] += json.loads(out)
     print(f"round trips to node1, n={args.n} per path and pattern in {args.rounds} interleaved rounds")
     for mode, what in (("echo", "200 B request, echoed in two writes"), ("burst", "800 B request, five 800 B replies")):
-        direct = pct(samples["direct from login", mode], .5)
+        direct = pct(samples["direct from login", mode], 0.5)
         print(f" {what}:")
         for name in paths:
             ts = samples[name, mode]
-            print(f"  {name:34s} p50 {pct(ts, .5):6.3f} ms  p90 {pct(ts, .9):6.3f} ms  p50 - direct {pct(ts, .5) - direct:+6.3f} ms")
+            print(
+                f"  {name:34s} p50 {pct(ts, 0.5):6.3f} ms  p90 {pct(ts, 0.9):6.3f} ms  p50 - direct {pct(ts, 0.5) - direct:+6.3f} ms"
+            )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import REPO, TESTBED, free_port, pct, testbed_env  # noqa: E402
 
-CLIENT = r'''
+CLIENT = r"""
 import json, sys, time
 from jupyter_client import BlockingKernelClient
 info = json.load(open(sys.argv[1])); n = int(sys.argv[2])
@@ -48,7 +48,7 @@ ts = []
 for _ in range(n):
     t = time.perf_counter(); kc.execute_interactive("1", timeout=30, output_hook=lambda m: None); ts.append(time.perf_counter() - t)
 kc.stop_channels(); print(json.dumps(ts))
-'''
+"""
 
 
 def run_client(info: dict, n: int, python: str = sys.executable, prefix: list[str] | None = None) -> list[float]:
@@ -66,13 +66,34 @@ def run_client(info: dict, n: int, python: str = sys.executable, prefix: list[st
 
 def start_anchor_kernel(node: str, conn_file: Path, python: str) -> dict:
     """An ipykernel listening on TCP on `node` (as alice, in the background); its ports."""
-    info = {"ip": "0.0.0.0", "transport": "tcp", "signature_scheme": "hmac-sha256", "key": secrets.token_hex(32),
-            "shell_port": 0, "iopub_port": 0, "stdin_port": 0, "control_port": 0, "hb_port": 0}
+    info = {
+        "ip": "0.0.0.0",
+        "transport": "tcp",
+        "signature_scheme": "hmac-sha256",
+        "key": secrets.token_hex(32),
+        "shell_port": 0,
+        "iopub_port": 0,
+        "stdin_port": 0,
+        "control_port": 0,
+        "hb_port": 0,
+    }
     conn_file.write_text(json.dumps(info))
     os.chown(conn_file, pwd.getpwnam("alice").pw_uid, pwd.getpwnam("alice").pw_gid)
     os.chmod(conn_file, 0o600)
-    subprocess.run([str(TESTBED), "exec", node, "--user", "alice", "--", "sh", "-c",
-                    f"nohup {python} -m ipykernel_launcher -f {conn_file} >/dev/null 2>&1 &"], check=True)
+    subprocess.run(
+        [
+            str(TESTBED),
+            "exec",
+            node,
+            "--user",
+            "alice",
+            "--",
+            "sh",
+            "-c",
+            f"nohup {python} -m ipykernel_launcher -f {conn_file} >/dev/null 2>&1 &",
+        ],
+        check=True,
+    )
     for _ in range(300):
         try:
             got = json.loads(conn_file.read_text())
@@ -88,10 +109,16 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--baseline", metavar="REV",
-                    help="also time the kernel through bench/forward_driver.ts built from the working tree and from REV")
-    ap.add_argument("--laptop-python", action="store_true",
-                    help="run the laptop-side clients with this script's Python instead of the cluster's")
+    ap.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also time the kernel through bench/forward_driver.ts built from the working tree and from REV",
+    )
+    ap.add_argument(
+        "--laptop-python",
+        action="store_true",
+        help="run the laptop-side clients with this script's Python instead of the cluster's",
+    )
     args = ap.parse_args()
     same_python = not args.laptop_python
     n, rounds = args.n, max(1, args.rounds)
@@ -132,7 +159,17 @@ async def main() -> None:
         if session["state"] != "running":
             raise SystemExit(f"session did not run: {session}")
         conn = await call("POST", f"/api/v1/sessions/{sid}/kernels", {})
-        keys = ["ip", "transport", "signature_scheme", "key", "shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"]
+        keys = [
+            "ip",
+            "transport",
+            "signature_scheme",
+            "key",
+            "shell_port",
+            "iopub_port",
+            "stdin_port",
+            "control_port",
+            "hb_port",
+        ]
         ours_info = {k: conn[k] for k in keys}
         node = session["node"]
 
@@ -147,8 +184,20 @@ async def main() -> None:
         local = {ch: free_port() for ch in chans}
         fwd = sum((["-L", f"127.0.0.1:{local[ch]}:{node}:{remote[ch]}"] for ch in chans), [])
         ssh = subprocess.Popen(
-            ["ssh", "-F", env["RC_TESTBED_SSH_CONFIG"], "-tt", "-o", "ExitOnForwardFailure=yes", *fwd, "login", "sleep 3600"],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "ssh",
+                "-F",
+                env["RC_TESTBED_SSH_CONFIG"],
+                "-tt",
+                "-o",
+                "ExitOnForwardFailure=yes",
+                *fwd,
+                "login",
+                "sleep 3600",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         for _ in range(100):
             try:
@@ -175,21 +224,28 @@ async def main() -> None:
         py = env["RC_TESTBED_PYTHON"] if same_python else sys.executable
         paths = [
             ("ours", lambda k: run_client(ours_info, k, py)),
-            *[(f"driver {rev}", (lambda info: lambda k: run_client(info, k, py))(info)) for rev, info in drivers.items()],
+            *[
+                (f"driver {rev}", (lambda bound: lambda k: run_client(bound, k, py))(info))
+                for rev, info in drivers.items()
+            ],
             ("sshl", lambda k: run_client(dict(anchor_info, **local), k, py)),
-            ("direct", lambda k: run_client(direct_info, k, env["RC_TESTBED_PYTHON"], [str(TESTBED), "exec", "login", "--"])),
+            (
+                "direct",
+                lambda k: run_client(direct_info, k, env["RC_TESTBED_PYTHON"], [str(TESTBED), "exec", "login", "--"]),
+            ),
         ]
         # Interleaved rounds (order rotating): the testbed machine is shared, and a busy
         # minute must hit every path alike instead of skewing one ratio.
         samples: dict[str, list[float]] = {name: [] for name, _ in paths}
         for r in range(rounds):
             k = n // rounds + (1 if r < n % rounds else 0)
-            for name, measure in paths[r % len(paths):] + paths[:r % len(paths)]:
+            for name, measure in paths[r % len(paths) :] + paths[: r % len(paths)]:
                 samples[name] += await asyncio.to_thread(measure, k)
         ours, sshl, direct = samples["ours"], samples["sshl"], samples["direct"]
     finally:
-        subprocess.run([str(TESTBED), "exec", node, "--user", "alice", "--", "pkill", "-f", str(anchor_file)],
-                       capture_output=True)
+        subprocess.run(
+            [str(TESTBED), "exec", node, "--user", "alice", "--", "pkill", "-f", str(anchor_file)], capture_output=True
+        )
         anchor_file.unlink(missing_ok=True)
         if ssh:
             ssh.kill()
@@ -202,15 +258,17 @@ async def main() -> None:
 
     rows = [("ours (agent tunnel)", ours), ("ssh -L (OpenSSH)", sshl), ("direct from login", direct)]
     rows[1:1] = [(f"driver, {name[7:]}", samples[name]) for name in samples if name.startswith("driver ")]
-    print(f"kernel execute round trip, trivial cell, n={n} per path in {rounds} interleaved rounds, "
-          f"client {'the same Python on all paths' if same_python else sys.executable + ' on the laptop'}")
+    print(
+        f"kernel execute round trip, trivial cell, n={n} per path in {rounds} interleaved rounds, "
+        f"client {'the same Python on all paths' if same_python else sys.executable + ' on the laptop'}"
+    )
     for name, ts in rows:
-        print(f"  {name:22s} p50 {pct(ts, .5):7.2f} ms   p90 {pct(ts, .9):7.2f} ms")
-    print(f"  ratio ours/direct   p50 {pct(ours, .5) / pct(direct, .5):.2f}x (goal <= 1.3x)")
-    print(f"  ratio ours/ssh -L   p50 {pct(ours, .5) / pct(sshl, .5):.2f}x (goal <= 1.0x)")
+        print(f"  {name:22s} p50 {pct(ts, 0.5):7.2f} ms   p90 {pct(ts, 0.9):7.2f} ms")
+    print(f"  ratio ours/direct   p50 {pct(ours, 0.5) / pct(direct, 0.5):.2f}x (goal <= 1.3x)")
+    print(f"  ratio ours/ssh -L   p50 {pct(ours, 0.5) / pct(sshl, 0.5):.2f}x (goal <= 1.0x)")
     if args.baseline:
         base = samples[f"driver {args.baseline}"]
-        print(f"  ratio ours/{args.baseline}  p50 {pct(ours, .5) / pct(base, .5):.2f}x (goal <= 1.1x)")
+        print(f"  ratio ours/{args.baseline}  p50 {pct(ours, 0.5) / pct(base, 0.5):.2f}x (goal <= 1.1x)")
 
 
 if __name__ == "__main__":

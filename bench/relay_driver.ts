@@ -27,7 +27,8 @@ async function main(): Promise<void> {
   const forwards = args.targets.map(
     target =>
       new LocalForward(
-        async () => openRelay(await conn.forwardOut(args.to, args.relayPort), creds, target, `${args.to}:${args.relayPort}`),
+        async () =>
+          openRelay(await conn.forwardOut(args.to, args.relayPort), creds, target, `${args.to}:${args.relayPort}`),
         msg => process.stderr.write(`${msg}\n`)
       )
   );

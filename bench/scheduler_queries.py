@@ -28,7 +28,11 @@ PYTHON = "/opt/rc-testbed/python/bin/python"
 def on_login(script: str, stdin: str = "") -> str:
     return subprocess.run(
         [str(TESTBED), "exec", "login", "--user", "alice", "--", "sh", "-c", script],
-        check=True, capture_output=True, text=True, timeout=120, input=stdin,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=stdin,
     ).stdout
 
 
@@ -37,11 +41,7 @@ def install_shims() -> None:
     on_login(f"mkdir -p ~/{SHIMS} && : > ~/{SHIMS}/log")
     for cmd in ("squeue", "sbatch", "scancel"):
         real = on_login(f"command -v {cmd}").strip()
-        shim = (
-            "#!/bin/sh\n"
-            f'printf \'%s {cmd} %s\\n\' "$(date +%s.%N)" "$*" >> "$HOME/{SHIMS}/log"\n'
-            f'exec {real} "$@"\n'
-        )
+        shim = f'#!/bin/sh\nprintf \'%s {cmd} %s\\n\' "$(date +%s.%N)" "$*" >> "$HOME/{SHIMS}/log"\nexec {real} "$@"\n'
         on_login(f"cat > ~/{SHIMS}/{cmd} && chmod 755 ~/{SHIMS}/{cmd}", shim)
 
 
@@ -54,8 +54,13 @@ def read_log() -> list[tuple[float, str, str]]:
 
 
 def setup_agent(tmp: Path):
-    env = dict(line.split("=", 1) for line in subprocess.run(
-        [str(TESTBED), "env"], check=True, capture_output=True, text=True).stdout.splitlines() if "=" in line)
+    env = dict(
+        line.split("=", 1)
+        for line in subprocess.run(
+            [str(TESTBED), "env"], check=True, capture_output=True, text=True
+        ).stdout.splitlines()
+        if "=" in line
+    )
     dirs = {
         "JUPYTERLAB_SETTINGS_DIR": tmp / "settings",
         "JUPYTER_DATA_DIR": tmp / "data",
@@ -136,7 +141,9 @@ def run_case(request, n: int, minutes: float, all_jobs: list[str]) -> dict:
         "squeue": len(status),
         "other": len(window) - len(status),
         "per_min": len(status) / ((t1 - t0) / 60),
-        "max_ids": max((len(r[2].split("--jobs=")[1].split()[0].split(",")) for r in status if "--jobs=" in r[2]), default=0),
+        "max_ids": max(
+            (len(r[2].split("--jobs=")[1].split()[0].split(",")) for r in status if "--jobs=" in r[2]), default=0
+        ),
     }
 
 
@@ -158,7 +165,11 @@ def main() -> None:
                 on_login(f"scancel {' '.join(all_jobs)} 2>/dev/null; true")
             left: list[str] = []
             for _ in range(30):  # COMPLETING for a moment after scancel
-                left = on_login(f"squeue -h -j {','.join(all_jobs)} -t PD,R,CG -o %i 2>/dev/null; true").split() if all_jobs else []
+                left = (
+                    on_login(f"squeue -h -j {','.join(all_jobs)} -t PD,R,CG -o %i 2>/dev/null; true").split()
+                    if all_jobs
+                    else []
+                )
                 if not left:
                     break
                 time.sleep(1)
@@ -167,11 +178,15 @@ def main() -> None:
             from jupyter_core.utils import run_sync
 
             run_sync(agent.stop)()
-    print("| sessions | steady window | squeue calls | per minute | ids per call | other commands in window | startup (all running) | squeue calls during startup |")
+    print(
+        "| sessions | steady window | squeue calls | per minute | ids per call | other commands in window | startup (all running) | squeue calls during startup |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['n']} | {r['minutes']:.1f} min | {r['squeue']} | {r['per_min']:.2f} | {r['max_ids']} | {r['other']} "
-              f"| {r['startup_s']:.0f} s | {r['startup_squeue']} |")
+        print(
+            f"| {r['n']} | {r['minutes']:.1f} min | {r['squeue']} | {r['per_min']:.2f} | {r['max_ids']} | {r['other']} "
+            f"| {r['startup_s']:.0f} s | {r['startup_squeue']} |"
+        )
     one, twenty = results[0]["per_min"], results[1]["per_min"]
     ratio = "1.00 (both zero)" if one == twenty == 0 else (f"{twenty / one:.2f}" if one else "inf")
     print(f"\nratio 20/1 of steady squeue calls per minute: {ratio} (goal: 1, and <= 2 per minute)")

@@ -37,7 +37,7 @@ NODE = "198.18.2.11"
 # On node1: "up\n" -> read to EOF, reply with the byte count; "down N\n" -> send N bytes, close.
 # On TCP (first line: "PORT PID") and on a Unix socket in a private dir (second line: its
 # path), which the helper's relay serves as a session's socket.
-SERVER = r'''
+SERVER = r"""
 import os, socket, sys, tempfile, threading
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], 0)); s.listen(4); print(s.getsockname()[1], os.getpid(), flush=True)
@@ -66,10 +66,10 @@ def serve(s):
 
 threading.Thread(target=serve, args=(u,), daemon=True).start()
 serve(s)
-'''
+"""
 
 # Anywhere: one transfer; prints the seconds it took (connect to last byte / reply).
-CLIENT = r'''
+CLIENT = r"""
 import socket, sys, time
 mode, host, port, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 buf = b"y" * (1 << 20)
@@ -90,10 +90,12 @@ else:
 dt = time.perf_counter() - t
 if got != n: sys.exit("got %d bytes, expected %d" % (got, n))
 print(dt)
-'''
+"""
 
 
-def transfer(mode: str, host: str, port: int, size: int, prefix: list[str] | None = None, python=sys.executable) -> float:
+def transfer(
+    mode: str, host: str, port: int, size: int, prefix: list[str] | None = None, python=sys.executable
+) -> float:
     cmd = (prefix or []) + [python, "-c", CLIENT, mode, host, str(port), str(size)]
     return float(subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120).stdout.strip())
 
@@ -105,17 +107,27 @@ def bundle_driver(work: Path, rev: str | None = None, script: str = "forward_dri
     if rev:
         src = work / f"src-{rev.replace('/', '_')}"
         (src / "bench").mkdir(parents=True)
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src/agent", "src/common"],
-                                 check=True, capture_output=True).stdout
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", rev, "src/agent", "src/common"], check=True, capture_output=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
         shutil.copy(REPO / "bench" / script, src / "bench")  # today's driver, that revision's agent
     out = work / f"{Path(script).stem}-{src.name}.js"
     subprocess.run(
-        [str(REPO / "node_modules" / ".bin" / "esbuild"), str(src / "bench" / script), "--bundle",
-         "--platform=node", "--target=node20", "--log-level=warning", f"--outfile={out}",
-         # the same externals as the agent bundle (scripts/bundle-agent.mjs)
-         "--external:cpu-features", "--external:./crypto/build/Release/sshcrypto.node"],
-        check=True, env=dict(os.environ, NODE_PATH=str(REPO / "node_modules")),
+        [
+            str(REPO / "node_modules" / ".bin" / "esbuild"),
+            str(src / "bench" / script),
+            "--bundle",
+            "--platform=node",
+            "--target=node20",
+            "--log-level=warning",
+            f"--outfile={out}",
+            # the same externals as the agent bundle (scripts/bundle-agent.mjs)
+            "--external:cpu-features",
+            "--external:./crypto/build/Release/sshcrypto.node",
+        ],
+        check=True,
+        env=dict(os.environ, NODE_PATH=str(REPO / "node_modules")),
     )
     return out
 
@@ -124,7 +136,9 @@ def start_driver(driver: Path, env: dict[str, str], port: int | list[int], to: s
     """Starts the driver; returns the process and the local port (a list for a list of ports)."""
     spec = {"configFile": env["RC_TESTBED_SSH_CONFIG"], "host": "login", "to": to, **extra}
     spec.update(ports=port) if isinstance(port, list) else spec.update(port=port)
-    p = subprocess.Popen(["node", str(driver), json.dumps(spec)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        ["node", str(driver), json.dumps(spec)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     line = p.stdout.readline()
     if not line:
         raise SystemExit(f"the forward driver ({driver.name}) did not start")
@@ -146,7 +160,8 @@ def start_node_server(code: str) -> tuple[subprocess.Popen, int, int]:
     """Run a Python server on node1 as alice; it prints "PORT PID" once it listens."""
     server = subprocess.Popen(
         [str(TESTBED), "exec", "node1", "--user", "alice", "--", "python3", "-c", code, NODE],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     port, pid = map(int, server.stdout.readline().split())
     return server, port, pid
@@ -188,8 +203,17 @@ def main() -> None:
 
         sshl_port = free_port()
         sshl = subprocess.Popen(
-            ["ssh", "-F", env["RC_TESTBED_SSH_CONFIG"], "-N", "-o", "ExitOnForwardFailure=yes",
-             "-L", f"127.0.0.1:{sshl_port}:{NODE}:{port}", "login"],
+            [
+                "ssh",
+                "-F",
+                env["RC_TESTBED_SSH_CONFIG"],
+                "-N",
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-L",
+                f"127.0.0.1:{sshl_port}:{NODE}:{port}",
+                "login",
+            ],
             stdin=subprocess.DEVNULL,
         )
         procs.append(sshl)
@@ -201,20 +225,38 @@ def main() -> None:
         token = secrets.token_hex(32)
         relay, relay_port, relay_pid = start_relay("node1", tls, token, {"http/9": sink})
         procs.append(relay)
-        spec = {"configFile": env["RC_TESTBED_SSH_CONFIG"], "host": "login", "to": NODE, "relayPort": relay_port,
-                "targets": ["http/9"], "name": "jrc-bench", "token": token, **{k: tls[k] for k in ("ca", "cert", "key")}}
-        rd = subprocess.Popen(["node", str(bundle_driver(work, script="relay_driver.ts")), json.dumps(spec)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        spec = {
+            "configFile": env["RC_TESTBED_SSH_CONFIG"],
+            "host": "login",
+            "to": NODE,
+            "relayPort": relay_port,
+            "targets": ["http/9"],
+            "name": "jrc-bench",
+            "token": token,
+            **{k: tls[k] for k in ("ca", "cert", "key")},
+        }
+        rd = subprocess.Popen(
+            ["node", str(bundle_driver(work, script="relay_driver.ts")), json.dumps(spec)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         procs.append(rd)
         relay_local = json.loads(rd.stdout.readline())["ports"][0]
 
-        paths.update({
-            "ours via the relay": dict(host="127.0.0.1", port=relay_local),
-            "ours (LocalForward)": dict(host="127.0.0.1", port=ours_port),
-            "ssh -L (OpenSSH)": dict(host="127.0.0.1", port=sshl_port),
-            "direct from login": dict(host=NODE, port=port, prefix=[str(TESTBED), "exec", "login", "--user", "alice", "--"],
-                                      python="python3"),
-        })
+        paths.update(
+            {
+                "ours via the relay": dict(host="127.0.0.1", port=relay_local),
+                "ours (LocalForward)": dict(host="127.0.0.1", port=ours_port),
+                "ssh -L (OpenSSH)": dict(host="127.0.0.1", port=sshl_port),
+                "direct from login": dict(
+                    host=NODE,
+                    port=port,
+                    prefix=[str(TESTBED), "exec", "login", "--user", "alice", "--"],
+                    python="python3",
+                ),
+            }
+        )
         best: dict[tuple[str, str], float] = {}
         try:
             # Interleaved rounds, so a noisy neighbour on the shared machine hits every path alike.

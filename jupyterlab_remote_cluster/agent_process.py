@@ -112,16 +112,16 @@ class AgentProcess:
         # Created on first use: tornado binds a client to the IOLoop current at creation,
         # and the extension is constructed before the server's loop runs.
         if self._http is None:
-            self._http = SimpleAsyncHTTPClient(
-                force_instance=True, resolver=self.resolver, max_body_size=API_MAX_BODY
-            )
+            self._http = SimpleAsyncHTTPClient(force_instance=True, resolver=self.resolver, max_body_size=API_MAX_BODY)
         return self._http
 
     @property
     def _proxy_client(self) -> SimpleAsyncHTTPClient:
         if self._proxy_http is None:
             self._proxy_http = SimpleAsyncHTTPClient(
-                force_instance=True, resolver=self.proxy_resolver, max_clients=PROXY_MAX_CLIENTS,
+                force_instance=True,
+                resolver=self.proxy_resolver,
+                max_clients=PROXY_MAX_CLIENTS,
                 max_body_size=PROXY_MAX_BODY,
             )
         return self._proxy_http
@@ -178,9 +178,15 @@ class AgentProcess:
         self._bind_loop()
         await self.ensure_running()
         req = HTTPRequest(
-            f"http://agent{path}", method=method, body=body, headers=headers or {},
-            allow_nonstandard_methods=True, request_timeout=PROXY_TIMEOUT_S, connect_timeout=10,
-            follow_redirects=False, decompress_response=False,
+            f"http://agent{path}",
+            method=method,
+            body=body,
+            headers=headers or {},
+            allow_nonstandard_methods=True,
+            request_timeout=PROXY_TIMEOUT_S,
+            connect_timeout=10,
+            follow_redirects=False,
+            decompress_response=False,
         )
         try:
             return await self._proxy_client.fetch(req, raise_error=False)
@@ -214,8 +220,7 @@ class AgentProcess:
                 self._proc = None
             if self._fast_failures >= MAX_FAST_FAILURES:
                 raise AgentUnavailable(
-                    "The remote-cluster agent keeps crashing at start; last output: "
-                    + " | ".join(self._stderr_tail)
+                    "The remote-cluster agent keeps crashing at start; last output: " + " | ".join(self._stderr_tail)
                 )
             await self._start()
 
@@ -239,14 +244,22 @@ class AgentProcess:
         try:
             proc = subprocess.Popen(
                 [
-                    node, str(script),
-                    "--socket", self.socket_path,
-                    "--proxy-socket", self.proxy_socket_path,
-                    "--settings-dir", user_settings_dir(),
-                    "--kernels-dir", os.path.join(jupyter_data_dir(), "kernels"),
-                    "--state-dir", os.path.join(jupyter_data_dir(), "remote-cluster"),
-                    "--base-url", self.base_url,
-                    "--helper", str(helper_script()),
+                    node,
+                    str(script),
+                    "--socket",
+                    self.socket_path,
+                    "--proxy-socket",
+                    self.proxy_socket_path,
+                    "--settings-dir",
+                    user_settings_dir(),
+                    "--kernels-dir",
+                    os.path.join(jupyter_data_dir(), "kernels"),
+                    "--state-dir",
+                    os.path.join(jupyter_data_dir(), "remote-cluster"),
+                    "--base-url",
+                    self.base_url,
+                    "--helper",
+                    str(helper_script()),
                     *self.agent_args,
                 ],
                 stdin=subprocess.PIPE,
@@ -281,9 +294,7 @@ class AgentProcess:
             # (its last words: read to the end of the pipe before quoting them)
             await loop.run_in_executor(None, drains[1].join, 2)
             self._fast_failures += 1
-            raise AgentUnavailable(
-                "The remote-cluster agent failed to start: " + " | ".join(self._stderr_tail)
-            )
+            raise AgentUnavailable("The remote-cluster agent failed to start: " + " | ".join(self._stderr_tail))
         self._proc = proc
         self.log.info("remote-cluster: agent %s listening on %s", proc.pid, self.socket_path)
         threading.Thread(
@@ -318,7 +329,10 @@ class AgentProcess:
         delay = min(30.0, 0.5 * 2**self._fast_failures)
         self.log.warning(
             "remote-cluster: agent %s exited with %s after %.1fs; restarting in %.1fs",
-            proc.pid, code, lived, delay,
+            proc.pid,
+            code,
+            lived,
+            delay,
         )
         try:
             loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._restart_after(delay)))

@@ -24,7 +24,6 @@ from traitlets import Float, Unicode
 
 from .agent_process import AgentProcess, AgentUnavailable, get_agent
 
-
 # start_kernel() keyword naming a running remote kernel to attach to (see pre_launch).
 ATTACH_KWARG = "remote_cluster_attach"
 
@@ -50,7 +49,9 @@ async def authorize_request() -> None:
     handler = CallContext.get(CallContext.JUPYTER_HANDLER)
     if handler is None or not hasattr(handler, "authorizer"):
         return
-    allowed = await ensure_async(handler.authorizer.is_authorized(handler, handler.current_user, "write", "remote-cluster"))
+    allowed = await ensure_async(
+        handler.authorizer.is_authorized(handler, handler.current_user, "write", "remote-cluster")
+    )
     if not allowed:
         from tornado import web
 
@@ -63,9 +64,7 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     session = Unicode(None, allow_none=True, help="Remote session to start the kernel in.")
     profile = Unicode(None, allow_none=True, help="Profile whose defaults start a new job.")
 
-    queue_timeout = Float(
-        3600.0, config=True, help="Seconds to wait for a new job to start running (profile kernels)."
-    )
+    queue_timeout = Float(3600.0, config=True, help="Seconds to wait for a new job to start running (profile kernels).")
 
     session_id: str | None = None
     remote_kernel_id: str | None = None
@@ -138,7 +137,9 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             if state == "ended":
                 raise RemoteKernelError(f"Remote session {self.session_id} ended: {session.get('reason')}")
             if state != last:
-                self.log.info("remote-cluster: session %s is %s %s", self.session_id, state, session.get("reason") or "")
+                self.log.info(
+                    "remote-cluster: session %s is %s %s", self.session_id, state, session.get("reason") or ""
+                )
                 last = state
             if loop.time() > deadline:
                 if self.owns_session:
@@ -193,7 +194,9 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     async def _adopt(self) -> None:
         """The agent restarted and lost its forwards: hand it our kernel and ports back."""
-        ports = {k: self.connection_info[k] for k in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")}
+        ports = {
+            k: self.connection_info[k] for k in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+        }
         try:
             await self._call(
                 "POST",
@@ -251,7 +254,9 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             return
         try:
             await self._call("DELETE", f"/api/v1/kernels/{self.remote_kernel_id}?detach=1")
-            self.log.info("remote-cluster: kernel %s left running in session %s", self.remote_kernel_id, self.session_id)
+            self.log.info(
+                "remote-cluster: kernel %s left running in session %s", self.remote_kernel_id, self.session_id
+            )
         except Exception as e:  # agent gone: its forwards are gone too, the kernel runs on
             self.log.warning("remote-cluster: detaching kernel %s: %s", self.remote_kernel_id, e)
         self.remote_kernel_id = None
@@ -292,9 +297,7 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     async def get_provisioner_info(self) -> dict[str, Any]:
         info = await super().get_provisioner_info()
-        info.update(
-            session_id=self.session_id, remote_kernel_id=self.remote_kernel_id, owns_session=self.owns_session
-        )
+        info.update(session_id=self.session_id, remote_kernel_id=self.remote_kernel_id, owns_session=self.owns_session)
         return info
 
     async def load_provisioner_info(self, provisioner_info: dict) -> None:

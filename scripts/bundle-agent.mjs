@@ -41,7 +41,12 @@ for (const key of [...bundled].sort()) {
   if (!entry) {
     throw new Error(`${key} is in the agent bundle but not in package-lock.json`);
   }
-  packages[key] = { version: entry.version, resolved: entry.resolved, integrity: entry.integrity, license: entry.license };
+  packages[key] = {
+    version: entry.version,
+    resolved: entry.resolved,
+    integrity: entry.integrity,
+    license: entry.license
+  };
   const name = key.slice(key.lastIndexOf('node_modules/') + 'node_modules/'.length);
   if (key === `node_modules/${name}`) {
     packages[''].dependencies[name] = entry.version;
@@ -58,5 +63,6 @@ const manifest = {
 writeFileSync(`${outDir}/package.json`, JSON.stringify(manifest, null, 2) + '\n');
 writeFileSync(
   `${outDir}/package-lock.json`,
-  JSON.stringify({ name: manifest.name, version: pkg.version, lockfileVersion: 3, requires: true, packages }, null, 2) + '\n'
+  JSON.stringify({ name: manifest.name, version: pkg.version, lockfileVersion: 3, requires: true, packages }, null, 2) +
+    '\n'
 );

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine (as root): setup, start the testbed, run
-# every runner (jest, pytest, the testbed smoke/lifecycle tests, Galata in chromium),
+# every runner (lint, jest, pytest, the testbed smoke/lifecycle tests, Galata in chromium),
 # always stop the testbed, print each runner's summary line, exit non-zero on failure.
 # This is what .ci/run calls.
 set -uo pipefail
@@ -32,6 +32,9 @@ run_suite() {
   else RESULTS+=("ok    $name: $summary"); fi
 }
 
+# Lint first (seconds): ESLint + Prettier + stylelint on the TypeScript/CSS/JSON, ruff on Python.
+run_suite "lint" '(problems?|All checks passed|files? already formatted|error)' \
+  bash -c 'npm run --silent lint:check && ruff check . && ruff format --check .'
 run_suite "jest" '^(Tests|Test Suites):' npx jest --ci
 run_suite "pytest server extension" '(passed|failed|error)' \
   python -m pytest -q -p no:cacheprovider jupyterlab_remote_cluster/tests

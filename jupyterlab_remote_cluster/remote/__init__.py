@@ -4,6 +4,7 @@
 the batch job; it must stay a single stdlib-only file. Nothing here is imported by the
 server extension.
 """
+
 import os
 
 HELPER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helper.py")

@@ -29,6 +29,7 @@ on the host that bound it): mkdtemp under $TMPDIR or /tmp, e.g. /tmp/jrc-k3x9a0q
 On the login node, for reverse/auto: another mkdtemp directory, made through the tunnel.
 See docs/remote-helper.md for the protocol and docs/connectivity.md for the modes.
 """
+
 import argparse
 import asyncio
 import hmac
@@ -80,14 +81,32 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 KERNEL_LAUNCHER = os.path.join(HERE, "jrc_kernel.py")
 DASK_PRELOAD = os.path.join(HERE, "jrc_dask_private.py")
 DASHBOARD_LABEL = "0"  # the Dask dashboard's "port" in proxied URLs (it has no TCP port)
-KERNEL_CHANNELS = {"shell": "shell_port", "iopub": "iopub_port", "stdin": "stdin_port",
-                   "control": "control_port", "hb": "hb_port"}
+KERNEL_CHANNELS = {
+    "shell": "shell_port",
+    "iopub": "iopub_port",
+    "stdin": "stdin_port",
+    "control": "control_port",
+    "hb": "hb_port",
+}
 # The reverse tunnel's ssh: no prompts, host keys checked whatever the user's ssh config
 # on the cluster says, and nothing of the node forwarded to the login node but our sockets.
 REVERSE_SSH_OPTIONS = [
-    "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "UpdateHostKeys=no",
-    "-o", "ControlPersist=no", "-o", "PermitLocalCommand=no", "-o", "ForwardAgent=no",
-    "-o", "ForwardX11=no", "-o", "RequestTTY=no",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    "UpdateHostKeys=no",
+    "-o",
+    "ControlPersist=no",
+    "-o",
+    "PermitLocalCommand=no",
+    "-o",
+    "ForwardAgent=no",
+    "-o",
+    "ForwardX11=no",
+    "-o",
+    "RequestTTY=no",
 ]
 
 
@@ -225,33 +244,53 @@ class ReverseTunnel:
     def _ssh(self, *args, timeout=20):
         return subprocess.run(
             ["ssh", "-S", self.ctl] + REVERSE_SSH_OPTIONS + list(args),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=timeout,
         )
 
     def start(self):
         logf = open_log(self.log_path)
         try:
             self.proc = subprocess.Popen(
-                ["ssh", "-M", "-S", self.ctl, "-N"] + REVERSE_SSH_OPTIONS +
-                ["-o", "ExitOnForwardFailure=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15",
-                 "-o", "ServerAliveCountMax=4", self.host],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=logf, start_new_session=True,
+                ["ssh", "-M", "-S", self.ctl, "-N"]
+                + REVERSE_SSH_OPTIONS
+                + [
+                    "-o",
+                    "ExitOnForwardFailure=yes",
+                    "-o",
+                    "ConnectTimeout=10",
+                    "-o",
+                    "ServerAliveInterval=15",
+                    "-o",
+                    "ServerAliveCountMax=4",
+                    self.host,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=logf,
+                start_new_session=True,
             )
         except OSError as e:
-            raise RuntimeError("cannot run ssh: %s" % e)
+            raise RuntimeError("cannot run ssh: %s" % e) from e
         finally:
             logf.close()
         deadline = time.monotonic() + TUNNEL_START_TIMEOUT
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError("ssh %s exited with code %s: %s" % (
-                    self.host, self.proc.returncode, tail(self.log_path, 600).strip() or "no message"))
+                raise RuntimeError(
+                    "ssh %s exited with code %s: %s"
+                    % (self.host, self.proc.returncode, tail(self.log_path, 600).strip() or "no message")
+                )
             if os.path.exists(self.ctl) and self._ssh("-O", "check", self.host, timeout=10).returncode == 0:
                 break
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError("ssh %s did not come up within %d s: %s" % (
-                    self.host, TUNNEL_START_TIMEOUT, tail(self.log_path, 600).strip()))
+                raise RuntimeError(
+                    "ssh %s did not come up within %d s: %s"
+                    % (self.host, TUNNEL_START_TIMEOUT, tail(self.log_path, 600).strip())
+                )
             time.sleep(0.1)
         # The login side's private directory (a Unix socket is reachable only on the host
         # that bound it, so it must live on the login node, not on the shared home), with
@@ -259,16 +298,19 @@ class ReverseTunnel:
         r = self._ssh(self.host, "umask 077 && mktemp -d /tmp/jrc-XXXXXXXXXX")
         out = r.stdout.decode("utf-8", "replace").strip()
         if r.returncode != 0 or not re.match(r"^/tmp/jrc-[A-Za-z0-9]{10}$", out):
-            raise RuntimeError("cannot create the socket directory on %s: %s" % (
-                self.host, r.stderr.decode("utf-8", "replace").strip() or out))
+            raise RuntimeError(
+                "cannot create the socket directory on %s: %s"
+                % (self.host, r.stderr.decode("utf-8", "replace").strip() or out)
+            )
         self.remote_dir = out
 
     def forward(self, remote_socket, target):
         """target: a node-side socket path."""
         r = self._ssh("-O", "forward", "-R", "%s:%s" % (remote_socket, target), self.host)
         if r.returncode != 0:
-            raise RuntimeError("reverse forward %s failed: %s" % (
-                remote_socket, r.stderr.decode("utf-8", "replace").strip()))
+            raise RuntimeError(
+                "reverse forward %s failed: %s" % (remote_socket, r.stderr.decode("utf-8", "replace").strip())
+            )
         return remote_socket
 
     def cancel(self, remote_socket, target):
@@ -294,12 +336,18 @@ class ReverseTunnel:
             # scancel signals the whole job, our master too: the login-side sockets are
             # removed over a new connection then
             try:
-                r = subprocess.run(["ssh"] + REVERSE_SSH_OPTIONS + ["-o", "ConnectTimeout=5", self.host, rm],
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   timeout=10)
+                r = subprocess.run(
+                    ["ssh"] + REVERSE_SSH_OPTIONS + ["-o", "ConnectTimeout=5", self.host, rm],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    timeout=10,
+                )
                 if r.returncode != 0:
-                    log("cannot remove %s on %s: %s" % (self.remote_dir, self.host,
-                                                         r.stderr.decode("utf-8", "replace").strip()))
+                    log(
+                        "cannot remove %s on %s: %s"
+                        % (self.remote_dir, self.host, r.stderr.decode("utf-8", "replace").strip())
+                    )
             except (OSError, subprocess.SubprocessError) as e:
                 log("cannot remove %s on %s: %s" % (self.remote_dir, self.host, e))
 
@@ -344,8 +392,14 @@ class Relay:
     def _run(self):
         asyncio.set_event_loop(self.loop)
         try:
-            self.server = self.loop.run_until_complete(self.loop.create_server(
-                lambda: RelayConnection(self), sock=self.sock, ssl=self.ctx, ssl_handshake_timeout=RELAY_HEAD_TIMEOUT))
+            self.server = self.loop.run_until_complete(
+                self.loop.create_server(
+                    lambda: RelayConnection(self),
+                    sock=self.sock,
+                    ssl=self.ctx,
+                    ssl_handshake_timeout=RELAY_HEAD_TIMEOUT,
+                )
+            )
         finally:
             self.ready.set()
         self.loop.run_forever()
@@ -355,6 +409,7 @@ class Relay:
             if self.server is not None:
                 self.server.close()
             self.loop.stop()
+
         try:
             self.loop.call_soon_threadsafe(close)
         except RuntimeError:  # the loop is already closed
@@ -409,7 +464,7 @@ class RelayConnection(asyncio.Protocol):
                     self.tls.abort()  # not a client of ours: nothing to answer
                 return
             self.timer.cancel()
-            head, rest = self.head[:end + 4], self.head[end + 4:]
+            head, rest = self.head[: end + 4], self.head[end + 4 :]
             self.pending = [rest] if rest else []
             try:
                 path = self.relay.target(head)
@@ -485,12 +540,16 @@ class RelayUpstream(asyncio.Protocol):
 def relay_answer(status, message):
     body = message.encode("utf-8", "replace")
     return b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (
-        status, b"Error", len(body), body)
+        status,
+        b"Error",
+        len(body),
+        body,
+    )
 
 
 def bearer_ok(header, token):
     prefix = "Bearer "
-    offered = header[len(prefix):].encode("utf-8", "replace") if header.startswith(prefix) else b""
+    offered = header[len(prefix) :].encode("utf-8", "replace") if header.startswith(prefix) else b""
     # constant time: the comparison does not tell an attacker how much of it matched
     return hmac.compare_digest(offered, token.encode())
 
@@ -551,9 +610,7 @@ class Helper:
         with self.lock:
             self.state.update(changes)
             self.state["heartbeat"] = time.time()
-            self.state["kernels"] = {
-                kid: {"pid": k.proc.pid, "alive": k.alive()} for kid, k in self.kernels.items()
-            }
+            self.state["kernels"] = {kid: {"pid": k.proc.pid, "alive": k.alive()} for kid, k in self.kernels.items()}
             data = json.dumps(self.state, indent=1, sort_keys=True).encode()
             try:
                 write_private(os.path.join(self.dir, "state.json"), data)
@@ -585,7 +642,7 @@ class Helper:
             try:
                 c = json.loads(f.read().decode("utf-8"))
             except ValueError as e:
-                raise ValueError("config.json is not valid JSON: %s" % e)
+                raise ValueError("config.json is not valid JSON: %s" % e) from e
         if not isinstance(c, dict):
             raise ValueError("config.json must be a JSON object")
 
@@ -630,14 +687,19 @@ class Helper:
         if host and not HOST_RE.match(host):
             raise ValueError("config.json: reverseHost %r is not a host name" % host)
         if mode == "reverse" and not host:
-            raise ValueError("connectivity reverse needs the login node's name: set reverseHost "
-                             "(no SLURM_SUBMIT_HOST in this job)")
+            raise ValueError(
+                "connectivity reverse needs the login node's name: set reverseHost (no SLURM_SUBMIT_HOST in this job)"
+            )
         cfg["reverseHost"] = host
         tls = opt("tls", dict, None)
-        if not (isinstance(tls, dict) and all(isinstance(tls.get(k), str) and "-----BEGIN" in tls[k]
-                                               for k in ("ca", "cert", "key"))):
-            raise ValueError("config.json: tls must hold the session's ca, cert and key (PEM); "
-                             "this helper is newer than the agent that wrote it")
+        if not (
+            isinstance(tls, dict)
+            and all(isinstance(tls.get(k), str) and "-----BEGIN" in tls[k] for k in ("ca", "cert", "key"))
+        ):
+            raise ValueError(
+                "config.json: tls must hold the session's ca, cert and key (PEM); "
+                "this helper is newer than the agent that wrote it"
+            )
         cfg["tls"] = tls
         # Where the relay listens (via-login, auto): the agent connects from the login
         # node. A plain SSH host gets 127.0.0.1 from the agent (it comes in by SSH).
@@ -688,8 +750,12 @@ class Helper:
             raise ApiError(400, "invalid-transport", "kernels listen on Unix sockets only (transport ipc)")
         reverse = body.get("reverse") is True
         if reverse and not (self.tunnel and self.tunnel.alive()):
-            raise ApiError(409, "no-reverse-tunnel", "no reverse tunnel to the login node: %s"
-                           % ((self.state.get("reverse") or {}).get("error") or "not started in this mode"))
+            raise ApiError(
+                409,
+                "no-reverse-tunnel",
+                "no reverse tunnel to the login node: %s"
+                % ((self.state.get("reverse") or {}).get("error") or "not started in this mode"),
+            )
 
         with self.lock:
             if self.stop_event.is_set():
@@ -729,11 +795,16 @@ class Helper:
             logf.flush()
             try:
                 proc = subprocess.Popen(
-                    argv, cwd=cwd, env=kenv, stdin=subprocess.DEVNULL, stdout=logf,
-                    stderr=subprocess.STDOUT, start_new_session=True,  # own group: signals reach children
+                    argv,
+                    cwd=cwd,
+                    env=kenv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=logf,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # own group: signals reach children
                 )
             except OSError as e:
-                raise ApiError(500, "kernel-start-failed", "cannot start %s: %s" % (argv[0], e))
+                raise ApiError(500, "kernel-start-failed", "cannot start %s: %s" % (argv[0], e)) from e
             finally:
                 logf.close()
             kernel = Kernel(kid, proc, kdir, time.time(), key)
@@ -756,7 +827,7 @@ class Helper:
                     socks[n] = remote
             except (RuntimeError, OSError, subprocess.SubprocessError) as e:
                 self.delete_kernel(kid)
-                raise ApiError(502, "reverse-forward-failed", str(e))
+                raise ApiError(502, "reverse-forward-failed", str(e)) from e
         res["sockets"] = socks
         self.write_state()
         return res
@@ -790,14 +861,16 @@ class Helper:
                 pass  # not rewritten yet, or caught mid-write
             if not kernel.alive():
                 raise ApiError(
-                    500, "kernel-died",
+                    500,
+                    "kernel-died",
                     "kernel exited with code %s before it was ready; kernel.log ends with:\n%s"
                     % (kernel.proc.returncode, tail(kernel.log_path)),
                 )
             if time.monotonic() > deadline or self.stop_event.is_set():
                 stop_processes([kernel.proc], 1.0)
                 raise ApiError(
-                    504, "kernel-timeout",
+                    504,
+                    "kernel-timeout",
                     "kernel did not report its ports within %d s; kernel.log ends with:\n%s"
                     % (KERNEL_START_TIMEOUT, tail(kernel.log_path)),
                 )
@@ -823,7 +896,7 @@ class Helper:
         return {"kernelId": kid, "signal": name}
 
     def cancel_reverse_forwards(self, k):
-        for remote, path in (k.reverse_forwards if self.tunnel else []):
+        for remote, path in k.reverse_forwards if self.tunnel else []:
             try:
                 self.tunnel.cancel(remote, path)
             except (OSError, subprocess.SubprocessError) as e:
@@ -866,27 +939,57 @@ class Helper:
             except FileNotFoundError:
                 pass
             argv = [
-                cfg["python"], "-m", "distributed.cli.dask_scheduler",
-                "--host", cfg["daskHost"], "--port", "0", "--protocol", "tls", *tls,
-                "--preload", DASK_PRELOAD,
+                cfg["python"],
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--host",
+                cfg["daskHost"],
+                "--port",
+                "0",
+                "--protocol",
+                "tls",
+                *tls,
+                "--preload",
+                DASK_PRELOAD,
                 # the dashboard is served under the proxied path, so its links work
-                "--dashboard-prefix", prefix,
-                "--scheduler-file", sched_file,
+                "--dashboard-prefix",
+                prefix,
+                "--scheduler-file",
+                sched_file,
             ]
             sched = self._spawn_dask(argv, "dask-scheduler.log", dict(env, JRC_DASK_HTTP_SOCKET=dash_sock))
             info = self._wait_scheduler_file(sched, sched_file)
             address = info["address"]
             if not address.startswith("tls://") or not os.path.exists(dash_sock):
-                raise RuntimeError("the scheduler came up at %s %s the dashboard socket" % (
-                    address, "with" if os.path.exists(dash_sock) else "without"))
+                raise RuntimeError(
+                    "the scheduler came up at %s %s the dashboard socket"
+                    % (address, "with" if os.path.exists(dash_sock) else "without")
+                )
             threads = cfg["daskWorkerThreads"] or _int(os.environ.get("SLURM_CPUS_ON_NODE")) or 1
             argv = [
-                cfg["python"], "-m", "distributed.cli.dask_worker",
-                "--scheduler-file", sched_file, "--nthreads", str(threads), "--nworkers", "1",
-                "--host", cfg["daskHost"], "--protocol", "tls", *tls, "--preload", DASK_PRELOAD,
-                "--no-dashboard", "--name", "rc-worker-0",
-                "--local-directory", os.path.join(self.runtime, "dask-worker-0"),
-                "--death-timeout", "60",  # exits by itself if the scheduler is gone
+                cfg["python"],
+                "-m",
+                "distributed.cli.dask_worker",
+                "--scheduler-file",
+                sched_file,
+                "--nthreads",
+                str(threads),
+                "--nworkers",
+                "1",
+                "--host",
+                cfg["daskHost"],
+                "--protocol",
+                "tls",
+                *tls,
+                "--preload",
+                DASK_PRELOAD,
+                "--no-dashboard",
+                "--name",
+                "rc-worker-0",
+                "--local-directory",
+                os.path.join(self.runtime, "dask-worker-0"),
+                "--death-timeout",
+                "60",  # exits by itself if the scheduler is gone
             ]
             self._spawn_dask(argv, "dask-worker.log", env)
             path = "%s/status" % prefix
@@ -905,8 +1008,13 @@ class Helper:
                 self.http_sockets[DASHBOARD_LABEL] = dash_sock
             self.forward_http(DASHBOARD_LABEL, dash_sock)
             self.write_state(
-                dask={"status": "running", "schedulerAddress": address, "dashboardPath": path,
-                      "workerThreads": threads, "tls": True},
+                dask={
+                    "status": "running",
+                    "schedulerAddress": address,
+                    "dashboardPath": path,
+                    "workerThreads": threads,
+                    "tls": True,
+                },
                 httpPorts=[{"port": int(DASHBOARD_LABEL), "name": "dask-dashboard", "path": path}],
                 httpSockets=dict(self.http_sockets),
             )
@@ -923,15 +1031,22 @@ class Helper:
     def tls_hint(self):
         """Why Dask failed, when it is that the session's Python cannot speak TLS."""
         try:
-            r = subprocess.run([self.config["python"], "-c", "import ssl"], stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
+            r = subprocess.run(
+                [self.config["python"], "-c", "import ssl"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                timeout=30,
+            )
         except (OSError, subprocess.SubprocessError):
             return ""
         if r.returncode == 0:
             return ""
         last = (r.stderr.decode("utf-8", "replace").strip().splitlines() or ["no ssl module"])[-1]
-        return (" (Dask runs only over TLS, never in the clear, and %s cannot do TLS: %s)"
-                % (self.config["python"], last))
+        return " (Dask runs only over TLS, never in the clear, and %s cannot do TLS: %s)" % (
+            self.config["python"],
+            last,
+        )
 
     def forward_http(self, label, path):
         """reverse/auto: an HTTP socket also on the login node."""
@@ -973,7 +1088,9 @@ class Helper:
             except (ImportError, OSError, ValueError) as e:
                 msg = "the TLS relay cannot start (%s: %s)" % (type(e).__name__, e)
                 if mode == "via-login":
-                    raise RuntimeError(msg + "; via-login never runs unencrypted: use connectivity node-ssh or reverse")
+                    raise RuntimeError(
+                        msg + "; via-login never runs unencrypted: use connectivity node-ssh or reverse"
+                    ) from e
                 log(msg + " (auto: the other modes remain)")
             else:
                 self.relay.start()
@@ -984,8 +1101,11 @@ class Helper:
         try:
             if not self.config["reverseHost"]:
                 raise RuntimeError("no login node name (reverseHost or SLURM_SUBMIT_HOST)")
-            self.tunnel = ReverseTunnel(self.config["reverseHost"], os.path.join(self.runtime, "ssh.ctl"),
-                                        os.path.join(self.dir, "reverse-ssh.log"))
+            self.tunnel = ReverseTunnel(
+                self.config["reverseHost"],
+                os.path.join(self.runtime, "ssh.ctl"),
+                os.path.join(self.dir, "reverse-ssh.log"),
+            )
             self.tunnel.start()
             remote = self.tunnel.forward(self.tunnel.remote_dir + "/control.sock", path)
         except (RuntimeError, OSError, subprocess.SubprocessError) as e:
@@ -995,19 +1115,30 @@ class Helper:
             self.tunnel = None
             self.write_state(reverse={"status": "failed", "error": msg})
             if mode == "reverse":
-                raise RuntimeError(msg)
+                raise RuntimeError(msg) from e
             log(msg + " (auto: the other modes remain)")
             return
-        self.write_state(reverse={"status": "up", "host": self.config["reverseHost"],
-                                  "dir": self.tunnel.remote_dir, "controlSocket": remote})
+        self.write_state(
+            reverse={
+                "status": "up",
+                "host": self.config["reverseHost"],
+                "dir": self.tunnel.remote_dir,
+                "controlSocket": remote,
+            }
+        )
         log("reverse tunnel to %s: %s" % (self.config["reverseHost"], remote))
 
     def _spawn_dask(self, argv, logname, env):
         logf = open_log(os.path.join(self.dir, logname))
         try:
             p = subprocess.Popen(
-                argv, cwd=self.config["workdir"], env=env, stdin=subprocess.DEVNULL,
-                stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+                argv,
+                cwd=self.config["workdir"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         finally:
             logf.close()
@@ -1184,7 +1315,7 @@ class ControlHandler(BaseHTTPRequestHandler):
         try:
             n = int(length or 0)
         except ValueError:
-            raise ApiError(400, "bad-request", "invalid Content-Length")
+            raise ApiError(400, "bad-request", "invalid Content-Length") from None
         if n < 0 or n > MAX_BODY:
             raise ApiError(413, "too-large", "request body larger than %d bytes" % MAX_BODY)
         raw = self.rfile.read(n) if n else b""
@@ -1193,7 +1324,7 @@ class ControlHandler(BaseHTTPRequestHandler):
         try:
             body = json.loads(raw.decode("utf-8"))
         except ValueError as e:
-            raise ApiError(400, "invalid-json", "request body is not valid JSON: %s" % e)
+            raise ApiError(400, "invalid-json", "request body is not valid JSON: %s" % e) from e
         if not isinstance(body, dict):
             raise ApiError(400, "invalid-json", "request body must be a JSON object")
         return body
@@ -1226,10 +1357,16 @@ class ControlHandler(BaseHTTPRequestHandler):
             if path == "/health" and method == "GET":
                 with helper.lock:
                     st = helper.state
-                    res = {"version": PROTOCOL_VERSION, "status": st["status"], "sessionId": st["sessionId"], "pid": os.getpid(),
-                           "host": st["host"], "uptimeSeconds": round(time.time() - st["startedAt"], 1),
-                           "kernels": {kid: k.info() for kid, k in helper.kernels.items()},
-                           "dask": st.get("dask")}
+                    res = {
+                        "version": PROTOCOL_VERSION,
+                        "status": st["status"],
+                        "sessionId": st["sessionId"],
+                        "pid": os.getpid(),
+                        "host": st["host"],
+                        "uptimeSeconds": round(time.time() - st["startedAt"], 1),
+                        "kernels": {kid: k.info() for kid, k in helper.kernels.items()},
+                        "dask": st.get("dask"),
+                    }
                 self._send(200, res)
             elif path == "/kernels" and method == "POST":
                 self._send(201, helper.start_kernel(body))

@@ -16,6 +16,7 @@ port on a shared node can be connected to by every user of the node.
 listens on TCP in spite of the patch stops instead of serving. It runs in the session's
 Python (with distributed), never in the helper, which stays stdlib-only.
 """
+
 import os
 import socket
 
@@ -42,8 +43,9 @@ def _patch():
     from distributed.node import ServerNode
 
     if not hasattr(ServerNode, "start_http_server"):
-        raise RuntimeError("this release of distributed has no ServerNode.start_http_server: "
-                           "cannot keep the Dask dashboard off TCP")
+        raise RuntimeError(
+            "this release of distributed has no ServerNode.start_http_server: cannot keep the Dask dashboard off TCP"
+        )
     ServerNode.start_http_server = _private_start_http_server
 
 
@@ -55,5 +57,7 @@ def dask_setup(server):
     sockets = list(getattr(http, "_sockets", {}).values()) if http is not None else []
     tcp = [s for s in sockets if s.family in (socket.AF_INET, socket.AF_INET6)]
     if tcp:
-        raise RuntimeError("the HTTP server of %s listens on TCP %s despite the preload: refusing to run"
-                           % (type(server).__name__, [s.getsockname() for s in tcp]))
+        raise RuntimeError(
+            "the HTTP server of %s listens on TCP %s despite the preload: refusing to run"
+            % (type(server).__name__, [s.getsockname() for s in tcp])
+        )

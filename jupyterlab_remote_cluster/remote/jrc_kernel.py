@@ -15,6 +15,7 @@ still be TCP ports on the node, which every user of a shared node can connect to
     says so in kernel_info, and JupyterLab hides its debugger).
 Runs in the session's Python (with ipykernel), never in the helper.
 """
+
 import os
 import sys
 

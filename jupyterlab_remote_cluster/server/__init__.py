@@ -58,9 +58,12 @@ class RemoteClusterExtension(ExtensionApp):
             log=self.log,
             base_url=self.serverapp.base_url,
             agent_args=[
-                "--keep-ended-days", str(self.keep_ended_days),
-                "--keep-ended-sessions", str(self.keep_ended_sessions),
-                "--max-sign-in-failures", str(self.max_sign_in_failures),
+                "--keep-ended-days",
+                str(self.keep_ended_days),
+                "--keep-ended-sessions",
+                str(self.keep_ended_sessions),
+                "--max-sign-in-failures",
+                str(self.max_sign_in_failures),
             ],
         )
         self.settings["remote_cluster_agent"] = self.agent

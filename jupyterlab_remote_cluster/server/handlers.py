@@ -99,7 +99,9 @@ async def require(handler: JupyterHandler, action: str, resource: str) -> None:
 
 # Agent routes that start or stop something on the cluster (a job, a kernel): they need what
 # starting a kernel needs in Jupyter (`kernels`: write) besides `remote-cluster`: write.
-KERNEL_ROUTES = re.compile(rf"v1/(sessions|sessions/{SESSION_RE}|sessions/{SESSION_RE}/kernels|kernels/[^/]+(/signal)?)")
+KERNEL_ROUTES = re.compile(
+    rf"v1/(sessions|sessions/{SESSION_RE}|sessions/{SESSION_RE}/kernels|kernels/[^/]+(/signal)?)"
+)
 
 
 class AgentApiHandler(AgentMixin, APIHandler):
@@ -171,9 +173,7 @@ class AttachKernelHandler(AgentMixin, APIHandler):
             return
         try:
             kernel_id = await ensure_async(
-                self.kernel_manager.start_kernel(
-                    kernel_name=session_kernel_name(session), **{ATTACH_KWARG: kernel}
-                )
+                self.kernel_manager.start_kernel(kernel_name=session_kernel_name(session), **{ATTACH_KWARG: kernel})
             )
         except Exception as e:  # the agent's message says what went wrong, for the user
             self.log.warning("remote-cluster: attaching kernel %s of session %s failed: %s", kernel, session, e)
@@ -191,18 +191,14 @@ class WebSocketForwarder(AgentMixin, JupyterHandler, websocket.WebSocketHandler)
     upstream: websocket.WebSocketClientConnection | None = None
 
     async def authorize_ws(self) -> None:
-        if not await ensure_async(
-            self.authorizer.is_authorized(self, self.current_user, "execute", AUTH_RESOURCE)
-        ):
+        if not await ensure_async(self.authorizer.is_authorized(self, self.current_user, "execute", AUTH_RESOURCE)):
             raise web.HTTPError(403)
 
     async def open_upstream(self, path: str) -> None:
         await self._open_upstream_on(self.target(path), self.agent.resolver)
 
     async def _open_upstream_on(self, path: str, resolver: Resolver) -> None:
-        protocols = [
-            p.strip() for p in self.request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
-        ]
+        protocols = [p.strip() for p in self.request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
         try:
             await self.agent.ensure_running()
             self.upstream = await websocket.websocket_connect(
@@ -304,10 +300,10 @@ class ProxiedHandler(WebSocketForwarder):
         """The agent's proxy path for this request; remembers the public prefix it is under."""
         raw = self.request.path  # raw: not percent-decoded, not normalised
         i = raw.find(PROXIED_PREFIX)
-        parts = raw[i + len(PROXIED_PREFIX):].split("/", 2) if i >= 0 else []
+        parts = raw[i + len(PROXIED_PREFIX) :].split("/", 2) if i >= 0 else []
         if len(parts) < 2 or not re.fullmatch(PROXY_KEY_RE, parts[0]) or not re.fullmatch(r"[0-9]{1,5}", parts[1]):
             raise web.HTTPError(404)
-        self.prefix = f"{raw[:i + len(PROXIED_PREFIX)]}{parts[0]}/{parts[1]}"
+        self.prefix = f"{raw[: i + len(PROXIED_PREFIX)]}{parts[0]}/{parts[1]}"
         tail = "/" + (parts[2] if len(parts) > 2 else "")
         if has_dot_segment(tail):
             raise web.HTTPError(400, "dot segments (. and ..) are not allowed in proxied paths")

@@ -4,9 +4,7 @@ pytest_plugins = ("pytest_jupyter.jupyter_server",)
 
 
 def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "broken_node: start the server with a Node runtime that cannot run the agent"
-    )
+    config.addinivalue_line("markers", "broken_node: start the server with a Node runtime that cannot run the agent")
     config.addinivalue_line("markers", "node_version(v): start the server with a node that says it is version v")
     config.addinivalue_line("markers", "authorizer(cls): start the server with this Authorizer class (dotted name)")
     config.addinivalue_line("markers", "extension_config(**traits): configure RemoteClusterExtension so")

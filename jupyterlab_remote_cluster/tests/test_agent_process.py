@@ -1,9 +1,9 @@
 """The agent supervisor (agent_process.py) with the real bundled agent, no testbed."""
 
 import asyncio
+import gc
 import json
 import logging
-import gc
 import os
 import signal
 import sys

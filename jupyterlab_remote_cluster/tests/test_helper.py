@@ -5,19 +5,20 @@ The helper runs as a subprocess in a temporary session directory, with the testb
 it exists; kernels are reached with jupyter_client from this venv, as the agent's
 provisioner would through its tunnels.
 """
+
 import ast
 import http.client
-import shutil
-import tempfile
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
 import stat
-import threading
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -85,14 +86,46 @@ def make_tls(directory, name="jrc-t"):
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d, input=stdin)
 
     ossl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "ca.key")
-    ossl("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=%s CA" % name, "-days", "2", "-out", "ca.pem",
-         "-addext", "basicConstraints=critical,CA:TRUE,pathlen:0", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    ossl(
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "ca.key",
+        "-subj",
+        "/CN=%s CA" % name,
+        "-days",
+        "2",
+        "-out",
+        "ca.pem",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE,pathlen:0",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    )
     ossl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "key.pem")
     ossl("req", "-new", "-key", "key.pem", "-subj", "/CN=%s" % name, "-out", "leaf.csr")
-    (d / "ext").write_text("subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n"
-                           "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n" % name)
-    ossl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-         "-out", "cert.pem", "-extfile", "ext")
+    (d / "ext").write_text(
+        "subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n"
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n" % name
+    )
+    ossl(
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "cert.pem",
+        "-extfile",
+        "ext",
+    )
     return {k: (d / (k + ".pem")).read_text() for k in ("ca", "cert", "key")}
 
 
@@ -127,9 +160,16 @@ class Session:
         self.dir = tmp_path / ("s-" + uuid.uuid4().hex[:6])
         self.dir.mkdir(mode=0o700)
         self.token = uuid.uuid4().hex + uuid.uuid4().hex
-        cfg = {"sessionId": "t" + uuid.uuid4().hex[:6], "token": self.token, "python": PY,
-               "workdir": str(tmp_path), "kernelEnv": {"RC_TEST_VAR": "hello"}, "tls": dict(TLS),
-               "proxyBase": "/remote-cluster/sessions/ab12/proxy", "daskWorkerThreads": 1}
+        cfg = {
+            "sessionId": "t" + uuid.uuid4().hex[:6],
+            "token": self.token,
+            "python": PY,
+            "workdir": str(tmp_path),
+            "kernelEnv": {"RC_TEST_VAR": "hello"},
+            "tls": dict(TLS),
+            "proxyBase": "/remote-cluster/sessions/ab12/proxy",
+            "daskWorkerThreads": 1,
+        }
         cfg.update(config)
         cfgfile = self.dir / "config.json"
         cfgfile.write_text(json.dumps(cfg))
@@ -137,7 +177,9 @@ class Session:
         self.log = open(self.dir.parent / (self.dir.name + ".log"), "wb")
         self.proc = subprocess.Popen(
             [PY, str(HELPER), "serve", "--session-dir", str(self.dir)],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def state(self):
@@ -152,6 +194,7 @@ class Session:
             if st.get("status") == "failed" and status != "failed":
                 raise AssertionError("helper failed: %s\n%s" % (st.get("error"), self.output()))
             return st if st.get("status") == status else None
+
         return wait_for(ok, timeout, "status %s (%s)" % (status, self.output()[-2000:]))
 
     def output(self):
@@ -209,8 +252,11 @@ def execute(kc, code, timeout=30):
     """Run code; return (reply content, text of execute_result/stream outputs)."""
     outputs = []
     reply = kc.execute_interactive(
-        code, timeout=timeout,
-        output_hook=lambda m: outputs.append(m["content"].get("text") or m["content"].get("data", {}).get("text/plain", "")),
+        code,
+        timeout=timeout,
+        output_hook=lambda m: outputs.append(
+            m["content"].get("text") or m["content"].get("data", {}).get("text/plain", "")
+        ),
     )
     return reply["content"], "".join(o for o in outputs if o)
 
@@ -290,10 +336,14 @@ def test_bad_requests(session):
 
 def test_kernel_that_dies_reports_its_log(session):
     t0 = time.monotonic()
-    st, res, _ = session.request("POST", "/kernels", {
-        "kernelId": "k-dies",
-        "argv": [PY, "-c", "import sys; print('no module named fancykernel'); sys.exit(3)"],
-    })
+    st, res, _ = session.request(
+        "POST",
+        "/kernels",
+        {
+            "kernelId": "k-dies",
+            "argv": [PY, "-c", "import sys; print('no module named fancykernel'); sys.exit(3)"],
+        },
+    )
     assert st == 500, res
     assert res["error"]["code"] == "kernel-died"
     assert "no module named fancykernel" in res["error"]["message"]
@@ -340,9 +390,15 @@ def test_kernel_lifecycle(session):
         kinfo = kc.kernel_info(reply=True)["content"]
         assert "debugger" not in kinfo.get("supported_features", []), kinfo
         # a forked child's output still reaches IOPub (its pipe is a Unix socket now)
-        reply, out = execute(kc, "import os, sys\nif os.fork() == 0:\n    print('from the child'); sys.stdout.flush(); os._exit(0)\nelse:\n    os.wait()\n")
+        reply, out = execute(
+            kc,
+            "import os, sys\nif os.fork() == 0:\n    print('from the child'); sys.stdout.flush(); os._exit(0)\nelse:\n    os.wait()\n",
+        )
         assert "from the child" in out, out
-        reply, out = execute(kc, "import os; print(os.getcwd(), os.environ['RC_TEST_VAR'], os.environ['RC_REQ_VAR'], oct(os.umask(0o22)))")
+        reply, out = execute(
+            kc,
+            "import os; print(os.getcwd(), os.environ['RC_TEST_VAR'], os.environ['RC_REQ_VAR'], oct(os.umask(0o22)))",
+        )
         # files the user makes from the kernel follow the user's umask, not the helper's 0600 rule
         umask = os.umask(0o22)
         os.umask(umask)
@@ -512,15 +568,23 @@ def test_dask_over_tls_with_a_private_dashboard_and_sigterm(tmp_path):
             assert b"HTTP/" not in plain_probe(port), port
         # a Dask client without the session's certificate is refused, over TLS or not
         outsider = subprocess.run(
-            [PY, "-c",
-             "import sys\nfrom distributed import Client\n"
-             "for a in (sys.argv[1], sys.argv[1].replace('tls://', 'tcp://')):\n"
-             "    try:\n        Client(a, timeout=5).close(); print('CONNECTED', a)\n"
-             "    except Exception as e:\n        print('refused', a, type(e).__name__)\n",
-             address],
-            capture_output=True, text=True, timeout=120, env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+            [
+                PY,
+                "-c",
+                "import sys\nfrom distributed import Client\n"
+                "for a in (sys.argv[1], sys.argv[1].replace('tls://', 'tcp://')):\n"
+                "    try:\n        Client(a, timeout=5).close(); print('CONNECTED', a)\n"
+                "    except Exception as e:\n        print('refused', a, type(e).__name__)\n",
+                address,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
         )
-        assert outsider.stdout.count("refused") == 2 and "CONNECTED" not in outsider.stdout, outsider.stdout + outsider.stderr
+        assert outsider.stdout.count("refused") == 2 and "CONNECTED" not in outsider.stdout, (
+            outsider.stdout + outsider.stderr
+        )
 
         st_, res, _ = s.request("POST", "/kernels", {"kernelId": "kd"})
         assert st_ == 201, res
@@ -606,6 +670,7 @@ def test_helper_is_stdlib_only_and_py38():
 
 # --- connectivity modes -------------------------------------------------------------------
 
+
 def test_node_ssh_listens_on_private_unix_sockets_only(tmp_path):
     s = Session(tmp_path, connectivity="node-ssh", dask=False)
     try:
@@ -618,7 +683,7 @@ def test_node_ssh_listens_on_private_unix_sockets_only(tmp_path):
         status, res, _ = s.request("POST", "/kernels", {"kernelId": "ipc1"})
         assert status == 201, res
         rt = Path(st["runtimeDir"])
-        for name, path in res["sockets"].items():
+        for path in res["sockets"].values():
             assert Path(path).parent == rt and stat.S_ISSOCK(os.stat(path).st_mode)
         kc = client_for(str(s.dir / "kernels" / "ipc1" / "connection.json"))
         try:
@@ -636,12 +701,15 @@ def test_node_ssh_listens_on_private_unix_sockets_only(tmp_path):
     assert not rt.exists(), "the runtime directory goes with the helper"
 
 
-@pytest.mark.parametrize("config, message", [
-    ({"connectivity": "carrier-pigeon"}, "connectivity 'carrier-pigeon' is not one of"),
-    ({"connectivity": "reverse"}, "connectivity reverse needs the login node's name"),
-    ({"connectivity": "auto", "reverseHost": "login; rm -rf ~"}, "is not a host name"),
-    ({"connectivity": "node-ssh", "sessionId": "../../etc"}, "sessionId must be"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"connectivity": "carrier-pigeon"}, "connectivity 'carrier-pigeon' is not one of"),
+        ({"connectivity": "reverse"}, "connectivity reverse needs the login node's name"),
+        ({"connectivity": "auto", "reverseHost": "login; rm -rf ~"}, "is not a host name"),
+        ({"connectivity": "node-ssh", "sessionId": "../../etc"}, "sessionId must be"),
+    ],
+)
 def test_bad_connectivity_config_fails_clearly(tmp_path, monkeypatch, config, message):
     monkeypatch.delenv("SLURM_SUBMIT_HOST", raising=False)
     s = Session(tmp_path, **config)
@@ -708,6 +776,7 @@ def test_runtime_dir_steps_around_what_another_user_put_there(tmp_path, request)
 
 # --- the relay (via-login, auto) ------------------------------------------------------------
 
+
 def tls_context(tmp_path, pems=None, name="jrc-t"):
     """A client context as the agent has it: the session CA, and a client certificate."""
     pems = pems or TLS
@@ -753,8 +822,12 @@ class Relay:
     def http(self, method, path):
         status, t, head = self.connect("control")
         assert status == 200, head
-        t.sendall(("%s %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 0\r\n\r\n"
-                   % (method, path, self.s.token)).encode())
+        t.sendall(
+            (
+                "%s %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 0\r\n\r\n"
+                % (method, path, self.s.token)
+            ).encode()
+        )
         r = http.client.HTTPResponse(t)
         r.begin()
         body = r.read()
@@ -801,7 +874,13 @@ def test_kernel_through_the_relay(session, tmp_path):
     assert st == 201, res
     info = json.loads((session.dir / "kernels" / "kr" / "connection.json").read_text())
     relay = Relay(session)
-    names = {"shell_port": "shell", "iopub_port": "iopub", "stdin_port": "stdin", "control_port": "control", "hb_port": "hb"}
+    names = {
+        "shell_port": "shell",
+        "iopub_port": "iopub",
+        "stdin_port": "stdin",
+        "control_port": "control",
+        "hb_port": "hb",
+    }
     servers = []
 
     def serve(listener, channel):
@@ -823,7 +902,9 @@ def test_kernel_through_the_relay(session, tmp_path):
         local[port_name] = listener.getsockname()[1]
         threading.Thread(target=serve, args=(listener, channel), daemon=True).start()
     kc = BlockingKernelClient()
-    kc.load_connection_info(dict(local, ip="127.0.0.1", transport="tcp", key=info["key"], signature_scheme="hmac-sha256"))
+    kc.load_connection_info(
+        dict(local, ip="127.0.0.1", transport="tcp", key=info["key"], signature_scheme="hmac-sha256")
+    )
     kc.start_channels()
     try:
         kc.wait_for_ready(timeout=30)

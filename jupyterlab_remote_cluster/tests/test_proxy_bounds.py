@@ -88,10 +88,17 @@ def ws_url(http_server_client, jp_base_url):
 # is refused after the agent's side of the WebSocket was already opened.
 BAD_UPGRADES = {
     "no key": {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"},
-    "old version": {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "8",
-                    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="},
-    "no connection": {"Upgrade": "websocket", "Sec-WebSocket-Version": "13",
-                      "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="},
+    "old version": {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Version": "8",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    },
+    "no connection": {
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    },
 }
 
 
@@ -122,7 +129,8 @@ async def refused_upgrades_leave_nothing_open(upstream, http_server_client, jp_b
         peak = max(peak, upstream.open_websockets)
     assert codes == {("no key", 400), ("old version", 426), ("no connection", 400)}, codes
     assert await settle(lambda: upstream.open_websockets == 0), (
-        f"{upstream.open_websockets} upstream WebSockets left open by 501 refused upgrades")
+        f"{upstream.open_websockets} upstream WebSockets left open by 501 refused upgrades"
+    )
     assert peak <= 2, peak
 
 
@@ -130,8 +138,9 @@ async def test_hung_proxied_requests_do_not_delay_the_api(
     jp_serverapp, tmp_path, http_server_client, jp_base_url, jp_auth_header
 ):
     async with upstream_on_proxy_socket(jp_serverapp, tmp_path) as upstream:
-        await hung_requests_do_not_delay_the_api(upstream, jp_serverapp, http_server_client, jp_base_url,
-                                                 jp_auth_header)
+        await hung_requests_do_not_delay_the_api(
+            upstream, jp_serverapp, http_server_client, jp_base_url, jp_auth_header
+        )
 
 
 async def hung_requests_do_not_delay_the_api(upstream, jp_serverapp, http_server_client, jp_base_url, jp_auth_header):
@@ -140,9 +149,13 @@ async def hung_requests_do_not_delay_the_api(upstream, jp_serverapp, http_server
     # queue its eleventh request behind them)
     page = SimpleAsyncHTTPClient(force_instance=True, max_clients=10)
     hung = [
-        asyncio.ensure_future(page.fetch(
-            http_server_client.get_url(f"{jp_base_url}remote-cluster/proxied/{KEY}/{i}/hang"),
-            raise_error=False, request_timeout=120))
+        asyncio.ensure_future(
+            page.fetch(
+                http_server_client.get_url(f"{jp_base_url}remote-cluster/proxied/{KEY}/{i}/hang"),
+                raise_error=False,
+                request_timeout=120,
+            )
+        )
         for i in range(10)
     ]
     assert await settle(lambda: upstream.hung == 10), upstream.hung
@@ -165,8 +178,9 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-async def test_refused_upgrades_leave_the_agents_fd_count_flat(jp_serverapp, http_server_client, jp_base_url,
-                                                                jp_auth_header):
+async def test_refused_upgrades_leave_the_agents_fd_count_flat(
+    jp_serverapp, http_server_client, jp_base_url, jp_auth_header
+):
     """The same with the real agent on the other end (its event stream)."""
     agent = jp_serverapp.web_app.settings["remote_cluster_agent"]
     url = f"{jp_base_url}remote-cluster/api/v1/events"
@@ -174,8 +188,9 @@ async def test_refused_upgrades_leave_the_agents_fd_count_flat(jp_serverapp, htt
     await agent.ensure_running()
     pid = agent.owned_pid
     before = open_fds(pid)
-    ws = await websocket.websocket_connect(HTTPRequest(
-        f"ws://127.0.0.1:{http_server_client.get_http_port()}{url}", headers=jp_auth_header))
+    ws = await websocket.websocket_connect(
+        HTTPRequest(f"ws://127.0.0.1:{http_server_client.get_http_port()}{url}", headers=jp_auth_header)
+    )
     assert await settle(lambda: open_fds(pid) > before)
     ws.close()
     assert await settle(lambda: open_fds(pid) <= before)

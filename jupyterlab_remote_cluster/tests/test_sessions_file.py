@@ -21,8 +21,19 @@ def state_dir(jp_data_dir):
 
 def record(sid: str, state: str, days_ago: float) -> dict:
     at = (datetime.now(timezone.utc) - timedelta(days=days_ago)).isoformat().replace("+00:00", "Z")
-    return {"id": sid, "profile": "hpc", "cluster": "hpc", "resources": {}, "state": state, "createdAt": at,
-            "updatedAt": at, "clusterKey": "alice|login.invalid|22||", "remoteDir": "", "owner": "user", "kernels": []}
+    return {
+        "id": sid,
+        "profile": "hpc",
+        "cluster": "hpc",
+        "resources": {},
+        "state": state,
+        "createdAt": at,
+        "updatedAt": at,
+        "clusterKey": "alice|login.invalid|22||",
+        "remoteDir": "",
+        "owner": "user",
+        "kernels": [],
+    }
 
 
 async def first_events(jp_http_port, jp_base_url, jp_auth_header, n_sessions: int) -> list[dict]:

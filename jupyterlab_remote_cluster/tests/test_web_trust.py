@@ -55,8 +55,12 @@ async def login_cookie(http_server_client, jp_base_url, jp_serverapp):
     res = await http_server_client.fetch(login, raise_error=False)
     xsrf = re.search(r"_xsrf=([^;]+)", res.headers.get("Set-Cookie", "")).group(1)
     res = await http_server_client.fetch(
-        login, method="POST", body=urlencode({"password": jp_serverapp.identity_provider.token, "_xsrf": xsrf}),
-        headers={"Cookie": f"_xsrf={xsrf}"}, follow_redirects=False, raise_error=False,
+        login,
+        method="POST",
+        body=urlencode({"password": jp_serverapp.identity_provider.token, "_xsrf": xsrf}),
+        headers={"Cookie": f"_xsrf={xsrf}"},
+        follow_redirects=False,
+        raise_error=False,
     )
     assert res.code == 302, res.code
     cookies = [c.split(";", 1)[0] for c in res.headers.get_list("Set-Cookie")]
@@ -81,7 +85,11 @@ def reached_agent(res) -> bool:
 
 async def send(http_server_client, jp_base_url, method, path, body, headers):
     return await http_server_client.fetch(
-        jp_base_url + path, method=method, headers=headers, raise_error=False, follow_redirects=False,
+        jp_base_url + path,
+        method=method,
+        headers=headers,
+        raise_error=False,
+        follow_redirects=False,
         body=json.dumps(body) if body is not None else (b"" if method in ("POST", "PUT") else None),
         allow_nonstandard_methods=True,
     )
@@ -92,8 +100,14 @@ async def test_a_cross_origin_page_with_the_cookie_changes_nothing(
     http_server_client, jp_base_url, jp_serverapp, method, path, body
 ):
     cookie = await login_cookie(http_server_client, jp_base_url, jp_serverapp)
-    res = await send(http_server_client, jp_base_url, method, path, body,
-                     {"Cookie": cookie, "Origin": EVIL, "Content-Type": "application/json"})
+    res = await send(
+        http_server_client,
+        jp_base_url,
+        method,
+        path,
+        body,
+        {"Cookie": cookie, "Origin": EVIL, "Content-Type": "application/json"},
+    )
     # refused before anything reaches the agent (jupyter_server answers 404 to a
     # cross-origin API request, 403 to a missing XSRF token)
     assert res.code in (403, 404) and not reached_agent(res), (method, path, res.code, res.body[:300])
@@ -120,8 +134,14 @@ async def test_no_proxied_path_reaches_the_api(
     cookie = await login_cookie(http_server_client, jp_base_url, jp_serverapp)
     path = prefix + traversal + "api/v1/sessions"
     for headers in ({"Cookie": cookie, "Origin": EVIL}, {"Cookie": cookie}, dict(jp_auth_header)):
-        res = await send(http_server_client, jp_base_url, "POST", path, {"profile": "attacker"},
-                         dict(headers, **{"Content-Type": "application/json"}))
+        res = await send(
+            http_server_client,
+            jp_base_url,
+            "POST",
+            path,
+            {"profile": "attacker"},
+            dict(headers, **{"Content-Type": "application/json"}),
+        )
         assert API_ANSWER.encode() not in (res.body or b""), (path, headers, res.code, res.body[:300])
         assert res.code in (400, 403, 404), (path, res.code)
         assert not (200 <= res.code < 300)
@@ -130,12 +150,19 @@ async def test_no_proxied_path_reaches_the_api(
 async def test_the_api_answers_the_probe_directly(http_server_client, jp_base_url, jp_auth_header):
     """The control for the traversal test: sent to the API itself, the probe gets the
     API's own answer (so its absence above means the API was not reached)."""
-    res = await send(http_server_client, jp_base_url, "POST", "remote-cluster/api/v1/sessions", {"profile": "attacker"},
-                     dict(jp_auth_header, **{"Content-Type": "application/json"}))
+    res = await send(
+        http_server_client,
+        jp_base_url,
+        "POST",
+        "remote-cluster/api/v1/sessions",
+        {"profile": "attacker"},
+        dict(jp_auth_header, **{"Content-Type": "application/json"}),
+    )
     assert res.code == 400 and API_ANSWER.encode() in res.body
 
 
 # --- authorization: each action as Jupyter's authorizer decides ----------------------------
+
 
 class _Only(Authorizer):
     """Allows exactly the (action, resource) pairs in `allowed` ("*" for any resource)."""
@@ -159,12 +186,14 @@ class NoKernels(_Only):
 class NoRemoteCluster(_Only):
     """May start kernels (and everything else), but not on clusters."""
 
-    allowed = {(a, r) for a in ("read", "write", "execute") for r in
-               ("kernels", "kernelspecs", "sessions", "contents", "api", "server")} | {("read", "remote-cluster")}
+    allowed = {
+        (a, r)
+        for a in ("read", "write", "execute")
+        for r in ("kernels", "kernelspecs", "sessions", "contents", "api", "server")
+    } | {("read", "remote-cluster")}
 
 
-PROFILE = {"name": "hpc", "ssh": {"host": "login.invalid"}, "scheduler": "slurm", "resources": {},
-           "python": "python3"}
+PROFILE = {"name": "hpc", "ssh": {"host": "login.invalid"}, "scheduler": "slurm", "resources": {}, "python": "python3"}
 
 
 def write_profile(monkeypatch, tmp_path):
@@ -188,16 +217,25 @@ async def submit_attempts(http_server_client, jp_base_url, jp_auth_header, jp_fe
     return [
         await send(http_server_client, jp_base_url, "POST", "remote-cluster/api/v1/sessions", {"profile": "hpc"}, h),
         await send(http_server_client, jp_base_url, "POST", "api/kernels", {"name": "remote-cluster-hpc"}, h),
-        await send(http_server_client, jp_base_url, "POST", "api/sessions",
-                   {"path": "x.ipynb", "type": "notebook", "kernel": {"name": "remote-cluster-hpc"}}, h),
+        await send(
+            http_server_client,
+            jp_base_url,
+            "POST",
+            "api/sessions",
+            {"path": "x.ipynb", "type": "notebook", "kernel": {"name": "remote-cluster-hpc"}},
+            h,
+        ),
     ]
 
 
-@pytest.mark.parametrize("authorizer", [
-    pytest.param("ReadOnly", marks=pytest.mark.authorizer(f"{__name__}.ReadOnly")),
-    pytest.param("NoKernels", marks=pytest.mark.authorizer(f"{__name__}.NoKernels")),
-    pytest.param("NoRemoteCluster", marks=pytest.mark.authorizer(f"{__name__}.NoRemoteCluster")),
-])
+@pytest.mark.parametrize(
+    "authorizer",
+    [
+        pytest.param("ReadOnly", marks=pytest.mark.authorizer(f"{__name__}.ReadOnly")),
+        pytest.param("NoKernels", marks=pytest.mark.authorizer(f"{__name__}.NoKernels")),
+        pytest.param("NoRemoteCluster", marks=pytest.mark.authorizer(f"{__name__}.NoRemoteCluster")),
+    ],
+)
 async def test_no_job_without_both_kernels_and_remote_cluster_write(
     monkeypatch, tmp_path, jp_serverapp, http_server_client, jp_base_url, jp_auth_header, jp_fetch, authorizer
 ):
@@ -221,6 +259,7 @@ async def test_with_both_permissions_a_submission_gets_through(
 
 
 # --- proxy hygiene ---------------------------------------------------------------------------
+
 
 async def test_the_proxy_forwards_no_credentials_and_keeps_redirects_inside(
     jp_serverapp, http_server_client, jp_base_url, monkeypatch
@@ -258,7 +297,8 @@ async def test_the_proxy_forwards_no_credentials_and_keeps_redirects_inside(
     monkeypatch.setattr(agent, "proxy_request", proxy_request)
 
     res = await http_server_client.fetch(
-        f"{prefix}/page?token=secret1&x=1&_xsrf=secret2&y=%2F", headers={"Cookie": "username-x=abc"}, raise_error=False)
+        f"{prefix}/page?token=secret1&x=1&_xsrf=secret2&y=%2F", headers={"Cookie": "username-x=abc"}, raise_error=False
+    )
     assert res.code == 200
     path, headers = seen[-1]
     assert path == f"/proxy/{KEY}/0/page?x=1&y=%2F" and "secret" not in path
@@ -281,22 +321,31 @@ async def test_the_proxy_forwards_no_credentials_and_keeps_redirects_inside(
 
 # --- what a request may change of a profile -----------------------------------------------
 
-@pytest.mark.parametrize("resources, refusal", [
-    # the attack: another user's directory on the job's PYTHONPATH (their sitecustomize.py
-    # runs as the victim)
-    ({"extraDirectives": ["--export=ALL,PYTHONPATH=/tmp/bob"]}, "Extra directives can only be set in the profile"),
-    ({"partition": "debug", "setup": ["export PYTHONPATH=/tmp/bob"]}, '"resources.setup" cannot be set'),
-    ({"cpus": "4; rm -rf ~"}, '"cpus" must be a whole number'),
-    (["--export=ALL"], '"resources" must be an object'),
-])
+
+@pytest.mark.parametrize(
+    "resources, refusal",
+    [
+        # the attack: another user's directory on the job's PYTHONPATH (their sitecustomize.py
+        # runs as the victim)
+        ({"extraDirectives": ["--export=ALL,PYTHONPATH=/tmp/bob"]}, "Extra directives can only be set in the profile"),
+        ({"partition": "debug", "setup": ["export PYTHONPATH=/tmp/bob"]}, '"resources.setup" cannot be set'),
+        ({"cpus": "4; rm -rf ~"}, '"cpus" must be a whole number'),
+        (["--export=ALL"], '"resources" must be an object'),
+    ],
+)
 async def test_a_submission_changes_only_the_dialogs_fields(
     monkeypatch, tmp_path, jp_serverapp, http_server_client, jp_base_url, jp_auth_header, jp_fetch, resources, refusal
 ):
     write_profile(monkeypatch, tmp_path)
     await jp_fetch("remote-cluster", "api", "v1", "profiles")
-    res = await send(http_server_client, jp_base_url, "POST", "remote-cluster/api/v1/sessions",
-                     {"profile": "hpc", "resources": resources},
-                     dict(jp_auth_header, **{"Content-Type": "application/json"}))
+    res = await send(
+        http_server_client,
+        jp_base_url,
+        "POST",
+        "remote-cluster/api/v1/sessions",
+        {"profile": "hpc", "resources": resources},
+        dict(jp_auth_header, **{"Content-Type": "application/json"}),
+    )
     assert res.code == 400, (res.code, res.body[:300])
     assert refusal in json.loads(res.body)["error"]["message"]
     assert await sessions_of_the_agent(jp_serverapp) == []

@@ -71,10 +71,7 @@ export class KernelspecWriter {
     }
     for (const s of sessions.filter(x => x.state === 'running')) {
       const where = s.resources.partition ? `${s.resources.partition}@${s.cluster}` : s.cluster;
-      wanted.set(
-        sessionKernelName(s.id),
-        spec(`Python 3 · ${where} · job ${s.jobId ?? s.id}`, { session: s.id })
-      );
+      wanted.set(sessionKernelName(s.id), spec(`Python 3 · ${where} · job ${s.jobId ?? s.id}`, { session: s.id }));
     }
     for (const [name, json] of wanted) {
       await this.write(name, json);

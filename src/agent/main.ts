@@ -151,10 +151,13 @@ async function main(): Promise<void> {
     socketPath: args.socketPath,
     services: { sessions, prompts, profiles, changed: syncKernelspecs, baseUrl: args.baseUrl }
   });
-  const proxy = await startProxyServer(args.proxySocketPath, args.baseUrl, (key, port) => sessions.openProxiedPort(key, port));
+  const proxy = await startProxyServer(args.proxySocketPath, args.baseUrl, (key, port) =>
+    sessions.openProxiedPort(key, port)
+  );
   await syncKernelspecs();
   process.stdout.write(
-    JSON.stringify({ event: 'ready', socket: args.socketPath, proxySocket: args.proxySocketPath, pid: process.pid }) + '\n'
+    JSON.stringify({ event: 'ready', socket: args.socketPath, proxySocket: args.proxySocketPath, pid: process.pid }) +
+      '\n'
   );
 
   let stopping = false;

@@ -3,7 +3,15 @@
  * validates against schema/profiles.json too; the agent cannot trust that (the file
  * can be edited by hand), so it checks again and says precisely what is wrong.
  */
-import { CONNECTIVITY_MODES, SCHEDULERS, type ConnectivityMode, type IClusterProfile, type IResources, type ISshTarget, type SchedulerName } from './api';
+import {
+  CONNECTIVITY_MODES,
+  SCHEDULERS,
+  type ConnectivityMode,
+  type IClusterProfile,
+  type IResources,
+  type ISshTarget,
+  type SchedulerName
+} from './api';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const HOST_RE = /^[A-Za-z0-9._%-]+$/;
@@ -77,7 +85,11 @@ export function parseSshTarget(raw: unknown, where: string): ISshTarget {
   if (!isObj(raw)) {
     throw new ProfileError(`${where}: "ssh" must be an object with at least "host".`);
   }
-  onlyKeys(raw, ['host', 'user', 'port', 'identityFiles', 'jumpHosts', 'configFile', 'knownHostsFiles'], `${where}.ssh`);
+  onlyKeys(
+    raw,
+    ['host', 'user', 'port', 'identityFiles', 'jumpHosts', 'configFile', 'knownHostsFiles'],
+    `${where}.ssh`
+  );
   const w = `${where}.ssh`;
   const t: ISshTarget = { host: str(raw, 'host', w, HOST_RE, true)! };
   const user = str(raw, 'user', w, USER_RE);
@@ -107,11 +119,32 @@ export function parseResources(raw: unknown, where: string): IResources {
   }
   onlyKeys(
     raw,
-    ['partition', 'account', 'walltime', 'cpus', 'memory', 'memoryPerCpu', 'gpus', 'qos', 'constraint', 'reservation', 'extraDirectives'],
+    [
+      'partition',
+      'account',
+      'walltime',
+      'cpus',
+      'memory',
+      'memoryPerCpu',
+      'gpus',
+      'qos',
+      'constraint',
+      'reservation',
+      'extraDirectives'
+    ],
     where
   );
   const r: IResources = {};
-  for (const k of ['partition', 'account', 'walltime', 'memory', 'memoryPerCpu', 'qos', 'constraint', 'reservation'] as const) {
+  for (const k of [
+    'partition',
+    'account',
+    'walltime',
+    'memory',
+    'memoryPerCpu',
+    'qos',
+    'constraint',
+    'reservation'
+  ] as const) {
     const v = str(raw, k, where);
     if (v !== undefined) {
       r[k] = v;
@@ -176,16 +209,34 @@ export function parseProfile(raw: unknown, index: number): IClusterProfile {
   const where = `profile "${name}"`;
   onlyKeys(
     raw,
-    ['name', 'title', 'ssh', 'scheduler', 'resources', 'setup', 'container', 'loginSetup', 'python', 'dask', 'connectivity', 'reverseHost', 'workdir'],
+    [
+      'name',
+      'title',
+      'ssh',
+      'scheduler',
+      'resources',
+      'setup',
+      'container',
+      'loginSetup',
+      'python',
+      'dask',
+      'connectivity',
+      'reverseHost',
+      'workdir'
+    ],
     where
   );
   const scheduler = (str(raw, 'scheduler', where, undefined, false) ?? 'slurm') as SchedulerName;
   if (!SCHEDULERS.includes(scheduler)) {
-    throw new ProfileError(`${where}: scheduler "${scheduler}" is not supported (supported: ${SCHEDULERS.join(', ')}).`);
+    throw new ProfileError(
+      `${where}: scheduler "${scheduler}" is not supported (supported: ${SCHEDULERS.join(', ')}).`
+    );
   }
   const connectivity = (str(raw, 'connectivity', where) ?? 'via-login') as ConnectivityMode;
   if (!CONNECTIVITY_MODES.includes(connectivity)) {
-    throw new ProfileError(`${where}: connectivity "${connectivity}" is not supported (supported: ${CONNECTIVITY_MODES.join(', ')}).`);
+    throw new ProfileError(
+      `${where}: connectivity "${connectivity}" is not supported (supported: ${CONNECTIVITY_MODES.join(', ')}).`
+    );
   }
   const reverseHost = str(raw, 'reverseHost', where, /^[A-Za-z0-9][A-Za-z0-9._-]*$/);
   // A command prefix, run by the job's shell: one line, no shell control characters.

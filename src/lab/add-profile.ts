@@ -33,7 +33,10 @@ export interface IAddProfileValues {
 
 /** A profile name derived from an alias (NAME_RE: letters, digits, `.`, `_`, `-`). */
 export function suggestName(alias: string): string {
-  const s = alias.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
+  const s = alias
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 64);
   return NAME_RE.test(s) ? s : 'cluster';
 }
 
@@ -132,10 +135,15 @@ export function profileEntry(v: IAddProfileValues): Record<string, unknown> {
  * Checks the entry and appends it to the profiles setting. Throws (changing nothing)
  * on an invalid entry or a name already in use.
  */
-export async function appendProfile(settings: ISettingRegistry.ISettings, entry: Record<string, unknown>): Promise<IClusterProfile> {
+export async function appendProfile(
+  settings: ISettingRegistry.ISettings,
+  entry: Record<string, unknown>
+): Promise<IClusterProfile> {
   const current = settings.get('profiles');
   // The user's own list; with none yet, start from what is in effect (e.g. an admin's defaults).
-  const list = (Array.isArray(current.user) ? current.user : Array.isArray(current.composite) ? current.composite : []) as unknown[];
+  const list = (
+    Array.isArray(current.user) ? current.user : Array.isArray(current.composite) ? current.composite : []
+  ) as unknown[];
   const profile = parseProfile(entry, list.length);
   const names = new Set(
     [...list, ...(Array.isArray(current.composite) ? current.composite : [])].map(p =>
@@ -165,7 +173,10 @@ export async function addProfileFromSshConfig(
   if (listing.hosts.length === 0) {
     await showDialog({
       title: trans.__('No hosts in ssh_config'),
-      body: trans.__('%1 has no Host entries without wildcards. Add one, or create the profile in the Settings Editor.', listing.file),
+      body: trans.__(
+        '%1 has no Host entries without wildcards. Add one, or create the profile in the Settings Editor.',
+        listing.file
+      ),
       buttons: [Dialog.okButton({ label: trans.__('Close') })]
     });
     return undefined;
@@ -195,9 +206,14 @@ export async function addProfileFromSshConfig(
 }
 
 /** The command; index.ts registers it and shows it next to "Add a cluster". */
-export function registerAddFromSshConfig(commands: CommandRegistry, registry: ISettingRegistry, trans: TranslationBundle): void {
+export function registerAddFromSshConfig(
+  commands: CommandRegistry,
+  registry: ISettingRegistry,
+  trans: TranslationBundle
+): void {
   commands.addCommand(ADD_FROM_SSH_CONFIG, {
-    label: args => (args['isPalette'] ? trans.__('Add a remote cluster profile from ~/.ssh/config') : trans.__('Add from ssh_config')),
+    label: args =>
+      args['isPalette'] ? trans.__('Add a remote cluster profile from ~/.ssh/config') : trans.__('Add from ssh_config'),
     caption: trans.__('Create a cluster profile from a Host entry of your ~/.ssh/config'),
     icon: args => (args['isPalette'] ? undefined : remoteClusterIcon),
     execute: () => addProfileFromSshConfig(registry, trans)

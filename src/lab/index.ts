@@ -1,10 +1,13 @@
+import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import {
-  ILabShell,
-  ILayoutRestorer,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
-import { Dialog, ICommandPalette, Notification, showDialog, WidgetTracker, type MainAreaWidget, type IFrame } from '@jupyterlab/apputils';
+  Dialog,
+  ICommandPalette,
+  Notification,
+  showDialog,
+  WidgetTracker,
+  type MainAreaWidget,
+  type IFrame
+} from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
@@ -31,7 +34,12 @@ export { CommandIDs, LAUNCHER_CATEGORY } from './tokens';
 export function describeHealth(h: IAgentHealth, trans = nullTranslator.load('jupyterlab_remote_cluster')): string[] {
   return [
     trans.__('Agent %1 is running (pid %2, up %3 s).', h.agentVersion, h.pid, h.uptimeSeconds),
-    trans.__('Node.js %1, ssh2 %2 (%3 crypto).', h.nodeVersion, h.ssh.version, h.ssh.nativeCrypto ? trans.__('native') : trans.__('pure JS'))
+    trans.__(
+      'Node.js %1, ssh2 %2 (%3 crypto).',
+      h.nodeVersion,
+      h.ssh.version,
+      h.ssh.nativeCrypto ? trans.__('native') : trans.__('pure JS')
+    )
   ];
 }
 
@@ -114,9 +122,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     commands.addCommand(CommandIDs.submit, {
       label: args => {
         const p = profiles.find(x => x.name === args['profile']);
-        return args['isPalette'] ? trans.__('Start a remote session on %1', p?.title ?? String(args['profile'] ?? '')) : p?.title ?? p?.name ?? trans.__('Remote cluster');
+        return args['isPalette']
+          ? trans.__('Start a remote session on %1', p?.title ?? String(args['profile'] ?? ''))
+          : (p?.title ?? p?.name ?? trans.__('Remote cluster'));
       },
-      caption: args => trans.__('Submit a job on %1 and run a kernel on its compute node', String(args['profile'] ?? '')),
+      caption: args =>
+        trans.__('Submit a job on %1 and run a kernel on its compute node', String(args['profile'] ?? '')),
       icon: args => (args['isPalette'] ? undefined : remoteClusterIcon),
       execute: async args => {
         const profile = profiles.find(x => x.name === args['profile']);
@@ -189,13 +200,19 @@ const plugin: JupyterFrontEndPlugin<void> = {
         const ok = await showDialog({
           title: trans.__('Cancel session?'),
           body: trans.__('This ends job %1 on %2; its kernels stop.', s.jobId ?? '-', s.cluster),
-          buttons: [Dialog.cancelButton({ label: trans.__('Keep') }), Dialog.warnButton({ label: trans.__('Cancel job') })]
+          buttons: [
+            Dialog.cancelButton({ label: trans.__('Keep') }),
+            Dialog.warnButton({ label: trans.__('Cancel job') })
+          ]
         });
         if (!ok.button.accept) {
           return;
         }
         try {
-          model.handle({ type: 'session', session: await requestAPI<ISession>(`api/v1/sessions/${s.id}`, { method: 'DELETE' }) });
+          model.handle({
+            type: 'session',
+            session: await requestAPI<ISession>(`api/v1/sessions/${s.id}`, { method: 'DELETE' })
+          });
         } catch (e) {
           Notification.error(trans.__('Could not cancel: %1', (e as Error).message));
         }
@@ -214,11 +231,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
             body: JSON.stringify({ session, kernel })
           });
           Notification.success(
-            trans.__('Kernel %1 is attached again, with its variables. Pick it in any notebook (Kernel › Change Kernel…) or:', kernel.slice(0, 8)),
+            trans.__(
+              'Kernel %1 is attached again, with its variables. Pick it in any notebook (Kernel › Change Kernel…) or:',
+              kernel.slice(0, 8)
+            ),
             {
               autoClose: 10000,
               actions: [
-                { label: trans.__('New notebook'), callback: () => void commands.execute('notebook:create-new', { kernelId: k.id }) }
+                {
+                  label: trans.__('New notebook'),
+                  callback: () => void commands.execute('notebook:create-new', { kernelId: k.id })
+                }
               ]
             }
           );
@@ -255,7 +278,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       try {
         const answer = await askPrompt(prompt, trans, withdrawn.signal);
         if (answer) {
-          await requestAPI(`api/v1/prompts/${prompt.id}`, { method: 'POST', body: JSON.stringify(answer) }).catch(() => undefined);
+          await requestAPI(`api/v1/prompts/${prompt.id}`, { method: 'POST', body: JSON.stringify(answer) }).catch(
+            () => undefined
+          );
         }
       } finally {
         openPrompts.delete(prompt.id);
@@ -301,14 +326,24 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
       for (const [rank, p] of profiles.entries()) {
         if (launcher) {
-          tiles.add(launcher.add({ command: CommandIDs.submit, args: { profile: p.name }, category: LAUNCHER_CATEGORY, rank }));
+          tiles.add(
+            launcher.add({ command: CommandIDs.submit, args: { profile: p.name }, category: LAUNCHER_CATEGORY, rank })
+          );
         }
         if (palette) {
-          tiles.add(palette.addItem({ command: CommandIDs.submit, args: { profile: p.name, isPalette: true }, category: LAUNCHER_CATEGORY }));
+          tiles.add(
+            palette.addItem({
+              command: CommandIDs.submit,
+              args: { profile: p.name, isPalette: true },
+              category: LAUNCHER_CATEGORY
+            })
+          );
         }
       }
       // The agent writes the matching kernelspecs when it reads the profiles.
-      void requestAPI('api/v1/profiles').then(() => app.serviceManager.kernelspecs.refreshSpecs()).catch(() => undefined);
+      void requestAPI('api/v1/profiles')
+        .then(() => app.serviceManager.kernelspecs.refreshSpecs())
+        .catch(() => undefined);
     };
     palette?.addItem({ command: CommandIDs.showStatus, category: LAUNCHER_CATEGORY });
     palette?.addItem({ command: CommandIDs.addProfile, args: { isPalette: true }, category: LAUNCHER_CATEGORY });

@@ -7,7 +7,13 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { Signal, type ISignal } from '@lumino/signaling';
 
-import { URL_NAMESPACE, type AgentEvent, type ConnectionState as ClusterLinkState, type IPrompt, type ISession } from '../common/api';
+import {
+  URL_NAMESPACE,
+  type AgentEvent,
+  type ConnectionState as ClusterLinkState,
+  type IPrompt,
+  type ISession
+} from '../common/api';
 
 export type ConnectionState = 'connecting' | 'open' | 'closed';
 

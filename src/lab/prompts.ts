@@ -47,7 +47,11 @@ class AnswersForm extends Widget implements Dialog.IBodyWidget<string[]> {
  * (`withdrawn` aborted: answered in another tab, timed out, the login ended), in which
  * case the dialog closes by itself and nothing is sent.
  */
-export async function askPrompt(prompt: IPrompt, trans: TranslationBundle, withdrawn?: AbortSignal): Promise<IPromptAnswer | undefined> {
+export async function askPrompt(
+  prompt: IPrompt,
+  trans: TranslationBundle,
+  withdrawn?: AbortSignal
+): Promise<IPromptAnswer | undefined> {
   if (prompt.kind === 'host-key') {
     const body = document.createElement('div');
     body.className = 'jp-RemoteCluster-hostKey';
@@ -68,7 +72,10 @@ export async function askPrompt(prompt: IPrompt, trans: TranslationBundle, withd
       new Dialog({
         title: prompt.title,
         body: new Widget({ node: body }),
-        buttons: [Dialog.cancelButton({ label: trans.__('Reject') }), Dialog.warnButton({ label: trans.__('Accept and remember') })],
+        buttons: [
+          Dialog.cancelButton({ label: trans.__('Reject') }),
+          Dialog.warnButton({ label: trans.__('Accept and remember') })
+        ],
         // Enter must never accept a key by accident.
         defaultButton: 0
       }),

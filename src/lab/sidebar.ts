@@ -87,7 +87,13 @@ export class SessionsPanel extends Widget {
     }
   }
 
-  private button(label: string, command: string, id: string, cls = '', extra: Record<string, string> = {}): HTMLButtonElement {
+  private button(
+    label: string,
+    command: string,
+    id: string,
+    cls = '',
+    extra: Record<string, string> = {}
+  ): HTMLButtonElement {
     const b = document.createElement('button');
     b.className = `jp-Button jp-mod-styled jp-mod-small ${cls}`.trim();
     b.textContent = label;
@@ -138,7 +144,9 @@ export class SessionsPanel extends Widget {
         line.textContent = this.describeConnection(conn.state, conn.message);
         if (conn.state === 'sign-in-needed') {
           // Nothing retries a login that needs a person: the user starts it here.
-          line.appendChild(this.button(t.__('Sign in'), CommandIDs.signIn, s.id, 'jp-mod-accept', { cluster: s.profile }));
+          line.appendChild(
+            this.button(t.__('Sign in'), CommandIDs.signIn, s.id, 'jp-mod-accept', { cluster: s.profile })
+          );
         }
       }
       if (s.state === 'running') {
@@ -162,7 +170,9 @@ export class SessionsPanel extends Widget {
           row.dataset.kernelId = kid;
           const label = row.appendChild(document.createElement('span'));
           label.textContent = t.__('Kernel %1 is running, not connected', kid.slice(0, 8));
-          label.title = t.__('Its Jupyter server stopped without shutting it down. Attach it to use it again; its variables are kept.');
+          label.title = t.__(
+            'Its Jupyter server stopped without shutting it down. Attach it to use it again; its variables are kept.'
+          );
           row.appendChild(this.button(t.__('Attach'), CommandIDs.attachKernel, s.id, '', { kernel: kid }));
         }
       }

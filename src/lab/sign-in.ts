@@ -20,7 +20,8 @@ export const SIGN_IN_STATUS_ID = 'jupyterlab-remote-cluster:sign-in-status';
 
 export function registerSignIn(commands: CommandRegistry, model: RemoteClusterModel, trans: TranslationBundle): void {
   commands.addCommand(CommandIDs.signIn, {
-    label: args => (args['cluster'] ? trans.__('Sign in to %1', String(args['cluster'])) : trans.__('Sign in to the cluster')),
+    label: args =>
+      args['cluster'] ? trans.__('Sign in to %1', String(args['cluster'])) : trans.__('Sign in to the cluster'),
     caption: trans.__('Log in again (one-time code, password or host key); nothing retries it on its own'),
     execute: async args => {
       const cluster = String(args['cluster'] ?? model.signInNeeded[0]?.cluster ?? '');
@@ -60,7 +61,12 @@ export class SignInStatus extends Widget {
     const waiting = this.model.signInNeeded;
     const node = this.node;
     node.replaceChildren();
-    remoteClusterIcon.element({ container: node.appendChild(document.createElement('span')), tag: 'span', height: '14px', width: '14px' });
+    remoteClusterIcon.element({
+      container: node.appendChild(document.createElement('span')),
+      tag: 'span',
+      height: '14px',
+      width: '14px'
+    });
     const label = node.appendChild(document.createElement('span'));
     label.textContent =
       waiting.length > 1
@@ -71,7 +77,12 @@ export class SignInStatus extends Widget {
   }
 }
 
-export function addSignInStatus(statusBar: IStatusBar, model: RemoteClusterModel, commands: CommandRegistry, trans: TranslationBundle): void {
+export function addSignInStatus(
+  statusBar: IStatusBar,
+  model: RemoteClusterModel,
+  commands: CommandRegistry,
+  trans: TranslationBundle
+): void {
   const item = new SignInStatus(model, commands, trans);
   statusBar.registerStatusItem(SIGN_IN_STATUS_ID, {
     item,

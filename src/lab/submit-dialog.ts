@@ -41,13 +41,24 @@ export class SubmitForm extends Widget implements Dialog.IBodyWidget<IResources>
       { key: 'gpus', label: trans.__('GPUs'), type: 'number' },
       { key: 'qos', label: trans.__('QoS'), type: 'text', pattern: '[A-Za-z0-9._-]{1,64}', advanced: true },
       { key: 'constraint', label: trans.__('Node features'), type: 'text', placeholder: 'bigmem', advanced: true },
-      { key: 'reservation', label: trans.__('Reservation'), type: 'text', pattern: '[A-Za-z0-9._-]{1,64}', advanced: true },
+      {
+        key: 'reservation',
+        label: trans.__('Reservation'),
+        type: 'text',
+        pattern: '[A-Za-z0-9._-]{1,64}',
+        advanced: true
+      },
       { key: 'memoryPerCpu', label: trans.__('Memory per CPU'), type: 'text', placeholder: '2G', advanced: true }
     ];
     const node = this.node as HTMLFormElement;
     const where = document.createElement('p');
     where.className = 'jp-RemoteCluster-submitTarget';
-    where.textContent = trans.__('Cluster: %1 (%2, via %3)', profile.title ?? profile.name, profile.scheduler, profile.ssh.host);
+    where.textContent = trans.__(
+      'Cluster: %1 (%2, via %3)',
+      profile.title ?? profile.name,
+      profile.scheduler,
+      profile.ssh.host
+    );
     node.appendChild(where);
     appendError(node, error);
     const advanced = document.createElement('details');

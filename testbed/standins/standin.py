@@ -19,7 +19,6 @@ import os
 import pwd
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -121,9 +120,24 @@ def submit_to_slurm(sched, job, script_text):
     script = os.path.join(d, "script-%s.sh" % token)
     write_file(script, script_text)
     os.chmod(script, 0o700)
-    argv = ["sbatch", "--parsable", "--job-name", job["name"], "--partition", job["partition"],
-            "--output", job["stdout"], "--error", job["stderr"], "--chdir", job["cwd"],
-            "--cpus-per-task", str(job["cpus"]), "--nodes", "1"]
+    argv = [
+        "sbatch",
+        "--parsable",
+        "--job-name",
+        job["name"],
+        "--partition",
+        job["partition"],
+        "--output",
+        job["stdout"],
+        "--error",
+        job["stderr"],
+        "--chdir",
+        job["cwd"],
+        "--cpus-per-task",
+        str(job["cpus"]),
+        "--nodes",
+        "1",
+    ]
     if job.get("walltime"):
         argv += ["--time", "%d" % max(1, -(-job["walltime"] // 60))]
     if job.get("mem_mb"):
@@ -144,16 +158,22 @@ def submit_to_slurm(sched, job, script_text):
 
 def squeue_all():
     """Slurm's view of this user's jobs: {slurm id: {state, node, reason, left, used}}."""
-    r = subprocess.run(["squeue", "-h", "--states=all", "-u", user(), "-o", "%i|%T|%N|%r|%L|%M"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["squeue", "-h", "--states=all", "-u", user(), "-o", "%i|%T|%N|%r|%L|%M"], capture_output=True, text=True
+    )
     if r.returncode != 0:
         raise Refused(r.stderr.strip(), 2)
     out = {}
     for line in r.stdout.splitlines():
         f = line.split("|")
         if len(f) == 6:
-            out[f[0]] = {"state": f[1], "node": f[2], "reason": f[3], "left": slurm_seconds(f[4]),
-                         "used": slurm_seconds(f[5]) or 0}
+            out[f[0]] = {
+                "state": f[1],
+                "node": f[2],
+                "reason": f[3],
+                "left": slurm_seconds(f[4]),
+                "used": slurm_seconds(f[5]) or 0,
+            }
     return out
 
 
@@ -193,8 +213,13 @@ def job_view(sched, slurm_id, live):
             v["exit"] = 128 + 15
         # killed hard (SIGKILL at the walltime or after qdel) before run-job could write .end
         v["timeout"] = state == "TIMEOUT" or bool(
-            job.get("walltime") and "start" in v and "exit" in v and v["exit"] > 128
-            and not deleted and v["end"] - v["start"] >= job["walltime"] - 2)
+            job.get("walltime")
+            and "start" in v
+            and "exit" in v
+            and v["exit"] > 128
+            and not deleted
+            and v["end"] - v["start"] >= job["walltime"] - 2
+        )
         if time.time() - v["end"] > KEEP_FINISHED[sched]:
             return None
     return v
@@ -238,14 +263,20 @@ def pbs_memory_mb(v):
     if not m:
         raise Refused("qsub: Illegal attribute or resource value Resource_List.mem", 1)
     n = int(m.group(1))
-    return {"k": max(1, n // 1024), "": max(1, n // (1024 * 1024)), "m": n, "g": n * 1024, "t": n * 1024 * 1024}[m.group(2)]
+    return {"k": max(1, n // 1024), "": max(1, n // (1024 * 1024)), "m": n, "g": n * 1024, "t": n * 1024 * 1024}[
+        m.group(2)
+    ]
 
 
 def pbs_duration(v, flavour):
     parts = v.split(":")
     if not all(p.isdigit() for p in parts) or len(parts) > 3:
-        raise Refused("qsub: Illegal attribute or resource value Resource_List.walltime" if flavour == "pbs" else
-                      "qsub: submit error (Illegal attribute or resource value MSG=illegal walltime value)", 1)
+        raise Refused(
+            "qsub: Illegal attribute or resource value Resource_List.walltime"
+            if flavour == "pbs"
+            else "qsub: submit error (Illegal attribute or resource value MSG=illegal walltime value)",
+            1,
+        )
     secs = 0
     for p in parts:
         secs = secs * 60 + int(p)
@@ -255,11 +286,19 @@ def pbs_duration(v, flavour):
 # The one-node request of each flavour: its -l key, what it names, and the refusal (with
 # qsub's exit code) for more than one node.
 NODE_SPEC = {
-    "pbs": {"key": "select", "fields": {"ncpus": "cpus", "mem": "mem", "ngpus": "gpus"},
-            "too_many": ("qsub: Job exceeds queue resource limits", 188)},
-    "torque": {"key": "nodes", "fields": {"ppn": "cpus", "gpus": "gpus"},
-               "too_many": ("qsub: submit error (Job exceeds queue resource limits MSG=cannot satisfy queue max nodes "
-                            "requirement)", 1)},
+    "pbs": {
+        "key": "select",
+        "fields": {"ncpus": "cpus", "mem": "mem", "ngpus": "gpus"},
+        "too_many": ("qsub: Job exceeds queue resource limits", 188),
+    },
+    "torque": {
+        "key": "nodes",
+        "fields": {"ppn": "cpus", "gpus": "gpus"},
+        "too_many": (
+            "qsub: submit error (Job exceeds queue resource limits MSG=cannot satisfy queue max nodes requirement)",
+            1,
+        ),
+    },
 }
 
 
@@ -271,11 +310,19 @@ def pbs_qsub(flavour, args):
         with open(path) as f:
             text = f.read()
     except OSError:
-        raise Refused("qsub: script file:: No such file or directory", 2)
+        raise Refused("qsub: script file:: No such file or directory", 2) from None
     opts = pbs_directives(text) + args[:-1]
     queues = dict(QUEUES[flavour])
-    job = {"name": os.path.basename(path)[:15], "queue": QUEUES[flavour][0][0], "cpus": 1, "mem_mb": None,
-           "walltime": None, "cwd": os.path.expanduser("~"), "account": None, "submit_args": " ".join(args)}
+    job = {
+        "name": os.path.basename(path)[:15],
+        "queue": QUEUES[flavour][0][0],
+        "cpus": 1,
+        "mem_mb": None,
+        "walltime": None,
+        "cwd": os.path.expanduser("~"),
+        "account": None,
+        "submit_args": " ".join(args),
+    }
     home = os.path.expanduser("~")
     job["stdout"] = job["stderr"] = None
     i = 0
@@ -321,13 +368,19 @@ def pbs_qsub(flavour, args):
         else:
             raise Refused("qsub: invalid option -- '%s'" % o.lstrip("-"), 2)
     if job["queue"] not in queues:
-        raise Refused("qsub: Unknown queue" if flavour == "pbs" else
-                      "qsub: submit error (Unknown queue MSG=cannot locate queue)", 170 if flavour == "pbs" else 1)
+        raise Refused(
+            "qsub: Unknown queue" if flavour == "pbs" else "qsub: submit error (Unknown queue MSG=cannot locate queue)",
+            170 if flavour == "pbs" else 1,
+        )
     job["partition"] = queues[job["queue"]]
     limit = partition_limit(job["partition"])
     if job["walltime"] and limit and job["walltime"] > limit:
-        raise Refused("qsub: Job exceeds queue resource limits" if flavour == "pbs" else
-                      "qsub: submit error (Job exceeds queue resource limits MSG=cannot satisfy queue max walltime requirement)", 188 if flavour == "pbs" else 1)
+        raise Refused(
+            "qsub: Job exceeds queue resource limits"
+            if flavour == "pbs"
+            else "qsub: submit error (Job exceeds queue resource limits MSG=cannot satisfy queue max walltime requirement)",
+            188 if flavour == "pbs" else 1,
+        )
     # PBS writes <name>.o<seq> into the submission directory when -o/-e are not given
     job["stdout"] = job["stdout"] or os.path.join(os.getcwd(), job["name"] + ".o%j")
     job["stderr"] = job["stderr"] or os.path.join(os.getcwd(), job["name"] + ".e%j")
@@ -371,16 +424,35 @@ def pbs_attrs(flavour, sid, v):
         used = v["end"] - v["start"]
     if used is not None:
         a["resources_used"] = {"cput": hms(0), "mem": "0kb", "ncpus": v["cpus"], "walltime": hms(used)}
-    a.update({"job_state": state, "queue": v["queue"], "server": SERVER, "Checkpoint": "u",
-              "ctime": ctime(v["submitted"]), "Error_Path": "%s:%s" % (SERVER, v["stderr"])})
+    a.update(
+        {
+            "job_state": state,
+            "queue": v["queue"],
+            "server": SERVER,
+            "Checkpoint": "u",
+            "ctime": ctime(v["submitted"]),
+            "Error_Path": "%s:%s" % (SERVER, v["stderr"]),
+        }
+    )
     if v.get("node") and v["phase"] != "queued":
-        a["exec_host"] = "%s/0*%d" % (v["node"], v["cpus"]) if flavour == "pbs" else "%s/0-%d" % (v["node"], v["cpus"] - 1)
+        a["exec_host"] = (
+            "%s/0*%d" % (v["node"], v["cpus"]) if flavour == "pbs" else "%s/0-%d" % (v["node"], v["cpus"] - 1)
+        )
         if flavour == "pbs":
             a["exec_vnode"] = "(%s:ncpus=%d)" % (v["node"], v["cpus"])
-    a.update({"Hold_Types": "n", "Join_Path": "n", "Keep_Files": "n", "Mail_Points": "a",
-              "mtime": ctime(v.get("end") or v.get("start") or v["submitted"]),
-              "Output_Path": "%s:%s" % (SERVER, v["stdout"]), "Priority": 0, "qtime": ctime(v["submitted"]),
-              "Rerunable": "True"})
+    a.update(
+        {
+            "Hold_Types": "n",
+            "Join_Path": "n",
+            "Keep_Files": "n",
+            "Mail_Points": "a",
+            "mtime": ctime(v.get("end") or v.get("start") or v["submitted"]),
+            "Output_Path": "%s:%s" % (SERVER, v["stdout"]),
+            "Priority": 0,
+            "qtime": ctime(v["submitted"]),
+            "Rerunable": "True",
+        }
+    )
     rl = {}
     if flavour == "pbs":
         rl["ncpus"] = v["cpus"]
@@ -401,8 +473,14 @@ def pbs_attrs(flavour, sid, v):
         a["stime" if flavour == "pbs" else "start_time"] = ctime(v["start"])
     if v["phase"] == "running" and flavour == "torque" and wall:
         a["Walltime.Remaining"] = int(v["left"] if v.get("left") is not None else wall - used)
-    a["Variable_List"] = {"PBS_O_HOME": os.path.expanduser("~"), "PBS_O_LOGNAME": v["owner"], "PBS_O_HOST": SERVER,
-                          "PBS_O_WORKDIR": v.get("workdir", ""), "PBS_O_QUEUE": v["queue"], "PBS_O_SYSTEM": "Linux"}
+    a["Variable_List"] = {
+        "PBS_O_HOME": os.path.expanduser("~"),
+        "PBS_O_LOGNAME": v["owner"],
+        "PBS_O_HOST": SERVER,
+        "PBS_O_WORKDIR": v.get("workdir", ""),
+        "PBS_O_QUEUE": v["queue"],
+        "PBS_O_SYSTEM": "Linux",
+    }
     if v["phase"] == "queued":
         reason = v.get("reason") or "None"
         never = reason in ("PartitionTimeLimit", "PartitionConfig", "BadConstraints", "PartitionNodeLimit")
@@ -431,7 +509,7 @@ def pbs_qstat(flavour, args):
     history = "-x" in args or "-H" in args
     ids = []
     skip = False
-    for i, a in enumerate(args):
+    for a in args:
         if skip:
             skip = False
             continue
@@ -456,7 +534,9 @@ def pbs_qstat(flavour, args):
         full_id = "%s.%s" % (sid, SERVER) if sid else arg
         if v is None:
             if ids:
-                errors.append("qstat: Unknown Job Id %s" % arg if flavour == "pbs" else "qstat: Unknown Job Id Error %s" % full_id)
+                errors.append(
+                    "qstat: Unknown Job Id %s" % arg if flavour == "pbs" else "qstat: Unknown Job Id Error %s" % full_id
+                )
             continue
         if v["phase"] == "finished" and flavour == "pbs" and not history:
             if ids:
@@ -467,8 +547,12 @@ def pbs_qstat(flavour, args):
     if errors:
         code = 153 if any("Unknown" in e for e in errors) else 35
     if full and as_json:
-        doc = {"timestamp": int(time.time()), "pbs_version": "22.05.11 (stand-in)", "pbs_server": SERVER,
-               "Jobs": {fid: pbs_attrs(flavour, sid, v) for fid, sid, v in rows}}
+        doc = {
+            "timestamp": int(time.time()),
+            "pbs_version": "22.05.11 (stand-in)",
+            "pbs_server": SERVER,
+            "Jobs": {fid: pbs_attrs(flavour, sid, v) for fid, sid, v in rows},
+        }
         if rows or not errors:
             print(json.dumps(doc, indent=4))
     elif full:
@@ -488,8 +572,17 @@ def pbs_qstat(flavour, args):
         print("----------------  ---------------- ----------------  -------- - -----")
         for fid, sid, v in rows:
             a = pbs_attrs(flavour, sid, v)
-            print("%-17s %-16s %-17s %8s %s %s" % (fid[:17], v["name"][:16], v["owner"][:17],
-                                                  a.get("resources_used", {}).get("cput", "0"), a["job_state"], v["queue"]))
+            print(
+                "%-17s %-16s %-17s %8s %s %s"
+                % (
+                    fid[:17],
+                    v["name"][:16],
+                    v["owner"][:17],
+                    a.get("resources_used", {}).get("cput", "0"),
+                    a["job_state"],
+                    v["queue"],
+                )
+            )
     if errors:
         sys.stderr.write("\n".join(errors) + "\n")
     return code
@@ -508,8 +601,11 @@ def pbs_qdel(flavour, args):
             sys.stderr.write("qdel: Unknown Job Id %s\n" % arg)
             code = 153
         elif v["phase"] == "finished":
-            sys.stderr.write("qdel: Job has finished %s.%s\n" % (sid, SERVER) if flavour == "pbs" else
-                             "qdel: Invalid state for job - COMPLETE %s.%s\n" % (sid, SERVER))
+            sys.stderr.write(
+                "qdel: Job has finished %s.%s\n" % (sid, SERVER)
+                if flavour == "pbs"
+                else "qdel: Invalid state for job - COMPLETE %s.%s\n" % (sid, SERVER)
+            )
             code = 35
         else:
             cancel_slurm(flavour, sid)
@@ -539,8 +635,18 @@ def lsf_bsub(args):
         m = re.match(r"^#BSUB\s+(.*)$", s)
         if m:
             opts += shlex.split(m.group(1))
-    job = {"name": "NONAME", "queue": None, "cpus": 1, "mem_mb": None, "walltime": None,
-           "cwd": os.getcwd(), "account": None, "stdout": None, "stderr": None, "workdir": os.getcwd()}
+    job = {
+        "name": "NONAME",
+        "queue": None,
+        "cpus": 1,
+        "mem_mb": None,
+        "walltime": None,
+        "cwd": os.getcwd(),
+        "account": None,
+        "stdout": None,
+        "stderr": None,
+        "workdir": os.getcwd(),
+    }
     i = 0
     while i < len(opts):
         o, val = opts[i], opts[i + 1] if i + 1 < len(opts) else ""
@@ -593,14 +699,28 @@ def lsf_bsub(args):
     print("Job <%s> is submitted to %squeue <%s>." % (slurm_id, "default " if default else "", job["queue"]))
 
 
-LSF_PEND = {"None": "New job is waiting for scheduling;", "Priority": "Job's requirements for reserving resource are not satisfied;",
-            "Resources": "Not enough job slot(s);", "PartitionTimeLimit": "The job's run limit exceeds the queue's;"}
+LSF_PEND = {
+    "None": "New job is waiting for scheduling;",
+    "Priority": "Job's requirements for reserving resource are not satisfied;",
+    "Resources": "Not enough job slot(s);",
+    "PartitionTimeLimit": "The job's run limit exceeds the queue's;",
+}
 
 
 def lsf_fields(sched_view, sid):
     v = sched_view
-    f = {"jobid": sid, "stat": "", "exec_host": "", "time_left": "", "exit_code": "", "exit_reason": "",
-         "pend_reason": "", "job_name": v["name"], "queue": v["queue"], "user": v["owner"]}
+    f = {
+        "jobid": sid,
+        "stat": "",
+        "exec_host": "",
+        "time_left": "",
+        "exit_code": "",
+        "exit_reason": "",
+        "pend_reason": "",
+        "job_name": v["name"],
+        "queue": v["queue"],
+        "user": v["owner"],
+    }
     if v["phase"] == "queued":
         f["stat"] = "PEND"
         f["pend_reason"] = LSF_PEND.get(v.get("reason") or "None", (v.get("reason") or "") + ";")
@@ -756,13 +876,27 @@ def condor_submit(args):
         m = re.match(r"^(\+?[A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*)$", s)
         if not m:
             print()
-            raise Refused("\nERROR: on Line %d of submit file: \nSubmit file line: '%s' is not a valid submit command\n" % (n, s), 1)
+            raise Refused(
+                "\nERROR: on Line %d of submit file: \nSubmit file line: '%s' is not a valid submit command\n" % (n, s),
+                1,
+            )
         key, val = m.group(1).lower(), m.group(2).strip()
-        if key.startswith("+") or key in ("requirements", "rank", "periodic_remove", "periodic_hold", "request_cpus",
-                                          "request_memory", "request_gpus"):
+        if key.startswith("+") or key in (
+            "requirements",
+            "rank",
+            "periodic_remove",
+            "periodic_hold",
+            "request_cpus",
+            "request_memory",
+            "request_gpus",
+        ):
             if not classad_ok(val):
                 print()
-                raise Refused("\nERROR: Parse error in expression: \n\t%s = %s\n\t^^^\n\nError in submit file\n" % (m.group(1), val), 1)
+                raise Refused(
+                    "\nERROR: Parse error in expression: \n\t%s = %s\n\t^^^\n\nError in submit file\n"
+                    % (m.group(1), val),
+                    1,
+                )
         cmds[key] = val
     if queued != 1:
         print()
@@ -774,8 +908,14 @@ def condor_submit(args):
     if cmds.get("universe", "vanilla").lower() != "vanilla":
         print()
         raise Refused("\nERROR: Invalid Universe %s\n" % cmds["universe"], 1)
-    job = {"name": cmds.get("batch_name", os.path.basename(exe)), "queue": "", "partition": QUEUES["htcondor"][0][1],
-           "cwd": cmds.get("initialdir", os.getcwd()), "workdir": os.getcwd(), "account": cmds.get("accounting_group")}
+    job = {
+        "name": cmds.get("batch_name", os.path.basename(exe)),
+        "queue": "",
+        "partition": QUEUES["htcondor"][0][1],
+        "cwd": cmds.get("initialdir", os.getcwd()),
+        "workdir": os.getcwd(),
+        "account": cmds.get("accounting_group"),
+    }
     job["stdout"] = cmds.get("output", "/dev/null")
     job["stderr"] = cmds.get("error", "/dev/null")
 
@@ -797,15 +937,24 @@ def condor_submit(args):
         cluster = submit_to_slurm("htcondor", job, script)
     except Refused as e:
         print()
-        raise Refused("\nERROR: Failed to queue job (the testbed's Slurm refused it: %s)\n" % e.text, 1)
+        raise Refused("\nERROR: Failed to queue job (the testbed's Slurm refused it: %s)\n" % e.text, 1) from e
     print(".\n1 job(s) submitted to cluster %s." % cluster)
 
 
 def condor_ad(v, cluster):
     now = int(time.time())
-    ad = {"ClusterId": int(cluster), "ProcId": 0, "Owner": v["owner"], "JobBatchName": v["name"],
-          "Iwd": v["cwd"], "Out": v["stdout"], "Err": v["stderr"], "RequestCpus": v["cpus"], "ServerTime": now,
-          "QDate": int(v["submitted"])}
+    ad = {
+        "ClusterId": int(cluster),
+        "ProcId": 0,
+        "Owner": v["owner"],
+        "JobBatchName": v["name"],
+        "Iwd": v["cwd"],
+        "Out": v["stdout"],
+        "Err": v["stderr"],
+        "RequestCpus": v["cpus"],
+        "ServerTime": now,
+        "QDate": int(v["submitted"]),
+    }
     if v.get("walltime"):
         ad["MaxRuntime"] = v["walltime"]
     if v["phase"] == "queued":
@@ -826,7 +975,10 @@ def condor_ad(v, cluster):
             ad["RemoveReason"] = "via condor_rm (by user %s)" % v["owner"]
         elif v.get("timeout"):
             ad["JobStatus"] = 3
-            ad["RemoveReason"] = "The job attribute PeriodicRemove expression '(JobStatus == 2) && (time() - JobCurrentStartDate > %d)' evaluated to TRUE" % v["walltime"]
+            ad["RemoveReason"] = (
+                "The job attribute PeriodicRemove expression '(JobStatus == 2) && (time() - JobCurrentStartDate > %d)' evaluated to TRUE"
+                % v["walltime"]
+            )
         else:
             ad["JobStatus"] = 4
             code = v.get("exit")
@@ -877,7 +1029,11 @@ def print_ads(ads, attrs):
 
 def condor_q_or_history(args, history):
     if controller_down():
-        raise Refused("\n-- Failed to fetch ads from: <198.18.1.2:9618> : %s\nCEDAR:6001:Failed to connect to <198.18.1.2:9618>" % SERVER, 1)
+        raise Refused(
+            "\n-- Failed to fetch ads from: <198.18.1.2:9618> : %s\nCEDAR:6001:Failed to connect to <198.18.1.2:9618>"
+            % SERVER,
+            1,
+        )
     ids, attrs, limit = condor_ids(args)
     wanted = ids or ["%s.0" % c for c in my_ids("htcondor")]
     clusters = [w.split(".")[0] for w in wanted]
@@ -911,19 +1067,34 @@ def condor_rm(args):
             code = 1
         else:
             cancel_slurm("htcondor", c)
-            print("Job %s.0 marked for removal" % c if "." in arg else "All jobs in cluster %s have been marked for removal" % c)
+            print(
+                "Job %s.0 marked for removal" % c
+                if "." in arg
+                else "All jobs in cluster %s have been marked for removal" % c
+            )
     return code
 
 
 # ================================================================== main
 
 COMMANDS = {
-    "pbs": {"qsub": lambda a: pbs_qsub("pbs", a), "qstat": lambda a: pbs_qstat("pbs", a), "qdel": lambda a: pbs_qdel("pbs", a)},
-    "torque": {"qsub": lambda a: pbs_qsub("torque", a), "qstat": lambda a: pbs_qstat("torque", a),
-               "qdel": lambda a: pbs_qdel("torque", a)},
+    "pbs": {
+        "qsub": lambda a: pbs_qsub("pbs", a),
+        "qstat": lambda a: pbs_qstat("pbs", a),
+        "qdel": lambda a: pbs_qdel("pbs", a),
+    },
+    "torque": {
+        "qsub": lambda a: pbs_qsub("torque", a),
+        "qstat": lambda a: pbs_qstat("torque", a),
+        "qdel": lambda a: pbs_qdel("torque", a),
+    },
     "lsf": {"bsub": lsf_bsub, "bjobs": lsf_bjobs, "bkill": lsf_bkill},
-    "htcondor": {"condor_submit": condor_submit, "condor_q": lambda a: condor_q_or_history(a, False),
-                 "condor_history": lambda a: condor_q_or_history(a, True), "condor_rm": condor_rm},
+    "htcondor": {
+        "condor_submit": condor_submit,
+        "condor_q": lambda a: condor_q_or_history(a, False),
+        "condor_history": lambda a: condor_q_or_history(a, True),
+        "condor_rm": condor_rm,
+    },
 }
 
 

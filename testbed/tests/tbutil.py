@@ -3,6 +3,7 @@
 The tests run as root in the root network namespace (the "laptop") against a testbed
 started with `testbed/testbed start`.
 """
+
 import os
 import shlex
 import shutil
@@ -42,8 +43,7 @@ def tb_env():
 def require_healthy():
     r = tbctl("status")
     if r.returncode != 0:
-        pytest.fail("testbed is not running/healthy; run `testbed/testbed start` first:\n"
-                    + r.stdout + r.stderr)
+        pytest.fail("testbed is not running/healthy; run `testbed/testbed start` first:\n" + r.stdout + r.stderr)
 
 
 class SSH:
@@ -54,8 +54,7 @@ class SSH:
         self.env = env
         self.alias = alias
         self.dir = tempfile.mkdtemp(prefix="rctb-ssh-")
-        self.base = ["ssh", "-F", env["RC_TESTBED_SSH_CONFIG"],
-                     "-o", f"ControlPath={self.dir}/%C"]
+        self.base = ["ssh", "-F", env["RC_TESTBED_SSH_CONFIG"], "-o", f"ControlPath={self.dir}/%C"]
         self.proc_env = dict(os.environ, **(extra_env or {}))
         self.batch = batch
 
@@ -64,16 +63,32 @@ class SSH:
         with open(log, "w") as err:
             # -f: go to the background once authenticated; its stdio must not be our pipes
             r = subprocess.run(
-                self.base + ["-o", "ControlMaster=yes", "-o", "ControlPersist=300",
-                             "-o", f"BatchMode={'yes' if self.batch else 'no'}",
-                             "-N", "-f", self.alias],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                env=self.proc_env, timeout=timeout)
+                self.base
+                + [
+                    "-o",
+                    "ControlMaster=yes",
+                    "-o",
+                    "ControlPersist=300",
+                    "-o",
+                    f"BatchMode={'yes' if self.batch else 'no'}",
+                    "-N",
+                    "-f",
+                    self.alias,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=self.proc_env,
+                timeout=timeout,
+            )
         return r.returncode, log.read_text()
 
     def run(self, command, timeout=60):
-        return run(self.base + ["-o", "ControlMaster=no", "-o", "BatchMode=yes",
-                                self.alias, command], timeout=timeout, env=self.proc_env)
+        return run(
+            self.base + ["-o", "ControlMaster=no", "-o", "BatchMode=yes", self.alias, command],
+            timeout=timeout,
+            env=self.proc_env,
+        )
 
     def check(self, command, timeout=60):
         r = self.run(command, timeout=timeout)

@@ -3,13 +3,14 @@
 The tests run in file order and end with a started, healthy cluster (later tests need it),
 so this file can run on its own: pytest testbed/tests/test_lifecycle.py
 """
+
 import os
-import sys
 import pwd
+import sys
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # any import mode
-from tbutil import HOSTS, run, tbctl, tb_env
+from tbutil import HOSTS, run, tb_env, tbctl
 
 ENV = tb_env()
 STATE = ENV["RC_TESTBED_STATE"]
@@ -53,8 +54,7 @@ def daemon_counts():
         "munged": sum(1 for p in ps if p[1] == "munged" and STATE + "/" in p[2]),
         "slurmctld": sum(1 for p in in_ns("login") if p[1] == "slurmctld"),
         "slurmd": sum(1 for h in ("node1", "node2", "node3", "node4") for p in in_ns(h) if p[1] == "slurmd"),
-        "sshd": sum(1 for p in ps if p[1] == "sshd" and "[listener]" in p[2]
-                    and f"-f {STATE}/ssh/" in p[2]),
+        "sshd": sum(1 for p in ps if p[1] == "sshd" and "[listener]" in p[2] and f"-f {STATE}/ssh/" in p[2]),
     }
 
 
@@ -76,9 +76,11 @@ def test_2_stop_leaves_nothing_behind():
     assert r.returncode == 0, r.stderr
 
     assert "rctb" not in run(["ip", "netns", "list"]).stdout
-    left = [p for p in procs()
-            if p[4] in ns or p[3] in uids or STATE + "/" in p[2]
-            or p[1] in ("slurmctld", "slurmd", "slurmstepd")]
+    left = [
+        p
+        for p in procs()
+        if p[4] in ns or p[3] in uids or STATE + "/" in p[2] or p[1] in ("slurmctld", "slurmd", "slurmstepd")
+    ]
     assert not left, left
     assert "rctb" not in run(["ip", "-o", "link"]).stdout
     routes = run(["ip", "route", "show", "table", "all"]).stdout

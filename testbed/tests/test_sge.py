@@ -2,6 +2,7 @@
 qdel as alice over ssh (laptop -> bastion -> login), jobs on node1/node2, and `down` leaving
 nothing behind. The module brings the add-on up first (`up` is idempotent) and leaves it up.
 """
+
 import os
 import re
 import sys
@@ -12,10 +13,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # any import mode
-from tbutil import logged_in, require_healthy, run, tbctl, tb_env
+from tbutil import logged_in, require_healthy, run, tb_env, tbctl
 
-GID_RANGE = range(65400, 65500)   # the jobs' additional groups (gid_range of the add-on)
-MARK = f"rctb-sge-test-{uuid.uuid4().hex[:8]}"   # this run's files in alice's home
+GID_RANGE = range(65400, 65500)  # the jobs' additional groups (gid_range of the add-on)
+MARK = f"rctb-sge-test-{uuid.uuid4().hex[:8]}"  # this run's files in alice's home
 
 
 def addon(action):
@@ -52,7 +53,7 @@ def qstat_jobs(ssh, env):
     assert xml.lstrip().startswith("<?xml") and xml.rstrip().endswith("</job_info>"), xml
     jobs = {}
     for body in re.findall(r"<job_list\b[^>]*>(.*?)</job_list>", xml, re.S):
-        field = lambda name: (re.search(rf"<{name}>([^<]*)</{name}>", body) or [None, ""])[1]
+        field = lambda name, body=body: (re.search(rf"<{name}>([^<]*)</{name}>", body) or [None, ""])[1]
         jobs[field("JB_job_number")] = (field("state"), field("queue_name"), field("JB_name"))
     return jobs
 
@@ -70,8 +71,10 @@ def wait_for(what, predicate, timeout=30):
 def submit(ssh, env, name, body, qsub_args=""):
     """Write a job script (the adapter's style: #$ lines, -S /bin/sh, -wd) and qsub -terse it."""
     d = f"/home/alice/{MARK}"
-    script = (f"#!/bin/sh\n#$ -N {name}\n#$ -o {d}/{name}.out\n#$ -e {d}/{name}.err\n"
-              f"#$ -j n\n#$ -wd {d}\n#$ -S /bin/sh\n{body}\n")
+    script = (
+        f"#!/bin/sh\n#$ -N {name}\n#$ -o {d}/{name}.out\n#$ -e {d}/{name}.err\n"
+        f"#$ -j n\n#$ -wd {d}\n#$ -S /bin/sh\n{body}\n"
+    )
     ssh.check(f"cat > {MARK}/{name}.sh <<'EOF'\n{script}EOF")
     out = sge(ssh, env, f"qsub -terse {qsub_args} {MARK}/{name}.sh")
     assert re.fullmatch(r"\d+\n", out), out
@@ -87,15 +90,16 @@ def pid_info(pid):
     fields = dict(l.split(":", 1) for l in status.splitlines() if ":" in l)
     if fields["State"].split()[0] == "Z":
         return None
-    return (fields["Name"].strip(), int(fields["Uid"].split()[0]),
-            {int(g) for g in fields["Groups"].split()})
+    return (fields["Name"].strip(), int(fields["Uid"].split()[0]), {int(g) for g in fields["Groups"].split()})
 
 
 def wait_running(ssh, env, jid):
     """Wait until qstat -xml shows the job running; -> its queue instance (all.q@nodeN)."""
+
     def queue():
         state, queue, _ = qstat_jobs(ssh, env).get(jid, ("", "", ""))
         return state == "r" and queue
+
     return wait_for(f"job {jid} running", queue)
 
 
@@ -108,7 +112,7 @@ def running_job(ssh, env, name):
 
 
 def test_qsub_runs_the_job_on_a_node_as_alice(alice, env):
-    jid = submit(alice, env, "where", "echo \"$(hostname) $(id -un) $JOB_ID\"; sleep 3")
+    jid = submit(alice, env, "where", 'echo "$(hostname) $(id -un) $JOB_ID"; sleep 3')
     # qstat -xml shows it running in a queue instance of node1 or node2
     queue = wait_running(alice, env, jid)
     assert queue in ("all.q@node1", "all.q@node2"), queue
@@ -122,7 +126,7 @@ def test_qstat_xml_shows_pending_and_held_jobs(alice, env):
     held = submit(alice, env, "held", "true", "-h")
     # no host has two GPUs (node2 has the only one): waits for ever
     waiting = submit(alice, env, "waiting", "true", "-l gpu=2")
-    time.sleep(2)   # a few scheduling passes (the add-on schedules every 2 s)
+    time.sleep(2)  # a few scheduling passes (the add-on schedules every 2 s)
     jobs = qstat_jobs(alice, env)
     assert jobs[held] == ("hqw", "", "held") and jobs[waiting] == ("qw", "", "waiting"), jobs
     out = sge(alice, env, f"qdel {held} {waiting}")
@@ -134,7 +138,7 @@ def test_qdel_kills_a_running_job(alice, env):
     jid, node, pid = running_job(alice, env, "victim")
     comm, uid, groups = pid_info(pid)
     assert (comm, uid) == ("sleep", int(run(["id", "-u", "alice"]).stdout)), (comm, uid)
-    assert groups & set(GID_RANGE), groups   # Grid Engine tracks it by its additional group
+    assert groups & set(GID_RANGE), groups  # Grid Engine tracks it by its additional group
     # it runs in the network namespace of the node qstat names
     assert os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/rctb-{node}").st_ino
     out = sge(alice, env, f"qdel {jid}")
@@ -176,7 +180,7 @@ def sge_tmp_files():
             try:
                 owner = Path(e.path).owner()
             except (FileNotFoundError, KeyError):
-                continue   # other engineers' files come and go
+                continue  # other engineers' files come and go
             if owner == "sgeadmin" or re.fullmatch(r"(qmaster|execd|shepherd)_messages.*|\d+\.\d+\.\w+\.q", e.name):
                 found.add(e.name)
     return found
@@ -188,7 +192,7 @@ def test_down_leaves_nothing_and_up_again(alice, env):
     packaged = ("/var/lib/gridengine", "/var/spool/gridengine", "/etc/default/gridengine")
     before = listing(*packaged[:2]), Path(packaged[2]).read_text()
     tmp_before = sge_tmp_files()
-    jid, node, pid = running_job(alice, env, "survivor")   # down must kill running jobs too
+    jid, node, pid = running_job(alice, env, "survivor")  # down must kill running jobs too
     addon("down")
     assert sge_leftovers(state) == []
     assert pid_info(pid) is None

@@ -1,18 +1,19 @@
 """Smoke tests from the laptop side (root netns) against a started testbed."""
+
 import errno
 import os
 import signal
-import sys
 import socket
 import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # any import mode
-from tbutil import SSH, TESTBED, logged_in, require_healthy, run, tbctl, tb_env, wait_jobs
+from tbutil import SSH, TESTBED, logged_in, require_healthy, run, tb_env, tbctl, wait_jobs
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +60,7 @@ def bob(env, tmp_path_factory):
 
 
 def submit(ssh, args, command):
-    out = ssh.check(f"mkdir -p tb-smoke && sbatch --parsable {args} -o tb-smoke/%j.out "
-                    f"--wrap {command!r}")
+    out = ssh.check(f"mkdir -p tb-smoke && sbatch --parsable {args} -o tb-smoke/%j.out --wrap {command!r}")
     return out.strip().split(";")[0]
 
 
@@ -80,18 +80,23 @@ def test_alice_jobs_land_on_the_requested_nodes(alice):
 
 
 def test_cluster_python_in_a_job_on_node1(alice):
-    jid = submit(alice, "-w node1",
-                 "python3 -c 'import sys, ipykernel, dask, distributed; print(sys.prefix)'")
+    jid = submit(alice, "-w node1", "python3 -c 'import sys, ipykernel, dask, distributed; print(sys.prefix)'")
     states = wait_jobs(alice, [jid])
     assert states[jid][:2] == ("COMPLETED", "0:0"), (states[jid], alice.run(f"cat tb-smoke/{jid}.out"))
     assert alice.check(f"cat tb-smoke/{jid}.out").strip() == "/opt/rc-testbed/python"
 
 
 def test_cluster_python_via_exec(env):
-    r = tbctl("exec", "node1", "--user", "alice", "--",
-                env["RC_TESTBED_PYTHON"], "-c",
-                "import ipykernel, dask, distributed, bokeh, socket, getpass; "
-                "print(socket.gethostname(), getpass.getuser())")
+    r = tbctl(
+        "exec",
+        "node1",
+        "--user",
+        "alice",
+        "--",
+        env["RC_TESTBED_PYTHON"],
+        "-c",
+        "import ipykernel, dask, distributed, bokeh, socket, getpass; print(socket.gethostname(), getpass.getuser())",
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["node1", "alice"]
 
@@ -103,8 +108,7 @@ def test_login_to_node_ssh_with_strict_host_keys(alice, env):
 
 
 def test_nodes_through_two_jumps(env):
-    r = run(["ssh", "-F", env["RC_TESTBED_SSH_CONFIG"], "-o", "BatchMode=yes", "node2",
-             "hostname"])
+    r = run(["ssh", "-F", env["RC_TESTBED_SSH_CONFIG"], "-o", "BatchMode=yes", "node2", "hostname"])
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "node2"
 
@@ -126,21 +130,21 @@ def test_bob_with_key_and_totp_runs_a_job(bob):
 
 def test_bob_without_otp_is_refused(env):
     # key only (BatchMode cannot answer the keyboard-interactive OTP prompt)
-    r = run(["ssh", "-F", env["RC_TESTBED_SSH_CONFIG"], "-o", "BatchMode=yes",
-             "bastion-bob", "true"], timeout=30)
+    r = run(["ssh", "-F", env["RC_TESTBED_SSH_CONFIG"], "-o", "BatchMode=yes", "bastion-bob", "true"], timeout=30)
     assert r.returncode == 255 and "Permission denied" in r.stderr, r.stderr
 
 
 def test_bob_with_wrong_otp_is_refused(env, tmp_path):
-    r = run(["ssh", "-F", env["RC_TESTBED_SSH_CONFIG"], "-o", "NumberOfPasswordPrompts=1",
-             "bastion-bob", "true"], timeout=30,
-            env=dict(os.environ, **askpass(tmp_path, env, wrong=True)))
+    r = run(
+        ["ssh", "-F", env["RC_TESTBED_SSH_CONFIG"], "-o", "NumberOfPasswordPrompts=1", "bastion-bob", "true"],
+        timeout=30,
+        env=dict(os.environ, **askpass(tmp_path, env, wrong=True)),
+    )
     assert r.returncode == 255 and "Permission denied" in r.stderr, r.stderr
 
 
 def test_alice_needs_no_otp(env):
-    r = run(["ssh", "-F", env["RC_TESTBED_SSH_CONFIG"], "-o", "BatchMode=yes", "bastion",
-             "hostname"])
+    r = run(["ssh", "-F", env["RC_TESTBED_SSH_CONFIG"], "-o", "BatchMode=yes", "bastion", "hostname"])
     assert r.returncode == 0 and r.stdout.strip() == "bastion", r.stderr
 
 
@@ -154,8 +158,9 @@ def tcp(addr, port=22, timeout=3.0):
         return e, time.monotonic() - t0
 
 
-@pytest.mark.parametrize("key", ["RC_TESTBED_NODE1_ADDR", "RC_TESTBED_NODE2_ADDR",
-                                 "RC_TESTBED_LOGIN_ADDR", "RC_TESTBED_LOGIN_CLUSTER_ADDR"])
+@pytest.mark.parametrize(
+    "key", ["RC_TESTBED_NODE1_ADDR", "RC_TESTBED_NODE2_ADDR", "RC_TESTBED_LOGIN_ADDR", "RC_TESTBED_LOGIN_CLUSTER_ADDR"]
+)
 def test_laptop_cannot_reach_inner_hosts(env, key):
     result, took = tcp(env[key])
     assert isinstance(result, OSError), f"{env[key]}:22 answered {result!r}"
@@ -177,16 +182,19 @@ def test_laptop_files(env):
 
 # --- node3 (partition sshonly) and node4 (partition isolated): firewalls in their netns ---
 
-PROBE = ("import socket, sys\n"
-         "s = socket.socket(); s.settimeout(float(sys.argv[3]))\n"
-         "try:\n    s.connect((sys.argv[1], int(sys.argv[2]))); print('open', s.recv(8).decode(errors='replace'))\n"
-         "except socket.timeout:\n    print('timeout')\n"
-         "except OSError as e:\n    print(type(e).__name__)\n")
+PROBE = (
+    "import socket, sys\n"
+    "s = socket.socket(); s.settimeout(float(sys.argv[3]))\n"
+    "try:\n    s.connect((sys.argv[1], int(sys.argv[2]))); print('open', s.recv(8).decode(errors='replace'))\n"
+    "except socket.timeout:\n    print('timeout')\n"
+    "except OSError as e:\n    print(type(e).__name__)\n"
+)
 
 
 def probe(env, host, target, port, timeout=3):
-    r = tbctl("exec", host, "--user", "alice", "--", env["RC_TESTBED_PYTHON"], "-c", PROBE, target, str(port),
-              str(timeout))
+    r = tbctl(
+        "exec", host, "--user", "alice", "--", env["RC_TESTBED_PYTHON"], "-c", PROBE, target, str(port), str(timeout)
+    )
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()
 
@@ -196,11 +204,18 @@ def listener(env):
     """A TCP listener on node3 and node4 (port 28123, all interfaces), each answering 'hi'."""
     procs = []
     for node in ("node3", "node4"):
-        code = ("import socket\ns = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-                "s.bind(('0.0.0.0', 28123)); s.listen(); s.settimeout(60)\n"  # gone within 60 s whatever happens
-                "while True:\n    c, _ = s.accept(); c.sendall(b'hi'); c.close()")
-        procs.append(subprocess.Popen([TESTBED, "exec", node, "--user", "alice", "--", env["RC_TESTBED_PYTHON"], "-c", code],
-                                      start_new_session=True, stderr=subprocess.DEVNULL))
+        code = (
+            "import socket\ns = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            "s.bind(('0.0.0.0', 28123)); s.listen(); s.settimeout(60)\n"  # gone within 60 s whatever happens
+            "while True:\n    c, _ = s.accept(); c.sendall(b'hi'); c.close()"
+        )
+        procs.append(
+            subprocess.Popen(
+                [TESTBED, "exec", node, "--user", "alice", "--", env["RC_TESTBED_PYTHON"], "-c", code],
+                start_new_session=True,
+                stderr=subprocess.DEVNULL,
+            )
+        )
     time.sleep(1.0)
     yield 28123
     for p in procs:
@@ -226,11 +241,39 @@ def test_node4_accepts_nothing_from_the_cluster_network_but_reaches_login(env, l
 def test_nodes_ssh_to_login_with_the_clusters_known_hosts(env):
     # only /etc/ssh/ssh_known_hosts (the cluster's, in each host's mount view) is consulted
     for node in ("node3", "node4"):
-        r = tbctl("exec", node, "--user", "alice", "--", "ssh", "-o", "BatchMode=yes",
-                  "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=/dev/null", "login", "hostname")
+        r = tbctl(
+            "exec",
+            node,
+            "--user",
+            "alice",
+            "--",
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "login",
+            "hostname",
+        )
         assert r.returncode == 0 and r.stdout.strip() == "login", r.stderr
-    r = tbctl("exec", "login", "--user", "alice", "--", "ssh", "-o", "BatchMode=yes",
-              "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=/dev/null", "node3", "hostname")
+    r = tbctl(
+        "exec",
+        "login",
+        "--user",
+        "alice",
+        "--",
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "node3",
+        "hostname",
+    )
     assert r.returncode == 0 and r.stdout.strip() == "node3", r.stderr
 
 

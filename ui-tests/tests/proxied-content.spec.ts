@@ -46,7 +46,10 @@ test.describe.serial('proxied content', () => {
     }
   });
 
-  test('a page served on a session port gets nothing of JupyterLab; the dashboard works', async ({ browser, request }) => {
+  test('a page served on a session port gets nothing of JupyterLab; the dashboard works', async ({
+    browser,
+    request
+  }) => {
     const context = await browser.newContext();
     const page = await context.newPage();
     // Logged in as a user is: the token once, then the cookie.
@@ -90,9 +93,12 @@ test.describe.serial('proxied content', () => {
             window.addEventListener('message', e => e.data?.rcAttack && resolve(e.data.rcAttack))
           )
       );
-      await page.evaluate(src => {
-        (document.querySelector('.jp-RemoteCluster-dashboard iframe') as HTMLIFrameElement).src = src;
-      }, `${BASE}${dash.path.replace(/\/status$/, '/evil.html')}`);
+      await page.evaluate(
+        src => {
+          (document.querySelector('.jp-RemoteCluster-dashboard iframe') as HTMLIFrameElement).src = src;
+        },
+        `${BASE}${dash.path.replace(/\/status$/, '/evil.html')}`
+      );
       const got = await report;
       test.info().annotations.push({ type: 'attack', description: JSON.stringify(got) });
       for (const name of ['cookie', 'localStorage', 'parentDocument', 'pageConfigToken', 'parentApp']) {

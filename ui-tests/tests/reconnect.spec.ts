@@ -30,7 +30,9 @@ test('a cut link shows Reconnecting…, then Connected; the kernel keeps its sta
   try {
     const session = page.locator(`.jp-RemoteCluster-session[data-session-id="${sid}"]`);
     await page.sidebar.openTab('jp-remote-cluster-sessions');
-    await expect(session.locator('.jp-RemoteCluster-sessionState')).toContainText(/Running on node[12]/, { timeout: 180_000 });
+    await expect(session.locator('.jp-RemoteCluster-sessionState')).toContainText(/Running on node[12]/, {
+      timeout: 180_000
+    });
     const line = session.locator('.jp-RemoteCluster-connection');
     await expect(line).toHaveText('Connected');
 

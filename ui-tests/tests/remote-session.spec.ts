@@ -148,7 +148,9 @@ test.describe.serial('Remote session on the testbed', () => {
     // 8. Cancel: the session ends and the job is gone from squeue.
     await session.getByRole('button', { name: 'Cancel' }).click();
     await page.locator('.jp-Dialog').getByRole('button', { name: 'Cancel job' }).click();
-    await expect(session.locator('.jp-RemoteCluster-sessionState')).toContainText('Ended: cancelled', { timeout: 60_000 });
+    await expect(session.locator('.jp-RemoteCluster-sessionState')).toContainText('Ended: cancelled', {
+      timeout: 60_000
+    });
     await expect.poll(() => squeueAlice(jobId!), { timeout: 60_000 }).not.toContain('RUNNING');
     await shot(page, '09-cancelled');
   });

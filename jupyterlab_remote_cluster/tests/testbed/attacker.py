@@ -282,11 +282,19 @@ class Probe:
     """PROBE running as bob on `host`; `ready()` once his SUB sockets listen, `result()` at the end."""
 
     def __init__(self, host, uid=None, tcp=(), unix_prefixes=("/tmp/jrc-",), files=(), window=4.0, controls=True):
-        args = {"uid": uid, "tcp": [list(t) for t in tcp], "unix_prefixes": list(unix_prefixes),
-                "files": list(files), "window": window, "controls": controls}
+        args = {
+            "uid": uid,
+            "tcp": [list(t) for t in tcp],
+            "unix_prefixes": list(unix_prefixes),
+            "files": list(files),
+            "window": window,
+            "controls": controls,
+        }
         self.proc = subprocess.Popen(
             [str(TESTBED), "exec", host, "--user", "bob", "--", PYTHON, "-c", PROBE, json.dumps(args)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self._ready = threading.Event()
         self._lines = []
@@ -312,7 +320,7 @@ class Probe:
         self._reader.join(10)
         out = [line for line in self._lines if line.startswith("RESULT ")]
         assert out, "probe failed: %s\n%s" % ("".join(self._lines)[-2000:], self.proc.stderr.read()[-3000:])
-        return json.loads(out[-1][len("RESULT "):])
+        return json.loads(out[-1][len("RESULT ") :])
 
 
 def nothing_reached(result, secret=None):
@@ -327,8 +335,11 @@ def nothing_reached(result, secret=None):
             continue
         reached = {
             "dask": [d for d in r["dask"] if d.startswith("uid")],
-            "http": r["http"], "https": r["https"], "raw": r["raw"],
-            "zmq_dealer": r["zmq_dealer"], "zmq_sub": r["zmq_sub"][:3],
+            "http": r["http"],
+            "https": r["https"],
+            "raw": r["raw"],
+            "zmq_dealer": r["zmq_dealer"],
+            "zmq_sub": r["zmq_sub"][:3],
         }
         for kind, v in reached.items():
             if v:

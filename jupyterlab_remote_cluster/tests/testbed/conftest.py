@@ -21,7 +21,10 @@ def testbed_env() -> dict:
 def on_login(*cmd: str, user: str = "alice") -> str:
     return subprocess.run(
         [str(TESTBED), "exec", "login", "--user", user, "--", *cmd],
-        check=True, capture_output=True, text=True, timeout=60,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
     ).stdout
 
 
@@ -98,7 +101,7 @@ def agent_proxy_path(public_path: str) -> str:
     """The agent's proxy path (`/proxy/<key>/<port>/...`) of a public proxied path
     (`<base>remote-cluster/proxied/<key>/<port>/...`, as in a session's httpPorts)."""
     marker = "/remote-cluster/proxied/"
-    return "/proxy/" + public_path[public_path.index(marker) + len(marker):]
+    return "/proxy/" + public_path[public_path.index(marker) + len(marker) :]
 
 
 def proxy_get(public_path: str) -> tuple[int, bytes]:

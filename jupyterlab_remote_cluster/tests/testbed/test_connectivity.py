@@ -45,9 +45,15 @@ def profiles(ssh_config: str) -> list:
 
     return [
         # the conftest's profile, kept: other test modules may share this agent
-        {"name": "testbed", "title": "Testbed (Slurm)", "ssh": {"host": "login", "configFile": ssh_config},
-         "scheduler": "slurm", "resources": {"partition": "debug", "walltime": "01:00:00", "cpus": 1, "memory": "1G"},
-         "python": "/opt/rc-testbed/python/bin/python", "dask": True},
+        {
+            "name": "testbed",
+            "title": "Testbed (Slurm)",
+            "ssh": {"host": "login", "configFile": ssh_config},
+            "scheduler": "slurm",
+            "resources": {"partition": "debug", "walltime": "01:00:00", "cpus": 1, "memory": "1G"},
+            "python": "/opt/rc-testbed/python/bin/python",
+            "dask": True,
+        },
         p("conn-node-ssh", "sshonly", "node-ssh", dask=True),
         p("conn-via-login-node3", "sshonly", "via-login"),
         p("conn-reverse", "isolated", "reverse", dask=True),
@@ -71,8 +77,9 @@ def agent_dirs(jupyter_dirs):
 
 
 def on(host, *cmd, user="alice", check=True):
-    r = subprocess.run([str(TESTBED), "exec", host, "--user", user, "--", *cmd],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [str(TESTBED), "exec", host, "--user", user, "--", *cmd], capture_output=True, text=True, timeout=60
+    )
     if check:
         assert r.returncode == 0, f"{cmd} on {host}: {r.stdout}{r.stderr}"
     return r
@@ -132,8 +139,10 @@ def helper_state(sid):
     return json.loads(on("login", "cat", f"{home}/.jupyter-remote-cluster/sessions/{sid}/state.json").stdout)
 
 
-CONNECT = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\n"
-           "try:\n    s.connect(sys.argv[1])\nexcept OSError as e:\n    print(type(e).__name__); sys.exit(3)\nprint('connected')")
+CONNECT = (
+    "import socket, sys\ns = socket.socket(socket.AF_UNIX)\n"
+    "try:\n    s.connect(sys.argv[1])\nexcept OSError as e:\n    print(type(e).__name__); sys.exit(3)\nprint('connected')"
+)
 
 
 def kernel_under(s, node, mode):
@@ -259,8 +268,10 @@ def test_auto_picks_node_ssh_on_node3_and_reverse_on_node4_and_remembers(agent_d
         remembered.unlink()  # (a rerun in the same data dir starts fresh)
     sessions = []
     try:
-        for profile, node, expected in (("conn-auto-node3", "node3", "node-ssh"),
-                                        ("conn-auto-node4", "node4", "reverse")):
+        for profile, node, expected in (
+            ("conn-auto-node3", "node3", "node-ssh"),
+            ("conn-auto-node4", "node4", "reverse"),
+        ):
             s = start_session(profile)
             sessions.append(s["id"])
             assert s["state"] == "running" and s["node"] == node, s
@@ -320,7 +331,9 @@ def test_agent_crash_keeps_a_kernel_on_unix_sockets(agent_dirs, profile, node):
             time.sleep(1)
         assert agent.owned_pid not in (None, first)
         ports = {k: conn[k] for k in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")}
-        code, again = agent_call("POST", f"/api/v1/sessions/{sid}/kernels", {"kernelId": conn["kernelId"], "adoptPorts": ports})
+        code, again = agent_call(
+            "POST", f"/api/v1/sessions/{sid}/kernels", {"kernelId": conn["kernelId"], "adoptPorts": ports}
+        )
         assert code == 200, again
         assert {k: again[k] for k in ports} == ports
         assert execute(conn, "print(x)") == "42"

@@ -95,7 +95,9 @@ def env_kernel(profiles):
 def run(kc, code: str) -> str:
     out = []
     reply = kc.execute_interactive(
-        code, timeout=60, output_hook=lambda m: out.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None
+        code,
+        timeout=60,
+        output_hook=lambda m: out.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None,
     )
     assert reply["content"]["status"] == "ok", reply["content"]
     return "".join(out).strip()
@@ -103,13 +105,22 @@ def run(kc, code: str) -> str:
 
 def test_setup_lines_activate_the_environment_the_kernel_runs_in(env_kernel):
     _, kc = env_kernel
-    got = json.loads(run(kc, "import json, os, sys; print(json.dumps([os.environ.get('RC_SETUP_VAR'), sys.prefix, os.environ.get('VIRTUAL_ENV')]))"))
+    got = json.loads(
+        run(
+            kc,
+            "import json, os, sys; print(json.dumps([os.environ.get('RC_SETUP_VAR'), sys.prefix, os.environ.get('VIRTUAL_ENV')]))",
+        )
+    )
     assert got == ["from-setup", VENV, VENV]
 
 
 def test_the_container_wrapper_runs_around_the_kernel(env_kernel):
     session, kc = env_kernel
-    inside = json.loads(run(kc, "import json, os; print(json.dumps([os.environ.get('RC_CONTAINER'), os.readlink('/proc/self/ns/mnt')]))"))
+    inside = json.loads(
+        run(
+            kc, "import json, os; print(json.dumps([os.environ.get('RC_CONTAINER'), os.readlink('/proc/self/ns/mnt')]))"
+        )
+    )
     assert inside[0] == "bubblewrap"
     # the kernel's mount namespace is not the node's own (bwrap made one)
     outside = on_login("ssh", "-o", "BatchMode=yes", session["node"], "readlink /proc/self/ns/mnt").strip()
@@ -147,7 +158,9 @@ def test_a_walltime_over_the_partition_limit_is_cancelled_with_the_reason(profil
     s = submit_with("testbed", {"walltime": "9-00:00:00"})
     ended = wait_state(s["id"], {"ended"}, 30)
     assert ended["state"] == "ended", ended
-    assert re.match(r"The job was cancelled: .*\(Slurm: Partition(TimeLimit|Config)\)\.$", ended["reason"]), ended["reason"]
+    assert re.match(r"The job was cancelled: .*\(Slurm: Partition(TimeLimit|Config)\)\.$", ended["reason"]), ended[
+        "reason"
+    ]
     assert on_login("squeue", "-h", "-j", s["jobId"], "-t", "PD,R", "-o", "%i").strip() == ""
     agent_call("DELETE", f"/api/v1/sessions/{s['id']}")
 

@@ -40,8 +40,9 @@ ALICE_UID = int(subprocess.run(["id", "-u", "alice"], capture_output=True, text=
 
 
 def on(host, *cmd, user="alice", check=True, timeout=60):
-    r = subprocess.run([str(TESTBED), "exec", host, "--user", user, "--", *cmd],
-                       capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(
+        [str(TESTBED), "exec", host, "--user", user, "--", *cmd], capture_output=True, text=True, timeout=timeout
+    )
     if check:
         assert r.returncode == 0, f"{cmd} on {host}: {r.stdout}{r.stderr}"
     return r
@@ -78,9 +79,17 @@ def profiles(jupyter_dirs, bob_traps):
     ssh_config = re.search(r"RC_TESTBED_SSH_CONFIG=(.*)", ssh_config).group(1)
 
     def p(name, partition, mode, **extra):
-        return {"name": name, "title": name, "ssh": {"host": "login", "configFile": ssh_config},
-                "scheduler": "slurm", "resources": dict(RES, partition=partition),
-                "python": PYTHON, "dask": True, "connectivity": mode, **extra}
+        return {
+            "name": name,
+            "title": name,
+            "ssh": {"host": "login", "configFile": ssh_config},
+            "scheduler": "slurm",
+            "resources": dict(RES, partition=partition),
+            "python": PYTHON,
+            "dask": True,
+            "connectivity": mode,
+            **extra,
+        }
 
     path = Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
     original = path.read_text()
@@ -137,8 +146,11 @@ def client(conn):
 
 def run(kc, code, timeout=90):
     out = []
-    reply = kc.execute_interactive(code, timeout=timeout, output_hook=lambda m: out.append(
-        m["content"].get("text") or "".join(m["content"].get("traceback") or [])))
+    reply = kc.execute_interactive(
+        code,
+        timeout=timeout,
+        output_hook=lambda m: out.append(m["content"].get("text") or "".join(m["content"].get("traceback") or [])),
+    )
     assert reply["content"]["status"] == "ok", "".join(out)
     return "".join(out).strip()
 
@@ -174,12 +186,15 @@ def wait_dask(sid, timeout=90):
     raise AssertionError(f"no Dask in session {sid}: {helper_state(sid).get('dask')}")
 
 
-@pytest.mark.parametrize("profile, node_of, from_login", [
-    ("iso-via-login", None, True),
-    ("iso-node-ssh", "node3", False),
-    ("iso-reverse", "node4", True),
-    ("iso-auto", None, True),
-])
+@pytest.mark.parametrize(
+    "profile, node_of, from_login",
+    [
+        ("iso-via-login", None, True),
+        ("iso-node-ssh", "node3", False),
+        ("iso-reverse", "node4", True),
+        ("iso-auto", None, True),
+    ],
+)
 def test_bob_reaches_nothing_of_alices_session(sessions, profile, node_of, from_login):
     sid = sessions[profile]
     s = running(sid)
@@ -191,15 +206,22 @@ def test_bob_reaches_nothing_of_alices_session(sessions, profile, node_of, from_
     kc = client(conn)
     try:
         # Dask works for alice with no code (Client() from the environment)
-        out = run(kc, "from distributed import Client\nc = Client()\n"
-                      "print(c.scheduler.address, c.submit(lambda x: x * 2, 21).result(), c.dashboard_link)")
+        out = run(
+            kc,
+            "from distributed import Client\nc = Client()\n"
+            "print(c.scheduler.address, c.submit(lambda x: x * 2, 21).result(), c.dashboard_link)",
+        )
         address, answer, link = out.split()
         kernel_pid = int(run(kc, "import os; print(os.getpid())"))
 
         # bob, with a job on the node: what does /proc/net/tcp show of alice's?
         listeners = alice_listeners(node)
-        files = [session_dir(sid), f"{session_dir(sid)}/config.json", f"{session_dir(sid)}/state.json",
-                 f"{session_dir(sid)}/kernels/{conn['kernelId']}/connection.json"]
+        files = [
+            session_dir(sid),
+            f"{session_dir(sid)}/config.json",
+            f"{session_dir(sid)}/state.json",
+            f"{session_dir(sid)}/kernels/{conn['kernelId']}/connection.json",
+        ]
         if "runtimeDir" in st:
             files += [st["runtimeDir"], f"{st['runtimeDir']}/tls/key.pem"]
         probes = [Probe(node, uid=ALICE_UID, files=files)]
@@ -230,7 +252,11 @@ def test_bob_reaches_nothing_of_alices_session(sessions, profile, node_of, from_
     if profile == "iso-reverse":
         assert any(u.startswith(st["reverse"]["dir"] + "/") for u in results[1]["enumerated"]["unix"]), results[1]
     # what alice got: Dask over TLS, links to the proxied dashboard, a kernel without TCP ports
-    assert address.startswith("tls://") and answer == "42" and re.search(r"/remote-cluster/proxied/[A-Za-z0-9_-]{43}/0/status$", link), out
+    assert (
+        address.startswith("tls://")
+        and answer == "42"
+        and re.search(r"/remote-cluster/proxied/[A-Za-z0-9_-]{43}/0/status$", link)
+    ), out
     assert kernel_tcp_ports(node, kernel_pid) == []
 
 
@@ -321,7 +347,11 @@ class BobsListener:
     def __init__(self, node, *args):
         self.proc = subprocess.Popen(
             [str(TESTBED), "exec", node, "--user", "bob", "--", PYTHON, "-c", self.SCRIPT, *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         line = self.proc.stdout.readline()
         assert line.startswith("READY"), line + self.proc.stderr.read()
 
@@ -431,8 +461,13 @@ def test_reverse_tunnel_checks_the_login_host_key_whatever_alices_ssh_config_say
     cfg = "/home/alice/.ssh/config"
     had = on("login", "test", "-e", cfg, check=False).returncode == 0
     on("login", "sh", "-c", f"test -e {cfg} && cp -p {cfg} {cfg}.rc-test-saved; true")
-    on("login", "sh", "-c", f"umask 077; printf 'Host *\\n  StrictHostKeyChecking no\\n  UserKnownHostsFile /dev/null\\n"
-                            f"  GlobalKnownHostsFile /dev/null\\n' > {cfg}")
+    on(
+        "login",
+        "sh",
+        "-c",
+        f"umask 077; printf 'Host *\\n  StrictHostKeyChecking no\\n  UserKnownHostsFile /dev/null\\n"
+        f"  GlobalKnownHostsFile /dev/null\\n' > {cfg}",
+    )
     sid = None
     try:
         code, s = agent_call("POST", "/api/v1/sessions", {"profile": "iso-reverse-light"})
@@ -460,10 +495,24 @@ class StandaloneAgent:
         self.socket = os.path.join(workdir, "agent.sock")
         os.makedirs(os.path.dirname(self.socket), mode=0o700, exist_ok=True)
         self.proc = subprocess.Popen(
-            [find_node(), str(agent_script()), "--socket", self.socket, "--settings-dir", settings_dir,
-             "--kernels-dir", os.path.join(workdir, "kernels"), "--state-dir", os.path.join(workdir, "state"),
-             "--helper", str(helper)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(os.path.join(workdir, "agent.log"), "ab"))
+            [
+                find_node(),
+                str(agent_script()),
+                "--socket",
+                self.socket,
+                "--settings-dir",
+                settings_dir,
+                "--kernels-dir",
+                os.path.join(workdir, "kernels"),
+                "--state-dir",
+                os.path.join(workdir, "state"),
+                "--helper",
+                str(helper),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(os.path.join(workdir, "agent.log"), "ab"),
+        )
         line = self.proc.stdout.readline()
         assert b'"ready"' in line, line
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()  # never a full pipe
@@ -477,8 +526,9 @@ class StandaloneAgent:
                 conn.sock.connect(self.socket)
 
         c = Conn("agent", timeout=180)
-        c.request(method, path, body=None if body is None else json.dumps(body),
-                  headers={"Content-Type": "application/json"})
+        c.request(
+            method, path, body=None if body is None else json.dumps(body), headers={"Content-Type": "application/json"}
+        )
         r = c.getresponse()
         return r.status, json.loads(r.read() or b"{}")
 
@@ -526,7 +576,9 @@ def test_a_session_of_the_previous_release_keeps_running_and_says_it_is_unprotec
         assert s["state"] == "running", s
         assert any("earlier version" in w and "start a new session" in w for w in s.get("warnings", [])), s
         ports = {k: conn[k] for k in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")}
-        code, again = after.call("POST", f"/api/v1/sessions/{sid}/kernels", {"kernelId": conn["kernelId"], "adoptPorts": ports})
+        code, again = after.call(
+            "POST", f"/api/v1/sessions/{sid}/kernels", {"kernelId": conn["kernelId"], "adoptPorts": ports}
+        )
         assert code == 200, again
         kc = client(conn)
         try:
@@ -568,11 +620,16 @@ def test_without_tls_dask_does_not_start_and_the_session_says_why(profiles):
         while not s.get("warnings") and time.monotonic() < deadline:
             time.sleep(1)
             s = agent_call("GET", f"/api/v1/sessions/{sid}")[1]
-        assert any("Dask did not start" in w and "never in the clear" in w and "ssl" in w for w in s.get("warnings", [])), s
+        assert any(
+            "Dask did not start" in w and "never in the clear" in w and "ssl" in w for w in s.get("warnings", [])
+        ), s
         assert not s.get("httpPorts"), s
         kc = client(start_kernel(sid))
         try:
-            assert run(kc, "import os, socket; print(socket.gethostname(), 'DASK_SCHEDULER_ADDRESS' in os.environ)") == "node3 False"
+            assert (
+                run(kc, "import os, socket; print(socket.gethostname(), 'DASK_SCHEDULER_ADDRESS' in os.environ)")
+                == "node3 False"
+            )
         finally:
             kc.stop_channels()
         # nothing of Dask in the clear: nothing of the session on TCP at all

@@ -49,17 +49,21 @@ def kernel(jupyter_dirs, tmp_path):
         "Host *\n    ServerAliveInterval 5\n    ServerAliveCountMax 2\n\n"
         f"Include {_testbed_env()['RC_TESTBED_SSH_CONFIG']}\n"
     )
-    settings = Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
+    settings = (
+        Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
+    )
     original = settings.read_text()
     data = json.loads("\n".join(l for l in original.splitlines() if not l.strip().startswith("//")))
-    data["profiles"].append({
-        "name": PROFILE,
-        "ssh": {"host": "login", "configFile": str(ssh_config)},
-        "scheduler": "slurm",
-        "resources": {"partition": "debug", "walltime": "00:20:00", "cpus": 1, "memory": "500M"},
-        "python": "/opt/rc-testbed/python/bin/python",
-        "dask": False,
-    })
+    data["profiles"].append(
+        {
+            "name": PROFILE,
+            "ssh": {"host": "login", "configFile": str(ssh_config)},
+            "scheduler": "slurm",
+            "resources": {"partition": "debug", "walltime": "00:20:00", "cpus": 1, "memory": "500M"},
+            "python": "/opt/rc-testbed/python/bin/python",
+            "dask": False,
+        }
+    )
     settings.write_text(json.dumps(data, indent=1))
     agent_call("GET", "/api/v1/profiles")  # writes the profile's kernelspec
     try:
@@ -77,7 +81,9 @@ def cut_and_restore(km) -> dict:
     link(False)
     t0 = time.monotonic()
     try:
-        detected = wait_for("the agent to notice the dead link", lambda: connection_state() == "reconnecting", CUT_SECONDS - 2)
+        detected = wait_for(
+            "the agent to notice the dead link", lambda: connection_state() == "reconnecting", CUT_SECONDS - 2
+        )
         # Jupyter asks the provisioner whether the kernel lives: "unknown" is not "dead".
         assert km.is_alive()
         time.sleep(max(0.0, CUT_SECONDS - (time.monotonic() - t0)))

@@ -88,8 +88,9 @@ def test_scancel_from_outside_ends_the_kernel(kernel):
     assert not km.is_alive(), "the kernel of a cancelled job must be reported dead"
     assert time.monotonic() - t < 90
 
-    from jupyterlab_remote_cluster.agent_process import get_agent
     from jupyter_core.utils import run_sync
+
+    from jupyterlab_remote_cluster.agent_process import get_agent
 
     def session_of_job():
         sessions = json.loads(run_sync(get_agent().request)("GET", "/api/v1/sessions").body)["sessions"]
@@ -149,7 +150,9 @@ def test_agent_crash_keeps_the_kernel_and_its_state(kernel):
         # and the provisioner hands the kernel back. Never reported dead meanwhile.
         assert km.is_alive()
         if agent.owned_pid not in (None, first):
-            status = json.loads(run_sync(agent.request)("GET", f"/api/v1/kernels/{km.provisioner.remote_kernel_id}").body)
+            status = json.loads(
+                run_sync(agent.request)("GET", f"/api/v1/kernels/{km.provisioner.remote_kernel_id}").body
+            )
             if status.get("alive") is True:
                 break
         time.sleep(1)

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-
 from . import conftest
 from .attacker import Probe, nothing_reached
 from .conftest import TESTBED, agent_call, kernel_client, proxy_get, wait_state
@@ -40,7 +39,10 @@ CASES = {
         "resources": {"partition": "batch"},
         "login_setup": [f"export PATH={STANDINS}/torque/bin:$PATH"],
         "job_env": "PBS_JOBID",
-        "bad": ({"walltime": "9:00:00"}, "PBS refused the job: submit error (Job exceeds queue resource limits MSG=cannot satisfy queue max walltime requirement)."),
+        "bad": (
+            {"walltime": "9:00:00"},
+            "PBS refused the job: submit error (Job exceeds queue resource limits MSG=cannot satisfy queue max walltime requirement).",
+        ),
     },
     "lsf": {
         "resources": {"partition": "normal"},
@@ -64,7 +66,10 @@ CASES = {
         "resources": None,  # a plain host: walltime only
         "login_setup": [],
         "job_env": "JRC_SSH_JOB_ID",
-        "bad": ({"partition": "debug"}, 'Invalid partition "debug": a plain SSH host has no partitions or queues: leave it empty.'),
+        "bad": (
+            {"partition": "debug"},
+            'Invalid partition "debug": a plain SSH host has no partitions or queues: leave it empty.',
+        ),
     },
 }
 
@@ -96,7 +101,9 @@ def on_host(host: str, command: str) -> str:
 
     return subprocess.run(
         [str(TESTBED), "exec", host, "--user", "alice", "--", "bash", "-c", command],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     ).stdout
 
 
@@ -123,11 +130,16 @@ def profiles(jupyter_dirs, tmp_path_factory):
         "resources": {"partition": "all.q"},
         "login_setup": [f". {sge_settings}"],
         "job_env": "JOB_ID",
-        "bad": ({"partition": "nope.q"}, 'Grid Engine refused the job: Job was rejected because job requests unknown queue "nope.q"'),
+        "bad": (
+            {"partition": "nope.q"},
+            'Grid Engine refused the job: Job was rejected because job requests unknown queue "nope.q"',
+        ),
     }
     config = conftest.testbed_env()["RC_TESTBED_SSH_CONFIG"]
     confdir = tmp_path_factory.mktemp("ssh")
-    settings = Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
+    settings = (
+        Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
+    )
     existing = json.loads("\n".join(l for l in settings.read_text().splitlines() if not l.strip().startswith("//")))
     mine = []
     for sched, case in cases.items():
@@ -163,8 +175,11 @@ def sessions(profiles, request):
     """One session per scheduler, and one with a short walltime each, submitted together
     (the short ones first: they must run out), for the tests selected to run; cancelled at
     the end whatever happened."""
-    wanted = {(item.originalname, item.callspec.params["sched"]) for item in request.session.items
-              if item.module is request.module and hasattr(item, "callspec")}
+    wanted = {
+        (item.originalname, item.callspec.params["sched"])
+        for item in request.session.items
+        if item.module is request.module and hasattr(item, "callspec")
+    }
     ids = {}
     for key, test, profile in [(f"{s}-short", "test_walltime_ends_the_session", f"t-{s}-short") for s in profiles] + [
         (s, "test_whole_flow", f"t-{s}") for s in profiles
@@ -212,7 +227,7 @@ def job_env_matches(sched: str, job_id: str, info: dict) -> None:
 
 
 def scheduler_says_ended(sched: str, job_id: str) -> str:
-    """"" if the scheduler's own commands report the job as ended, else what they report."""
+    """ "" if the scheduler's own commands report the job as ended, else what they report."""
     if sched == "pbs":
         job = json.loads(standin("pbs", f"qstat -f -F json -x {job_id}"))["Jobs"][job_id]
         # qstat without -x forgets a finished job, with PBS's words
@@ -293,7 +308,10 @@ def test_whole_flow(sched, sessions):
         # batch system (Grid Engine's per-job $TMPDIR included).
         conns = json.loads(run_code(kc, CONNECTIONS_CODE % sid).strip().splitlines()[-1])
         runtime = json.loads(on_host("login", f"cat ~/.jupyter-remote-cluster/sessions/{sid}/state.json"))["runtimeDir"]
-        assert conns and all(c["transport"] == "ipc" and c["ip"].startswith(runtime + "/") for c in conns), (conns, runtime)
+        assert conns and all(c["transport"] == "ipc" and c["ip"].startswith(runtime + "/") for c in conns), (
+            conns,
+            runtime,
+        )
         if sched == "ssh":
             # A plain host is reached by SSH: its relay listens on loopback only.
             listening = on_host("node1", f"ss -Hltnp | grep 'pid={helper_pid(sid)},'").split("\n")

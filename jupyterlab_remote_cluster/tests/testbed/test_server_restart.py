@@ -46,19 +46,32 @@ class Server:
         self.log = log
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={self.port}",
-                "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}", "--allow-root",
+                sys.executable,
+                "-m",
+                "jupyter_server",
+                "--no-browser",
+                f"--port={self.port}",
+                "--ServerApp.port_retries=0",
+                f"--ServerApp.root_dir={root}",
+                "--allow-root",
                 # A fixed token in argv is fine here: a throwaway server on loopback for one test.
                 f"--IdentityProvider.token={self.token}",
                 *args,
             ],
-            env=env, stdin=subprocess.DEVNULL, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
         )
 
     async def call(self, method: str, path: str, body=None, expect=(200, 201)) -> tuple[int, dict]:
         req = HTTPRequest(
-            self.base + path, method=method, headers={"Authorization": f"token {self.token}"},
-            body=None if body is None else json.dumps(body), allow_nonstandard_methods=True, request_timeout=300,
+            self.base + path,
+            method=method,
+            headers={"Authorization": f"token {self.token}"},
+            body=None if body is None else json.dumps(body),
+            allow_nonstandard_methods=True,
+            request_timeout=300,
         )
         res = await AsyncHTTPClient().fetch(req, raise_error=False)
         data = json.loads(res.body) if res.body else {}
@@ -90,13 +103,32 @@ class Server:
         )
         try:
             msg_id = uuid.uuid4().hex
-            ws.write_message(json.dumps({
-                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
-                           "session": uuid.uuid4().hex, "date": "", "version": "5.3"},
-                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-                "content": {"code": code, "silent": False, "store_history": True,
-                            "user_expressions": {"r": expression}, "allow_stdin": False, "stop_on_error": True},
-            }))
+            ws.write_message(
+                json.dumps(
+                    {
+                        "header": {
+                            "msg_id": msg_id,
+                            "msg_type": "execute_request",
+                            "username": "test",
+                            "session": uuid.uuid4().hex,
+                            "date": "",
+                            "version": "5.3",
+                        },
+                        "parent_header": {},
+                        "metadata": {},
+                        "channel": "shell",
+                        "buffers": [],
+                        "content": {
+                            "code": code,
+                            "silent": False,
+                            "store_history": True,
+                            "user_expressions": {"r": expression},
+                            "allow_stdin": False,
+                            "stop_on_error": True,
+                        },
+                    }
+                )
+            )
             deadline = time.monotonic() + timeout
             while True:
                 raw = await asyncio.wait_for(ws.read_message(), max(1.0, deadline - time.monotonic()))
@@ -209,7 +241,9 @@ async def _scenario(env: dict, tmp: Path) -> None:
         assert "is not a detached kernel" in err["error"]["message"]
         assert (await b.call("GET", "/api/kernels"))[1] == []
 
-        _, model = await b.call("POST", "/remote-cluster/kernels/attach", {"session": sid, "kernel": remote_kid}, expect=(201,))
+        _, model = await b.call(
+            "POST", "/remote-cluster/kernels/attach", {"session": sid, "kernel": remote_kid}, expect=(201,)
+        )
         after = await b.execute(model["id"], "", "(x, os.getpid(), socket.gethostname())")
         assert ast.literal_eval(after) == (42, pid, host)
         _, session = await b.call("GET", f"/remote-cluster/api/v1/sessions/{sid}")
@@ -236,7 +270,9 @@ async def _scenario(env: dict, tmp: Path) -> None:
         c = server("--RemoteClusterExtension.keep_kernels_on_stop=False")
         await c.wait_up()
         await wait_session(c, sid, lambda s: s.get("detachedKernels") == [remote_kid], "detached after a clean stop")
-        _, model = await c.call("POST", "/remote-cluster/kernels/attach", {"session": sid, "kernel": remote_kid}, expect=(201,))
+        _, model = await c.call(
+            "POST", "/remote-cluster/kernels/attach", {"session": sid, "kernel": remote_kid}, expect=(201,)
+        )
         assert ast.literal_eval(await c.execute(model["id"], "", "(x, os.getpid())")) == (42, pid)
         c.stop()
         assert c.proc.returncode == 0, c.log.read_text()[-3000:]

@@ -40,7 +40,9 @@ class Totp:
         while int(time.time() // 30) <= self.last_step:
             time.sleep(0.5)
         self.last_step = int(time.time() // 30)
-        return subprocess.run(["oathtool", "--totp", self.secret], check=True, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["oathtool", "--totp", self.secret], check=True, capture_output=True, text=True
+        ).stdout.strip()
 
 
 class Tab:
@@ -92,9 +94,14 @@ class Tab:
                 self.events.append(event)
                 if event["type"] == "prompt" and event["prompt"]["kind"] == "keyboard-interactive":
                     code = await asyncio.get_running_loop().run_in_executor(None, self.answer)
-                    await http.fetch(HTTPRequest(
-                        f"http://agent/api/v1/prompts/{event['prompt']['id']}", method="POST",
-                        body=json.dumps({"answers": [code]}), headers={"Content-Type": "application/json"}))
+                    await http.fetch(
+                        HTTPRequest(
+                            f"http://agent/api/v1/prompts/{event['prompt']['id']}",
+                            method="POST",
+                            body=json.dumps({"answers": [code]}),
+                            headers={"Content-Type": "application/json"},
+                        )
+                    )
         finally:
             # a tab that closes: the agent must see the stream end before this loop does
             ws.close()
@@ -143,17 +150,21 @@ def wait_for(what: str, cond, timeout: float) -> None:
 
 @pytest.fixture
 def bob_profile(jupyter_dirs):
-    settings = Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
+    settings = (
+        Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
+    )
     original = settings.read_text()
     data = json.loads("\n".join(line for line in original.splitlines() if not line.strip().startswith("//")))
-    data["profiles"].append({
-        "name": PROFILE,
-        "ssh": {"host": "login-bob", "configFile": _testbed_env()["RC_TESTBED_SSH_CONFIG"]},
-        "scheduler": "slurm",
-        "resources": {"partition": "debug", "walltime": "00:10:00", "cpus": 1, "memory": "300M"},
-        "python": "/opt/rc-testbed/python/bin/python",
-        "dask": False,
-    })
+    data["profiles"].append(
+        {
+            "name": PROFILE,
+            "ssh": {"host": "login-bob", "configFile": _testbed_env()["RC_TESTBED_SSH_CONFIG"]},
+            "scheduler": "slurm",
+            "resources": {"partition": "debug", "walltime": "00:10:00", "cpus": 1, "memory": "300M"},
+            "python": "/opt/rc-testbed/python/bin/python",
+            "dask": False,
+        }
+    )
     settings.write_text(json.dumps(data, indent=1))
     try:
         yield
@@ -214,5 +225,8 @@ def test_a_login_that_needs_a_person_waits_for_one(bob_profile):
             session = None
     finally:
         if session is not None:
-            subprocess.run([str(TESTBED), "exec", "login", "--user", "bob", "--", "scancel", "--name", f"jrc-{session['id'][:4]}"],
-                           check=False, timeout=60)
+            subprocess.run(
+                [str(TESTBED), "exec", "login", "--user", "bob", "--", "scancel", "--name", f"jrc-{session['id'][:4]}"],
+                check=False,
+                timeout=60,
+            )

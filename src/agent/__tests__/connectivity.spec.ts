@@ -33,10 +33,14 @@ describe('connectivity', () => {
     expect(kernelTransport('via-login', 1)).toEqual({ transport: 'tcp' });
   });
 
-  it('finds the sockets of a kernel from its connection file, only in the session\'s private directory', () => {
+  it("finds the sockets of a kernel from its connection file, only in the session's private directory", () => {
     const ports = { shell_port: 1, iopub_port: 2, stdin_port: 3, control_port: 4, hb_port: 5 };
     const file = { transport: 'ipc', ip: '/tmp/jrc-a1b2c3d4/k3', ...ports };
-    const st = { host: 'node3', runtimeDir: '/tmp/jrc-a1b2c3d4', reverse: { status: 'up' as const, dir: '/tmp/jrc-Zx9Yw8Vu7T' } };
+    const st = {
+      host: 'node3',
+      runtimeDir: '/tmp/jrc-a1b2c3d4',
+      reverse: { status: 'up' as const, dir: '/tmp/jrc-Zx9Yw8Vu7T' }
+    };
     expect(kernelSockets('node-ssh', 'abc', file, st, CH)).toEqual({
       shell_port: '/tmp/jrc-a1b2c3d4/k3-1',
       iopub_port: '/tmp/jrc-a1b2c3d4/k3-2',
@@ -48,7 +52,9 @@ describe('connectivity', () => {
     expect(kernelSockets('reverse', 'abc', file, st, CH).hb_port).toBe('/tmp/jrc-Zx9Yw8Vu7T/k3-5');
     // a connection file pointing elsewhere (another user's socket, a path of the agent's choosing) is refused
     for (const ip of ['/tmp/jrc-other/k3', '/tmp/jrc-a1b2c3d4/../x/k3', '/home/bob/k3', '/tmp/jrc-a1b2c3d4/sub/k3']) {
-      expect(() => kernelSockets('node-ssh', 'abc', { ...file, ip }, st, CH)).toThrow(/outside the session's private directory/);
+      expect(() => kernelSockets('node-ssh', 'abc', { ...file, ip }, st, CH)).toThrow(
+        /outside the session's private directory/
+      );
     }
     expect(() => kernelSockets('reverse', 'abc', file, { ...st, reverse: undefined }, CH)).toThrow(/no reverse tunnel/);
     expect(() => kernelSockets('node-ssh', 'abc', { ...file, transport: 'tcp' }, st, CH)).toThrow(/Unix sockets/);
@@ -56,29 +62,40 @@ describe('connectivity', () => {
     // protocol 1 (sessions of an earlier release): its own socket names
     const old = { transport: 'ipc', ip: '/tmp/jrc-1001/s1/k-abc', ...ports };
     expect(kernelSockets('node-ssh', 'abc', old, { host: 'n' }, CH, 1).hb_port).toBe('/tmp/jrc-1001/s1/k-abc-5');
-    expect(kernelSockets('reverse', 'abc', old, { host: 'n', reverse: { status: 'up', dir: '/tmp/jrc-1001/s1-rev' } }, CH, 1).hb_port).toBe(
-      '/tmp/jrc-1001/s1-rev/k-abc-5'
-    );
+    expect(
+      kernelSockets('reverse', 'abc', old, { host: 'n', reverse: { status: 'up', dir: '/tmp/jrc-1001/s1-rev' } }, CH, 1)
+        .hb_port
+    ).toBe('/tmp/jrc-1001/s1-rev/k-abc-5');
   });
 
   describe('openControl says why a mode cannot work', () => {
     const link = { forwardOut: async () => new PassThrough() } as unknown as IClusterLink;
-    const route = (mode: ResolvedMode, state: IRoute['state'], protocol = 2): IRoute => ({ mode, state, protocol, host: state.host });
+    const route = (mode: ResolvedMode, state: IRoute['state'], protocol = 2): IRoute => ({
+      mode,
+      state,
+      protocol,
+      host: state.host
+    });
     it('via-login needs the relay (protocol 2) or a TCP control port (protocol 1)', async () => {
-      await expect(openControl(route('via-login', { host: 'node3', relayPort: null }), link)).rejects.toThrow(/node3 has no relay/);
+      await expect(openControl(route('via-login', { host: 'node3', relayPort: null }), link)).rejects.toThrow(
+        /node3 has no relay/
+      );
       await expect(openControl(route('via-login', { host: 'node3', controlPort: null }, 1), link)).rejects.toThrow(
         /node3 does not listen on TCP/
       );
     });
     it('reverse needs a tunnel that is up, and names its error', async () => {
       await expect(
-        openControl(route('reverse', { host: 'node4', reverse: { status: 'failed', error: 'Host key verification failed.' } }), link)
+        openControl(
+          route('reverse', { host: 'node4', reverse: { status: 'failed', error: 'Host key verification failed.' } }),
+          link
+        )
       ).rejects.toThrow(/no reverse tunnel from node4: Host key verification failed/);
     });
     it('node-ssh needs a link that can reach nodes', async () => {
-      await expect(openControl(route('node-ssh', { host: 'node3', controlSocket: '/tmp/x/control.sock' }), link)).rejects.toThrow(
-        /cannot open SSH connections to nodes/
-      );
+      await expect(
+        openControl(route('node-ssh', { host: 'node3', controlSocket: '/tmp/x/control.sock' }), link)
+      ).rejects.toThrow(/cannot open SSH connections to nodes/);
     });
   });
 
@@ -86,7 +103,9 @@ describe('connectivity', () => {
     const late = new PassThrough();
     let deliver!: (s: PassThrough) => void;
     const p = new Promise<PassThrough>(r => (deliver = r));
-    await expect(withTimeout(p, 30, 'connecting to node4')).rejects.toThrow('connecting to node4: no answer within 0.03 s');
+    await expect(withTimeout(p, 30, 'connecting to node4')).rejects.toThrow(
+      'connecting to node4: no answer within 0.03 s'
+    );
     deliver(late);
     await new Promise(r => setImmediate(r));
     expect(late.destroyed).toBe(true);
@@ -121,7 +140,11 @@ describe('connectivity', () => {
       reverseHost: 'login01.cluster'
     });
     expect(parseProfile(base, 0).reverseHost).toBeUndefined();
-    expect(() => parseProfile({ ...base, reverseHost: 'login; rm -rf ~' }, 0)).toThrow(/"reverseHost" has an invalid value/);
-    expect(() => parseProfile({ ...base, reverseHost: '-oProxyCommand=x' }, 0)).toThrow(/"reverseHost" has an invalid value/);
+    expect(() => parseProfile({ ...base, reverseHost: 'login; rm -rf ~' }, 0)).toThrow(
+      /"reverseHost" has an invalid value/
+    );
+    expect(() => parseProfile({ ...base, reverseHost: '-oProxyCommand=x' }, 0)).toThrow(
+      /"reverseHost" has an invalid value/
+    );
   });
 });

@@ -37,7 +37,11 @@ describe('htcondor: validate', () => {
         cpus: 8,
         memory: '32G',
         gpus: 2,
-        extraDirectives: ['requirements = (OpSysMajorVer == 9) && (Machine != "bad.example.org")', '+ProjectName = "lab"', 'request_disk = 10G']
+        extraDirectives: [
+          'requirements = (OpSysMajorVer == 9) && (Machine != "bad.example.org")',
+          '+ProjectName = "lab"',
+          'request_disk = 10G'
+        ]
       })
     ).not.toThrow();
     expect(() => condor.validate({})).not.toThrow();
@@ -93,11 +97,13 @@ describe('htcondor: validate', () => {
   });
 
   it('refuses extraDirectives that is not a list, and request_gpus tricks together with gpus', () => {
-    expect(refusal(() => condor.validate({ extraDirectives: 'x = 1' as unknown as string[] })).field).toBe('extraDirectives');
-    expect(() => condor.validate({ extraDirectives: ['require_gpus = Capability >= 8.0'] })).not.toThrow();
-    expect(refusal(() => condor.validate({ gpus: 1, extraDirectives: ['require_gpus = Capability >= 8.0'] })).field).toBe(
+    expect(refusal(() => condor.validate({ extraDirectives: 'x = 1' as unknown as string[] })).field).toBe(
       'extraDirectives'
     );
+    expect(() => condor.validate({ extraDirectives: ['require_gpus = Capability >= 8.0'] })).not.toThrow();
+    expect(
+      refusal(() => condor.validate({ gpus: 1, extraDirectives: ['require_gpus = Capability >= 8.0'] })).field
+    ).toBe('extraDirectives');
   });
 
   it('converts memory to megabytes', () => {
@@ -161,7 +167,9 @@ describe('htcondor: renderScript', () => {
     expect(refusal(() => condor.renderScript(spec({ workdir: 'relative/dir' }))).field).toBe('workdir');
     expect(refusal(() => condor.renderScript(spec({ stdoutPath: '/home/a b/out' }))).field).toBe('stdoutPath');
     expect(refusal(() => condor.renderScript(spec({ stderrPath: '/x\n#CONDOR queue 100' }))).field).toBe('stderrPath');
-    expect(refusal(() => condor.renderScript(spec({ command: 'python helper.py\n#CONDOR queue 9' }))).field).toBe('command');
+    expect(refusal(() => condor.renderScript(spec({ command: 'python helper.py\n#CONDOR queue 9' }))).field).toBe(
+      'command'
+    );
     // submitCommand feeds every #CONDOR line to condor_submit
     expect(refusal(() => condor.renderScript(spec({ setup: ['#CONDOR queue 100'] }))).field).toBe('setup');
     expect(refusal(() => condor.renderScript(spec({ setup: [' # condor x'] }))).field).toBe('setup');
@@ -175,12 +183,16 @@ function runSh(command: string, programs: Record<string, string>): string {
     for (const [name, body] of Object.entries(programs)) {
       writeFileSync(path.join(dir, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
     }
-    return execFileSync('/bin/sh', ['-c', command], { env: { PATH: `${dir}:/usr/bin:/bin` }, encoding: 'utf8', cwd: dir });
+    return execFileSync('/bin/sh', ['-c', command], {
+      env: { PATH: `${dir}:/usr/bin:/bin` },
+      encoding: 'utf8',
+      cwd: dir
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
-const PRINT_ARGS = `for a in "$@"; do printf '[%s]\\n' "$a"; done`;
+const PRINT_ARGS = 'for a in "$@"; do printf \'[%s]\\n\' "$a"; done';
 
 describe('htcondor: commands', () => {
   it('pipes the #CONDOR lines to condor_submit and names the script as the executable', () => {
@@ -219,7 +231,8 @@ describe('htcondor: commands', () => {
     }
   });
 
-  const QUEUE_OK = `printf '[\\n{\\n  "ClusterId": 5,\\n  "ProcId": 0,\\n  "JobStatus": 2\\n}\\n]\\n'; echo "ARGS:$*" >&2`;
+  const QUEUE_OK =
+    'printf \'[\\n{\\n  "ClusterId": 5,\\n  "ProcId": 0,\\n  "JobStatus": 2\\n}\\n]\\n\'; echo "ARGS:$*" >&2';
   it('asks condor_q once, and condor_history only when condor_q missed a job', () => {
     const attrs = ATTRIBUTES.join(',');
     // every job in the queue: no condor_history
@@ -253,13 +266,22 @@ describe('htcondor: commands', () => {
       ].join('\n')
     );
     // condor_q failing: its exit code is reported, condor_history is not run
-    out = runSh(condor.statusCommand(['5.0']), { condor_q: 'echo "-- Failed to fetch ads from: <1.2.3.4:9618> : s" >&2; exit 1', condor_history: 'echo HISTORY-CALLED' });
+    out = runSh(condor.statusCommand(['5.0']), {
+      condor_q: 'echo "-- Failed to fetch ads from: <1.2.3.4:9618> : s" >&2; exit 1',
+      condor_history: 'echo HISTORY-CALLED'
+    });
     expect(out).toBe('\n@@jrc condor_q exit 1@@\n');
   });
 
   it('passes the attributes and ids to condor_q as separate words', () => {
     const out = runSh(condor.statusCommand(['5.0', '6.1']), { condor_q: PRINT_ARGS, condor_history: 'true' });
-    expect(out.startsWith(['[-json]', '[-attributes]', `[${ATTRIBUTES.join(',')}]`, '[5.0]', '[6.1]', '@@jrc condor_q exit 0@@'].join('\n'))).toBe(true);
+    expect(
+      out.startsWith(
+        ['[-json]', '[-attributes]', `[${ATTRIBUTES.join(',')}]`, '[5.0]', '[6.1]', '@@jrc condor_q exit 0@@'].join(
+          '\n'
+        )
+      )
+    ).toBe(true);
   });
 
   it('refuses job ids that are not cluster.proc', () => {
@@ -268,7 +290,9 @@ describe('htcondor: commands', () => {
       expect(() => condor.cancelCommand(bad)).toThrow(InvalidRequestError);
     }
     expect(() => condor.statusCommand([])).toThrow(InvalidRequestError);
-    expect(runWithFake(condor.cancelCommand('123.0'), 'condor_rm', 'Job 123.0 marked for removal', 0)).toMatchObject({ code: 0 });
+    expect(runWithFake(condor.cancelCommand('123.0'), 'condor_rm', 'Job 123.0 marked for removal', 0)).toMatchObject({
+      code: 0
+    });
     expect(runWithFake(condor.cancelCommand('123.0'), 'condor_rm', '', 0).stdout).toContain('args: 123.0');
     const gone = "Couldn't find/remove all jobs matching constraint (ClusterId == 123 && ProcId == 0)";
     expect(runWithFake(condor.cancelCommand('123.0'), 'condor_rm', gone, 1).code).toBe(0);
@@ -285,16 +309,19 @@ describe('htcondor: parseSubmit', () => {
     expect(() => condor.parseSubmit({ code: 0, stdout: 'Submitting job(s).\n', stderr: '' })).toThrow('no job id');
   });
 
-  it('a refusal is an InvalidRequestError with condor_submit\'s words', () => {
+  it("a refusal is an InvalidRequestError with condor_submit's words", () => {
     const err = refusal(() => condor.parseSubmit(fixture('condor_submit-parse-error')));
-    expect(err.message).toBe('HTCondor refused the job: Parse error in expression: (RequestMemory = 3000 = None; ^^^; Error in submit file)');
+    expect(err.message).toBe(
+      'HTCondor refused the job: Parse error in expression: (RequestMemory = 3000 = None; ^^^; Error in submit file)'
+    );
     expect(err.field).toBe('memory');
     // the offending command names the field, not words inside its expression
     const req = refusal(() =>
       condor.parseSubmit({
         code: 1,
         stdout: 'Submitting job(s)\n',
-        stderr: '\nERROR: Parse error in expression: \n\trequirements = (TARGET.Memory >\n\t^^^\n\nError in submit file\n'
+        stderr:
+          '\nERROR: Parse error in expression: \n\trequirements = (TARGET.Memory >\n\t^^^\n\nError in submit file\n'
       })
     );
     expect(req.field).toBe('extraDirectives');
@@ -343,7 +370,12 @@ describe('htcondor: parseStatus', () => {
       reason: 'held: Input data are being spooled (it will not start until released)',
       nativeReason: 'Input data are being spooled'
     });
-    expect(m.get('104098.6')).toMatchObject({ phase: 'pending', nativeState: 'Held', blocked: true, nativeReason: 'Policy' });
+    expect(m.get('104098.6')).toMatchObject({
+      phase: 'pending',
+      nativeState: 'Held',
+      blocked: true,
+      nativeReason: 'Policy'
+    });
   });
 
   it('jobs that left the queue: from condor_history, or ended "left the queue"', () => {
@@ -364,16 +396,30 @@ describe('htcondor: parseStatus', () => {
     const phase = (r: ICommandResult) => condor.parseStatus(['5.0'], r).get('5.0')!.phase;
     expect(phase({ code: null, stdout: '', stderr: '' })).toBe('unknown');
     expect(phase({ code: 127, stdout: '', stderr: 'sh: condor_q: not found' })).toBe('unknown');
-    expect(phase({ code: 0, stdout: '@@jrc condor_q exit 127@@\n', stderr: 'sh: 1: condor_q: not found' })).toBe('unknown');
+    expect(phase({ code: 0, stdout: '@@jrc condor_q exit 127@@\n', stderr: 'sh: 1: condor_q: not found' })).toBe(
+      'unknown'
+    );
     expect(phase({ code: 0, stdout: 'Welcome!\n@@jrc condor_q exit 0@@\n', stderr: '' })).toBe('unknown');
     // condor_q fine but listed nothing, and condor_history failed: the job left the queue, details unknown
     expect(
-      condor.parseStatus(['5.0'], { code: 0, stdout: '@@jrc condor_q exit 0@@\nERROR: history file not found\n@@jrc condor_history exit 1@@\n', stderr: '' }).get('5.0')
+      condor
+        .parseStatus(['5.0'], {
+          code: 0,
+          stdout: '@@jrc condor_q exit 0@@\nERROR: history file not found\n@@jrc condor_history exit 1@@\n',
+          stderr: ''
+        })
+        .get('5.0')
     ).toMatchObject({ phase: 'ended', reason: 'left the queue' });
   });
 
   const one = (ad: Record<string, unknown>) =>
-    condor.parseStatus(['7.0'], { code: 0, stdout: `${JSON.stringify([{ ClusterId: 7, ProcId: 0, ...ad }])}\n@@jrc condor_q exit 0@@\n`, stderr: '' }).get('7.0')!;
+    condor
+      .parseStatus(['7.0'], {
+        code: 0,
+        stdout: `${JSON.stringify([{ ClusterId: 7, ProcId: 0, ...ad }])}\n@@jrc condor_q exit 0@@\n`,
+        stderr: ''
+      })
+      .get('7.0')!;
   it.each<[Record<string, unknown>, string, string, string | undefined]>([
     [{ JobStatus: 0 }, 'pending', 'Unexpanded', 'waiting for a matching machine'],
     [{ JobStatus: 3 }, 'ended', 'Removed', 'cancelled'],

@@ -196,19 +196,23 @@ function runSh(command: string, programs: Record<string, string>, cwd?: string):
     for (const [name, body] of Object.entries(programs)) {
       writeFileSync(path.join(dir, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
     }
-    return execFileSync('/bin/sh', ['-c', command], { env: { PATH: `${dir}:/usr/bin:/bin` }, encoding: 'utf8', cwd: cwd ?? dir });
+    return execFileSync('/bin/sh', ['-c', command], {
+      env: { PATH: `${dir}:/usr/bin:/bin` },
+      encoding: 'utf8',
+      cwd: cwd ?? dir
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
-const PRINT_ARGS = `for a in "$@"; do printf '[%s]\\n' "$a"; done`;
+const PRINT_ARGS = 'for a in "$@"; do printf \'[%s]\\n\' "$a"; done';
 
 describe('lsf: commands', () => {
   it('feeds the script to bsub on stdin, quoted for sh', () => {
     expect(lsf.submitCommand('/home/alice/s/job.sh')).toBe('bsub < /home/alice/s/job.sh');
     const dir = mkdtempSync(path.join(os.tmpdir(), "jrc lsf 'x' $(id)"));
     try {
-      const p = path.join(dir, 'it\'s `x`.sh');
+      const p = path.join(dir, "it's `x`.sh");
       writeFileSync(p, '#BSUB -J hello\n');
       // the stand-in bsub prints its arguments, then what it read on stdin
       expect(runSh(lsf.submitCommand(p), { bsub: `${PRINT_ARGS}; cat` })).toBe('#BSUB -J hello\n');
@@ -242,7 +246,9 @@ describe('lsf: commands', () => {
       expect(() => lsf.cancelCommand(bad)).toThrow(InvalidRequestError);
     }
     expect(() => lsf.statusCommand([])).toThrow(InvalidRequestError);
-    expect(runWithFake(lsf.cancelCommand('123'), 'bkill', 'Job <123> is being terminated', 0)).toMatchObject({ code: 0 });
+    expect(runWithFake(lsf.cancelCommand('123'), 'bkill', 'Job <123> is being terminated', 0)).toMatchObject({
+      code: 0
+    });
     expect(runWithFake(lsf.cancelCommand('123'), 'bkill', '', 0).stdout).toContain('args: 123');
     for (const gone of ['Job <123>: Job has already finished', 'Job <123>: No matching job found']) {
       expect(runWithFake(lsf.cancelCommand('123'), 'bkill', gone, 255).code).toBe(0);
@@ -271,16 +277,22 @@ describe('lsf: parseSubmit', () => {
     expect(err.field).toBe(field);
   });
 
-  it('a run limit over the queue\'s is about the walltime, not the queue', () => {
+  it("a run limit over the queue's is about the walltime, not the queue", () => {
     const err = refusal(() =>
-      lsf.parseSubmit({ code: 255, stdout: '', stderr: "RUNLIMIT: Cannot exceed queue's hard limit(s). Job not submitted.\n" })
+      lsf.parseSubmit({
+        code: 255,
+        stdout: '',
+        stderr: "RUNLIMIT: Cannot exceed queue's hard limit(s). Job not submitted.\n"
+      })
     );
     expect(err.field).toBe('walltime');
     expect(err.message).toBe("LSF refused the job: RUNLIMIT: Cannot exceed queue's hard limit(s).");
   });
 
-    it('"Job not submitted" is a refusal even with exit code 0', () => {
-    const err = refusal(() => lsf.parseSubmit({ code: 0, stdout: 'badq: No such queue. Job not submitted.\n', stderr: '' }));
+  it('"Job not submitted" is a refusal even with exit code 0', () => {
+    const err = refusal(() =>
+      lsf.parseSubmit({ code: 0, stdout: 'badq: No such queue. Job not submitted.\n', stderr: '' })
+    );
     expect(err.field).toBe('partition');
   });
 
@@ -312,7 +324,11 @@ describe('lsf: parseStatus', () => {
   });
 
   it('PSUSP → pending, held', () => {
-    expect(one('bjobs-json-psusp')).toMatchObject({ phase: 'pending', nativeState: 'PSUSP', reason: 'held while pending (bresume to release it)' });
+    expect(one('bjobs-json-psusp')).toMatchObject({
+      phase: 'pending',
+      nativeState: 'PSUSP',
+      reason: 'held while pending (bresume to release it)'
+    });
   });
 
   it('RUN → running: first host of exec_host, time left', () => {
@@ -326,7 +342,12 @@ describe('lsf: parseStatus', () => {
   });
 
   it('DONE → ended completed; EXIT → ended with the exit reason', () => {
-    expect(one('bjobs-json-done')).toEqual({ jobId: '22005', phase: 'ended', nativeState: 'DONE', reason: 'completed' });
+    expect(one('bjobs-json-done')).toEqual({
+      jobId: '22005',
+      phase: 'ended',
+      nativeState: 'DONE',
+      reason: 'completed'
+    });
     expect(one('bjobs-json-exit-killed')).toEqual({
       jobId: '12345678',
       phase: 'ended',
@@ -356,11 +377,16 @@ describe('lsf: parseStatus', () => {
 
   it('missing ids → ended, whether bjobs exits 0 or 255, on stderr or as a JSON ERROR record', () => {
     expect(one('bjobs-text-not-found', lsfText)).toMatchObject({ phase: 'ended', reason: 'left the queue' });
-    const errRecord = { code: 255, stdout: '{"COMMAND":"bjobs","JOBS":1,"RECORDS":[{"ERROR":"Job <77> is not found"}]}\n', stderr: '' };
+    const errRecord = {
+      code: 255,
+      stdout: '{"COMMAND":"bjobs","JOBS":1,"RECORDS":[{"ERROR":"Job <77> is not found"}]}\n',
+      stderr: ''
+    };
     expect(lsf.parseStatus(['77'], errRecord).get('77')).toMatchObject({ phase: 'ended', reason: 'left the queue' });
-    expect(lsf.parseStatus(['77'], { code: 0, stdout: '{"COMMAND":"bjobs","JOBS":0,"RECORDS":[]}', stderr: '' }).get('77')!.phase).toBe(
-      'ended'
-    );
+    expect(
+      lsf.parseStatus(['77'], { code: 0, stdout: '{"COMMAND":"bjobs","JOBS":0,"RECORDS":[]}', stderr: '' }).get('77')!
+        .phase
+    ).toBe('ended');
   });
 
   it('LSF down → unknown for every job, never ended', () => {
@@ -368,7 +394,11 @@ describe('lsf: parseStatus', () => {
     const m = lsf.parseStatus(['1', '2'], fx);
     expect([...m.values()].map(s => s.phase)).toEqual(['unknown', 'unknown']);
     expect(m.get('1')!.reason).toBe('LSF not reachable: LSF is down. Please wait ...');
-    for (const stderr of ['Cannot connect to LSF. Please wait ...', 'batch system daemon not responding ... still trying', 'LIM is down; try later']) {
+    for (const stderr of [
+      'Cannot connect to LSF. Please wait ...',
+      'batch system daemon not responding ... still trying',
+      'LIM is down; try later'
+    ]) {
       expect(lsf.parseStatus(['1'], { code: 255, stdout: '', stderr }).get('1')!.phase).toBe('unknown');
     }
   });
@@ -379,7 +409,9 @@ describe('lsf: parseStatus', () => {
     expect(phase({ code: 127, stdout: '', stderr: 'sh: 1: bjobs: not found' })).toBe('unknown');
     expect(phase({ code: 0, stdout: 'Welcome to the cluster!\n', stderr: '' })).toBe('unknown');
     expect(phase({ code: 0, stdout: '{"COMMAND":"bjobs", broken', stderr: '' })).toBe('unknown');
-    const old = lsf.parseStatus(['12'], { code: 255, stdout: '', stderr: '-json: Illegal option\nUsage: bjobs ...' }).get('12')!;
+    const old = lsf
+      .parseStatus(['12'], { code: 255, stdout: '', stderr: '-json: Illegal option\nUsage: bjobs ...' })
+      .get('12')!;
     expect(old).toMatchObject({ phase: 'unknown' });
     expect(old.reason).toContain('json: false');
   });

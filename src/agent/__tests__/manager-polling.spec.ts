@@ -49,7 +49,8 @@ async function submit(n: number): Promise<string[]> {
     const s = await manager.submit('hpc');
     ids.push(s.jobId!);
     // the manager reads <remoteDir>/state.json; map it to the job for the fake
-    (manager as unknown as { sessions: Map<string, { remoteDir: string }> }).sessions.get(s.id)!.remoteDir = `/x/job-${s.jobId}/`;
+    (manager as unknown as { sessions: Map<string, { remoteDir: string }> }).sessions.get(s.id)!.remoteDir =
+      `/x/job-${s.jobId}/`;
   }
   return ids;
 }
@@ -183,7 +184,8 @@ describe('polling etiquette (counted with fake timers)', () => {
     expect(link.cancels).toEqual([id]);
     expect(manager.list()[0]).toMatchObject({
       state: 'ended',
-      reason: "The job was cancelled: the walltime exceeds the partition's limit: the job will not start (Slurm: PartitionTimeLimit)."
+      reason:
+        "The job was cancelled: the walltime exceeds the partition's limit: the job will not start (Slurm: PartitionTimeLimit)."
     });
   });
 });

@@ -22,7 +22,12 @@ import { HPC_PROFILE } from './helpers/profile';
 
 class FakeLink implements IClusterLink {
   /** what state.json says; `heartbeatAge` in seconds */
-  helper: Record<string, unknown> & { heartbeatAge: number } = { heartbeatAge: 1, status: 'ready', host: 'node1', version: 2 };
+  helper: Record<string, unknown> & { heartbeatAge: number } = {
+    heartbeatAge: 1,
+    status: 'ready',
+    host: 'node1',
+    version: 2
+  };
   readonly reads: { path: string; maxBytes?: number }[] = [];
   readonly opened: string[] = [];
 
@@ -37,7 +42,11 @@ class FakeLink implements IClusterLink {
       return { code: 0, stdout: '7\n', stderr: '' };
     }
     if (command.includes('squeue')) {
-      return { code: 0, stdout: ['7', 'RUNNING', 'None', 'node1', '59:00', 'N/A'].join(FIELD_SEPARATOR) + '\n', stderr: '' };
+      return {
+        code: 0,
+        stdout: ['7', 'RUNNING', 'None', 'node1', '59:00', 'N/A'].join(FIELD_SEPARATOR) + '\n',
+        stderr: ''
+      };
     }
     return { code: 0, stdout: '', stderr: '' };
   }
@@ -46,7 +55,9 @@ class FakeLink implements IClusterLink {
     this.reads.push({ path: p, maxBytes });
     if (p.endsWith('/state.json')) {
       const { heartbeatAge, ...rest } = this.helper;
-      return Buffer.from(JSON.stringify({ ...rest, heartbeat: Date.now() / 1000 - heartbeatAge, relayPort: 4242, controlPort: 4343 }));
+      return Buffer.from(
+        JSON.stringify({ ...rest, heartbeat: Date.now() / 1000 - heartbeatAge, relayPort: 4242, controlPort: 4343 })
+      );
     }
     if (p.endsWith('/config.json')) {
       const t = makeSessionTls('ab12cd');
@@ -122,7 +133,9 @@ describe('what the agent trusts of a running helper', () => {
     try {
       link.helper.version = 1; // a state.json claiming the old protocol
       const sid = await runningSession(m);
-      await expect(m.startKernel(sid)).rejects.toThrow(/speaks protocol 1, but the session was started with protocol 2/);
+      await expect(m.startKernel(sid)).rejects.toThrow(
+        /speaks protocol 1, but the session was started with protocol 2/
+      );
       expect(link.opened).toEqual([]); // not the old TCP control port either
       expect(m.get(sid)?.warnings).toBeUndefined();
     } finally {
@@ -143,7 +156,7 @@ describe('what the agent trusts of a running helper', () => {
     }
   });
 
-  it('reads the helper\'s files with a size bound, a connection file only where the helper writes it', async () => {
+  it("reads the helper's files with a size bound, a connection file only where the helper writes it", async () => {
     const m = await manager('PROTOCOL_VERSION = 2\n');
     try {
       const sid = await runningSession(m);

@@ -39,7 +39,9 @@ class ScriptedLink implements IClusterLink {
   }
   async writeFile(): Promise<void> {}
   async readFile(): Promise<Buffer> {
-    return Buffer.from(JSON.stringify({ status: 'ready', host: 'node1', controlPort: 1, heartbeat: Date.now() / 1000 }));
+    return Buffer.from(
+      JSON.stringify({ status: 'ready', host: 'node1', controlPort: 1, heartbeat: Date.now() / 1000 })
+    );
   }
   async forwardOut(): Promise<never> {
     throw new Error('not used here');
@@ -101,11 +103,10 @@ async function managerWithRunningSession(
   return { manager, events, dir };
 }
 
-const connectionStates = (events: AgentEvent[]) =>
-  events.flatMap(e => (e.type === 'connection' ? [e.state] : []));
+const connectionStates = (events: AgentEvent[]) => events.flatMap(e => (e.type === 'connection' ? [e.state] : []));
 
 describe('SessionManager after a dropped link', () => {
-  let cleanup: (() => Promise<void>)[] = [];
+  const cleanup: (() => Promise<void>)[] = [];
   afterEach(async () => {
     for (const c of cleanup.splice(0)) {
       await c();
@@ -119,7 +120,10 @@ describe('SessionManager after a dropped link', () => {
       links.push(l);
       return l;
     });
-    cleanup.push(() => manager.shutdown(), () => fs.rm(dir, { recursive: true, force: true }));
+    cleanup.push(
+      () => manager.shutdown(),
+      () => fs.rm(dir, { recursive: true, force: true })
+    );
     await until('the first poll', () => links.length === 1 && links[0].commands.length > 0);
     expect(connectionStates(events)).toEqual(['connecting', 'connected']);
 
@@ -146,11 +150,18 @@ describe('SessionManager after a dropped link', () => {
       }
       return new ScriptedLink();
     });
-    cleanup.push(() => manager.shutdown(), () => fs.rm(dir, { recursive: true, force: true }));
+    cleanup.push(
+      () => manager.shutdown(),
+      () => fs.rm(dir, { recursive: true, force: true })
+    );
     await until('the first link', () => calls === 1 && connectionStates(events).includes('connected'));
     const first = (await (manager as any).links.get('|login|||')) as ScriptedLink;
     first.drop('Connection to bastion was lost.');
-    await until('the fourth attempt succeeding', () => calls === 4 && connectionStates(events).at(-1) === 'connected', 15_000);
+    await until(
+      'the fourth attempt succeeding',
+      () => calls === 4 && connectionStates(events).at(-1) === 'connected',
+      15_000
+    );
     expect(times[2] - times[1]).toBeGreaterThanOrEqual(950);
     expect(times[3] - times[2]).toBeGreaterThanOrEqual(1950);
     const failures = events.filter(e => e.type === 'connection' && /attempt \d failed/.test(e.message ?? ''));
@@ -170,7 +181,10 @@ describe('SessionManager after a dropped link', () => {
       }
       return new ScriptedLink();
     });
-    cleanup.push(() => manager.shutdown(), () => fs.rm(dir, { recursive: true, force: true }));
+    cleanup.push(
+      () => manager.shutdown(),
+      () => fs.rm(dir, { recursive: true, force: true })
+    );
     await until('the first link', () => connectionStates(events).includes('connected'));
     ((await (manager as any).links.get('|login|||')) as ScriptedLink).drop('Connection to login was lost.');
     await until('closed', () => connectionStates(events).at(-1) === 'closed');
@@ -186,13 +200,19 @@ describe('SessionManager after a dropped link', () => {
     const { manager, events, dir } = await managerWithRunningSession(async () => {
       calls++;
       if (calls > 1 && !personThere) {
-        throw Object.assign(new Error('bob@bastion asks for a one-time code or password, and no JupyterLab is open to ask you.'), {
-          code: 'sign-in-needed'
-        });
+        throw Object.assign(
+          new Error('bob@bastion asks for a one-time code or password, and no JupyterLab is open to ask you.'),
+          {
+            code: 'sign-in-needed'
+          }
+        );
       }
       return new ScriptedLink();
     });
-    cleanup.push(() => manager.shutdown(), () => fs.rm(dir, { recursive: true, force: true }));
+    cleanup.push(
+      () => manager.shutdown(),
+      () => fs.rm(dir, { recursive: true, force: true })
+    );
     await until('the first link', () => connectionStates(events).includes('connected'));
     ((await (manager as any).links.get('|login|||')) as ScriptedLink).drop('Connection to login was lost.');
     await until('sign-in-needed', () => connectionStates(events).at(-1) === 'sign-in-needed');
@@ -220,7 +240,10 @@ describe('SessionManager after a dropped link', () => {
       calls++;
       return new ScriptedLink();
     }, 'ended');
-    cleanup.push(() => manager.shutdown(), () => fs.rm(dir, { recursive: true, force: true }));
+    cleanup.push(
+      () => manager.shutdown(),
+      () => fs.rm(dir, { recursive: true, force: true })
+    );
     // Nothing live: no poll, no connection until someone needs one.
     await new Promise(r => setTimeout(r, 200));
     expect(calls).toBe(0);
@@ -251,8 +274,15 @@ describe('SessionManager status queries on a login node shared by two batch syst
       owner: 'user',
       kernels: []
     });
-    await fs.writeFile(path.join(dir, 'sessions.json'), JSON.stringify([rec('5e5510', 'hpc', '42'), rec('5e5520', 'box', 'login:77:123')]));
-    const named = (name: string): ISchedulerAdapter => ({ ...adapter, name, statusCommand: ids => `${name}-status ${ids.join(',')}` });
+    await fs.writeFile(
+      path.join(dir, 'sessions.json'),
+      JSON.stringify([rec('5e5510', 'hpc', '42'), rec('5e5520', 'box', 'login:77:123')])
+    );
+    const named = (name: string): ISchedulerAdapter => ({
+      ...adapter,
+      name,
+      statusCommand: ids => `${name}-status ${ids.join(',')}`
+    });
     const link = new ScriptedLink();
     const manager = new SessionManager({
       stateDir: dir,
@@ -266,7 +296,10 @@ describe('SessionManager status queries on a login node shared by two batch syst
     try {
       await manager.load();
       await until('both queries', () => link.commands.length >= 2);
-      expect(link.commands.slice(0, 2).sort()).toEqual(['slurm-status 42', '{ export X=1\n} && ssh-status login:77:123']);
+      expect(link.commands.slice(0, 2).sort()).toEqual([
+        'slurm-status 42',
+        '{ export X=1\n} && ssh-status login:77:123'
+      ]);
     } finally {
       await manager.shutdown();
       await fs.rm(dir, { recursive: true, force: true });

@@ -175,7 +175,7 @@ describe('pbs: submit', () => {
     expect(() => pbs.parseSubmit(ok('hello\n'))).toThrow(/no job id/);
   });
 
-  it('turns a refusal into InvalidRequestError with qsub\'s words', () => {
+  it("turns a refusal into InvalidRequestError with qsub's words", () => {
     const err = refusal(() => pbs.parseSubmit(ok('', 'qsub: Unknown queue\n', 168)));
     expect(err.message).toBe('PBS refused the job: Unknown queue.');
     expect(err.field).toBe('partition');
@@ -215,14 +215,22 @@ describe('pbs: status', () => {
     expect(map.get('3472664.pbshpc')?.phase).toBe('running');
     expect(map.get('3472600.pbshpc')).toMatchObject({ phase: 'ended', reason: 'left the queue' });
     // all unknown: only the JSON header on stdout
-    const none = pbs.parseStatus(['5.hn1'], ok('{"timestamp":1,"pbs_version":"2021.1.3","pbs_server":"hn1"}', 'qstat: Unknown Job Id 5.hn1\n', 153));
+    const none = pbs.parseStatus(
+      ['5.hn1'],
+      ok('{"timestamp":1,"pbs_version":"2021.1.3","pbs_server":"hn1"}', 'qstat: Unknown Job Id 5.hn1\n', 153)
+    );
     expect(none.get('5.hn1')).toMatchObject({ phase: 'ended', reason: 'left the queue' });
-    const finished = pbs.parseStatus(['1008.c2'], ok('', 'qstat: 1008.c2 Job has finished, use -x or -H to obtain historical job information\n', 35));
+    const finished = pbs.parseStatus(
+      ['1008.c2'],
+      ok('', 'qstat: 1008.c2 Job has finished, use -x or -H to obtain historical job information\n', 35)
+    );
     expect(finished.get('1008.c2')?.phase).toBe('ended');
   });
 
   it('matches ids whose server name is written differently', () => {
-    const st = pbs.parseStatus(['3472664.pbshpc.example.org'], ok(read('pbspro-running.json'))).get('3472664.pbshpc.example.org');
+    const st = pbs
+      .parseStatus(['3472664.pbshpc.example.org'], ok(read('pbspro-running.json')))
+      .get('3472664.pbshpc.example.org');
     expect(st?.phase).toBe('running');
   });
 
@@ -244,7 +252,12 @@ describe('pbs: status', () => {
 
   it.each([
     ['Q', undefined, 'pending', 'waiting to be scheduled'],
-    ['Q', 'Not Running: Insufficient amount of resource: ncpus (R: 8 A: 4 T: 64)', 'pending', 'Insufficient amount of resource: ncpus (R: 8 A: 4 T: 64)'],
+    [
+      'Q',
+      'Not Running: Insufficient amount of resource: ncpus (R: 8 A: 4 T: 64)',
+      'pending',
+      'Insufficient amount of resource: ncpus (R: 8 A: 4 T: 64)'
+    ],
     ['H', undefined, 'pending', 'held'],
     ['W', undefined, 'pending', 'waiting for its start time'],
     ['T', undefined, 'pending', 'being moved to its execution queue'],
@@ -258,8 +271,13 @@ describe('pbs: status', () => {
   });
 
   it('a pending job that can never run is blocked', () => {
-    const doc = { Jobs: { '7.s': { job_state: 'Q', comment: 'Can Never Run: Insufficient amount of queue resource: ncpus' } } };
-    expect(pbs.parseStatus(['7.s'], ok(JSON.stringify(doc))).get('7.s')).toMatchObject({ phase: 'pending', blocked: true });
+    const doc = {
+      Jobs: { '7.s': { job_state: 'Q', comment: 'Can Never Run: Insufficient amount of queue resource: ncpus' } }
+    };
+    expect(pbs.parseStatus(['7.s'], ok(JSON.stringify(doc))).get('7.s')).toMatchObject({
+      phase: 'pending',
+      blocked: true
+    });
   });
 
   it.each([
@@ -315,7 +333,10 @@ describe('torque: status', () => {
       timeLeftSeconds: 2516937
     });
     // no walltime limit: no time left
-    expect(map.get('114621.mike.bw.nitech.ac.jp')).toMatchObject({ phase: 'running', node: 'cnode002.bw.nitech.ac.jp' });
+    expect(map.get('114621.mike.bw.nitech.ac.jp')).toMatchObject({
+      phase: 'running',
+      node: 'cnode002.bw.nitech.ac.jp'
+    });
     expect(map.get('114621.mike.bw.nitech.ac.jp')?.timeLeftSeconds).toBeUndefined();
     const jobs = parseQstatText(read('torque-running.txt'));
     expect(jobs.get('114618.mike.bw.nitech.ac.jp')?.['Error_Path']).toBe(
@@ -334,16 +355,22 @@ describe('torque: status', () => {
       'torque01.bcgsc.ca:/projects/trans_scratch/validations/workspace/creisle/temp/subtest.sh.e9'
     );
     const killed = text.replace('exit_status = 0', 'exit_status = -11');
-    expect(torque.parseStatus(['9.torque01.bcgsc.ca'], ok(killed)).get('9.torque01.bcgsc.ca')?.reason).toBe('walltime reached');
+    expect(torque.parseStatus(['9.torque01.bcgsc.ca'], ok(killed)).get('9.torque01.bcgsc.ca')?.reason).toBe(
+      'walltime reached'
+    );
   });
 
   it('all ids unknown to the server: every job left the queue', () => {
-    const map = torque.parseStatus(['1.s', '2.s'], ok('', 'qstat: Unknown Job Id 1.s\nqstat: Unknown Job Id 2.s\n', 153));
+    const map = torque.parseStatus(
+      ['1.s', '2.s'],
+      ok('', 'qstat: Unknown Job Id 1.s\nqstat: Unknown Job Id 2.s\n', 153)
+    );
     expect([...map.values()].map(s => s.reason)).toEqual(['left the queue', 'left the queue']);
   });
 
   it('trqauthd / server trouble is unknown', () => {
-    const stderr = 'socket_connect_unix failed: 15137\nqstat: cannot connect to server (null) (errno=15137) could not connect to trqauthd\n';
+    const stderr =
+      'socket_connect_unix failed: 15137\nqstat: cannot connect to server (null) (errno=15137) could not connect to trqauthd\n';
     expect(torque.parseStatus(['1.s'], ok('', stderr, 1)).get('1.s')?.phase).toBe('unknown');
   });
 });
@@ -360,11 +387,18 @@ describe('pbs: helpers and cancel', () => {
   });
 
   it('cancels with qdel and refuses odd ids', () => {
-    expect(runWithFake(pbs.cancelCommand('40.pbs'), 'qdel', '', 0)).toMatchObject({ code: 0, stdout: 'args: 40.pbs\n' });
+    expect(runWithFake(pbs.cancelCommand('40.pbs'), 'qdel', '', 0)).toMatchObject({
+      code: 0,
+      stdout: 'args: 40.pbs\n'
+    });
     // quoted: `8[].srv` would be a glob pattern to the shell
     expect(runWithFake(torque.cancelCommand('8[].srv'), 'qdel', '', 0).stdout).toContain('args: 8[].srv');
     // a job that ended a moment before qdel is not a failure to cancel it
-    for (const gone of ['qdel: Job has finished 40.pbs', 'qdel: Unknown Job Id 40.pbs', 'qdel: Invalid state for job - COMPLETE 40.pbs']) {
+    for (const gone of [
+      'qdel: Job has finished 40.pbs',
+      'qdel: Unknown Job Id 40.pbs',
+      'qdel: Invalid state for job - COMPLETE 40.pbs'
+    ]) {
       expect(runWithFake(pbs.cancelCommand('40.pbs'), 'qdel', gone, 35).code).toBe(0);
     }
     const denied = runWithFake(pbs.cancelCommand('40.pbs'), 'qdel', 'qdel: Unauthorized Request  40.pbs', 159);

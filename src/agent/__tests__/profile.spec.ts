@@ -20,8 +20,14 @@ describe('parseProfiles', () => {
     [{ ...good, python: 'python3; rm -rf ~' }, /"python" has an invalid value/],
     [{ ...good, ssh: { host: 'login', jumpHosts: ['bastion -oProxyCommand=x'] } }, /"jumpHosts" has an invalid entry/],
     [{ ...good, ssh: { host: 'login', user: 'Robert; drop' } }, /"user" has an invalid value/],
-    [{ ...good, scheduler: 'moab' }, /scheduler "moab" is not supported \(supported: slurm, pbs, torque, sge, lsf, htcondor, ssh\)/],
-    [{ ...good, connectivity: 'vpn' }, /connectivity "vpn" is not supported \(supported: auto, via-login, node-ssh, reverse\)/],
+    [
+      { ...good, scheduler: 'moab' },
+      /scheduler "moab" is not supported \(supported: slurm, pbs, torque, sge, lsf, htcondor, ssh\)/
+    ],
+    [
+      { ...good, connectivity: 'vpn' },
+      /connectivity "vpn" is not supported \(supported: auto, via-login, node-ssh, reverse\)/
+    ],
     [{ ...good, container: 'apptainer exec x.sif; rm -rf ~' }, /"container" has an invalid value/],
     [{ ...good, loginSetup: ['module load slurm', 'a\nb'] }, /"loginSetup" entries must be single lines/],
     [{ ...good, resources: { qos: 3 } }, /"qos" must be a string/],

@@ -10,13 +10,19 @@ describe('PromptBroker', () => {
   };
 
   it('refuses at once when no frontend can answer', async () => {
-    const broker = new PromptBroker(() => undefined, () => false);
+    const broker = new PromptBroker(
+      () => undefined,
+      () => false
+    );
     await expect(broker.ask(question)).rejects.toThrow(/no JupyterLab is connected/);
   });
 
   it('publishes the question and hands the answer back once', async () => {
     const events: any[] = [];
-    const broker = new PromptBroker(e => events.push(e), () => true);
+    const broker = new PromptBroker(
+      e => events.push(e),
+      () => true
+    );
     const pending = broker.ask(question);
     expect(events[0].type).toBe('prompt');
     const id = events[0].prompt.id;
@@ -31,7 +37,10 @@ describe('PromptBroker', () => {
 
   it('closes the question when the SSH attempt no longer needs it', async () => {
     const events: any[] = [];
-    const broker = new PromptBroker(e => events.push(e), () => true);
+    const broker = new PromptBroker(
+      e => events.push(e),
+      () => true
+    );
     const abort = new AbortController();
     const pending = broker.ask(question, abort.signal);
     abort.abort();

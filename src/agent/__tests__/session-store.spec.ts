@@ -13,7 +13,13 @@ const NOW = Date.parse('2026-12-05T12:00:00Z');
 const DAY = 86_400_000;
 
 function rec(id: string, state: string, daysAgo: number): IRec {
-  return { id, state, updatedAt: new Date(NOW - daysAgo * DAY).toISOString(), clusterKey: 'alice@login:22', profile: 'hpc' };
+  return {
+    id,
+    state,
+    updatedAt: new Date(NOW - daysAgo * DAY).toISOString(),
+    clusterKey: 'alice@login:22',
+    profile: 'hpc'
+  };
 }
 
 describe('SessionStore (sessions.json)', () => {
@@ -36,7 +42,10 @@ describe('SessionStore (sessions.json)', () => {
     const s = store();
     expect(await s.load()).toEqual({ records: [] });
     await s.save([rec('aaaaaa', 'running', 0)]);
-    expect(JSON.parse(await fs.readFile(file, 'utf8'))).toEqual({ version: SESSIONS_FILE_VERSION, sessions: [rec('aaaaaa', 'running', 0)] });
+    expect(JSON.parse(await fs.readFile(file, 'utf8'))).toEqual({
+      version: SESSIONS_FILE_VERSION,
+      sessions: [rec('aaaaaa', 'running', 0)]
+    });
     expect((await fs.stat(file)).mode & 0o777).toBe(0o600);
     expect((await fs.stat(dir)).mode & 0o777).toBe(0o700);
     expect(await s.load()).toEqual({ records: [rec('aaaaaa', 'running', 0)] });
@@ -60,7 +69,7 @@ describe('SessionStore (sessions.json)', () => {
     expect(records).toEqual([]);
     expect(problem).toContain(why);
     const aside = await asideFiles();
-    expect(aside).toEqual([`sessions.json.corrupt-2026-12-05T12-00-00-000Z`]);
+    expect(aside).toEqual(['sessions.json.corrupt-2026-12-05T12-00-00-000Z']);
     expect(problem).toContain(path.join(dir, aside[0]));
     expect(await fs.readFile(path.join(dir, aside[0]), 'utf8')).toBe(text);
     await s.save([rec('bbbbbb', 'running', 0)]);

@@ -5,7 +5,7 @@
  * what an impostor on the relay's port gets: a failed handshake, never the token.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -31,7 +31,7 @@ describe('session certificates', () => {
     expect(leaf.checkHost('jrc-ab12cd')).toBe('jrc-ab12cd');
     expect(leaf.checkHost('jrc-other')).toBeUndefined();
     expect(leaf.keyUsage).toEqual(expect.arrayContaining(['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']));
-    expect(leaf.checkPrivateKey(require('node:crypto').createPrivateKey(t.key))).toBe(true);
+    expect(leaf.checkPrivateKey(createPrivateKey(t.key))).toBe(true);
     expect(new Date(leaf.validFrom).getTime()).toBeLessThan(Date.now());
     expect(new Date(leaf.validTo).getTime()).toBeGreaterThan(Date.now() + 300 * 86_400_000);
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jrc-tls-'));
@@ -39,14 +39,20 @@ describe('session certificates', () => {
       await fs.writeFile(path.join(dir, 'ca.pem'), t.caCert);
       await fs.writeFile(path.join(dir, 'cert.pem'), t.cert);
       for (const purpose of ['sslserver', 'sslclient']) {
-        const out = execFileSync('openssl', ['verify', '-x509_strict', '-purpose', purpose, '-CAfile', 'ca.pem', 'cert.pem'], {
-          cwd: dir
-        }).toString();
+        const out = execFileSync(
+          'openssl',
+          ['verify', '-x509_strict', '-purpose', purpose, '-CAfile', 'ca.pem', 'cert.pem'],
+          {
+            cwd: dir
+          }
+        ).toString();
         expect(out.trim()).toBe('cert.pem: OK');
       }
       // another session's CA does not vouch for this certificate
       await fs.writeFile(path.join(dir, 'other.pem'), makeSessionTls('ab12cd').caCert);
-      expect(() => execFileSync('openssl', ['verify', '-CAfile', 'other.pem', 'cert.pem'], { cwd: dir, stdio: 'pipe' })).toThrow();
+      expect(() =>
+        execFileSync('openssl', ['verify', '-CAfile', 'other.pem', 'cert.pem'], { cwd: dir, stdio: 'pipe' })
+      ).toThrow();
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
@@ -60,7 +66,10 @@ describe('session certificates', () => {
 });
 
 /** The real helper on 127.0.0.1 with connectivity via-login, in a temporary session dir. */
-async function startHelper(session: ISessionTls, token: string): Promise<{ proc: ChildProcess; dir: string; port: number }> {
+async function startHelper(
+  session: ISessionTls,
+  token: string
+): Promise<{ proc: ChildProcess; dir: string; port: number }> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jrc-relay-'));
   const sdir = path.join(dir, 'session');
   await fs.mkdir(sdir, { mode: 0o700 });
@@ -103,7 +112,13 @@ function tcp(port: number): Promise<net.Socket> {
 describe('the relay client against the real helper', () => {
   const session = makeSessionTls('ab12cd');
   const token = 'f'.repeat(64);
-  const creds: IRelayCredentials = { ca: session.caCert, cert: session.cert, key: session.key, name: 'jrc-ab12cd', token };
+  const creds: IRelayCredentials = {
+    ca: session.caCert,
+    cert: session.cert,
+    key: session.key,
+    name: 'jrc-ab12cd',
+    token
+  };
   let helper: { proc: ChildProcess; dir: string; port: number };
 
   beforeAll(async () => {
@@ -122,25 +137,32 @@ describe('the relay client against the real helper', () => {
     expect(r.json).toMatchObject({ status: 'ready', sessionId: 'ab12cd', version: 2 });
   });
 
-  it('names the helper\'s refusal: a wrong token, an unknown target', async () => {
-    await expect(openRelay(await tcp(helper.port), { ...creds, token: 'x'.repeat(64) }, 'control', 'node1:relay')).rejects.toMatchObject({
+  it("names the helper's refusal: a wrong token, an unknown target", async () => {
+    await expect(
+      openRelay(await tcp(helper.port), { ...creds, token: 'x'.repeat(64) }, 'control', 'node1:relay')
+    ).rejects.toMatchObject({
       status: 401,
       message: expect.stringMatching(/refused control: missing or wrong bearer token/)
     });
-    await expect(openRelay(await tcp(helper.port), creds, 'kernel/nosuch/shell', 'node1:relay')).rejects.toMatchObject({ status: 404 });
+    await expect(openRelay(await tcp(helper.port), creds, 'kernel/nosuch/shell', 'node1:relay')).rejects.toMatchObject({
+      status: 404
+    });
   });
 
-  it('is refused by the helper without the session\'s certificate', async () => {
+  it("is refused by the helper without the session's certificate", async () => {
     const other = makeSessionTls('ab12cd');
     // our CA, but a certificate of another CA (someone else's session, or bob's own)
-    const err = await openRelay(await tcp(helper.port), { ...creds, cert: other.cert, key: other.key }, 'control', 'node1:relay').catch(
-      e => e
-    );
+    const err = await openRelay(
+      await tcp(helper.port),
+      { ...creds, cert: other.cert, key: other.key },
+      'control',
+      'node1:relay'
+    ).catch(e => e);
     expect(err).toBeInstanceOf(RelayError);
     expect(err.status).toBe(0);
   });
 
-  it('sends an impostor on the relay\'s port nothing but a failed handshake', async () => {
+  it("sends an impostor on the relay's port nothing but a failed handshake", async () => {
     // bob binds the port a helper released, with a certificate of his own making
     const bob = makeSessionTls('ab12cd');
     const received: Buffer[] = [];

@@ -27,8 +27,16 @@ describe('sge on the testbed: qsub', () => {
   });
 
   it.each([
-    ['qsub-testbed-unknown-queue.stderr', 'partition', 'Job was rejected because job requests unknown queue "nosuch.q" Exiting.'],
-    ['qsub-testbed-unknown-pe.stderr', 'cpus', 'job rejected: the requested parallel environment "nosuch" does not exist Exiting.'],
+    [
+      'qsub-testbed-unknown-queue.stderr',
+      'partition',
+      'Job was rejected because job requests unknown queue "nosuch.q" Exiting.'
+    ],
+    [
+      'qsub-testbed-unknown-pe.stderr',
+      'cpus',
+      'job rejected: the requested parallel environment "nosuch" does not exist Exiting.'
+    ],
     ['qsub-testbed-unknown-resource.stderr', undefined, 'unknown resource "nosuch" Exiting.']
   ])('%s (exit 1) is a refusal in Grid Engine words, field %s', (file, field, words) => {
     const err = refusal(() => sge.parseSubmit(result('', read(file), 1)));
@@ -37,20 +45,24 @@ describe('sge on the testbed: qsub', () => {
   });
 
   it('a qmaster that is down makes the submission unavailable, not refused', () => {
-    expect(() => sge.parseSubmit(result('', read('qsub-testbed-qmaster-down.stderr'), 1))).toThrow(SchedulerUnavailableError);
+    expect(() => sge.parseSubmit(result('', read('qsub-testbed-qmaster-down.stderr'), 1))).toThrow(
+      SchedulerUnavailableError
+    );
   });
 });
 
 describe('sge on the testbed: qstat -xml', () => {
   it('finds every job of the recording, running ones with their queue instance', () => {
     const jobs = parseQstatXml(read('qstat-xml-testbed.xml'));
-    expect(jobs?.map(j => [j.fields['JB_job_number'], j.listState, j.fields['state'], j.fields['queue_name']])).toEqual([
-      ['1', 'running', 'r', 'all.q@node2'],
-      ['2', 'running', 'r', 'all.q@node1'],
-      ['3', 'pending', 'qw', ''],
-      ['5', 'pending', 'Eqw', ''],
-      ['4', 'pending', 'hqw', '']
-    ]);
+    expect(jobs?.map(j => [j.fields['JB_job_number'], j.listState, j.fields['state'], j.fields['queue_name']])).toEqual(
+      [
+        ['1', 'running', 'r', 'all.q@node2'],
+        ['2', 'running', 'r', 'all.q@node1'],
+        ['3', 'pending', 'qw', ''],
+        ['5', 'pending', 'Eqw', ''],
+        ['4', 'pending', 'hqw', '']
+      ]
+    );
   });
 
   it('maps running (with the node), queued, held and error jobs', () => {

@@ -96,7 +96,15 @@ describe('sge: renderScript', () => {
     const lines = sge
       .renderScript(
         spec({
-          resources: { partition: 'all.q', account: 'p1', walltime: '1-00:30:00', cpus: 4, memory: '8G', gpus: 2, extraDirectives: ['-P lab'] },
+          resources: {
+            partition: 'all.q',
+            account: 'p1',
+            walltime: '1-00:30:00',
+            cpus: 4,
+            memory: '8G',
+            gpus: 2,
+            extraDirectives: ['-P lab']
+          },
           setup: ['module load python/3.11']
         })
       )
@@ -148,7 +156,9 @@ describe('sge: submit', () => {
 
   it("turns a refusal into InvalidRequestError with Grid Engine's words", () => {
     const err = refusal(() => sge.parseSubmit(ok('', read('qsub-unknown-queue.stderr'), 1)));
-    expect(err.message).toBe('Grid Engine refused the job: Job was rejected because job requests unknown queue "all.q". Exiting.');
+    expect(err.message).toBe(
+      'Grid Engine refused the job: Job was rejected because job requests unknown queue "all.q". Exiting.'
+    );
     expect(err.field).toBe('partition');
   });
 
@@ -199,11 +209,18 @@ describe('sge: status', () => {
     ['z', 'ended', 'ended'],
     ['x', 'unknown', 'unrecognised Grid Engine state x']
   ])('state %s is %s: %s', (state, phase, reason) => {
-    expect(sge.parseStatus(['5'], ok(oneJob('5', state))).get('5')).toMatchObject({ phase, reason, nativeState: state });
+    expect(sge.parseStatus(['5'], ok(oneJob('5', state))).get('5')).toMatchObject({
+      phase,
+      reason,
+      nativeState: state
+    });
   });
 
   it('prefers a running entry of a job listed several times (array / parallel tasks)', () => {
-    const xml = read('qstat-ood-core.xml').replace('<JB_job_number>1045</JB_job_number>', '<JB_job_number>88</JB_job_number>');
+    const xml = read('qstat-ood-core.xml').replace(
+      '<JB_job_number>1045</JB_job_number>',
+      '<JB_job_number>88</JB_job_number>'
+    );
     expect(sge.parseStatus(['88'], ok(xml)).get('88')?.phase).toBe('running');
   });
 
@@ -226,7 +243,10 @@ describe('sge: status', () => {
   it('parses the XML with entities and attributes', () => {
     const jobs = parseQstatXml(oneJob('7', 'qw', '', 'pending').replace('jrc-x', 'a&amp;b &lt;c&gt;'));
     expect(jobs).toEqual([
-      { listState: 'pending', fields: { JB_job_number: '7', JB_name: 'a&b <c>', state: 'qw', queue_name: '', slots: '1' } }
+      {
+        listState: 'pending',
+        fields: { JB_job_number: '7', JB_name: 'a&b <c>', state: 'qw', queue_name: '', slots: '1' }
+      }
     ]);
     const ood = parseQstatXml(read('qstat-ood-core.xml'));
     expect(ood?.map(j => j.fields['JB_job_number'])).toEqual(['88', '1045', '1046', '44']);
@@ -234,10 +254,17 @@ describe('sge: status', () => {
   });
 
   it('cancels with qdel', () => {
-    expect(runWithFake(sge.cancelCommand('3064076'), 'qdel', 'alice has registered the job 3064076 for deletion', 0)).toMatchObject({ code: 0 });
+    expect(
+      runWithFake(sge.cancelCommand('3064076'), 'qdel', 'alice has registered the job 3064076 for deletion', 0)
+    ).toMatchObject({ code: 0 });
     expect(runWithFake(sge.cancelCommand('3064076'), 'qdel', '', 0).stdout).toContain('args: 3064076');
     expect(runWithFake(sge.cancelCommand('3064076'), 'qdel', 'denied: job "3064076" does not exist', 1).code).toBe(0);
-    const down = runWithFake(sge.cancelCommand('3064076'), 'qdel', 'error: commlib error: got select error (Connection refused)', 1);
+    const down = runWithFake(
+      sge.cancelCommand('3064076'),
+      'qdel',
+      'error: commlib error: got select error (Connection refused)',
+      1
+    );
     expect(down.code).toBe(1);
     expect(down.stderr).toContain('commlib error');
     expect(refusal(() => sge.cancelCommand('1 2')).field).toBe('jobId');

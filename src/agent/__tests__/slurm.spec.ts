@@ -131,9 +131,13 @@ describe('slurm: validate', () => {
   });
 
   it('refuses extraDirectives that is not a list, and --gres together with gpus', () => {
-    expect(refusal(() => slurm.validate({ extraDirectives: '--qos=x' as unknown as string[] })).field).toBe('extraDirectives');
+    expect(refusal(() => slurm.validate({ extraDirectives: '--qos=x' as unknown as string[] })).field).toBe(
+      'extraDirectives'
+    );
     expect(() => slurm.validate({ extraDirectives: ['--gres=nvme:1'] })).not.toThrow();
-    expect(refusal(() => slurm.validate({ gpus: 1, extraDirectives: ['--gres=nvme:1'] })).field).toBe('extraDirectives');
+    expect(refusal(() => slurm.validate({ gpus: 1, extraDirectives: ['--gres=nvme:1'] })).field).toBe(
+      'extraDirectives'
+    );
     expect(refusal(() => slurm.validate({ gpus: 1, extraDirectives: ['--gpus=2'] })).field).toBe('extraDirectives');
     expect(() => slurm.validate({ extraDirectives: ['--gpus=2'] })).not.toThrow();
   });
@@ -174,7 +178,7 @@ describe('slurm: renderScript', () => {
           reservation: 'training',
           extraDirectives: ['--mail-type=END']
         },
-        setup: ['module load python/3.11', '# a comment', ". ~/venvs/lab/bin/activate"]
+        setup: ['module load python/3.11', '# a comment', '. ~/venvs/lab/bin/activate']
       })
     );
     expect(script).toBe(
@@ -200,10 +204,10 @@ describe('slurm: renderScript', () => {
         '',
         '# environment setup from the profile: the job stops at the first line that fails',
         '{ module load python/3.11',
-        `} || { printf 'jupyterlab-remote-cluster: setup line 1 failed (exit code %s): %s\\n' "$?" 'module load python/3.11' >&2; exit 1; }`,
+        "} || { printf 'jupyterlab-remote-cluster: setup line 1 failed (exit code %s): %s\\n' \"$?\" 'module load python/3.11' >&2; exit 1; }",
         '# a comment',
         '{ . ~/venvs/lab/bin/activate',
-        `} || { printf 'jupyterlab-remote-cluster: setup line 3 failed (exit code %s): %s\\n' "$?" '. ~/venvs/lab/bin/activate' >&2; exit 1; }`,
+        "} || { printf 'jupyterlab-remote-cluster: setup line 3 failed (exit code %s): %s\\n' \"$?\" '. ~/venvs/lab/bin/activate' >&2; exit 1; }",
         '',
         '# the remote helper replaces this shell: Slurm signals reach it directly',
         "exec /opt/py/bin/python '/home/alice/.jupyter-remote-cluster/helper-1.py' serve --session-dir /home/alice/s",
@@ -217,7 +221,9 @@ describe('slurm: renderScript', () => {
     expect(script).not.toMatch(/--partition|--time|--mem|--gres|--account|--cpus-per-task/);
     expect(script).toContain('#SBATCH --qos=low\n');
     expect(script).not.toContain('environment setup');
-    expect(slurm.renderScript(spec({ resources: { memoryPerCpu: '500M' } }))).toContain('\n#SBATCH --mem-per-cpu=500M\n');
+    expect(slurm.renderScript(spec({ resources: { memoryPerCpu: '500M' } }))).toContain(
+      '\n#SBATCH --mem-per-cpu=500M\n'
+    );
   });
 
   /** Run a rendered script with /bin/sh in a scratch directory (#SBATCH lines are comments to sh). */
@@ -234,7 +240,7 @@ describe('slurm: renderScript', () => {
   }
 
   it('setup lines run in the job shell: exports and sourced scripts reach the command', () => {
-    const r = runScript(['export RC_X=42', '. ./env.sh', 'cd /'], `sh -c 'echo "$RC_X $RC_FROM_VENV $(pwd)"'`);
+    const r = runScript(['export RC_X=42', '. ./env.sh', 'cd /'], 'sh -c \'echo "$RC_X $RC_FROM_VENV $(pwd)"\'');
     expect(r).toEqual({ code: 0, stdout: '42 venv-ok /\n', stderr: '' });
   });
 
@@ -257,7 +263,9 @@ describe('slurm: renderScript', () => {
     expect(refusal(() => slurm.renderScript(spec({ name: 'my job' }))).field).toBe('name');
     expect(refusal(() => slurm.renderScript(spec({ workdir: 'relative/dir' }))).field).toBe('workdir');
     expect(refusal(() => slurm.renderScript(spec({ stdoutPath: '/home/a b/out' }))).field).toBe('stdoutPath');
-    expect(refusal(() => slurm.renderScript(spec({ stderrPath: '/x\n#SBATCH --partition=evil' }))).field).toBe('stderrPath');
+    expect(refusal(() => slurm.renderScript(spec({ stderrPath: '/x\n#SBATCH --partition=evil' }))).field).toBe(
+      'stderrPath'
+    );
     expect(refusal(() => slurm.renderScript(spec({ command: 'python helper.py\nrm -rf ~' }))).field).toBe('command');
     expect(refusal(() => slurm.renderScript(spec({ command: '  ' }))).field).toBe('command');
     // sbatch would read these as directives, past validation
@@ -281,7 +289,7 @@ function runSh(command: string, programs: Record<string, string>): string {
     rmSync(dir, { recursive: true, force: true });
   }
 }
-const PRINT_ARGS = `for a in "$@"; do printf '[%s]\\n' "$a"; done`;
+const PRINT_ARGS = 'for a in "$@"; do printf \'[%s]\\n\' "$a"; done';
 
 describe('slurm: commands', () => {
   it('quotes the script path for sh', () => {
@@ -289,15 +297,18 @@ describe('slurm: commands', () => {
     expect(slurm.submitCommand('/home/alice/s/job.sh')).toBe('sbatch --parsable /home/alice/s/job.sh');
     expect(runSh(slurm.submitCommand(p), { sbatch: PRINT_ARGS })).toBe(`[--parsable]\n[${p}]\n`);
     expect(() => slurm.submitCommand('/x\n/y')).toThrow(InvalidRequestError);
-    expect(shQuote("it's")).toBe(`'it'\\''s'`);
+    expect(shQuote("it's")).toBe("'it'\\''s'");
     expect(shQuote('plain-1.0/x')).toBe('plain-1.0/x');
   });
 
   it('asks squeue once for all jobs, with unit-separated fields in UTC', () => {
     const cmd = new SlurmAdapter({ version: [22, 5] }).statusCommand(['12', '13', '12', '7_3']);
     expect(cmd.match(/squeue/g)).toHaveLength(1);
+    // eslint-disable-next-line no-control-regex -- control characters are what is looked for
     expect(cmd).not.toMatch(/[\x00-\x08\x0b-\x1f]/); // the separator is made by printf remotely
-    const out = runSh(cmd, { squeue: `${PRINT_ARGS}; printf '[TZ=%s SLURM_TIME_FORMAT=%s]\\n' "$TZ" "$SLURM_TIME_FORMAT"` });
+    const out = runSh(cmd, {
+      squeue: `${PRINT_ARGS}; printf '[TZ=%s SLURM_TIME_FORMAT=%s]\\n' "$TZ" "$SLURM_TIME_FORMAT"`
+    });
     expect(out).toBe(
       [
         '[--me]',
@@ -336,14 +347,24 @@ describe('slurm: parseSubmit (recorded sbatch outputs)', () => {
     expect(slurm.parseSubmit(fixture('sbatch-ok'))).toBe(fixture('sbatch-ok').stdout.trim());
     expect(slurm.parseSubmit(fixture('sbatch-ok'))).toMatch(/^\d+$/);
     expect(slurm.parseSubmit({ code: 0, stdout: '123;cluster2\n', stderr: '' })).toBe('123');
-    expect(slurm.parseSubmit({ code: 0, stdout: '77\n', stderr: 'sbatch: warning: can not set memory limit\n' })).toBe('77');
+    expect(slurm.parseSubmit({ code: 0, stdout: '77\n', stderr: 'sbatch: warning: can not set memory limit\n' })).toBe(
+      '77'
+    );
     expect(() => slurm.parseSubmit({ code: 0, stdout: 'Submitted batch job 5\n', stderr: '' })).toThrow('no job id');
   });
 
   it.each([
-    ['sbatch-bad-partition', 'partition', 'Slurm refused the job: Invalid partition name specified (invalid partition specified: nosuch).'],
+    [
+      'sbatch-bad-partition',
+      'partition',
+      'Slurm refused the job: Invalid partition name specified (invalid partition specified: nosuch).'
+    ],
     ['sbatch-bad-gres', undefined, 'Requested node configuration is not available. No node of the partition has'],
-    ['sbatch-bad-memory', 'memory', 'Requested node configuration is not available (Memory specification can not be satisfied).'],
+    [
+      'sbatch-bad-memory',
+      'memory',
+      'Requested node configuration is not available (Memory specification can not be satisfied).'
+    ],
     ['sbatch-bad-time-min', 'walltime', "Invalid time-min specification (exceeds job's time or other limits)."],
     ['sbatch-missing-script', undefined, 'Slurm refused the job: Unable to open file rcfix/nosuch.sh.'],
     ['sbatch-bad-constraint', 'constraint', 'Slurm refused the job: Invalid feature specification.'],
@@ -362,7 +383,8 @@ describe('slurm: parseSubmit (recorded sbatch outputs)', () => {
       slurm.parseSubmit({
         code: 1,
         stdout: '',
-        stderr: 'sbatch: error: Batch job submission failed: Requested time limit is invalid (missing or exceeds some limit)\n'
+        stderr:
+          'sbatch: error: Batch job submission failed: Requested time limit is invalid (missing or exceeds some limit)\n'
       })
     );
     expect(err.message).toBe('Slurm refused the job: Requested time limit is invalid (missing or exceeds some limit).');
@@ -370,7 +392,10 @@ describe('slurm: parseSubmit (recorded sbatch outputs)', () => {
   });
 
   it('treats a controller that does not answer as unavailable, not as a refusal', () => {
-    const timeout = fixture('squeue-controller-timeout').stderr.replace('slurm_load_jobs error:', 'sbatch: error: Batch job submission failed:');
+    const timeout = fixture('squeue-controller-timeout').stderr.replace(
+      'slurm_load_jobs error:',
+      'sbatch: error: Batch job submission failed:'
+    );
     expect(() => slurm.parseSubmit({ code: 1, stdout: '', stderr: timeout })).toThrow(SchedulerUnavailableError);
     expect(() => slurm.parseSubmit({ code: null, stdout: '', stderr: '' })).toThrow(SchedulerUnavailableError);
   });
@@ -456,23 +481,30 @@ describe('slurm: parseStatus (recorded squeue outputs)', () => {
     const ids = ['12', '13'];
     const m = slurm.parseStatus(ids, fx);
     expect([...m.values()].map(s => s.phase)).toEqual(['unknown', 'unknown']);
-    expect(m.get('12')!.reason).toMatch(/Slurm controller not reachable: slurm_load_jobs error: (Unable to contact|Socket timed out)/);
+    expect(m.get('12')!.reason).toMatch(
+      /Slurm controller not reachable: slurm_load_jobs error: (Unable to contact|Socket timed out)/
+    );
   });
 
   it('unknown when squeue was killed, failed otherwise, or printed something unexpected', () => {
     const ids = ['12'];
     const phase = (r: ICommandResult) => slurm.parseStatus(ids, r).get('12')!.phase;
     expect(phase({ code: null, stdout: '', stderr: '' })).toBe('unknown');
-    expect(phase({ code: 255, stdout: '', stderr: 'ssh: connect to host login port 22: Connection timed out' })).toBe('unknown');
+    expect(phase({ code: 255, stdout: '', stderr: 'ssh: connect to host login port 22: Connection timed out' })).toBe(
+      'unknown'
+    );
     expect(phase({ code: 127, stdout: '', stderr: 'sh: 1: squeue: not found' })).toBe('unknown');
-    expect(phase({ code: 1, stdout: '', stderr: 'slurm_load_jobs error: Zero Bytes were transmitted or received' })).toBe('unknown');
+    expect(
+      phase({ code: 1, stdout: '', stderr: 'slurm_load_jobs error: Zero Bytes were transmitted or received' })
+    ).toBe('unknown');
     expect(phase({ code: 0, stdout: 'Welcome to the cluster!\n', stderr: '' })).toBe('unknown');
     expect(phase({ code: 0, stdout: '12 RUNNING None node1 1:00 N/A\n', stderr: '' })).toBe('unknown');
     // a multi-cluster header (SLURM_CLUSTERS in the environment) is skipped
     const fx = fixture('squeue-running');
-    expect(slurm.parseStatus(fx.jobIds, { code: 0, stdout: `CLUSTER: rctb\n${fx.stdout}`, stderr: '' }).get(fx.jobIds[0])!.phase).toBe(
-      'running'
-    );
+    expect(
+      slurm.parseStatus(fx.jobIds, { code: 0, stdout: `CLUSTER: rctb\n${fx.stdout}`, stderr: '' }).get(fx.jobIds[0])!
+        .phase
+    ).toBe('running');
   });
 
   // States the testbed cannot produce (no cgroups, no preemption, no node failures), in
@@ -491,7 +523,9 @@ describe('slurm: parseStatus (recorded squeue outputs)', () => {
     ['SUSPENDED', 'None', 'running', 'suspended by the scheduler'],
     ['WEIRD_NEW_STATE', 'None', 'unknown', 'unrecognised Slurm state WEIRD_NEW_STATE']
   ])('%s → %s', (state, reason, phase, text) => {
-    const st = slurm.parseStatus(['5'], row('5', state, reason, 'cn[003-004]', 'UNLIMITED', '2026-01-01T00:00:00')).get('5')!;
+    const st = slurm
+      .parseStatus(['5'], row('5', state, reason, 'cn[003-004]', 'UNLIMITED', '2026-01-01T00:00:00'))
+      .get('5')!;
     expect(st.phase).toBe(phase);
     expect(st.reason).toBe(text);
     if (phase === 'running') {
@@ -503,7 +537,9 @@ describe('slurm: parseStatus (recorded squeue outputs)', () => {
   it('humanises queue reasons', () => {
     const reason = (r: string) => slurm.parseStatus(['5'], row('5', 'PENDING', r, '', '1:00:00', 'N/A')).get('5')!;
     expect(reason('Priority').reason).toBe('waiting for jobs with higher priority');
-    expect(reason('QOSMaxJobsPerUserLimit').reason).toBe('a limit of your account or QOS is reached (QOSMaxJobsPerUserLimit)');
+    expect(reason('QOSMaxJobsPerUserLimit').reason).toBe(
+      'a limit of your account or QOS is reached (QOSMaxJobsPerUserLimit)'
+    );
     expect(reason('ReqNodeNotAvail, UnavailableNodes:node3').reason).toBe('the requested nodes are not available');
     expect(reason('SomethingNew').reason).toBe('SomethingNew');
     expect(reason('Priority').startEstimate).toBeUndefined(); // N/A
@@ -545,7 +581,11 @@ describe('slurm: version, --me and JSON, learned once per cluster', () => {
     expect(old.statusCommand(['12'])).toContain(' --user="${USER:-$(id -un)}" ');
 
     const b = new SlurmAdapter({ version: [22, 5] });
-    const refused = b.parseStatus(['12'], { code: 1, stdout: '', stderr: "squeue: unrecognized option '--me'\nTry \"squeue --help\" for more information\n" });
+    const refused = b.parseStatus(['12'], {
+      code: 1,
+      stdout: '',
+      stderr: 'squeue: unrecognized option \'--me\'\nTry "squeue --help" for more information\n'
+    });
     expect(refused.get('12')).toMatchObject({ phase: 'unknown' }); // never ended for that
     const cmd = b.statusCommand(['12']);
     expect(cmd).not.toContain('--me');
@@ -555,7 +595,11 @@ describe('slurm: version, --me and JSON, learned once per cluster', () => {
 
   it('falls back to the text format when squeue --json fails', () => {
     const a = new SlurmAdapter({ version: [23, 2] });
-    const r = a.parseStatus(['12'], { code: 1, stdout: '', stderr: 'squeue: error: JSON plugin not found: serializer/json\n' });
+    const r = a.parseStatus(['12'], {
+      code: 1,
+      stdout: '',
+      stderr: 'squeue: error: JSON plugin not found: serializer/json\n'
+    });
     expect(r.get('12')!.phase).toBe('unknown');
     expect(a.statusFormat).toBe('text');
     expect(a.statusCommand(['12'])).toContain('--format=');
@@ -569,8 +613,17 @@ describe('slurm: version, --me and JSON, learned once per cluster', () => {
     const end = doc.jobs.find(j => String(j.job_id) === hold)!.end_time;
     const m = new SlurmAdapter({ version: [23, 2] }).parseStatusJson(fx.jobIds, fx.stdout, (end - 100) * 1000);
     expect([...m.keys()]).toEqual(fx.jobIds);
-    expect(m.get(hold)).toMatchObject({ phase: 'running', nativeState: 'RUNNING', node: 'node2', timeLeftSeconds: 100 });
-    expect(m.get(pend)).toMatchObject({ phase: 'pending', nativeReason: 'Resources', reason: 'waiting for free resources' });
+    expect(m.get(hold)).toMatchObject({
+      phase: 'running',
+      nativeState: 'RUNNING',
+      node: 'node2',
+      timeLeftSeconds: 100
+    });
+    expect(m.get(pend)).toMatchObject({
+      phase: 'pending',
+      nativeReason: 'Resources',
+      reason: 'waiting for free resources'
+    });
     expect(m.get(pend)!.startEstimate).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     expect(m.get(over)).toMatchObject({ phase: 'pending', blocked: true, nativeReason: 'PartitionTimeLimit' });
     expect(m.get(failed)).toMatchObject({ phase: 'ended', nativeState: 'FAILED' });
@@ -587,7 +640,11 @@ describe('slurm: version, --me and JSON, learned once per cluster', () => {
     const now = 1755293946 - 600; // ten minutes before job 525's end
     const a = new SlurmAdapter({ version: [24, 11] });
     const m = a.parseStatus(fx.jobIds, { code: 0, stdout: fx.stdout, stderr: '' });
-    expect(m.get('526')).toMatchObject({ phase: 'pending', reason: 'waiting for free resources', startEstimate: '2025-08-15T21:40:00Z' });
+    expect(m.get('526')).toMatchObject({
+      phase: 'pending',
+      reason: 'waiting for free resources',
+      startEstimate: '2025-08-15T21:40:00Z'
+    });
     const at = a.parseStatusJson(fx.jobIds, fx.stdout, now * 1000);
     expect(at.get('525')).toEqual({
       jobId: '525',
@@ -599,7 +656,11 @@ describe('slurm: version, --me and JSON, learned once per cluster', () => {
     });
     expect(at.get('527')).toMatchObject({ phase: 'running', timeLeftSeconds: undefined }); // UNLIMITED
     expect(at.get('528')).toMatchObject({ phase: 'ended', reason: 'completed' });
-    expect(at.get('530_1')).toMatchObject({ phase: 'pending', nativeState: 'PENDING', reason: 'waiting for jobs with higher priority' });
+    expect(at.get('530_1')).toMatchObject({
+      phase: 'pending',
+      nativeState: 'PENDING',
+      reason: 'waiting for jobs with higher priority'
+    });
     expect(at.get('530_1')!.startEstimate).toBeUndefined();
     expect(at.get('999')).toMatchObject({ phase: 'ended', reason: 'left the queue' });
   });
@@ -609,7 +670,11 @@ describe('slurm: version, --me and JSON, learned once per cluster', () => {
     expect(a.parseStatus(['1'], { code: 0, stdout: '{"jobs": ', stderr: '' }).get('1')!.phase).toBe('unknown');
     expect(a.statusFormat).toBe('text');
     const b = new SlurmAdapter({ version: [23, 2] });
-    const m = b.parseStatus(['1'], { code: 0, stdout: '{"errors": [{"error": "Unable to contact slurm controller"}]}', stderr: '' });
+    const m = b.parseStatus(['1'], {
+      code: 0,
+      stdout: '{"errors": [{"error": "Unable to contact slurm controller"}]}',
+      stderr: ''
+    });
     expect(m.get('1')).toMatchObject({ phase: 'unknown' });
     expect(m.get('1')!.reason).toContain('Unable to contact slurm controller');
   });

@@ -43,8 +43,14 @@ function opts(config: string, extra: Record<string, string> = {}): IResolveOptio
 
 describe('ssh_config', () => {
   it('tokenizes keywords, =, quotes and trailing comments', () => {
-    expect(tokenizeLine('  HostName = login.hpc.org  ')).toMatchObject({ keyword: 'hostname', args: ['login.hpc.org'] });
-    expect(tokenizeLine('IdentityFile "~/My Keys/id"  # mine')).toMatchObject({ keyword: 'identityfile', args: ['~/My Keys/id'] });
+    expect(tokenizeLine('  HostName = login.hpc.org  ')).toMatchObject({
+      keyword: 'hostname',
+      args: ['login.hpc.org']
+    });
+    expect(tokenizeLine('IdentityFile "~/My Keys/id"  # mine')).toMatchObject({
+      keyword: 'identityfile',
+      args: ['~/My Keys/id']
+    });
     expect(tokenizeLine('Port=2222')).toMatchObject({ keyword: 'port', args: ['2222'] });
     expect(tokenizeLine('# comment')).toBeNull();
     expect(tokenizeLine('   ')).toBeNull();
@@ -177,7 +183,12 @@ Match all
 `;
     // User is not known yet when the first Match is read: it is the local user "me".
     const r = resolveHost('short', opts(cfg));
-    expect(r).toMatchObject({ hostName: 'login.hpc.org', user: 'alice', port: 22, identityFiles: [`${HOME}/.ssh/short`] });
+    expect(r).toMatchObject({
+      hostName: 'login.hpc.org',
+      user: 'alice',
+      port: 22,
+      identityFiles: [`${HOME}/.ssh/short`]
+    });
     // With the user given up front, the host+user match applies.
     expect(resolveHost('short', opts(cfg), { user: 'alice' }).port).toBe(2201);
     expect(resolveHost('other', opts(cfg), { user: 'bob' }).port).toBe(2202);
@@ -321,7 +332,8 @@ Host *
     User fallback
 `;
     const files = {
-      [`${HOME}/.ssh/conf.d/10-a.conf`]: 'Host cluster login-[ab] alpha\n    HostName login.cluster.org\n    Port 2222\n    ProxyJump gw\n',
+      [`${HOME}/.ssh/conf.d/10-a.conf`]:
+        'Host cluster login-[ab] alpha\n    HostName login.cluster.org\n    Port 2222\n    ProxyJump gw\n',
       [`${HOME}/.ssh/in-match`]: 'Host epsilon\n    User eps\n'
     };
     const hosts = listConfiguredHosts(opts(cfg, files));
@@ -336,7 +348,13 @@ Host *
       warnings: []
     });
     expect(hosts[1]).toMatchObject({ alias: 'alpha', hostName: 'login.cluster.org', user: 'from-main', port: 2222 });
-    expect(hosts[2]).toMatchObject({ alias: 'gamma', hostName: 'gamma', user: 'from-main', port: 22, file: `${HOME}/.ssh/config` });
+    expect(hosts[2]).toMatchObject({
+      alias: 'gamma',
+      hostName: 'gamma',
+      user: 'from-main',
+      port: 22,
+      file: `${HOME}/.ssh/config`
+    });
     // Resolved as ssh would: the Include inside a non-matching Match does not apply to epsilon.
     expect(hosts[3]).toMatchObject({ alias: 'epsilon', hostName: 'epsilon', user: 'fallback' });
     expect(hosts[4]).toMatchObject({ alias: 'delta', hostName: 'delta.example.org', user: 'fallback' });

@@ -23,7 +23,11 @@ describe('ssh ClusterConnection (in-process server)', () => {
   const logs: string[] = [];
   const conns: ClusterConnection[] = [];
 
-  function connect(port: number, prompt: (p: Prompt, signal: AbortSignal) => Promise<IPromptAnswer>, extra: Partial<IClusterConnectionOptions> = {}): ClusterConnection {
+  function connect(
+    port: number,
+    prompt: (p: Prompt, signal: AbortSignal) => Promise<IPromptAnswer>,
+    extra: Partial<IClusterConnectionOptions> = {}
+  ): ClusterConnection {
     const c = testConnection(tmp, port, prompt, m => logs.push(m), extra);
     conns.push(c);
     return c;
@@ -82,7 +86,9 @@ describe('ssh ClusterConnection (in-process server)', () => {
   });
 
   it('gives up after three wrong passwords with one clear sentence', async () => {
-    server = await startServer(ctx => (ctx.method === 'password' && ctx.password === PASSWORD ? ctx.accept() : ctx.reject(['password'])));
+    server = await startServer(ctx =>
+      ctx.method === 'password' && ctx.password === PASSWORD ? ctx.accept() : ctx.reject(['password'])
+    );
     await fs.writeFile(kh, `[127.0.0.1]:${server.port} ssh-ed25519 ${server.hostKeyBlob.toString('base64')}\n`);
     const prompts: Prompt[] = [];
     const c = connect(server.port, async p => {

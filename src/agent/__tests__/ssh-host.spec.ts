@@ -77,7 +77,8 @@ async function until<T>(what: () => T, ok: (v: T) => boolean, ms = 15_000): Prom
 
 const pidOf = (id: string) => Number(id.split(':')[1]);
 const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-const ps = (pid: number, field: string) => execFileSync('ps', ['-o', `${field}=`, '-p', String(pid)], { encoding: 'utf8' }).trim();
+const ps = (pid: number, field: string) =>
+  execFileSync('ps', ['-o', `${field}=`, '-p', String(pid)], { encoding: 'utf8' }).trim();
 
 describe('ssh-host: resources', () => {
   it.each([
@@ -126,7 +127,7 @@ describe('ssh-host: real processes', () => {
   it('starts the script detached in its own session, reports it running, and cancels every process of it', async () => {
     // the "helper" starts a child in a session of its own, as the helper does for kernels
     const { id, dir, ms } = submit(
-      `sh -c 'echo "id=$JRC_SSH_JOB_ID setup=$JRC_TEST_SETUP cwd=$(pwd)"; setsid sleep 300 & echo "kid=$!"; exec sleep 300'`,
+      'sh -c \'echo "id=$JRC_SSH_JOB_ID setup=$JRC_TEST_SETUP cwd=$(pwd)"; setsid sleep 300 & echo "kid=$!"; exec sleep 300\'',
       '1:00:00'
     );
     // the submit command returned at once: nothing of the job kept its output open
@@ -141,12 +142,19 @@ describe('ssh-host: real processes', () => {
     expect(ps(pid, 'tty')).toBe('?');
     expect(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[19]).toBe(start);
 
-    const out = await until(() => (existsSync(`${dir}/job.out`) ? readFileSync(`${dir}/job.out`, 'utf8') : ''), t => /kid=\d+/.test(t));
+    const out = await until(
+      () => (existsSync(`${dir}/job.out`) ? readFileSync(`${dir}/job.out`, 'utf8') : ''),
+      t => /kid=\d+/.test(t)
+    );
     expect(out).toContain(`id=${id} setup=from-setup cwd=${dir}`);
     const kid = Number(/kid=(\d+)/.exec(out)![1]);
     expect(ps(kid, 'sid')).toBe(String(kid)); // escaped the job's session
     // stdin of the job is /dev/null
-    const jobShell = Number(execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).trim().split(/\s+/)[0]);
+    const jobShell = Number(
+      execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
+        .trim()
+        .split(/\s+/)[0]
+    );
     expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toContain('jrc-ssh-job');
     for (const p of [pid, jobShell]) {
       expect(execFileSync('readlink', [`/proc/${p}/fd/0`], { encoding: 'utf8' }).trim()).toBe('/dev/null');
@@ -169,7 +177,7 @@ describe('ssh-host: real processes', () => {
   });
 
   it('kills what ignores SIGTERM after the grace period', async () => {
-    const { id } = submit(`sh -c 'trap "" TERM; while :; do sleep 1; done'`);
+    const { id } = submit('sh -c \'trap "" TERM; while :; do sleep 1; done\'');
     const pid = pidOf(id);
     const t = Date.now();
     expect(run(adapter.cancelCommand(id)).code).toBe(0);
@@ -179,15 +187,19 @@ describe('ssh-host: real processes', () => {
   });
 
   it('reports how a job ended by itself: completed, failed, walltime reached', async () => {
-    const done = submit(`sh -c 'exit 0'`).id;
-    const failed = submit(`sh -c 'echo broken >&2; exit 3'`).id;
+    const done = submit("sh -c 'exit 0'").id;
+    const failed = submit("sh -c 'echo broken >&2; exit 3'").id;
     const timed = submit('sleep 60', '0:02').id;
     const ended = await until(
       () => status([done, failed, timed]),
       m => [...m.values()].every(s => s.phase === 'ended')
     );
     expect(ended.get(done)).toMatchObject({ phase: 'ended', reason: 'completed' });
-    expect(ended.get(failed)).toMatchObject({ phase: 'ended', reason: 'failed (the job exited with code 3)', nativeReason: 'exit=3' });
+    expect(ended.get(failed)).toMatchObject({
+      phase: 'ended',
+      reason: 'failed (the job exited with code 3)',
+      nativeReason: 'exit=3'
+    });
     expect(ended.get(timed)).toMatchObject({ phase: 'ended', reason: 'walltime reached' });
     expect(alive(pidOf(timed))).toBe(false);
   }, 20_000);
@@ -203,7 +215,10 @@ describe('ssh-host: real processes', () => {
     expect(result.stdout.trim().split('\n').pop()).toBe(STATUS_END);
     const m = adapter.parseStatus([id, recycled, vanished, elsewhere], result);
     expect(m.get(id)?.phase).toBe('running');
-    expect(m.get(recycled)).toMatchObject({ phase: 'ended', reason: 'the process is gone (killed, or the host restarted)' });
+    expect(m.get(recycled)).toMatchObject({
+      phase: 'ended',
+      reason: 'the process is gone (killed, or the host restarted)'
+    });
     expect(m.get(vanished)?.phase).toBe('ended');
     expect(m.get(elsewhere)).toMatchObject({ phase: 'unknown' });
     expect(m.get(elsewhere)?.reason).toContain(`reached ${host}`);
@@ -215,7 +230,7 @@ describe('ssh-host: real processes', () => {
   });
 
   it('keeps one record per job in the remote home', () => {
-    const { id } = submit(`sh -c 'exit 0'`, '10');
+    const { id } = submit("sh -c 'exit 0'", '10');
     const record = path.join(home, RECORD_DIR, id);
     expect(readFileSync(record, 'utf8')).toMatch(/^walltime=600\n/);
   });
@@ -224,15 +239,23 @@ describe('ssh-host: real processes', () => {
 describe('ssh-host: outputs that are not answers', () => {
   const ids = [`${host}:1:1`];
   it('a cut-off or failed status command makes every job unknown, never ended', () => {
-    expect(adapter.parseStatus(ids, { code: 0, stdout: `${ids[0]} ended\n`, stderr: '' }).get(ids[0])?.phase).toBe('unknown');
+    expect(adapter.parseStatus(ids, { code: 0, stdout: `${ids[0]} ended\n`, stderr: '' }).get(ids[0])?.phase).toBe(
+      'unknown'
+    );
     expect(adapter.parseStatus(ids, { code: null, stdout: '', stderr: '' }).get(ids[0])?.phase).toBe('unknown');
-    expect(adapter.parseStatus(ids, { code: 255, stdout: '', stderr: 'Connection closed' }).get(ids[0])?.reason).toContain('Connection closed');
+    expect(
+      adapter.parseStatus(ids, { code: 255, stdout: '', stderr: 'Connection closed' }).get(ids[0])?.reason
+    ).toContain('Connection closed');
   });
 
   it('a submission that printed no id is an error; one that did not finish is "unavailable"', () => {
-    expect(() => adapter.parseSubmit({ code: 2, stdout: '', stderr: 'setsid not found: plain SSH hosts need Linux with util-linux\n' })).toThrow(
-      /setsid not found/
-    );
+    expect(() =>
+      adapter.parseSubmit({
+        code: 2,
+        stdout: '',
+        stderr: 'setsid not found: plain SSH hosts need Linux with util-linux\n'
+      })
+    ).toThrow(/setsid not found/);
     expect(() => adapter.parseSubmit({ code: null, stdout: '', stderr: '' })).toThrow(SchedulerUnavailableError);
   });
 
@@ -240,7 +263,12 @@ describe('ssh-host: outputs that are not answers', () => {
     const bin = mkdtempSync(path.join(home, 'bin-'));
     writeFileSync(path.join(bin, 'uname'), "#!/bin/sh\necho 'my host'\n", { mode: 0o755 });
     const dir = mkdtempSync(path.join(home, 'session-'));
-    writeFileSync(`${dir}/job.sh`, adapter.renderScript(spec({ workdir: dir, stdoutPath: `${dir}/job.out`, stderrPath: `${dir}/job.err`, command: 'touch ran' })));
+    writeFileSync(
+      `${dir}/job.sh`,
+      adapter.renderScript(
+        spec({ workdir: dir, stdoutPath: `${dir}/job.out`, stderrPath: `${dir}/job.err`, command: 'touch ran' })
+      )
+    );
     const r = spawnSync('sh', ['-c', adapter.submitCommand(`${dir}/job.sh`)], {
       env: { PATH: `${bin}:${process.env.PATH}`, HOME: home },
       encoding: 'utf8',

@@ -103,7 +103,10 @@ describe('ssh known_hosts', () => {
   });
 
   it('matches hashed |1|salt|hmac entries, with and without port', () => {
-    const text = [`${hashed('login.hpc.org')} ssh-ed25519 ${b64(keyA)}`, `${hashed('[login.hpc.org]:2200')} ssh-ed25519 ${b64(keyB)}`].join('\n');
+    const text = [
+      `${hashed('login.hpc.org')} ssh-ed25519 ${b64(keyA)}`,
+      `${hashed('[login.hpc.org]:2200')} ssh-ed25519 ${b64(keyB)}`
+    ].join('\n');
     expect(check(text, 'login.hpc.org', 22, keyA)).toMatchObject({ status: 'match', line: 1 });
     expect(check(text, 'LOGIN.hpc.org', 22, keyA).status).toBe('match');
     expect(check(text, 'login.hpc.org', 2200, keyB)).toMatchObject({ status: 'match', line: 2 });
@@ -141,7 +144,7 @@ describe('ssh known_hosts', () => {
     const text = [
       'garbage',
       `login ssh-rsa ${b64(keyA)}`, // type field disagrees with the blob
-      `login ssh-ed25519 not*base64`,
+      'login ssh-ed25519 not*base64',
       `@weird login ssh-ed25519 ${b64(keyA)}`,
       `login ssh-ed25519 ${b64(keyB)}`
     ].join('\n');
@@ -194,7 +197,9 @@ describe('ssh known_hosts', () => {
     });
 
     it('refuses to write malformed host names', async () => {
-      await expect(appendKnownHost(path.join(dir, 'kh'), 'a b\nc', 22, 'ssh-ed25519', keyA)).rejects.toThrow(/malformed host name/);
+      await expect(appendKnownHost(path.join(dir, 'kh'), 'a b\nc', 22, 'ssh-ed25519', keyA)).rejects.toThrow(
+        /malformed host name/
+      );
     });
   });
 });

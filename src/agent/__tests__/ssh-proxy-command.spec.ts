@@ -147,7 +147,12 @@ describe('a hop reached through a ProxyCommand that leaves when the server close
       client.on('authentication', () => client.end());
     });
     await new Promise<void>(resolve => hangUp.listen(0, '127.0.0.1', resolve));
-    server = { port: (hangUp.address() as AddressInfo).port, hostKeyBlob: Buffer.alloc(0), seen: [], close: () => new Promise<void>(r => hangUp.close(() => r())) };
+    server = {
+      port: (hangUp.address() as AddressInfo).port,
+      hostKeyBlob: Buffer.alloc(0),
+      seen: [],
+      close: () => new Promise<void>(r => hangUp.close(() => r()))
+    };
     const target = await proxiedTarget(server.port, hostKey.public);
     const conn = testConnection(tmp, server.port, noPrompt, () => undefined, { target });
     conns.push(conn);
@@ -157,8 +162,14 @@ describe('a hop reached through a ProxyCommand that leaves when the server close
   it('reads what the command printed before it exited (the server greeted, then hung up)', async () => {
     // a command that has exited by the time its output is read: the output still counts
     const config = path.join(tmp, 'ssh_config');
-    await fs.writeFile(config, `Host 127.0.0.1\n  ProxyCommand printf 'SSH-2.0-OpenSSH_9.2\\r\\n'\n`);
-    const target = { host: '127.0.0.1', port: 22, user: 'me', configFile: config, knownHostsFiles: [path.join(tmp, 'known_hosts')] };
+    await fs.writeFile(config, "Host 127.0.0.1\n  ProxyCommand printf 'SSH-2.0-OpenSSH_9.2\\r\\n'\n");
+    const target = {
+      host: '127.0.0.1',
+      port: 22,
+      user: 'me',
+      configFile: config,
+      knownHostsFiles: [path.join(tmp, 'known_hosts')]
+    };
     const conn = testConnection(tmp, 22, noPrompt, () => undefined, { target });
     conns.push(conn);
     await expect(conn.connect()).rejects.toThrow(/closed the connection/);

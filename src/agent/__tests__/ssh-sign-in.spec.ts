@@ -44,7 +44,10 @@ describe('signing in when a person is needed', () => {
     knownHosts = true
   ): Promise<ClusterConnection> {
     if (knownHosts) {
-      await fs.writeFile(path.join(tmp, 'known_hosts'), `[127.0.0.1]:${server!.port} ssh-ed25519 ${server!.hostKeyBlob.toString('base64')}\n`);
+      await fs.writeFile(
+        path.join(tmp, 'known_hosts'),
+        `[127.0.0.1]:${server!.port} ssh-ed25519 ${server!.hostKeyBlob.toString('base64')}\n`
+      );
     }
     const c = testConnection(tmp, server!.port, prompt, () => undefined, extra);
     conns.push(c);
@@ -94,21 +97,29 @@ describe('signing in when a person is needed', () => {
     const guard = new SignInGuard(3, 3_600_000, () => now);
     const prompts: Prompt[] = [];
     const answers = ['111111', '222222', '333333'];
-    const c = await connect(async p => {
-      prompts.push(p);
-      return { answers: [answers.shift() ?? CODE] };
-    }, { signInGuard: guard });
+    const c = await connect(
+      async p => {
+        prompts.push(p);
+        return { answers: [answers.shift() ?? CODE] };
+      },
+      { signInGuard: guard }
+    );
     // ssh(1)'s NumberOfPasswordPrompts (3) in one login: three codes, three failures
     await expect(c.connect()).rejects.toMatchObject({ code: 'auth-failed' });
     expect(received).toEqual([['111111'], ['222222'], ['333333']]);
 
-    const again = await connect(async p => {
-      prompts.push(p);
-      return { answers: [CODE] };
-    }, { signInGuard: guard });
+    const again = await connect(
+      async p => {
+        prompts.push(p);
+        return { answers: [CODE] };
+      },
+      { signInGuard: guard }
+    );
     await expect(again.connect()).rejects.toMatchObject({
       code: 'sign-in-paused',
-      message: expect.stringContaining(`3 sign-in attempts for me@127.0.0.1:${server.port} failed within the last 60 minutes`)
+      message: expect.stringContaining(
+        `3 sign-in attempts for me@127.0.0.1:${server.port} failed within the last 60 minutes`
+      )
     });
     expect(received).toHaveLength(3); // the right code was not even asked for
     expect(prompts).toHaveLength(3);
@@ -147,15 +158,31 @@ describe('unknown host keys, as ssh_config says', () => {
   const withConfig = async (lines: string): Promise<Partial<IClusterConnectionOptions>> => {
     const configFile = path.join(tmp, 'ssh_config');
     await fs.writeFile(configFile, `Host *\n${lines}\n`);
-    return { target: { host: '127.0.0.1', port: server!.port, user: 'me', configFile, knownHostsFiles: [path.join(tmp, 'known_hosts')] } };
+    return {
+      target: {
+        host: '127.0.0.1',
+        port: server!.port,
+        user: 'me',
+        configFile,
+        knownHostsFiles: [path.join(tmp, 'known_hosts')]
+      }
+    };
   };
 
   it('StrictHostKeyChecking yes: refuses an unknown key without asking', async () => {
     const prompt = jest.fn(async () => ({ accept: true }));
-    const c = testConnection(tmp, server!.port, prompt, () => undefined, await withConfig('  StrictHostKeyChecking yes'));
+    const c = testConnection(
+      tmp,
+      server!.port,
+      prompt,
+      () => undefined,
+      await withConfig('  StrictHostKeyChecking yes')
+    );
     await expect(c.connect()).rejects.toMatchObject({
       code: 'host-key-unknown',
-      message: expect.stringContaining(`StrictHostKeyChecking is yes: not connecting. Its ssh-ed25519 key is ${fingerprintSha256(server!.hostKeyBlob)}`)
+      message: expect.stringContaining(
+        `StrictHostKeyChecking is yes: not connecting. Its ssh-ed25519 key is ${fingerprintSha256(server!.hostKeyBlob)}`
+      )
     });
     expect(prompt).not.toHaveBeenCalled();
     expect(server!.seen).toEqual([]);
@@ -164,7 +191,13 @@ describe('unknown host keys, as ssh_config says', () => {
 
   it('StrictHostKeyChecking accept-new: remembers a new key without asking, as ssh(1) does', async () => {
     const prompt = jest.fn(async () => ({ accept: false }));
-    const c = testConnection(tmp, server!.port, prompt, () => undefined, await withConfig('  StrictHostKeyChecking accept-new'));
+    const c = testConnection(
+      tmp,
+      server!.port,
+      prompt,
+      () => undefined,
+      await withConfig('  StrictHostKeyChecking accept-new')
+    );
     await c.connect();
     await c.close();
     expect(prompt).not.toHaveBeenCalled();
@@ -176,7 +209,12 @@ describe('unknown host keys, as ssh_config says', () => {
     const other = utils.generateKeyPairSync('ecdsa', { bits: 256 }).public;
     await fs.writeFile(path.join(tmp, 'known_hosts'), `[127.0.0.1]:${server!.port} ${other.trim()}\n`);
     const prompts: Prompt[] = [];
-    const c = testConnection(tmp, server!.port, async p => (prompts.push(p), { accept: false }), () => undefined);
+    const c = testConnection(
+      tmp,
+      server!.port,
+      async p => (prompts.push(p), { accept: false }),
+      () => undefined
+    );
     await expect(c.connect()).rejects.toMatchObject({ code: 'host-key-rejected' });
     expect(prompts).toHaveLength(1);
     expect(prompts[0].warnings).toEqual([

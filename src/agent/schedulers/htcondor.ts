@@ -27,7 +27,18 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, memoryAmount, nameField, show, statusOf } from './validate';
+import {
+  eachDirective,
+  fieldNamedIn,
+  firstLines,
+  intField,
+  invalid,
+  isSet,
+  memoryAmount,
+  nameField,
+  show,
+  statusOf
+} from './validate';
 import { renderJobScript } from './job-script';
 
 /** Prefix of the submit-description lines in the job script. */
@@ -120,19 +131,29 @@ export function memoryMegabytes(v: unknown): number {
 }
 
 function directives(v: unknown, gpus: number): string[] {
-  return eachDirective(v, 'give a list of submit commands such as ["requirements = (OpSysMajorVer == 9)"]', DIRECTIVE_RE, 'each directive must look like name = value or +Attribute = value, without $, \\ or line breaks', (m, d) => {
-    const name = m[1].toLowerCase();
-    if (RESERVED.includes(name)) {
-      throw invalid('extraDirectives', d, `${m[1]} is set by jupyterlab-remote-cluster itself or cannot be used in a session`);
+  return eachDirective(
+    v,
+    'give a list of submit commands such as ["requirements = (OpSysMajorVer == 9)"]',
+    DIRECTIVE_RE,
+    'each directive must look like name = value or +Attribute = value, without $, \\ or line breaks',
+    (m, d) => {
+      const name = m[1].toLowerCase();
+      if (RESERVED.includes(name)) {
+        throw invalid(
+          'extraDirectives',
+          d,
+          `${m[1]} is set by jupyterlab-remote-cluster itself or cannot be used in a session`
+        );
+      }
+      if (FIELD_DIRECTIVES[name]) {
+        throw invalid('extraDirectives', d, `use the ${FIELD_DIRECTIVES[name]} field instead`);
+      }
+      if (gpus > 0 && /^(request_gpus|require_gpus|gpus_minimum_)/.test(name)) {
+        throw invalid('extraDirectives', d, 'with a GPU directive, leave the gpus field at 0');
+      }
+      return `${m[1]} = ${m[2].trim()}`;
     }
-    if (FIELD_DIRECTIVES[name]) {
-      throw invalid('extraDirectives', d, `use the ${FIELD_DIRECTIVES[name]} field instead`);
-    }
-    if (gpus > 0 && /^(request_gpus|require_gpus|gpus_minimum_)/.test(name)) {
-      throw invalid('extraDirectives', d, 'with a GPU directive, leave the gpus field at 0');
-    }
-    return `${m[1]} = ${m[2].trim()}`;
-  });
+  );
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -285,7 +306,8 @@ export class HtcondorAdapter implements ISchedulerAdapter {
   parseSubmit(result: ICommandResult): string {
     const stdout = result.stdout ?? '';
     const stderr = result.stderr ?? '';
-    const m = /(\d+) job\(s\) submitted to cluster (\d+)\./.exec(stdout) ?? /^\s*(\d+)\.(\d+) - \d+\.\d+\s*$/m.exec(stdout);
+    const m =
+      /(\d+) job\(s\) submitted to cluster (\d+)\./.exec(stdout) ?? /^\s*(\d+)\.(\d+) - \d+\.\d+\s*$/m.exec(stdout);
     if (m && result.code === 0) {
       return /submitted to cluster/.test(m[0]) ? `${m[2]}.0` : `${m[1]}.${m[2]}`;
     }
@@ -351,7 +373,9 @@ export class HtcondorAdapter implements ISchedulerAdapter {
     if (queueCode !== 0 || (SCHEDD_TROUBLE.test(stderr) && !stdout.slice(0, qm.index).trim())) {
       const why = firstLines(stderr) || firstLines(stdout.slice(0, qm.index));
       return unknown(
-        SCHEDD_TROUBLE.test(stderr) ? `HTCondor schedd not reachable: ${why}` : `condor_q failed (exit code ${queueCode}): ${why || 'no output'}`
+        SCHEDD_TROUBLE.test(stderr)
+          ? `HTCondor schedd not reachable: ${why}`
+          : `condor_q failed (exit code ${queueCode}): ${why || 'no output'}`
       );
     }
     const queueAds = parseAds(stdout.slice(0, qm.index));
@@ -449,7 +473,12 @@ export class HtcondorAdapter implements ISchedulerAdapter {
         return st;
       }
       default:
-        return { jobId, phase: 'unknown', nativeState: String(ad.JobStatus ?? ''), reason: `unrecognised HTCondor JobStatus ${show(ad.JobStatus)}` };
+        return {
+          jobId,
+          phase: 'unknown',
+          nativeState: String(ad.JobStatus ?? ''),
+          reason: `unrecognised HTCondor JobStatus ${show(ad.JobStatus)}`
+        };
     }
   }
 

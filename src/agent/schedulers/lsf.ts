@@ -20,7 +20,17 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, memoryAmount, show, statusOf } from './validate';
+import {
+  eachDirective,
+  fieldNamedIn,
+  firstLines,
+  intField,
+  invalid,
+  isSet,
+  memoryAmount,
+  show,
+  statusOf
+} from './validate';
 import { renderJobScript } from './job-script';
 
 /** bjobs fields, in order. The two free-text fields come last (text mode splits on `^`). */
@@ -48,7 +58,26 @@ const DIRECTIVE_RE =
   /^-([A-Za-z][A-Za-z0-9_]{0,31})(?: +([A-Za-z0-9._,:/@%+=*&|!~^[\]()<>-]{1,256}|"[A-Za-z0-9._,:/@%+=*&|!~^[\]()<> -]{1,256}"))?$/;
 
 /** Options the adapter writes itself, or that would break a batch session (interactive, waiting, arrays via -J). */
-const RESERVED_OPTIONS = ['J', 'o', 'oo', 'e', 'eo', 'cwd', 'outdir', 'i', 'is', 'I', 'Ip', 'IS', 'ISp', 'ISs', 'Is', 'IX', 'K', 'Zs'];
+const RESERVED_OPTIONS = [
+  'J',
+  'o',
+  'oo',
+  'e',
+  'eo',
+  'cwd',
+  'outdir',
+  'i',
+  'is',
+  'I',
+  'Ip',
+  'IS',
+  'ISp',
+  'ISs',
+  'Is',
+  'IX',
+  'K',
+  'Zs'
+];
 /** Options that have a field of their own. */
 const FIELD_OPTIONS: Record<string, string> = {
   q: 'partition',
@@ -85,19 +114,29 @@ function memoryField(v: unknown): string {
 }
 
 function directives(v: unknown, gpus: number): string[] {
-  return eachDirective(v, 'give a list of bsub options such as ["-app gpu_app"]', DIRECTIVE_RE, 'each directive must look like -option or -option value (a value with spaces in double quotes), without \', $, `, \\, ; or line breaks', (m, d) => {
-    const name = m[1];
-    if (RESERVED_OPTIONS.includes(name)) {
-      throw invalid('extraDirectives', d, `-${name} is set by jupyterlab-remote-cluster itself or cannot be used in a session`);
+  return eachDirective(
+    v,
+    'give a list of bsub options such as ["-app gpu_app"]',
+    DIRECTIVE_RE,
+    "each directive must look like -option or -option value (a value with spaces in double quotes), without ', $, `, \\, ; or line breaks",
+    (m, d) => {
+      const name = m[1];
+      if (RESERVED_OPTIONS.includes(name)) {
+        throw invalid(
+          'extraDirectives',
+          d,
+          `-${name} is set by jupyterlab-remote-cluster itself or cannot be used in a session`
+        );
+      }
+      if (FIELD_OPTIONS[name]) {
+        throw invalid('extraDirectives', d, `use the ${FIELD_OPTIONS[name]} field instead`);
+      }
+      if (name === 'R' && gpus > 0 && /ngpus|gpu/i.test(m[2] ?? '')) {
+        throw invalid('extraDirectives', d, 'with a GPU resource requirement, leave the gpus field at 0');
+      }
+      return d.trim();
     }
-    if (FIELD_OPTIONS[name]) {
-      throw invalid('extraDirectives', d, `use the ${FIELD_OPTIONS[name]} field instead`);
-    }
-    if (name === 'R' && gpus > 0 && /ngpus|gpu/i.test(m[2] ?? '')) {
-      throw invalid('extraDirectives', d, 'with a GPU resource requirement, leave the gpus field at 0');
-    }
-    return d.trim();
-  });
+  );
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -148,7 +187,10 @@ function guessField(text: string): string | undefined {
 
 /** First host of an LSF exec_host: `4*hostA:2*hostB` → `hostA`, `hostA:hostA` → `hostA`. */
 export function firstExecHost(execHost: string | undefined): string | undefined {
-  const first = (execHost ?? '').trim().split(/[:\s]/)[0].replace(/^\d+\*/, '');
+  const first = (execHost ?? '')
+    .trim()
+    .split(/[:\s]/)[0]
+    .replace(/^\d+\*/, '');
   return first && first !== '-' ? first : undefined;
 }
 
@@ -161,7 +203,9 @@ export function parseTimeLeft(s: string | undefined): number | undefined {
   if (!m || m[4] === 'X') {
     return undefined;
   }
-  return m[3] === undefined ? Number(m[1]) * 3600 + Number(m[2]) * 60 : Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]);
+  return m[3] === undefined
+    ? Number(m[1]) * 3600 + Number(m[2]) * 60
+    : Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -214,7 +258,13 @@ export class LsfAdapter implements ISchedulerAdapter {
       directive: /^\s*#\s*BSUB/i,
       directiveHint: 'put LSF options in extraDirectives, not in setup lines',
       header: ({ name, stdout, stderr, workdir }) =>
-        [`-J ${name}`, `-o ${stdout}`, `-e ${stderr}`, `-cwd ${workdir}`, ...this.directiveLines(spec.resources ?? {})].map(d => `#BSUB ${d}`)
+        [
+          `-J ${name}`,
+          `-o ${stdout}`,
+          `-e ${stderr}`,
+          `-cwd ${workdir}`,
+          ...this.directiveLines(spec.resources ?? {})
+        ].map(d => `#BSUB ${d}`)
     });
   }
 
@@ -358,7 +408,9 @@ export class LsfAdapter implements ISchedulerAdapter {
         return unknown('bjobs does not know -json (LSF before 10.1.0.2): use LsfAdapter({ json: false })');
       }
       if (result.code !== 0 || stderr.trim()) {
-        return unknown(`bjobs failed (exit code ${result.code}): ${firstLines(stderr) || firstLines(stdout) || 'no output'}`);
+        return unknown(
+          `bjobs failed (exit code ${result.code}): ${firstLines(stderr) || firstLines(stdout) || 'no output'}`
+        );
       }
     }
     return all(jobId => {
@@ -369,7 +421,12 @@ export class LsfAdapter implements ISchedulerAdapter {
       if (gone.has(jobId) || (result.code === 0 && !LSF_TROUBLE.test(stderr))) {
         return { jobId, phase: 'ended', nativeState: '', reason: 'left the queue' };
       }
-      return { jobId, phase: 'unknown', nativeState: '', reason: `bjobs did not report it: ${firstLines(stderr) || 'no output'}` };
+      return {
+        jobId,
+        phase: 'unknown',
+        nativeState: '',
+        reason: `bjobs did not report it: ${firstLines(stderr) || 'no output'}`
+      };
     });
   }
 

@@ -21,7 +21,17 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, memoryAmount, show, statusOf } from './validate';
+import {
+  eachDirective,
+  fieldNamedIn,
+  firstLines,
+  intField,
+  invalid,
+  isSet,
+  memoryAmount,
+  show,
+  statusOf
+} from './validate';
 import { renderJobScript } from './job-script';
 
 export type PbsFlavour = 'pbspro' | 'torque';
@@ -105,27 +115,33 @@ export function firstExecHost(execHost: unknown): string | undefined {
 }
 
 function directives(v: unknown): string[] {
-  return eachDirective(v, 'give a list of directives such as ["-l place=excl"]', DIRECTIVE_RE, 'each directive must look like -X or -X value (one value, without spaces, quotes, ;, $, ` or line breaks)', (m, d) => {
-    const [, opt, value] = m;
-    if (RESERVED_OPTIONS[opt]) {
-      throw invalid('extraDirectives', d, `-${opt} is not allowed: ${RESERVED_OPTIONS[opt]}`);
-    }
-    if (FIELD_OPTIONS[opt]) {
-      throw invalid('extraDirectives', d, `use the ${FIELD_OPTIONS[opt]} field instead`);
-    }
-    if (opt === 'W' && value && /^block=/i.test(value)) {
-      throw invalid('extraDirectives', d, '-W block would keep qsub waiting until the job ends');
-    }
-    if (opt === 'l' && value) {
-      for (const item of value.split(',')) {
-        const key = item.split(/[=:]/)[0].toLowerCase();
-        if (FIELD_RESOURCES[key]) {
-          throw invalid('extraDirectives', d, `use the ${FIELD_RESOURCES[key]} field instead of -l ${key}`);
+  return eachDirective(
+    v,
+    'give a list of directives such as ["-l place=excl"]',
+    DIRECTIVE_RE,
+    'each directive must look like -X or -X value (one value, without spaces, quotes, ;, $, ` or line breaks)',
+    (m, d) => {
+      const [, opt, value] = m;
+      if (RESERVED_OPTIONS[opt]) {
+        throw invalid('extraDirectives', d, `-${opt} is not allowed: ${RESERVED_OPTIONS[opt]}`);
+      }
+      if (FIELD_OPTIONS[opt]) {
+        throw invalid('extraDirectives', d, `use the ${FIELD_OPTIONS[opt]} field instead`);
+      }
+      if (opt === 'W' && value && /^block=/i.test(value)) {
+        throw invalid('extraDirectives', d, '-W block would keep qsub waiting until the job ends');
+      }
+      if (opt === 'l' && value) {
+        for (const item of value.split(',')) {
+          const key = item.split(/[=:]/)[0].toLowerCase();
+          if (FIELD_RESOURCES[key]) {
+            throw invalid('extraDirectives', d, `use the ${FIELD_RESOURCES[key]} field instead of -l ${key}`);
+          }
         }
       }
+      return value ? `-${opt} ${value}` : `-${opt}`;
     }
-    return value ? `-${opt} ${value}` : `-${opt}`;
-  });
+  );
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -283,7 +299,7 @@ export class PbsAdapter implements ISchedulerAdapter {
     const r = checkedResources(resources, this.flavour === 'torque' ? 'Torque' : 'PBS', {
       qos: 'leave it empty and choose a queue (partition)',
       constraint: 'leave it empty (node properties need -l nodes/select, which the cpus field writes)',
-      reservation: 'leave it empty and put the reservation\'s queue (e.g. R123) in partition',
+      reservation: "leave it empty and put the reservation's queue (e.g. R123) in partition",
       memoryPerCpu: 'leave it empty and give the memory for the whole job in memory'
     });
     const lines = queueAndAccount(r, '-A');
@@ -313,9 +329,14 @@ export class PbsAdapter implements ISchedulerAdapter {
       directive: /^\s*#\s*PBS/i,
       directiveHint: 'put PBS directives in extraDirectives, not in setup lines',
       header: ({ name, stdout, stderr, workdir }) => [
-        ...[`-N ${name}`, `-o ${stdout}`, `-e ${stderr}`, '-j n', '-S /bin/sh', ...this.directiveLines(spec.resources ?? {})].map(
-          d => `#PBS ${d}`
-        ),
+        ...[
+          `-N ${name}`,
+          `-o ${stdout}`,
+          `-e ${stderr}`,
+          '-j n',
+          '-S /bin/sh',
+          ...this.directiveLines(spec.resources ?? {})
+        ].map(d => `#PBS ${d}`),
         '',
         '# PBS has no working-directory directive (jobs start in $HOME)',
         `cd ${shQuote(workdir)} || exit 1`
@@ -334,7 +355,10 @@ export class PbsAdapter implements ISchedulerAdapter {
     const stdout = result.stdout ?? '';
     const stderr = result.stderr ?? '';
     if (result.code === 0) {
-      const lines = stdout.split('\n').map(l => l.trim()).filter(Boolean);
+      const lines = stdout
+        .split('\n')
+        .map(l => l.trim())
+        .filter(Boolean);
       const last = lines[lines.length - 1] ?? '';
       if (JOB_ID_RE.test(last)) {
         return last;
@@ -432,12 +456,16 @@ export class PbsAdapter implements ISchedulerAdapter {
     }
     return all(jobId => {
       const attrs = jobs.get(jobId) ?? byKey.get(idKey(jobId));
-      return attrs ? this.jobStatus(jobId, attrs) : { jobId, phase: 'ended', nativeState: '', reason: 'left the queue' };
+      return attrs
+        ? this.jobStatus(jobId, attrs)
+        : { jobId, phase: 'ended', nativeState: '', reason: 'left the queue' };
     });
   }
 
   private jobStatus(jobId: string, a: Attrs): IJobStatus {
-    const state = String(a['job_state'] ?? '').trim().toUpperCase();
+    const state = String(a['job_state'] ?? '')
+      .trim()
+      .toUpperCase();
     const info = STATES[state];
     const comment = typeof a['comment'] === 'string' && a['comment'].trim() ? a['comment'].trim() : undefined;
     if (!info) {
@@ -483,6 +511,9 @@ export class PbsAdapter implements ISchedulerAdapter {
       throw invalid('jobId', jobId, 'PBS job ids look like 1234 or 1234.server');
     }
     // a job that ended meanwhile: PBS Pro "Job has finished", Torque "Invalid state for job - COMPLETE"
-    return cancelTolerating(`qdel ${shQuote(jobId)}`, 'Job has finished|Unknown Job Id|Invalid state for job - COMPLETE');
+    return cancelTolerating(
+      `qdel ${shQuote(jobId)}`,
+      'Job has finished|Unknown Job Id|Invalid state for job - COMPLETE'
+    );
   }
 }

@@ -22,7 +22,18 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, memoryAmount, nameField, show, statusOf } from './validate';
+import {
+  eachDirective,
+  fieldNamedIn,
+  firstLines,
+  intField,
+  invalid,
+  isSet,
+  memoryAmount,
+  nameField,
+  show,
+  statusOf
+} from './validate';
 import { renderJobScript } from './job-script';
 
 export interface ISgeOptions {
@@ -74,24 +85,30 @@ function memoryMegabytes(v: unknown): number {
 }
 
 function directives(v: unknown): string[] {
-  return eachDirective(v, 'give a list of directives such as ["-P myproject"]', DIRECTIVE_RE, 'each directive must look like -opt or -opt value (one value, without spaces, quotes, ;, $, ` or line breaks)', (m, d) => {
-    const [, opt, value] = m;
-    if (RESERVED_OPTIONS[opt]) {
-      throw invalid('extraDirectives', d, `-${opt} is not allowed: ${RESERVED_OPTIONS[opt]}`);
-    }
-    if (FIELD_OPTIONS[opt]) {
-      throw invalid('extraDirectives', d, `use the ${FIELD_OPTIONS[opt]} field instead`);
-    }
-    if ((opt === 'l' || opt === 'hard' || opt === 'soft') && value) {
-      for (const item of value.split(',')) {
-        const key = item.split('=')[0];
-        if (FIELD_RESOURCES[key]) {
-          throw invalid('extraDirectives', d, `use the ${FIELD_RESOURCES[key]} field instead of -l ${key}`);
+  return eachDirective(
+    v,
+    'give a list of directives such as ["-P myproject"]',
+    DIRECTIVE_RE,
+    'each directive must look like -opt or -opt value (one value, without spaces, quotes, ;, $, ` or line breaks)',
+    (m, d) => {
+      const [, opt, value] = m;
+      if (RESERVED_OPTIONS[opt]) {
+        throw invalid('extraDirectives', d, `-${opt} is not allowed: ${RESERVED_OPTIONS[opt]}`);
+      }
+      if (FIELD_OPTIONS[opt]) {
+        throw invalid('extraDirectives', d, `use the ${FIELD_OPTIONS[opt]} field instead`);
+      }
+      if ((opt === 'l' || opt === 'hard' || opt === 'soft') && value) {
+        for (const item of value.split(',')) {
+          const key = item.split('=')[0];
+          if (FIELD_RESOURCES[key]) {
+            throw invalid('extraDirectives', d, `use the ${FIELD_RESOURCES[key]} field instead of -l ${key}`);
+          }
         }
       }
+      return value ? `-${opt} ${value}` : `-${opt}`;
     }
-    return value ? `-${opt} ${value}` : `-${opt}`;
-  });
+  );
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -229,9 +246,15 @@ export class SgeAdapter implements ISchedulerAdapter {
       directive: /^\s*#\s*\$/,
       directiveHint: 'put Grid Engine directives in extraDirectives, not in setup lines',
       header: ({ name, stdout, stderr, workdir }) =>
-        [`-N ${name}`, `-o ${stdout}`, `-e ${stderr}`, '-j n', `-wd ${workdir}`, '-S /bin/sh', ...this.directiveLines(spec.resources ?? {})].map(
-          d => `#$ ${d}`
-        )
+        [
+          `-N ${name}`,
+          `-o ${stdout}`,
+          `-e ${stderr}`,
+          '-j n',
+          `-wd ${workdir}`,
+          '-S /bin/sh',
+          ...this.directiveLines(spec.resources ?? {})
+        ].map(d => `#$ ${d}`)
     });
   }
 
@@ -246,7 +269,10 @@ export class SgeAdapter implements ISchedulerAdapter {
     const stdout = result.stdout ?? '';
     const stderr = result.stderr ?? '';
     if (result.code === 0) {
-      const lines = stdout.split('\n').map(l => l.trim()).filter(Boolean);
+      const lines = stdout
+        .split('\n')
+        .map(l => l.trim())
+        .filter(Boolean);
       // `1234`, or `1234.1-10:1` for an array job
       const m = /^(\d{1,20})(?:\.\d+-\d+:\d+)?$/.exec(lines[lines.length - 1] ?? '');
       if (m) {
@@ -284,7 +310,7 @@ export class SgeAdapter implements ISchedulerAdapter {
     }
     // qstat -xml cannot select job ids (-j prints another format): list the user's own
     // jobs (explicit -u: a site's sge_qstat file may say -u '*') and pick ours.
-    return `qstat -xml -u "$(id -un)"`;
+    return 'qstat -xml -u "$(id -un)"';
   }
 
   parseStatus(jobIds: string[], result: ICommandResult): Map<string, IJobStatus> {
@@ -299,7 +325,9 @@ export class SgeAdapter implements ISchedulerAdapter {
       return unknown(`Grid Engine qmaster not reachable: ${firstLines(stderr)}`);
     }
     if (result.code !== 0) {
-      return unknown(`qstat failed (exit code ${result.code}): ${firstLines(stderr) || firstLines(stdout) || 'no output'}`);
+      return unknown(
+        `qstat failed (exit code ${result.code}): ${firstLines(stderr) || firstLines(stdout) || 'no output'}`
+      );
     }
     const jobs = parseQstatXml(stdout);
     if (!jobs) {

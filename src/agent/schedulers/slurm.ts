@@ -16,7 +16,18 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { eachDirective, fieldNamedIn, firstLines, intField, invalid, isSet, memoryAmount, nameField, show, statusOf } from './validate';
+import {
+  eachDirective,
+  fieldNamedIn,
+  firstLines,
+  intField,
+  invalid,
+  isSet,
+  memoryAmount,
+  nameField,
+  show,
+  statusOf
+} from './validate';
 import { renderJobScript } from './job-script';
 
 /** Resources as the Slurm adapter reads them (IResources has every Slurm field now). */
@@ -137,22 +148,32 @@ function memoryField(v: unknown, field = 'memory'): string {
 }
 
 function directives(v: unknown, gpus: number): string[] {
-  return eachDirective(v, 'give a list of directives such as ["--qos=short"]', DIRECTIVE_RE, 'each directive must look like --name or --name=value, without spaces, quotes, ;, $, ` or line breaks', (m, d) => {
-    const name = m[1].toLowerCase();
-    // sbatch accepts unambiguous prefixes of long options (--out = --output): check prefixes too
-    const reserved = RESERVED_DIRECTIVES.find(r => r.startsWith(name));
-    if (reserved) {
-      throw invalid('extraDirectives', d, `--${reserved} is set by jupyterlab-remote-cluster itself`);
+  return eachDirective(
+    v,
+    'give a list of directives such as ["--qos=short"]',
+    DIRECTIVE_RE,
+    'each directive must look like --name or --name=value, without spaces, quotes, ;, $, ` or line breaks',
+    (m, d) => {
+      const name = m[1].toLowerCase();
+      // sbatch accepts unambiguous prefixes of long options (--out = --output): check prefixes too
+      const reserved = RESERVED_DIRECTIVES.find(r => r.startsWith(name));
+      if (reserved) {
+        throw invalid('extraDirectives', d, `--${reserved} is set by jupyterlab-remote-cluster itself`);
+      }
+      const field = Object.keys(FIELD_DIRECTIVES).find(f => f === name);
+      if (field) {
+        throw invalid('extraDirectives', d, `use the ${FIELD_DIRECTIVES[field]} field instead`);
+      }
+      if (GPU_DIRECTIVES.includes(name) && gpus > 0) {
+        throw invalid(
+          'extraDirectives',
+          d,
+          `with a --${name} directive, leave the gpus field at 0 and request GPUs there`
+        );
+      }
+      return d.trim();
     }
-    const field = Object.keys(FIELD_DIRECTIVES).find(f => f === name);
-    if (field) {
-      throw invalid('extraDirectives', d, `use the ${FIELD_DIRECTIVES[field]} field instead`);
-    }
-    if (GPU_DIRECTIVES.includes(name) && gpus > 0) {
-      throw invalid('extraDirectives', d, `with a --${name} directive, leave the gpus field at 0 and request GPUs there`);
-    }
-    return d.trim();
-  });
+  );
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -272,7 +293,9 @@ function num(v: unknown): number | undefined {
 
 /** A time limit of UNLIMITED: `{infinite: true}` (23.02+) or Slurm's INFINITE (0xffffffff) and NO_VAL. */
 function isInfinite(v: unknown): boolean {
-  return typeof v === 'number' ? v >= 0xfffffffe : Boolean(v && typeof v === 'object' && (v as { infinite?: boolean }).infinite);
+  return typeof v === 'number'
+    ? v >= 0xfffffffe
+    : Boolean(v && typeof v === 'object' && (v as { infinite?: boolean }).infinite);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -331,7 +354,11 @@ export class SlurmAdapter implements ISchedulerAdapter {
     }
     if (isSet(r.constraint)) {
       if (typeof r.constraint !== 'string' || !CONSTRAINT_RE.test(r.constraint.trim())) {
-        throw invalid('constraint', r.constraint, 'use node features joined by & (and), | (or) or , e.g. bigmem or haswell&ib');
+        throw invalid(
+          'constraint',
+          r.constraint,
+          'use node features joined by & (and), | (or) or , e.g. bigmem or haswell&ib'
+        );
       }
       lines.push(`--constraint=${r.constraint.trim()}`);
     }
@@ -373,7 +400,10 @@ export class SlurmAdapter implements ISchedulerAdapter {
     const stderr = result.stderr ?? '';
     if (result.code === 0) {
       // --parsable prints `id` or `id;cluster`; warnings go to stderr
-      const lines = stdout.split('\n').map(l => l.trim()).filter(Boolean);
+      const lines = stdout
+        .split('\n')
+        .map(l => l.trim())
+        .filter(Boolean);
       const m = /^(\d+)(?:;[A-Za-z0-9._-]+)?$/.exec(lines[lines.length - 1] ?? '');
       if (m) {
         return m[1];
@@ -495,7 +525,9 @@ export class SlurmAdapter implements ISchedulerAdapter {
       if (/--json/.test(stderr) || (/json|serializer|data_parser/i.test(stderr) && this.statusFormat === 'json')) {
         this.features.json = false; // no JSON plugin: the text format from the next query on
       }
-      return unknown(`squeue failed (exit code ${result.code}): ${firstLines(stderr) || firstLines(stdout) || 'no output'}`);
+      return unknown(
+        `squeue failed (exit code ${result.code}): ${firstLines(stderr) || firstLines(stdout) || 'no output'}`
+      );
     }
     if (stdout.trimStart().startsWith('{')) {
       return this.parseStatusJson(jobIds, stdout);
@@ -513,7 +545,10 @@ export class SlurmAdapter implements ISchedulerAdapter {
       }
       const id = f[0].trim();
       if (!rows.has(id)) {
-        rows.set(id, f.map(x => x.trim()));
+        rows.set(
+          id,
+          f.map(x => x.trim())
+        );
       }
     }
     return all(jobId => {
@@ -547,7 +582,9 @@ export class SlurmAdapter implements ISchedulerAdapter {
       this.features.json = false;
       return unknown(`unexpected squeue --json output: ${show(text.trim().slice(0, 60))}`);
     }
-    const errors = Array.isArray(doc.errors) ? doc.errors.map(e => String((e as { error?: unknown })?.error ?? JSON.stringify(e))) : [];
+    const errors = Array.isArray(doc.errors)
+      ? doc.errors.map(e => String((e as { error?: unknown })?.error ?? JSON.stringify(e)))
+      : [];
     if (!Array.isArray(doc.jobs)) {
       return unknown(`squeue --json listed no jobs: ${errors.join(' | ') || show(text.trim().slice(0, 60))}`);
     }
@@ -565,7 +602,9 @@ export class SlurmAdapter implements ISchedulerAdapter {
       if (!j) {
         return { jobId, phase: 'ended', nativeState: '', reason: 'left the queue' };
       }
-      const states = Array.isArray(j['job_state']) ? (j['job_state'] as unknown[]).map(String) : [String(j['job_state'] ?? '')];
+      const states = Array.isArray(j['job_state'])
+        ? (j['job_state'] as unknown[]).map(String)
+        : [String(j['job_state'] ?? '')];
       // 23.02+: the base state and flags (e.g. ["RUNNING", "COMPLETING"]); the first known one counts
       const state = states.find(x => STATES[x.toUpperCase()]) ?? states[0] ?? '';
       const start = num(j['start_time']);
@@ -616,7 +655,8 @@ export class SlurmAdapter implements ISchedulerAdapter {
     } else {
       const p = pendingReason(reason);
       // FAILED at once with BadConstraints etc.: why it could not start, not "exited with an error"
-      st.reason = p.blocked && p.text ? `could not start: ${p.text.replace(/: the job will not start$/, '')}` : info.reason;
+      st.reason =
+        p.blocked && p.text ? `could not start: ${p.text.replace(/: the job will not start$/, '')}` : info.reason;
     }
     return st;
   }

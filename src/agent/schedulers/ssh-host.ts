@@ -130,7 +130,10 @@ export class SshHostAdapter implements ISchedulerAdapter {
   constructor(options: ISshHostOptions = {}) {
     const grace = options.killGraceSeconds ?? KILL_GRACE_S;
     if (!Number.isInteger(grace) || grace < 0 || grace > 600) {
-      throw new InvalidRequestError(`Invalid killGraceSeconds ${String(grace)}: use a whole number from 0 to 600.`, 'killGraceSeconds');
+      throw new InvalidRequestError(
+        `Invalid killGraceSeconds ${String(grace)}: use a whole number from 0 to 600.`,
+        'killGraceSeconds'
+      );
     }
     this.killGrace = grace;
   }
@@ -151,7 +154,11 @@ export class SshHostAdapter implements ISchedulerAdapter {
       }
     }
     if (isSet(resources.gpus) && resources.gpus !== 0 && resources.gpus !== ('0' as unknown)) {
-      throw invalid('gpus', resources.gpus, 'a plain SSH host allocates no GPUs (the session sees every GPU of the host): leave it at 0');
+      throw invalid(
+        'gpus',
+        resources.gpus,
+        'a plain SSH host allocates no GPUs (the session sees every GPU of the host): leave it at 0'
+      );
     }
     return isSet(resources.walltime) ? parseWalltime(resources.walltime) : 0;
   }
@@ -159,7 +166,11 @@ export class SshHostAdapter implements ISchedulerAdapter {
   renderScript(spec: IJobSpec): string {
     const { stdout, stderr, workdir } = jobFiles(spec);
     const walltime = this.walltimeSeconds(spec.resources ?? {});
-    const setup = setupLines(spec.setup, /^\s*#\s*jrc-/i, 'lines starting with "# jrc-" are reserved for jupyterlab-remote-cluster');
+    const setup = setupLines(
+      spec.setup,
+      /^\s*#\s*jrc-/i,
+      'lines starting with "# jrc-" are reserved for jupyterlab-remote-cluster'
+    );
     commandLine(spec.command);
     const lines = [
       '#!/bin/sh',
@@ -208,14 +219,21 @@ export class SshHostAdapter implements ISchedulerAdapter {
     const stdout = result.stdout ?? '';
     const stderr = result.stderr ?? '';
     if (result.code === null) {
-      throw new SchedulerUnavailableError('The SSH host did not answer the submission; the session may or may not have started.');
+      throw new SchedulerUnavailableError(
+        'The SSH host did not answer the submission; the session may or may not have started.'
+      );
     }
-    const lines = stdout.split('\n').map(l => l.trim()).filter(Boolean);
+    const lines = stdout
+      .split('\n')
+      .map(l => l.trim())
+      .filter(Boolean);
     const last = lines[lines.length - 1] ?? '';
     if (result.code === 0 && JOB_ID_RE.test(last)) {
       return last;
     }
-    throw new Error(`The session could not be started on the SSH host: ${firstLines(stderr) || firstLines(stdout) || `exit code ${result.code}`}`);
+    throw new Error(
+      `The session could not be started on the SSH host: ${firstLines(stderr) || firstLines(stdout) || `exit code ${result.code}`}`
+    );
   }
 
   statusCommand(jobIds: string[]): string {
@@ -229,7 +247,7 @@ export class SshHostAdapter implements ISchedulerAdapter {
       START_FN,
       `for id in ${ids.join(' ')}; do`,
       '  host=${id%%:*}; rest=${id#*:}; pid=${rest%%:*}; st=${rest#*:}',
-      '  rec=$(tr \'\\n\' \' \' < "$R/$id" 2>/dev/null)',
+      "  rec=$(tr '\\n' ' ' < \"$R/$id\" 2>/dev/null)",
       '  if [ "$host" != "$h" ]; then echo "$id otherhost $h"',
       '  elif [ "$(jrc_start "$pid")" = "$st" ]; then echo "$id running etimes=$(ps -o etimes= -p "$pid" | tr -d \' \') $rec"',
       '  else echo "$id ended $rec"; fi',
@@ -245,7 +263,9 @@ export class SshHostAdapter implements ISchedulerAdapter {
       return unknown('the status command did not finish (the SSH host is slow?)');
     }
     if (result.code !== 0 || !stdout.split('\n').some(l => l.trim() === STATUS_END)) {
-      return unknown(`the status command failed (exit code ${result.code}): ${firstLines(result.stderr ?? '') || firstLines(stdout) || 'no output'}`);
+      return unknown(
+        `the status command failed (exit code ${result.code}): ${firstLines(result.stderr ?? '') || firstLines(stdout) || 'no output'}`
+      );
     }
     const rows = new Map<string, { what: string; rest: string[] }>();
     for (const line of stdout.split('\n')) {
@@ -308,7 +328,7 @@ export class SshHostAdapter implements ISchedulerAdapter {
       // the job's session and every descendant (kernels start sessions of their own)
       'jrc_tree() { ps -e -o pid= -o ppid= -o sid= | awk -v r="$pid" \'{ p[NR]=$1; pp[NR]=$2; s[NR]=$3 } ' +
         'END { m[r]=1; for (i=1;i<=NR;i++) if (s[i]==r) m[p[i]]=1; ' +
-        'do { n=0; for (i=1;i<=NR;i++) if (!(p[i] in m) && (pp[i] in m)) { m[p[i]]=1; n++ } } while (n); for (k in m) print k }\'; }',
+        "do { n=0; for (i=1;i<=NR;i++) if (!(p[i] in m) && (pp[i] in m)) { m[p[i]]=1; n++ } } while (n); for (k in m) print k }'; }",
       'list=; for p in $(jrc_tree); do s=$(jrc_start "$p") && list="$list $p:$s"; done',
       'for e in $list; do kill -TERM "${e%%:*}" 2>/dev/null; done',
       'alive() { for e in $list; do [ "$(jrc_start "${e%%:*}")" = "${e#*:}" ] && return 0; done; return 1; }',

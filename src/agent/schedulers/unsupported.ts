@@ -10,7 +10,11 @@ import { invalid, isSet, nameField } from './validate';
 export type OptionalField = 'qos' | 'constraint' | 'reservation' | 'memoryPerCpu';
 
 /** Throws for the first field of `hints` that is set; the hint says what to do instead. */
-export function refuseUnsupported(resources: IResources, system: string, hints: Partial<Record<OptionalField, string>>): void {
+export function refuseUnsupported(
+  resources: IResources,
+  system: string,
+  hints: Partial<Record<OptionalField, string>>
+): void {
   for (const [field, hint] of Object.entries(hints) as [OptionalField, string][]) {
     if (isSet(resources[field])) {
       throw invalid(field, resources[field], `${system} does not take ${FIELD_WORDS[field]}: ${hint}`);
@@ -29,7 +33,11 @@ const FIELD_WORDS: Record<OptionalField, string> = {
  * What every batch adapter checks first: the resources are an object, and no field this
  * system lacks is set (see refuseUnsupported).
  */
-export function checkedResources(resources: IResources, system: string, hints: Partial<Record<OptionalField, string>>): IResources {
+export function checkedResources(
+  resources: IResources,
+  system: string,
+  hints: Partial<Record<OptionalField, string>>
+): IResources {
   if (typeof resources !== 'object' || resources === null) {
     throw new InvalidRequestError('Resources must be an object.', 'resources');
   }

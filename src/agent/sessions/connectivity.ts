@@ -89,7 +89,10 @@ export function autoOrder(remembered?: string): ResolvedMode[] {
 }
 
 /** What POST /kernels must ask for in a mode. */
-export function kernelTransport(mode: ResolvedMode, protocol = HELPER_PROTOCOL): { transport: 'tcp' | 'ipc'; reverse?: true } {
+export function kernelTransport(
+  mode: ResolvedMode,
+  protocol = HELPER_PROTOCOL
+): { transport: 'tcp' | 'ipc'; reverse?: true } {
   switch (mode) {
     case 'via-login':
       // 2: the relay reaches the kernel's Unix sockets; 1: the kernel listens on TCP
@@ -178,7 +181,10 @@ export async function openControl(r: IRoute, link: IClusterLink): Promise<Duplex
       if (r.protocol >= 2) {
         return relayed(r, link, 'control');
       }
-      return link.forwardOut(r.host, need(st.controlPort, `the helper on ${st.host} does not listen on TCP (not started for via-login)`));
+      return link.forwardOut(
+        r.host,
+        need(st.controlPort, `the helper on ${st.host} does not listen on TCP (not started for via-login)`)
+      );
     case 'node-ssh': {
       const sock = need(st.controlSocket, `the helper on ${st.host} has no control socket (not started for node-ssh)`);
       return (await nodeLink(link, st.host)).forwardOutStreamLocal(sock);
@@ -221,7 +227,9 @@ export async function openHttpPort(r: IRoute, link: IClusterLink, port: number):
     case 'node-ssh': {
       const node = await nodeLink(link, st.host);
       if (r.protocol >= 2) {
-        return node.forwardOutStreamLocal(need(st.httpSockets?.[String(port)], `port ${port} has no socket on ${st.host}`));
+        return node.forwardOutStreamLocal(
+          need(st.httpSockets?.[String(port)], `port ${port} has no socket on ${st.host}`)
+        );
       }
       // protocol 1 bound it to the node's loopback
       return node.forwardOut('127.0.0.1', port);

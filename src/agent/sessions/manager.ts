@@ -253,12 +253,17 @@ export class SessionManager {
     const { clusterKey: _c, remoteDir: _r, owner: _o, protocol: _p, proxyKey: _k, submittedProfile: _sp, ...pub } = s;
     const kernels = [...this.kernels.values()].filter(k => k.sessionId === s.id).map(k => k.kernelId);
     // Alive in the helper but without our forwards: their Jupyter server is gone.
-    const helperKernels = s.state === 'running' ? this.helperStates.get(s.id)?.kernels ?? {} : {};
+    const helperKernels = s.state === 'running' ? (this.helperStates.get(s.id)?.kernels ?? {}) : {};
     const detached = Object.entries(helperKernels)
       .filter(([id, k]) => k.alive && !this.kernels.has(id) && !this.endedKernels.has(id))
       .map(([id]) => id);
     const warnings = this.warnings(s);
-    return { ...pub, kernels, ...(detached.length > 0 && { detachedKernels: detached }), ...(warnings.length > 0 && { warnings }) };
+    return {
+      ...pub,
+      kernels,
+      ...(detached.length > 0 && { detachedKernels: detached }),
+      ...(warnings.length > 0 && { warnings })
+    };
   }
 
   /** What the user should know about a running session that is not its state. */
@@ -308,7 +313,9 @@ export class SessionManager {
     let link = this.links.get(key);
     const waiting = this.signInWaiting.get(key);
     if (!link && waiting !== undefined && !signIn) {
-      return Promise.reject(Object.assign(new Error(`${waiting} (Remote sessions: Sign in.)`), { code: 'sign-in-needed' }));
+      return Promise.reject(
+        Object.assign(new Error(`${waiting} (Remote sessions: Sign in.)`), { code: 'sign-in-needed' })
+      );
     }
     if (!link) {
       this.signInWaiting.delete(key);
@@ -329,7 +336,10 @@ export class SessionManager {
     return Promise.race([
       this.link(profile),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no connection to ${profile.ssh.host} within ${waitMs / 1000} s`)), waitMs);
+        timer = setTimeout(
+          () => reject(new Error(`no connection to ${profile.ssh.host} within ${waitMs / 1000} s`)),
+          waitMs
+        );
       })
     ]).finally(() => clearTimeout(timer));
   }
@@ -339,7 +349,12 @@ export class SessionManager {
     link.then(
       l => {
         this.reconnecting.delete(key);
-        this.publishConnection(key, profile.name, 'connected', reconnect ? `Reconnected to ${profile.ssh.host}.` : `Connected to ${profile.ssh.host}.`);
+        this.publishConnection(
+          key,
+          profile.name,
+          'connected',
+          reconnect ? `Reconnected to ${profile.ssh.host}.` : `Connected to ${profile.ssh.host}.`
+        );
         l.onClose(message => this.lost(key, profile, message));
         if (reconnect) {
           // Catch up at once: the job may have changed state while we were away.
@@ -403,7 +418,12 @@ export class SessionManager {
         } catch (err) {
           const e = err as Error & { code?: string };
           const code = e.code ?? '';
-          if (this.stopped || !this.hasLiveSessions(key) || PERMANENT_SSH_FAILURES.has(code) || SIGN_IN_FAILURES.has(code)) {
+          if (
+            this.stopped ||
+            !this.hasLiveSessions(key) ||
+            PERMANENT_SSH_FAILURES.has(code) ||
+            SIGN_IN_FAILURES.has(code)
+          ) {
             throw e;
           }
           const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** (attempt - 1));
@@ -413,7 +433,9 @@ export class SessionManager {
             'reconnecting',
             `Reconnect attempt ${attempt} failed: ${e.message} Next attempt in ${Math.round(delay / 1000)} s.`
           );
-          this.opts.log(`reconnect to ${profile.ssh.host}: attempt ${attempt} failed (${e.message}); next in ${delay} ms`);
+          this.opts.log(
+            `reconnect to ${profile.ssh.host}: attempt ${attempt} failed (${e.message}); next in ${delay} ms`
+          );
           await new Promise<void>(resolve => {
             const t = setTimeout(resolve, delay);
             state.cancel = () => {
@@ -451,7 +473,10 @@ export class SessionManager {
   /** Connection state per cluster, published to the UI and replayed to new listeners. */
   private publishConnection(key: string, profileName: string, state: ConnectionState, message: string): void {
     // Every profile with sessions on this cluster hears about it (profiles can share a login node).
-    const names = new Set([profileName, ...[...this.sessions.values()].filter(s => s.clusterKey === key).map(s => s.profile)]);
+    const names = new Set([
+      profileName,
+      ...[...this.sessions.values()].filter(s => s.clusterKey === key).map(s => s.profile)
+    ]);
     for (const name of names) {
       const e: AgentEvent = { type: 'connection', cluster: name, state, message };
       this.connectionStates.set(name, e);
@@ -696,7 +721,9 @@ export class SessionManager {
         const link = await this.link(profile);
         // a new link (reconnected): ask the scheduler once, the jobs may have changed meanwhile
         let needQuery =
-          pace.link !== link || Date.now() - pace.lastQuery >= POLL_SCHEDULER_RECHECK_MS || members.some(s => s.state !== 'running');
+          pace.link !== link ||
+          Date.now() - pace.lastQuery >= POLL_SCHEDULER_RECHECK_MS ||
+          members.some(s => s.state !== 'running');
         for (const s of needQuery ? [] : members) {
           const h = await this.readHelperState(s, link);
           if (!h || h.status !== 'ready' || Date.now() / 1000 - h.heartbeat > HEARTBEAT_STALE_S) {
@@ -734,7 +761,9 @@ export class SessionManager {
     const live = [...this.sessions.values()].filter(s => s.clusterKey === key && s.state !== 'ended');
     if (live.length) {
       const now = Date.now();
-      const young = live.some(s => (s.state === 'queued' || s.state === 'starting') && now - stateSince(s) < POLL_FAST_FOR_MS);
+      const young = live.some(
+        s => (s.state === 'queued' || s.state === 'starting') && now - stateSince(s) < POLL_FAST_FOR_MS
+      );
       const base = young ? POLL_STARTING_MS : POLL_STEADY_MS;
       const delay = Math.min(
         POLL_BACKOFF_MAX_MS,
@@ -745,7 +774,12 @@ export class SessionManager {
     }
   }
 
-  private async apply(s: ISessionRecord, st: IJobStatus, link: IClusterLink, scheduler = 'the scheduler'): Promise<void> {
+  private async apply(
+    s: ISessionRecord,
+    st: IJobStatus,
+    link: IClusterLink,
+    scheduler = 'the scheduler'
+  ): Promise<void> {
     if (st.phase === 'unknown') {
       return; // a slow or unreachable controller says nothing about the job
     }
@@ -754,7 +788,10 @@ export class SessionManager {
         // It would pend forever (walltime over the partition's limit, no node with those
         // features, ...): cancel it and tell the user why instead of letting it sit.
         await this.cancelJob(s, link);
-        await this.end(s, `The job was cancelled: ${st.reason ?? 'the scheduler will never start it'} (${scheduler}: ${st.nativeReason ?? st.nativeState}).`);
+        await this.end(
+          s,
+          `The job was cancelled: ${st.reason ?? 'the scheduler will never start it'} (${scheduler}: ${st.nativeReason ?? st.nativeState}).`
+        );
         return;
       }
       if (s.state !== 'queued' || s.reason !== st.reason || s.startEstimate !== st.startEstimate) {
@@ -782,12 +819,16 @@ export class SessionManager {
     const stale = Date.now() / 1000 - helper.heartbeat > HEARTBEAT_STALE_S;
     if (s.state !== 'running' && !s.connectivity) {
       // auto: find the mode now, so the sidebar shows it and the first kernel starts at once
-      void this.sessionRoute(s).catch(err => this.opts.log(`connectivity of session ${s.id}: ${(err as Error).message}`));
+      void this.sessionRoute(s).catch(err =>
+        this.opts.log(`connectivity of session ${s.id}: ${(err as Error).message}`)
+      );
     }
     this.update(s, {
       state: 'running',
       node: helper.host || st.node,
-      reason: stale ? `no heartbeat from the helper for ${Math.round(Date.now() / 1000 - helper.heartbeat)} s` : undefined,
+      reason: stale
+        ? `no heartbeat from the helper for ${Math.round(Date.now() / 1000 - helper.heartbeat)} s`
+        : undefined,
       timeLeftSeconds: st.timeLeftSeconds,
       httpPorts: helper.httpPorts ?? []
     });
@@ -795,7 +836,9 @@ export class SessionManager {
 
   private async readHelperState(s: ISessionRecord, link: IClusterLink): Promise<IHelperState | undefined> {
     try {
-      const state = JSON.parse((await link.readFile(`${s.remoteDir}/state.json`, MAX_STATE_BYTES)).toString('utf8')) as IHelperState;
+      const state = JSON.parse(
+        (await link.readFile(`${s.remoteDir}/state.json`, MAX_STATE_BYTES)).toString('utf8')
+      ) as IHelperState;
       this.helperStates.set(s.id, state);
       this.stateReadAt.set(s.id, Date.now());
       return state;
@@ -805,17 +848,24 @@ export class SessionManager {
   }
 
   /** The session's token and (protocol 2) TLS credentials, from its 0600 config.json. */
-  private async sessionSecrets(s: ISessionRecord, link: IClusterLink): Promise<{ token: string; relay?: IRelayCredentials }> {
+  private async sessionSecrets(
+    s: ISessionRecord,
+    link: IClusterLink
+  ): Promise<{ token: string; relay?: IRelayCredentials }> {
     let secrets = this.secrets.get(s.id);
     if (!secrets) {
-      const config = JSON.parse((await link.readFile(`${s.remoteDir}/config.json`, MAX_SMALL_FILE_BYTES)).toString('utf8')) as {
+      const config = JSON.parse(
+        (await link.readFile(`${s.remoteDir}/config.json`, MAX_SMALL_FILE_BYTES)).toString('utf8')
+      ) as {
         token: string;
         tls?: { ca: string; cert: string; key: string };
       };
       const tls = config.tls;
       secrets = {
         token: config.token,
-        ...(tls && { relay: { ca: tls.ca, cert: tls.cert, key: tls.key, name: sessionTlsName(s.id), token: config.token } })
+        ...(tls && {
+          relay: { ca: tls.ca, cert: tls.cert, key: tls.key, name: sessionTlsName(s.id), token: config.token }
+        })
       };
       this.secrets.set(s.id, secrets);
     }
@@ -833,9 +883,11 @@ export class SessionManager {
     if (!link || !dir || !new RegExp(`^/tmp/jrc-([A-Za-z0-9]{10}|[0-9]+/${s.id}-rev)$`).test(dir)) {
       return;
     }
-    await link.exec(`rm -rf ${shQuote(dir)}`).catch(err =>
-      this.opts.log(`session ${s.id}: could not remove ${dir} on the login node: ${(err as Error).message}`)
-    );
+    await link
+      .exec(`rm -rf ${shQuote(dir)}`)
+      .catch(err =>
+        this.opts.log(`session ${s.id}: could not remove ${dir} on the login node: ${(err as Error).message}`)
+      );
   }
 
   private async end(s: ISessionRecord, reason: string, link?: IClusterLink): Promise<void> {
@@ -845,9 +897,7 @@ export class SessionManager {
     let why = reason;
     if (link && s.state !== 'running') {
       // Ended before it was usable: the job's stderr usually says why.
-      const err = await link
-        .exec(`tail -n 5 ${shQuote(s.remoteDir + '/job.err')} 2>/dev/null`)
-        .catch(() => undefined);
+      const err = await link.exec(`tail -n 5 ${shQuote(s.remoteDir + '/job.err')} 2>/dev/null`).catch(() => undefined);
       const tail = err?.stdout.trim();
       if (tail) {
         why = `${reason}; job stderr: ${tail.split('\n').slice(-3).join(' | ')}`;
@@ -929,7 +979,9 @@ export class SessionManager {
       channel = await openControl(route, route.link);
     } catch (err) {
       const hint =
-        route.mode === 'via-login' ? ' If the nodes accept only SSH from the login node, use connectivity node-ssh (or auto).' : '';
+        route.mode === 'via-login'
+          ? ' If the nodes accept only SSH from the login node, use connectivity node-ssh (or auto).'
+          : '';
       throw new Error(
         `Cannot reach the session's helper on ${route.state.host} (connectivity ${route.mode}): ${(err as Error).message}${hint}`
       );
@@ -938,7 +990,10 @@ export class SessionManager {
   }
 
   /** Connectivity: `auto` probes, the winner is remembered per profile. */
-  private readonly modes = { memory: undefined as ModeMemory | undefined, probes: new Map<string, Promise<ResolvedMode>>() };
+  private readonly modes = {
+    memory: undefined as ModeMemory | undefined,
+    probes: new Map<string, Promise<ResolvedMode>>()
+  };
 
   /**
    * How to reach a running session's helper now: its fresh state, token, link and
@@ -992,12 +1047,18 @@ export class SessionManager {
     const host = base.state.host;
     for (const mode of autoOrder(await memory.get(profileName))) {
       try {
-        const ch = await withTimeout(openControl({ ...base, mode }, base.link), PROBE_TIMEOUT_MS, `connecting to ${host}`);
+        const ch = await withTimeout(
+          openControl({ ...base, mode }, base.link),
+          PROBE_TIMEOUT_MS,
+          `connecting to ${host}`
+        );
         const r = await requestOver(ch, 'GET', '/health', base.token, undefined, PROBE_TIMEOUT_MS, host);
         if (r.status === 200) {
           this.opts.log(`session ${rec.id} on ${host}: connectivity ${mode} (auto)`);
           this.update(rec, { connectivity: mode });
-          await memory.set(profileName, mode).catch(err => this.opts.log(`cannot remember connectivity: ${(err as Error).message}`));
+          await memory
+            .set(profileName, mode)
+            .catch(err => this.opts.log(`cannot remember connectivity: ${(err as Error).message}`));
           return mode;
         }
         errors.push(`${mode}: the helper answered HTTP ${r.status}`);
@@ -1034,7 +1095,11 @@ export class SessionManager {
       env['DASK_DISTRIBUTED__DASHBOARD__LINK'] = dash.path;
     }
     const route = await this.sessionRoute(s);
-    const r = await this.helperRequest(s, 'POST', '/kernels', { kernelId, env, ...kernelTransport(route.mode, route.protocol) });
+    const r = await this.helperRequest(s, 'POST', '/kernels', {
+      kernelId,
+      env,
+      ...kernelTransport(route.mode, route.protocol)
+    });
     if (r.status !== 200 && r.status !== 201) {
       throw new Error(`The kernel did not start on ${s.node}: ${helperError(r.json)}`);
     }
@@ -1068,7 +1133,10 @@ export class SessionManager {
     link: IClusterLink
   ): Promise<{ key: string; signature_scheme: string } & Record<string, unknown>> {
     const file = `${s.remoteDir}/kernels/${kernelId}/connection.json`;
-    const parsed = JSON.parse((await link.readFile(file, MAX_SMALL_FILE_BYTES)).toString('utf8')) as Record<string, unknown>;
+    const parsed = JSON.parse((await link.readFile(file, MAX_SMALL_FILE_BYTES)).toString('utf8')) as Record<
+      string,
+      unknown
+    >;
     if (typeof parsed.key !== 'string' || typeof parsed.signature_scheme !== 'string') {
       throw new Error(`${file} is not a kernel connection file`);
     }
@@ -1092,7 +1160,12 @@ export class SessionManager {
       if (route.mode !== 'via-login') {
         sockets ??= kernelSockets(route.mode, kernelId, file, route.state, CHANNELS, route.protocol);
       }
-      return openKernelChannel(route, route.link, { kernelId, channel: ch, port: Number(ports[ch] ?? file[ch]), socket: sockets?.[ch] });
+      return openKernelChannel(route, route.link, {
+        kernelId,
+        channel: ch,
+        port: Number(ports[ch] ?? file[ch]),
+        socket: sockets?.[ch]
+      });
     };
   }
 
@@ -1105,7 +1178,10 @@ export class SessionManager {
     kernelId: string,
     remotePid: number,
     file: { key: string; signature_scheme: string },
-    channel: (ch: (typeof CHANNELS)[number]) => { open: () => Promise<import('node:stream').Duplex>; localPort?: number }
+    channel: (ch: (typeof CHANNELS)[number]) => {
+      open: () => Promise<import('node:stream').Duplex>;
+      localPort?: number;
+    }
   ): Promise<IKernelConnection> {
     const forwards: LocalForward[] = [];
     const conn: Partial<IKernelConnection> = {
@@ -1127,7 +1203,14 @@ export class SessionManager {
       forwards.forEach(f => f.close());
       throw err;
     }
-    const rec: IKernelRecord = { kernelId, sessionId: s.id, remotePid, forwards, connection: conn as IKernelConnection, stopped: false };
+    const rec: IKernelRecord = {
+      kernelId,
+      sessionId: s.id,
+      remotePid,
+      forwards,
+      connection: conn as IKernelConnection,
+      stopped: false
+    };
     this.kernels.set(kernelId, rec);
     this.update(s, {});
     return rec.connection;
@@ -1139,7 +1222,11 @@ export class SessionManager {
    * started it was lost (`localPorts` undefined), on new ones. Either way the forwards go
    * to the kernel's ports, read with its key from its connection file: its state is intact.
    */
-  async adoptKernel(sessionId: string, kernelId: string, localPorts?: Record<string, number>): Promise<IKernelConnection> {
+  async adoptKernel(
+    sessionId: string,
+    kernelId: string,
+    localPorts?: Record<string, number>
+  ): Promise<IKernelConnection> {
     const existing = this.kernels.get(kernelId);
     if (existing) {
       return existing.connection;
@@ -1163,10 +1250,14 @@ export class SessionManager {
         open: opener(ch),
         localPort: localPorts ? Number(localPorts[ch]) : undefined
       }));
-      this.opts.log(`${localPorts ? 'adopted' : 'attached'} kernel ${kernelId} of session ${sessionId} on ${localPorts ? 'its previous' : 'new'} local ports`);
+      this.opts.log(
+        `${localPorts ? 'adopted' : 'attached'} kernel ${kernelId} of session ${sessionId} on ${localPorts ? 'its previous' : 'new'} local ports`
+      );
       return conn;
     } catch (err) {
-      throw new Error(`Cannot take kernel ${kernelId} back${localPorts ? ' on its local ports' : ''}: ${(err as Error).message}`);
+      throw new Error(
+        `Cannot take kernel ${kernelId} back${localPorts ? ' on its local ports' : ''}: ${(err as Error).message}`
+      );
     }
   }
 
@@ -1300,7 +1391,10 @@ export class SessionManager {
       k.forwards.forEach(f => f.close());
     }
     for (const l of this.links.values()) {
-      l.then(x => x.close(), () => undefined);
+      l.then(
+        x => x.close(),
+        () => undefined
+      );
     }
     await this.saving;
   }
@@ -1373,5 +1467,5 @@ function stripEmpty(r: IResources): IResources {
 /** The helper answers errors as {"error": {"code", "message"}}. */
 function helperError(json: any): string {
   const e = json?.error;
-  return typeof e === 'string' ? e : e?.message ?? JSON.stringify(json);
+  return typeof e === 'string' ? e : (e?.message ?? JSON.stringify(json));
 }

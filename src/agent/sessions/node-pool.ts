@@ -103,7 +103,10 @@ export class NodePool {
         if (this.nodes.get(node) === e && e.open <= 0) {
           this.log(`closing the unused connection to ${node}`);
           this.forget(node, e);
-          e.conn.then(c => c.close(), () => undefined);
+          e.conn.then(
+            c => c.close(),
+            () => undefined
+          );
         }
       }, this.idleMs);
       e.idle.unref?.();
@@ -125,7 +128,10 @@ export class NodePool {
     this.closed ||= final;
     for (const [node, e] of [...this.nodes]) {
       this.forget(node, e);
-      e.conn.then(c => c.close(), () => undefined);
+      e.conn.then(
+        c => c.close(),
+        () => undefined
+      );
     }
   }
 }

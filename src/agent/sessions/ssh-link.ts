@@ -39,7 +39,11 @@ export function sshLinkFactory(options: {
       }
     });
     // node-ssh: one connection per node over this one, closed after a minute unused.
-    const nodes = new NodePool(node => conn.connectNode(node), 60_000, m => options.log(m));
+    const nodes = new NodePool(
+      node => conn.connectNode(node),
+      60_000,
+      m => options.log(m)
+    );
     await conn.connect();
     return {
       exec: (command, opts) => conn.exec(command, opts),

@@ -391,10 +391,7 @@ export class ClusterConnection extends EventEmitter {
           { user: t.user, port: t.port, jumpHosts: t.jumpHosts }
         );
       } catch (err) {
-        throw new SshConnectionError(
-          `Cannot work out how to reach ${t.host}: ${(err as Error).message}`,
-          'config'
-        );
+        throw new SshConnectionError(`Cannot work out how to reach ${t.host}: ${(err as Error).message}`, 'config');
       }
       for (const cfg of chain) {
         for (const w of cfg.warnings) {
@@ -424,7 +421,13 @@ export class ClusterConnection extends EventEmitter {
         }
       }
       const target = this.hops[this.hops.length - 1];
-      const via = this.hops.length > 1 ? ` via ${this.hops.slice(0, -1).map(h => h.label).join(', ')}` : '';
+      const via =
+        this.hops.length > 1
+          ? ` via ${this.hops
+              .slice(0, -1)
+              .map(h => h.label)
+              .join(', ')}`
+          : '';
       this.log.info(`ssh: connected to ${target.cfg.user}@${target.label}${via}`);
       this.setState('connected', `Connected to ${target.label}${via}.`);
     } catch (err) {
@@ -485,7 +488,9 @@ export class ClusterConnection extends EventEmitter {
     }
 
     const agentSock = this.opts.agentSocket === undefined ? process.env.SSH_AUTH_SOCK : this.opts.agentSocket;
-    const interval = this.opts.keepaliveIntervalMs ?? (cfg.serverAliveInterval ? cfg.serverAliveInterval * 1000 : DEFAULT_KEEPALIVE_MS);
+    const interval =
+      this.opts.keepaliveIntervalMs ??
+      (cfg.serverAliveInterval ? cfg.serverAliveInterval * 1000 : DEFAULT_KEEPALIVE_MS);
     const countMax = this.opts.keepaliveCountMax ?? cfg.serverAliveCountMax ?? DEFAULT_KEEPALIVE_COUNT;
     const connectTimeout =
       this.opts.connectTimeoutMs ?? (cfg.connectTimeout ? cfg.connectTimeout * 1000 : DEFAULT_CONNECT_TIMEOUT_MS);
@@ -506,7 +511,10 @@ export class ClusterConnection extends EventEmitter {
       };
       this.abortPending = () => fail(`Connecting to ${this.cluster} was cancelled.`, 'cancelled');
       hop.timer = new PausableTimer(connectTimeout, () =>
-        fail(`Timed out connecting to ${label}: no answer from the server within ${formatSeconds(connectTimeout)}.`, 'timeout')
+        fail(
+          `Timed out connecting to ${label}: no answer from the server within ${formatSeconds(connectTimeout)}.`,
+          'timeout'
+        )
       );
 
       client.on('handshake', () => {
@@ -659,7 +667,9 @@ export class ClusterConnection extends EventEmitter {
         if (strict === 'accept-new' || strict === 'no' || strict === 'off' || strict === 'false') {
           // As ssh(1) does with these settings: new keys are remembered without asking
           // (a changed key is still refused, above).
-          this.log.info(`ssh: accepting the new ${keyType} key ${fp} of ${hop.label} (StrictHostKeyChecking ${strict})`);
+          this.log.info(
+            `ssh: accepting the new ${keyType} key ${fp} of ${hop.label} (StrictHostKeyChecking ${strict})`
+          );
           hop.accepted.push(key);
           hop.pendingAppend = { file: kh.append, name, port, keyType, key, hash: hop.cfg.hashKnownHosts === true };
           return true;
@@ -672,7 +682,9 @@ export class ClusterConnection extends EventEmitter {
         }
         // OpenSSH's own warning (sshconnect.c): worth a second look, it may be a spoof.
         const warnings = res.otherKeyTypes.length
-          ? [`Keys of other types are already known for this host (${res.otherKeyTypes.join(', ')}), but not this ${keyType} key.`]
+          ? [
+              `Keys of other types are already known for this host (${res.otherKeyTypes.join(', ')}), but not this ${keyType} key.`
+            ]
           : [];
         const others = warnings.length ? ` ${warnings[0]}` : '';
         hop.timer?.pause();
@@ -743,7 +755,8 @@ export class ClusterConnection extends EventEmitter {
   private interactiveRefusal(hop: IHop, account: string, what: string): string | undefined {
     if (!this.canAsk()) {
       hop.personNeeded = true;
-      hop.failure = hop.failure ?? `${account} asks for ${what}, and no JupyterLab is open to ask you: sign in from JupyterLab.`;
+      hop.failure =
+        hop.failure ?? `${account} asks for ${what}, and no JupyterLab is open to ask you: sign in from JupyterLab.`;
       hop.failureCode = hop.failureCode ?? 'sign-in-needed';
       return hop.failure;
     }
@@ -799,8 +812,7 @@ export class ClusterConnection extends EventEmitter {
     let idx = 0;
 
     const agentCandidate = candidates.find(c => c.kind === 'agent') as
-      | { kind: 'agent'; agent: RecordingAgent }
-      | undefined;
+      { kind: 'agent'; agent: RecordingAgent } | undefined;
     const allowedAgentKeysReady: Promise<void> = (async () => {
       if (agentCandidate && cfg.identitiesOnly) {
         // IdentitiesOnly: the agent may only offer the keys of the identity files.
@@ -862,7 +874,13 @@ export class ClusterConnection extends EventEmitter {
             return {
               type: 'keyboard-interactive',
               username,
-              prompt: (name: string, instructions: string, _lang: string, prompts: Ssh2Prompt[], finish: (answers: string[]) => void) => {
+              prompt: (
+                name: string,
+                instructions: string,
+                _lang: string,
+                prompts: Ssh2Prompt[],
+                finish: (answers: string[]) => void
+              ) => {
                 if (prompts.length === 0) {
                   finish([]); // an information message only: nothing to answer
                   return;
@@ -873,7 +891,8 @@ export class ClusterConnection extends EventEmitter {
                   host: hop.label,
                   title: name || `Login to ${username}@${hop.label}`,
                   instructions:
-                    (instructions || '') + (kbdTries > 1 ? `${instructions ? ' ' : ''}(attempt ${kbdTries} of ${maxTries})` : '') ||
+                    (instructions || '') +
+                      (kbdTries > 1 ? `${instructions ? ' ' : ''}(attempt ${kbdTries} of ${maxTries})` : '') ||
                     undefined,
                   questions: prompts.map(p => ({ text: p.prompt, echo: p.echo === true }))
                 }).then(answer => {
@@ -921,7 +940,10 @@ export class ClusterConnection extends EventEmitter {
             hop.timer?.resume();
             if (answer.cancel || !answer.answers || !answer.answers[0]) {
               return hop.personNeeded
-                ? abort(`${account} asks for a password, and no JupyterLab is open to ask you: sign in from JupyterLab.`, 'sign-in-needed')
+                ? abort(
+                    `${account} asks for a password, and no JupyterLab is open to ask you: sign in from JupyterLab.`,
+                    'sign-in-needed'
+                  )
                 : abort(`Login to ${username}@${hop.label} was cancelled.`, 'auth-cancelled');
             }
             interactiveSent = true;
@@ -931,7 +953,10 @@ export class ClusterConnection extends EventEmitter {
       }
       if (hop.personNeeded) {
         // e.g. an encrypted key whose passphrase nobody could be asked for
-        return abort(`Logging in to ${username}@${hop.label} needs you (a passphrase): sign in from JupyterLab.`, 'sign-in-needed');
+        return abort(
+          `Logging in to ${username}@${hop.label} needs you (a passphrase): sign in from JupyterLab.`,
+          'sign-in-needed'
+        );
       }
       return abort(
         `Authentication failed for ${username}@${hop.label}: the server accepts ${methodsLeft.join(', ') || 'nothing'}` +
@@ -978,7 +1003,9 @@ export class ClusterConnection extends EventEmitter {
       data = await fsp.readFile(file);
     } catch (err) {
       if (explicit) {
-        this.log.warn(`ssh: identity file ${file} for ${hop.label} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        this.log.warn(
+          `ssh: identity file ${file} for ${hop.label} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
+        );
       }
       return undefined;
     }
@@ -1075,7 +1102,13 @@ export class ClusterConnection extends EventEmitter {
           resolve(ch);
         });
       } catch (err) {
-        reject(new SshConnectionError(`Not connected to ${hop.label} (${(err as Error).message}).`, 'not-connected', hop.label));
+        reject(
+          new SshConnectionError(
+            `Not connected to ${hop.label} (${(err as Error).message}).`,
+            'not-connected',
+            hop.label
+          )
+        );
       }
     });
   }
@@ -1178,14 +1211,19 @@ export class ClusterConnection extends EventEmitter {
           // MaxSessions open, and it still counts sessions we have already closed until a
           // main-loop turn later, so under load a burst can briefly exceed the limit. A
           // refused *session* is transient: try again shortly, for up to about 5 s.
-          if (typeof (err as Error & { reason?: unknown }).reason === 'number' && refusals < SESSION_RETRY_DELAYS_MS.length) {
+          if (
+            typeof (err as Error & { reason?: unknown }).reason === 'number' &&
+            refusals < SESSION_RETRY_DELAYS_MS.length
+          ) {
             const delay = SESSION_RETRY_DELAYS_MS[refusals++];
             this.log.debug(`ssh: ${hop.label} refused a session (${err.message}); retrying in ${delay} ms`);
             setTimeout(start, delay).unref();
             return;
           }
           release();
-          reject(new SshConnectionError(`Could not run a command on ${hop.label}: ${err.message}.`, 'exec-failed', hop.label));
+          reject(
+            new SshConnectionError(`Could not run a command on ${hop.label}: ${err.message}.`, 'exec-failed', hop.label)
+          );
           return;
         }
         const out: Buffer[] = [];
@@ -1276,7 +1314,13 @@ export class ClusterConnection extends EventEmitter {
           hop.client.exec(command, onExec);
         } catch (err) {
           release();
-          reject(new SshConnectionError(`Not connected to ${hop.label} (${(err as Error).message}).`, 'not-connected', hop.label));
+          reject(
+            new SshConnectionError(
+              `Not connected to ${hop.label} (${(err as Error).message}).`,
+              'not-connected',
+              hop.label
+            )
+          );
         }
       };
       start();
@@ -1291,7 +1335,13 @@ export class ClusterConnection extends EventEmitter {
         try {
           hop.client.sftp((err, sftp) => {
             if (err) {
-              reject(new SshConnectionError(`Could not start SFTP on ${hop.label}: ${err.message}.`, 'sftp-failed', hop.label));
+              reject(
+                new SshConnectionError(
+                  `Could not start SFTP on ${hop.label}: ${err.message}.`,
+                  'sftp-failed',
+                  hop.label
+                )
+              );
               return;
             }
             sftp.on('error', (e: Error) => this.log.debug(`ssh: sftp on ${hop.label}: ${e.message}`));
@@ -1303,7 +1353,13 @@ export class ClusterConnection extends EventEmitter {
             resolve(sftp);
           });
         } catch (err) {
-          reject(new SshConnectionError(`Not connected to ${hop.label} (${(err as Error).message}).`, 'not-connected', hop.label));
+          reject(
+            new SshConnectionError(
+              `Not connected to ${hop.label} (${(err as Error).message}).`,
+              'not-connected',
+              hop.label
+            )
+          );
         }
       });
       p.catch(() => {
@@ -1391,7 +1447,11 @@ export class ClusterConnection extends EventEmitter {
         sftp.stat(cur, (err, st) => resolve(err ? undefined : st.isDirectory()))
       );
       if (isDir === false) {
-        throw new SshConnectionError(`Cannot create ${remotePath} on ${label}: ${cur} is not a directory.`, 'sftp-failed', label);
+        throw new SshConnectionError(
+          `Cannot create ${remotePath} on ${label}: ${cur} is not a directory.`,
+          'sftp-failed',
+          label
+        );
       }
       if (isDir === undefined) {
         await new Promise<void>((resolve, reject) =>
@@ -1404,7 +1464,9 @@ export class ClusterConnection extends EventEmitter {
             sftp.stat(cur, (e2, st) =>
               !e2 && st.isDirectory()
                 ? resolve()
-                : reject(new SshConnectionError(`Cannot create ${cur} on ${label}: ${err.message}.`, 'sftp-failed', label))
+                : reject(
+                    new SshConnectionError(`Cannot create ${cur} on ${label}: ${err.message}.`, 'sftp-failed', label)
+                  )
             );
           })
         );
@@ -1415,7 +1477,9 @@ export class ClusterConnection extends EventEmitter {
   /** A TCP connection from the target (login node) to host:port (direct-tcpip). */
   forwardOut(host: string, port: number): Promise<ClientChannel> {
     if (!/^[A-Za-z0-9._:-]+$/.test(host) || !Number.isInteger(port) || port < 1 || port > 65535) {
-      return Promise.reject(new SshConnectionError(`Refusing to forward to ${JSON.stringify(host)}:${port}.`, 'bad-request'));
+      return Promise.reject(
+        new SshConnectionError(`Refusing to forward to ${JSON.stringify(host)}:${port}.`, 'bad-request')
+      );
     }
     try {
       return this.openForward(this.lastHop(), host, port, false);
@@ -1450,7 +1514,13 @@ export class ClusterConnection extends EventEmitter {
           resolve(ch);
         });
       } catch (err) {
-        reject(new SshConnectionError(`Not connected to ${hop.label} (${(err as Error).message}).`, 'not-connected', hop.label));
+        reject(
+          new SshConnectionError(
+            `Not connected to ${hop.label} (${(err as Error).message}).`,
+            'not-connected',
+            hop.label
+          )
+        );
       }
     });
   }
@@ -1495,7 +1565,10 @@ export class ClusterConnection extends EventEmitter {
         }, timeoutMs);
       })
     ]).finally(() => clearTimeout(timer));
-    void opening.then(ch => late && ch.close(), () => undefined);
+    void opening.then(
+      ch => late && ch.close(),
+      () => undefined
+    );
     const hop = await this.connectHop(cfg, sock, true);
     if (this.opts.keepPtySession !== false) {
       await this.openKeeper(hop);
@@ -1532,7 +1605,10 @@ export class ClusterConnection extends EventEmitter {
     if (this.sftpPromise) {
       const p = this.sftpPromise;
       this.sftpPromise = undefined;
-      p.then(s => s.end(), () => undefined);
+      p.then(
+        s => s.end(),
+        () => undefined
+      );
     }
     this.teardown();
     await closed;
@@ -1583,7 +1659,7 @@ function sendSignal(ch: ClientChannel, name: string): void {
 }
 
 function firstKey(k: ParsedKey | ParsedKey[] | Error): ParsedKey | Error {
-  return Array.isArray(k) ? k[0] ?? new Error('no key found') : k;
+  return Array.isArray(k) ? (k[0] ?? new Error('no key found')) : k;
 }
 
 /** The public key blob of an identity file (from `file.pub`, or an unencrypted key). */
@@ -1649,7 +1725,9 @@ export class NodeConnection {
     });
     client.on('close', () => {
       this.closed = true;
-      this.closeListeners.splice(0).forEach(l => l(`Connection to ${label} closed${lastError ? `: ${lastError}` : ''}.`));
+      this.closeListeners
+        .splice(0)
+        .forEach(l => l(`Connection to ${label} closed${lastError ? `: ${lastError}` : ''}.`));
     });
   }
 
@@ -1668,7 +1746,9 @@ export class NodeConnection {
   /** A TCP connection from the node to host:port (e.g. its own loopback). */
   forwardOut(host: string, port: number): Promise<ClientChannel> {
     if (!/^[A-Za-z0-9._:-]+$/.test(host) || !Number.isInteger(port) || port < 1 || port > 65535) {
-      return Promise.reject(new SshConnectionError(`Refusing to forward to ${JSON.stringify(host)}:${port}.`, 'bad-request'));
+      return Promise.reject(
+        new SshConnectionError(`Refusing to forward to ${JSON.stringify(host)}:${port}.`, 'bad-request')
+      );
     }
     return this.open(`${host}:${port}`, cb => this.client.forwardOut('127.0.0.1', 0, host, port, cb));
   }
@@ -1676,12 +1756,17 @@ export class NodeConnection {
   /** A connection to a Unix socket on the node (streamlocal). */
   forwardOutStreamLocal(socketPath: string): Promise<ClientChannel> {
     if (!socketPath.startsWith('/')) {
-      return Promise.reject(new SshConnectionError(`Refusing to forward to the socket ${JSON.stringify(socketPath)}.`, 'bad-request'));
+      return Promise.reject(
+        new SshConnectionError(`Refusing to forward to the socket ${JSON.stringify(socketPath)}.`, 'bad-request')
+      );
     }
     return this.open(`the socket ${socketPath}`, cb => this.client.openssh_forwardOutStreamLocal(socketPath, cb));
   }
 
-  private open(what: string, start: (cb: (err: Error | undefined, ch: ClientChannel) => void) => void): Promise<ClientChannel> {
+  private open(
+    what: string,
+    start: (cb: (err: Error | undefined, ch: ClientChannel) => void) => void
+  ): Promise<ClientChannel> {
     if (this.closed) {
       return Promise.reject(new SshConnectionError(`Not connected to ${this.label}.`, 'not-connected', this.label));
     }
@@ -1691,7 +1776,11 @@ export class NodeConnection {
           if (err) {
             const reason = err.message.replace(/^\(SSH\) Channel open failure: /, '');
             reject(
-              new SshConnectionError(`${this.label} could not connect to ${what} (${reason || 'refused'}).`, 'forward-failed', this.label)
+              new SshConnectionError(
+                `${this.label} could not connect to ${what} (${reason || 'refused'}).`,
+                'forward-failed',
+                this.label
+              )
             );
             return;
           }
@@ -1699,7 +1788,13 @@ export class NodeConnection {
           resolve(ch);
         });
       } catch (err) {
-        reject(new SshConnectionError(`Not connected to ${this.label} (${(err as Error).message}).`, 'not-connected', this.label));
+        reject(
+          new SshConnectionError(
+            `Not connected to ${this.label} (${(err as Error).message}).`,
+            'not-connected',
+            this.label
+          )
+        );
       }
     });
   }

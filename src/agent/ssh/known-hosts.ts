@@ -234,9 +234,7 @@ export function checkHostKeyInEntries(
     return {
       status,
       knownFingerprints: [...new Set(sameType.map(e => fingerprintSha256(e.keyBlob)))],
-      otherKeyTypes: [
-        ...new Set(forHost.filter(e => !e.marker && e.keyType !== keyType).map(e => e.keyType))
-      ],
+      otherKeyTypes: [...new Set(forHost.filter(e => !e.marker && e.keyType !== keyType).map(e => e.keyType))],
       file: at?.file,
       line: at?.line
     };
@@ -278,9 +276,7 @@ export async function checkHostKey(
  */
 export async function knownKeyTypes(files: string[], host: string, port: number): Promise<string[]> {
   const entries = await readKnownHosts(files);
-  return [
-    ...new Set(entries.filter(e => !e.marker && entryMatchesHost(e, host, port)).map(e => e.keyType))
-  ];
+  return [...new Set(entries.filter(e => !e.marker && entryMatchesHost(e, host, port)).map(e => e.keyType))];
 }
 
 /** The known_hosts line for a key (hashed name if asked). */

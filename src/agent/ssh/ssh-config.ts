@@ -236,9 +236,7 @@ export function expandGlob(pattern: string, cfs: ISshConfigFs): string[] {
         continue;
       }
       const re = globSegmentRegExp(seg);
-      const names = (cfs.readdir(base) ?? []).filter(
-        n => re.test(n) && (seg.startsWith('.') || !n.startsWith('.'))
-      );
+      const names = (cfs.readdir(base) ?? []).filter(n => re.test(n) && (seg.startsWith('.') || !n.startsWith('.')));
       names.sort();
       for (const n of names) {
         next.push(path.join(base, n));
@@ -484,9 +482,9 @@ export function resolveHost(
       v.toLowerCase() === 'none'
         ? 'none'
         : v === 'SSH_AUTH_SOCK'
-          ? env.SSH_AUTH_SOCK ?? 'none'
+          ? (env.SSH_AUTH_SOCK ?? 'none')
           : v.startsWith('$') && /^\$[A-Za-z_][A-Za-z0-9_]*$/.test(v)
-            ? env[v.slice(1)] ?? 'none'
+            ? (env[v.slice(1)] ?? 'none')
             : expandPath('IdentityAgent', v);
   }
 
@@ -575,8 +573,7 @@ function evalMatch(ctx: IContext, args: string[], where: string): boolean {
     ctx.warnings.push(`${where}: Match without criteria; block ignored.`);
     return false;
   }
-  const hostName =
-    ctx.raw.hostName !== undefined ? ctx.expandHostName(ctx.raw.hostName) : ctx.alias;
+  const hostName = ctx.raw.hostName !== undefined ? ctx.expandHostName(ctx.raw.hostName) : ctx.alias;
   const remoteUser = ctx.overrides.user ?? ctx.raw.user ?? ctx.localUser;
   let result = true;
   let sawExec = false;
@@ -838,7 +835,7 @@ function chainFor(specs: IJumpSpec[], options: IResolveOptions, depth: number, s
   if (seen.includes(first.alias) || depth > MAX_JUMP_DEPTH) {
     throw new Error(
       `its ProxyJump chain loops (${[...seen, first.alias].join(' -> ')}); ` +
-        `give the first jump host "ProxyJump none" in ssh_config`
+        'give the first jump host "ProxyJump none" in ssh_config'
     );
   }
   const before = chainFor(parseProxyJump(first.proxyJump), options, depth + 1, [...seen, first.alias]);
@@ -859,7 +856,9 @@ export type { IConfiguredHost };
 export function listConfiguredHosts(options: IResolveOptions = {}): IConfiguredHost[] {
   const homeDir = options.homeDir ?? os.homedir();
   const cfs = options.fs ?? nodeConfigFs;
-  const configFile = options.configFile ? expandTilde(options.configFile, homeDir) : path.join(homeDir, '.ssh', 'config');
+  const configFile = options.configFile
+    ? expandTilde(options.configFile, homeDir)
+    : path.join(homeDir, '.ssh', 'config');
   const found = new Map<string, string>();
   const read = (file: string, depth: number): void => {
     const text = cfs.readFile(file);

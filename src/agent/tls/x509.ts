@@ -72,7 +72,12 @@ export function makeSessionTls(sessionId: string, now = new Date()): ISessionTls
       extension(OID.authorityKeyIdentifier, false, seq(tlv(0x80, caKeyId)))
     ]
   });
-  return { caCert: pem('CERTIFICATE', caCert), cert: pem('CERTIFICATE', cert), key: leaf.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, name };
+  return {
+    caCert: pem('CERTIFICATE', caCert),
+    cert: pem('CERTIFICATE', cert),
+    key: leaf.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+    name
+  };
 }
 
 /* ---------------- certificate structure (RFC 5280 §4.1) ---------------- */
@@ -150,7 +155,10 @@ function keyId(publicKey: KeyObject): Buffer {
 }
 
 function pem(label: string, der: Buffer): string {
-  const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  const b64 = der
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '');
   return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
 }
 
@@ -213,5 +221,7 @@ function oid(dotted: string): Buffer {
 /** UTCTime up to 2049, GeneralizedTime after (RFC 5280 §4.1.2.5). */
 function time(d: Date): Buffer {
   const iso = d.toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z'; // YYYYMMDDHHMMSSZ
-  return d.getUTCFullYear() < 2050 ? tlv(0x17, Buffer.from(iso.slice(2), 'ascii')) : tlv(0x18, Buffer.from(iso, 'ascii'));
+  return d.getUTCFullYear() < 2050
+    ? tlv(0x17, Buffer.from(iso.slice(2), 'ascii'))
+    : tlv(0x18, Buffer.from(iso, 'ascii'));
 }

@@ -40,7 +40,9 @@ export function oneWritePerTick(stream: Duplex): void {
     return;
   }
   // (the stream's own _write, which ssh2 implements: it splits into packets)
-  const writeOne = (s as unknown as { _write(c: Buffer, e: string, cb: (err?: Error | null) => void): void })._write.bind(s);
+  const writeOne = (
+    s as unknown as { _write(c: Buffer, e: string, cb: (err?: Error | null) => void): void }
+  )._write.bind(s);
   s._writev = (chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void => {
     writeOne(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map(c => c.chunk)), 'buffer', cb);
   };

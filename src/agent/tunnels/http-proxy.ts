@@ -13,7 +13,17 @@ import { bridge } from './bridge';
 export type OpenPort = (key: string, port: number) => Promise<Duplex>;
 
 /** Headers that describe one hop and must not be forwarded as they are. */
-const HOP_HEADERS = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'cookie', 'authorization'];
+const HOP_HEADERS = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'cookie',
+  'authorization'
+];
 
 function cleanHeaders(h: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
@@ -50,7 +60,11 @@ export async function proxyHttp(
     if (!res.headersSent) {
       res.writeHead(502, { 'Content-Type': 'application/json' });
     }
-    res.end(JSON.stringify({ error: { code: 'upstream', message: `The session's port ${target.port} did not answer: ${err.message}` } }));
+    res.end(
+      JSON.stringify({
+        error: { code: 'upstream', message: `The session's port ${target.port} did not answer: ${err.message}` }
+      })
+    );
   });
   req.pipe(upstream);
   // A relayed stream comes paused (openRelay); http attaches its reader on the next tick, first.

@@ -47,7 +47,13 @@ export class RelayError extends Error {
  * (bytes that came with the answer are already in it): its user resumes it once it
  * listens (pipe() does), so nothing is emitted to nobody.
  */
-export function openRelay(raw: Duplex, creds: IRelayCredentials, target: RelayTarget, where: string, timeoutMs = 15_000): Promise<Duplex> {
+export function openRelay(
+  raw: Duplex,
+  creds: IRelayCredentials,
+  target: RelayTarget,
+  where: string,
+  timeoutMs = 15_000
+): Promise<Duplex> {
   // TLS writes its 16 KiB records one at a time: one SSH write per tick instead of one each
   oneWritePerTick(raw);
   return new Promise<Duplex>((resolve, reject) => {
@@ -66,7 +72,10 @@ export function openRelay(raw: Duplex, creds: IRelayCredentials, target: RelayTa
     raw.on('error', (err: Error) => sock.destroy(err));
     let head = Buffer.alloc(0);
     let done = false;
-    const timer = setTimeout(() => fail(new RelayError(`the session's relay on ${where} did not answer within ${timeoutMs / 1000} s`)), timeoutMs);
+    const timer = setTimeout(
+      () => fail(new RelayError(`the session's relay on ${where} did not answer within ${timeoutMs / 1000} s`)),
+      timeoutMs
+    );
     const fail = (err: Error): void => {
       if (done) {
         return;
@@ -110,7 +119,12 @@ export function openRelay(raw: Duplex, creds: IRelayCredentials, target: RelayTa
       if (status !== 200) {
         // The refusal's body is a short text (Content-Length).
         const text = rest.toString('utf8').trim();
-        fail(new RelayError(`the session's helper on ${where} refused ${target.split('/')[0]}: ${text || lines[0]}`, status));
+        fail(
+          new RelayError(
+            `the session's helper on ${where} refused ${target.split('/')[0]}: ${text || lines[0]}`,
+            status
+          )
+        );
         return;
       }
       done = true;

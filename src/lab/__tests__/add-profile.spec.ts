@@ -4,13 +4,27 @@ import { acceptDialog, dismissDialog, sleep, waitForDialog } from '@jupyterlab/t
 import { nullTranslator } from '@jupyterlab/translation';
 
 import schema from '../../../schema/profiles.json';
-import { AddProfileForm, addProfileFromSshConfig, appendProfile, profileEntry, suggestName, type ISshHost } from '../add-profile';
+import {
+  AddProfileForm,
+  addProfileFromSshConfig,
+  appendProfile,
+  profileEntry,
+  suggestName,
+  type ISshHost
+} from '../add-profile';
 import { PROFILES_PLUGIN_ID } from '../tokens';
 
 const trans = nullTranslator.load('jupyterlab_remote_cluster');
 
 const HOSTS: ISshHost[] = [
-  { alias: 'hpc-login', hostName: 'login.hpc.example.org', user: 'me', port: 22, proxyJump: 'gw', file: '/home/me/.ssh/config' },
+  {
+    alias: 'hpc-login',
+    hostName: 'login.hpc.example.org',
+    user: 'me',
+    port: 22,
+    proxyJump: 'gw',
+    file: '/home/me/.ssh/config'
+  },
   { alias: 'lab_box', hostName: '10.0.0.5', user: 'me', port: 2222, file: '/home/me/.ssh/config.d/lab' }
 ];
 
@@ -20,7 +34,13 @@ class MemoryConnector implements IDataConnector<ISettingRegistry.IPlugin, string
   constructor(public raw: string) {}
   async fetch(id: string): Promise<ISettingRegistry.IPlugin | undefined> {
     return id === PROFILES_PLUGIN_ID
-      ? { id, schema: schema as unknown as ISettingRegistry.ISchema, data: { composite: {}, user: {} }, raw: this.raw, version: '4.0.0' }
+      ? {
+          id,
+          schema: schema as unknown as ISettingRegistry.ISchema,
+          data: { composite: {}, user: {} },
+          raw: this.raw,
+          version: '4.0.0'
+        }
       : undefined;
   }
   async list(): Promise<any> {
@@ -81,14 +101,25 @@ describe('add a profile from ssh_config', () => {
     form.hostSelect.value = 'hpc-login';
     form.hostSelect.dispatchEvent(new Event('change'));
     expect(form.getValue().name).toBe('mine');
-    expect([...form.schedulerSelect.options].map(o => o.value)).toEqual(['slurm', 'pbs', 'torque', 'sge', 'lsf', 'htcondor', 'ssh']);
+    expect([...form.schedulerSelect.options].map(o => o.value)).toEqual([
+      'slurm',
+      'pbs',
+      'torque',
+      'sge',
+      'lsf',
+      'htcondor',
+      'ssh'
+    ]);
   });
 
   it('appends a valid profile and keeps the existing ones; refuses a duplicate or invalid one, writing nothing', async () => {
     const { registry, connector } = await registryWith([existing]);
     const settings = await registry.load(PROFILES_PLUGIN_ID);
 
-    const added = await appendProfile(settings, profileEntry({ host: 'lab_box', name: 'lab', scheduler: 'slurm', python: '' }));
+    const added = await appendProfile(
+      settings,
+      profileEntry({ host: 'lab_box', name: 'lab', scheduler: 'slurm', python: '' })
+    );
     expect(added).toMatchObject({ name: 'lab', ssh: { host: 'lab_box' }, scheduler: 'slurm', python: 'python3' });
     expect(saved(connector)).toEqual([
       existing,
@@ -98,16 +129,25 @@ describe('add a profile from ssh_config', () => {
     const before = connector.raw;
 
     await expect(
-      appendProfile(settings, profileEntry({ host: 'hpc-login', name: 'hpc-login', scheduler: 'slurm', python: 'python3' }))
+      appendProfile(
+        settings,
+        profileEntry({ host: 'hpc-login', name: 'hpc-login', scheduler: 'slurm', python: 'python3' })
+      )
     ).rejects.toThrow('A profile named "hpc-login" already exists; choose another name.');
     await expect(
-      appendProfile(settings, profileEntry({ host: 'hpc-login', name: 'bad name', scheduler: 'slurm', python: 'python3' }))
+      appendProfile(
+        settings,
+        profileEntry({ host: 'hpc-login', name: 'bad name', scheduler: 'slurm', python: 'python3' })
+      )
     ).rejects.toThrow(/name/);
     await expect(
       appendProfile(settings, profileEntry({ host: 'hpc-login', name: 'x', scheduler: 'cron', python: 'python3' }))
     ).rejects.toThrow('profile "x": scheduler "cron" is not supported');
     await expect(
-      appendProfile(settings, profileEntry({ host: 'hpc-login', name: 'y', scheduler: 'slurm', python: 'python3; rm -rf ~' }))
+      appendProfile(
+        settings,
+        profileEntry({ host: 'hpc-login', name: 'y', scheduler: 'slurm', python: 'python3; rm -rf ~' })
+      )
     ).rejects.toThrow(/profile "y"/);
     expect(connector.saves).toBe(saves);
     expect(connector.raw).toBe(before);
@@ -135,7 +175,12 @@ describe('add a profile from ssh_config', () => {
     await acceptDialog();
 
     const profile = await flow;
-    expect(profile).toMatchObject({ name: 'hpc2', ssh: { host: 'hpc-login' }, scheduler: 'pbs', python: '/opt/conda/bin/python' });
+    expect(profile).toMatchObject({
+      name: 'hpc2',
+      ssh: { host: 'hpc-login' },
+      scheduler: 'pbs',
+      python: '/opt/conda/bin/python'
+    });
     expect(saved(connector)).toEqual([
       existing,
       { name: 'hpc2', ssh: { host: 'hpc-login' }, scheduler: 'pbs', python: '/opt/conda/bin/python' }

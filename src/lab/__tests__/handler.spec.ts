@@ -29,9 +29,7 @@ describe('requestAPI', () => {
     expect(data.status).toBe('ok');
     const url = (settings.fetch as jest.Mock).mock.calls[0][0];
     const called = new URL(String(url.url ?? url));
-    expect(called.origin + called.pathname).toBe(
-      'http://localhost:8888/lab-base/remote-cluster/api/v1/health'
-    );
+    expect(called.origin + called.pathname).toBe('http://localhost:8888/lab-base/remote-cluster/api/v1/health');
   });
 
   it('turns an error answer into an error carrying its code and message', async () => {

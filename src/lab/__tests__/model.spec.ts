@@ -37,7 +37,14 @@ describe('RemoteClusterModel', () => {
     model.prompt.connect((_, p) => prompts.push(p.title));
     model.handle({
       type: 'prompt',
-      prompt: { id: '0123456789abcdef', kind: 'host-key', cluster: 'c', host: 'login', title: 'Unknown host key', questions: [] }
+      prompt: {
+        id: '0123456789abcdef',
+        kind: 'host-key',
+        cluster: 'c',
+        host: 'login',
+        title: 'Unknown host key',
+        questions: []
+      }
     });
     expect(prompts).toEqual(['Unknown host key']);
     model.dispose();

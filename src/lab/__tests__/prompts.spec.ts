@@ -11,12 +11,14 @@ const otp: IPrompt = {
   cluster: 'hpc',
   host: 'bastion',
   title: 'Login to bob@bastion',
-  questions: [{ text: 'One-time password (OATH) for `bob\': ', echo: false }]
+  questions: [{ text: "One-time password (OATH) for `bob': ", echo: false }]
 };
 
 const dialog = () => document.body.querySelector<HTMLElement>('.jp-Dialog');
 const button = (label: string) =>
-  [...document.body.querySelectorAll<HTMLButtonElement>('.jp-Dialog button')].find(b => b.textContent?.includes(label))!;
+  [...document.body.querySelectorAll<HTMLButtonElement>('.jp-Dialog button')].find(b =>
+    b.textContent?.includes(label)
+  )!;
 
 async function shown(): Promise<HTMLElement> {
   for (let i = 0; i < 100 && !dialog(); i++) {
@@ -69,7 +71,9 @@ describe('prompt dialogs', () => {
       trans
     );
     const d = await shown();
-    expect(d.querySelector('.jp-RemoteCluster-hostKeyWarning')?.textContent).toContain('Keys of other types are already known');
+    expect(d.querySelector('.jp-RemoteCluster-hostKeyWarning')?.textContent).toContain(
+      'Keys of other types are already known'
+    );
     button('Reject').click();
     await expect(answer).resolves.toEqual({ accept: false });
   });

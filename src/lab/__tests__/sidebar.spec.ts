@@ -28,11 +28,17 @@ describe('SessionsPanel connection line', () => {
     const line = (id: string) =>
       panel.node.querySelector<HTMLElement>(`[data-session-id="${id}"] .jp-RemoteCluster-connection`);
     expect(line('a')).toBeNull(); // nothing known yet: no line
-    const state = (id: string) => panel.node.querySelector(`[data-session-id="${id}"] .jp-RemoteCluster-sessionState`)?.textContent;
+    const state = (id: string) =>
+      panel.node.querySelector(`[data-session-id="${id}"] .jp-RemoteCluster-sessionState`)?.textContent;
     expect(state('a')).toBe('Running on node1');
     expect(state('b')).toBe('Running on node1 (node-ssh)');
 
-    model.handle({ type: 'connection', cluster: 'hpc', state: 'reconnecting', message: 'Connection to login was lost.' });
+    model.handle({
+      type: 'connection',
+      cluster: 'hpc',
+      state: 'reconnecting',
+      message: 'Connection to login was lost.'
+    });
     expect(line('a')?.dataset.connectionState).toBe('reconnecting');
     expect(line('a')?.textContent).toBe('Reconnecting… Connection to login was lost.');
     expect(line('b')).toBeNull(); // another cluster is not affected
@@ -57,7 +63,9 @@ describe('SessionsPanel detached kernels', () => {
     const calls: unknown[] = [];
     commands.addCommand('remote-cluster:attach-kernel', { execute: args => void calls.push(args) });
     const panel = new SessionsPanel(model, commands, nullTranslator.load('jupyterlab'));
-    const rows = () => [...panel.node.querySelectorAll<HTMLElement>('[data-session-id="a"] .jp-RemoteCluster-detachedKernel')];
+    const rows = () => [
+      ...panel.node.querySelectorAll<HTMLElement>('[data-session-id="a"] .jp-RemoteCluster-detachedKernel')
+    ];
 
     model.handle({ type: 'session', session: { ...running('a', 'hpc'), kernels: ['k0'] } });
     expect(rows()).toEqual([]);
@@ -83,8 +91,10 @@ describe('SessionsPanel warnings', () => {
   it('shows what the user should know about a running session, and nothing once it is fine', () => {
     const model = new RemoteClusterModel();
     const panel = new SessionsPanel(model, new CommandRegistry(), nullTranslator.load('jupyterlab'));
-    const warnings = () => [...panel.node.querySelectorAll('[data-session-id="a"] .jp-RemoteCluster-warning')].map(w => w.textContent);
-    const old = 'Started by an earlier version of jupyterlab-remote-cluster: … start a new session to get the protections.';
+    const warnings = () =>
+      [...panel.node.querySelectorAll('[data-session-id="a"] .jp-RemoteCluster-warning')].map(w => w.textContent);
+    const old =
+      'Started by an earlier version of jupyterlab-remote-cluster: … start a new session to get the protections.';
     const dask = 'Dask did not start: … (Dask runs only over TLS, never in the clear, and python cannot do TLS: …)';
     model.handle({ type: 'session', session: { ...running('a', 'hpc'), warnings: [old, dask] } });
     expect(warnings()).toEqual([old, dask]);

@@ -13,7 +13,8 @@ const profile = (resources: IClusterProfile['resources']): IClusterProfile => ({
 });
 
 const input = (form: SubmitForm, name: string) => form.node.querySelector<HTMLInputElement>(`input[name="${name}"]`)!;
-const advanced = (form: SubmitForm) => form.node.querySelector<HTMLDetailsElement>('details.jp-RemoteCluster-advanced')!;
+const advanced = (form: SubmitForm) =>
+  form.node.querySelector<HTMLDetailsElement>('details.jp-RemoteCluster-advanced')!;
 
 describe('SubmitForm', () => {
   it('shows QoS, node features, reservation and memory per CPU under a closed "Advanced" disclosure', () => {

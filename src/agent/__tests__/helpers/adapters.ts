@@ -43,9 +43,9 @@ export function scriptTail(title: string): string[] {
   return [
     '# environment setup from the profile: the job stops at the first line that fails',
     '{ module load python/3.11',
-    `} || { printf 'jupyterlab-remote-cluster: setup line 1 failed (exit code %s): %s\\n' "$?" 'module load python/3.11' >&2; exit 1; }`,
+    "} || { printf 'jupyterlab-remote-cluster: setup line 1 failed (exit code %s): %s\\n' \"$?\" 'module load python/3.11' >&2; exit 1; }",
     '{ source ~/venvs/lab/bin/activate',
-    `} || { printf 'jupyterlab-remote-cluster: setup line 2 failed (exit code %s): %s\\n' "$?" 'source ~/venvs/lab/bin/activate' >&2; exit 1; }`,
+    "} || { printf 'jupyterlab-remote-cluster: setup line 2 failed (exit code %s): %s\\n' \"$?\" 'source ~/venvs/lab/bin/activate' >&2; exit 1; }",
     '',
     `# the remote helper replaces this shell: ${title} signals reach it directly`,
     "exec /opt/py/bin/python '/home/alice/.jupyter-remote-cluster/helper-1.py' serve --session-dir /home/alice/s",

@@ -92,4 +92,3 @@ export class CountingLink implements IClusterLink {
     return this.queries.filter(q => q.at >= from && q.at < to).length;
   }
 }
-

@@ -13,8 +13,10 @@ import type { ICommandResult } from '../../schedulers/types';
 export function runWithFake(command: string, name: string, output: string, code: number): ICommandResult {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'jrc-fake-'));
   try {
-    const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-    writeFileSync(path.join(dir, name), `#!/bin/sh\necho "args: $*"\nprintf '%s\\n' ${q(output)} >&2\nexit ${code}\n`, { mode: 0o755 });
+    const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+    writeFileSync(path.join(dir, name), `#!/bin/sh\necho "args: $*"\nprintf '%s\\n' ${q(output)} >&2\nexit ${code}\n`, {
+      mode: 0o755
+    });
     const r = spawnSync('sh', ['-c', command], { env: { PATH: `${dir}:${process.env.PATH}` }, encoding: 'utf8' });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   } finally {

@@ -19,7 +19,13 @@ export function testConnection(
   extra: Partial<IClusterConnectionOptions> = {}
 ): ClusterConnection {
   return new ClusterConnection({
-    target: { host: '127.0.0.1', port, user: 'me', configFile: path.join(tmp, 'no-config'), knownHostsFiles: [path.join(tmp, 'known_hosts')] },
+    target: {
+      host: '127.0.0.1',
+      port,
+      user: 'me',
+      configFile: path.join(tmp, 'no-config'),
+      knownHostsFiles: [path.join(tmp, 'known_hosts')]
+    },
     prompt,
     homeDir: tmp,
     agentSocket: null,

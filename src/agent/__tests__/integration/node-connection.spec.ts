@@ -14,7 +14,6 @@ import { askingSshConfig, keygenFingerprint, testbedScratch } from './testbed';
 
 jest.setTimeout(60000);
 
-
 function firstBytes(s: Duplex, n: number): Promise<string> {
   return new Promise((resolve, reject) => {
     let buf = '';
@@ -43,7 +42,11 @@ describe('connectNode (testbed)', () => {
     const c = new ClusterConnection({
       // with its own known_hosts, a config that asks about unknown keys (the testbed's refuses them)
       target: knownHosts
-        ? { host: 'login', configFile: await askingSshConfig(tb.RC_TESTBED_SSH_CONFIG, path.dirname(knownHosts)), knownHostsFiles: [knownHosts] }
+        ? {
+            host: 'login',
+            configFile: await askingSshConfig(tb.RC_TESTBED_SSH_CONFIG, path.dirname(knownHosts)),
+            knownHostsFiles: [knownHosts]
+          }
         : { host: 'login', configFile: tb.RC_TESTBED_SSH_CONFIG },
       prompt: async p => {
         prompts.push(p);

@@ -36,7 +36,8 @@ function sh(args: string[], stdin?: string): Promise<ICommandResult> {
 }
 
 /** A command on the login node as alice, in her home (what an SSH exec would do). */
-const onLogin = (command: string, stdin?: string) => sh(['exec', 'login', '--user', 'alice', '--', 'sh', '-c', command], stdin);
+const onLogin = (command: string, stdin?: string) =>
+  sh(['exec', 'login', '--user', 'alice', '--', 'sh', '-c', command], stdin);
 
 function sleep(ms: number): Promise<void> {
   return new Promise(r => setTimeout(r, ms));
@@ -104,7 +105,9 @@ afterAll(async () => {
   if (submitted.length) {
     await onLogin(`scancel ${submitted.join(' ')}`);
   }
-  await onLogin(`rm -rf /home/alice/rcit/rcit-${run}-* /home/alice/rcit/helper-${run}; rmdir /home/alice/rcit 2>/dev/null || true`);
+  await onLogin(
+    `rm -rf /home/alice/rcit/rcit-${run}-* /home/alice/rcit/helper-${run}; rmdir /home/alice/rcit 2>/dev/null || true`
+  );
 });
 
 describe('slurm adapter on the testbed', () => {
@@ -112,7 +115,7 @@ describe('slurm adapter on the testbed', () => {
     const { dir, result } = await submit(
       'hostname',
       { partition: 'big', walltime: '5', cpus: 1, memory: '200M' },
-      `sh -c 'hostname; sleep 6'`,
+      "sh -c 'hostname; sleep 6'",
       ['echo "setup ran in $(pwd)" >&2']
     );
     const id = slurm.parseSubmit(result);
@@ -136,7 +139,12 @@ describe('slurm adapter on the testbed', () => {
   }, 150_000);
 
   it('refuses an unknown partition with a clear error and queues nothing', async () => {
-    await refused('badpart', { partition: 'nosuch', walltime: '5' }, 'partition', /^Slurm refused the job: Invalid partition name specified/);
+    await refused(
+      'badpart',
+      { partition: 'nosuch', walltime: '5' },
+      'partition',
+      /^Slurm refused the job: Invalid partition name specified/
+    );
   }, 60_000);
 
   it('cancels a job, and one squeue call reports several jobs', async () => {
@@ -162,7 +170,12 @@ describe('slurm adapter on the testbed', () => {
 });
 
 /** Submit, expect Slurm's refusal as an InvalidRequestError for `field`, and nothing queued. */
-async function refused(tag: string, resources: IJobSpec['resources'], field: string | undefined, message: RegExp): Promise<void> {
+async function refused(
+  tag: string,
+  resources: IJobSpec['resources'],
+  field: string | undefined,
+  message: RegExp
+): Promise<void> {
   const { name, result } = await submit(tag, resources, 'true');
   let err: unknown;
   try {
@@ -181,28 +194,42 @@ describe('slurm resources on the testbed (node2: Features=bigmem, Gres=gpu:1)', 
     ['constraint', { partition: 'debug', constraint: 'bigmem', walltime: '5' }],
     ['gpu', { partition: 'debug', gpus: 1, walltime: '5' }],
     ['mempercpu', { partition: 'debug', constraint: 'bigmem', memoryPerCpu: '100M', cpus: 2, walltime: '5' }]
-  ])('%s: the job lands on node2 and gets what it asked for', async (tag, resources) => {
-    const { result } = await submit(tag, resources, `sh -c 'hostname; echo "gpus=$CUDA_VISIBLE_DEVICES"; sleep 3'`);
-    const id = slurm.parseSubmit(result);
-    submitted.push(id);
-    const seen = await waitFor(id, s => s.phase !== 'pending', 60_000);
-    expect(seen[seen.length - 1]).toMatchObject({ phase: 'running', node: 'node2' });
-    const job = await onLogin(`scontrol show job ${id}`);
-    if (tag === 'constraint') {
-      expect(job.stdout).toMatch(/Features=bigmem /);
-    } else if (tag === 'gpu') {
-      expect(job.stdout).toMatch(/TresPerNode=(gres:)?gpu:1/);
-    } else {
-      expect(job.stdout).toMatch(/MinMemoryCPU=100M /);
-    }
-  }, 90_000);
+  ])(
+    '%s: the job lands on node2 and gets what it asked for',
+    async (tag, resources) => {
+      const { result } = await submit(tag, resources, 'sh -c \'hostname; echo "gpus=$CUDA_VISIBLE_DEVICES"; sleep 3\'');
+      const id = slurm.parseSubmit(result);
+      submitted.push(id);
+      const seen = await waitFor(id, s => s.phase !== 'pending', 60_000);
+      expect(seen[seen.length - 1]).toMatchObject({ phase: 'running', node: 'node2' });
+      const job = await onLogin(`scontrol show job ${id}`);
+      if (tag === 'constraint') {
+        expect(job.stdout).toMatch(/Features=bigmem /);
+      } else if (tag === 'gpu') {
+        expect(job.stdout).toMatch(/TresPerNode=(gres:)?gpu:1/);
+      } else {
+        expect(job.stdout).toMatch(/MinMemoryCPU=100M /);
+      }
+    },
+    90_000
+  );
 
-  it('refuses a node feature no node has, with Slurm\'s message, and queues nothing', async () => {
-    await refused('badfeature', { partition: 'debug', constraint: 'nosuch', walltime: '5' }, 'constraint', /^Slurm refused the job: Invalid feature specification\.$/);
+  it("refuses a node feature no node has, with Slurm's message, and queues nothing", async () => {
+    await refused(
+      'badfeature',
+      { partition: 'debug', constraint: 'nosuch', walltime: '5' },
+      'constraint',
+      /^Slurm refused the job: Invalid feature specification\.$/
+    );
   }, 60_000);
 
-  it('refuses an unknown reservation, with Slurm\'s message, and queues nothing', async () => {
-    await refused('badresv', { reservation: 'nosuch', walltime: '5' }, 'reservation', /^Slurm refused the job: Requested reservation is invalid\.$/);
+  it("refuses an unknown reservation, with Slurm's message, and queues nothing", async () => {
+    await refused(
+      'badresv',
+      { reservation: 'nosuch', walltime: '5' },
+      'reservation',
+      /^Slurm refused the job: Requested reservation is invalid\.$/
+    );
   }, 60_000);
 
   it('more GPUs than any node has: refused by sbatch, or failed at once (BadConstraints), never left pending', async () => {
@@ -214,15 +241,22 @@ describe('slurm resources on the testbed (node2: Features=bigmem, Gres=gpu:1)', 
       submitted.push(id);
     } catch (e) {
       expect(e).toBeInstanceOf(InvalidRequestError);
-      expect((e as Error).message).toMatch(/Requested node configuration is not available\. No node of the partition has/);
+      expect((e as Error).message).toMatch(
+        /Requested node configuration is not available\. No node of the partition has/
+      );
       return;
     }
     const seen = await waitFor(id, s => s.phase === 'ended' || s.blocked === true, 15_000);
-    expect(seen[seen.length - 1]).toMatchObject({ nativeReason: 'BadConstraints', reason: expect.stringMatching(/no node satisfies/) });
+    expect(seen[seen.length - 1]).toMatchObject({
+      nativeReason: 'BadConstraints',
+      reason: expect.stringMatching(/no node satisfies/)
+    });
   }, 60_000);
 
   it('memory and memory per CPU together never reach Slurm', async () => {
-    expect(() => slurm.validate({ memory: '1G', memoryPerCpu: '100M' })).toThrow(/either memory \(per node\) or memoryPerCpu/);
+    expect(() => slurm.validate({ memory: '1G', memoryPerCpu: '100M' })).toThrow(
+      /either memory \(per node\) or memoryPerCpu/
+    );
   });
 
   it('a walltime over the partition limit (EnforcePartLimits=NO) is reported blocked at once', async () => {
@@ -232,7 +266,10 @@ describe('slurm resources on the testbed (node2: Features=bigmem, Gres=gpu:1)', 
     const seen = await waitFor(id, s => s.blocked === true, 30_000);
     // 22.05 says PartitionTimeLimit, or PartitionConfig when its main scheduler looks at the
     // job at submit time (both seen here); both are "blocked": the manager cancels the job
-    expect(seen[seen.length - 1]).toMatchObject({ phase: 'pending', nativeReason: expect.stringMatching(/^Partition(TimeLimit|Config)$/) });
+    expect(seen[seen.length - 1]).toMatchObject({
+      phase: 'pending',
+      nativeReason: expect.stringMatching(/^Partition(TimeLimit|Config)$/)
+    });
     expect((await onLogin(slurm.cancelCommand(id))).code).toBe(0);
   }, 60_000);
 
@@ -307,14 +344,27 @@ describe('the remote helper in a real Slurm job', () => {
     };
     // what the agent does over SFTP: private directories, the helper and its companions,
     // config.json 0600; and the agent's side of the TLS for the client below
-    const files = { 'helper.py': HELPER, 'jrc_kernel.py': COMPANION('jrc_kernel.py'), 'jrc_dask_private.py': COMPANION('jrc_dask_private.py') };
-    expect((await onLogin(`umask 077 && mkdir -p ${dir} ${code} ${root}/client-tls && chmod 700 ${root} ${dir}`)).code).toBe(0);
+    const files = {
+      'helper.py': HELPER,
+      'jrc_kernel.py': COMPANION('jrc_kernel.py'),
+      'jrc_dask_private.py': COMPANION('jrc_dask_private.py')
+    };
+    expect(
+      (await onLogin(`umask 077 && mkdir -p ${dir} ${code} ${root}/client-tls && chmod 700 ${root} ${dir}`)).code
+    ).toBe(0);
     for (const [f, src] of Object.entries(files)) {
       expect((await onLogin(`umask 077 && cat > ${code}/${f}`, readFileSync(src, 'utf8'))).code).toBe(0);
     }
-    for (const [f, pem] of Object.entries({ 'ca.pem': tls.caCert, 'cert.pem': tls.cert, 'key.pem': tls.key, 'config.json': '' })) {
+    for (const [f, pem] of Object.entries({
+      'ca.pem': tls.caCert,
+      'cert.pem': tls.cert,
+      'key.pem': tls.key,
+      'config.json': ''
+    })) {
       const to = f === 'config.json' ? `${dir}/config.json` : `${root}/client-tls/${f}`;
-      expect((await onLogin(`umask 077 && cat > ${to}`, f === 'config.json' ? JSON.stringify(config) : pem)).code).toBe(0);
+      expect((await onLogin(`umask 077 && cat > ${to}`, f === 'config.json' ? JSON.stringify(config) : pem)).code).toBe(
+        0
+      );
     }
     const script = slurm.renderScript({
       name,
@@ -335,14 +385,20 @@ describe('the remote helper in a real Slurm job', () => {
     for (;;) {
       const r = await onLogin(`cat ${dir}/state.json 2>/dev/null`);
       state = r.stdout ? JSON.parse(r.stdout) : undefined;
-      if ((state?.status === 'ready' && state?.dask?.status !== 'starting') || state?.status === 'failed' || Date.now() > deadline) {
+      if (
+        (state?.status === 'ready' && state?.dask?.status !== 'starting') ||
+        state?.status === 'failed' ||
+        Date.now() > deadline
+      ) {
         break;
       }
       await sleep(500);
     }
     expect(state).toMatchObject({ version: 2, status: 'ready', host: 'node2', sessionId: run });
     expect(state.dask).toMatchObject({ status: 'running', workerThreads: 2, tls: true }); // SLURM_CPUS_ON_NODE
-    expect(state.httpPorts).toEqual([{ port: 0, name: 'dask-dashboard', path: `/remote-cluster/sessions/${run}/proxy/0/status` }]);
+    expect(state.httpPorts).toEqual([
+      { port: 0, name: 'dask-dashboard', path: `/remote-cluster/sessions/${run}/proxy/0/status` }
+    ]);
     expect((await status([id])).get(id)).toMatchObject({ phase: 'running', node: 'node2' });
 
     // from the login node, through the relay, as the agent's direct-tcpip channels connect

@@ -59,7 +59,11 @@ describe('SSH acceptance (testbed)', () => {
   it('runs a command on node1 through bastion and login, with ProxyJump from ssh_config', async () => {
     const conn = connection({ host: 'node1', configFile: cfg });
     await conn.connect();
-    expect(conn.hopInfo.map(h => h.label)).toEqual(['bastion (198.18.0.2)', 'login (198.18.1.2)', 'node1 (198.18.2.11)']);
+    expect(conn.hopInfo.map(h => h.label)).toEqual([
+      'bastion (198.18.0.2)',
+      'login (198.18.1.2)',
+      'node1 (198.18.2.11)'
+    ]);
     // SSH_CONNECTION's client address proves the last hop came from login's cluster side.
     const r = await conn.exec('hostname; echo $SSH_CONNECTION | cut -d" " -f1,3');
     expect(r).toEqual({ code: 0, stdout: 'node1\n198.18.2.1 198.18.2.11\n', stderr: '' });
@@ -111,7 +115,13 @@ describe('SSH acceptance (testbed)', () => {
       const prompts: Prompt[] = [];
       const conn = connection(
         // Only this key is offered anywhere (no agent, no ~/.ssh keys in homeDir).
-        { host: '198.18.2.11', user: 'alice', configFile: empty, identityFiles: [key], jumpHosts: ['alice@198.18.0.2', 'alice@198.18.1.2'] },
+        {
+          host: '198.18.2.11',
+          user: 'alice',
+          configFile: empty,
+          identityFiles: [key],
+          jumpHosts: ['alice@198.18.0.2', 'alice@198.18.1.2']
+        },
         async p => {
           prompts.push(p);
           return { answers: [prompts.length === 1 ? 'tr0ub4dor' : 'tr0ub4dor &3'] };
@@ -129,15 +139,20 @@ describe('SSH acceptance (testbed)', () => {
       // login's sshd logged that it accepted exactly this key for alice.
       const fp = await keygenFp(`${key}.pub`);
       const log = (await fs.readFile(`${STATE}/ssh/node1/sshd.log`, 'utf8')).split('\n');
-      expect(log.filter(l => l.includes('Accepted publickey for alice from 198.18.2.1') && l.includes(fp))).not.toEqual([]);
+      expect(log.filter(l => l.includes('Accepted publickey for alice from 198.18.2.1') && l.includes(fp))).not.toEqual(
+        []
+      );
     });
 
     it('without the passphrase (cancelled), the key is skipped and login fails clearly', async () => {
       const prompts: Prompt[] = [];
-      const conn = connection({ host: '198.18.0.2', user: 'alice', configFile: empty, identityFiles: [key] }, async p => {
-        prompts.push(p);
-        return { cancel: true };
-      });
+      const conn = connection(
+        { host: '198.18.0.2', user: 'alice', configFile: empty, identityFiles: [key] },
+        async p => {
+          prompts.push(p);
+          return { cancel: true };
+        }
+      );
       await expect(conn.connect()).rejects.toThrow(/^Authentication failed for alice@198\.18\.0\.2/);
       expect(prompts.map(p => p.kind)).toEqual(['passphrase']);
     });
@@ -182,7 +197,15 @@ describe('SSH acceptance (testbed)', () => {
       await onLogin('/usr/sbin/sshd', '-f', `${dir}/sshd_config`, '-E', fakeLog);
       const ctl = path.join(dir, 'ctl');
       master = spawn('ssh', ['-F', cfg, '-M', '-S', ctl, '-N', 'bastion'], { stdio: 'ignore' });
-      for (let i = 0; i < 100 && !(await fs.stat(ctl).then(() => true, () => false)); i++) {
+      for (
+        let i = 0;
+        i < 100 &&
+        !(await fs.stat(ctl).then(
+          () => true,
+          () => false
+        ));
+        i++
+      ) {
         await new Promise(r => setTimeout(r, 50));
       }
       const hostLines = (port: number) => [
@@ -285,7 +308,9 @@ describe('SSH acceptance (testbed)', () => {
       e => events.push(e.type === 'prompt' ? `prompt ${e.prompt.kind} ${e.prompt.host}` : 'closed'),
       () => true
     );
-    const conn = connection({ host: 'login-bob', configFile: cfg }, (q: Prompt, signal: AbortSignal) => broker.ask(q, signal));
+    const conn = connection({ host: 'login-bob', configFile: cfg }, (q: Prompt, signal: AbortSignal) =>
+      broker.ask(q, signal)
+    );
     jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'Date', 'hrtime', 'performance'] });
     try {
       const attempt = conn.connect().then(
@@ -331,7 +356,10 @@ describe('SSH acceptance (testbed)', () => {
 
   it('detects a server that stops answering after ServerAliveInterval x ServerAliveCountMax from ssh_config', async () => {
     const c = path.join(tmp, 'alive-config');
-    await fs.writeFile(c, `Include ${cfg}\nHost bastion-alive\n  HostName 198.18.0.2\n  ServerAliveInterval 1\n  ServerAliveCountMax 2\nHost *\n  User alice\n  IdentityFile ${env.RC_TESTBED_KEY_ALICE}\n  UserKnownHostsFile ${env.RC_TESTBED_KNOWN_HOSTS}\n`);
+    await fs.writeFile(
+      c,
+      `Include ${cfg}\nHost bastion-alive\n  HostName 198.18.0.2\n  ServerAliveInterval 1\n  ServerAliveCountMax 2\nHost *\n  User alice\n  IdentityFile ${env.RC_TESTBED_KEY_ALICE}\n  UserKnownHostsFile ${env.RC_TESTBED_KNOWN_HOSTS}\n`
+    );
     const states: [ConnectionState, string | undefined][] = [];
     const conn = connection({ host: 'bastion-alive', configFile: c }, noPrompt, {
       onStateChange: (s, m) => states.push([s, m])

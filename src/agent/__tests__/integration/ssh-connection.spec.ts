@@ -14,7 +14,6 @@ import { askingSshConfig, keygenFingerprint, run, testbedScratch } from './testb
 
 jest.setTimeout(60000);
 
-
 type Prompt = Omit<IPrompt, 'id'>;
 
 interface ITestbed {
@@ -97,7 +96,10 @@ describe('ssh ClusterConnection (testbed)', () => {
         stdout: 'out\n',
         stderr: 'err\n'
       });
-      await expect(conn.exec('tr a-z A-Z', { stdin: 'hello\n' })).resolves.toMatchObject({ code: 0, stdout: 'HELLO\n' });
+      await expect(conn.exec('tr a-z A-Z', { stdin: 'hello\n' })).resolves.toMatchObject({
+        code: 0,
+        stdout: 'HELLO\n'
+      });
       await expect(conn.exec('cat')).resolves.toMatchObject({ code: 0, stdout: '' });
       const killed = await conn.exec('kill -TERM $$');
       expect(killed.code).toBeNull();
@@ -167,7 +169,7 @@ describe('ssh ClusterConnection (testbed)', () => {
       await expect(conn.forwardOut('node1; rm -rf /', 22)).rejects.toThrow(/Refusing to forward/);
     });
 
-    it('writes and reads files over SFTP in alice\'s home', async () => {
+    it("writes and reads files over SFTP in alice's home", async () => {
       const dir = `.rc-ssh-it-${process.pid}-${Date.now()}`;
       await conn.mkdirp(`${dir}/a/b`);
       const file = `${dir}/a/b/state.json`;
@@ -184,13 +186,15 @@ describe('ssh ClusterConnection (testbed)', () => {
       );
       // The same SFTP session is reused.
       expect(await conn.sftp()).toBe(await conn.sftp());
-      await expect(conn.readFile(`${dir}/missing`)).rejects.toThrow(/^Could not read .*missing on login \(198\.18\.1\.2\): /);
+      await expect(conn.readFile(`${dir}/missing`)).rejects.toThrow(
+        /^Could not read .*missing on login \(198\.18\.1\.2\): /
+      );
       await conn.exec(`rm -rf ${dir}`);
     });
 
     it('keeps a pty session open on every hop (sshd then uses TCP_NODELAY)', async () => {
       // The keeper is `cat` on a pty: visible as a process with a tty on login.
-      const r = await conn.exec("ps -o tty=,args= -u alice | awk '$1 != \"?\" && $2 == \"cat\"' | wc -l");
+      const r = await conn.exec('ps -o tty=,args= -u alice | awk \'$1 != "?" && $2 == "cat"\' | wc -l');
       expect(Number(r.stdout.trim())).toBeGreaterThanOrEqual(1);
     });
 
@@ -366,7 +370,11 @@ while True:
       const dir = await fs.mkdtemp(path.join(tmp, 'kh-'));
       const kh = path.join(dir, 'known_hosts');
       const lines = (await fs.readFile(tb.knownHosts, 'utf8')).trim().split('\n');
-      const node1Key = lines.find(l => l.startsWith('node1,'))!.split(' ').slice(1).join(' ');
+      const node1Key = lines
+        .find(l => l.startsWith('node1,'))!
+        .split(' ')
+        .slice(1)
+        .join(' ');
       // login's entry now carries node1's key: a "changed" key for login.
       const altered = lines.map(l => (l.startsWith('login,') ? `${l.split(' ')[0]} ${node1Key}` : l));
       await fs.writeFile(kh, altered.join('\n') + '\n');
@@ -391,18 +399,26 @@ while True:
     it('refuses a @revoked key and explains @cert-authority entries', async () => {
       const dir = await fs.mkdtemp(path.join(tmp, 'kh-'));
       const lines = (await fs.readFile(tb.knownHosts, 'utf8')).trim().split('\n');
-      const bastionKey = lines.find(l => l.startsWith('bastion,'))!.split(' ').slice(1).join(' ');
+      const bastionKey = lines
+        .find(l => l.startsWith('bastion,'))!
+        .split(' ')
+        .slice(1)
+        .join(' ');
       const revoked = path.join(dir, 'revoked');
       await fs.writeFile(revoked, `@revoked * ${bastionKey}\n${lines.join('\n')}\n`);
       const prompt = jest.fn(async () => ({ accept: true }));
       await expect(
         connection({ host: 'login', configFile: tb.sshConfig, knownHostsFiles: [revoked] }, prompt).connect()
-      ).rejects.toThrow(/^Host key SHA256:\S+ of bastion \(198\.18\.0\.2\) is marked @revoked \(.*revoked:1\); refusing to connect\.$/);
+      ).rejects.toThrow(
+        /^Host key SHA256:\S+ of bastion \(198\.18\.0\.2\) is marked @revoked \(.*revoked:1\); refusing to connect\.$/
+      );
       const ca = path.join(dir, 'ca');
       await fs.writeFile(ca, `@cert-authority 198.18.0.2 ${bastionKey}\n`);
       await expect(
         connection({ host: 'login', configFile: tb.sshConfig, knownHostsFiles: [ca] }, prompt).connect()
-      ).rejects.toThrow(/trusts bastion \(198\.18\.0\.2\) only through a host certificate authority, which is not supported/);
+      ).rejects.toThrow(
+        /trusts bastion \(198\.18\.0\.2\) only through a host certificate authority, which is not supported/
+      );
       expect(prompt).not.toHaveBeenCalled();
     });
   });
@@ -418,7 +434,13 @@ while True:
       await fs.writeFile(empty, '');
       const prompts: Prompt[] = [];
       const conn = connection(
-        { host: '198.18.0.2', user: 'alice', configFile: empty, identityFiles: [key], knownHostsFiles: [tb.knownHosts] },
+        {
+          host: '198.18.0.2',
+          user: 'alice',
+          configFile: empty,
+          identityFiles: [key],
+          knownHostsFiles: [tb.knownHosts]
+        },
         async p => {
           prompts.push(p);
           return { answers: [prompts.length === 1 ? 'wrong' : 'correct horse'] };
@@ -447,7 +469,12 @@ while True:
         sock = path.join(tmp, 'agent.sock');
         agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
         for (let i = 0; i < 50; i++) {
-          if (await fs.stat(sock).then(() => true, () => false)) {
+          if (
+            await fs.stat(sock).then(
+              () => true,
+              () => false
+            )
+          ) {
             break;
           }
           await new Promise(r => setTimeout(r, 100));
@@ -477,11 +504,16 @@ while True:
 
       it('with IdentitiesOnly, offers only the agent keys of the identity files', async () => {
         const cfg = path.join(tmp, 'only-config');
-        await fs.writeFile(cfg, `Host b\n  HostName 198.18.0.2\n  User alice\n  IdentitiesOnly yes\n  IdentityFile ${tmp}/nope\n`);
+        await fs.writeFile(
+          cfg,
+          `Host b\n  HostName 198.18.0.2\n  User alice\n  IdentitiesOnly yes\n  IdentityFile ${tmp}/nope\n`
+        );
         const conn = connection({ host: 'b', configFile: cfg, knownHostsFiles: [tb.knownHosts] }, undefined, {
           agentSocket: sock
         });
-        await expect(conn.connect()).rejects.toThrow(/^Authentication failed for alice@b \(198\.18\.0\.2\): the server accepts publickey; tried ssh-agent keys\.$/);
+        await expect(conn.connect()).rejects.toThrow(
+          /^Authentication failed for alice@b \(198\.18\.0\.2\): the server accepts publickey; tried ssh-agent keys\.$/
+        );
       });
     });
   });
@@ -508,7 +540,11 @@ while True:
       expect(viaCommand.hopInfo.map(h => h.label)).toEqual(['pc-login (198.18.1.2)']);
 
       // Explicit jump hosts override ssh_config's ProxyJump: node1 via bastion and login.
-      const viaJumps = connection({ host: 'node1', configFile: tb.sshConfig, jumpHosts: ['bastion', 'alice@login:22'] });
+      const viaJumps = connection({
+        host: 'node1',
+        configFile: tb.sshConfig,
+        jumpHosts: ['bastion', 'alice@login:22']
+      });
       await viaJumps.connect();
       expect((await viaJumps.exec('hostname')).stdout).toBe('node1\n');
       expect(viaJumps.hopInfo.map(h => h.alias)).toEqual(['bastion', 'login', 'node1']);
@@ -517,8 +553,12 @@ while True:
     it('names the hop that cannot be reached', async () => {
       const cfg = path.join(tmp, 'bad-config');
       await fs.writeFile(cfg, `Include ${tb.sshConfig}\nHost nowhere\n  HostName 198.18.2.99\n  ProxyJump login\n`);
-      const conn = connection({ host: 'nowhere', configFile: cfg, user: 'alice' }, undefined, { connectTimeoutMs: 8000 });
-      await expect(conn.connect()).rejects.toThrow(/^login \(198\.18\.1\.2\) could not open a connection to 198\.18\.2\.99:22 \(.+\)\.$/);
+      const conn = connection({ host: 'nowhere', configFile: cfg, user: 'alice' }, undefined, {
+        connectTimeoutMs: 8000
+      });
+      await expect(conn.connect()).rejects.toThrow(
+        /^login \(198\.18\.1\.2\) could not open a connection to 198\.18\.2\.99:22 \(.+\)\.$/
+      );
     });
   });
 

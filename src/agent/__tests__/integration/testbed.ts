@@ -69,7 +69,11 @@ export async function keygenFingerprint(knownHosts: string, host: string, dir: s
  * (no stray ~/.ssh keys or known_hosts), and connections closed after each test. Read
  * `tmp` and `env` in tests or in a later beforeAll; push connections to `open`.
  */
-export function testbedScratch(prefix: string): { tmp: string; env: Record<string, string>; open: { close(): Promise<void> }[] } {
+export function testbedScratch(prefix: string): {
+  tmp: string;
+  env: Record<string, string>;
+  open: { close(): Promise<void> }[];
+} {
   let tmp = '';
   const s = {
     env: {} as Record<string, string>,
