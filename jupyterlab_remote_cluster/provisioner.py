@@ -205,7 +205,7 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             )
             self.log.info("remote-cluster: kernel %s taken back after an agent restart", self.remote_kernel_id)
         except RemoteKernelError as e:
-            if e.status == 400:  # the session or the kernel is gone for good
+            if e.status in (404, 409):  # the session or the kernel is gone for good (not: a bad request, 5xx)
                 self.log.warning("remote-cluster: kernel %s is gone: %s", self.remote_kernel_id, e)
                 self._exit_code = 1
                 self.remote_kernel_id = None

@@ -16,6 +16,10 @@
  *   GET    /api/v1/connections                    each profile's SSH link state
  *   POST   /api/v1/connections/<profile>/sign-in  the user signs in (after sign-in-needed)
  *   WS     /api/v1/events                         session/connection/prompt events
+ * Errors are JSON {error: {code, message}}: 404 what is named does not exist (any more),
+ * 409 it exists but not in a state for this (a session not running yet), 400 the request
+ * itself is wrong, 503/500 the agent could not do it now. Callers act on the difference
+ * (the provisioner gives a kernel up for gone only on 404/409).
  * The proxy to what sessions serve has a socket of its own (proxy-server.ts).
  */
 import * as http from 'node:http';
@@ -27,7 +31,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 
 import type { AgentEvent, IAgentHealth, IApiError, IPromptAnswer, IResources } from '../common/api';
 import { parseResourceOverrides } from '../common/profile';
-import { InvalidRequestError } from './schedulers/types';
+import { ConflictError, InvalidRequestError, NotFoundError } from './schedulers/types';
 import type { SessionManager } from './sessions/manager';
 import type { PromptBroker } from './sessions/prompts';
 import { listConfiguredHosts } from './ssh/ssh-config';
@@ -270,6 +274,10 @@ export async function startAgentServer(options: IAgentServerOptions): Promise<IA
         res.destroy();
       } else if (err instanceof HttpError) {
         sendError(res, err.status, err.code, err.message);
+      } else if (err instanceof NotFoundError) {
+        sendError(res, 404, 'not-found', err.message);
+      } else if (err instanceof ConflictError) {
+        sendError(res, 409, 'conflict', err.message);
       } else if (err instanceof InvalidRequestError) {
         sendError(res, 400, 'invalid', err.message);
       } else {

@@ -3,7 +3,12 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { SlurmAdapter } from '../schedulers/slurm';
 import { startAgentServer, type IAgentServer } from '../server';
+import { SessionManager } from '../sessions/manager';
+import { PromptBroker } from '../sessions/prompts';
+import { CountingLink } from './helpers/counting-link';
+import { HPC_PROFILE } from './helpers/profile';
 
 function get(socketPath: string, urlPath: string, method = 'GET'): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
@@ -114,5 +119,76 @@ describe('agent server', () => {
     } finally {
       process.env.HOME = oldHome;
     }
+  });
+});
+
+describe('agent API errors say what happened (404 gone, 409 not now, 400 bad request)', () => {
+  let dir: string;
+  let socketPath: string;
+  let server: IAgentServer | undefined;
+  let sessions: SessionManager;
+
+  function call(urlPath: string, method: string, body?: unknown): Promise<{ status: number; body: any }> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({ socketPath, path: urlPath, method }, res => {
+        let data = '';
+        res.on('data', chunk => (data += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(data) }));
+      });
+      req.on('error', reject);
+      req.end(body === undefined ? undefined : JSON.stringify(body));
+    });
+  }
+
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jrc-agent-'));
+    await fs.chmod(dir, 0o700);
+    socketPath = path.join(dir, 'agent.sock');
+    await fs.writeFile(path.join(dir, 'helper.py'), '# helper\n');
+    const link = new CountingLink();
+    sessions = new SessionManager({
+      stateDir: dir,
+      helperPath: path.join(dir, 'helper.py'),
+      baseUrl: '/',
+      profiles: async () => [HPC_PROFILE],
+      adapters: { slurm: new SlurmAdapter() },
+      connect: async () => link,
+      log: () => undefined
+    });
+    const prompts = new PromptBroker(
+      () => undefined,
+      () => false
+    );
+    const profiles = async () => ({ profiles: [HPC_PROFILE], errors: [], file: '' });
+    server = await startAgentServer({ socketPath, services: { sessions, prompts, profiles, baseUrl: '/' } });
+  });
+
+  afterEach(async () => {
+    await server?.close();
+    await sessions.shutdown();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('a session or kernel that does not exist is 404; a session not running is 409', async () => {
+    const ports = { shell_port: 40001, iopub_port: 40002, stdin_port: 40003, control_port: 40004, hb_port: 40005 };
+    const gone = await call('/api/v1/sessions/abcdef/kernels', 'POST', { kernelId: 'k1', adoptPorts: ports });
+    expect([gone.status, gone.body.error.code]).toEqual([404, 'not-found']);
+    const noKernel = await call('/api/v1/kernels/k1/signal', 'POST', { signal: 'SIGINT' });
+    expect([noKernel.status, noKernel.body.error.code]).toEqual([404, 'not-found']);
+
+    const queued = await call('/api/v1/sessions', 'POST', { profile: 'hpc' });
+    expect(queued.status).toBe(201);
+    const early = await call(`/api/v1/sessions/${queued.body.id}/kernels`, 'POST', {});
+    expect([early.status, early.body.error.code]).toEqual([409, 'conflict']);
+    expect(early.body.error.message).toBe(`Session ${queued.body.id} is queued, not running.`);
+    const adopt = await call(`/api/v1/sessions/${queued.body.id}/kernels`, 'POST', {
+      kernelId: 'k1',
+      adoptPorts: ports
+    });
+    expect([adopt.status, adopt.body.error.code]).toEqual([409, 'conflict']);
+
+    // a request that is wrong stays 400
+    const bad = await call('/api/v1/sessions', 'POST', { profile: 'hpc', resources: { extraDirectives: ['-x'] } });
+    expect([bad.status, bad.body.error.code]).toEqual([400, 'invalid']);
   });
 });

@@ -16,6 +16,12 @@ export class InvalidRequestError extends Error {
   }
 }
 
+/** What the request names does not exist (any more): HTTP 404, "gone for good". */
+export class NotFoundError extends InvalidRequestError {}
+
+/** What the request names exists but is not in a state for it (a session not running): 409. */
+export class ConflictError extends InvalidRequestError {}
+
 /**
  * The scheduler could not be reached or did not answer (controller down, timeout). Not the
  * user's fault, and the outcome is unknown: a submit that timed out may still have queued

@@ -13,7 +13,13 @@ import * as path from 'node:path';
 import type { AgentEvent, ConnectionState, IClusterProfile, IResources, ISession } from '../../common/api';
 import { proxiedPrefix } from '../../common/routes';
 import { shQuote } from '../schedulers/shell';
-import { InvalidRequestError, type IJobStatus, type ISchedulerAdapter } from '../schedulers/types';
+import {
+  ConflictError,
+  InvalidRequestError,
+  NotFoundError,
+  type IJobStatus,
+  type ISchedulerAdapter
+} from '../schedulers/types';
 import { makeSessionTls, sessionTlsName } from '../tls/x509';
 import { LocalForward } from '../tunnels/local-forward';
 import type { IRelayCredentials } from '../tunnels/relay';
@@ -928,7 +934,7 @@ export class SessionManager {
   async cancel(id: string, reason = 'cancelled by you'): Promise<ISession> {
     const s = this.sessions.get(id);
     if (!s) {
-      throw new InvalidRequestError(`No session ${id}.`, 'session');
+      throw new NotFoundError(`No session ${id}.`, 'session');
     }
     if (s.state === 'ended') {
       return this.publicView(s);
@@ -971,7 +977,7 @@ export class SessionManager {
   ): Promise<{ status: number; json: any }> {
     const rec = typeof s === 'string' ? this.sessions.get(s) : s;
     if (!rec) {
-      throw new InvalidRequestError(`No session ${String(s)}.`, 'session');
+      throw new NotFoundError(`No session ${String(s)}.`, 'session');
     }
     const route = await this.sessionRoute(rec);
     let channel;
@@ -1079,10 +1085,10 @@ export class SessionManager {
   async startKernel(sessionId: string, kernelId = randomBytes(8).toString('hex')): Promise<IKernelConnection> {
     const s = this.sessions.get(sessionId);
     if (!s) {
-      throw new InvalidRequestError(`No session ${sessionId}.`, 'session');
+      throw new NotFoundError(`No session ${sessionId}.`, 'session');
     }
     if (s.state !== 'running') {
-      throw new InvalidRequestError(`Session ${sessionId} is ${s.state}, not running.`, 'session');
+      throw new ConflictError(`Session ${sessionId} is ${s.state}, not running.`, 'session');
     }
     const restarting = this.kernels.get(kernelId);
     if (restarting && restarting.sessionId !== sessionId) {
@@ -1232,12 +1238,15 @@ export class SessionManager {
       return existing.connection;
     }
     const s = this.sessions.get(sessionId);
-    if (!s || s.state !== 'running' || !s.node) {
-      throw new InvalidRequestError(`Session ${sessionId} is not running.`, 'session');
+    if (!s) {
+      throw new NotFoundError(`No session ${sessionId}.`, 'session');
+    }
+    if (s.state !== 'running' || !s.node) {
+      throw new ConflictError(`Session ${sessionId} is ${s.state}, not running.`, 'session');
     }
     const status = await this.helperRequest(s, 'GET', `/kernels/${kernelId}`, undefined, 15_000);
     if (status.status !== 200 || !status.json.alive) {
-      throw new InvalidRequestError(`Kernel ${kernelId} is no longer running in session ${sessionId}.`, 'kernel');
+      throw new NotFoundError(`Kernel ${kernelId} is no longer running in session ${sessionId}.`, 'kernel');
     }
     try {
       const route = await this.sessionRoute(s);
@@ -1264,7 +1273,7 @@ export class SessionManager {
   private kernel(kernelId: string): IKernelRecord {
     const k = this.kernels.get(kernelId);
     if (!k) {
-      throw new InvalidRequestError(`No kernel ${kernelId}.`, 'kernel');
+      throw new NotFoundError(`No kernel ${kernelId}.`, 'kernel');
     }
     return k;
   }
