@@ -90,3 +90,13 @@ write_demo_profiles() {
 }
 JSON
 }
+
+# require_apt_packages PKG...: die naming every package this machine's apt sources do not
+# have (after `apt-get update`), before installing any: never half an installation.
+require_apt_packages() {
+  local p absent=()
+  for p in "$@"; do
+    apt-cache show --no-all-versions "$p" >/dev/null 2>&1 || absent+=("$p")
+  done
+  ((${#absent[@]} == 0)) || die "Debian $(cat /etc/debian_version 2>/dev/null) has no package ${absent[*]} in its apt sources (check /etc/apt/sources.list*)"
+}

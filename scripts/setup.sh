@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
-# Idempotent setup of a fresh Debian 12 machine (as root) for the demo and the tests:
+# Idempotent setup of a fresh Debian 12 or 13 machine (as root) for the demo and the tests:
 # Debian packages and the cluster's Python (testbed/testbed setup), a Python venv with
 # the extension installed from source (`pip install .`, which builds the labextension
 # and bundles the agent), and the npm dev dependencies for the test runners.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO"
+
+# Debian 12 (bookworm) and 13 (trixie) only: the testbed's packages and their versions
+# (Slurm 22.05 / 24.11, OpenSSH, pam_oath) are theirs. ($RC_DEBIAN_VERSION_FILE: for the test.)
+debian_version="$(cat "${RC_DEBIAN_VERSION_FILE:-/etc/debian_version}" 2>/dev/null || true)"
+case "$debian_version" in
+  12.* | 12 | bookworm/*) ;;
+  13.* | 13 | trixie/*) ;;
+  "") die "this setup needs Debian 12 or 13; this machine has no /etc/debian_version (not Debian)" ;;
+  *) die "this setup needs Debian 12 or 13; this machine runs Debian $debian_version" ;;
+esac
+if [ "${1:-}" = --check ]; then
+  log "Debian $debian_version: supported"
+  exit 0
+fi
 
 [ "$(id -u)" = 0 ] || die "run as root: the testbed creates network namespaces and users"
 export DEBIAN_FRONTEND=noninteractive
@@ -21,7 +35,9 @@ for p in "${BROWSER_PKGS[@]}"; do
 done
 if ((${#missing[@]})); then
   log "apt-get install ${missing[*]}"
-  { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } </dev/null
+  apt-get update -q </dev/null
+  require_apt_packages "${missing[@]}"
+  apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
 fi
 
 log "Python venv $VENV"
