@@ -140,23 +140,21 @@ class AgentProcess:
             self._proxy_http = None
             self._lock = asyncio.Lock()
 
-    async def request(
-        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
-    ) -> HTTPResponse:
-        """Send one HTTP request to the agent (starting it if needed); never raises on 4xx/5xx."""
+    async def _ready_request(self, path: str, **kwargs: Any) -> HTTPRequest:
+        """The agent running (started if needed) and a request to it; never follows redirects."""
         if self._stopping:
             # The server is shutting down and stopped the agent: say so, never restart it.
             raise AgentUnavailable("The remote-cluster agent has stopped (the Jupyter server is shutting down).")
         self._bind_loop()
         await self.ensure_running()
-        req = HTTPRequest(
-            f"http://agent{path}",
-            method=method,
-            body=body,
-            headers=headers or {},
-            allow_nonstandard_methods=True,
-            request_timeout=API_TIMEOUT_S,
-            follow_redirects=False,
+        return HTTPRequest(f"http://agent{path}", allow_nonstandard_methods=True, follow_redirects=False, **kwargs)
+
+    async def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> HTTPResponse:
+        """Send one HTTP request to the agent (starting it if needed); never raises on 4xx/5xx."""
+        req = await self._ready_request(
+            path, method=method, body=body, headers=headers or {}, request_timeout=API_TIMEOUT_S
         )
         try:
             return await self._client.fetch(req, raise_error=False)
@@ -173,19 +171,13 @@ class AgentProcess:
     ) -> HTTPResponse:
         """One request to the agent's proxy socket (`/proxy/<key>/<port>/...`); never raises
         on 4xx/5xx. Not retried: it may not be idempotent."""
-        if self._stopping:
-            raise AgentUnavailable("The remote-cluster agent has stopped (the Jupyter server is shutting down).")
-        self._bind_loop()
-        await self.ensure_running()
-        req = HTTPRequest(
-            f"http://agent{path}",
+        req = await self._ready_request(
+            path,
             method=method,
             body=body,
             headers=headers or {},
-            allow_nonstandard_methods=True,
             request_timeout=PROXY_TIMEOUT_S,
             connect_timeout=10,
-            follow_redirects=False,
             decompress_response=False,
         )
         try:

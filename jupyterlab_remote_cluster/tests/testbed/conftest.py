@@ -28,6 +28,13 @@ def on_login(*cmd: str, user: str = "alice") -> str:
     ).stdout
 
 
+def write_testbed_profiles(settings_dir: str) -> None:
+    """The demo's profiles file (the testbed's clusters) in a JupyterLab settings dir."""
+    subprocess.run(
+        ["bash", "-c", f'source "{REPO}/scripts/lib.sh" && write_testbed_profile "{settings_dir}"'], check=True
+    )
+
+
 @pytest.fixture(scope="session")
 def jupyter_dirs(tmp_path_factory):
     """Own settings (a testbed profile), data and runtime dirs, like a fresh user."""
@@ -39,10 +46,7 @@ def jupyter_dirs(tmp_path_factory):
         "JUPYTER_DATA_DIR": str(root / "data"),
         "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
     }
-    subprocess.run(
-        ["bash", "-c", f'source "{REPO}/scripts/lib.sh" && write_testbed_profile "{dirs["JUPYTERLAB_SETTINGS_DIR"]}"'],
-        check=True,
-    )
+    write_testbed_profiles(dirs["JUPYTERLAB_SETTINGS_DIR"])
     old = {k: os.environ.get(k) for k in dirs}
     os.environ.update(dirs)
     yield dirs

@@ -8,12 +8,9 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { SlurmAdapter } from '../schedulers/slurm';
-import { SessionManager } from '../sessions/manager';
+import type { SessionManager } from '../sessions/manager';
 import { CountingLink } from './helpers/counting-link';
-import { HPC_PROFILE } from './helpers/profile';
-
-const profile = HPC_PROFILE;
+import { slurmManager } from './helpers/slurm-manager';
 
 const MIN = 60_000;
 let dir: string;
@@ -25,15 +22,7 @@ beforeEach(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rc-polling-'));
   await fs.writeFile(path.join(dir, 'helper.py'), '# helper\n');
   link = new CountingLink();
-  manager = new SessionManager({
-    stateDir: dir,
-    helperPath: path.join(dir, 'helper.py'),
-    baseUrl: '/',
-    profiles: async () => [profile],
-    adapters: { slurm: new SlurmAdapter() },
-    connect: async () => link,
-    log: () => undefined
-  });
+  manager = slurmManager(dir, link);
 });
 
 afterEach(async () => {

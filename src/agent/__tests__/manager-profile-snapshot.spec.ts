@@ -8,10 +8,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import type { IClusterProfile } from '../../common/api';
-import { SlurmAdapter } from '../schedulers/slurm';
 import { SessionManager } from '../sessions/manager';
 import { CountingLink } from './helpers/counting-link';
 import { HPC_PROFILE } from './helpers/profile';
+import { slurmManager } from './helpers/slurm-manager';
 
 let dir: string;
 let link: CountingLink;
@@ -19,15 +19,7 @@ let profiles: IClusterProfile[];
 const managers: SessionManager[] = [];
 
 function newManager(): SessionManager {
-  const m = new SessionManager({
-    stateDir: dir,
-    helperPath: path.join(dir, 'helper.py'),
-    baseUrl: '/',
-    profiles: async () => profiles,
-    adapters: { slurm: new SlurmAdapter() },
-    connect: async () => link,
-    log: () => undefined
-  });
+  const m = slurmManager(dir, link, () => profiles);
   managers.push(m);
   return m;
 }

@@ -13,12 +13,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Duplex } from 'node:stream';
 
-import { SlurmAdapter, FIELD_SEPARATOR } from '../schedulers/slurm';
+import { FIELD_SEPARATOR } from '../schedulers/slurm';
 import { makeSessionTls } from '../tls/x509';
 import type { ICommandResult } from '../schedulers/types';
 import type { IClusterLink } from '../sessions/link';
 import { SessionManager } from '../sessions/manager';
-import { HPC_PROFILE } from './helpers/profile';
+import { slurmManager } from './helpers/slurm-manager';
 
 class FakeLink implements IClusterLink {
   /** what state.json says; `heartbeatAge` in seconds */
@@ -81,15 +81,7 @@ let link: FakeLink;
 
 async function manager(helperText: string): Promise<SessionManager> {
   await fs.writeFile(path.join(dir, 'helper.py'), helperText);
-  return new SessionManager({
-    stateDir: dir,
-    helperPath: path.join(dir, 'helper.py'),
-    baseUrl: '/',
-    profiles: async () => [HPC_PROFILE],
-    adapters: { slurm: new SlurmAdapter() },
-    connect: async () => link,
-    log: () => undefined
-  });
+  return slurmManager(dir, link);
 }
 
 async function runningSession(m: SessionManager): Promise<string> {

@@ -3,14 +3,20 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { SlurmAdapter } from '../schedulers/slurm';
 import { startAgentServer, type IAgentServer } from '../server';
 import { SessionManager } from '../sessions/manager';
 import { PromptBroker } from '../sessions/prompts';
 import { CountingLink } from './helpers/counting-link';
 import { HPC_PROFILE } from './helpers/profile';
+import { slurmManager } from './helpers/slurm-manager';
 
-function get(socketPath: string, urlPath: string, method = 'GET'): Promise<{ status: number; body: any }> {
+/** One request to the agent's socket (JSON `body` if given); status and JSON answer. */
+function get(
+  socketPath: string,
+  urlPath: string,
+  method = 'GET',
+  body?: unknown
+): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath, path: urlPath, method }, res => {
       let data = '';
@@ -18,7 +24,7 @@ function get(socketPath: string, urlPath: string, method = 'GET'): Promise<{ sta
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(data) }));
     });
     req.on('error', reject);
-    req.end();
+    req.end(body === undefined ? undefined : JSON.stringify(body));
   });
 }
 
@@ -128,17 +134,7 @@ describe('agent API errors say what happened (404 gone, 409 not now, 400 bad req
   let server: IAgentServer | undefined;
   let sessions: SessionManager;
 
-  function call(urlPath: string, method: string, body?: unknown): Promise<{ status: number; body: any }> {
-    return new Promise((resolve, reject) => {
-      const req = http.request({ socketPath, path: urlPath, method }, res => {
-        let data = '';
-        res.on('data', chunk => (data += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(data) }));
-      });
-      req.on('error', reject);
-      req.end(body === undefined ? undefined : JSON.stringify(body));
-    });
-  }
+  const call = (urlPath: string, method: string, body?: unknown) => get(socketPath, urlPath, method, body);
 
   beforeEach(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jrc-agent-'));
@@ -146,15 +142,7 @@ describe('agent API errors say what happened (404 gone, 409 not now, 400 bad req
     socketPath = path.join(dir, 'agent.sock');
     await fs.writeFile(path.join(dir, 'helper.py'), '# helper\n');
     const link = new CountingLink();
-    sessions = new SessionManager({
-      stateDir: dir,
-      helperPath: path.join(dir, 'helper.py'),
-      baseUrl: '/',
-      profiles: async () => [HPC_PROFILE],
-      adapters: { slurm: new SlurmAdapter() },
-      connect: async () => link,
-      log: () => undefined
-    });
+    sessions = slurmManager(dir, link);
     const prompts = new PromptBroker(
       () => undefined,
       () => false
