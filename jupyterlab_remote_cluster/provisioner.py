@@ -23,6 +23,7 @@ from jupyter_core.utils import ensure_async
 from traitlets import Float, Unicode
 
 from .agent_process import AgentProcess, AgentUnavailable, get_agent
+from .routes import AUTH_RESOURCE
 
 # start_kernel() keyword naming a running remote kernel to attach to (see pre_launch).
 ATTACH_KWARG = "remote_cluster_attach"
@@ -50,7 +51,7 @@ async def authorize_request() -> None:
     if handler is None or not hasattr(handler, "authorizer"):
         return
     allowed = await ensure_async(
-        handler.authorizer.is_authorized(handler, handler.current_user, "write", "remote-cluster")
+        handler.authorizer.is_authorized(handler, handler.current_user, "write", AUTH_RESOURCE)
     )
     if not allowed:
         from tornado import web

@@ -28,9 +28,8 @@ from tornado.netutil import Resolver
 
 from ..agent_process import AgentProcess, AgentUnavailable
 from ..provisioner import ATTACH_KWARG
+from ..routes import AUTH_RESOURCE, URL_NAMESPACE, session_kernel_name
 
-URL_NAMESPACE = "remote-cluster"
-AUTH_RESOURCE = "remote-cluster"
 SESSION_RE = r"[0-9a-f]{6,32}"
 PROXIED_PREFIX = f"/{URL_NAMESPACE}/proxied/"
 # A session's proxy key (src/common/routes.ts): 32 random bytes, base64url.
@@ -46,11 +45,6 @@ PROXIED_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-
-
-def session_kernel_name(session: str) -> str:
-    """The kernelspec the agent writes for a running session (src/agent/kernelspecs.ts)."""
-    return f"remote-cluster-session-{session}"
 
 
 # Only these request headers reach the agent (and through it, a dashboard).

@@ -8,18 +8,15 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
 import type { IClusterProfile, ISession } from '../common/api';
+import {
+  KERNEL_NAME_PREFIX,
+  KERNELSPEC_MARKER as MARKER,
+  PROVISIONER_NAME,
+  profileKernelName,
+  sessionKernelName
+} from '../common/routes';
 
-export const PROVISIONER_NAME = 'remote-cluster-provisioner';
-const PREFIX = 'remote-cluster-';
-const MARKER = 'jupyterlab_remote_cluster';
-
-export function profileKernelName(profile: string): string {
-  return `${PREFIX}${profile.toLowerCase().replace(/[^a-z0-9._-]/g, '-')}`;
-}
-
-export function sessionKernelName(sessionId: string): string {
-  return `${PREFIX}session-${sessionId}`;
-}
+export { PROVISIONER_NAME, profileKernelName, sessionKernelName };
 
 function spec(displayName: string, config: Record<string, string>): string {
   return JSON.stringify(
@@ -54,7 +51,7 @@ export class KernelspecWriter {
   private async ours(): Promise<string[]> {
     const names = await fs.readdir(this.kernelsDir).catch(() => [] as string[]);
     const result: string[] = [];
-    for (const n of names.filter(x => x.startsWith(PREFIX))) {
+    for (const n of names.filter(x => x.startsWith(KERNEL_NAME_PREFIX))) {
       const text = await fs.readFile(path.join(this.kernelsDir, n, 'kernel.json'), 'utf8').catch(() => '');
       if (text.includes(`"${MARKER}"`)) {
         result.push(n);

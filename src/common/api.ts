@@ -5,8 +5,7 @@
  * over its private Unix socket.
  */
 
-/** URL namespace (relative to the Jupyter base URL) of every route of this project. */
-export const URL_NAMESPACE = 'remote-cluster';
+export { URL_NAMESPACE } from './routes';
 
 /** What the agent reports about itself (`GET /remote-cluster/api/v1/health`). */
 export interface IAgentHealth {

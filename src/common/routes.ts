@@ -1,8 +1,33 @@
 /**
- * URLs of this project, shared by the frontend, the agent and (checked by a test) the
- * Python server extension.
+ * Names shared by the frontend, the agent and the Python server extension: the URL
+ * namespace, kernelspec names and the provisioner. Python has the same values in
+ * jupyterlab_remote_cluster/routes.py; tests/test_contracts.py checks them against this file.
  */
-import { URL_NAMESPACE } from './api';
+
+/** URL namespace (relative to the Jupyter base URL) of every route of this project. */
+export const URL_NAMESPACE = 'remote-cluster';
+
+/** Every kernelspec this project writes is named with this prefix (and carries its marker). */
+export const KERNEL_NAME_PREFIX = 'remote-cluster-';
+
+/** The kernelspec of a running session: prefix + this + the session id. */
+export const SESSION_KERNEL_INFIX = 'session-';
+
+/** Metadata key marking a kernelspec as ours: only marked directories are ever touched. */
+export const KERNELSPEC_MARKER = 'jupyterlab_remote_cluster';
+
+/** The jupyter_client kernel provisioner (an entry point in pyproject.toml). */
+export const PROVISIONER_NAME = 'remote-cluster-provisioner';
+
+/** The kernelspec of a profile: starts a new job with the profile's defaults. */
+export function profileKernelName(profile: string): string {
+  return `${KERNEL_NAME_PREFIX}${profile.toLowerCase().replace(/[^a-z0-9._-]/g, '-')}`;
+}
+
+/** The kernelspec of a running session (attaches to its allocation). */
+export function sessionKernelName(sessionId: string): string {
+  return `${KERNEL_NAME_PREFIX}${SESSION_KERNEL_INFIX}${sessionId}`;
+}
 
 /**
  * The public prefix of what a session serves (its Dask dashboard runs under it): the

@@ -16,6 +16,4 @@ export const LAUNCHER_CATEGORY = 'Remote cluster';
 
 export const PROFILES_PLUGIN_ID = 'jupyterlab-remote-cluster:profiles';
 
-export function sessionKernelName(sessionId: string): string {
-  return `remote-cluster-session-${sessionId}`;
-}
+export { sessionKernelName } from '../common/routes';

@@ -1,0 +1,15 @@
+"""Names shared with the frontend and the agent (src/common/routes.ts is the source;
+tests/test_contracts.py checks that these are the same values)."""
+
+URL_NAMESPACE = "remote-cluster"
+# The resource of jupyter_server's authorizer for this project's actions (profile kernels too)
+AUTH_RESOURCE = URL_NAMESPACE
+KERNEL_NAME_PREFIX = "remote-cluster-"
+SESSION_KERNEL_INFIX = "session-"
+KERNELSPEC_MARKER = "jupyterlab_remote_cluster"
+PROVISIONER_NAME = "remote-cluster-provisioner"
+
+
+def session_kernel_name(session: str) -> str:
+    """The kernelspec the agent writes for a running session."""
+    return f"{KERNEL_NAME_PREFIX}{SESSION_KERNEL_INFIX}{session}"

@@ -1,0 +1,36 @@
+"""The names Python shares with the frontend and the agent are the ones of
+src/common/routes.ts (the source), and the provisioner's entry point has the agent's name."""
+
+import re
+from pathlib import Path
+
+from jupyterlab_remote_cluster import routes
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def ts_constants() -> dict:
+    text = (REPO / "src" / "common" / "routes.ts").read_text()
+    return dict(re.findall(r"^export const ([A-Z_]+) = '([^']*)';$", text, re.M))
+
+
+def test_python_names_are_the_typescript_ones():
+    ts = ts_constants()
+    shared = ["URL_NAMESPACE", "KERNEL_NAME_PREFIX", "SESSION_KERNEL_INFIX", "KERNELSPEC_MARKER", "PROVISIONER_NAME"]
+    assert set(shared) <= set(ts), f"routes.ts lost {set(shared) - set(ts)}"
+    assert {k: getattr(routes, k) for k in shared} == {k: ts[k] for k in shared}
+
+
+def test_session_kernel_names_are_built_the_same_way():
+    text = (REPO / "src" / "common" / "routes.ts").read_text()
+    assert "return `${KERNEL_NAME_PREFIX}${SESSION_KERNEL_INFIX}${sessionId}`;" in text
+    ts = ts_constants()
+    assert routes.session_kernel_name("ab12cd") == ts["KERNEL_NAME_PREFIX"] + ts["SESSION_KERNEL_INFIX"] + "ab12cd"
+
+
+def test_the_provisioner_entry_point_has_the_name_the_kernelspecs_use():
+    # (the section as pyproject.toml writes it: one `name = "module:Class"` line)
+    text = (REPO / "pyproject.toml").read_text()
+    section = text.split('[project.entry-points."jupyter_client.kernel_provisioners"]\n', 1)[1].split("\n[", 1)[0]
+    entries = dict(re.findall(r'^([\w.-]+) = "([^"]+)"$', section, re.M))
+    assert entries == {routes.PROVISIONER_NAME: "jupyterlab_remote_cluster.provisioner:RemoteClusterProvisioner"}
