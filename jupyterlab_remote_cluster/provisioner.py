@@ -237,8 +237,10 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     async def _stop(self, restart: bool) -> None:
         if self.remote_kernel_id is not None:
             try:
-                suffix = "?restart=1" if restart else ""
-                await self._call("DELETE", f"/api/v1/kernels/{self.remote_kernel_id}{suffix}")
+                if restart:
+                    await self._call("POST", f"/api/v1/kernels/{self.remote_kernel_id}/restart", {})
+                else:
+                    await self._call("DELETE", f"/api/v1/kernels/{self.remote_kernel_id}")
             except RemoteKernelError as e:
                 self.log.warning("remote-cluster: %s", e)
             self._exit_code = -signal.SIGTERM
@@ -254,7 +256,7 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         if self.remote_kernel_id is None:
             return
         try:
-            await self._call("DELETE", f"/api/v1/kernels/{self.remote_kernel_id}?detach=1")
+            await self._call("POST", f"/api/v1/kernels/{self.remote_kernel_id}/detach", {})
             self.log.info(
                 "remote-cluster: kernel %s left running in session %s", self.remote_kernel_id, self.session_id
             )

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 import pytest
 from jupyter_server.auth import Authorizer
+from tornado.httpclient import HTTPClientError
 
 EVIL = "http://evil.example"
 # A proxy capability nobody issued (the shape of a real one).
@@ -24,6 +25,8 @@ STATE_CHANGING = [
     ("DELETE", "remote-cluster/api/v1/sessions/0123456789ab", None),
     ("POST", "remote-cluster/api/v1/sessions/0123456789ab/kernels", {}),
     ("POST", "remote-cluster/api/v1/kernels/k1/signal", {"signal": "SIGKILL"}),
+    ("POST", "remote-cluster/api/v1/kernels/k1/restart", {}),
+    ("POST", "remote-cluster/api/v1/kernels/k1/detach", {}),
     ("DELETE", "remote-cluster/api/v1/kernels/k1", None),
     ("POST", "remote-cluster/api/v1/prompts/0123456789abcdef", {"accept": True}),
     ("POST", "remote-cluster/kernels/attach", {"session": "0123456789ab", "kernel": "k1"}),
@@ -246,6 +249,30 @@ async def test_no_job_without_both_kernels_and_remote_cluster_write(
         refused = res.code == 403 or (res.code == 500 and b"not authorized" in res.body)
         assert refused, (authorizer, res.effective_url, res.code, res.body[:300])
     assert await sessions_of_the_agent(jp_serverapp) == []
+
+
+# What starts, stops or signals a job or a kernel: Jupyter's `kernels: write` is needed too.
+KERNEL_ACTIONS = [
+    ("POST", "remote-cluster/api/v1/sessions/0123456789ab/kernels", {}),
+    ("POST", "remote-cluster/api/v1/kernels/k1/signal", {"signal": "SIGINT"}),
+    ("POST", "remote-cluster/api/v1/kernels/k1/restart", {}),
+    ("POST", "remote-cluster/api/v1/kernels/k1/detach", {}),
+    ("DELETE", "remote-cluster/api/v1/kernels/k1", None),
+    ("DELETE", "remote-cluster/api/v1/sessions/0123456789ab", None),
+]
+
+
+@pytest.mark.authorizer(f"{__name__}.NoKernels")
+@pytest.mark.parametrize("method, path, body", KERNEL_ACTIONS)
+async def test_kernel_actions_need_kernels_write(jp_fetch, method, path, body):
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch(
+            *path.split("/"),
+            method=method,
+            body=None if body is None else json.dumps(body),
+            allow_nonstandard_methods=True,
+        )
+    assert e.value.code == 403, (path, e.value.response.body[:300] if e.value.response else "")
 
 
 async def test_with_both_permissions_a_submission_gets_through(

@@ -11,7 +11,9 @@
  *   POST   /api/v1/sessions/<id>/kernels          {kernelId?} -> connection info on 127.0.0.1
  *   GET    /api/v1/kernels/<kid>                  alive / dead / unknown (link down)
  *   POST   /api/v1/kernels/<kid>/signal           {signal}
- *   DELETE /api/v1/kernels/<kid>
+ *   POST   /api/v1/kernels/<kid>/restart          stop it; the next start of <kid> is its restart
+ *   POST   /api/v1/kernels/<kid>/detach           forget it here, leave it running (for attach)
+ *   DELETE /api/v1/kernels/<kid>                  shut it down
  *   POST   /api/v1/prompts/<id>                   the user's answer to a prompt
  *   GET    /api/v1/connections                    each profile's SSH link state
  *   POST   /api/v1/connections/<profile>/sign-in  the user signs in (after sign-in-needed)
@@ -232,22 +234,28 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     }
     return sendJson(res, 201, await svc.sessions.startKernel(m[1], kernelId));
   }
-  if ((m = p.match(/^\/api\/v1\/kernels\/([A-Za-z0-9_-]{1,64})(\/signal)?$/))) {
-    const kid = m[1];
-    if (m[2]) {
+  if ((m = p.match(/^\/api\/v1\/kernels\/([A-Za-z0-9_-]{1,64})(?:\/(signal|restart|detach))?$/))) {
+    const [, kid, verb] = m;
+    if (verb) {
       method(req, 'POST');
-      const body = await readJson(req);
-      await svc.sessions.signalKernel(kid, String(body.signal));
+      if (verb === 'signal') {
+        const body = await readJson(req);
+        await svc.sessions.signalKernel(kid, String(body.signal));
+      } else if (verb === 'restart') {
+        await svc.sessions.shutdownKernel(kid, true); // the next start of this id is its restart
+      } else {
+        svc.sessions.detachKernel(kid); // left running for a later attach
+      }
       return sendJson(res, 200, { ok: true });
     }
     if (method(req, 'GET', 'DELETE') === 'GET') {
       return sendJson(res, 200, await svc.sessions.kernelStatus(kid));
     }
-    if (url.searchParams.get('detach') === '1') {
-      svc.sessions.detachKernel(kid);
-      return sendJson(res, 200, { ok: true });
+    if (url.search) {
+      // (verbs were once query flags: never read a restart or a detach as a shutdown)
+      throw new HttpError(400, 'invalid', `DELETE ${p} takes no query; restart and detach are POST ${p}/<verb>.`);
     }
-    await svc.sessions.shutdownKernel(kid, url.searchParams.get('restart') === '1');
+    await svc.sessions.shutdownKernel(kid, false);
     return sendJson(res, 200, { ok: true });
   }
   if ((m = p.match(/^\/api\/v1\/prompts\/([0-9a-f]{16})$/))) {

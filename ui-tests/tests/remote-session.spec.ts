@@ -129,7 +129,7 @@ test.describe.serial('Remote session on the testbed', () => {
     const started2 = await page.request.post(`/remote-cluster/api/v1/sessions/${sid}/kernels`, { data: {} });
     expect(started2.status()).toBe(201);
     const kid = ((await started2.json()) as { kernelId: string }).kernelId;
-    const detached = await page.request.delete(`/remote-cluster/api/v1/kernels/${kid}?detach=1`);
+    const detached = await page.request.post(`/remote-cluster/api/v1/kernels/${kid}/detach`, { data: {} });
     expect(detached.status()).toBe(200);
     const row = session.locator(`.jp-RemoteCluster-detachedKernel[data-kernel-id="${kid}"]`);
     await expect(row).toContainText(`Kernel ${kid.slice(0, 8)} is running, not connected`, { timeout: 30_000 });

@@ -362,7 +362,7 @@ def test_kernel_restart_on_unix_sockets_keeps_the_local_ports(agent_dirs, profil
         code, conn = start_kernel(sid)
         assert code == 201, conn
         assert execute(conn, "x = 1; print('set')") == "set"
-        code, _ = agent_call("DELETE", f"/api/v1/kernels/{conn['kernelId']}?restart=1")
+        code, _ = agent_call("POST", f"/api/v1/kernels/{conn['kernelId']}/restart", {})
         assert code == 200
         code, again = agent_call("POST", f"/api/v1/sessions/{sid}/kernels", {"kernelId": conn["kernelId"]})
         assert code == 201, again

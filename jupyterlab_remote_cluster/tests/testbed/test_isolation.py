@@ -293,7 +293,7 @@ def test_a_killed_or_restarted_kernel_leaves_no_port_to_take_over(profiles):
             assert held == [], f"the kernel listens on TCP: {held}"
             on(s["node"], "kill", "-9", str(pid))
             recorder = Recorder(s["node"], held)  # (what a kernel freed: nothing)
-            code, _ = agent_call("DELETE", f"/api/v1/kernels/{conn['kernelId']}?restart=1")
+            code, _ = agent_call("POST", f"/api/v1/kernels/{conn['kernelId']}/restart", {})
             assert code == 200
             code, again = agent_call("POST", f"/api/v1/sessions/{sid}/kernels", {"kernelId": conn["kernelId"]})
             assert code == 201 and again == conn, again

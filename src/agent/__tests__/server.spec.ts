@@ -175,6 +175,13 @@ describe('agent API errors say what happened (404 gone, 409 not now, 400 bad req
     });
     expect([adopt.status, adopt.body.error.code]).toEqual([409, 'conflict']);
 
+    // verbs are paths: a query flag is refused, never read as a plain shutdown
+    const flag = await call('/api/v1/kernels/k1?restart=1', 'DELETE');
+    expect([flag.status, flag.body.error.message]).toEqual([
+      400,
+      'DELETE /api/v1/kernels/k1 takes no query; restart and detach are POST /api/v1/kernels/k1/<verb>.'
+    ]);
+
     // a request that is wrong stays 400
     const bad = await call('/api/v1/sessions', 'POST', { profile: 'hpc', resources: { extraDirectives: ['-x'] } });
     expect([bad.status, bad.body.error.code]).toEqual([400, 'invalid']);
