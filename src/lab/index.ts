@@ -22,11 +22,12 @@ import { createDashboard } from './dashboard';
 import { RemoteClusterApiError, requestAPI } from './handler';
 import { remoteClusterIcon } from './icons';
 import { RemoteClusterModel } from './model';
+import { openSessionNotebook } from './open-notebook';
 import { askPrompt } from './prompts';
 import { SessionsPanel } from './sidebar';
 import { addSignInStatus, registerSignIn } from './sign-in';
 import { askResources } from './submit-dialog';
-import { CommandIDs, LAUNCHER_CATEGORY, PROFILES_PLUGIN_ID, sessionKernelName } from './tokens';
+import { CommandIDs, LAUNCHER_CATEGORY, PROFILES_PLUGIN_ID } from './tokens';
 
 export { CommandIDs, LAUNCHER_CATEGORY } from './tokens';
 
@@ -161,11 +162,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     commands.addCommand(CommandIDs.openNotebook, {
       label: trans.__('Open a notebook on this session'),
-      execute: async args => {
-        const id = String(args['session']);
-        await app.serviceManager.kernelspecs.refreshSpecs();
-        return commands.execute('notebook:create-new', { kernelName: sessionKernelName(id) });
-      }
+      execute: args =>
+        openSessionNotebook(String(args['session']), {
+          commands,
+          kernelspecs: app.serviceManager.kernelspecs,
+          syncKernelspecs: () => requestAPI('api/v1/profiles'),
+          notifyError: message => Notification.error(message),
+          trans
+        })
     });
 
     commands.addCommand(CommandIDs.openDashboard, {

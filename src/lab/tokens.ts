@@ -15,5 +15,3 @@ export namespace CommandIDs {
 export const LAUNCHER_CATEGORY = 'Remote cluster';
 
 export const PROFILES_PLUGIN_ID = 'jupyterlab-remote-cluster:profiles';
-
-export { sessionKernelName } from '../common/routes';
