@@ -37,7 +37,7 @@ run_suite "lint" '(problems?|All checks passed|files? already formatted|error)' 
   bash -c 'npm run --silent lint:check && ruff check . && ruff format --check .'
 run_suite "jest" '^(Tests|Test Suites):' npx jest --ci
 run_suite "pytest server extension" '(passed|failed|error)' \
-  python -m pytest -q -p no:cacheprovider jupyterlab_remote_cluster/tests
+  python -m pytest -q -p no:cacheprovider tests
 run_suite "pytest testbed smoke" '(passed|failed|error)' \
   python -m pytest -q -p no:cacheprovider testbed/tests/test_smoke.py testbed/tests/test_sge.py
 run_suite "galata" '([0-9]+ (passed|failed|flaky|skipped))' \

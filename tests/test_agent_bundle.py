@@ -5,7 +5,7 @@ import json
 import re
 from pathlib import Path
 
-PACKAGE = Path(__file__).parent.parent
+PACKAGE = Path(__file__).resolve().parents[1] / "jupyterlab_remote_cluster"
 REPO = PACKAGE.parent
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from jupyterlab_remote_cluster import routes
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def ts_constants() -> dict:

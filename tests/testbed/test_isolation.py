@@ -570,7 +570,11 @@ def test_a_session_of_the_previous_release_keeps_running_and_says_it_is_unprotec
     finally:
         before.stop()
 
-    after = StandaloneAgent(str(tmp_path), settings, Path(__file__).resolve().parents[2] / "remote" / "helper.py")
+    after = StandaloneAgent(
+        str(tmp_path),
+        settings,
+        Path(__file__).resolve().parents[2] / "jupyterlab_remote_cluster" / "remote" / "helper.py",
+    )
     try:
         s = after.wait_running(sid)
         assert s["state"] == "running", s

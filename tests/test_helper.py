@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-HELPER = Path(__file__).resolve().parent.parent / "remote" / "helper.py"
+HELPER = Path(__file__).resolve().parents[1] / "jupyterlab_remote_cluster" / "remote" / "helper.py"
 # The testbed's cluster Python (testbed/testbed setup) has ipykernel, dask and distributed,
 # as the remote side has; the Dask tests need it.
 CLUSTER_PY = "/opt/rc-testbed/python/bin/python"
