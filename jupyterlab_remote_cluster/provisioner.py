@@ -235,6 +235,8 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             self.log.warning("remote-cluster: %s", e)
 
     async def _stop(self, restart: bool) -> None:
+        """Stop the remote kernel. `restart`: keep its local ports and key (in the agent) for
+        the next launch of this provisioner; else release them too."""
         if self.remote_kernel_id is not None:
             try:
                 if restart:
@@ -267,10 +269,14 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self.owns_session = False  # the job stays: the sidebar lists it, to attach or cancel
 
     async def kill(self, restart: bool = False) -> None:
-        await self._stop(restart)
+        # Always as for a restart: jupyter_client's restart_kernel(now=True) (its restarter's
+        # too) calls kill() without restart=True, and a kernel relaunched behind new local
+        # ports would leave every client, and Jupyter's WebSockets, on the old ones.
+        # cleanup() follows every kill and releases the ports unless it is a restart.
+        await self._stop(restart=True)
 
     async def terminate(self, restart: bool = False) -> None:
-        await self._stop(restart)
+        await self._stop(restart=True)
 
     async def cleanup(self, restart: bool = False) -> None:
         if restart:
@@ -284,6 +290,13 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             # It exited by itself on the shutdown request: have the agent drop its record
             # and close its local forwards (the helper already reaped the process).
             await self._stop(restart=False)
+        elif self._restart_id is not None:
+            # Killed or terminated (ports kept, see kill()) and not restarted: release them.
+            try:
+                await self._call("DELETE", f"/api/v1/kernels/{self._restart_id}")
+            except RemoteKernelError as e:
+                self.log.warning("remote-cluster: %s", e)
+            self._restart_id = None
         if self.owns_session and self.session_id:
             try:
                 await self._call("DELETE", f"/api/v1/sessions/{self.session_id}")

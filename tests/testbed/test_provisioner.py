@@ -69,6 +69,15 @@ def test_profile_kernel_runs_on_a_node_and_restarts_in_the_same_job(kernel):
     content, out = run(kc, "print('marker' in globals())")
     assert "".join(out).strip() == "False"
 
+    # Restart now (a kill: what jupyter_client's restarter does): the same client still
+    # reaches the new kernel (it once came up behind new local ports and the client hung).
+    run(kc, "marker = 2")
+    km.restart_kernel(now=True)
+    kc.wait_for_ready(timeout=60)
+    assert job_of(kc) == job
+    content, out = run(kc, "print('marker' in globals())")
+    assert "".join(out).strip() == "False"
+
     # Shutdown of a profile kernel cancels its job.
     kc.stop_channels()
     km.shutdown_kernel()

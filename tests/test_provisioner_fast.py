@@ -1,0 +1,118 @@
+"""The provisioner driven by jupyter_client's own KernelManager against a fake agent that
+keeps the agent's contract (a kernel id it knows keeps its local ports; a new one gets new
+ports): what jupyter_client calls, in its order, and what reaches the agent. No cluster."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from jupyter_client.manager import AsyncKernelManager
+
+from jupyterlab_remote_cluster import provisioner as provisioner_module
+
+SESSION = "ab12cd"
+
+
+class FakeAgent:
+    def __init__(self):
+        self.calls: list[tuple[str, str, dict | None]] = []
+        self.kernels: dict[str, dict] = {}  # id -> {"ports": {...}, "stopped": bool}
+        self._next_port = 40000
+        self._next_id = 1
+
+    def _ports(self):
+        names = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+        ports = {n: self._next_port + i for i, n in enumerate(names)}
+        self._next_port += 10
+        return ports
+
+    async def request(self, method, path, body=None, headers=None):
+        data = json.loads(body) if body else None
+        self.calls.append((method, path, data))
+        answer = self.answer(method, path, data)
+        return SimpleNamespace(code=200, body=json.dumps(answer).encode())
+
+    def answer(self, method, path, data):
+        if method == "GET" and path == f"/api/v1/sessions/{SESSION}":
+            return {"id": SESSION, "state": "running"}
+        if method == "POST" and path == f"/api/v1/sessions/{SESSION}/kernels":
+            kid = (data or {}).get("kernelId")
+            if kid not in self.kernels:
+                kid = kid or f"k{self._next_id}"
+                self._next_id += 1
+                self.kernels[kid] = {"ports": self._ports()}
+            self.kernels[kid]["stopped"] = False
+            return {
+                "kernelId": kid,
+                "ip": "127.0.0.1",
+                "transport": "tcp",
+                "signature_scheme": "hmac-sha256",
+                "key": "k" * 32,
+                **self.kernels[kid]["ports"],
+            }
+        kid = path.split("/")[4]
+        if method == "GET":
+            return {"alive": kid in self.kernels and not self.kernels[kid]["stopped"]}
+        if method == "POST" and path.endswith("/restart"):
+            self.kernels[kid]["stopped"] = True  # ports kept for the next start of kid
+        elif method == "DELETE":
+            self.kernels.pop(kid, None)
+        return {"ok": True}
+
+    def kernel_calls(self):
+        return [(m, p.replace("/api/v1/", "")) for m, p, _ in self.calls if "/kernels" in p]
+
+
+@pytest.fixture
+def agent(monkeypatch, tmp_path):
+    fake = FakeAgent()
+    monkeypatch.setattr(provisioner_module, "get_agent", lambda log=None: fake)
+    spec = tmp_path / "kernels" / "rc-test"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": ["python", "-c", "raise SystemExit", "{connection_file}"],
+                "display_name": "remote",
+                "language": "python",
+                "interrupt_mode": "signal",
+                "metadata": {
+                    "kernel_provisioner": {
+                        "provisioner_name": "remote-cluster-provisioner",
+                        "config": {"session": SESSION},
+                    }
+                },
+            }
+        )
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    return fake
+
+
+def ports(km):
+    return {k: v for k, v in km.get_connection_info().items() if k.endswith("_port")}
+
+
+async def test_restart_now_keeps_the_kernel_id_and_its_local_ports(agent):
+    """jupyter_client's restart_kernel(now=True), as its restarter does after a crash,
+    kills without saying it is a restart: the new kernel must come up behind the same
+    ports, or every client (and Jupyter's WebSockets) is left on the old ones."""
+    km = AsyncKernelManager(kernel_name="rc-test")
+    await km.start_kernel()
+    before = ports(km)
+    await km.restart_kernel(now=True)
+    assert ports(km) == before
+    starts = [d for m, p, d in agent.calls if m == "POST" and p.endswith(f"{SESSION}/kernels")]
+    assert starts == [{}, {"kernelId": "k1"}]
+    assert ("DELETE", "kernels/k1") not in agent.kernel_calls()  # never released in between
+    await km.shutdown_kernel(now=True)
+
+
+async def test_shutdown_now_releases_the_kernel(agent):
+    km = AsyncKernelManager(kernel_name="rc-test")
+    await km.start_kernel()
+    await km.shutdown_kernel(now=True)
+    calls = agent.kernel_calls()
+    assert calls[-2:] == [("POST", "kernels/k1/restart"), ("DELETE", "kernels/k1")], calls
+    assert agent.kernels == {}
