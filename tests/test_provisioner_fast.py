@@ -19,6 +19,7 @@ class FakeAgent:
         self.kernels: dict[str, dict] = {}  # id -> {"ports": {...}, "stopped": bool}
         self._next_port = 40000
         self._next_id = 1
+        self.overrides = {}
 
     def _ports(self):
         names = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
@@ -26,9 +27,15 @@ class FakeAgent:
         self._next_port += 10
         return ports
 
+    #: (method, path) -> (status, body): answers that replace the contract's
+    overrides: dict
+
     async def request(self, method, path, body=None, headers=None):
         data = json.loads(body) if body else None
         self.calls.append((method, path, data))
+        if (method, path) in self.overrides:
+            code, answer = self.overrides[(method, path)]
+            return SimpleNamespace(code=code, body=json.dumps(answer).encode())
         answer = self.answer(method, path, data)
         return SimpleNamespace(code=200, body=json.dumps(answer).encode())
 
@@ -116,3 +123,26 @@ async def test_shutdown_now_releases_the_kernel(agent):
     calls = agent.kernel_calls()
     assert calls[-2:] == [("POST", "kernels/k1/restart"), ("DELETE", "kernels/k1")], calls
     assert agent.kernels == {}
+
+
+@pytest.mark.parametrize(
+    "status, gone",
+    [(404, True), (409, True), (400, False), (503, False), (500, False)],
+)
+async def test_after_an_agent_restart_a_kernel_is_given_up_only_when_the_agent_says_it_is_gone(agent, status, gone):
+    """The agent restarted and does not know the kernel: the provisioner hands it back
+    (adopt). Only "no such session/kernel" (404) or "session not running" (409) mean the
+    kernel is gone; a bad request or an agent error says nothing about it."""
+    km = AsyncKernelManager(kernel_name="rc-test")
+    await km.start_kernel()
+    agent.overrides[("GET", "/api/v1/kernels/k1")] = (200, {"alive": None, "reason": "unknown-kernel"})
+    agent.overrides[("POST", f"/api/v1/sessions/{SESSION}/kernels")] = (
+        status,
+        {"error": {"code": "x", "message": "answer %d" % status}},
+    )
+    code = await km.provisioner.poll()
+    assert (code is not None) == gone, code
+    adopts = [d for m, p, d in agent.calls if m == "POST" and p.endswith("/kernels") and d and "adoptPorts" in d]
+    assert len(adopts) == 1 and adopts[0]["kernelId"] == "k1"
+    agent.overrides.clear()
+    await km.shutdown_kernel(now=True)
