@@ -33,7 +33,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 
 import type { AgentEvent, IAgentHealth, IApiError, IPromptAnswer, IResources } from '../common/api';
 import { parseResourceOverrides } from '../common/profile';
-import { ConflictError, InvalidRequestError, NotFoundError } from './schedulers/types';
+import { ConflictError, InvalidRequestError, NotFoundError, SchedulerUnavailableError } from './schedulers/types';
 import type { SessionManager } from './sessions/manager';
 import type { PromptBroker } from './sessions/prompts';
 import { listConfiguredHosts } from './ssh/ssh-config';
@@ -288,6 +288,8 @@ export async function startAgentServer(options: IAgentServerOptions): Promise<IA
         sendError(res, 409, 'conflict', err.message);
       } else if (err instanceof InvalidRequestError) {
         sendError(res, 400, 'invalid', err.message);
+      } else if (err instanceof SchedulerUnavailableError) {
+        sendError(res, 503, 'scheduler-unavailable', err.message);
       } else {
         sendError(res, 500, 'failed', err instanceof Error ? err.message : String(err));
       }

@@ -17,6 +17,8 @@ import {
   ConflictError,
   InvalidRequestError,
   NotFoundError,
+  SchedulerUnavailableError,
+  type ICommandResult,
   type IJobStatus,
   type ISchedulerAdapter
 } from '../schedulers/types';
@@ -660,11 +662,25 @@ export class SessionManager {
       command: `${profile.container ? profile.container + ' ' : ''}${shQuote(profile.python)} ${shQuote(helperPath)} serve --session-dir ${shQuote(dir)}`
     });
     await link.writeFile(`${dir}/job.sh`, script, 0o700);
-    const result = await link.exec(onLogin(profile, adapter.submitCommand(`${dir}/job.sh`)), { timeoutMs: 60_000 });
+    // Without an answer the job may be queued all the same: say so, and keep its files.
+    const unanswered = (why: string) =>
+      new SchedulerUnavailableError(
+        `${why.replace(/\.?$/, '.')} The job may have been queued all the same, named "jrc-${s.id}": ` +
+          `look for it with your batch system and cancel it if you do not want it (its files stay in ${dir}).`
+      );
+    let result: ICommandResult;
+    try {
+      result = await link.exec(onLogin(profile, adapter.submitCommand(`${dir}/job.sh`)), { timeoutMs: 60_000 });
+    } catch (err) {
+      throw unanswered(`The submission got no answer: ${(err as Error).message}`);
+    }
     let jobId: string;
     try {
       jobId = adapter.parseSubmit(result);
     } catch (err) {
+      if (err instanceof SchedulerUnavailableError) {
+        throw unanswered(err.message.replace(/;? ?the job may or may not be queued\.?$/, ''));
+      }
       // Refused: nothing is queued; leave no directory behind either.
       await link.exec(`rm -rf ${shQuote(dir)}`).catch(() => undefined);
       throw err;

@@ -17,14 +17,25 @@ export class CountingLink implements IClusterLink {
   controller: 'up' | 'down' | 'hung' = 'up';
   /** fake milliseconds each squeue takes */
   squeueMs = 0;
+  /** what sbatch does: queue the job (default), or answer/fail as given */
+  sbatch?: () => Promise<ICommandResult>;
+  /** every command run, in order */
+  readonly commands: string[] = [];
   private nextId = 100;
 
   async exec(command: string, opts?: { timeoutMs?: number }): Promise<ICommandResult> {
+    this.commands.push(command);
     if (command.includes('printf %s "$HOME"')) {
       return { code: 0, stdout: '/home/u', stderr: '' };
     }
     if (command.includes('mkdir -p')) {
       return { code: 0, stdout: 'present\n', stderr: '' };
+    }
+    if (command.startsWith('sbatch') && this.sbatch) {
+      return this.sbatch();
+    }
+    if (command.startsWith('rm -rf')) {
+      return { code: 0, stdout: '', stderr: '' };
     }
     if (command.startsWith('sbatch')) {
       const id = String(this.nextId++);
