@@ -11,22 +11,22 @@ import {
 import { ILauncher } from '@jupyterlab/launcher';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
-import { ITranslator, nullTranslator, type TranslationBundle } from '@jupyterlab/translation';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { DisposableSet } from '@lumino/disposable';
 import { Widget } from '@lumino/widgets';
 
-import type { IAgentHealth, IClusterProfile, IResources, ISession } from '../common/api';
+import type { IAgentHealth, IClusterProfile, ISession } from '../common/api';
 import { parseProfiles } from '../common/profile';
 import { ADD_FROM_SSH_CONFIG, registerAddFromSshConfig } from './add-profile';
 import { createDashboard } from './dashboard';
-import { RemoteClusterApiError, requestAPI } from './handler';
+import { requestAPI } from './handler';
 import { remoteClusterIcon } from './icons';
 import { RemoteClusterModel } from './model';
 import { openSessionNotebook } from './open-notebook';
 import { askPrompt } from './prompts';
 import { SessionsPanel } from './sidebar';
 import { addSignInStatus, registerSignIn } from './sign-in';
-import { askResources } from './submit-dialog';
+import { submitWithDialog } from './submit-dialog';
 import { CommandIDs, LAUNCHER_CATEGORY, PROFILES_PLUGIN_ID } from './tokens';
 
 export { CommandIDs, LAUNCHER_CATEGORY } from './tokens';
@@ -51,32 +51,6 @@ function paragraphs(lines: string[], className: string): Widget {
     body.appendChild(document.createElement('p')).textContent = line;
   }
   return new Widget({ node: body });
-}
-
-/** Submit with a dialog; a refusal re-opens it with the agent's message, nothing submitted. */
-async function submitWithDialog(profile: IClusterProfile, trans: TranslationBundle): Promise<ISession | undefined> {
-  let error: string | undefined;
-  let values: IResources | undefined;
-  for (;;) {
-    values = await askResources(profile, trans, error, values);
-    if (!values) {
-      return undefined;
-    }
-    try {
-      return await requestAPI<ISession>('api/v1/sessions', {
-        method: 'POST',
-        body: JSON.stringify({ profile: profile.name, resources: values })
-      });
-    } catch (e) {
-      // Refused input, or a connection that failed (host key rejected, wrong code...):
-      // the dialog comes back with the reason and the values, nothing was submitted.
-      if (e instanceof RemoteClusterApiError && e.status >= 400 && e.status < 600) {
-        error = e.message;
-        continue;
-      }
-      throw e;
-    }
-  }
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {

@@ -3,13 +3,14 @@
  * are checked again by the agent (the scheduler adapter); its message is shown here and
  * nothing is submitted when it refuses.
  */
-import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import type { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
-import type { IClusterProfile, IResources } from '../common/api';
+import type { IClusterProfile, IResources, ISession } from '../common/api';
 import { OVERRIDABLE_RESOURCES } from '../common/profile';
 import { appendError } from './format';
+import { RemoteClusterApiError, requestAPI } from './handler';
 
 interface IField {
   key: (typeof OVERRIDABLE_RESOURCES)[number];
@@ -136,4 +137,54 @@ export async function askResources(
     focusNodeSelector: 'input'
   });
   return result.button.accept ? (result.value ?? undefined) : undefined;
+}
+
+export interface ISubmitDeps {
+  ask: typeof askResources;
+  post: (profile: string, resources: IResources) => Promise<ISession>;
+  /** A message that must stay until the user closes it. */
+  warn: (message: string) => void;
+}
+
+const defaultDeps: ISubmitDeps = {
+  ask: askResources,
+  post: (profile, resources) =>
+    requestAPI<ISession>('api/v1/sessions', { method: 'POST', body: JSON.stringify({ profile, resources }) }),
+  warn: message => Notification.warning(message, { autoClose: false })
+};
+
+/**
+ * Submit with a dialog. A refusal re-opens it with the agent's message and the values,
+ * nothing submitted. A submission the batch system did not answer (503
+ * scheduler-unavailable) may have queued the job: no second chance to submit it again
+ * from here, the message (which names the job to look for) stays on screen.
+ */
+export async function submitWithDialog(
+  profile: IClusterProfile,
+  trans: TranslationBundle,
+  deps: ISubmitDeps = defaultDeps
+): Promise<ISession | undefined> {
+  let error: string | undefined;
+  let values: IResources | undefined;
+  for (;;) {
+    values = await deps.ask(profile, trans, error, values);
+    if (!values) {
+      return undefined;
+    }
+    try {
+      return await deps.post(profile.name, values);
+    } catch (e) {
+      if (e instanceof RemoteClusterApiError && e.status === 503 && e.code === 'scheduler-unavailable') {
+        deps.warn(e.message);
+        return undefined;
+      }
+      // Refused input, or a connection that failed (host key rejected, wrong code...):
+      // the dialog comes back with the reason and the values, nothing was submitted.
+      if (e instanceof RemoteClusterApiError && e.status >= 400 && e.status < 600) {
+        error = e.message;
+        continue;
+      }
+      throw e;
+    }
+  }
 }

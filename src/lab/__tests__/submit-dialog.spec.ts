@@ -1,7 +1,8 @@
 import { nullTranslator } from '@jupyterlab/translation';
 
-import type { IClusterProfile } from '../../common/api';
-import { SubmitForm } from '../submit-dialog';
+import type { IClusterProfile, ISession } from '../../common/api';
+import { RemoteClusterApiError } from '../handler';
+import { SubmitForm, submitWithDialog, type ISubmitDeps } from '../submit-dialog';
 
 const trans = nullTranslator.load('jupyterlab');
 const profile = (resources: IClusterProfile['resources']): IClusterProfile => ({
@@ -64,5 +65,46 @@ describe('SubmitForm', () => {
     const alert = form.node.querySelector('[role="alert"]')!;
     expect(alert.textContent).toBe('Slurm refused the job: Invalid feature specification.');
     expect(alert.compareDocumentPosition(input(form, 'partition')) & Node.DOCUMENT_POSITION_FOLLOWING).toBeTruthy();
+  });
+});
+
+describe('submitWithDialog', () => {
+  const session = { id: 'ab12cd' } as ISession;
+
+  function deps(answers: (ISession | RemoteClusterApiError)[]) {
+    const asked: (string | undefined)[] = [];
+    const warned: string[] = [];
+    let posts = 0;
+    const d: ISubmitDeps = {
+      ask: async (_p, _t, error, values) => {
+        asked.push(error);
+        return asked.length > 3 ? undefined : (values ?? { walltime: '01:00:00' });
+      },
+      post: async () => {
+        const a = answers[posts++];
+        if (a instanceof RemoteClusterApiError) {
+          throw a;
+        }
+        return a;
+      },
+      warn: m => warned.push(m)
+    };
+    return { d, asked, warned, posts: () => posts };
+  }
+
+  it('a refusal brings the dialog back with the reason; the second try goes through', async () => {
+    const { d, asked, posts } = deps([new RemoteClusterApiError(400, 'invalid', 'Slurm refused the job: x.'), session]);
+    expect(await submitWithDialog(profile({}), trans, d)).toBe(session);
+    expect(asked).toEqual([undefined, 'Slurm refused the job: x.']);
+    expect(posts()).toBe(2);
+  });
+
+  it('no answer from the batch system: no second submission from the dialog, the message stays', async () => {
+    const message = 'The submission got no answer: ... named "jrc-ab12cd": look for it ...';
+    const { d, asked, warned, posts } = deps([new RemoteClusterApiError(503, 'scheduler-unavailable', message)]);
+    expect(await submitWithDialog(profile({}), trans, d)).toBeUndefined();
+    expect(asked).toHaveLength(1);
+    expect(posts()).toBe(1);
+    expect(warned).toEqual([message]);
   });
 });
