@@ -73,7 +73,57 @@ function strList(o: Obj, key: string, where: string, re?: RegExp): string[] | un
   return v as string[];
 }
 
-function onlyKeys(o: Obj, allowed: string[], where: string): void {
+/*
+ * The fields of a profile as this parser reads them. schema/profiles.json (what the Settings
+ * Editor shows and checks) must list the same ones, require only those without a default
+ * here, and give the same defaults: profile.spec.ts checks it.
+ */
+export const PROFILE_FIELDS: readonly string[] = [
+  'name',
+  'title',
+  'ssh',
+  'scheduler',
+  'resources',
+  'setup',
+  'container',
+  'loginSetup',
+  'python',
+  'dask',
+  'connectivity',
+  'reverseHost',
+  'workdir'
+];
+export const SSH_FIELDS: readonly string[] = [
+  'host',
+  'user',
+  'port',
+  'identityFiles',
+  'jumpHosts',
+  'configFile',
+  'knownHostsFiles'
+];
+export const RESOURCE_FIELDS: readonly string[] = [
+  'partition',
+  'account',
+  'walltime',
+  'cpus',
+  'memory',
+  'memoryPerCpu',
+  'gpus',
+  'qos',
+  'constraint',
+  'reservation',
+  'extraDirectives'
+];
+/** What a profile gets when it leaves a field out. */
+export const PROFILE_DEFAULTS = {
+  scheduler: 'slurm',
+  python: 'python3',
+  dask: true,
+  connectivity: 'via-login'
+} as const;
+
+function onlyKeys(o: Obj, allowed: readonly string[], where: string): void {
   for (const k of Object.keys(o)) {
     if (!allowed.includes(k)) {
       throw new ProfileError(`${where}: unknown field "${k}".`);
@@ -85,11 +135,7 @@ export function parseSshTarget(raw: unknown, where: string): ISshTarget {
   if (!isObj(raw)) {
     throw new ProfileError(`${where}: "ssh" must be an object with at least "host".`);
   }
-  onlyKeys(
-    raw,
-    ['host', 'user', 'port', 'identityFiles', 'jumpHosts', 'configFile', 'knownHostsFiles'],
-    `${where}.ssh`
-  );
+  onlyKeys(raw, SSH_FIELDS, `${where}.ssh`);
   const w = `${where}.ssh`;
   const t: ISshTarget = { host: str(raw, 'host', w, HOST_RE, true)! };
   const user = str(raw, 'user', w, USER_RE);
@@ -117,23 +163,7 @@ export function parseResources(raw: unknown, where: string): IResources {
   if (!isObj(raw)) {
     throw new ProfileError(`${where}: "resources" must be an object.`);
   }
-  onlyKeys(
-    raw,
-    [
-      'partition',
-      'account',
-      'walltime',
-      'cpus',
-      'memory',
-      'memoryPerCpu',
-      'gpus',
-      'qos',
-      'constraint',
-      'reservation',
-      'extraDirectives'
-    ],
-    where
-  );
+  onlyKeys(raw, RESOURCE_FIELDS, where);
   const r: IResources = {};
   for (const k of [
     'partition',
@@ -207,32 +237,14 @@ export function parseProfile(raw: unknown, index: number): IClusterProfile {
   }
   const name = str(raw, 'name', where0, NAME_RE, true)!;
   const where = `profile "${name}"`;
-  onlyKeys(
-    raw,
-    [
-      'name',
-      'title',
-      'ssh',
-      'scheduler',
-      'resources',
-      'setup',
-      'container',
-      'loginSetup',
-      'python',
-      'dask',
-      'connectivity',
-      'reverseHost',
-      'workdir'
-    ],
-    where
-  );
-  const scheduler = (str(raw, 'scheduler', where, undefined, false) ?? 'slurm') as SchedulerName;
+  onlyKeys(raw, PROFILE_FIELDS, where);
+  const scheduler = (str(raw, 'scheduler', where, undefined, false) ?? PROFILE_DEFAULTS.scheduler) as SchedulerName;
   if (!SCHEDULERS.includes(scheduler)) {
     throw new ProfileError(
       `${where}: scheduler "${scheduler}" is not supported (supported: ${SCHEDULERS.join(', ')}).`
     );
   }
-  const connectivity = (str(raw, 'connectivity', where) ?? 'via-login') as ConnectivityMode;
+  const connectivity = (str(raw, 'connectivity', where) ?? PROFILE_DEFAULTS.connectivity) as ConnectivityMode;
   if (!CONNECTIVITY_MODES.includes(connectivity)) {
     throw new ProfileError(
       `${where}: connectivity "${connectivity}" is not supported (supported: ${CONNECTIVITY_MODES.join(', ')}).`
@@ -242,7 +254,7 @@ export function parseProfile(raw: unknown, index: number): IClusterProfile {
   // A command prefix, run by the job's shell: one line, no shell control characters.
   const container = str(raw, 'container', where, /^[^\n\r\0;&|`$<>]+$/);
   const loginSetup = strList(raw, 'loginSetup', where);
-  const python = str(raw, 'python', where, /^[^\s'"`$;|&<>\\]+$/) ?? 'python3';
+  const python = str(raw, 'python', where, /^[^\s'"`$;|&<>\\]+$/) ?? PROFILE_DEFAULTS.python;
   const dask = raw['dask'];
   if (dask !== undefined && typeof dask !== 'boolean') {
     throw new ProfileError(`${where}: "dask" must be true or false.`);
@@ -259,7 +271,7 @@ export function parseProfile(raw: unknown, index: number): IClusterProfile {
     ...(container && { container: container.trim() }),
     ...(loginSetup && loginSetup.length > 0 && { loginSetup }),
     python,
-    dask: dask === undefined ? true : dask,
+    dask: dask === undefined ? PROFILE_DEFAULTS.dask : dask,
     connectivity,
     ...(reverseHost && { reverseHost }),
     ...(workdir && { workdir })

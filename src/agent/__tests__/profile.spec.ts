@@ -1,4 +1,8 @@
-import { parseProfiles } from '../../common/profile';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+
+import { CONNECTIVITY_MODES, SCHEDULERS } from '../../common/api';
+import { parseProfiles, PROFILE_DEFAULTS, PROFILE_FIELDS, RESOURCE_FIELDS, SSH_FIELDS } from '../../common/profile';
 
 const good = {
   name: 'hpc',
@@ -81,5 +85,33 @@ describe('parseProfiles: every batch system, connectivity mode and environment f
       loginSetup: ['module load slurm'],
       resources: { qos: 'short', constraint: 'bigmem&avx', reservation: 'course', memoryPerCpu: '2G' }
     });
+  });
+});
+
+describe('the settings schema (what the Settings Editor checks) and the parser agree', () => {
+  const schema = JSON.parse(readFileSync(path.join(__dirname, '..', '..', '..', 'schema', 'profiles.json'), 'utf8'));
+  const p = schema.definitions.profile;
+  const sorted = (xs: readonly string[]) => [...xs].sort();
+
+  it('on the fields of a profile, its ssh target and its resources', () => {
+    expect(sorted(Object.keys(p.properties))).toEqual(sorted(PROFILE_FIELDS));
+    expect(sorted(Object.keys(p.properties.ssh.properties))).toEqual(sorted(SSH_FIELDS));
+    expect(sorted(Object.keys(p.properties.resources.properties))).toEqual(sorted(RESOURCE_FIELDS));
+  });
+
+  it('on what is required: only what has no default (a profile valid here is valid there)', () => {
+    expect(sorted(p.required)).toEqual(['name', 'ssh']);
+    const { profiles, errors } = parseProfiles({ profiles: [{ name: 'min', ssh: { host: 'h' } }] });
+    expect(errors).toEqual([]);
+    expect(profiles[0]).toMatchObject(PROFILE_DEFAULTS);
+    expect(parseProfiles({ profiles: [{ name: 'nossh' }] }).errors).toHaveLength(1);
+  });
+
+  it('on defaults and choices', () => {
+    for (const [field, value] of Object.entries(PROFILE_DEFAULTS)) {
+      expect([field, p.properties[field].default]).toEqual([field, value]);
+    }
+    expect(p.properties.scheduler.enum).toEqual([...SCHEDULERS]);
+    expect(p.properties.connectivity.enum).toEqual([...CONNECTIVITY_MODES]);
   });
 });
