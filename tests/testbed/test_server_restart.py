@@ -91,56 +91,65 @@ class Server:
             await asyncio.sleep(0.5)
         raise AssertionError("jupyter server did not come up:\n" + self.log.read_text()[-3000:])
 
-    async def execute(self, kernel_id: str, code: str, expression: str, timeout: float = 90) -> str:
-        """Run a cell through the server's kernel WebSocket; return `expression`'s repr
-        after it. Read from the shell reply (user_expressions), not from IOPub output: a
-        fresh IOPub subscription may miss what the kernel published before it joined."""
-        ws = await websocket_connect(
+    async def channels(self, kernel_id: str):
+        """A kernel WebSocket of this server, as JupyterLab opens one."""
+        return await websocket_connect(
             HTTPRequest(
                 f"ws://127.0.0.1:{self.port}/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}",
                 headers={"Authorization": f"token {self.token}"},
             )
         )
-        try:
-            msg_id = uuid.uuid4().hex
-            ws.write_message(
-                json.dumps(
-                    {
-                        "header": {
-                            "msg_id": msg_id,
-                            "msg_type": "execute_request",
-                            "username": "test",
-                            "session": uuid.uuid4().hex,
-                            "date": "",
-                            "version": "5.3",
-                        },
-                        "parent_header": {},
-                        "metadata": {},
-                        "channel": "shell",
-                        "buffers": [],
-                        "content": {
-                            "code": code,
-                            "silent": False,
-                            "store_history": True,
-                            "user_expressions": {"r": expression},
-                            "allow_stdin": False,
-                            "stop_on_error": True,
-                        },
-                    }
-                )
+
+    @staticmethod
+    async def run_on(ws, code: str, expression: str, timeout: float = 90) -> str:
+        """Run a cell on an open kernel WebSocket; return `expression`'s repr after it. Read
+        from the shell reply (user_expressions), not from IOPub output: a fresh IOPub
+        subscription may miss what the kernel published before it joined."""
+        msg_id = uuid.uuid4().hex
+        ws.write_message(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "msg_type": "execute_request",
+                        "username": "test",
+                        "session": uuid.uuid4().hex,
+                        "date": "",
+                        "version": "5.3",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "buffers": [],
+                    "content": {
+                        "code": code,
+                        "silent": False,
+                        "store_history": True,
+                        "user_expressions": {"r": expression},
+                        "allow_stdin": False,
+                        "stop_on_error": True,
+                    },
+                }
             )
-            deadline = time.monotonic() + timeout
-            while True:
-                raw = await asyncio.wait_for(ws.read_message(), max(1.0, deadline - time.monotonic()))
-                assert raw is not None, "kernel websocket closed"
-                msg = json.loads(raw)
-                if msg.get("parent_header", {}).get("msg_id") != msg_id or msg["msg_type"] != "execute_reply":
-                    continue
-                content = msg["content"]
-                assert content["status"] == "ok", content
-                result = content["user_expressions"]["r"]
-                assert result["status"] == "ok", result
-                return result["data"]["text/plain"]
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            raw = await asyncio.wait_for(ws.read_message(), max(1.0, deadline - time.monotonic()))
+            assert raw is not None, "kernel websocket closed"
+            msg = json.loads(raw)
+            if msg.get("parent_header", {}).get("msg_id") != msg_id or msg["msg_type"] != "execute_reply":
+                continue
+            content = msg["content"]
+            assert content["status"] == "ok", content
+            result = content["user_expressions"]["r"]
+            assert result["status"] == "ok", result
+            return result["data"]["text/plain"]
+
+    async def execute(self, kernel_id: str, code: str, expression: str, timeout: float = 90) -> str:
+        """`run_on` a WebSocket of its own."""
+        ws = await self.channels(kernel_id)
+        try:
+            return await self.run_on(ws, code, expression, timeout)
         finally:
             ws.close()
 
@@ -291,3 +300,44 @@ async def _scenario(env: dict, tmp: Path) -> None:
 def test_kernels_outlive_their_jupyter_server_and_are_attached_by_the_next(own_dirs):
     env, tmp = own_dirs
     asyncio.run(_scenario(env, tmp))
+
+
+async def _crash_scenario(env: dict, tmp: Path) -> None:
+    server = Server(env, tmp / "root", tmp / "server.log")
+    session: dict = {}
+    ws = None
+    try:
+        await server.wait_up()
+        _, session = await server.call("POST", "/remote-cluster/api/v1/sessions", {"profile": "testbed"})
+        session = await wait_session(server, session["id"], lambda s: s["state"] == "running", "running")
+        _, kernel = await server.call("POST", "/api/kernels", {"name": f"remote-cluster-session-{session['id']}"})
+        ws = await server.channels(kernel["id"])
+        pid, host = ast.literal_eval(
+            await server.run_on(ws, "import os, socket", "(os.getpid(), socket.gethostname())")
+        )
+        assert on_node(host, "kill", "-9", str(pid)) == 0
+        # Jupyter's restarter sees the kernel dead and restarts it (restart_kernel(now=True)):
+        # the WebSocket opened before the crash must reach the new kernel, in the same job.
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                new_pid, new_host, job = ast.literal_eval(
+                    await server.run_on(
+                        ws, "import os, socket", "(os.getpid(), socket.gethostname(), os.environ['SLURM_JOB_ID'])", 10
+                    )
+                )
+                break
+            except (asyncio.TimeoutError, AssertionError):
+                assert time.monotonic() < deadline, "the WebSocket opened before the crash never worked again"
+        assert new_pid != pid and (new_host, job) == (host, session["jobId"])
+    finally:
+        if ws is not None:
+            ws.close()
+        server.stop()
+        if session.get("jobId"):
+            on_login("scancel", session["jobId"])
+
+
+def test_a_kernel_killed_under_a_server_comes_back_on_the_same_websocket(own_dirs):
+    env, tmp = own_dirs
+    asyncio.run(_crash_scenario(env, tmp))
