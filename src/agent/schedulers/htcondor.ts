@@ -314,7 +314,7 @@ export class HtcondorAdapter implements ISchedulerAdapter {
     const all = `${stdout}\n${stderr}`;
     if (result.code === null || SCHEDD_TROUBLE.test(all)) {
       throw new SchedulerUnavailableError(
-        `HTCondor did not answer the submission (${firstLines(stderr) || firstLines(stdout) || 'no output'}); the job may or may not be queued.`
+        `HTCondor did not answer the submission (${firstLines(stderr) || firstLines(stdout) || 'no output'}).`
       );
     }
     if (result.code === 0) {

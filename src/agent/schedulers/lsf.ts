@@ -299,7 +299,7 @@ export class LsfAdapter implements ISchedulerAdapter {
     }
     if (result.code === null || LSF_TROUBLE.test(all)) {
       throw new SchedulerUnavailableError(
-        `LSF did not answer the submission (${firstLines(stderr) || firstLines(stdout) || 'no output'}); the job may or may not be queued.`
+        `LSF did not answer the submission (${firstLines(stderr) || firstLines(stdout) || 'no output'}).`
       );
     }
     if (result.code === 0) {

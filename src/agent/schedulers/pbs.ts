@@ -366,9 +366,7 @@ export class PbsAdapter implements ISchedulerAdapter {
       throw new Error(`qsub printed no job id: ${firstLines(stdout + '\n' + stderr, 3) || '(nothing)'}`);
     }
     if (result.code === null || SERVER_TROUBLE.test(stderr)) {
-      throw new SchedulerUnavailableError(
-        `PBS did not answer the submission (${firstLines(stderr) || 'no output'}); the job may or may not be queued.`
-      );
+      throw new SchedulerUnavailableError(`PBS did not answer the submission (${firstLines(stderr) || 'no output'}).`);
     }
     const errors = stderr
       .split('\n')

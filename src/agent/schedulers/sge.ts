@@ -282,7 +282,7 @@ export class SgeAdapter implements ISchedulerAdapter {
     }
     if (result.code === null || QMASTER_TROUBLE.test(stderr)) {
       throw new SchedulerUnavailableError(
-        `Grid Engine did not answer the submission (${firstLines(stderr) || 'no output'}); the job may or may not be queued.`
+        `Grid Engine did not answer the submission (${firstLines(stderr) || 'no output'}).`
       );
     }
     const text = stderr

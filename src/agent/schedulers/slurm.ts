@@ -412,7 +412,7 @@ export class SlurmAdapter implements ISchedulerAdapter {
     }
     if (result.code === null || CONTROLLER_TROUBLE.test(stderr)) {
       throw new SchedulerUnavailableError(
-        `Slurm did not answer the submission (${firstLines(stderr) || 'no output'}); the job may or may not be queued.`
+        `Slurm did not answer the submission (${firstLines(stderr) || 'no output'}).`
       );
     }
     const lines = stderr

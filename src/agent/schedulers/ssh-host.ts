@@ -219,9 +219,7 @@ export class SshHostAdapter implements ISchedulerAdapter {
     const stdout = result.stdout ?? '';
     const stderr = result.stderr ?? '';
     if (result.code === null) {
-      throw new SchedulerUnavailableError(
-        'The SSH host did not answer the submission; the session may or may not have started.'
-      );
+      throw new SchedulerUnavailableError('The SSH host did not answer the submission.');
     }
     const lines = stdout
       .split('\n')

@@ -679,7 +679,7 @@ export class SessionManager {
       jobId = adapter.parseSubmit(result);
     } catch (err) {
       if (err instanceof SchedulerUnavailableError) {
-        throw unanswered(err.message.replace(/;? ?the job may or may not be queued\.?$/, ''));
+        throw unanswered(err.message); // (adapters say who did not answer; this says what follows)
       }
       // Refused: nothing is queued; leave no directory behind either.
       await link.exec(`rm -rf ${shQuote(dir)}`).catch(() => undefined);
