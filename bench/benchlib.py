@@ -8,9 +8,15 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # for tests.tlsutil (one TLS maker for tests and benches)
+
+from tests.tlsutil import make_tls  # noqa: E402
+
 TESTBED = REPO / "testbed" / "testbed"
 
 
@@ -56,48 +62,7 @@ def bench_tls(work: Path, owner: str = "alice") -> dict[str, str]:
     d = work / "tls"
     d.mkdir(mode=0o700)
 
-    def ossl(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
-
-    ec = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]
-    ossl("genpkey", *ec, "-out", "ca.key")
-    ossl(
-        "req",
-        "-x509",
-        "-new",
-        "-key",
-        "ca.key",
-        "-subj",
-        "/CN=jrc-bench CA",
-        "-days",
-        "1",
-        "-out",
-        "ca.pem",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign",
-    )
-    ossl("genpkey", *ec, "-out", "key.pem")
-    ossl("req", "-new", "-key", "key.pem", "-subj", "/CN=jrc-bench", "-out", "leaf.csr")
-    (d / "ext").write_text("subjectAltName=DNS:jrc-bench\nextendedKeyUsage=serverAuth,clientAuth\n")
-    ossl(
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-out",
-        "cert.pem",
-        "-extfile",
-        "ext",
-    )
+    make_tls(d, name="jrc-bench")
     (d / "ca.key").unlink()
     user = pwd.getpwnam(owner)
     os.chmod(work, 0o711)  # alice passes through the scratch dir to her own tls/

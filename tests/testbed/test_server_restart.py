@@ -27,7 +27,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import websocket_connect
 
-from .conftest import REPO, TESTBED, on_login, squeue
+from .conftest import TESTBED, on_login, squeue, write_testbed_profiles
 
 
 def free_port() -> int:
@@ -196,10 +196,7 @@ def own_dirs(tmp_path):
         json.dumps({"ServerApp": {"jpserver_extensions": {"jupyterlab_remote_cluster": True}}})
     )
     (tmp_path / "root").mkdir()
-    subprocess.run(
-        ["bash", "-c", f'source "{REPO}/scripts/lib.sh" && write_testbed_profile "{env["JUPYTERLAB_SETTINGS_DIR"]}"'],
-        check=True,
-    )
+    write_testbed_profiles(env["JUPYTERLAB_SETTINGS_DIR"])
     return env, tmp_path
 
 

@@ -22,7 +22,9 @@ import {
   type ISchedulerAdapter
 } from './types';
 import {
+  checkOption,
   eachDirective,
+  type IOptionRules,
   fieldNamedIn,
   firstLines,
   intField,
@@ -114,6 +116,14 @@ export function firstExecHost(execHost: unknown): string | undefined {
   return host || undefined;
 }
 
+const OPTION_RULES: IOptionRules = {
+  reserved: RESERVED_OPTIONS,
+  fields: FIELD_OPTIONS,
+  listOptions: ['l'],
+  resources: FIELD_RESOURCES,
+  resourceName: item => item.split(/[=:]/)[0].toLowerCase()
+};
+
 function directives(v: unknown): string[] {
   return eachDirective(
     v,
@@ -122,24 +132,11 @@ function directives(v: unknown): string[] {
     'each directive must look like -X or -X value (one value, without spaces, quotes, ;, $, ` or line breaks)',
     (m, d) => {
       const [, opt, value] = m;
-      if (RESERVED_OPTIONS[opt]) {
-        throw invalid('extraDirectives', d, `-${opt} is not allowed: ${RESERVED_OPTIONS[opt]}`);
-      }
-      if (FIELD_OPTIONS[opt]) {
-        throw invalid('extraDirectives', d, `use the ${FIELD_OPTIONS[opt]} field instead`);
-      }
+      const directive = checkOption(OPTION_RULES, d, opt, value);
       if (opt === 'W' && value && /^block=/i.test(value)) {
         throw invalid('extraDirectives', d, '-W block would keep qsub waiting until the job ends');
       }
-      if (opt === 'l' && value) {
-        for (const item of value.split(',')) {
-          const key = item.split(/[=:]/)[0].toLowerCase();
-          if (FIELD_RESOURCES[key]) {
-            throw invalid('extraDirectives', d, `use the ${FIELD_RESOURCES[key]} field instead of -l ${key}`);
-          }
-        }
-      }
-      return value ? `-${opt} ${value}` : `-${opt}`;
+      return directive;
     }
   );
 }

@@ -23,7 +23,9 @@ import {
   type ISchedulerAdapter
 } from './types';
 import {
+  checkOption,
   eachDirective,
+  type IOptionRules,
   fieldNamedIn,
   firstLines,
   intField,
@@ -84,30 +86,21 @@ function memoryMegabytes(v: unknown): number {
   return n * factor[unit];
 }
 
+const OPTION_RULES: IOptionRules = {
+  reserved: RESERVED_OPTIONS,
+  fields: FIELD_OPTIONS,
+  listOptions: ['l', 'hard', 'soft'],
+  resources: FIELD_RESOURCES,
+  resourceName: item => item.split('=')[0]
+};
+
 function directives(v: unknown): string[] {
   return eachDirective(
     v,
     'give a list of directives such as ["-P myproject"]',
     DIRECTIVE_RE,
     'each directive must look like -opt or -opt value (one value, without spaces, quotes, ;, $, ` or line breaks)',
-    (m, d) => {
-      const [, opt, value] = m;
-      if (RESERVED_OPTIONS[opt]) {
-        throw invalid('extraDirectives', d, `-${opt} is not allowed: ${RESERVED_OPTIONS[opt]}`);
-      }
-      if (FIELD_OPTIONS[opt]) {
-        throw invalid('extraDirectives', d, `use the ${FIELD_OPTIONS[opt]} field instead`);
-      }
-      if ((opt === 'l' || opt === 'hard' || opt === 'soft') && value) {
-        for (const item of value.split(',')) {
-          const key = item.split('=')[0];
-          if (FIELD_RESOURCES[key]) {
-            throw invalid('extraDirectives', d, `use the ${FIELD_RESOURCES[key]} field instead of -l ${key}`);
-          }
-        }
-      }
-      return value ? `-${opt} ${value}` : `-${opt}`;
-    }
+    (m, d) => checkOption(OPTION_RULES, d, m[1], m[2])
   );
 }
 

@@ -101,6 +101,39 @@ export function eachDirective<T>(
   });
 }
 
+/** What an `-opt [value]` batch system (PBS, Grid Engine) refuses in extra directives. */
+export interface IOptionRules {
+  /** options the product sets itself or a session cannot use: why */
+  reserved: Record<string, string>;
+  /** options a profile field covers: that field */
+  fields: Record<string, string>;
+  /** options whose value is a resource list (`-l a=1,b=2`) */
+  listOptions: string[];
+  /** resource names a profile field covers: that field */
+  resources: Record<string, string>;
+  /** the resource name of one list item (`mem=4G` → `mem`) */
+  resourceName: (item: string) => string;
+}
+
+/** Refuses `-opt value` (as written: `directive`) if the rules say so; else returns it normalized. */
+export function checkOption(rules: IOptionRules, directive: string, opt: string, value: string | undefined): string {
+  if (rules.reserved[opt]) {
+    throw invalid('extraDirectives', directive, `-${opt} is not allowed: ${rules.reserved[opt]}`);
+  }
+  if (rules.fields[opt]) {
+    throw invalid('extraDirectives', directive, `use the ${rules.fields[opt]} field instead`);
+  }
+  if (rules.listOptions.includes(opt) && value) {
+    for (const item of value.split(',')) {
+      const key = rules.resourceName(item);
+      if (rules.resources[key]) {
+        throw invalid('extraDirectives', directive, `use the ${rules.resources[key]} field instead of -l ${key}`);
+      }
+    }
+  }
+  return value ? `-${opt} ${value}` : `-${opt}`;
+}
+
 /** The job's name and files, checked: they go into directives verbatim. */
 export function jobFiles(spec: IJobSpec): { name: string; stdout: string; stderr: string; workdir: string } {
   return {
