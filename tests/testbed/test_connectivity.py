@@ -238,10 +238,12 @@ def test_reverse_kernel_on_node4_through_the_tunnel(agent_dirs):
         assert on("node4", "pgrep", "-u", "alice", "-f", master, check=False).returncode == 0
     finally:
         cancel(sid)
+    # (the helper stops the tunnel's master, then removes its runtime dir: wait for all three)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (
         on("login", "test", "-e", login_dir, check=False).returncode == 0
         or on("node4", "pgrep", "-u", "alice", "-f", master, check=False).returncode == 0
+        or on("node4", "test", "-e", st["runtimeDir"], check=False).returncode == 0
     ):
         time.sleep(1)
     assert on("login", "test", "-e", login_dir, check=False).returncode != 0, "login-side sockets left behind"
