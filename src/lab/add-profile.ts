@@ -14,12 +14,11 @@ import { Widget } from '@lumino/widgets';
 
 import { SCHEDULERS, type IClusterProfile, type IConfiguredHost } from '../common/api';
 import { NAME_RE, parseProfile } from '../common/profile';
+import { CommandIDs } from './commands';
 import { appendError } from './format';
 import { requestAPI } from './handler';
 import { remoteClusterIcon } from './icons';
 import { PROFILES_PLUGIN_ID } from './tokens';
-
-export const ADD_FROM_SSH_CONFIG = 'remote-cluster:add-from-ssh-config';
 
 /** One Host alias as the agent resolved it. */
 export type ISshHost = IConfiguredHost;
@@ -205,13 +204,13 @@ export async function addProfileFromSshConfig(
   }
 }
 
-/** The command; index.ts registers it and shows it next to "Add a cluster". */
+/** The command; the add-profile plugin registers it and shows it next to "Add a cluster". */
 export function registerAddFromSshConfig(
   commands: CommandRegistry,
   registry: ISettingRegistry,
   trans: TranslationBundle
 ): void {
-  commands.addCommand(ADD_FROM_SSH_CONFIG, {
+  commands.addCommand(CommandIDs.addFromSshConfig, {
     label: args =>
       args['isPalette'] ? trans.__('Add a remote cluster profile from ~/.ssh/config') : trans.__('Add from ssh_config'),
     caption: trans.__('Create a cluster profile from a Host entry of your ~/.ssh/config'),

@@ -7,23 +7,12 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { Signal, type ISignal } from '@lumino/signaling';
 
-import {
-  URL_NAMESPACE,
-  type AgentEvent,
-  type ConnectionState as ClusterLinkState,
-  type IPrompt,
-  type ISession
-} from '../common/api';
+import { URL_NAMESPACE, type AgentEvent, type IPrompt, type ISession } from '../common/api';
+import type { ConnectionState, IClusterConnectionState, IRemoteClusterModel } from './tokens';
 
-export type ConnectionState = 'connecting' | 'open' | 'closed';
+export type { ConnectionState, IClusterConnectionState } from './tokens';
 
-/** The agent's SSH link to one cluster profile, as last reported. */
-export interface IClusterConnectionState {
-  state: ClusterLinkState;
-  message?: string;
-}
-
-export class RemoteClusterModel {
+export class RemoteClusterModel implements IRemoteClusterModel {
   private readonly _sessions = new Map<string, ISession>();
   private readonly _sessionsChanged = new Signal<this, ISession | undefined>(this);
   private readonly _prompt = new Signal<this, IPrompt>(this);

@@ -12,6 +12,7 @@ import type { KernelSpec } from '@jupyterlab/services';
 import type { TranslationBundle } from '@jupyterlab/translation';
 
 import { sessionKernelName } from '../common/routes';
+import { LabCommandIDs } from './commands';
 
 export interface IOpenNotebookDeps {
   commands: Pick<CommandRegistry, 'execute'>;
@@ -33,6 +34,6 @@ export async function openSessionNotebook(sessionId: string, deps: IOpenNotebook
     );
     return false;
   }
-  await deps.commands.execute('notebook:create-new', { kernelName: name });
+  await deps.commands.execute(LabCommandIDs.createNotebook, { kernelName: name });
   return true;
 }

@@ -9,20 +9,23 @@ import { Widget } from '@lumino/widgets';
 
 import type { ISession } from '../common/api';
 import { formatDuration, timeLeftNow } from './format';
-import type { IClusterConnectionState, RemoteClusterModel } from './model';
-import { CommandIDs } from './tokens';
+import { CommandIDs } from './commands';
 import { remoteClusterIcon } from './icons';
+import type { IClusterConnectionState, IRemoteClusterModel } from './tokens';
+
+/** The sidebar's widget id (also its tab's, for `labShell.activateById`). */
+export const SESSIONS_PANEL_ID = 'jp-remote-cluster-sessions';
 
 export class SessionsPanel extends Widget {
   private ticker: number | undefined;
 
   constructor(
-    private readonly model: RemoteClusterModel,
+    private readonly model: IRemoteClusterModel,
     private readonly commands: CommandRegistry,
     private readonly trans: TranslationBundle
   ) {
     super();
-    this.id = 'jp-remote-cluster-sessions';
+    this.id = SESSIONS_PANEL_ID;
     this.addClass('jp-RemoteCluster-sessions');
     this.title.icon = remoteClusterIcon;
     this.title.caption = trans.__('Remote sessions');

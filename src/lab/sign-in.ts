@@ -11,14 +11,14 @@ import type { CommandRegistry } from '@lumino/commands';
 import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
+import { CommandIDs } from './commands';
 import { requestAPI } from './handler';
 import { remoteClusterIcon } from './icons';
-import type { RemoteClusterModel } from './model';
-import { CommandIDs } from './tokens';
+import type { IRemoteClusterModel } from './tokens';
 
 export const SIGN_IN_STATUS_ID = 'jupyterlab-remote-cluster:sign-in-status';
 
-export function registerSignIn(commands: CommandRegistry, model: RemoteClusterModel, trans: TranslationBundle): void {
+export function registerSignIn(commands: CommandRegistry, model: IRemoteClusterModel, trans: TranslationBundle): void {
   commands.addCommand(CommandIDs.signIn, {
     label: args =>
       args['cluster'] ? trans.__('Sign in to %1', String(args['cluster'])) : trans.__('Sign in to the cluster'),
@@ -42,7 +42,7 @@ export class SignInStatus extends Widget {
   readonly changed = new Signal<this, void>(this);
 
   constructor(
-    private readonly model: RemoteClusterModel,
+    private readonly model: IRemoteClusterModel,
     commands: CommandRegistry,
     private readonly trans: TranslationBundle
   ) {
@@ -79,7 +79,7 @@ export class SignInStatus extends Widget {
 
 export function addSignInStatus(
   statusBar: IStatusBar,
-  model: RemoteClusterModel,
+  model: IRemoteClusterModel,
   commands: CommandRegistry,
   trans: TranslationBundle
 ): void {

@@ -1,0 +1,28 @@
+/**
+ * Every command id the frontend uses, in one place: the extension's own commands
+ * (`CommandIDs`, namespaced like JupyterLab's) and the JupyterLab commands it runs.
+ */
+export namespace CommandIDs {
+  /** Palette: the agent's health in a dialog. */
+  export const showStatus = 'remote-cluster:show-status';
+  /** Launcher tile and palette entry per profile; args: `profile`, `isPalette`. */
+  export const submit = 'remote-cluster:submit';
+  /** Opens the Settings Editor on the profiles; args: `isPalette`. */
+  export const addProfile = 'remote-cluster:add-profile';
+  /** A profile from a Host entry of ~/.ssh/config; args: `isPalette`. */
+  export const addFromSshConfig = 'remote-cluster:add-from-ssh-config';
+  /** The sessions' actions; args: `session` (and `kernel` for attachKernel). */
+  export const openNotebook = 'remote-cluster:open-notebook';
+  export const openDashboard = 'remote-cluster:open-dashboard';
+  export const cancelSession = 'remote-cluster:cancel-session';
+  export const removeSession = 'remote-cluster:remove-session';
+  export const attachKernel = 'remote-cluster:attach-kernel';
+  /** Starts the login of a cluster waiting for sign-in; args: `cluster` (default: the first). */
+  export const signIn = 'remote-cluster:sign-in';
+}
+
+/** JupyterLab's own commands that the frontend executes. */
+export namespace LabCommandIDs {
+  export const openSettingEditor = 'settingeditor:open';
+  export const createNotebook = 'notebook:create-new';
+}

@@ -1,0 +1,117 @@
+/**
+ * The sessions plugin: the "Remote sessions" sidebar and the commands of its rows (open
+ * a notebook, cancel, attach a kernel, remove an ended session).
+ */
+import { ILayoutRestorer, type JupyterFrontEnd, type JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
+import { ITranslator } from '@jupyterlab/translation';
+
+import type { ISession } from '../../common/api';
+import { CommandIDs, LabCommandIDs } from '../commands';
+import { requestAPI } from '../handler';
+import { openSessionNotebook } from '../open-notebook';
+import { SessionsPanel } from '../sidebar';
+import { IRemoteClusterModel } from '../tokens';
+
+export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'jupyterlab-remote-cluster:sessions',
+  description: 'The "Remote sessions" sidebar and the commands on a session (notebook, cancel, attach, remove).',
+  autoStart: true,
+  requires: [IRemoteClusterModel, ITranslator],
+  optional: [ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    model: IRemoteClusterModel,
+    translator: ITranslator,
+    restorer: ILayoutRestorer | null
+  ): void => {
+    const trans = translator.load('jupyterlab_remote_cluster');
+    const { commands } = app;
+
+    commands.addCommand(CommandIDs.openNotebook, {
+      label: trans.__('Open a notebook on this session'),
+      execute: args =>
+        openSessionNotebook(String(args['session']), {
+          commands,
+          kernelspecs: app.serviceManager.kernelspecs,
+          syncKernelspecs: () => requestAPI('api/v1/profiles'),
+          notifyError: message => Notification.error(message),
+          trans
+        })
+    });
+
+    commands.addCommand(CommandIDs.cancelSession, {
+      label: trans.__('Cancel the session (ends its job)'),
+      execute: async args => {
+        const s = model.session(String(args['session']));
+        if (!s) {
+          return;
+        }
+        const ok = await showDialog({
+          title: trans.__('Cancel session?'),
+          body: trans.__('This ends job %1 on %2; its kernels stop.', s.jobId ?? '-', s.cluster),
+          buttons: [
+            Dialog.cancelButton({ label: trans.__('Keep') }),
+            Dialog.warnButton({ label: trans.__('Cancel job') })
+          ]
+        });
+        if (!ok.button.accept) {
+          return;
+        }
+        try {
+          model.handle({
+            type: 'session',
+            session: await requestAPI<ISession>(`api/v1/sessions/${s.id}`, { method: 'DELETE' })
+          });
+        } catch (e) {
+          Notification.error(trans.__('Could not cancel: %1', (e as Error).message));
+        }
+      }
+    });
+
+    commands.addCommand(CommandIDs.attachKernel, {
+      label: trans.__('Attach a running kernel of this session'),
+      execute: async args => {
+        const session = String(args['session']);
+        const kernel = String(args['kernel']);
+        try {
+          // The server starts a Jupyter kernel whose provisioner takes the remote one over.
+          const k = await requestAPI<{ id: string; name: string }>('kernels/attach', {
+            method: 'POST',
+            body: JSON.stringify({ session, kernel })
+          });
+          Notification.success(
+            trans.__(
+              'Kernel %1 is attached again, with its variables. Pick it in any notebook (Kernel › Change Kernel…) or:',
+              kernel.slice(0, 8)
+            ),
+            {
+              autoClose: 10000,
+              actions: [
+                {
+                  label: trans.__('New notebook'),
+                  callback: () => void commands.execute(LabCommandIDs.createNotebook, { kernelId: k.id })
+                }
+              ]
+            }
+          );
+          return k;
+        } catch (e) {
+          Notification.error(trans.__('Could not attach the kernel: %1', (e as Error).message));
+          return undefined;
+        }
+      }
+    });
+
+    commands.addCommand(CommandIDs.removeSession, {
+      label: trans.__('Remove the ended session from the list'),
+      execute: async args => {
+        await requestAPI(`api/v1/sessions/${String(args['session'])}`, { method: 'DELETE' });
+      }
+    });
+
+    const sidebar = new SessionsPanel(model, commands, trans);
+    app.shell.add(sidebar, 'left', { rank: 850 });
+    restorer?.add(sidebar, sidebar.id);
+  }
+};
