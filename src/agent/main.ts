@@ -18,12 +18,7 @@ import * as path from 'node:path';
 
 import type { AgentEvent } from '../common/api';
 import { KernelspecWriter } from './kernelspecs';
-import { HtcondorAdapter } from './schedulers/htcondor';
-import { LsfAdapter } from './schedulers/lsf';
-import { PbsAdapter } from './schedulers/pbs';
-import { SgeAdapter } from './schedulers/sge';
-import { SlurmAdapter } from './schedulers/slurm';
-import { SshHostAdapter } from './schedulers/ssh-host';
+import { schedulerAdapters } from './schedulers/registry';
 import { startProxyServer } from './http/proxy-server';
 import { startAgentServer, type IAgentServer } from './server';
 import { SessionManager } from './sessions/manager';
@@ -110,16 +105,7 @@ async function main(): Promise<void> {
     baseUrl: args.baseUrl,
     retention: args.retention,
     profiles: async () => (await profiles()).profiles,
-    // one adapter per `scheduler` value of a profile (SCHEDULERS in common/api.ts)
-    adapters: {
-      slurm: new SlurmAdapter(),
-      pbs: new PbsAdapter({ flavour: 'pbspro' }),
-      torque: new PbsAdapter({ flavour: 'torque' }),
-      sge: new SgeAdapter(),
-      lsf: new LsfAdapter(),
-      htcondor: new HtcondorAdapter(),
-      ssh: new SshHostAdapter()
-    },
+    adapters: schedulerAdapters(),
     connect: sshLinkFactory({
       prompt: (q, signal) => prompts.ask(q, signal),
       log,

@@ -19,6 +19,7 @@ const profile = HPC_PROFILE;
 /** Every job is running on node1. */
 const adapter: ISchedulerAdapter = {
   name: 'fake',
+  title: 'Fake',
   validate: () => undefined,
   renderScript: () => '',
   submitCommand: () => 'submit',
@@ -155,7 +156,7 @@ describe('SessionManager after a dropped link', () => {
       () => fs.rm(dir, { recursive: true, force: true })
     );
     await until('the first link', () => calls === 1 && connectionStates(events).includes('connected'));
-    const first = (await (manager as any).links.get('|login|||')) as ScriptedLink;
+    const first = (await (manager as any).clusters.links.get('|login|||')) as ScriptedLink;
     first.drop('Connection to bastion was lost.');
     await until(
       'the fourth attempt succeeding',
@@ -186,7 +187,7 @@ describe('SessionManager after a dropped link', () => {
       () => fs.rm(dir, { recursive: true, force: true })
     );
     await until('the first link', () => connectionStates(events).includes('connected'));
-    ((await (manager as any).links.get('|login|||')) as ScriptedLink).drop('Connection to login was lost.');
+    ((await (manager as any).clusters.links.get('|login|||')) as ScriptedLink).drop('Connection to login was lost.');
     await until('closed', () => connectionStates(events).at(-1) === 'closed');
     await new Promise(r => setTimeout(r, 1500));
     expect(calls).toBe(2);
@@ -214,13 +215,13 @@ describe('SessionManager after a dropped link', () => {
       () => fs.rm(dir, { recursive: true, force: true })
     );
     await until('the first link', () => connectionStates(events).includes('connected'));
-    ((await (manager as any).links.get('|login|||')) as ScriptedLink).drop('Connection to login was lost.');
+    ((await (manager as any).clusters.links.get('|login|||')) as ScriptedLink).drop('Connection to login was lost.');
     await until('sign-in-needed', () => connectionStates(events).at(-1) === 'sign-in-needed');
     expect(calls).toBe(2);
 
     // What runs on its own meanwhile: polls, kernel status checks, ZMQ re-opening forwards.
-    (manager as any).schedulePoll('|login|||', 0);
-    await expect((manager as any).link(profile)).rejects.toMatchObject({ code: 'sign-in-needed' });
+    (manager as any).poller.schedule('|login|||', 0);
+    await expect((manager as any).clusters.link(profile)).rejects.toMatchObject({ code: 'sign-in-needed' });
     await expect(manager.kernelStatus('no-such-kernel')).resolves.toBeDefined();
     await new Promise(r => setTimeout(r, 1500));
     expect(calls).toBe(2);
@@ -247,7 +248,7 @@ describe('SessionManager after a dropped link', () => {
     // Nothing live: no poll, no connection until someone needs one.
     await new Promise(r => setTimeout(r, 200));
     expect(calls).toBe(0);
-    const link = (await (manager as any).link(profile)) as ScriptedLink;
+    const link = (await (manager as any).clusters.link(profile)) as ScriptedLink;
     link.drop('Connection to login was lost.');
     await new Promise(r => setTimeout(r, 1200));
     expect(calls).toBe(1);

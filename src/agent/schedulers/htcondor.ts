@@ -227,6 +227,7 @@ const TRANSIENT_HOLD_CODES = new Set([16]);
 
 export class HtcondorAdapter implements ISchedulerAdapter {
   readonly name = 'htcondor';
+  readonly title = 'HTCondor';
 
   validate(resources: IResources): void {
     this.descriptionLines(resources);

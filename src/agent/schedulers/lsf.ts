@@ -214,6 +214,7 @@ type Row = Record<string, string>;
 
 export class LsfAdapter implements ISchedulerAdapter {
   readonly name = 'lsf';
+  readonly title = 'LSF';
   private readonly json: boolean;
 
   constructor(options: ILsfOptions = {}) {

@@ -276,6 +276,7 @@ function idKey(id: string): string {
 
 export class PbsAdapter implements ISchedulerAdapter {
   readonly name: string;
+  readonly title: string;
   readonly flavour: PbsFlavour;
 
   constructor(options: IPbsOptions = {}) {
@@ -285,6 +286,7 @@ export class PbsAdapter implements ISchedulerAdapter {
     }
     this.flavour = flavour;
     this.name = flavour === 'torque' ? 'torque' : 'pbs';
+    this.title = flavour === 'torque' ? 'Torque' : 'PBS';
   }
 
   validate(resources: IResources): void {

@@ -187,6 +187,7 @@ function guessField(text: string): string | undefined {
 
 export class SgeAdapter implements ISchedulerAdapter {
   readonly name = 'sge';
+  readonly title = 'Grid Engine';
   readonly parallelEnvironment: string;
   readonly gpuResource: string;
 

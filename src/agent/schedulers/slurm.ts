@@ -302,6 +302,7 @@ function isInfinite(v: unknown): boolean {
 
 export class SlurmAdapter implements ISchedulerAdapter {
   readonly name = 'slurm';
+  readonly title = 'Slurm';
   private readonly clusters = new Map<string, SlurmAdapter>();
 
   /** `features`: what is known of the cluster's Slurm (learned by status queries when empty). */

@@ -125,6 +125,8 @@ export interface ISshHostOptions {
 
 export class SshHostAdapter implements ISchedulerAdapter {
   readonly name = 'ssh';
+  readonly title = 'SSH host';
+  readonly helperOnLoopback = true;
   private readonly killGrace: number;
 
   constructor(options: ISshHostOptions = {}) {

@@ -77,6 +77,15 @@ export interface ICommandResult {
 
 export interface ISchedulerAdapter {
   readonly name: string;
+  /** The batch system's name as users know it, for messages ("Grid Engine"). */
+  readonly title: string;
+  /**
+   * The host is its own login node (a plain SSH host): the helper listens on loopback
+   * only, and is reached there (the host's own name may not resolve on it).
+   */
+  readonly helperOnLoopback?: boolean;
+  /** An instance for one cluster, for adapters that learn per cluster (Slurm: version, --me, JSON). */
+  forCluster?(clusterKey: string): ISchedulerAdapter;
   /** Throws InvalidRequestError naming the field for any value it cannot use safely. */
   validate(resources: IResources): void;
   /** The complete job script (a POSIX sh script with the scheduler's directives). */
