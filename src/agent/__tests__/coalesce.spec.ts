@@ -1,7 +1,7 @@
 import * as net from 'node:net';
 import { Duplex } from 'node:stream';
 
-import { coalesceWrites, oneWritePerTick } from '../tunnels/coalesce';
+import { coalesceWrites, oneWritePerTick } from '../ssh/socket-tuning';
 
 /** A connected pair of real TCP sockets on loopback. */
 async function pair(): Promise<{ client: net.Socket; server: net.Socket; close: () => void }> {

@@ -9,9 +9,15 @@
  * server's own reason (a refused host key, a failed login). Here the stream ends when
  * the command's output ends, like a TCP socket whose peer closed; writes after the command
  * stopped reading are dropped (its output, already ended or ending, tells the rest).
+ *
+ * spawnProxyCommand expands a hop's ProxyCommand (`%h`, `%p`, ...) and starts it.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { Duplex } from 'node:stream';
+
+import { hopLabel } from './hop';
+import { percentExpand, type IResolvedHost } from './ssh-config';
+import { SshConnectionError, type IConnectionLogger } from './types';
 
 export interface IProxyCommandLog {
   debug(message: string): void;
@@ -90,4 +96,31 @@ export class ProxyCommandStream extends Duplex {
     this.child.stdin.destroy();
     callback(error);
   }
+}
+
+/** The first hop's ProxyCommand, %-expanded and started: the stream ssh2 talks over. */
+export function spawnProxyCommand(
+  cfg: IResolvedHost,
+  localUser: string,
+  homeDir: string,
+  log: Required<IConnectionLogger>
+): Duplex {
+  let command: string;
+  try {
+    command = percentExpand(cfg.proxyCommand!, {
+      h: cfg.hostName,
+      p: String(cfg.port),
+      r: cfg.user,
+      n: cfg.alias,
+      u: localUser,
+      d: homeDir
+    });
+  } catch (err) {
+    throw new SshConnectionError(
+      `The ProxyCommand for ${hopLabel(cfg)} cannot be used: ${(err as Error).message}.`,
+      'config'
+    );
+  }
+  log.info(`ssh: reaching ${hopLabel(cfg)} through its ProxyCommand`);
+  return new ProxyCommandStream(command, cfg.alias, log);
 }

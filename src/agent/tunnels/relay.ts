@@ -14,7 +14,7 @@
 import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 
-import { oneWritePerTick } from './coalesce';
+import { oneWritePerTick } from '../ssh/socket-tuning';
 
 export interface IRelayCredentials {
   /** PEM: the session CA (the only trust anchor), our client certificate and key. */
