@@ -23,7 +23,7 @@ import { startProxyServer } from './http/proxy-server';
 import { startAgentServer, type IAgentServer } from './server';
 import { SessionManager } from './sessions/manager';
 import { PromptBroker } from './sessions/prompts';
-import { sshLinkFactory } from './sessions/ssh-link';
+import { sshLinkFactory } from './cluster/ssh-link';
 import { DEFAULT_RETENTION, type IRetention } from './sessions/store';
 import { DEFAULT_MAX_SIGN_IN_FAILURES, SignInGuard } from './ssh/sign-in-guard';
 import { readProfiles } from './settings';

@@ -14,7 +14,7 @@ import {
   type ResolvedMode
 } from '../sessions/connectivity';
 import { parseProfile } from '../../common/profile';
-import type { IClusterLink } from '../sessions/link';
+import type { IClusterLink } from '../cluster/link';
 
 const CH = ['shell_port', 'iopub_port', 'stdin_port', 'control_port', 'hb_port'];
 

@@ -16,7 +16,7 @@ import { Duplex } from 'node:stream';
 import { FIELD_SEPARATOR } from '../schedulers/slurm';
 import { makeSessionTls } from '../tls/x509';
 import type { ICommandResult } from '../schedulers/types';
-import type { IClusterLink } from '../sessions/link';
+import type { IClusterLink } from '../cluster/link';
 import { SessionManager } from '../sessions/manager';
 import { slurmManager } from './helpers/slurm-manager';
 

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 
 import type { AgentEvent, IClusterProfile } from '../../common/api';
 import type { ICommandResult, IJobStatus, ISchedulerAdapter } from '../schedulers/types';
-import type { IClusterLink } from '../sessions/link';
+import type { IClusterLink } from '../cluster/link';
 import { SessionManager } from '../sessions/manager';
 import { HPC_PROFILE } from './helpers/profile';
 

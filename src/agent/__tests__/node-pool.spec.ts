@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 
-import { NodePool, type IPoolableNode } from '../sessions/node-pool';
+import { NodePool, type IPoolableNode } from '../cluster/node-pool';
 
 /** A stand-in node connection: streams are PassThroughs, close() fires the close listeners. */
 class FakeNode implements IPoolableNode {

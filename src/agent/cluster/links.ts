@@ -4,7 +4,7 @@
  * opens a second connection or asks the user for a second one-time code.
  */
 import type { AgentEvent, ConnectionState, IClusterProfile } from '../../common/api';
-import type { IClusterLink, LinkFactory } from '../sessions/link';
+import type { IClusterLink, LinkFactory } from './link';
 
 /** Reconnect backoff: 1 s, 2 s, 4 s ... at most 15 s between attempts (a restored link is picked up within 15 s). */
 const RECONNECT_FIRST_MS = 1_000;

@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream';
 
 import type { ConnectivityMode } from '../../common/api';
 import { openRelay, type IRelayCredentials, type RelayTarget } from '../tunnels/relay';
-import type { IClusterLink } from './link';
+import type { IClusterLink } from '../cluster/link';
 
 export type ResolvedMode = Exclude<ConnectivityMode, 'auto'>;
 export const AUTO_ORDER: ResolvedMode[] = ['via-login', 'node-ssh', 'reverse'];

@@ -20,7 +20,7 @@ import {
   type IRoute,
   type ResolvedMode
 } from './connectivity';
-import type { IClusterLink } from './link';
+import type { IClusterLink } from '../cluster/link';
 import { HEARTBEAT_STALE_S, heartbeatAge, hostToReach, type IHelperState, type ISessionRecord } from './records';
 
 /** Files of the helper read over SFTP are small; anything bigger is not the helper's. */

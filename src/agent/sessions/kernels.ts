@@ -12,7 +12,7 @@ import { ConflictError, InvalidRequestError, NotFoundError } from '../schedulers
 import { LocalForward } from '../tunnels/local-forward';
 import { kernelSockets, kernelTransport, openKernelChannel, type ChannelPort, type IKernelStart } from './connectivity';
 import { MAX_SMALL_FILE_BYTES, type HelperClient } from './helper-client';
-import type { IClusterLink } from './link';
+import type { IClusterLink } from '../cluster/link';
 import { helperError, type IKernelConnection, type ISessionRecord } from './records';
 
 const CHANNELS: readonly ChannelPort[] = ['shell_port', 'iopub_port', 'stdin_port', 'control_port', 'hb_port'];

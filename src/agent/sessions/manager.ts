@@ -27,7 +27,7 @@ import { makeSessionTls } from '../tls/x509';
 import { HELPER_PROTOCOL } from './connectivity';
 import { HelperClient } from './helper-client';
 import { KernelTable } from './kernels';
-import type { IClusterLink, LinkFactory } from './link';
+import type { IClusterLink, LinkFactory } from '../cluster/link';
 import { StatusPoller } from './poller';
 import { HEARTBEAT_STALE_S, now, onLogin, REMOTE_ROOT, type IKernelConnection, type ISessionRecord } from './records';
 import { readRemoteFiles, type IRemoteFiles } from './remote-files';

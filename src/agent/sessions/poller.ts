@@ -7,7 +7,7 @@
  */
 import type { IClusterProfile } from '../../common/api';
 import type { IJobStatus, ISchedulerAdapter } from '../schedulers/types';
-import type { IClusterLink } from './link';
+import type { IClusterLink } from '../cluster/link';
 import { HEARTBEAT_STALE_S, onLogin, type IHelperState, type ISessionRecord } from './records';
 
 const POLL_STARTING_MS = 3_000;

@@ -4,7 +4,7 @@
  */
 import { FIELD_SEPARATOR } from '../../schedulers/slurm';
 import type { ICommandResult } from '../../schedulers/types';
-import type { IClusterLink } from '../../sessions/link';
+import type { IClusterLink } from '../../cluster/link';
 
 export type JobState = 'PENDING' | 'RUNNING' | 'CANCELLED' | 'COMPLETED';
 

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 
 import type { IClusterProfile } from '../../../common/api';
 import { SlurmAdapter } from '../../schedulers/slurm';
-import type { IClusterLink } from '../../sessions/link';
+import type { IClusterLink } from '../../cluster/link';
 import { SessionManager, type ISessionManagerOptions } from '../../sessions/manager';
 import { HPC_PROFILE } from './profile';
 
