@@ -15,7 +15,6 @@
  * src/agent/__tests__/fixtures/htcondor/ (sources in its README.md).
  */
 import type { IResources } from '../../common/api';
-import { parseWalltime } from './slurm';
 import { cancelTolerating } from './cancel';
 import { checkedResources } from './unsupported';
 import { shQuote } from './shell';
@@ -37,6 +36,7 @@ import {
   memoryAmount,
   nameField,
   show,
+  parseWalltime,
   statusOf
 } from './validate';
 import { renderJobScript } from './job-script';

@@ -8,7 +8,6 @@
  * See docs/schedulers/lsf.md.
  */
 import type { IResources } from '../../common/api';
-import { parseWalltime } from './slurm';
 import { cancelTolerating } from './cancel';
 import { checkedResources, queueAndAccount } from './unsupported';
 import { shQuote } from './shell';
@@ -29,6 +28,7 @@ import {
   isSet,
   memoryAmount,
   show,
+  parseWalltime,
   statusOf
 } from './validate';
 import { renderJobScript } from './job-script';

@@ -12,7 +12,6 @@ import type { IResources } from '../../common/api';
 import { cancelTolerating } from './cancel';
 import { checkedResources, queueAndAccount } from './unsupported';
 import { shQuote } from './shell';
-import { parseWalltime } from './slurm';
 import {
   InvalidRequestError,
   SchedulerUnavailableError,
@@ -32,6 +31,7 @@ import {
   isSet,
   memoryAmount,
   show,
+  parseWalltime,
   statusOf
 } from './validate';
 import { renderJobScript } from './job-script';

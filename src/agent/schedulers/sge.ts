@@ -12,7 +12,6 @@ import type { IResources } from '../../common/api';
 import { cancelTolerating } from './cancel';
 import { checkedResources, queueAndAccount } from './unsupported';
 import { shQuote } from './shell';
-import { parseWalltime } from './slurm';
 import { formatHms } from './pbs';
 import {
   InvalidRequestError,
@@ -34,6 +33,7 @@ import {
   memoryAmount,
   nameField,
   show,
+  parseWalltime,
   statusOf
 } from './validate';
 import { renderJobScript } from './job-script';

@@ -25,10 +25,15 @@ import {
   isSet,
   memoryAmount,
   nameField,
+  parseWalltime,
   show,
   statusOf
 } from './validate';
 import { renderJobScript } from './job-script';
+import { CONTROLLER_TROUBLE, firstNode, isInfinite, num, parseDuration, pendingReason, STATES } from './slurm-status';
+
+export { firstNode, parseDuration } from './slurm-status';
+export { parseWalltime } from './validate';
 
 /** Resources as the Slurm adapter reads them (IResources has every Slurm field now). */
 export type ISlurmResources = IResources;
@@ -74,74 +79,6 @@ const FIELD_DIRECTIVES: Record<string, string> = {
 /** Directives that would request GPUs a second time when the gpus field is set. */
 const GPU_DIRECTIVES = ['gres', 'gpus', 'gpus-per-node', 'gpus-per-task'];
 
-/**
- * Seconds in a Slurm walltime: `minutes`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM` or
- * `D-HH:MM:SS`. Throws InvalidRequestError (field `walltime`) for anything else.
- */
-export function parseWalltime(value: unknown): number {
-  const rule = 'use minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS, more than zero';
-  if (typeof value !== 'string' && typeof value !== 'number') {
-    throw invalid('walltime', value, rule);
-  }
-  const s = String(value).trim();
-  let m: RegExpExecArray | null;
-  let secs: number | undefined;
-  const two = (x: string | undefined, max: number): number => {
-    const n = x === undefined ? 0 : Number(x);
-    if (n >= max) {
-      throw invalid('walltime', value, rule);
-    }
-    return n;
-  };
-  if ((m = /^(\d{1,7})$/.exec(s))) {
-    secs = Number(m[1]) * 60;
-  } else if ((m = /^(\d{1,7}):(\d{1,2})$/.exec(s))) {
-    secs = Number(m[1]) * 60 + two(m[2], 60);
-  } else if ((m = /^(\d{1,5}):(\d{1,2}):(\d{1,2})$/.exec(s))) {
-    secs = Number(m[1]) * 3600 + two(m[2], 60) * 60 + two(m[3], 60);
-  } else if ((m = /^(\d{1,4})-(\d{1,2})(?::(\d{1,2})(?::(\d{1,2}))?)?$/.exec(s))) {
-    secs = Number(m[1]) * 86400 + two(m[2], 24) * 3600 + two(m[3], 60) * 60 + two(m[4], 60);
-  }
-  if (secs === undefined || secs <= 0) {
-    throw invalid('walltime', value, rule);
-  }
-  return secs;
-}
-
-/** Seconds in a squeue duration (`D-HH:MM:SS`, `HH:MM:SS`, `MM:SS`); undefined for UNLIMITED etc. */
-export function parseDuration(s: string): number | undefined {
-  const m = /^(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)$/.exec(s.trim());
-  if (!m) {
-    return undefined;
-  }
-  const [, d, h, mi, se] = m;
-  return Number(d ?? 0) * 86400 + Number(h ?? 0) * 3600 + Number(mi) * 60 + Number(se);
-}
-
-/** First host of a Slurm host list: `node[1-3,5]` → `node1`, `gpu[01-02],cpu1` → `gpu01`. */
-export function firstNode(nodeList: string): string | undefined {
-  const list = nodeList.trim();
-  if (!list || list === '(null)' || list === 'None assigned') {
-    return undefined;
-  }
-  // the first top-level item (commas inside brackets belong to a range)
-  let depth = 0;
-  let end = list.length;
-  for (let i = 0; i < list.length; i++) {
-    const c = list[i];
-    if (c === '[') {
-      depth++;
-    } else if (c === ']') {
-      depth--;
-    } else if (c === ',' && depth === 0) {
-      end = i;
-      break;
-    }
-  }
-  // each bracket group contributes its first value (`01-03` → `01`, padding kept)
-  return list.slice(0, end).replace(/\[([^\]]*)\]/g, (_, inner: string) => inner.split(',')[0].split('-')[0]);
-}
-
 function memoryField(v: unknown, field = 'memory'): string {
   const { n, unit } = memoryAmount(v, field);
   return `${n}${unit}`;
@@ -176,87 +113,6 @@ function directives(v: unknown, gpus: number): string[] {
   );
 }
 
-/* ------------------------------------------------------------------------------------ */
-
-interface IStateInfo {
-  phase: IJobStatus['phase'];
-  /** For ended jobs: why, in words a user understands. */
-  reason?: string;
-}
-
-const STATES: Record<string, IStateInfo> = {
-  PENDING: { phase: 'pending' },
-  CONFIGURING: { phase: 'pending' },
-  REQUEUED: { phase: 'pending' },
-  REQUEUE_FED: { phase: 'pending' },
-  REQUEUE_HOLD: { phase: 'pending' },
-  RESV_DEL_HOLD: { phase: 'pending' },
-  SPECIAL_EXIT: { phase: 'pending' },
-  RUNNING: { phase: 'running' },
-  COMPLETING: { phase: 'running' },
-  SIGNALING: { phase: 'running' },
-  STAGE_OUT: { phase: 'running' },
-  RESIZING: { phase: 'running' },
-  SUSPENDED: { phase: 'running', reason: 'suspended by the scheduler' },
-  STOPPED: { phase: 'running', reason: 'stopped by the scheduler' },
-  COMPLETED: { phase: 'ended', reason: 'completed' },
-  CANCELLED: { phase: 'ended', reason: 'cancelled' },
-  FAILED: { phase: 'ended', reason: 'failed (the job exited with an error)' },
-  TIMEOUT: { phase: 'ended', reason: 'walltime reached' },
-  NODE_FAIL: { phase: 'ended', reason: 'node failure' },
-  OUT_OF_MEMORY: { phase: 'ended', reason: 'out of memory' },
-  PREEMPTED: { phase: 'ended', reason: 'preempted by another job' },
-  BOOT_FAIL: { phase: 'ended', reason: 'the node failed to boot' },
-  DEADLINE: { phase: 'ended', reason: 'deadline reached' },
-  REVOKED: { phase: 'ended', reason: 'revoked (started on another cluster)' }
-};
-
-/** Pending reasons in words; `blocked`: the job cannot start as submitted. */
-const PENDING_REASONS: Record<string, { text: string; blocked?: boolean }> = {
-  None: { text: 'waiting to be scheduled' },
-  Priority: { text: 'waiting for jobs with higher priority' },
-  Resources: { text: 'waiting for free resources' },
-  BeginTime: { text: 'waiting for its start time' },
-  Dependency: { text: 'waiting for another job to finish' },
-  DependencyNeverSatisfied: { text: 'its dependency can never be satisfied', blocked: true },
-  JobHeldUser: { text: 'held by you (scontrol release to start it)' },
-  JobHeldAdmin: { text: 'held by an administrator' },
-  ReqNodeNotAvail: { text: 'the requested nodes are not available' },
-  NodeDown: { text: 'a node it needs is down' },
-  Reservation: { text: 'waiting for its reservation' },
-  Licenses: { text: 'waiting for licenses' },
-  Prolog: { text: 'running the prolog' },
-  PartitionDown: { text: 'the partition is down' },
-  PartitionInactive: { text: 'the partition is inactive' },
-  PartitionTimeLimit: { text: "the walltime exceeds the partition's limit: the job will not start", blocked: true },
-  PartitionNodeLimit: { text: 'the partition does not allow that many nodes: the job will not start', blocked: true },
-  PartitionConfig: {
-    text: 'no node of the partition has that many CPUs, that much memory or those GPUs: the job will not start',
-    blocked: true
-  },
-  BadConstraints: { text: 'no node satisfies the constraints: the job will not start', blocked: true },
-  InvalidAccount: { text: 'invalid account: the job will not start', blocked: true },
-  InvalidQOS: { text: 'invalid QOS: the job will not start', blocked: true },
-  AccountNotAllowed: { text: 'the account may not use this partition: the job will not start', blocked: true },
-  QOSNotAllowed: { text: 'the QOS may not use this partition: the job will not start', blocked: true }
-};
-
-function pendingReason(raw: string): { text?: string; blocked?: boolean } {
-  const key = raw.split(/[,\s]/)[0];
-  const known = PENDING_REASONS[key];
-  if (known) {
-    return known;
-  }
-  if (/^(QOS|Assoc)/.test(key)) {
-    return { text: `a limit of your account or QOS is reached (${raw})` };
-  }
-  return { text: raw || undefined };
-}
-
-/** squeue's messages when slurmctld is down, slow or unreachable: the job's fate is unknown. */
-const CONTROLLER_TROUBLE =
-  /Unable to contact slurm controller|Socket timed out|Connection refused|Connection timed out|Transport endpoint|Zero Bytes were transmitted|Communication connection failure|Slurm backup controller in standby|No route to host|Name or service not known|slurm_receive_msg|Resource temporarily unavailable|Insane message length|Protocol authentication error/i;
-
 /** Which resource field an sbatch error is about, from its words. */
 function guessField(text: string): string | undefined {
   return fieldNamedIn(text, [
@@ -278,27 +134,6 @@ const JSON_MIN: [number, number] = [23, 2];
 function atLeast(v: [number, number], min: [number, number]): boolean {
   return v[0] > min[0] || (v[0] === min[0] && v[1] >= min[1]);
 }
-
-/** A number of squeue --json: plain (22.05) or `{set, infinite, number}` (23.02+); 0 and unset → undefined. */
-function num(v: unknown): number | undefined {
-  if (typeof v === 'number') {
-    return v || undefined;
-  }
-  if (v && typeof v === 'object') {
-    const o = v as { set?: boolean; infinite?: boolean; number?: unknown };
-    return o.set && !o.infinite && typeof o.number === 'number' ? o.number || undefined : undefined;
-  }
-  return undefined;
-}
-
-/** A time limit of UNLIMITED: `{infinite: true}` (23.02+) or Slurm's INFINITE (0xffffffff) and NO_VAL. */
-function isInfinite(v: unknown): boolean {
-  return typeof v === 'number'
-    ? v >= 0xfffffffe
-    : Boolean(v && typeof v === 'object' && (v as { infinite?: boolean }).infinite);
-}
-
-/* ------------------------------------------------------------------------------------ */
 
 export class SlurmAdapter implements ISchedulerAdapter {
   readonly name = 'slurm';

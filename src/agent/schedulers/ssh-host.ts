@@ -23,7 +23,6 @@
  */
 import type { IResources } from '../../common/api';
 import { shQuote } from './shell';
-import { parseWalltime } from './slurm';
 import {
   InvalidRequestError,
   SchedulerUnavailableError,
@@ -32,7 +31,17 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from './types';
-import { commandLine, firstLines, invalid, isSet, jobFiles, setupBlock, setupLines, statusOf } from './validate';
+import {
+  commandLine,
+  firstLines,
+  invalid,
+  isSet,
+  jobFiles,
+  setupBlock,
+  setupLines,
+  statusOf,
+  parseWalltime
+} from './validate';
 
 /** `<host>:<pid>:<start time in clock ticks>`, host as `uname -n` prints it. */
 const JOB_ID_RE = /^([A-Za-z0-9._-]{1,253}):(\d{1,10}):(\d{1,20})$/;
