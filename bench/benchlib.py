@@ -75,13 +75,13 @@ def bench_tls(work: Path, owner: str = "alice") -> dict[str, str]:
     return out
 
 
-# On a node, as alice: the helper's own Relay class (remote/helper.py), in front of the
+# On a node, as alice: the helper's own Relay class (remote/helper/jrc_helper/relay.py), in front of the
 # Unix sockets named in its targets; prints "PORT PID" once it listens.
 RELAY = r'''
-import importlib.util, json, os, sys, threading
-spec = importlib.util.spec_from_file_location("rc_helper", sys.argv[1])
-helper = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(helper)
+import json, os, sys, threading
+sys.path.insert(0, sys.argv[1])  # the helper's directory: its package jrc_helper
+from jrc_helper.common import ApiError
+from jrc_helper.relay import Relay
 cfg = json.loads(sys.argv[2])
 
 class Session:
@@ -91,10 +91,10 @@ class Session:
     def relay_target(self, target):
         if target in cfg["targets"]:
             return cfg["targets"][target]
-        raise helper.ApiError(404, "not-found", target)
+        raise ApiError(404, "not-found", target)
 
 d = cfg["tls_dir"]
-relay = helper.Relay(Session(), "0.0.0.0", {k: os.path.join(d, k + ".pem") for k in ("ca", "cert", "key")})
+relay = Relay(Session(), "0.0.0.0", {k: os.path.join(d, k + ".pem") for k in ("ca", "cert", "key")})
 relay.start()
 print(relay.port, os.getpid(), flush=True)
 threading.Event().wait()
@@ -117,7 +117,7 @@ def start_relay(
             "python3",
             "-c",
             RELAY,
-            str(REPO / "jupyterlab_remote_cluster" / "remote" / "helper.py"),
+            str(REPO / "jupyterlab_remote_cluster" / "remote" / "helper"),
             json.dumps(cfg),
         ],
         stdout=subprocess.PIPE,

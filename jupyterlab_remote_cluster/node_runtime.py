@@ -76,5 +76,6 @@ def agent_script() -> Path:
 
 
 def helper_script() -> Path:
-    """The remote helper, uploaded to the cluster by the agent at submit time."""
-    return Path(__file__).parent / "remote" / "helper.py"
+    """The remote helper's directory (remote/helper/), zipped into helper.pyz and uploaded
+    to the cluster by the agent at submit time."""
+    return Path(__file__).parent / "remote" / "helper"

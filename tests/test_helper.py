@@ -1,4 +1,5 @@
-"""The remote helper (jupyterlab_remote_cluster/remote/helper.py), run for real.
+"""The remote helper (jupyterlab_remote_cluster/remote/helper/, run as a directory: the
+agent runs the zipapp made of it), run for real.
 
 The helper runs as a subprocess in a temporary session directory, with the testbed's
 "cluster python" (/opt/rc-testbed/python, which has ipykernel + dask + distributed) when
@@ -27,7 +28,8 @@ import pytest
 
 from .tlsutil import make_tls
 
-HELPER = Path(__file__).resolve().parents[1] / "jupyterlab_remote_cluster" / "remote" / "helper.py"
+# A runnable directory (__main__.py + the package jrc_helper): `python HELPER serve ...`
+HELPER = Path(__file__).resolve().parents[1] / "jupyterlab_remote_cluster" / "remote" / "helper"
 # The testbed's cluster Python (testbed/testbed setup) has ipykernel, dask and distributed,
 # as the remote side has; the Dask tests need it.
 CLUSTER_PY = "/opt/rc-testbed/python/bin/python"
@@ -606,15 +608,54 @@ def test_dask_failure_is_not_fatal(tmp_path):
 
 
 def test_helper_is_stdlib_only_and_py38():
-    src = HELPER.read_text()
-    tree = ast.parse(src, feature_version=(3, 8))
+    files = sorted(HELPER.rglob("*.py"))
+    assert HELPER / "__main__.py" in files and HELPER / "jrc_helper" / "protocol.py" in files
     mods = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            mods.update(a.name.split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            mods.add(node.module.split(".")[0])
-    assert mods <= set(sys.stdlib_module_names), mods - set(sys.stdlib_module_names)
+    for f in files:
+        tree = ast.parse(f.read_text(), filename=str(f), feature_version=(3, 8))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                mods.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:  # (relative: the package's own)
+                mods.add(node.module.split(".")[0])
+    allowed = set(sys.stdlib_module_names) | {"jrc_helper"}
+    assert mods <= allowed, mods - allowed
+    # the agent reads the protocol version from the files without running them: one line
+    versions = [(f.name, line) for f in files for line in f.read_text().splitlines() if line.startswith("PROTOCOL_")]
+    assert versions == [("protocol.py", "PROTOCOL_VERSION = 2")]
+
+
+def test_the_helper_runs_as_a_zipapp_with_its_companions_next_to_it(tmp_path, monkeypatch):
+    """What the agent uploads: helper.pyz (the *.py files of remote/helper/, with paths
+    relative to it), and jrc_kernel.py, jrc_dask_private.py next to it."""
+    import zipfile
+
+    code = tmp_path / "remote-d1"
+    code.mkdir()
+    with zipfile.ZipFile(code / "helper.pyz", "w") as z:
+        for f in sorted(HELPER.rglob("*.py")):
+            z.write(f, f.relative_to(HELPER).as_posix())
+    for name in ("jrc_kernel.py", "jrc_dask_private.py"):
+        shutil.copy(HELPER.parent / name, code / name)
+    monkeypatch.setitem(globals(), "HELPER", code / "helper.pyz")
+    s = Session(tmp_path, connectivity="node-ssh", dask=False)
+    try:
+        s.wait_status("ready", 30)
+        status, res, _ = s.request("GET", "/health")
+        assert status == 200 and res["version"] == 2
+        status, res, _ = s.request("POST", "/kernels", {"kernelId": "z1"})
+        assert status == 201, res
+        # the kernel's launcher is the companion next to helper.pyz
+        kernel_log = (s.dir / "kernels" / "z1" / "kernel.log").read_text()
+        assert " %s -f " % (code / "jrc_kernel.py") in kernel_log.splitlines()[0], kernel_log
+        kc = client_for(str(s.dir / "kernels" / "z1" / "connection.json"))
+        try:
+            content, out = execute(kc, "print(6 * 7)")
+            assert content["status"] == "ok" and out.strip() == "42"
+        finally:
+            kc.stop_channels()
+    finally:
+        s.close()
 
 
 # --- connectivity modes -------------------------------------------------------------------
@@ -696,12 +737,11 @@ def test_auto_listens_for_every_mode_and_survives_a_failed_tunnel(tmp_path):
         s.close()
 
 
-def test_runtime_dir_steps_around_what_another_user_put_there(tmp_path, request):
-    import importlib.util
+def test_runtime_dir_steps_around_what_another_user_put_there(tmp_path, request, monkeypatch):
+    import importlib
 
-    spec = importlib.util.spec_from_file_location("rc_helper", HELPER)
-    helper = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(helper)
+    monkeypatch.syspath_prepend(str(HELPER))
+    common = importlib.import_module("jrc_helper.common")
     # a short base, as /tmp is (pytest's tmp_path can be longer than the socket-path budget)
     base = Path(tempfile.mkdtemp(prefix="jrc-t-", dir="/tmp"))
     request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
@@ -709,7 +749,7 @@ def test_runtime_dir_steps_around_what_another_user_put_there(tmp_path, request)
     (base / ("jrc-%d" % os.getuid())).write_text("")
     (base / "jrc-x").symlink_to(tmp_path)
     assert len(str(base)) < 40
-    made = {helper.make_runtime_dir([str(base)]) for _ in range(20)}
+    made = {common.make_runtime_dir([str(base)]) for _ in range(20)}
     assert len(made) == 20
     for d in made:
         p = Path(d)
@@ -717,10 +757,10 @@ def test_runtime_dir_steps_around_what_another_user_put_there(tmp_path, request)
     # bases that are missing, relative or too long for socket paths are skipped
     long_base = base / ("x" * 70)
     long_base.mkdir()
-    d = helper.make_runtime_dir([None, "relative", str(long_base), str(tmp_path / "missing"), str(base)])
+    d = common.make_runtime_dir([None, "relative", str(long_base), str(tmp_path / "missing"), str(base)])
     assert Path(d).parent == base
     with pytest.raises(RuntimeError, match="no private directory"):
-        helper.make_runtime_dir([str(tmp_path / "missing")])
+        common.make_runtime_dir([str(tmp_path / "missing")])
 
 
 # --- the relay (via-login, auto) ------------------------------------------------------------

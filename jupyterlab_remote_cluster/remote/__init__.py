@@ -1,10 +1,13 @@
 """Files that run on the cluster, not in the Jupyter server.
 
-`helper.py` is uploaded by the agent (SFTP) and run by the cluster's own Python inside
-the batch job; it must stay a single stdlib-only file. Nothing here is imported by the
-server extension.
+`helper/` is the remote helper: a runnable directory (`__main__.py` and the stdlib-only
+package `jrc_helper`, Python ≥ 3.8). The agent zips its contents into one file, a zipapp
+(`helper.pyz`), uploads it (SFTP) with the companions `jrc_kernel.py` and
+`jrc_dask_private.py`, and the cluster's own Python runs it inside the batch job. From
+the source tree, `python .../remote/helper serve --session-dir DIR` runs the same.
+Nothing here is imported by the server extension.
 """
 
 import os
 
-HELPER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helper.py")
+HELPER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helper")

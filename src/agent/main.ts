@@ -71,8 +71,8 @@ function parseArgs(argv: string[]): IArgs {
     kernelsDir: get('--kernels-dir') ?? path.join(dataHome, 'jupyter', 'kernels'),
     stateDir: get('--state-dir') ?? path.join(dataHome, 'jupyter', 'remote-cluster'),
     baseUrl: get('--base-url') ?? '/',
-    // In the bundle this file is <package>/agent/agent.js and the helper <package>/remote/helper.py.
-    helperPath: get('--helper') ?? path.resolve(__dirname, '..', 'remote', 'helper.py'),
+    // In the bundle this file is <package>/agent/agent.js and the helper's package <package>/remote/helper/.
+    helperPath: get('--helper') ?? path.resolve(__dirname, '..', 'remote', 'helper'),
     retention: {
       days: count('--keep-ended-days', DEFAULT_RETENTION.days),
       sessions: count('--keep-ended-sessions', DEFAULT_RETENTION.sessions)

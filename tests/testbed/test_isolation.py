@@ -573,7 +573,7 @@ def test_a_session_of_the_previous_release_keeps_running_and_says_it_is_unprotec
     after = StandaloneAgent(
         str(tmp_path),
         settings,
-        Path(__file__).resolve().parents[2] / "jupyterlab_remote_cluster" / "remote" / "helper.py",
+        Path(__file__).resolve().parents[2] / "jupyterlab_remote_cluster" / "remote" / "helper",
     )
     try:
         s = after.wait_running(sid)

@@ -1,7 +1,7 @@
 /**
  * The session's TLS: certificates made by the agent (checked by OpenSSL's strict verifier
  * and used by Node and by Python's ssl), and the relay client against the real helper
- * (jupyterlab_remote_cluster/remote/helper.py, run with the machine's python3), including
+^ * (jupyterlab_remote_cluster/remote/helper/, run with the machine's python3), including
  * what an impostor on the relay's port gets: a failed handshake, never the token.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -16,7 +16,7 @@ import { requestOver } from '../sessions/connectivity';
 import { makeSessionTls, type ISessionTls } from '../tls/x509';
 import { openRelay, RelayError, type IRelayCredentials } from '../tunnels/relay';
 
-const HELPER = path.resolve(__dirname, '../../../jupyterlab_remote_cluster/remote/helper.py');
+const HELPER = path.resolve(__dirname, '../../../jupyterlab_remote_cluster/remote/helper');
 
 describe('session certificates', () => {
   const t = makeSessionTls('ab12cd');

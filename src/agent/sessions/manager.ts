@@ -302,7 +302,7 @@ export class SessionManager {
     const dir = `${root}/sessions/${s.id}`;
     const remote = await this.remoteFiles();
     const codeDir = `${root}/remote-${remote.digest}`;
-    const helperPath = `${codeDir}/helper.py`;
+    const helperPath = `${codeDir}/${remote.entry}`;
     s.remoteDir = dir;
     s.protocol = remote.protocol;
     s.proxyKey = randomBytes(32).toString('base64url');
@@ -320,7 +320,7 @@ export class SessionManager {
       const tmp = `${codeDir}.${randomBytes(4).toString('hex')}`;
       await link.exec(`umask 077 && mkdir ${shQuote(tmp)}`);
       for (const f of remote.files) {
-        await link.writeFile(`${tmp}/${f.name}`, f.text, 0o600);
+        await link.writeFile(`${tmp}/${f.name}`, f.data, 0o600);
       }
       await link.exec(`mv -T ${shQuote(tmp)} ${shQuote(codeDir)} 2>/dev/null || rm -rf ${shQuote(tmp)}`);
     }

@@ -5,16 +5,16 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+
 import * as path from 'node:path';
 
 import { SlurmAdapter } from '../../schedulers/slurm';
+import { readRemoteFiles } from '../../sessions/remote-files';
 import { makeSessionTls } from '../../tls/x509';
 import { InvalidRequestError, type ICommandResult, type IJobStatus, type IJobSpec } from '../../schedulers/types';
 
 const TESTBED = path.resolve(__dirname, '../../../../testbed/testbed');
-const HELPER = path.resolve(__dirname, '../../../../jupyterlab_remote_cluster/remote/helper.py');
-const COMPANION = (name: string): string => path.join(path.dirname(HELPER), name);
+const HELPER = path.resolve(__dirname, '../../../../jupyterlab_remote_cluster/remote/helper');
 /** The cluster's python on the testbed (ipykernel, dask, distributed, jupyter_client). */
 const PYTHON = '/opt/rc-testbed/python/bin/python';
 const slurm = new SlurmAdapter();
@@ -22,7 +22,7 @@ const run = randomBytes(3).toString('hex');
 const submitted: string[] = [];
 let finishedJob: string | undefined;
 
-function sh(args: string[], stdin?: string): Promise<ICommandResult> {
+function sh(args: string[], stdin?: string | Buffer): Promise<ICommandResult> {
   return new Promise((resolve, reject) => {
     const p = spawn(TESTBED, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -36,7 +36,7 @@ function sh(args: string[], stdin?: string): Promise<ICommandResult> {
 }
 
 /** A command on the login node as alice, in her home (what an SSH exec would do). */
-const onLogin = (command: string, stdin?: string) =>
+const onLogin = (command: string, stdin?: string | Buffer) =>
   sh(['exec', 'login', '--user', 'alice', '--', 'sh', '-c', command], stdin);
 
 function sleep(ms: number): Promise<void> {
@@ -342,18 +342,14 @@ describe('the remote helper in a real Slurm job', () => {
       dask: true,
       proxyBase: `/remote-cluster/sessions/${run}/proxy`
     };
-    // what the agent does over SFTP: private directories, the helper and its companions,
-    // config.json 0600; and the agent's side of the TLS for the client below
-    const files = {
-      'helper.py': HELPER,
-      'jrc_kernel.py': COMPANION('jrc_kernel.py'),
-      'jrc_dask_private.py': COMPANION('jrc_dask_private.py')
-    };
+    // what the agent does over SFTP: private directories, the helper's zipapp and its
+    // companions, config.json 0600; and the agent's side of the TLS for the client below
+    const remote = await readRemoteFiles(HELPER);
     expect(
       (await onLogin(`umask 077 && mkdir -p ${dir} ${code} ${root}/client-tls && chmod 700 ${root} ${dir}`)).code
     ).toBe(0);
-    for (const [f, src] of Object.entries(files)) {
-      expect((await onLogin(`umask 077 && cat > ${code}/${f}`, readFileSync(src, 'utf8'))).code).toBe(0);
+    for (const f of remote.files) {
+      expect((await onLogin(`umask 077 && cat > ${code}/${f.name}`, f.data)).code).toBe(0);
     }
     for (const [f, pem] of Object.entries({
       'ca.pem': tls.caCert,
@@ -373,7 +369,7 @@ describe('the remote helper in a real Slurm job', () => {
       stderrPath: `${dir}/job.err`,
       resources: { partition: 'big', walltime: '5', cpus: 2, memory: '1G' },
       setup: [],
-      command: `${PYTHON} ${code}/helper.py serve --session-dir ${dir}`
+      command: `${PYTHON} ${code}/${remote.entry} serve --session-dir ${dir}`
     });
     expect((await onLogin(`cat > ${dir}/job.sh`, script)).code).toBe(0);
     const id = slurm.parseSubmit(await onLogin(slurm.submitCommand(`${dir}/job.sh`)));
