@@ -31,8 +31,8 @@ import type { Duplex } from 'node:stream';
 
 import { WebSocketServer, type WebSocket } from 'ws';
 
-import type { AgentEvent, IAgentHealth, IApiError, IPromptAnswer, IResources } from '../common/api';
-import { parseResourceOverrides } from '../common/profile';
+import type { AgentEvent, IAgentHealth, IApiError } from '../common/api';
+import { parseKernelRequest, parsePromptAnswer, parseSignalRequest, parseSubmitRequest } from './http/requests';
 import { ConflictError, InvalidRequestError, NotFoundError, SchedulerUnavailableError } from './schedulers/types';
 import type { SessionManager } from './sessions/manager';
 import type { PromptBroker } from './sessions/prompts';
@@ -103,7 +103,7 @@ export function health(): IAgentHealth {
   };
 }
 
-async function readJson(req: http.IncomingMessage): Promise<any> {
+async function readJson(req: http.IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
@@ -174,19 +174,8 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     if (method(req, 'GET', 'POST') === 'GET') {
       return sendJson(res, 200, { sessions: svc.sessions.list() });
     }
-    const body = await readJson(req);
-    if (typeof body.profile !== 'string') {
-      throw new HttpError(400, 'invalid', 'Choose a cluster profile ("profile").');
-    }
-    let resources: IResources;
-    try {
-      resources = parseResourceOverrides(body.resources);
-    } catch (err) {
-      throw new HttpError(400, 'invalid', err instanceof Error ? err.message : String(err));
-    }
-    const owner = body.owner === 'kernel' ? 'kernel' : 'user';
-    const session = await svc.sessions.submit(body.profile, resources, owner);
-    return sendJson(res, 201, session);
+    const { profile, resources, owner } = parseSubmitRequest(await readJson(req));
+    return sendJson(res, 201, await svc.sessions.submit(profile, resources, owner));
   }
   if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})$/))) {
     const id = m[1];
@@ -209,38 +198,21 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
   }
   if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/kernels$/))) {
     method(req, 'POST');
-    const body = await readJson(req);
-    const kernelId = body.kernelId === undefined ? undefined : String(body.kernelId);
-    if (kernelId !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(kernelId)) {
-      throw new HttpError(400, 'invalid', 'Invalid kernelId.');
+    const r = parseKernelRequest(await readJson(req));
+    if (r.action === 'adopt') {
+      return sendJson(res, 200, await svc.sessions.adoptKernel(m[1], r.kernelId, r.ports));
     }
-    if (body.adoptPorts !== undefined) {
-      // The agent restarted: take the running kernel back on the client's local ports.
-      const ports = body.adoptPorts as Record<string, unknown>;
-      const valid = ['shell_port', 'iopub_port', 'stdin_port', 'control_port', 'hb_port'].every(
-        k => Number.isInteger(ports?.[k]) && (ports[k] as number) > 1023 && (ports[k] as number) < 65536
-      );
-      if (!kernelId || !valid) {
-        throw new HttpError(400, 'invalid', 'Adopting a kernel needs its kernelId and five local ports.');
-      }
-      return sendJson(res, 200, await svc.sessions.adoptKernel(m[1], kernelId, ports as Record<string, number>));
+    if (r.action === 'attach') {
+      return sendJson(res, 200, await svc.sessions.adoptKernel(m[1], r.kernelId));
     }
-    if (body.attach === true) {
-      // The Jupyter server that started it is gone: connect a new one to the same kernel.
-      if (!kernelId) {
-        throw new HttpError(400, 'invalid', 'Attaching a kernel needs its kernelId.');
-      }
-      return sendJson(res, 200, await svc.sessions.adoptKernel(m[1], kernelId));
-    }
-    return sendJson(res, 201, await svc.sessions.startKernel(m[1], kernelId));
+    return sendJson(res, 201, await svc.sessions.startKernel(m[1], r.kernelId));
   }
   if ((m = p.match(/^\/api\/v1\/kernels\/([A-Za-z0-9_-]{1,64})(?:\/(signal|restart|detach))?$/))) {
     const [, kid, verb] = m;
     if (verb) {
       method(req, 'POST');
       if (verb === 'signal') {
-        const body = await readJson(req);
-        await svc.sessions.signalKernel(kid, String(body.signal));
+        await svc.sessions.signalKernel(kid, parseSignalRequest(await readJson(req)).signal);
       } else if (verb === 'restart') {
         await svc.sessions.shutdownKernel(kid, true); // the next start of this id is its restart
       } else {
@@ -260,13 +232,7 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
   }
   if ((m = p.match(/^\/api\/v1\/prompts\/([0-9a-f]{16})$/))) {
     method(req, 'POST');
-    const body = (await readJson(req)) as IPromptAnswer;
-    const answer: IPromptAnswer = {
-      ...(Array.isArray(body.answers) && { answers: body.answers.map(String) }),
-      ...(typeof body.accept === 'boolean' && { accept: body.accept }),
-      ...(body.cancel === true && { cancel: true })
-    };
-    if (!svc.prompts.answer(m[1], answer)) {
+    if (!svc.prompts.answer(m[1], parsePromptAnswer(await readJson(req)))) {
       throw new HttpError(404, 'not-found', 'This question is no longer open (answered elsewhere or timed out).');
     }
     return sendJson(res, 200, { ok: true });

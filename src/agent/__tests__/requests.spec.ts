@@ -1,0 +1,54 @@
+/** The API's request bodies: typed values for the routes, or a refusal naming the field. */
+import { parseKernelRequest, parsePromptAnswer, parseSignalRequest, parseSubmitRequest } from '../http/requests';
+import { refusal } from './helpers/adapters';
+
+const PORTS = { shell_port: 40001, iopub_port: 40002, stdin_port: 40003, control_port: 40004, hb_port: 40005 };
+
+describe('request bodies', () => {
+  it.each([null, [], 'x', 3])('refuses a body that is not an object (%p)', body => {
+    expect(refusal(() => parseSubmitRequest(body)).field).toBe('body');
+    expect(refusal(() => parseKernelRequest(body)).field).toBe('body');
+  });
+
+  it('submit: a profile, the overridable resources, the owner', () => {
+    expect(parseSubmitRequest({ profile: 'p', resources: { nodes: 2, cpus: 4 }, owner: 'kernel' })).toEqual({
+      profile: 'p',
+      resources: { nodes: 2, cpus: 4 },
+      owner: 'kernel'
+    });
+    expect(parseSubmitRequest({ profile: 'p', owner: 'root' }).owner).toBe('user');
+    expect(refusal(() => parseSubmitRequest({})).field).toBe('profile');
+    const extra = refusal(() => parseSubmitRequest({ profile: 'p', resources: { extraDirectives: ['--x'] } }));
+    expect(extra.field).toBe('resources');
+    expect(extra.message).toMatch(/only be set in the profile/);
+  });
+
+  it('kernels: start, adopt on five local ports, attach', () => {
+    expect(parseKernelRequest({})).toEqual({ action: 'start', kernelId: undefined });
+    expect(parseKernelRequest({ kernelId: 'k1' })).toEqual({ action: 'start', kernelId: 'k1' });
+    expect(parseKernelRequest({ kernelId: 'k1', adoptPorts: PORTS })).toEqual({
+      action: 'adopt',
+      kernelId: 'k1',
+      ports: PORTS
+    });
+    expect(parseKernelRequest({ kernelId: 'k1', attach: true })).toEqual({ action: 'attach', kernelId: 'k1' });
+    expect(refusal(() => parseKernelRequest({ kernelId: '../x' })).field).toBe('kernelId');
+    expect(refusal(() => parseKernelRequest({ adoptPorts: PORTS })).field).toBe('adoptPorts');
+    expect(refusal(() => parseKernelRequest({ kernelId: 'k', adoptPorts: { ...PORTS, hb_port: 22 } })).field).toBe(
+      'adoptPorts'
+    );
+    expect(refusal(() => parseKernelRequest({ attach: true })).field).toBe('kernelId');
+  });
+
+  it('signals: only the three a kernel may get', () => {
+    expect(parseSignalRequest({ signal: 'SIGINT' })).toEqual({ signal: 'SIGINT' });
+    expect(refusal(() => parseSignalRequest({ signal: 'SIGSTOP' })).message).toMatch(/not allowed/);
+  });
+
+  it('prompt answers keep only the fields of an answer, of their types', () => {
+    expect(parsePromptAnswer({ answers: [123, 'x'], accept: 'yes', cancel: true, extra: 1 })).toEqual({
+      answers: ['123', 'x'],
+      cancel: true
+    });
+  });
+});

@@ -1,0 +1,99 @@
+/**
+ * The bodies of the agent's API requests, typed and checked in one place: a route gets a
+ * value of its request type or the client gets a 400 naming what is wrong. The shapes are
+ * the contract with the frontend (src/lab) and the provisioner (provisioner.py).
+ */
+import type { IPromptAnswer, IResources } from '../../common/api';
+import { parseResourceOverrides } from '../../common/profile';
+import { InvalidRequestError } from '../schedulers/types';
+
+/** POST api/v1/sessions */
+export interface ISubmitRequest {
+  profile: string;
+  resources: IResources;
+  /** `kernel`: started by a profile kernelspec, cancelled when its kernel shuts down. */
+  owner: 'user' | 'kernel';
+}
+
+const CHANNEL_PORTS = ['shell_port', 'iopub_port', 'stdin_port', 'control_port', 'hb_port'] as const;
+
+/** POST api/v1/sessions/<id>/kernels: start one, or take a running one back. */
+export type KernelRequest =
+  | { action: 'start'; kernelId?: string }
+  /** The agent restarted: the running kernel back on the client's local ports. */
+  | { action: 'adopt'; kernelId: string; ports: Record<(typeof CHANNEL_PORTS)[number], number> }
+  /** The Jupyter server that started it is gone: a new one connects to the same kernel. */
+  | { action: 'attach'; kernelId: string };
+
+/** POST api/v1/kernels/<id>/signal */
+export interface ISignalRequest {
+  signal: 'SIGINT' | 'SIGTERM' | 'SIGKILL';
+}
+
+function invalid(message: string, field: string): InvalidRequestError {
+  return new InvalidRequestError(message, field);
+}
+
+function object(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw invalid('The request body must be a JSON object.', 'body');
+  }
+  return body as Record<string, unknown>;
+}
+
+export function parseSubmitRequest(body: unknown): ISubmitRequest {
+  const b = object(body);
+  if (typeof b.profile !== 'string' || !b.profile) {
+    throw invalid('Choose a cluster profile ("profile").', 'profile');
+  }
+  let resources: IResources;
+  try {
+    resources = parseResourceOverrides(b.resources);
+  } catch (err) {
+    throw invalid((err as Error).message, 'resources');
+  }
+  return { profile: b.profile, resources, owner: b.owner === 'kernel' ? 'kernel' : 'user' };
+}
+
+export function parseKernelRequest(body: unknown): KernelRequest {
+  const b = object(body);
+  const kernelId = b.kernelId === undefined ? undefined : String(b.kernelId);
+  if (kernelId !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(kernelId)) {
+    throw invalid('Invalid kernelId.', 'kernelId');
+  }
+  if (b.adoptPorts !== undefined) {
+    const ports = b.adoptPorts as Record<string, unknown> | null;
+    const valid = CHANNEL_PORTS.every(
+      k => Number.isInteger(ports?.[k]) && (ports![k] as number) > 1023 && (ports![k] as number) < 65536
+    );
+    if (!kernelId || !valid) {
+      throw invalid('Adopting a kernel needs its kernelId and five local ports.', 'adoptPorts');
+    }
+    return { action: 'adopt', kernelId, ports: ports as Record<(typeof CHANNEL_PORTS)[number], number> };
+  }
+  if (b.attach === true) {
+    if (!kernelId) {
+      throw invalid('Attaching a kernel needs its kernelId.', 'kernelId');
+    }
+    return { action: 'attach', kernelId };
+  }
+  return { action: 'start', kernelId };
+}
+
+export function parseSignalRequest(body: unknown): ISignalRequest {
+  const signal = object(body).signal;
+  if (signal !== 'SIGINT' && signal !== 'SIGTERM' && signal !== 'SIGKILL') {
+    throw invalid(`Signal ${String(signal)} is not allowed (SIGINT, SIGTERM, SIGKILL).`, 'signal');
+  }
+  return { signal };
+}
+
+/** POST api/v1/prompts/<id>: only the fields an answer has, of their types. */
+export function parsePromptAnswer(body: unknown): IPromptAnswer {
+  const b = object(body);
+  return {
+    ...(Array.isArray(b.answers) && { answers: b.answers.map(String) }),
+    ...(typeof b.accept === 'boolean' && { accept: b.accept }),
+    ...(b.cancel === true && { cancel: true })
+  };
+}
