@@ -8,6 +8,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { HELPER_PROTOCOL } from '../sessions/connectivity';
 import { readRemoteFiles } from '../sessions/remote-files';
 import { makeZip, pythonSources } from '../sessions/zipapp';
 
@@ -90,5 +91,11 @@ describe('helper zipapp', () => {
     expect(r.protocol).toBe(1);
     await fs.mkdir(path.join(root, 'empty'));
     await expect(readRemoteFiles(path.join(root, 'empty'))).rejects.toThrow(/no __main__\.py/);
+  });
+
+  it('the real helper speaks the protocol the agent was built for, and ships with its companions', async () => {
+    const real = await readRemoteFiles(path.resolve(__dirname, '../../../jupyterlab_remote_cluster/remote/helper'));
+    expect(real.protocol).toBe(HELPER_PROTOCOL);
+    expect(real.files.map(f => f.name)).toEqual(['helper.pyz', 'jrc_kernel.py', 'jrc_dask_private.py']);
   });
 });
