@@ -3,7 +3,8 @@
  * set of LocalForwards until stdin closes (the Python side ends a driver that way).
  */
 import { ClusterConnection } from '../src/agent/ssh/connection';
-import type { LocalForward } from '../src/agent/tunnels/local-forward';
+import { LocalForward } from '../src/agent/tunnels/local-forward';
+import { openRelay, type IRelayCredentials, type RelayTarget } from '../src/agent/tunnels/relay';
 
 export function benchConnection(args: { host: string; configFile: string }): ClusterConnection {
   return new ClusterConnection({
@@ -38,4 +39,30 @@ export function runDriver(main: () => Promise<void>): void {
     process.stderr.write(`${(err as Error).message}\n`);
     process.exit(1);
   });
+}
+
+/** What relay_driver.ts and memory_driver.ts are given (bench/throughput.py relay_spec). */
+export type RelayDriverArgs = {
+  configFile: string;
+  host: string;
+  to: string;
+  relayPort: number;
+  targets: RelayTarget[];
+} & IRelayCredentials;
+
+/**
+ * One LocalForward per target, each connection going through the helper's TLS relay
+ * (direct-tcpip to the relay's port on the node, mutual TLS, CONNECT <target>), as the
+ * agent reaches a session under via-login.
+ */
+export function relayForwards(conn: ClusterConnection, args: RelayDriverArgs): LocalForward[] {
+  const creds: IRelayCredentials = { ca: args.ca, cert: args.cert, key: args.key, name: args.name, token: args.token };
+  return args.targets.map(
+    target =>
+      new LocalForward(
+        async () =>
+          openRelay(await conn.forwardOut(args.to, args.relayPort), creds, target, `${args.to}:${args.relayPort}`),
+        msg => process.stderr.write(`${msg}\n`)
+      )
+  );
 }

@@ -9,30 +9,19 @@
  *
  * Prints {"ports": [LOCAL...]} (one per target) once listening; runs until stdin closes.
  */
-import { LocalForward } from '../src/agent/tunnels/local-forward';
-import { benchConnection, runDriver, serveUntilStdinCloses } from './driver_common';
-import { openRelay, type IRelayCredentials, type RelayTarget } from '../src/agent/tunnels/relay';
+import {
+  benchConnection,
+  relayForwards,
+  runDriver,
+  serveUntilStdinCloses,
+  type RelayDriverArgs
+} from './driver_common';
 
 async function main(): Promise<void> {
-  const args = JSON.parse(process.argv[2]) as {
-    configFile: string;
-    host: string;
-    to: string;
-    relayPort: number;
-    targets: RelayTarget[];
-  } & IRelayCredentials;
+  const args = JSON.parse(process.argv[2]) as RelayDriverArgs;
   const conn = benchConnection(args);
   await conn.connect();
-  const creds: IRelayCredentials = { ca: args.ca, cert: args.cert, key: args.key, name: args.name, token: args.token };
-  const forwards = args.targets.map(
-    target =>
-      new LocalForward(
-        async () =>
-          openRelay(await conn.forwardOut(args.to, args.relayPort), creds, target, `${args.to}:${args.relayPort}`),
-        msg => process.stderr.write(`${msg}\n`)
-      )
-  );
-  await serveUntilStdinCloses(conn, forwards, ports => ({ ports }));
+  await serveUntilStdinCloses(conn, relayForwards(conn, args), ports => ({ ports }));
 }
 
 runDriver(main);

@@ -132,6 +132,27 @@ def bundle_driver(work: Path, rev: str | None = None, script: str = "forward_dri
     return out
 
 
+def relay_spec(env: dict[str, str], work: Path, procs: list, sink: str) -> tuple[dict, int]:
+    """The helper's relay on node1 in front of the sink's Unix socket (started, added to
+    `procs`): the arguments a relay driver needs to reach it with the session's TLS, and
+    the relay's pid (kill it: `testbed exec` does not pass signals on)."""
+    tls = bench_tls(work)
+    token = secrets.token_hex(32)
+    relay, relay_port, relay_pid = start_relay("node1", tls, token, {"http/9": sink})
+    procs.append(relay)
+    spec = {
+        "configFile": env["RC_TESTBED_SSH_CONFIG"],
+        "host": "login",
+        "to": NODE,
+        "relayPort": relay_port,
+        "targets": ["http/9"],
+        "name": "jrc-bench",
+        "token": token,
+        **{k: tls[k] for k in ("ca", "cert", "key")},
+    }
+    return spec, relay_pid
+
+
 def start_driver(driver: Path, env: dict[str, str], port: int | list[int], to: str = NODE, **extra):
     """Starts the driver; returns the process and the local port (a list for a list of ports)."""
     spec = {"configFile": env["RC_TESTBED_SSH_CONFIG"], "host": "login", "to": to, **extra}
@@ -221,20 +242,7 @@ def main() -> None:
 
         # Ours through the helper's TLS relay (via-login since protocol 2): the relay on node1
         # in front of the sink's Unix socket, as in front of a session's sockets.
-        tls = bench_tls(work)
-        token = secrets.token_hex(32)
-        relay, relay_port, relay_pid = start_relay("node1", tls, token, {"http/9": sink})
-        procs.append(relay)
-        spec = {
-            "configFile": env["RC_TESTBED_SSH_CONFIG"],
-            "host": "login",
-            "to": NODE,
-            "relayPort": relay_port,
-            "targets": ["http/9"],
-            "name": "jrc-bench",
-            "token": token,
-            **{k: tls[k] for k in ("ca", "cert", "key")},
-        }
+        spec, relay_pid = relay_spec(env, work, procs, sink)
         rd = subprocess.Popen(
             ["node", str(bundle_driver(work, script="relay_driver.ts")), json.dumps(spec)],
             stdin=subprocess.PIPE,
