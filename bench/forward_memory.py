@@ -20,7 +20,33 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import NODE, SERVER, bundle_driver, node_server_run, relay_spec, wait_listening  # noqa: E402
+from throughput import NODE, bundle_driver, node_server_run, relay_spec, wait_listening  # noqa: E402
+
+# On node1: throughput.py's sink protocol ("up N\n" + N bytes -> "N\n"), one thread per
+# connection and a deep backlog (that sink serves one connection at a time). First line
+# "PORT PID" (a TCP listener node_server_run expects), second line the Unix socket's path.
+SERVER = r"""
+import os, socket, sys, tempfile, threading
+s = socket.socket(); s.bind((sys.argv[1], 0)); s.listen(1); print(s.getsockname()[1], os.getpid(), flush=True)
+u = socket.socket(socket.AF_UNIX); path = os.path.join(tempfile.mkdtemp(), "sink.sock")
+u.bind(path); u.listen(512); print(path, flush=True)
+
+def serve(c):
+    with c, c.makefile("rb") as f:
+        cmd = f.readline().split()
+        if len(cmd) == 2 and cmd[0] == b"up":
+            want, n = int(cmd[1]), 0
+            while n < want:
+                d = f.read1(1 << 16)
+                if not d:
+                    return
+                n += len(d)
+            c.sendall(b"%d\n" % n)
+
+while True:
+    c, _ = u.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
 
 
 def one_connection(port: int) -> None:
@@ -75,6 +101,11 @@ def main() -> None:
     for x in results:
         print(f"| {x['round']} | {x['seconds']:.1f} | {x['heapUsed'] / mib:.2f} MiB | {x['rss'] / mib:.1f} MiB |")
     first, last = results[1], results[-1]
+    spaces = sorted(first["spaces"], key=lambda k: -abs(last["spaces"][k] - first["spaces"][k]))[:4]
+    print(
+        "V8 spaces, round 1 -> round %d: " % last["round"]
+        + ", ".join(f"{k} {(last['spaces'][k] - first['spaces'][k]) / 1024:+.0f} KiB" for k in spaces)
+    )
     print(
         f"heap round {last['round']}/round 1: {last['heapUsed'] / first['heapUsed']:.3f}× "
         f"(+{(last['heapUsed'] - first['heapUsed']) / 1024:.0f} KiB); "

@@ -9,6 +9,7 @@
  * Prints {"ports": [LOCAL...]} once listening, then one JSON line per "measure".
  */
 import { createInterface } from 'node:readline';
+import { getHeapSpaceStatistics } from 'node:v8';
 
 import { benchConnection, relayForwards, runDriver, type RelayDriverArgs } from './driver_common';
 
@@ -33,7 +34,9 @@ async function main(): Promise<void> {
     setImmediate(() => {
       gc();
       const m = process.memoryUsage();
-      process.stdout.write(JSON.stringify({ heapUsed: m.heapUsed, rss: m.rss, external: m.external }) + '\n');
+      // per V8 space: objects (old space) apart from compiled code and metadata
+      const spaces = Object.fromEntries(getHeapSpaceStatistics().map(x => [x.space_name, x.space_used_size]));
+      process.stdout.write(JSON.stringify({ heapUsed: m.heapUsed, rss: m.rss, external: m.external, spaces }) + '\n');
     });
   });
   lines.on('close', () => {

@@ -106,12 +106,13 @@ def bundle_driver(work: Path, rev: str | None = None, script: str = "forward_dri
     src = REPO
     if rev:
         src = work / f"src-{rev.replace('/', '_')}"
-        (src / "bench").mkdir(parents=True)
+        (src / "bench").mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(
             ["git", "-C", str(REPO), "archive", rev, "src/agent", "src/common"], check=True, capture_output=True
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
-        shutil.copy(REPO / "bench" / script, src / "bench")  # today's driver, that revision's agent
+        for f in (script, "driver_common.ts"):  # today's driver, that revision's agent
+            shutil.copy(REPO / "bench" / f, src / "bench")
     out = work / f"{Path(script).stem}-{src.name}.js"
     subprocess.run(
         [
@@ -243,18 +244,23 @@ def main() -> None:
         # Ours through the helper's TLS relay (via-login since protocol 2): the relay on node1
         # in front of the sink's Unix socket, as in front of a session's sockets.
         spec, relay_pid = relay_spec(env, work, procs, sink)
-        rd = subprocess.Popen(
-            ["node", str(bundle_driver(work, script="relay_driver.ts")), json.dumps(spec)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        procs.append(rd)
-        relay_local = json.loads(rd.stdout.readline())["ports"][0]
 
+        def relay_driver(rev: str | None) -> int:
+            rd = subprocess.Popen(
+                ["node", str(bundle_driver(work, rev, script="relay_driver.ts")), json.dumps(spec)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            procs.append(rd)
+            return json.loads(rd.stdout.readline())["ports"][0]
+
+        if args.baseline:
+            # the same path built from the baseline's agent sources
+            paths[f"relay at {args.baseline}"] = dict(host="127.0.0.1", port=relay_driver(args.baseline))
         paths.update(
             {
-                "ours via the relay": dict(host="127.0.0.1", port=relay_local),
+                "ours via the relay": dict(host="127.0.0.1", port=relay_driver(None)),
                 "ours (LocalForward)": dict(host="127.0.0.1", port=ours_port),
                 "ssh -L (OpenSSH)": dict(host="127.0.0.1", port=sshl_port),
                 "direct from login": dict(
@@ -285,8 +291,9 @@ def main() -> None:
             ratio = mbs[ours, mode] / mbs["ssh -L (OpenSSH)", mode]
             print(f"  ratio {ours}/ssh -L {label:8s} {ratio:.2f}x (goal >= 1.0x)")
         if args.baseline:
-            ratio = mbs["ours via the relay", mode] / mbs[f"ours at {args.baseline}", mode]
-            print(f"  ratio ours via the relay/ours at {args.baseline} {label:8s} {ratio:.2f}x (goal >= 0.9x)")
+            for ours, base in (("ours via the relay", "relay at"), ("ours (LocalForward)", "ours at")):
+                ratio = mbs[ours, mode] / mbs[f"{base} {args.baseline}", mode]
+                print(f"  ratio {ours}/{base} {args.baseline} {label:8s} {ratio:.2f}x (goal >= 0.9x)")
 
 
 if __name__ == "__main__":
