@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 TESTBED = REPO / "testbed" / "testbed"
 
 
-def testbed_env() -> dict:
+def read_testbed_env() -> dict:
     out = subprocess.run([str(TESTBED), "env"], check=True, capture_output=True, text=True).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
@@ -81,6 +81,20 @@ def wait_state(sid: str, states, timeout: float, interval: float = 1.0) -> dict:
         if s["state"] in states or time.monotonic() > deadline:
             return s
         time.sleep(interval)
+
+
+def session_kernel(sid: str):
+    """A new kernel in the running session `sid` (through the agent's API) and a ready
+    client of it; stop its channels when done."""
+    from jupyter_client import BlockingKernelClient
+
+    code, conn = agent_call("POST", f"/api/v1/sessions/{sid}/kernels", {})
+    assert code == 201, conn
+    kc = BlockingKernelClient()
+    kc.load_connection_info(conn)
+    kc.start_channels()
+    kc.wait_for_ready(timeout=60)
+    return kc
 
 
 @contextmanager

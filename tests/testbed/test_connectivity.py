@@ -23,7 +23,7 @@ from jupyter_client import BlockingKernelClient
 
 from jupyterlab_remote_cluster.agent_process import get_agent
 
-from .conftest import TESTBED, agent_call, proxy_get, squeue, testbed_env
+from .conftest import TESTBED, agent_call, proxy_get, read_testbed_env, squeue
 
 RES = {"walltime": "00:20:00", "cpus": 1, "memory": "500M"}
 
@@ -70,7 +70,7 @@ def profiles(ssh_config: str) -> list:
 
 @pytest.fixture(scope="module")
 def agent_dirs(jupyter_dirs):
-    env = testbed_env()
+    env = read_testbed_env()
     f = Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
     f.write_text(json.dumps({"profiles": profiles(env["RC_TESTBED_SSH_CONFIG"])}, indent=1))
     yield jupyter_dirs

@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from jupyter_client import BlockingKernelClient
 
-from .conftest import agent_call, on_login, wait_state
+from .conftest import agent_call, on_login, session_kernel, wait_state
 
 PYTHON = "/opt/rc-testbed/python/bin/python"
 VENV = "/home/alice/rcit-env-venv"
@@ -80,12 +79,7 @@ def env_kernel(profiles):
     try:
         running = wait_state(s["id"], {"running", "ended"}, 120)
         assert running["state"] == "running", running
-        code, conn = agent_call("POST", f"/api/v1/sessions/{s['id']}/kernels", {})
-        assert code == 201, conn
-        kc = BlockingKernelClient()
-        kc.load_connection_info(conn)
-        kc.start_channels()
-        kc.wait_for_ready(timeout=60)
+        kc = session_kernel(s["id"])
         yield running, kc
         kc.stop_channels()
     finally:

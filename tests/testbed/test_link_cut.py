@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import agent_call, kernel_client, on_login
-from .conftest import testbed_env as _testbed_env  # (not collected as a test)
+from .conftest import read_testbed_env as _testbed_env
 from .test_provisioner import run
 
 PROFILE = "linkcut"

@@ -124,7 +124,7 @@ def profiles(jupyter_dirs, tmp_path_factory):
     """The testbed profile plus one per scheduler. Each gets its own copy of the testbed's
     ssh_config, i.e. its own cluster (one SSH link and one status poller each), since the
     session manager polls all sessions of one SSH target with one profile's adapter."""
-    sge_settings = Path(conftest.testbed_env()["RC_TESTBED_STATE"]) / "sge" / "settings.sh"
+    sge_settings = Path(conftest.read_testbed_env()["RC_TESTBED_STATE"]) / "sge" / "settings.sh"
     cases = dict(CASES)
     cases["sge"] = {
         "resources": {"partition": "all.q"},
@@ -135,7 +135,7 @@ def profiles(jupyter_dirs, tmp_path_factory):
             'Grid Engine refused the job: Job was rejected because job requests unknown queue "nope.q"',
         ),
     }
-    config = conftest.testbed_env()["RC_TESTBED_SSH_CONFIG"]
+    config = conftest.read_testbed_env()["RC_TESTBED_SSH_CONFIG"]
     confdir = tmp_path_factory.mktemp("ssh")
     settings = (
         Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
@@ -248,7 +248,7 @@ def scheduler_says_ended(sched: str, job_id: str) -> str:
         ok = queue == "" and history and history[0]["JobStatus"] in (3, 4)
         return "" if ok else f"condor_q: {queue} condor_history: {history}"
     if sched == "sge":
-        sge = f". {Path(conftest.testbed_env()['RC_TESTBED_STATE']) / 'sge' / 'settings.sh'};"
+        sge = f". {Path(conftest.read_testbed_env()['RC_TESTBED_STATE']) / 'sge' / 'settings.sh'};"
         out = on_host("login", f"{sge} qstat -xml -u alice")
         return out if f"<JB_job_number>{job_id}</JB_job_number>" in out else ""
     if sched == "ssh":
@@ -344,7 +344,7 @@ def test_bad_request_is_refused_with_the_schedulers_words(sched, profiles):
     if sched == "ssh":
         jobs = lambda: set(on_host("node1", "ls -A ~/.jupyter-remote-cluster/ssh-jobs 2>/dev/null").split())
     elif sched == "sge":
-        sge = f". {Path(conftest.testbed_env()['RC_TESTBED_STATE']) / 'sge' / 'settings.sh'};"
+        sge = f". {Path(conftest.read_testbed_env()['RC_TESTBED_STATE']) / 'sge' / 'settings.sh'};"
         jobs = lambda: set(on_host("login", f"{sge} qstat -xml -u alice | grep '<JB_job_number>'").split())
     else:
         jobs = lambda: set(on_host("login", f"cd ~/.rc-standins/{sched} 2>/dev/null && ls -A -- *.json").split())

@@ -24,7 +24,7 @@ from tornado.simple_httpclient import SimpleAsyncHTTPClient
 from tornado.websocket import websocket_connect
 
 from .conftest import TESTBED, agent_call
-from .conftest import testbed_env as _testbed_env  # (not collected as a test)
+from .conftest import read_testbed_env as _testbed_env
 
 PROFILE = "bob-otp"
 
