@@ -121,7 +121,8 @@ class Session:
             "proxyBase": "/remote-cluster/sessions/ab12/proxy",
             "daskWorkerThreads": 1,
         }
-        cfg.update(config)
+        # (a callable is given the session directory: config that names it)
+        cfg.update({k: v(self.dir) if callable(v) else v for k, v in config.items()})
         cfgfile = self.dir / "config.json"
         cfgfile.write_text(json.dumps(cfg))
         cfgfile.chmod(0o600)
@@ -585,6 +586,64 @@ def test_dask_over_tls_with_a_private_dashboard_and_sigterm(tmp_path):
         assert st["kernels"]["kd"]["alive"] is False and st["httpPorts"] == []
         assert st["dask"]["status"] == "stopped"
         assert not Path(st["runtimeDir"]).exists()  # sockets, TLS files, scratch: gone
+    finally:
+        s.close()
+
+
+def test_workers_on_the_other_hosts_of_the_allocation(tmp_path):
+    """Several nodes (docs/scale-out.md), played on one machine: the hosts command lists
+    this host and another; the helper keeps its own worker and starts `helper worker` for
+    the other through the launcher line, which here runs it locally and records what it was
+    given. Both workers join over the session's TLS; the scheduler listens beyond loopback;
+    SIGTERM stops the remote worker too and its private directory goes."""
+    me = socket.gethostname()
+    launched = tmp_path / "launched"
+
+    def workers(session_dir):
+        command = "%s %s worker --session-dir %s --name {name} --nthreads {threads}" % (PY, HELPER, session_dir)
+        return {
+            "hosts": "printf '%%s\\n' %s other-node %s" % (me, me),
+            "launch": "echo {host} {threads} {name} >> %s && exec %s" % (launched, command),
+        }
+
+    s = Session(tmp_path, dask=True, daskWorkerThreads=2, workers=workers)
+    try:
+        st = s.wait_status("ready", 90)
+        dask = st["dask"]
+        assert dask["status"] == "running", dask
+        assert dask["workers"] == [{"name": "rc-worker-0", "host": me}, {"name": "rc-worker-1", "host": "other-node"}]
+        assert launched.read_text().split() == ["other-node", "2", "rc-worker-1"]
+        assert not dask["schedulerAddress"].startswith("tls://127.0.0.1:"), dask
+        st_, res, _ = s.request("POST", "/kernels", {"kernelId": "kw"})
+        assert st_ == 201, res
+        kc = client_for(str(s.dir / "kernels" / "kw" / "connection.json"))
+        try:
+            reply, out = execute(
+                kc,
+                "from distributed import Client\n"
+                "c = Client(timeout=30); c.wait_for_workers(2, timeout=60)\n"
+                "w = c.scheduler_info()['workers'].values()\n"
+                "print(sorted(x['name'] for x in w), sorted(x['nthreads'] for x in w))",
+                timeout=120,
+            )
+            assert reply["status"] == "ok", reply
+            assert out.strip() == "['rc-worker-0', 'rc-worker-1'] [2, 2]", out
+        finally:
+            kc.stop_channels()
+        remote = {}
+        for p in descendants(s.proc.pid):
+            argv = Path("/proc/%d/cmdline" % p).read_text().split("\0")
+            if "rc-worker-1" in argv:
+                remote[p] = argv
+        # the remote worker's private directory: where its Dask worker keeps its scratch
+        local_dirs = [a[a.index("--local-directory") + 1] for a in remote.values() if "--local-directory" in a]
+        assert local_dirs, remote
+        private = Path(local_dirs[0]).parent
+        assert private != Path(st["runtimeDir"]) and (private / "tls" / "key.pem").exists()
+        s.proc.send_signal(signal.SIGTERM)
+        assert s.proc.wait(30) == 128 + signal.SIGTERM
+        wait_for(lambda: not any(alive(p) for p in remote), 15, "remote worker gone")
+        wait_for(lambda: not private.exists(), 10, "the remote worker's private directory removed")
     finally:
         s.close()
 

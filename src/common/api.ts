@@ -50,6 +50,11 @@ export interface IResources {
   account?: string;
   /** `[D-]HH:MM:SS` or minutes. */
   walltime?: string;
+  /**
+   * Compute nodes of the job (default 1). With more than one, cpus, memory and gpus are
+   * per node, and the session runs a Dask worker on every node (docs/scale-out.md).
+   */
+  nodes?: number;
   cpus?: number;
   /** e.g. `4G`, `500M`. */
   memory?: string;
@@ -60,6 +65,11 @@ export interface IResources {
   /** Node features, e.g. `bigmem` (Slurm `--constraint`). */
   constraint?: string;
   reservation?: string;
+  /**
+   * Grid Engine: the parallel environment that spreads the job's slots (its allocation
+   * rule decides how many per host; docs/scale-out.md). Default `smp` for one node.
+   */
+  parallelEnvironment?: string;
   /** Raw scheduler directives for everything else, e.g. `--qos=short`. */
   extraDirectives?: string[];
 }
@@ -149,6 +159,8 @@ export interface ISession {
   /** The connectivity mode this session's kernels and dashboards are reached through. */
   connectivity?: Exclude<ConnectivityMode, 'auto'>;
   kernels?: string[];
+  /** The session's Dask workers, as its helper started them (one per node of the allocation). */
+  daskWorkers?: { name: string; host: string; threads: number }[];
   /**
    * What the user should know about a live session besides its state: a session started
    * by an earlier release without the protections, Dask that did not start (and why).

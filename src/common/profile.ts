@@ -106,6 +106,7 @@ export const RESOURCE_FIELDS: readonly string[] = [
   'partition',
   'account',
   'walltime',
+  'nodes',
   'cpus',
   'memory',
   'memoryPerCpu',
@@ -113,6 +114,7 @@ export const RESOURCE_FIELDS: readonly string[] = [
   'qos',
   'constraint',
   'reservation',
+  'parallelEnvironment',
   'extraDirectives'
 ];
 /** What a profile gets when it leaves a field out. */
@@ -173,18 +175,21 @@ export function parseResources(raw: unknown, where: string): IResources {
     'memoryPerCpu',
     'qos',
     'constraint',
-    'reservation'
+    'reservation',
+    'parallelEnvironment'
   ] as const) {
     const v = str(raw, k, where);
     if (v !== undefined) {
       r[k] = v;
     }
   }
+  const nodes = int(raw, 'nodes', where, 1, 1024);
   const cpus = int(raw, 'cpus', where, 1, 4096);
   const gpus = int(raw, 'gpus', where, 0, 64);
   const extra = strList(raw, 'extraDirectives', where);
   return {
     ...r,
+    ...(nodes !== undefined && { nodes }),
     ...(cpus !== undefined && { cpus }),
     ...(gpus !== undefined && { gpus }),
     ...(extra && { extraDirectives: extra })
@@ -201,13 +206,15 @@ export const OVERRIDABLE_RESOURCES = [
   'partition',
   'account',
   'walltime',
+  'nodes',
   'cpus',
   'memory',
   'gpus',
   'qos',
   'constraint',
   'reservation',
-  'memoryPerCpu'
+  'memoryPerCpu',
+  'parallelEnvironment'
 ] as const;
 
 /** The resources of a submit request, checked against OVERRIDABLE_RESOURCES. */

@@ -159,6 +159,19 @@ export class SessionsPanel extends Widget {
         if (s.reason) {
           li.appendChild(document.createElement('div')).textContent = s.reason;
         }
+        const workers = s.daskWorkers ?? [];
+        if (workers.length > 0) {
+          // One worker per node of the allocation (docs/scale-out.md).
+          const row = li.appendChild(document.createElement('div'));
+          row.className = 'jp-RemoteCluster-daskWorkers';
+          row.textContent = t._n(
+            'Dask: %1 worker (%2), %3 threads',
+            'Dask: %1 workers (%2), %3 threads each',
+            workers.length,
+            workers.map(w => w.host).join(', '),
+            workers[0].threads
+          );
+        }
         // An older helper without the protections, Dask that did not start: said, not hidden.
         for (const w of s.warnings ?? []) {
           const row = li.appendChild(document.createElement('div'));

@@ -37,9 +37,10 @@ export class SubmitForm extends Widget implements Dialog.IBodyWidget<IResources>
       { key: 'partition', label: trans.__('Partition'), type: 'text', pattern: '[A-Za-z0-9._-]{1,64}' },
       { key: 'account', label: trans.__('Account'), type: 'text', pattern: '[A-Za-z0-9._-]{1,64}' },
       { key: 'walltime', label: trans.__('Walltime'), type: 'text', placeholder: 'HH:MM:SS' },
-      { key: 'cpus', label: trans.__('CPUs'), type: 'number' },
-      { key: 'memory', label: trans.__('Memory'), type: 'text', placeholder: '4G' },
-      { key: 'gpus', label: trans.__('GPUs'), type: 'number' },
+      { key: 'nodes', label: trans.__('Nodes'), type: 'number' },
+      { key: 'cpus', label: trans.__('CPUs per node'), type: 'number' },
+      { key: 'memory', label: trans.__('Memory per node'), type: 'text', placeholder: '4G' },
+      { key: 'gpus', label: trans.__('GPUs per node'), type: 'number' },
       { key: 'qos', label: trans.__('QoS'), type: 'text', pattern: '[A-Za-z0-9._-]{1,64}', advanced: true },
       { key: 'constraint', label: trans.__('Node features'), type: 'text', placeholder: 'bigmem', advanced: true },
       {
@@ -49,7 +50,18 @@ export class SubmitForm extends Widget implements Dialog.IBodyWidget<IResources>
         pattern: '[A-Za-z0-9._-]{1,64}',
         advanced: true
       },
-      { key: 'memoryPerCpu', label: trans.__('Memory per CPU'), type: 'text', placeholder: '2G', advanced: true }
+      { key: 'memoryPerCpu', label: trans.__('Memory per CPU'), type: 'text', placeholder: '2G', advanced: true },
+      ...(profile.scheduler === 'sge'
+        ? [
+            {
+              key: 'parallelEnvironment' as const,
+              label: trans.__('Parallel environment'),
+              type: 'text' as const,
+              pattern: '[A-Za-z0-9._-]{1,64}',
+              advanced: true
+            }
+          ]
+        : [])
     ];
     const node = this.node as HTMLFormElement;
     const where = document.createElement('p');
@@ -113,7 +125,7 @@ export class SubmitForm extends Widget implements Dialog.IBodyWidget<IResources>
       if (!v) {
         continue;
       }
-      if (key === 'cpus' || key === 'gpus') {
+      if (key === 'nodes' || key === 'cpus' || key === 'gpus') {
         r[key] = Number(v);
       } else {
         (r as Record<string, string>)[key] = v;

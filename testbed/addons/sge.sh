@@ -180,6 +180,12 @@ configure_cluster() {
     'stop_proc_args NONE' 'allocation_rule $pe_slots' 'control_slaves FALSE' 'job_is_first_task TRUE' \
     'urgency_slots min' 'accounting_summary FALSE' 'qsort_args NONE' >"$f"
   qconf -Ap "$f"
+  # parallel environment "jrc1" (multi-node sessions, docs/scale-out.md): one slot per
+  # host, and the job may start tasks on its other hosts with qrsh -inherit
+  printf '%s\n' 'pe_name jrc1' 'slots 64' 'user_lists NONE' 'xuser_lists NONE' 'start_proc_args NONE' \
+    'stop_proc_args NONE' 'allocation_rule 1' 'control_slaves TRUE' 'job_is_first_task TRUE' \
+    'urgency_slots min' 'accounting_summary FALSE' 'qsort_args NONE' >"$f"
+  qconf -Ap "$f"
   # schedule at once on submit/finish (the default waits up to 15 s per pass): tests and
   # session start-up stay fast
   on_login_as_root "$LIBEXEC/qconf" -ssconf >"$f"
@@ -200,7 +206,7 @@ min_cpu_interval      00:05:00
 processors            UNDEFINED
 qtype                 BATCH INTERACTIVE
 ckpt_list             NONE
-pe_list               smp
+pe_list               smp jrc1
 rerun                 FALSE
 slots                 16
 tmpdir                $SGE/jobtmp

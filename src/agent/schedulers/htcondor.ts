@@ -35,6 +35,7 @@ import {
   isSet,
   memoryAmount,
   nameField,
+  oneNodeOnly,
   show,
   parseWalltime,
   statusOf
@@ -241,6 +242,7 @@ export class HtcondorAdapter implements ISchedulerAdapter {
       reservation: 'leave it empty',
       memoryPerCpu: 'leave it empty and give the memory for the whole job in memory'
     });
+    oneNodeOnly(r, 'HTCondor');
     const lines: string[] = [];
     if (isSet(r.partition)) {
       throw invalid(

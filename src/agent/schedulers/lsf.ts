@@ -27,6 +27,7 @@ import {
   invalid,
   isSet,
   memoryAmount,
+  nodesField,
   show,
   parseWalltime,
   statusOf
@@ -215,6 +216,10 @@ type Row = Record<string, string>;
 export class LsfAdapter implements ISchedulerAdapter {
   readonly name = 'lsf';
   readonly title = 'LSF';
+  readonly multiNode = {
+    hosts: 'for h in $LSB_HOSTS; do echo "$h"; done',
+    launch: 'blaunch {host} {command}'
+  };
   private readonly json: boolean;
 
   constructor(options: ILsfOptions = {}) {
@@ -237,7 +242,12 @@ export class LsfAdapter implements ISchedulerAdapter {
     if (isSet(r.walltime)) {
       lines.push(`-W ${formatRunLimit(walltimeMinutes(r.walltime))}`);
     }
-    if (isSet(r.cpus)) {
+    const nodes = nodesField(r);
+    if (nodes > 1) {
+      // N hosts with the node's CPUs each: ptile fixes the slots per host
+      const cpus = isSet(r.cpus) ? intField('cpus', r.cpus, 1, 4096) : 1;
+      lines.push(`-n ${nodes * cpus}`, `-R "span[ptile=${cpus}]"`);
+    } else if (isSet(r.cpus)) {
       lines.push(`-n ${intField('cpus', r.cpus, 1, 4096)}`, '-R "span[hosts=1]"');
     }
     if (isSet(r.memory)) {

@@ -30,6 +30,7 @@ import {
   invalid,
   isSet,
   memoryAmount,
+  nodesField,
   show,
   parseWalltime,
   statusOf
@@ -81,9 +82,10 @@ const FIELD_RESOURCES: Record<string, string> = {
 };
 
 /** `4G` → `4gb`, `500M` → `500mb`, `500` → `500mb` (megabytes, as for Slurm). */
-function memoryField(v: unknown): string {
+/** PBS's size (`4gb`), `times` the amount given. */
+function memoryField(v: unknown, times = 1): string {
   const { n, unit } = memoryAmount(v);
-  return `${n}${(unit || 'M').toLowerCase()}b`;
+  return `${n * times}${(unit || 'M').toLowerCase()}b`;
 }
 
 /** Seconds as PBS's `HH:MM:SS` (hours may exceed 24). */
@@ -277,6 +279,11 @@ function idKey(id: string): string {
 export class PbsAdapter implements ISchedulerAdapter {
   readonly name: string;
   readonly title: string;
+  // pbsdsh: a task of this job on one of its hosts (PBS Pro and Torque alike)
+  readonly multiNode = {
+    hosts: 'awk \'!seen[$0]++\' "$PBS_NODEFILE"',
+    launch: 'pbsdsh -h {host} {command}'
+  };
   readonly flavour: PbsFlavour;
 
   constructor(options: IPbsOptions = {}) {
@@ -305,17 +312,22 @@ export class PbsAdapter implements ISchedulerAdapter {
     if (isSet(r.walltime)) {
       lines.push(`-l walltime=${formatHms(parseWalltime(r.walltime))}`);
     }
+    const nodes = nodesField(r);
     const cpus = isSet(r.cpus) ? intField('cpus', r.cpus, 1, 4096) : 1;
     const mem = isSet(r.memory) ? memoryField(r.memory) : undefined;
     const gpus = isSet(r.gpus) ? intField('gpus', r.gpus, 0, 64) : 0;
     if (this.flavour === 'torque') {
-      lines.push(`-l nodes=1:ppn=${cpus}${gpus > 0 ? `:gpus=${gpus}` : ''}`);
+      lines.push(`-l nodes=${nodes}:ppn=${cpus}${gpus > 0 ? `:gpus=${gpus}` : ''}`);
       if (mem) {
-        lines.push(`-l mem=${mem}`);
+        // Torque's mem is for the whole job: the memory field is per node
+        lines.push(`-l mem=${nodes === 1 ? mem : memoryField(r.memory, nodes)}`);
       }
     } else {
-      // one chunk: all of the job's resources go into the same select statement
-      lines.push(`-l select=1:ncpus=${cpus}${mem ? `:mem=${mem}` : ''}${gpus > 0 ? `:ngpus=${gpus}` : ''}`);
+      // one chunk per node, each with the node's resources; scatter: never two on one host
+      lines.push(`-l select=${nodes}:ncpus=${cpus}${mem ? `:mem=${mem}` : ''}${gpus > 0 ? `:ngpus=${gpus}` : ''}`);
+      if (nodes > 1) {
+        lines.push('-l place=scatter');
+      }
     }
     lines.push(...directives(r.extraDirectives));
     return lines;

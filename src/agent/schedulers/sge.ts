@@ -32,6 +32,7 @@ import {
   isSet,
   memoryAmount,
   nameField,
+  nodesField,
   show,
   parseWalltime,
   statusOf
@@ -188,6 +189,15 @@ function guessField(text: string): string | undefined {
 export class SgeAdapter implements ISchedulerAdapter {
   readonly name = 'sge';
   readonly title = 'Grid Engine';
+  // qrsh -inherit: a task of this job on one of its hosts (the PE needs control_slaves TRUE)
+  readonly multiNode = {
+    hosts: 'awk \'{print $1}\' "$PE_HOSTFILE"',
+    // qrsh of the job's own cell: $SGE_ROOT/bin/$ARC (set in every job), else the
+    // documented $SGE_BINARY_PATH, else PATH's (a packaged wrapper may pick another cell)
+    launch:
+      'q=qrsh; for d in "$SGE_ROOT/bin/$ARC" "$SGE_BINARY_PATH"; do if [ -x "$d/qrsh" ]; then q="$d/qrsh"; break; fi; done; ' +
+      'exec "$q" -inherit -nostdin {host} {command}'
+  };
   readonly parallelEnvironment: string;
   readonly gpuResource: string;
 
@@ -206,15 +216,26 @@ export class SgeAdapter implements ISchedulerAdapter {
       qos: 'leave it empty and choose a queue (partition) or a project (extraDirectives -P)',
       constraint: 'leave it empty and request a host resource in extraDirectives (-l name=value)',
       reservation: 'leave it empty and give the advance reservation in extraDirectives (-ar ID)',
-      memoryPerCpu: 'leave it empty and give the memory for the whole job in memory (the adapter divides it per slot)'
+      memoryPerCpu: 'leave it empty and give the memory for the whole job in memory (the adapter divides it per slot)',
+      parallelEnvironment: null // Grid Engine's own
     });
     const lines = queueAndAccount(r, '-A');
     if (isSet(r.walltime)) {
       lines.push(`-l h_rt=${formatHms(parseWalltime(r.walltime))}`);
     }
+    const nodes = nodesField(r);
     const cpus = isSet(r.cpus) ? intField('cpus', r.cpus, 1, 4096) : 1;
-    if (cpus > 1) {
-      lines.push(`-pe ${this.parallelEnvironment} ${cpus}`);
+    const pe = isSet(r.parallelEnvironment) ? nameField('parallelEnvironment', r.parallelEnvironment) : undefined;
+    if (nodes > 1 && !pe) {
+      throw invalid(
+        'parallelEnvironment',
+        r.parallelEnvironment,
+        `Grid Engine spreads a job over hosts by a parallel environment: name one whose allocation rule is ${cpus} slot${cpus === 1 ? '' : 's'} per host (the CPUs per node), e.g. one made for this with allocation_rule ${cpus} and control_slaves TRUE`
+      );
+    }
+    // slots = nodes × CPUs per node; the PE's allocation rule decides how many land on each host
+    if (nodes * cpus > 1 || pe) {
+      lines.push(`-pe ${pe ?? this.parallelEnvironment} ${nodes * cpus}`);
     }
     if (isSet(r.memory)) {
       // h_vmem is per slot: Grid Engine multiplies it by the slots of the parallel environment

@@ -25,6 +25,7 @@ import {
   isSet,
   memoryAmount,
   nameField,
+  nodesField,
   parseWalltime,
   show,
   statusOf
@@ -63,12 +64,26 @@ const CONSTRAINT_RE = /^[A-Za-z0-9._:*&|,()[\]-]{1,256}$/;
 const DIRECTIVE_RE = /^--([A-Za-z][A-Za-z0-9-]{0,63})(?:=([A-Za-z0-9._,:/@%+=*&|!~^[\]-]{1,256}))?$/;
 
 /** Directives the adapter writes itself: the session depends on them. */
-const RESERVED_DIRECTIVES = ['job-name', 'output', 'error', 'input', 'chdir', 'array', 'wrap', 'parsable', 'test-only'];
+const RESERVED_DIRECTIVES = [
+  'job-name',
+  'output',
+  'error',
+  'input',
+  'chdir',
+  'array',
+  'wrap',
+  'parsable',
+  'test-only',
+  // one task per node: the helper starts the workers on the other nodes itself
+  'ntasks',
+  'ntasks-per-node'
+];
 /** Directives that have a field of their own. */
 const FIELD_DIRECTIVES: Record<string, string> = {
   partition: 'partition',
   account: 'account',
   time: 'walltime',
+  nodes: 'nodes',
   'cpus-per-task': 'cpus',
   mem: 'memory',
   'mem-per-cpu': 'memoryPerCpu',
@@ -97,7 +112,7 @@ function directives(v: unknown, gpus: number): string[] {
       if (reserved) {
         throw invalid('extraDirectives', d, `--${reserved} is set by jupyterlab-remote-cluster itself`);
       }
-      const field = Object.keys(FIELD_DIRECTIVES).find(f => f === name);
+      const field = Object.keys(FIELD_DIRECTIVES).find(f => f.startsWith(name));
       if (field) {
         throw invalid('extraDirectives', d, `use the ${FIELD_DIRECTIVES[field]} field instead`);
       }
@@ -138,6 +153,12 @@ function atLeast(v: [number, number], min: [number, number]): boolean {
 export class SlurmAdapter implements ISchedulerAdapter {
   readonly name = 'slurm';
   readonly title = 'Slurm';
+  // --overlap: the step shares the allocation with the batch step (Slurm >= 20.11)
+  readonly multiNode = {
+    hosts: 'scontrol show hostnames "$SLURM_JOB_NODELIST"',
+    launch:
+      'srun --overlap --nodes=1 --ntasks=1 --nodelist={host} --cpus-per-task={threads} --kill-on-bad-exit=0 --job-name={name} {command}'
+  };
   private readonly clusters = new Map<string, SlurmAdapter>();
 
   /** `features`: what is known of the cluster's Slurm (learned by status queries when empty). */
@@ -153,7 +174,13 @@ export class SlurmAdapter implements ISchedulerAdapter {
       throw new InvalidRequestError('Resources must be an object.', 'resources');
     }
     const r = resources as ISlurmResources;
-    const lines: string[] = [];
+    if (isSet(r.parallelEnvironment)) {
+      throw invalid('parallelEnvironment', r.parallelEnvironment, 'Slurm has no parallel environments: leave it empty');
+    }
+    const nodes = nodesField(r);
+    // one task per node, with the node's CPUs: the batch step on the first node runs the
+    // helper, `srun --overlap` one worker on each of the others
+    const lines: string[] = [`--nodes=${nodes}`, nodes === 1 ? '--ntasks=1' : '--ntasks-per-node=1'];
     if (isSet(r.partition)) {
       lines.push(`--partition=${nameField('partition', r.partition)}`);
     }
@@ -217,8 +244,6 @@ export class SlurmAdapter implements ISchedulerAdapter {
           `--output=${stdout}`,
           `--error=${stderr}`,
           `--chdir=${workdir}`,
-          '--nodes=1',
-          '--ntasks=1',
           ...this.directiveLines(spec.resources ?? {})
         ].map(d => `#SBATCH ${d}`)
     });

@@ -40,7 +40,8 @@ import {
   setupBlock,
   setupLines,
   statusOf,
-  parseWalltime
+  parseWalltime,
+  oneNodeOnly
 } from './validate';
 
 /** `<host>:<pid>:<start time in clock ticks>`, host as `uname -n` prints it. */
@@ -67,7 +68,8 @@ const REFUSED: [keyof IResources, string][] = [
   ['cpus', 'a plain SSH host allocates no CPUs (the session may use the whole host): leave it empty'],
   ['memory', 'a plain SSH host allocates no memory (the session may use the whole host): leave it empty'],
   ['memoryPerCpu', 'a plain SSH host allocates no memory: leave it empty'],
-  ['extraDirectives', 'a plain SSH host has no batch system to pass directives to: leave it empty']
+  ['extraDirectives', 'a plain SSH host has no batch system to pass directives to: leave it empty'],
+  ['parallelEnvironment', 'a plain SSH host has no parallel environments: leave it empty']
 ];
 
 /** sh function: the start time of live (not zombie) process $1, or failure. */
@@ -158,6 +160,7 @@ export class SshHostAdapter implements ISchedulerAdapter {
     if (typeof resources !== 'object' || resources === null) {
       throw new InvalidRequestError('Resources must be an object.', 'resources');
     }
+    oneNodeOnly(resources, 'A plain SSH host');
     for (const [field, rule] of REFUSED) {
       const v = resources[field];
       if (isSet(v) && !(Array.isArray(v) && v.length === 0)) {

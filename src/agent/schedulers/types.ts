@@ -84,6 +84,13 @@ export interface ISchedulerAdapter {
    * only, and is reached there (the host's own name may not resolve on it).
    */
   readonly helperOnLoopback?: boolean;
+  /**
+   * Sessions on several nodes (`nodes` > 1): `hosts`, a shell command the job runs on its
+   * first node to list the allocation's hosts, and `launch`, the shell line that runs
+   * `{command}` on `{host}` through the batch system's own launcher ({threads}: CPUs per
+   * node, {name}: the worker's name). Absent: the adapter refuses `nodes` > 1.
+   */
+  readonly multiNode?: { hosts: string; launch: string };
   /** An instance for one cluster, for adapters that learn per cluster (Slurm: version, --me, JSON). */
   forCluster?(clusterKey: string): ISchedulerAdapter;
   /** Throws InvalidRequestError naming the field for any value it cannot use safely. */

@@ -7,16 +7,19 @@ import type { IResources } from '../../common/api';
 import { InvalidRequestError } from './types';
 import { invalid, isSet, nameField } from './validate';
 
-export type OptionalField = 'qos' | 'constraint' | 'reservation' | 'memoryPerCpu';
+export type OptionalField = 'qos' | 'constraint' | 'reservation' | 'memoryPerCpu' | 'parallelEnvironment';
 
-/** Throws for the first field of `hints` that is set; the hint says what to do instead. */
+/**
+ * Throws for the first field of `hints` that is set; the hint says what to do instead
+ * (`null`: the system has the field after all).
+ */
 export function refuseUnsupported(
   resources: IResources,
   system: string,
-  hints: Partial<Record<OptionalField, string>>
+  hints: Partial<Record<OptionalField, string | null>>
 ): void {
-  for (const [field, hint] of Object.entries(hints) as [OptionalField, string][]) {
-    if (isSet(resources[field])) {
+  for (const [field, hint] of Object.entries(hints) as [OptionalField, string | null][]) {
+    if (hint !== null && isSet(resources[field])) {
       throw invalid(field, resources[field], `${system} does not take ${FIELD_WORDS[field]}: ${hint}`);
     }
   }
@@ -26,7 +29,8 @@ const FIELD_WORDS: Record<OptionalField, string> = {
   qos: 'a QoS',
   constraint: 'a node-feature constraint this way',
   reservation: 'a reservation this way',
-  memoryPerCpu: 'memory per CPU'
+  memoryPerCpu: 'memory per CPU',
+  parallelEnvironment: 'a parallel environment (a Grid Engine setting)'
 };
 
 /**
@@ -36,12 +40,12 @@ const FIELD_WORDS: Record<OptionalField, string> = {
 export function checkedResources(
   resources: IResources,
   system: string,
-  hints: Partial<Record<OptionalField, string>>
+  hints: Partial<Record<OptionalField, string | null>>
 ): IResources {
   if (typeof resources !== 'object' || resources === null) {
     throw new InvalidRequestError('Resources must be an object.', 'resources');
   }
-  refuseUnsupported(resources, system, hints);
+  refuseUnsupported(resources, system, { parallelEnvironment: 'leave it empty', ...hints });
   return resources;
 }
 

@@ -2,6 +2,7 @@
  * Validation shared by every scheduler adapter: a value that reaches a job script or a
  * command is checked here first, and a refusal names the field and the rule.
  */
+import type { IResources } from '../../common/api';
 import { shQuote } from './shell';
 import { InvalidRequestError, type IJobSpec, type IJobStatus } from './types';
 
@@ -34,6 +35,22 @@ export function intField(field: string, v: unknown, min: number, max: number): n
     throw invalid(field, v, `use a whole number from ${min} to ${max}`);
   }
   return n;
+}
+
+/** Compute nodes of the job: `nodes`, 1 when unset. */
+export function nodesField(r: IResources): number {
+  return isSet(r.nodes) ? intField('nodes', r.nodes, 1, 1024) : 1;
+}
+
+/** For batch systems that run a job on one machine: refuses `nodes` > 1 by name. */
+export function oneNodeOnly(r: IResources, system: string): void {
+  if (nodesField(r) > 1) {
+    throw invalid(
+      'nodes',
+      r.nodes,
+      `${system} runs a job on one machine: sessions on several nodes are not supported by this product for ${system}; leave nodes at 1`
+    );
+  }
 }
 
 export function nameField(field: string, v: unknown): string {

@@ -176,9 +176,15 @@ export class SessionManager {
       .filter(([id, k]) => k.alive && !this.kernels.knows(id))
       .map(([id]) => id);
     const warnings = this.warnings(s);
+    const dask = s.state === 'running' ? this.helper.state(s.id)?.dask : undefined;
+    const daskWorkers =
+      dask?.status === 'running' && Array.isArray(dask.workers)
+        ? dask.workers.map(w => ({ name: String(w.name), host: String(w.host), threads: Number(dask.workerThreads) }))
+        : undefined;
     return {
       ...pub,
       kernels,
+      ...(daskWorkers && daskWorkers.length > 0 && { daskWorkers }),
       ...(detached.length > 0 && { detachedKernels: detached }),
       ...(warnings.length > 0 && { warnings })
     };
@@ -339,7 +345,8 @@ export class SessionManager {
       connectivity: profile.connectivity ?? 'via-login',
       ...(profile.reverseHost && { reverseHost: profile.reverseHost }),
       // A plain host is its own "login node": nothing needs to reach it from outside.
-      ...(adapter.helperOnLoopback && { bindAddress: '127.0.0.1' })
+      ...(adapter.helperOnLoopback && { bindAddress: '127.0.0.1' }),
+      ...this.workersConfig(s.resources, adapter, profile, `${codeDir}/${remote.entry}`, dir)
     };
     s.connectivity = config.connectivity === 'auto' ? undefined : config.connectivity;
     await link.writeFile(`${dir}/config.json`, JSON.stringify(config), 0o600);
@@ -379,6 +386,29 @@ export class SessionManager {
     }
     this.update(s, { state: 'queued', jobId });
     this.poller.schedule(s.clusterKey, 0);
+  }
+
+  /**
+   * Several nodes: one Dask worker per node with the node's CPUs, started by the helper
+   * through the batch system's launcher (docs/scale-out.md); nothing for one node.
+   */
+  private workersConfig(
+    r: IResources,
+    adapter: ISchedulerAdapter,
+    profile: IClusterProfile,
+    helperPath: string,
+    dir: string
+  ): { workers?: { hosts: string; launch: string }; daskWorkerThreads?: number } {
+    if ((r.nodes ?? 1) <= 1 || !adapter.multiNode || profile.dask === false) {
+      return {};
+    }
+    const command =
+      `${profile.container ? profile.container + ' ' : ''}${shQuote(profile.python)} ${shQuote(helperPath)} ` +
+      `worker --session-dir ${shQuote(dir)} --name {name} --nthreads {threads}`;
+    return {
+      workers: { hosts: adapter.multiNode.hosts, launch: adapter.multiNode.launch.replace('{command}', command) },
+      ...(r.cpus && { daskWorkerThreads: Number(r.cpus) })
+    };
   }
 
   /* ---------------- the state machine ---------------- */

@@ -17,7 +17,13 @@ export interface IHelperState extends IHelperEndpoints {
   status: 'starting' | 'ready' | 'stopping' | 'failed';
   heartbeat: number;
   error?: string;
-  dask?: { status?: string; error?: string; schedulerAddress?: string };
+  dask?: {
+    status?: string;
+    error?: string;
+    schedulerAddress?: string;
+    workerThreads?: number;
+    workers?: { name: string; host: string }[];
+  };
   httpPorts?: { port: number; name: string; path: string }[];
   /** Every kernel the helper runs, as of the heartbeat. */
   kernels?: Record<string, { pid: number; alive: boolean }>;

@@ -6,6 +6,7 @@ import os
 
 from .common import log
 from .session import Helper
+from .workers import run_worker
 
 
 def main(argv=None):
@@ -13,11 +14,17 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the session's control channel")
     serve.add_argument("--session-dir", required=True)
+    worker = sub.add_parser("worker", help="run a Dask worker of the session on this node")
+    worker.add_argument("--session-dir", required=True)
+    worker.add_argument("--name", required=True)
+    worker.add_argument("--nthreads", type=int, default=1)
     args = parser.parse_args(argv)
-    if args.command != "serve":
+    if args.command not in ("serve", "worker"):
         parser.print_help()
         return 2
     if not os.path.isdir(args.session_dir):
         log("session directory %s does not exist" % args.session_dir)
         return 2
+    if args.command == "worker":
+        return run_worker(os.path.abspath(args.session_dir), args.name, max(1, args.nthreads))
     return Helper(args.session_dir).serve()

@@ -27,6 +27,10 @@ class DaskMixin:
         prefix = "%s/%s" % (cfg["proxyBase"], DASHBOARD_LABEL)
         dash_sock = os.path.join(self.runtime, "dashboard.sock")
         tls = ["--tls-ca-file", self.tls["ca"], "--tls-cert", self.tls["cert"], "--tls-key", self.tls["key"]]
+        # One node: loopback is enough. Several: the workers on the other nodes connect to the
+        # scheduler and to each other, so Dask listens on the node's address (mutual TLS still
+        # refuses everyone without the session's certificate).
+        host = [] if cfg.get("workers") else ["--host", cfg["daskHost"]]
         # Nothing of theirs may fall back to an unencrypted comm.
         env = self.child_env({"DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"})
         self.write_state(dask={"status": "starting"})
@@ -41,8 +45,7 @@ class DaskMixin:
                 cfg["python"],
                 "-m",
                 "distributed.cli.dask_scheduler",
-                "--host",
-                cfg["daskHost"],
+                *host,
                 "--port",
                 "0",
                 "--protocol",
@@ -75,8 +78,7 @@ class DaskMixin:
                 str(threads),
                 "--nworkers",
                 "1",
-                "--host",
-                cfg["daskHost"],
+                *host,
                 "--protocol",
                 "tls",
                 *tls,
@@ -91,6 +93,7 @@ class DaskMixin:
                 "60",  # exits by itself if the scheduler is gone
             ]
             self._spawn_dask(argv, "dask-worker.log", env)
+            workers = [{"name": "rc-worker-0", "host": self.state["host"]}] + self.start_remote_workers(threads, env)
             path = "%s/status" % prefix
             with self.lock:
                 self.dask_env = {
@@ -112,6 +115,7 @@ class DaskMixin:
                     "schedulerAddress": address,
                     "dashboardPath": path,
                     "workerThreads": threads,
+                    "workers": workers,
                     "tls": True,
                 },
                 httpPorts=[{"port": int(DASHBOARD_LABEL), "name": "dask-dashboard", "path": path}],

@@ -17,6 +17,7 @@ from .connectivity import ConnectivityMixin
 from .dask import DaskMixin
 from .kernels import KernelsMixin
 from .protocol import PROTOCOL_VERSION
+from .workers import WorkersMixin
 
 HEARTBEAT_SECONDS = 10
 STOP_GRACE = 3.0  # shutdown/SIGTERM: Slurm's KillWait may be short; be done well before it
@@ -26,7 +27,7 @@ SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-class Helper(KernelsMixin, DaskMixin, ConnectivityMixin):
+class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin):
     """One session: this process, from config.json to its stop. Its state is here; the
     kernel, Dask and connectivity methods come from the mixins and use it."""
 
@@ -160,6 +161,12 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin):
         cfg["bindAddress"] = opt("bindAddress", str, "0.0.0.0")
         # The Dask scheduler and worker (mutual TLS): only this node needs them.
         cfg["daskHost"] = opt("daskHost", str, "127.0.0.1")
+        # Multi-node: how to list the allocation's nodes and start a worker on one of them
+        # (the agent's adapter writes both); the scheduler then listens for other nodes.
+        workers = opt("workers", dict, None)
+        if workers is not None and not all(isinstance(workers.get(k), str) and workers[k] for k in ("hosts", "launch")):
+            raise ValueError("config.json: workers must hold the hosts and launch commands")
+        cfg["workers"] = workers
         self.config = cfg
         self.state["sessionId"] = cfg["sessionId"]
 
