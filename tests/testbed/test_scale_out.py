@@ -14,6 +14,7 @@ import pytest
 
 from .conftest import TESTBED, agent_call, proxy_get, read_testbed_env, session_kernel, wait_state
 
+PYTHON = "/opt/rc-testbed/python/bin/python"
 RESOURCES = {"nodes": 2, "cpus": 1, "memory": "2G", "walltime": "00:15:00"}
 
 
@@ -118,6 +119,79 @@ def test_a_worker_on_every_node_and_tasks_on_both(two_nodes):
     assert all(a.replace("://", "%3A%2F%2F").replace(":", "%3A") in page or a in page for a in got["addresses"]), page[
         :2000
     ]
+
+
+# bob's Dask comms: an identity request to each address, plain and with TLS and a
+# certificate of his own making; first to a scheduler he runs himself (the control: the
+# probe works, so a refusal below is a refusal).
+BOB_DASK = r"""
+import asyncio, json, os, subprocess, sys, tempfile
+os.environ["DASK_TEMPORARY_DIRECTORY"] = tempfile.mkdtemp(prefix="bob-dask-")
+from distributed import LocalCluster
+from distributed.comm import connect
+from distributed.security import Security
+
+d = tempfile.mkdtemp()
+subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-subj", "/CN=bob", "-days", "1", "-keyout", d + "/k.pem", "-out", d + "/c.pem"],
+               check=True, capture_output=True)
+mine = Security(tls_client_cert=d + "/c.pem", tls_client_key=d + "/k.pem", tls_ca_file=d + "/c.pem")
+
+async def identity(address, security):
+    kw = security.get_connection_args("client") if security else {}
+    comm = await asyncio.wait_for(connect(address, timeout=10, **kw), 20)
+    await comm.write({"op": "identity", "reply": True})
+    r = await asyncio.wait_for(comm.read(), 20)
+    await comm.close()
+    return "answered %s" % r.get("type")
+
+def attempt(address, security=None):
+    try:
+        return asyncio.run(identity(address, security))
+    except Exception as e:
+        return "refused (%s)" % type(e).__name__
+
+out = {}
+with LocalCluster(n_workers=0, processes=False, protocol="tcp://", host="127.0.0.1", dashboard_address=None) as own:
+    out["control"] = attempt(own.scheduler_address)
+for a in json.loads(sys.argv[1]):
+    out[a] = [attempt(a.replace("tls://", "tcp://")), attempt(a, mine)]
+print("RESULT " + json.dumps(out), flush=True)
+os._exit(0)
+"""
+
+
+def bob_dask(host: str, addresses: list) -> dict:
+    r = subprocess.run(
+        [str(TESTBED), "exec", host, "--user", "bob", "--", PYTHON, "-c", BOB_DASK, json.dumps(addresses)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [line for line in r.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, r.stdout[-2000:] + r.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def test_bob_reaches_neither_the_workers_nor_the_scheduler(two_nodes):
+    """With several nodes Dask listens on the nodes' addresses: bob, on the node where
+    alice's second worker runs and on the login node, gets no answer from her scheduler or
+    either worker, plain or over TLS with his own certificate."""
+    session, kc = two_nodes
+    addresses = json.loads(
+        run(
+            kc,
+            "import json\nfrom distributed import Client\nc = Client()\n"
+            "print(json.dumps([c.scheduler.address] + sorted(c.scheduler_info()['workers'])))",
+        )
+    )
+    assert len(addresses) == 3 and all(a.startswith("tls://") and "127.0.0.1" not in a for a in addresses), addresses
+    other = "node2" if session["node"] == "node1" else "node1"
+    for host in (other, "login"):
+        got = bob_dask(host, addresses)
+        assert got["control"] == "answered Scheduler", (host, got)
+        reached = {a: r for a, r in got.items() if a != "control" and any(not x.startswith("refused") for x in r)}
+        assert reached == {}, (host, got)
 
 
 def test_nothing_of_the_session_is_left_on_either_node_after_cancel(two_nodes):
