@@ -29,6 +29,12 @@ export async function openSessionNotebook(sessionId: string, deps: IOpenNotebook
   await deps.syncKernelspecs();
   await deps.kernelspecs.refreshSpecs();
   if (!deps.kernelspecs.specs?.kernelspecs[name]) {
+    // refreshSpecs() joins a refresh already in flight (Lumino's Poll cancels a second
+    // one), which may have left before the agent wrote the spec (every session event
+    // starts one): once that one is done, this call makes a request of its own.
+    await deps.kernelspecs.refreshSpecs();
+  }
+  if (!deps.kernelspecs.specs?.kernelspecs[name]) {
     deps.notifyError(
       deps.trans.__('The kernel of this session is not available (has the session ended?). No notebook was opened.')
     );

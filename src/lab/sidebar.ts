@@ -164,13 +164,18 @@ export class SessionsPanel extends Widget {
           // One worker per node of the allocation (docs/scale-out.md).
           const row = li.appendChild(document.createElement('div'));
           row.className = 'jp-RemoteCluster-daskWorkers';
-          row.textContent = t._n(
-            'Dask: %1 worker (%2), %3 threads',
-            'Dask: %1 workers (%2), %3 threads each',
-            workers.length,
-            workers.map(w => w.host).join(', '),
-            workers[0].threads
-          );
+          const hosts = workers.map(w => w.host).join(', ');
+          const threads = workers[0].threads;
+          row.textContent =
+            workers.length === 1
+              ? t._n('Dask: 1 worker on %2, %1 thread', 'Dask: 1 worker on %2, %1 threads', threads, hosts)
+              : t._n(
+                  'Dask: %2 workers (%3), %1 thread each',
+                  'Dask: %2 workers (%3), %1 threads each',
+                  threads,
+                  workers.length,
+                  hosts
+                );
         }
         // An older helper without the protections, Dask that did not start: said, not hidden.
         for (const w of s.warnings ?? []) {

@@ -2,11 +2,16 @@ import { nullTranslator } from '@jupyterlab/translation';
 
 import { openSessionNotebook, type IOpenNotebookDeps } from '../open-notebook';
 
-/** Lab's kernelspec list as the frontend knows it: `onDisk` reaches it only on a refresh. */
-function world(agentWritesSpec: boolean) {
+/**
+ * Lab's kernelspec list as the frontend knows it: `onDisk` reaches it only on a refresh.
+ * `inFlight`: a refresh that left before the sync (another session event started it) is
+ * what the first refreshSpecs() after the sync returns, as Lumino's Poll joins it.
+ */
+function world(agentWritesSpec: boolean, inFlight = false) {
   const calls: string[] = [];
   const onDisk = new Set<string>(['remote-cluster-hpc']); // a profile's "(new job)" spec
   let known: Record<string, unknown> = {};
+  let stale = inFlight ? Object.fromEntries([...onDisk].map(n => [n, { name: n }])) : undefined;
   const deps: IOpenNotebookDeps = {
     commands: {
       execute: async (id: string, args?: any) => {
@@ -16,7 +21,8 @@ function world(agentWritesSpec: boolean) {
     kernelspecs: {
       refreshSpecs: async () => {
         calls.push('refresh');
-        known = Object.fromEntries([...onDisk].map(n => [n, { name: n }]));
+        known = stale ?? Object.fromEntries([...onDisk].map(n => [n, { name: n }]));
+        stale = undefined;
       },
       get specs() {
         return { default: 'remote-cluster-hpc', kernelspecs: known } as any;
@@ -39,6 +45,12 @@ describe('opening a notebook on a session', () => {
     const { deps, calls } = world(true);
     expect(await openSessionNotebook('ab12cd', deps)).toBe(true);
     expect(calls).toEqual(['sync', 'refresh', 'notebook:create-new remote-cluster-session-ab12cd']);
+  });
+
+  it('does not take the answer of a refresh that left before the spec was written', async () => {
+    const { deps, calls } = world(true, true);
+    expect(await openSessionNotebook('ab12cd', deps)).toBe(true);
+    expect(calls).toEqual(['sync', 'refresh', 'refresh', 'notebook:create-new remote-cluster-session-ab12cd']);
   });
 
   it('opens nothing (no kernel picker that could submit a job) when the spec does not exist', async () => {

@@ -141,3 +141,31 @@ describe('Signing in', () => {
     model.dispose();
   });
 });
+
+describe('SessionsPanel Dask workers', () => {
+  it('lists the workers of a session, one per node, with their threads', () => {
+    const model = new RemoteClusterModel();
+    const panel = new SessionsPanel(model, new CommandRegistry(), nullTranslator.load('jupyterlab'));
+    const line = () => panel.node.querySelector('[data-session-id="a"] .jp-RemoteCluster-daskWorkers')?.textContent;
+    model.handle({ type: 'session', session: running('a', 'hpc') });
+    expect(line()).toBeUndefined(); // no Dask (yet): no line
+    model.handle({
+      type: 'session',
+      session: { ...running('a', 'hpc'), daskWorkers: [{ name: 'rc-worker-0', host: 'node1', threads: 1 }] }
+    });
+    expect(line()).toBe('Dask: 1 worker on node1, 1 thread');
+    model.handle({
+      type: 'session',
+      session: {
+        ...running('a', 'hpc'),
+        daskWorkers: [
+          { name: 'rc-worker-0', host: 'node1', threads: 4 },
+          { name: 'rc-worker-1', host: 'node2', threads: 4 }
+        ]
+      }
+    });
+    expect(line()).toBe('Dask: 2 workers (node1, node2), 4 threads each');
+    panel.dispose();
+    model.dispose();
+  });
+});
