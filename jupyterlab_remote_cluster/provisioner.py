@@ -2,8 +2,9 @@
 
 The kernelspecs the agent writes name this provisioner with either
   {"session": "<id>"}   attach to a running session (allocation), or
-  {"profile": "<name>"} submit a new job with the profile's defaults, wait until it
-                        runs, and cancel it when the kernel shuts down for good.
+  {"profile": "<name>"} submit a new job with the profile's defaults (and "resources"
+                        over them, if given), wait until it runs, and cancel it when
+                        the kernel shuts down for good.
 The agent opens local forwards for the kernel's five channels, so jupyter_client gets a
 connection info on 127.0.0.1 and never talks to the cluster itself. Restart = a new
 kernel in the same allocation (no new job). Interrupt = SIGINT to the remote kernel.
@@ -20,7 +21,7 @@ from typing import Any
 
 from jupyter_client.provisioning import KernelProvisionerBase
 from jupyter_core.utils import ensure_async
-from traitlets import Float, Unicode
+from traitlets import Dict, Float, Unicode
 
 from .agent_process import AgentProcess, AgentUnavailable, get_agent
 from .routes import AUTH_RESOURCE
@@ -64,6 +65,12 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     # those keys as traits).
     session = Unicode(None, allow_none=True, help="Remote session to start the kernel in.")
     profile = Unicode(None, allow_none=True, help="Profile whose defaults start a new job.")
+    resources = Dict(
+        None,
+        allow_none=True,
+        help="For profile kernels: resources over the profile's (the submit dialog's fields, e.g. "
+        '{"nodes": 2, "walltime": "02:00:00"}); the agent refuses what a submission may not set.',
+    )
 
     queue_timeout = Float(3600.0, config=True, help="Seconds to wait for a new job to start running (profile kernels).")
 
@@ -117,7 +124,8 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             profile = self.profile
             if not profile:
                 raise RemoteKernelError("This kernelspec names neither a remote session nor a profile.")
-            session = await self._call("POST", "/api/v1/sessions", {"profile": profile, "owner": "kernel"})
+            body = {"profile": profile, "owner": "kernel", **({"resources": self.resources} if self.resources else {})}
+            session = await self._call("POST", "/api/v1/sessions", body)
             self.session_id = session["id"]
             self.owns_session = True
             self.log.info("remote-cluster: submitted session %s for profile %s", self.session_id, profile)

@@ -40,6 +40,10 @@ class FakeAgent:
         return SimpleNamespace(code=200, body=json.dumps(answer).encode())
 
     def answer(self, method, path, data):
+        if method == "POST" and path == "/api/v1/sessions":
+            return {"id": SESSION, "state": "queued"}
+        if method == "DELETE" and path == f"/api/v1/sessions/{SESSION}":
+            return {"id": SESSION, "state": "ended"}
         if method == "GET" and path == f"/api/v1/sessions/{SESSION}":
             return {"id": SESSION, "state": "running"}
         if method == "POST" and path == f"/api/v1/sessions/{SESSION}/kernels":
@@ -146,3 +150,20 @@ async def test_after_an_agent_restart_a_kernel_is_given_up_only_when_the_agent_s
     assert len(adopts) == 1 and adopts[0]["kernelId"] == "k1"
     agent.overrides.clear()
     await km.shutdown_kernel(now=True)
+
+
+async def test_a_profile_kernelspec_submits_with_its_resources_over_the_profiles(agent, tmp_path):
+    """A kernelspec of one's own for headless runs (papermill -k): its provisioner config
+    may carry resources over the profile's, e.g. two nodes (docs/scale-out.md)."""
+    spec = tmp_path / "kernels" / "rc-two-nodes"
+    spec.mkdir(parents=True)
+    kernel = json.loads((tmp_path / "kernels" / "rc-test" / "kernel.json").read_text())
+    kernel["metadata"]["kernel_provisioner"]["config"] = {"profile": "hpc", "resources": {"nodes": 2, "cpus": 4}}
+    (spec / "kernel.json").write_text(json.dumps(kernel))
+    km = AsyncKernelManager(kernel_name="rc-two-nodes")
+    await km.start_kernel()
+    try:
+        submits = [d for m, p, d in agent.calls if (m, p) == ("POST", "/api/v1/sessions")]
+        assert submits == [{"profile": "hpc", "owner": "kernel", "resources": {"nodes": 2, "cpus": 4}}]
+    finally:
+        await km.shutdown_kernel(now=True)
