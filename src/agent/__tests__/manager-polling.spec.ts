@@ -79,6 +79,18 @@ describe('polling etiquette (counted with fake timers)', () => {
     expect(perMinute[1]).toBeGreaterThan(0); // the scheduler is still asked now and then
   });
 
+  it('a status cycle still running when the agent stops starts no other, and no connection', async () => {
+    link.squeueMs = 5_000;
+    await submit(1);
+    await jest.advanceTimersByTimeAsync(1_000); // the first cycle now waits for squeue
+    expect(link.queries).toHaveLength(1);
+    await manager.shutdown();
+    await jest.advanceTimersByTimeAsync(10_000); // squeue answers after the stop
+    // nothing left to run: the agent's process can exit
+    expect(jest.getTimerCount()).toBe(0);
+    expect(link.queries).toHaveLength(1);
+  });
+
   it('every 3 s while young in the queue, every 30 s once it has waited 2 minutes', async () => {
     await submit(1);
     const t0 = Date.now();

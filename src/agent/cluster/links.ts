@@ -63,6 +63,10 @@ export class ClusterLinks {
    * cluster waiting for a sign-in may log in now).
    */
   link(profile: IClusterProfile, signIn = false): Promise<IClusterLink> {
+    if (this.stopped) {
+      // (a poll or request still running when the agent stops opens no new connection)
+      return Promise.reject(new Error('The agent is stopping.'));
+    }
     const key = clusterKey(profile);
     let link = this.links.get(key);
     const waiting = this.signInWaiting.get(key);

@@ -38,10 +38,14 @@ export class StatusPoller {
   private readonly failures = new Map<string, number>();
   /** Per cluster and kind of query: when the scheduler was last asked, through which link. */
   private readonly paces = new Map<string, { lastQuery: number; link?: IClusterLink }>();
+  private stopped = false;
 
   constructor(private readonly opts: IStatusPollerOptions) {}
 
   schedule(key: string, delayMs: number): void {
+    if (this.stopped) {
+      return; // (a cycle still running when the agent stops must not start another)
+    }
     const old = this.timers.get(key);
     if (old) {
       clearTimeout(old);
@@ -56,6 +60,7 @@ export class StatusPoller {
   }
 
   stop(): void {
+    this.stopped = true;
     for (const t of this.timers.values()) {
       clearTimeout(t);
     }
