@@ -129,7 +129,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=6000, help="the array is size × size float64")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="rc-bench-scale-") as tmp:
+    # (the agent started for the run still holds its runtime dir when the run ends)
+    with tempfile.TemporaryDirectory(prefix="rc-bench-scale-", ignore_cleanup_errors=True) as tmp:
         request = setup_agent(Path(tmp))
         rows = {
             n: measure(request, name, n, args.size, args.repeats) for n, name in ((1, "one-node"), (2, "two-nodes"))
