@@ -59,17 +59,8 @@ import {
   type IHopInfo
 } from './types';
 
-export { NodeConnection } from './node-connection';
-export {
-  SshConnectionError,
-  type ConnectionState,
-  type IClusterConnectionOptions,
-  type IConnectionLogger,
-  type IExecOptions,
-  type IExecResult,
-  type IHopInfo,
-  type PromptFn
-} from './types';
+// What this file's users name with the class (the rest: index.ts, from types.ts).
+export type { ConnectionState, IClusterConnectionOptions, PromptFn } from './types';
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 20000;
 const DEFAULT_KEEPALIVE_MS = 15000;

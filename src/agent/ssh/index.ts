@@ -1,6 +1,7 @@
 /** The agent's SSH layer: one ClusterConnection per cluster (see README.md here). */
+export { ClusterConnection } from './connection';
+export { NodeConnection } from './node-connection';
 export {
-  ClusterConnection,
   SshConnectionError,
   type ConnectionState,
   type IClusterConnectionOptions,
@@ -9,7 +10,7 @@ export {
   type IExecResult,
   type IHopInfo,
   type PromptFn
-} from './connection';
+} from './types';
 export {
   appendKnownHost,
   checkHostKey,
