@@ -557,19 +557,47 @@ def test_dask_over_tls_with_a_private_dashboard_and_sigterm(tmp_path):
             lines = out.split()
             assert lines[:2] == ["42", "6"], out
             assert lines[2] == path  # links in notebooks point at the proxied dashboard
-            # the notebook's own LocalCluster is its business: it works as anywhere else,
-            # its scratch space in the runtime dir
+            # the notebook's own LocalCluster works as anywhere else, but on the session's
+            # TLS (in the clear on 127.0.0.1 it would run code for any user of the node),
+            # its scratch space in the runtime dir, its dashboard offered under label 1
             reply, out = execute(
                 kc,
                 "from distributed import LocalCluster, Client\n"
-                "with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as lc, Client(lc) as lcc:\n"
-                "    print(lc.scheduler_address.split(':')[0], lcc.submit(lambda: 7).result(timeout=30))\n"
-                "print(os.environ['DASK_TEMPORARY_DIRECTORY'])",
+                "lc = LocalCluster(n_workers=1, threads_per_worker=1)\n"
+                "lcc = Client(lc)\n"
+                "print(lc.scheduler_address.split(':')[0], lcc.submit(lambda: 7).result(timeout=30))\n"
+                "print(os.environ['DASK_TEMPORARY_DIRECTORY'], lc.dashboard_link)",
                 timeout=90,
             )
             assert reply["status"] == "ok", reply
-            assert out.split()[:2] == ["tcp", "7"], out
+            assert out.split()[:2] == ["tls", "7"], out
             assert Path(out.split()[2]).parent == Path(st["runtimeDir"])
+            assert out.split()[3] == path.replace("/0/status", "/1/status"), out
+            offered = wait_for(
+                lambda: [p for p in s.state().get("httpPorts", []) if p["port"] == 1] or None, 20, "dashboard 1"
+            )
+            assert offered == [
+                {
+                    "port": 1,
+                    "name": "dask-notebook",
+                    "path": path.replace("/0/status", "/1/status"),
+                    "stripPrefix": True,
+                    "pid": kpid,
+                    "kernelId": "kd",
+                    "workers": 1,
+                    "threads": 1,
+                }
+            ], offered
+            sock = s.state()["httpSockets"]["1"]
+            assert Path(sock).parent == Path(st["runtimeDir"]) / "dashboards"
+            conn = UnixHTTPConnection(sock, timeout=30)
+            conn.request("GET", "/json/identity.json")  # served at its root: the agent strips the prefix
+            assert json.loads(conn.getresponse().read())["type"] == "Scheduler"
+            conn.close()
+            reply, out = execute(kc, "lcc.close(); lc.close()", timeout=60)
+            assert reply["status"] == "ok", reply
+            wait_for(lambda: not any(p["port"] == 1 for p in s.state().get("httpPorts", [])), 20, "withdrawal")
+            assert not Path(sock).exists() and "1" not in s.state()["httpSockets"]
         finally:
             kc.stop_channels()
 

@@ -138,6 +138,25 @@ export interface IConfiguredHost {
  * Sessions: one batch job (allocation) that hosts kernels and a Dask scheduler.
  * ---------------------------------------------------------------------------------- */
 
+/**
+ * An HTTP service a session serves, under a proxied "port" label (not a TCP port):
+ * 0 is the session's Dask dashboard (`dask-dashboard`, served under the proxied prefix);
+ * 1, 2, ... the dashboards of Dask schedulers the session's kernels start (`dask-notebook`,
+ * served at their root: the proxy strips the prefix). The helper reports them.
+ */
+export interface IServedPort {
+  port: number;
+  name: 'dask-dashboard' | 'dask-notebook' | string;
+  /** The public path of its main page (under `remote-cluster/proxied/<key>/<port>/`). */
+  path: string;
+  /** Served at its root, not under the proxied prefix: the proxy strips the prefix. */
+  stripPrefix?: boolean;
+  /** The session's kernel that started it. */
+  kernelId?: string | null;
+  workers?: number;
+  threads?: number;
+}
+
 export type SessionState = 'submitting' | 'queued' | 'starting' | 'running' | 'ended';
 
 export interface ISession {
@@ -154,8 +173,8 @@ export interface ISession {
   node?: string;
   /** Seconds of walltime left when `updatedAt` was written. */
   timeLeftSeconds?: number;
-  /** HTTP services the job serves (the Dask dashboard at least). */
-  httpPorts?: { port: number; name: string; path: string }[];
+  /** HTTP services the job serves: the session's Dask dashboard, those of schedulers its kernels start. */
+  httpPorts?: IServedPort[];
   /** The connectivity mode this session's kernels and dashboards are reached through. */
   connectivity?: Exclude<ConnectivityMode, 'auto'>;
   kernels?: string[];

@@ -15,18 +15,26 @@ import type { TranslationBundle } from '@jupyterlab/translation';
 import type { ISession } from '../common/api';
 import { remoteClusterIcon } from './icons';
 
-export function dashboardUrl(s: ISession, baseUrl = PageConfig.getBaseUrl()): string | undefined {
-  const dash = (s.httpPorts ?? []).find(p => p.name === 'dask-dashboard');
+/**
+ * The dashboard served under proxied port label `port`: 0 is the session's own, 1, 2, ...
+ * those of Dask schedulers its notebooks start.
+ */
+export function dashboardUrl(s: ISession, port = 0, baseUrl = PageConfig.getBaseUrl()): string | undefined {
+  const dash = (s.httpPorts ?? []).find(p => p.port === port && p.name.startsWith('dask-'));
   if (!dash) {
     return undefined;
   }
-  // The helper reports the full path (the dashboard runs under our proxy prefix).
+  // The helper reports the full public path.
   const origin = new URL(baseUrl, window.location.href).origin;
   return URLExt.join(origin, dash.path);
 }
 
-export function createDashboard(s: ISession, trans: TranslationBundle): MainAreaWidget<IFrame> | undefined {
-  const url = dashboardUrl(s);
+export function dashboardId(s: ISession, port: number): string {
+  return port === 0 ? `jp-remote-cluster-dashboard-${s.id}` : `jp-remote-cluster-dashboard-${s.id}-${port}`;
+}
+
+export function createDashboard(s: ISession, trans: TranslationBundle, port = 0): MainAreaWidget<IFrame> | undefined {
+  const url = dashboardUrl(s, port);
   if (!url) {
     return undefined;
   }
@@ -34,9 +42,10 @@ export function createDashboard(s: ISession, trans: TranslationBundle): MainArea
   frame.referrerPolicy = 'no-referrer';
   frame.url = url;
   const widget = new MainAreaWidget({ content: frame });
-  widget.id = `jp-remote-cluster-dashboard-${s.id}`;
+  widget.id = dashboardId(s, port);
   widget.addClass('jp-RemoteCluster-dashboard');
-  widget.title.label = trans.__('Dask · %1', s.jobId ? `job ${s.jobId}` : s.cluster);
+  const where = s.jobId ? `job ${s.jobId}` : s.cluster;
+  widget.title.label = port === 0 ? trans.__('Dask · %1', where) : trans.__('Dask · %1 · notebook %2', where, port);
   widget.title.icon = remoteClusterIcon;
   widget.title.closable = true;
   return widget;

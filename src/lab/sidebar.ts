@@ -177,6 +177,23 @@ export class SessionsPanel extends Widget {
                   hosts
                 );
         }
+        // Dask schedulers the notebooks started (LocalCluster, dask-jobqueue), each with its dashboard.
+        for (const p of (s.httpPorts ?? []).filter(x => x.name === 'dask-notebook')) {
+          const row = li.appendChild(document.createElement('div'));
+          row.className = 'jp-RemoteCluster-notebookDask';
+          row.dataset.port = String(p.port);
+          const label = row.appendChild(document.createElement('span'));
+          label.textContent = t._n(
+            "A notebook's Dask: %1 worker, %2 threads",
+            "A notebook's Dask: %1 workers, %2 threads",
+            p.workers ?? 0,
+            p.threads ?? 0
+          );
+          if (p.kernelId) {
+            label.title = t.__('Started by kernel %1', p.kernelId.slice(0, 8));
+          }
+          row.appendChild(this.button(t.__('Dashboard'), CommandIDs.openDashboard, s.id, '', { port: String(p.port) }));
+        }
         // An older helper without the protections, Dask that did not start: said, not hidden.
         for (const w of s.warnings ?? []) {
           const row = li.appendChild(document.createElement('div'));

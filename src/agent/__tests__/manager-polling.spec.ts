@@ -54,6 +54,25 @@ function run(ids: string[]): void {
 const states = () => manager.list().map(s => s.state);
 
 describe('polling etiquette (counted with fake timers)', () => {
+  it("says what a running session's helper serves between scheduler queries, without asking the scheduler", async () => {
+    const [id] = await submit(1);
+    run([id]);
+    await jest.advanceTimersByTimeAsync(3 * MIN); // steady: the scheduler is asked every 5 min
+    const events: unknown[] = [];
+    manager.events.on('event', (e: unknown) => events.push(e));
+    const from = Date.now();
+    const port = { port: 1, name: 'dask-notebook', path: '/p/1/status', stripPrefix: true, workers: 2, threads: 2 };
+    link.helpers.set(id, { status: 'ready', heartbeatAge: 0, httpPorts: [port] });
+    const queries = () => link.queries.filter(q => q.at >= from).length;
+    await jest.advanceTimersByTimeAsync(31_000);
+    expect(manager.list()[0].httpPorts).toEqual([port]);
+    // said once, not at every read (a scheduler query, every 5 min, says the time left)
+    expect(events).toHaveLength(1 + queries());
+    await jest.advanceTimersByTimeAsync(2 * MIN);
+    expect(events).toHaveLength(1 + queries());
+    expect(queries()).toBeLessThanOrEqual(1);
+  });
+
   it('one batched query per cycle, and the same steady rate (<= 2/min) for 1 and for 20 sessions', async () => {
     const perMinute: Record<number, number> = {};
     for (const n of [1, 20]) {

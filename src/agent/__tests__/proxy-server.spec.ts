@@ -6,6 +6,7 @@ import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as net from 'node:net';
 import { PassThrough } from 'node:stream';
 
 import { hasDotSegment, proxyTarget, startProxyServer } from '../http/proxy-server';
@@ -51,8 +52,10 @@ describe('proxied paths', () => {
     expect(proxyTarget(`/proxy/${KEY}/0/info/worker/tls%3A%2F%2Fa.html?x=1`, '/base/')).toEqual({
       key: KEY,
       port: 0,
-      path: `/base/remote-cluster/proxied/${KEY}/0/info/worker/tls%3A%2F%2Fa.html?x=1`
+      path: `/base/remote-cluster/proxied/${KEY}/0/info/worker/tls%3A%2F%2Fa.html?x=1`,
+      rest: '/info/worker/tls%3A%2F%2Fa.html?x=1'
     });
+    expect(proxyTarget(`/proxy/${KEY}/12`, '/')).toMatchObject({ port: 12, rest: '/' });
     expect(proxyTarget(`/proxy/${KEY}/0/%2e%2e/%2e%2e/api/v1/sessions`, '/')).toMatchObject({ status: 400 });
     expect(proxyTarget('/api/v1/sessions', '/')).toMatchObject({ status: 404 });
     expect(proxyTarget('/proxy/short/0/', '/')).toMatchObject({ status: 404 });
@@ -75,7 +78,7 @@ describe('the proxy socket and the API socket', () => {
       opened.push(`${key}:${port}`);
       const s = new PassThrough();
       setImmediate(() => s.destroy(new Error('no upstream in this test')));
-      return s;
+      return { stream: s, stripPrefix: false };
     });
     try {
       // the API socket has no proxy route, raw or normalised
@@ -101,6 +104,64 @@ describe('the proxy socket and the API socket', () => {
     } finally {
       await api.close();
       await proxy.close();
+    }
+  });
+});
+
+describe('the upstream path', () => {
+  let dir: string;
+  afterEach(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it("keeps our prefix for the session's dashboard and strips it for a notebook's scheduler, HTTP and WebSocket", async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jrc-strip-'));
+    // the upstream: says which path it got (a notebook's dashboard knows no prefix)
+    const seen: string[] = [];
+    const upstream = http.createServer((req, res) => {
+      seen.push(`GET ${req.url}`);
+      res.end(req.url);
+    });
+    upstream.on('upgrade', (req, socket: net.Socket) => {
+      seen.push(`WS ${req.url}`);
+      socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    });
+    const upPath = path.join(dir, 'up.sock');
+    await new Promise<void>(r => upstream.listen(upPath, r));
+    const proxy = await startProxyServer(path.join(dir, 'proxy.sock'), '/base/', async (_key, port) => ({
+      stream: net.connect(upPath),
+      stripPrefix: port !== 0
+    }));
+    const upgrade = (urlPath: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.request({
+          socketPath: proxy.socketPath,
+          path: urlPath,
+          headers: { Connection: 'Upgrade', Upgrade: 'websocket' }
+        });
+        req.on('upgrade', (res, socket) => {
+          socket.destroy();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      expect((await request(proxy.socketPath, `/proxy/${KEY}/0/status?x=1`)).body).toBe(
+        `/base/remote-cluster/proxied/${KEY}/0/status?x=1`
+      );
+      expect((await request(proxy.socketPath, `/proxy/${KEY}/3/status?x=1`)).body).toBe('/status?x=1');
+      expect(await upgrade(`/proxy/${KEY}/3/status/ws`)).toBe(101);
+      expect(await upgrade(`/proxy/${KEY}/0/status/ws`)).toBe(101);
+      expect(seen).toEqual([
+        `GET /base/remote-cluster/proxied/${KEY}/0/status?x=1`,
+        'GET /status?x=1',
+        'WS /status/ws',
+        `WS /base/remote-cluster/proxied/${KEY}/0/status/ws`
+      ]);
+    } finally {
+      await proxy.close();
+      await new Promise(r => upstream.close(r));
     }
   });
 });

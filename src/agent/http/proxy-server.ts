@@ -14,7 +14,7 @@ import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
 
 import { proxiedPrefix } from '../../common/routes';
-import { proxyHttp, proxyUpgrade, type OpenPort } from '../tunnels/http-proxy';
+import { proxyHttp, proxyUpgrade, type IPortRequest, type OpenPort } from '../tunnels/http-proxy';
 import { listenPrivately } from './private-socket';
 
 export const PROXY_PATH_RE = /^\/proxy\/([A-Za-z0-9_-]{43})\/([0-9]{1,5})(\/[^?#]*)?$/;
@@ -22,13 +22,6 @@ export const PROXY_PATH_RE = /^\/proxy\/([A-Za-z0-9_-]{43})\/([0-9]{1,5})(\/[^?#
 export interface IProxyServer {
   readonly socketPath: string;
   close(): Promise<void>;
-}
-
-export interface IProxyTarget {
-  key: string;
-  port: number;
-  /** The upstream path: the public prefix (the dashboard runs under it), then the rest. */
-  path: string;
 }
 
 /** A `.` or `..` segment in a raw path, also when percent-encoded (once or twice). */
@@ -53,7 +46,7 @@ export function hasDotSegment(rawPath: string): boolean {
 }
 
 /** The proxied request's target, or an error message (400/404) for the client. */
-export function proxyTarget(rawUrl: string, baseUrl: string): IProxyTarget | { status: number; message: string } {
+export function proxyTarget(rawUrl: string, baseUrl: string): IPortRequest | { status: number; message: string } {
   const q = rawUrl.indexOf('?');
   const rawPath = q < 0 ? rawUrl : rawUrl.slice(0, q);
   const search = q < 0 ? '' : rawUrl.slice(q);
@@ -65,7 +58,12 @@ export function proxyTarget(rawUrl: string, baseUrl: string): IProxyTarget | { s
   if (hasDotSegment(rest)) {
     return { status: 400, message: 'Dot segments (. and ..) are not allowed in proxied paths.' };
   }
-  return { key, port: Number(port), path: `${proxiedPrefix(baseUrl, key)}/${Number(port)}${rest}${search}` };
+  return {
+    key,
+    port: Number(port),
+    path: `${proxiedPrefix(baseUrl, key)}/${Number(port)}${rest}${search}`,
+    rest: `${rest}${search}`
+  };
 }
 
 function refuse(res: http.ServerResponse, status: number, message: string): void {

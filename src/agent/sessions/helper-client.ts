@@ -3,12 +3,12 @@
  * the route to it (connectivity mode, probed once for `auto`), requests on its control
  * channel and streams to the HTTP ports it serves.
  */
-import type { Duplex } from 'node:stream';
 
 import type { IClusterProfile } from '../../common/api';
 import { sessionTlsName } from '../tls/x509';
 import type { ISchedulerAdapter } from '../schedulers/types';
 import type { IRelayCredentials } from '../tunnels/relay';
+import type { IOpenedPort } from '../tunnels/http-proxy';
 import {
   autoOrder,
   ModeMemory,
@@ -144,16 +144,17 @@ export class HelperClient {
    * A stream to `port` of the session, if its helper reports serving it right now (the
    * list read again when older than PORTS_FRESH_MS), and nothing else.
    */
-  async openServedPort(s: ISessionRecord, port: number): Promise<Duplex> {
+  async openServedPort(s: ISessionRecord, port: number): Promise<IOpenedPort> {
     const route = await this.route(s);
     let state = route.state as IHelperState;
     if (Date.now() - (this.stateReadAt.get(s.id) ?? 0) > PORTS_FRESH_MS) {
       state = (await this.readState(s, route.link)) ?? state;
     }
-    if (!(state.httpPorts ?? []).some(p => p.port === port)) {
+    const served = (state.httpPorts ?? []).find(p => p.port === port);
+    if (!served) {
       throw Object.assign(new Error(`Port ${port} is not served by session ${s.id}.`), { status: 404 });
     }
-    return openHttpPort({ ...route, state }, route.link, port);
+    return { stream: await openHttpPort({ ...route, state }, route.link, port), stripPrefix: !!served.stripPrefix };
   }
 
   /** The session's token and (protocol 2) TLS credentials, from its 0600 config.json. */

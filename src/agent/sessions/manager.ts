@@ -9,7 +9,6 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Duplex } from 'node:stream';
 
 import type { AgentEvent, IClusterProfile, IResources, ISession } from '../../common/api';
 import { proxiedPrefix } from '../../common/routes';
@@ -24,12 +23,21 @@ import {
   type ISchedulerAdapter
 } from '../schedulers/types';
 import { makeSessionTls } from '../tls/x509';
-import { HELPER_PROTOCOL } from './connectivity';
+import type { IOpenedPort } from '../tunnels/http-proxy';
 import { HelperClient } from './helper-client';
 import { KernelTable } from './kernels';
 import type { IClusterLink, LinkFactory } from '../cluster/link';
 import { StatusPoller } from './poller';
-import { HEARTBEAT_STALE_S, now, onLogin, REMOTE_ROOT, type IKernelConnection, type ISessionRecord } from './records';
+import { publicView } from './view';
+import {
+  HEARTBEAT_STALE_S,
+  now,
+  onLogin,
+  REMOTE_ROOT,
+  type IHelperState,
+  type IKernelConnection,
+  type ISessionRecord
+} from './records';
 import { readRemoteFiles, type IRemoteFiles } from './remote-files';
 import { SessionStore, type IRetention } from './store';
 
@@ -55,6 +63,8 @@ export class SessionManager {
   private readonly poller: StatusPoller;
   private readonly helper: HelperClient;
   private readonly kernels: KernelTable;
+  /** The public view of each session as last emitted (helperSaid emits only changes). */
+  private readonly shown = new Map<string, string>();
   private remoteSource?: IRemoteFiles;
   private saving = Promise.resolve();
   private readonly store: SessionStore<ISessionRecord>;
@@ -92,7 +102,9 @@ export class SessionManager {
       adapter: p => this.adapter(p),
       link,
       readHelperState: (s, l) => this.helper.readState(s, l),
-      apply: (s, st, l, scheduler) => this.apply(s, st, l, scheduler)
+      apply: (s, st, l, scheduler) => this.apply(s, st, l, scheduler),
+      helperSaid: (s, h) => this.helperSaid(s, h),
+      hasKernels: s => this.kernels.ofSession(s.id).length > 0
     });
     this.kernels = new KernelTable({
       helper: this.helper,
@@ -168,46 +180,11 @@ export class SessionManager {
   }
 
   private publicView(s: ISessionRecord): ISession {
-    const { clusterKey: _c, remoteDir: _r, owner: _o, protocol: _p, proxyKey: _k, submittedProfile: _sp, ...pub } = s;
-    const kernels = this.kernels.ofSession(s.id);
-    // Alive in the helper but without our forwards: their Jupyter server is gone.
-    const helperKernels = s.state === 'running' ? (this.helper.state(s.id)?.kernels ?? {}) : {};
-    const detached = Object.entries(helperKernels)
-      .filter(([id, k]) => k.alive && !this.kernels.knows(id))
-      .map(([id]) => id);
-    const warnings = this.warnings(s);
-    const dask = s.state === 'running' ? this.helper.state(s.id)?.dask : undefined;
-    const daskWorkers =
-      dask?.status === 'running' && Array.isArray(dask.workers)
-        ? dask.workers.map(w => ({ name: String(w.name), host: String(w.host), threads: Number(dask.workerThreads) }))
-        : undefined;
-    return {
-      ...pub,
-      kernels,
-      ...(daskWorkers && daskWorkers.length > 0 && { daskWorkers }),
-      ...(detached.length > 0 && { detachedKernels: detached }),
-      ...(warnings.length > 0 && { warnings })
-    };
-  }
-
-  /** What the user should know about a running session that is not its state. */
-  private warnings(s: ISessionRecord): string[] {
-    if (s.state === 'ended') {
-      return [];
-    }
-    const out: string[] = [];
-    if ((s.protocol ?? 1) < HELPER_PROTOCOL) {
-      out.push(
-        'Started by an earlier version of jupyterlab-remote-cluster: its kernels, control channel and Dask ' +
-          'dashboard listen on TCP ports of the node that other users of the cluster can connect to. Its kernels ' +
-          'keep working, its dashboard is not shown any more; start a new session to get the protections.'
-      );
-    }
-    const dask = this.helper.state(s.id)?.dask;
-    if (dask?.status === 'failed' && dask.error) {
-      out.push(dask.error);
-    }
-    return out;
+    return publicView(s, {
+      kernels: this.kernels.ofSession(s.id),
+      knows: id => this.kernels.knows(id),
+      helper: s.state === 'ended' ? undefined : this.helper.state(s.id)
+    });
   }
 
   private emit(event: AgentEvent): void {
@@ -217,7 +194,24 @@ export class SessionManager {
   private update(s: ISessionRecord, patch: Partial<ISessionRecord>): void {
     Object.assign(s, patch, { updatedAt: now() });
     this.save();
-    this.emit({ type: 'session', session: this.publicView(s) });
+    const view = this.publicView(s);
+    this.shown.set(s.id, JSON.stringify(view));
+    this.emit({ type: 'session', session: view });
+  }
+
+  /**
+   * What a running session's helper said between scheduler queries: the ports it serves
+   * now (a notebook started a Dask scheduler), its workers, its kernels. Said to the
+   * frontend only when the session looks different.
+   */
+  private helperSaid(s: ISessionRecord, h: IHelperState): void {
+    if (s.state !== 'running') {
+      return;
+    }
+    const httpPorts = h.httpPorts ?? [];
+    if (JSON.stringify(this.publicView({ ...s, httpPorts })) !== this.shown.get(s.id)) {
+      this.update(s, { httpPorts });
+    }
   }
 
   /* ---------------- profiles ---------------- */
@@ -584,7 +578,7 @@ export class SessionManager {
    * A stream to a port the session with proxy key `key` serves, as its helper reports it
    * right now, and nothing else.
    */
-  async openProxiedPort(key: string, port: number): Promise<Duplex> {
+  async openProxiedPort(key: string, port: number): Promise<IOpenedPort> {
     const s = [...this.sessions.values()].find(x => x.proxyKey !== undefined && safeEqual(x.proxyKey, key));
     if (!s || s.state !== 'running' || !s.node) {
       throw Object.assign(new Error('No running session serves this address.'), { status: 404 });

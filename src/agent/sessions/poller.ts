@@ -12,6 +12,12 @@ import { HEARTBEAT_STALE_S, onLogin, type IHelperState, type ISessionRecord } fr
 
 const POLL_STARTING_MS = 3_000;
 const POLL_STEADY_MS = 30_000;
+/**
+ * While a running session has kernels, its helper's state.json (one SFTP read, no
+ * scheduler) is read this often: what a notebook starts (a Dask scheduler and its
+ * dashboard) shows in the sidebar within seconds.
+ */
+const POLL_KERNELS_MS = 5_000;
 /** Fast polling lasts this long after a session is queued or starts: a long wait in the queue slows down. */
 const POLL_FAST_FOR_MS = 120_000;
 /** With every helper's heartbeat fresh, the scheduler itself is asked this often. */
@@ -30,6 +36,10 @@ export interface IStatusPollerOptions {
   readHelperState: (s: ISessionRecord, link: IClusterLink) => Promise<IHelperState | undefined>;
   /** What the scheduler said about a session's job (`scheduler`: its title, for messages). */
   apply: (s: ISessionRecord, status: IJobStatus, link: IClusterLink, scheduler: string) => Promise<void>;
+  /** What a running session's helper said between scheduler queries (its served ports, its workers). */
+  helperSaid: (s: ISessionRecord, state: IHelperState) => void;
+  /** Whether kernels of the session are connected through this agent. */
+  hasKernels: (s: ISessionRecord) => boolean;
 }
 
 export class StatusPoller {
@@ -111,6 +121,7 @@ export class StatusPoller {
             needQuery = true; // stopping, failed, gone or silent: what does the scheduler say?
             break;
           }
+          this.opts.helperSaid(s, h);
         }
         if (needQuery) {
           const ids = members.map(s => s.jobId!);
@@ -145,7 +156,8 @@ export class StatusPoller {
       const young = live.some(
         s => (s.state === 'queued' || s.state === 'starting') && now - stateSince(s) < POLL_FAST_FOR_MS
       );
-      const base = young ? POLL_STARTING_MS : POLL_STEADY_MS;
+      const withKernels = live.some(s => s.state === 'running' && this.opts.hasKernels(s));
+      const base = young ? POLL_STARTING_MS : withKernels ? POLL_KERNELS_MS : POLL_STEADY_MS;
       const delay = Math.min(
         POLL_BACKOFF_MAX_MS,
         // a controller that took 4 s to answer is not asked again within 40 s

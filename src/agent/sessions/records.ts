@@ -2,7 +2,7 @@
  * What the agent keeps about sessions and kernels beyond what the frontend sees, shared
  * by the manager (the state machine) and the parts it delegates to.
  */
-import type { IClusterProfile, ISession } from '../../common/api';
+import type { IClusterProfile, IServedPort, ISession } from '../../common/api';
 import type { ISchedulerAdapter } from '../schedulers/types';
 import type { IHelperEndpoints } from './connectivity';
 
@@ -24,7 +24,7 @@ export interface IHelperState extends IHelperEndpoints {
     workerThreads?: number;
     workers?: { name: string; host: string }[];
   };
-  httpPorts?: { port: number; name: string; path: string }[];
+  httpPorts?: IServedPort[];
   /** Every kernel the helper runs, as of the heartbeat. */
   kernels?: Record<string, { pid: number; alive: boolean }>;
 }

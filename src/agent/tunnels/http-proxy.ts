@@ -1,16 +1,35 @@
 /**
  * HTTP and WebSocket proxying of one request (routed by ../http/proxy-server.ts) to a
- * service a session's job serves (the Dask dashboard), over the cluster's SSH link. The
- * upstream path keeps the public prefix, because the dashboard was started with it
- * (`--dashboard-prefix`), so its own links and websockets resolve through the proxy.
+ * service a session's job serves (a Dask dashboard), over the cluster's SSH link. The
+ * upstream path keeps the public prefix for the session's dashboard, started with it
+ * (`--dashboard-prefix`); a notebook's scheduler knows no prefix (Dask has no setting
+ * for it) and gets the path without it: its links are relative, and Bokeh's websocket
+ * follows the page's URL, so both resolve through the proxy. Without the prefix, the
+ * session's proxy key does not reach the upstream either.
  */
 import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
 
 import { bridge } from './bridge';
 
+/** A stream to a served port, and whether that server wants our prefix stripped. */
+export interface IOpenedPort {
+  stream: Duplex;
+  stripPrefix: boolean;
+}
+
 /** A stream to port `port` of the session whose proxy key is `key`. */
-export type OpenPort = (key: string, port: number) => Promise<Duplex>;
+export type OpenPort = (key: string, port: number) => Promise<IOpenedPort>;
+
+/** What a proxied request is: the port, the upstream path with our prefix and without. */
+export interface IPortRequest {
+  key: string;
+  port: number;
+  /** The public prefix, then the rest (and the query). */
+  path: string;
+  /** The rest (and the query), from its `/`. */
+  rest: string;
+}
 
 /** Headers that describe one hop and must not be forwarded as they are. */
 const HOP_HEADERS = [
@@ -38,15 +57,15 @@ function cleanHeaders(h: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
 export async function proxyHttp(
   req: http.IncomingMessage,
   res: http.ServerResponse,
-  target: { key: string; port: number; path: string },
+  target: IPortRequest,
   open: OpenPort
 ): Promise<void> {
-  const channel = await open(target.key, target.port);
+  const { stream: channel, stripPrefix } = await open(target.key, target.port);
   const upstream = http.request(
     {
       createConnection: () => channel as any,
       method: req.method,
-      path: target.path,
+      path: stripPrefix ? target.rest : target.path,
       headers: { ...cleanHeaders(req.headers), host: `127.0.0.1:${target.port}`, connection: 'close' }
     },
     up => {
@@ -75,11 +94,11 @@ export async function proxyUpgrade(
   req: http.IncomingMessage,
   socket: Duplex,
   head: Buffer,
-  target: { key: string; port: number; path: string },
+  target: IPortRequest,
   open: OpenPort
 ): Promise<void> {
-  const channel = await open(target.key, target.port);
-  const lines = [`${req.method} ${target.path} HTTP/1.1`];
+  const { stream: channel, stripPrefix } = await open(target.key, target.port);
+  const lines = [`${req.method} ${stripPrefix ? target.rest : target.path} HTTP/1.1`];
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     const name = req.rawHeaders[i];
     const lower = name.toLowerCase();

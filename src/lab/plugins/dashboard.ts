@@ -4,7 +4,7 @@ import { Notification, WidgetTracker, type IFrame, type MainAreaWidget } from '@
 import { ITranslator } from '@jupyterlab/translation';
 
 import { CommandIDs } from '../commands';
-import { createDashboard } from '../dashboard';
+import { createDashboard, dashboardId } from '../dashboard';
 import { IRemoteClusterModel } from '../tokens';
 
 export const dashboardPlugin: JupyterFrontEndPlugin<void> = {
@@ -18,17 +18,19 @@ export const dashboardPlugin: JupyterFrontEndPlugin<void> = {
 
     app.commands.addCommand(CommandIDs.openDashboard, {
       label: trans.__('Open the Dask dashboard'),
+      // args: session; port: the proxied label (absent: 0, the session's own scheduler)
       execute: args => {
         const s = model.session(String(args['session']));
         if (!s) {
           return;
         }
-        const existing = dashboards.find(w => w.id === `jp-remote-cluster-dashboard-${s.id}`);
+        const port = Number(args['port'] ?? 0);
+        const existing = dashboards.find(w => w.id === dashboardId(s, port));
         if (existing) {
           app.shell.activateById(existing.id);
           return;
         }
-        const widget = createDashboard(s, trans);
+        const widget = createDashboard(s, trans, port);
         if (!widget) {
           Notification.warning(trans.__('This session serves no dashboard.'));
           return;

@@ -96,19 +96,9 @@ class DaskMixin:
             workers = [{"name": "rc-worker-0", "host": self.state["host"]}] + self.start_remote_workers(threads, env)
             path = "%s/status" % prefix
             with self.lock:
-                self.dask_env = {
-                    # Client() in a notebook connects with no argument, over the session's
-                    # TLS; require-encryption is not forced on kernels, so their own
-                    # LocalCluster() works as anywhere else
-                    "DASK_SCHEDULER_ADDRESS": address,
-                    "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": self.tls["ca"],
-                    "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": self.tls["cert"],
-                    "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": self.tls["key"],
-                    # links printed in notebooks point at the proxied dashboard
-                    "DASK_DISTRIBUTED__DASHBOARD__LINK": path,
-                }
-                self.http_sockets[DASHBOARD_LABEL] = dash_sock
-            self.forward_http(DASHBOARD_LABEL, dash_sock)
+                # Client() in a notebook connects with no argument, over the session's TLS
+                # (kernel_dask_env: the certificates; links to the proxied dashboard)
+                self.dask_env = {"DASK_SCHEDULER_ADDRESS": address}
             self.write_state(
                 dask={
                     "status": "running",
@@ -117,9 +107,10 @@ class DaskMixin:
                     "workerThreads": threads,
                     "workers": workers,
                     "tls": True,
-                },
-                httpPorts=[{"port": int(DASHBOARD_LABEL), "name": "dask-dashboard", "path": path}],
-                httpSockets=dict(self.http_sockets),
+                }
+            )
+            self.offer_http(
+                DASHBOARD_LABEL, dash_sock, {"port": int(DASHBOARD_LABEL), "name": "dask-dashboard", "path": path}
             )
             log("dask scheduler %s (TLS), dashboard on %s" % (address, dash_sock))
         except Exception as e:  # noqa: BLE001 - kernels must keep working without Dask
@@ -129,7 +120,8 @@ class DaskMixin:
             stop_processes(procs, 1.0)
             msg = "Dask did not start: %s%s" % (e, self.tls_hint())
             log(msg)
-            self.write_state(dask={"status": "failed", "error": msg}, httpPorts=[])
+            self.withdraw_http(DASHBOARD_LABEL)
+            self.write_state(dask={"status": "failed", "error": msg})
 
     def tls_hint(self):
         """Why Dask failed, when it is that the session's Python cannot speak TLS."""
@@ -198,4 +190,5 @@ class DaskMixin:
         if dask.get("status") == "running" and procs and procs[0].poll() is not None:
             msg = "Dask scheduler exited with code %s" % procs[0].returncode
             log(msg)
-            self.write_state(dask=dict(dask, status="failed", error=msg), httpPorts=[])
+            self.withdraw_http(DASHBOARD_LABEL)
+            self.write_state(dask=dict(dask, status="failed", error=msg))

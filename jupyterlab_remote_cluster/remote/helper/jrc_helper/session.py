@@ -12,11 +12,12 @@ import sys
 import threading
 import time
 
-from .common import log, stop_processes, write_private
+from .common import DASK_PRELOAD, log, stop_processes, write_private
 from .connectivity import ConnectivityMixin
 from .dask import DaskMixin
 from .kernels import KernelsMixin
 from .protocol import PROTOCOL_VERSION
+from .served import ServedMixin, kernel_dask_env
 from .workers import WorkersMixin
 
 HEARTBEAT_SECONDS = 10
@@ -27,7 +28,7 @@ SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin):
+class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMixin):
     """One session: this process, from config.json to its stop. Its state is here; the
     kernel, Dask and connectivity methods come from the mixins and use it."""
 
@@ -45,6 +46,9 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin):
         self.runtime = None  # node-local private dir (make_runtime_dir)
         self.tls = None  # paths of the session's CA, certificate and key in it
         self.http_sockets = {}  # proxied port label -> Unix socket (the dashboard: "0")
+        self.served = {}  # proxied port label -> its httpPorts entry (served.py)
+        self.served_misses = {}
+        self.dashboards = None  # where kernels' Dask schedulers put their dashboards
         self.kernel_seq = 0
         self.tunnel = None  # ReverseTunnel (reverse, auto)
         self.config = {}
@@ -173,6 +177,9 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin):
     # --- environment of what the session runs ---------------------------------------------
     def child_env(self, extra=None):
         env = dict(os.environ)
+        # the kernels' own Dask on the session's TLS, dashboards private (served.py); a
+        # profile's kernelEnv may still say otherwise, deliberately
+        env.update(kernel_dask_env(self.tls, self.dashboards, self.config["proxyBase"], DASK_PRELOAD))
         env.update(self.config["kernelEnv"])
         if extra:
             env.update(extra)
@@ -231,6 +238,7 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin):
         self.write_state(status="starting", connectivity=self.config["connectivity"])
         try:
             self.setup_connectivity()
+            self.setup_served()
         except (OSError, ValueError, RuntimeError) as e:
             self.fail("cannot listen (connectivity %s): %s" % (self.config["connectivity"], e))
             self.close_connectivity()
@@ -238,6 +246,7 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin):
                 shutil.rmtree(self.runtime, ignore_errors=True)
             return 1
         threading.Thread(target=self.server.serve_forever, name="control", daemon=True).start()
+        threading.Thread(target=self.watch_dashboards, name="dashboards", daemon=True).start()
         log("session %s ready to serve (connectivity %s)" % (self.config["sessionId"], self.config["connectivity"]))
         if self.config["dask"] and not self.stop_event.is_set():
             self.start_dask()

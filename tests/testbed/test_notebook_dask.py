@@ -1,0 +1,113 @@
+"""A notebook's own Dask (docs/scale-out.md, "A notebook's own scheduler"), on the testbed's
+real Slurm: `LocalCluster()` typed in a session's notebook runs on the session's mutual
+TLS with its dashboard off TCP; bob, with a job on the node, reaches none of it (in the
+clear on 127.0.0.1, its scheduler would run his code as alice); the session offers its
+dashboard, which opens through the proxy and is withdrawn when the cluster closes."""
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .attacker import Probe, nothing_reached
+from .conftest import agent_call, proxy_get, session_kernel, wait_state
+
+ALICE_UID = int(subprocess.run(["id", "-u", "alice"], capture_output=True, text=True).stdout)
+SECRET = "nb-dask-secret-7"
+
+
+@pytest.fixture(scope="module")
+def light_session(jupyter_dirs):
+    """A running session without the session's own Dask (only the notebook's), and a kernel."""
+    path = Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
+    original = path.read_text()
+    settings = json.loads("\n".join(line for line in original.splitlines() if not line.strip().startswith("//")))
+    base = settings["profiles"][0]
+    name = "rcit-notebook-dask"
+    settings["profiles"].append({**base, "name": name, "title": name, "dask": False})
+    path.write_text(json.dumps(settings, indent=1))
+    code, s = agent_call("POST", "/api/v1/sessions", {"profile": name})
+    assert code == 201, s
+    sid = s["id"]
+    try:
+        s = wait_state(sid, ("running", "ended"), 120)
+        assert s["state"] == "running", s
+        kc = session_kernel(sid)
+        yield s, kc
+        kc.stop_channels()
+    finally:
+        agent_call("DELETE", f"/api/v1/sessions/{sid}")
+        path.write_text(original)
+
+
+def run(kc, code: str, timeout: float = 120) -> str:
+    """What `code` prints on stdout (the in-kernel scheduler logs bob's attempts on stderr)."""
+    out = []
+
+    def hook(m):
+        c = m["content"]
+        if m["msg_type"] == "error" or c.get("name") == "stdout":
+            out.append(c.get("text") or "".join(c.get("traceback") or []))
+
+    reply = kc.execute_interactive(code, timeout=timeout, output_hook=hook)
+    assert reply["content"]["status"] == "ok", "".join(out)
+    return "".join(out).strip()
+
+
+def served(sid: str, pred, timeout: float = 60) -> dict:
+    """The session (as the agent reports it) once `pred(its httpPorts)` holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, s = agent_call("GET", f"/api/v1/sessions/{sid}")
+        assert code == 200, s
+        if pred(s.get("httpPorts") or []) or time.monotonic() > deadline:
+            return s
+        time.sleep(1)
+
+
+def test_a_notebooks_local_cluster_is_private_and_its_dashboard_opens_in_lab(light_session):
+    session, kc = light_session
+    sid = session["id"]
+    out = run(
+        kc,
+        "from distributed import LocalCluster, Client\n"
+        "lc = LocalCluster(n_workers=2, threads_per_worker=1)\nc = Client(lc)\nc.wait_for_workers(2)\n"
+        "print(lc.scheduler_address, c.submit(lambda x: x * 2, 21).result(), lc.dashboard_link)",
+    )
+    address, answer, link = out.split()
+
+    # bob, with a job on alice's node, tries every listener of hers: the scheduler, the
+    # workers and nannies, the relay; Dask (running os.getuid), HTTP(S), ZMQ, raw reads
+    probe = Probe(session["node"], uid=ALICE_UID)
+    probe.ready()
+    assert run(kc, f"print({SECRET!r})") == SECRET  # alice at work while bob listens
+    result = probe.result()
+    assert nothing_reached(result, SECRET) == []
+    assert ["127.0.0.1", int(address.rsplit(":", 1)[1])] in result["enumerated"]["tcp"], result["enumerated"]
+    assert len(result["enumerated"]["tcp"]) >= 5, result["enumerated"]  # scheduler, 2 workers, 2 nannies
+    # alice's Dask works, on TLS, and prints the proxied dashboard's link
+    assert address.startswith("tls://127.0.0.1:") and answer == "42", out
+    assert re.search(r"/remote-cluster/proxied/[A-Za-z0-9_-]{43}/1/status$", link), out
+
+    # the session offers the dashboard (the sidebar's row), through the proxy
+    s = served(sid, lambda ports: any(p["port"] == 1 and p.get("workers") == 2 for p in ports))
+    offered = [p for p in s.get("httpPorts") or [] if p["port"] == 1]
+    assert len(offered) == 1 and offered[0]["name"] == "dask-notebook" and offered[0]["path"] == link, s
+    assert offered[0]["stripPrefix"] is True and offered[0]["threads"] == 2, offered
+    assert offered[0]["kernelId"] in (s.get("kernels") or []), (offered, s.get("kernels"))
+    code, body = proxy_get(link)
+    assert code == 200 and b"<html" in body.lower() and b"bokeh" in body.lower(), body[:300]
+    code, body = proxy_get(link.replace("/status", "/json/identity.json"))
+    assert code == 200, body[:300]
+    identity = json.loads(body)
+    assert identity["type"] == "Scheduler" and identity["address"] == address and identity["n_workers"] == 2
+
+    # closed in the notebook: withdrawn from the session, and from the proxy
+    run(kc, "c.close(); lc.close()")
+    s = served(sid, lambda ports: not any(p["port"] == 1 for p in ports), 30)
+    assert not any(p["port"] == 1 for p in s.get("httpPorts") or []), s
+    code, _ = proxy_get(link)
+    assert code == 404
