@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from .attacker import Probe, nothing_reached
-from .conftest import agent_call, proxy_get, session_kernel, wait_state
+from .conftest import TESTBED, agent_call, proxy_get, session_kernel, wait_state
 
 ALICE_UID = int(subprocess.run(["id", "-u", "alice"], capture_output=True, text=True).stdout)
 SECRET = "nb-dask-secret-7"
@@ -111,3 +111,93 @@ def test_a_notebooks_local_cluster_is_private_and_its_dashboard_opens_in_lab(lig
     assert not any(p["port"] == 1 for p in s.get("httpPorts") or []), s
     code, _ = proxy_get(link)
     assert code == 404
+
+
+def squeue_names(tag: str) -> list:
+    r = subprocess.run(
+        [
+            str(TESTBED),
+            "exec",
+            "login",
+            "--user",
+            "alice",
+            "--",
+            "squeue",
+            "-h",
+            "-u",
+            "alice",
+            "-n",
+            tag,
+            "-o",
+            "%i %T %N",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split("\n")[:-1]
+
+
+def test_elastic_workers_from_slurmcluster_join_on_tls_and_die_with_the_session(light_session):
+    """SLURMCluster() with no argument in the notebook: scale(2) submits two worker jobs
+    tagged with the session, which join over the session's TLS; bob's Dask client on the
+    other node is refused; the notebook scheduler's dashboard shows them through the proxy;
+    a helper killed outright leaves no worker job a minute later (this test ends the session)."""
+    session, kc = light_session
+    sid, tag = session["id"], f"jrc-w-{session['id']}"
+    got = json.loads(
+        run(
+            kc,
+            "import json, socket\nfrom dask_jobqueue import SLURMCluster\nfrom distributed import Client\n"
+            "jq = SLURMCluster()\njq.scale(2)\njc = Client(jq)\njc.wait_for_workers(2, timeout=180)\n"
+            "print(json.dumps({'hosts': sorted(jc.run(socket.gethostname).values()),\n"
+            "  'workers': sorted(jc.scheduler_info()['workers']), 'scheduler': jq.scheduler_address,\n"
+            "  'link': jq.dashboard_link, 'tasks': sum(jc.gather(jc.map(lambda x: x, range(10))))}))",
+            timeout=300,
+        )
+    )
+    assert got["tasks"] == 45 and len(got["workers"]) == 2, got
+    assert got["scheduler"].startswith("tls://") and "127.0.0.1" not in got["scheduler"], got
+    assert all(w.startswith("tls://") for w in got["workers"]), got
+    jobs = squeue_names(tag)
+    assert len(jobs) == 2 and all(" RUNNING " in j for j in jobs), jobs
+
+    # bob, on the other node and on the login node: the scheduler refuses him, plain or
+    # with a certificate of his own (the controls: his own listeners answer the same probes)
+    host, port = got["scheduler"][len("tls://") :].rsplit(":", 1)
+    for where in ("node2", "login"):
+        probe = Probe(where, tcp=[(host, int(port))], unix_prefixes=())
+        probe.ready()
+        assert nothing_reached(probe.result()) == [], where
+
+    # its dashboard, offered by the session, lists the two workers
+    s = served(sid, lambda ports: any(p["path"] == got["link"] and p.get("workers") == 2 for p in ports))
+    assert any(p["path"] == got["link"] and p.get("workers") == 2 for p in s.get("httpPorts") or []), s
+    code, body = proxy_get(got["link"].replace("/status", "/json/identity.json"))
+    assert code == 200 and sorted(json.loads(body)["workers"]) == got["workers"], body[:300]
+
+    # the helper killed outright (no cleanup of its own): the agent sees the session end
+    # and cancels the tagged jobs; none is left a minute later
+    r = subprocess.run(
+        [
+            str(TESTBED),
+            "exec",
+            session["node"],
+            "--user",
+            "alice",
+            "--",
+            "pkill",
+            "-9",
+            "-f",
+            f"serve --session-dir .*{sid}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 60
+    while squeue_names(tag) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert squeue_names(tag) == []

@@ -284,6 +284,7 @@ export class PbsAdapter implements ISchedulerAdapter {
     hosts: 'awk \'!seen[$0]++\' "$PBS_NODEFILE"',
     launch: 'pbsdsh -h {host} {command}'
   };
+  readonly elastic = { config: 'pbs', cancelTagged: 'qselect -N {name} -u "$(id -un)" | xargs -r qdel' };
   readonly flavour: PbsFlavour;
 
   constructor(options: IPbsOptions = {}) {

@@ -198,6 +198,8 @@ export class SgeAdapter implements ISchedulerAdapter {
       'q=qrsh; for d in "$SGE_ROOT/bin/$ARC" "$SGE_BINARY_PATH"; do if [ -x "$d/qrsh" ]; then q="$d/qrsh"; break; fi; done; ' +
       'exec "$q" -inherit -nostdin {host} {command}'
   };
+  // (qdel takes job names too: every job of this user with that name)
+  readonly elastic = { config: 'sge', cancelTagged: 'qdel {name}' };
   readonly parallelEnvironment: string;
   readonly gpuResource: string;
 

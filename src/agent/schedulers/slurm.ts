@@ -159,6 +159,7 @@ export class SlurmAdapter implements ISchedulerAdapter {
     launch:
       'srun --overlap --nodes=1 --ntasks=1 --nodelist={host} --cpus-per-task={threads} --kill-on-bad-exit=0 --job-name={name} {command}'
   };
+  readonly elastic = { config: 'slurm', cancelTagged: 'scancel --name={name} --user="$(id -un)"' };
   private readonly clusters = new Map<string, SlurmAdapter>();
 
   /** `features`: what is known of the cluster's Slurm (learned by status queries when empty). */

@@ -91,6 +91,14 @@ export interface ISchedulerAdapter {
    * node, {name}: the worker's name). Absent: the adapter refuses `nodes` > 1.
    */
   readonly multiNode?: { hosts: string; launch: string };
+  /**
+   * Elastic Dask workers a notebook submits with dask-jobqueue (docs/scale-out.md):
+   * `config`, the config name of the batch system's dask-jobqueue cluster class ("slurm"
+   * for SLURMCluster), which the helper preconfigures in the kernels' environment;
+   * `cancelTagged`, the shell line that cancels every job of this user named `{name}`
+   * (the session's tag). Absent: not preconfigured for this batch system.
+   */
+  readonly elastic?: { config: string; cancelTagged: string };
   /** An instance for one cluster, for adapters that learn per cluster (Slurm: version, --me, JSON). */
   forCluster?(clusterKey: string): ISchedulerAdapter;
   /** Throws InvalidRequestError naming the field for any value it cannot use safely. */

@@ -29,6 +29,7 @@ import { KernelTable } from './kernels';
 import type { IClusterLink, LinkFactory } from '../cluster/link';
 import { StatusPoller } from './poller';
 import { publicView } from './view';
+import { cancelElasticCommand, elasticConfig } from './elastic';
 import {
   HEARTBEAT_STALE_S,
   now,
@@ -340,7 +341,8 @@ export class SessionManager {
       ...(profile.reverseHost && { reverseHost: profile.reverseHost }),
       // A plain host is its own "login node": nothing needs to reach it from outside.
       ...(adapter.helperOnLoopback && { bindAddress: '127.0.0.1' }),
-      ...this.workersConfig(s.resources, adapter, profile, `${codeDir}/${remote.entry}`, dir)
+      ...this.workersConfig(s.resources, adapter, profile, `${codeDir}/${remote.entry}`, dir),
+      ...elasticConfig(s, adapter, profile, `${codeDir}/${remote.entry}`, dir)
     };
     s.connectivity = config.connectivity === 'auto' ? undefined : config.connectivity;
     await link.writeFile(`${dir}/config.json`, JSON.stringify(config), 0o600);
@@ -499,12 +501,29 @@ export class SessionManager {
       }
     }
     this.kernels.endSession(s.id, `the session ended: ${why}`);
+    await this.cancelWorkerJobs(s, link);
     await this.removeReverseDir(s, link);
     this.helper.forget(s.id);
     this.update(s, { state: 'ended', reason: why, timeLeftSeconds: undefined, httpPorts: [] });
   }
 
   /* ---------------- cancel ---------------- */
+
+  /**
+   * The elastic worker jobs a notebook submitted (tagged with the session): the helper
+   * cancels them when it stops; this catches those of a helper that could not (killed,
+   * node lost). Best effort: a job of this name may not exist.
+   */
+  private async cancelWorkerJobs(s: ISessionRecord, link?: IClusterLink): Promise<void> {
+    if (!link || s.state !== 'running') {
+      return;
+    }
+    const profile = await this.sessionProfile(s).catch(() => undefined);
+    const command = profile && cancelElasticCommand(s, this.adapter(profile));
+    if (command) {
+      await link.exec(onLogin(profile, command), { timeoutMs: 60_000 }).catch(() => undefined);
+    }
+  }
 
   private async cancelJob(s: ISessionRecord, link: IClusterLink): Promise<void> {
     if (!s.jobId) {

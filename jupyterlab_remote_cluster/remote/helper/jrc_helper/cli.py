@@ -3,13 +3,22 @@ directory instead of the zipapp)."""
 
 import argparse
 import os
+import sys
 
 from .common import log
 from .session import Helper
-from .workers import run_worker
+from .workers import run_job_worker, run_worker
 
 
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["job-worker"]:
+        # `<launcher> -m distributed.cli.dask_worker <args>` (dask-jobqueue's job script):
+        # everything after the session dir is the worker's, not ours to parse
+        if len(argv) < 3 or argv[1] != "--session-dir" or not os.path.isdir(argv[2]):
+            log("usage: job-worker --session-dir DIR -m distributed.cli.dask_worker ARGS")
+            return 2
+        return run_job_worker(os.path.abspath(argv[2]), argv[3:])
     parser = argparse.ArgumentParser(description="jupyterlab-remote-cluster remote helper")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the session's control channel")

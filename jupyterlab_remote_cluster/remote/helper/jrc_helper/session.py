@@ -15,6 +15,7 @@ import time
 from .common import DASK_PRELOAD, log, stop_processes, write_private
 from .connectivity import ConnectivityMixin
 from .dask import DaskMixin
+from .jobqueue import cancel_worker_jobs, check_jobqueue, jobqueue_env
 from .kernels import KernelsMixin
 from .protocol import PROTOCOL_VERSION
 from .served import ServedMixin, kernel_dask_env
@@ -171,6 +172,8 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
         if workers is not None and not all(isinstance(workers.get(k), str) and workers[k] for k in ("hosts", "launch")):
             raise ValueError("config.json: workers must hold the hosts and launch commands")
         cfg["workers"] = workers
+        # dask-jobqueue preconfigured for the kernels (jobqueue.py)
+        cfg["jobqueue"] = check_jobqueue(c.get("jobqueue"))
         self.config = cfg
         self.state["sessionId"] = cfg["sessionId"]
 
@@ -180,6 +183,8 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
         # the kernels' own Dask on the session's TLS, dashboards private (served.py); a
         # profile's kernelEnv may still say otherwise, deliberately
         env.update(kernel_dask_env(self.tls, self.dashboards, self.config["proxyBase"], DASK_PRELOAD))
+        if self.config.get("jobqueue"):
+            env.update(jobqueue_env(self.config["jobqueue"], self.dir))
         env.update(self.config["kernelEnv"])
         if extra:
             env.update(extra)
@@ -209,6 +214,8 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
         # cannot clean up any more. The processes still running lose their sockets and
         # the session's TLS key on disk; they are stopped next.
         self.close_connectivity()
+        # the worker jobs a notebook submitted (dask-jobqueue) end with the session
+        cancel_worker_jobs(self.config.get("jobqueue"), dict(os.environ))
         if self.runtime:
             shutil.rmtree(self.runtime, ignore_errors=True)  # sockets, TLS files, Dask scratch
         with self.lock:

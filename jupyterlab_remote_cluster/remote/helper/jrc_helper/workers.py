@@ -80,11 +80,41 @@ class WorkersMixin:
 
 
 def run_worker(session_dir, name, nthreads):
-    """`helper.pyz worker`: one Dask worker on this node for the session in `session_dir`,
-    on the session's TLS, in a private runtime directory removed when it stops."""
+    """`helper.pyz worker`: one Dask worker on this node for the session in `session_dir`
+    (a node of its allocation), named `name`, with the scheduler from its scheduler file."""
     if not re.match(r"^rc-worker-[0-9]{1,4}$", name):
         log("worker name %r is not rc-worker-<n>" % name)
         return 2
+    args = [
+        "--scheduler-file",
+        os.path.join(session_dir, "dask-scheduler.json"),
+        "--nthreads",
+        str(nthreads),
+        "--nworkers",
+        "1",
+        "--no-dashboard",
+        "--name",
+        name,
+        "--death-timeout",
+        "60",  # exits by itself if the scheduler is gone
+    ]
+    return run_dask_worker(session_dir, args)
+
+
+def run_job_worker(session_dir, argv):
+    """`helper.pyz job-worker --session-dir D -m distributed.cli.dask_worker <args>`: what
+    a dask-jobqueue worker job runs (its `python` is this launcher, jobqueue.py): the
+    worker jobqueue asked for, on the session's TLS, private on this node."""
+    if argv[:2] != ["-m", "distributed.cli.dask_worker"]:
+        log("job-worker runs distributed.cli.dask_worker only, not %r" % argv[:2])
+        return 2
+    return run_dask_worker(session_dir, argv[2:])
+
+
+def run_dask_worker(session_dir, worker_args):
+    """A Dask worker with `worker_args`, on the session's TLS (its files written into a
+    private runtime directory on this node, removed when it stops), its HTTP server off
+    TCP (the preload), its scratch space in that directory."""
     path = os.path.join(session_dir, "config.json")
     st = os.stat(path)
     if st.st_uid != os.getuid() or st.st_mode & 0o077:
@@ -100,12 +130,8 @@ def run_worker(session_dir, name, nthreads):
             cfg.get("python") or sys.executable,
             "-m",
             "distributed.cli.dask_worker",
-            "--scheduler-file",
-            os.path.join(session_dir, "dask-scheduler.json"),
-            "--nthreads",
-            str(nthreads),
-            "--nworkers",
-            "1",
+            *worker_args,
+            # (after the caller's: the last one counts)
             "--protocol",
             "tls",
             "--tls-ca-file",
@@ -116,13 +142,8 @@ def run_worker(session_dir, name, nthreads):
             tls["key"],
             "--preload",
             DASK_PRELOAD,
-            "--no-dashboard",
-            "--name",
-            name,
             "--local-directory",
             os.path.join(runtime, "dask-worker"),
-            "--death-timeout",
-            "60",  # exits by itself if the scheduler is gone
         ]
         env = dict(os.environ)
         env.update(cfg.get("kernelEnv") or {})
@@ -136,7 +157,7 @@ def run_worker(session_dir, name, nthreads):
 
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, stop)
-        log("dask worker %s on %s" % (name, socket.gethostname()))
+        log("dask worker on %s: %s" % (socket.gethostname(), " ".join(worker_args)))
         return proc.wait()
     finally:
         if proc is not None and proc.poll() is None:

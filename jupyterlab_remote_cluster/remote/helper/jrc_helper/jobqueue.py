@@ -1,0 +1,81 @@
+"""Elastic Dask workers from a notebook: dask-jobqueue preconfigured for the session.
+
+The agent writes `jobqueue` into config.json (the batch system's dask-jobqueue config
+name, the session's tag, the profile's queue, account, walltime, cores and memory, and
+the launcher). The kernels get it as Dask configuration, so that in a notebook
+`SLURMCluster()` (or SGECluster, PBSCluster) with no argument, then `scale(n)` or
+`adapt()`, submits worker jobs that:
+  - are named with the session's tag (how the helper and the agent find and cancel them:
+    when the session stops, and after a helper that could not);
+  - run `helper.pyz job-worker` instead of python (the launcher): it puts the session's
+    TLS in a private directory on the worker's node and runs the Dask worker on mutual
+    TLS, its HTTP server off TCP (the preload), its scratch space private;
+  - write their logs into the session directory (0700), not the notebook's folder.
+The notebook's scheduler listens on the session's TLS (kernel_dask_env in served.py),
+on the node's address so that the worker jobs reach it; its dashboard is offered like
+any notebook scheduler's.
+"""
+
+import json
+import os
+import subprocess
+
+from .common import log
+
+CANCEL_TIMEOUT = 10
+
+
+def jobqueue_env(jq, session_dir):
+    """The kernels' dask-jobqueue configuration (DASK_JOBQUEUE__<CONFIG>__*)."""
+    p = "DASK_JOBQUEUE__%s__" % jq["config"].upper()
+    env = {
+        p + "NAME": jq["name"],
+        p + "PYTHON": jq["launcher"],
+        p + "CORES": str(jq["cores"]),
+        p + "MEMORY": jq["memory"],
+        p + "LOG_DIRECTORY": os.path.join(session_dir, "jobqueue"),
+        # TLS (the session's certificates come from the kernels' Dask config); no host:
+        # the scheduler listens on the node's addresses, for workers on other nodes
+        p + "SCHEDULER_OPTIONS": json.dumps({"protocol": "tls"}),
+    }
+    for key in ("queue", "account", "walltime"):
+        if jq.get(key):
+            env[p + key.upper()] = jq[key]
+    return env
+
+
+def check_jobqueue(jq):
+    """config.json's `jobqueue` (None: not preconfigured); raises ValueError when malformed."""
+    if jq is None:
+        return None
+    strings = ("config", "name", "cancel", "launcher", "memory")
+    if not (
+        isinstance(jq, dict)
+        and all(isinstance(jq.get(k), str) and jq[k] for k in strings)
+        and isinstance(jq.get("cores"), int)
+        and not isinstance(jq.get("cores"), bool)
+        and all(isinstance(jq.get(k, ""), str) for k in ("queue", "account", "walltime"))
+        and jq["config"].isalpha()
+    ):
+        raise ValueError("config.json: jobqueue must hold config, name, cancel, launcher, cores and memory")
+    return jq
+
+
+def cancel_worker_jobs(jq, env):
+    """Cancel every worker job of the session (by its tag); best effort, bounded."""
+    if not jq:
+        return
+    try:
+        r = subprocess.run(
+            ["sh", "-c", jq["cancel"]],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=CANCEL_TIMEOUT,
+        )
+        log(
+            "worker jobs %s cancelled (%s): %s" % (jq["name"], r.returncode, r.stdout.decode("utf-8", "replace")[-300:])
+        )
+    except (OSError, subprocess.SubprocessError) as e:
+        log("cannot cancel the worker jobs %s: %s" % (jq["name"], e))
