@@ -496,7 +496,14 @@ def test_dask_over_tls_with_a_private_dashboard_and_sigterm(tmp_path):
         dask = st["dask"]
         assert dask["status"] == "running", dask
         path = "/remote-cluster/sessions/ab12/proxy/0/status"
-        assert st["httpPorts"] == [{"port": 0, "name": "dask-dashboard", "path": path}]
+        # (and, once the helper has asked it, how many workers and threads it has)
+        assert [{k: p[k] for k in ("port", "name", "path")} for p in st["httpPorts"]] == [
+            {"port": 0, "name": "dask-dashboard", "path": path}
+        ]
+        counted = wait_for(
+            lambda: s.state()["httpPorts"][0].get("workers") == 1 and s.state()["httpPorts"][0], 20, "count"
+        )
+        assert counted["threads"] == 1, counted
         # the dashboard answers under the proxied prefix, on a 0600 socket in the runtime dir
         sock = st["httpSockets"]["0"]
         assert Path(sock).parent == Path(st["runtimeDir"]) and stat.S_IMODE(os.stat(sock).st_mode) == 0o600

@@ -24,6 +24,7 @@ STATE_CHANGING = [
     ("POST", "remote-cluster/api/v1/sessions", {"profile": "attacker"}),
     ("DELETE", "remote-cluster/api/v1/sessions/0123456789ab", None),
     ("POST", "remote-cluster/api/v1/sessions/0123456789ab/kernels", {}),
+    ("POST", "remote-cluster/api/v1/sessions/0123456789ab/workers", {"count": 2}),
     ("POST", "remote-cluster/api/v1/kernels/k1/signal", {"signal": "SIGKILL"}),
     ("POST", "remote-cluster/api/v1/kernels/k1/restart", {}),
     ("POST", "remote-cluster/api/v1/kernels/k1/detach", {}),
@@ -254,6 +255,7 @@ async def test_no_job_without_both_kernels_and_remote_cluster_write(
 # What starts, stops or signals a job or a kernel: Jupyter's `kernels: write` is needed too.
 KERNEL_ACTIONS = [
     ("POST", "remote-cluster/api/v1/sessions/0123456789ab/kernels", {}),
+    ("POST", "remote-cluster/api/v1/sessions/0123456789ab/workers", {"count": 1}),
     ("POST", "remote-cluster/api/v1/kernels/k1/signal", {"signal": "SIGINT"}),
     ("POST", "remote-cluster/api/v1/kernels/k1/restart", {}),
     ("POST", "remote-cluster/api/v1/kernels/k1/detach", {}),

@@ -9,6 +9,7 @@
  *   GET    /api/v1/sessions                       POST {profile, resources?}  -> new session
  *   GET    /api/v1/sessions/<id>                  DELETE -> cancel (ended sessions: forget)
  *   POST   /api/v1/sessions/<id>/kernels          {kernelId?} -> connection info on 127.0.0.1
+ *   POST   /api/v1/sessions/<id>/workers          {count} -> Dask worker jobs submitted (their ids)
  *   GET    /api/v1/kernels/<kid>                  alive / dead / unknown (link down)
  *   POST   /api/v1/kernels/<kid>/signal           {signal}
  *   POST   /api/v1/kernels/<kid>/restart          stop it; the next start of <kid> is its restart
@@ -32,7 +33,13 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 
 import type { AgentEvent, IAgentHealth, IApiError } from '../common/api';
-import { parseKernelRequest, parsePromptAnswer, parseSignalRequest, parseSubmitRequest } from './http/requests';
+import {
+  parseAddWorkersRequest,
+  parseKernelRequest,
+  parsePromptAnswer,
+  parseSignalRequest,
+  parseSubmitRequest
+} from './http/requests';
 import { ConflictError, InvalidRequestError, NotFoundError, SchedulerUnavailableError } from './schedulers/types';
 import type { SessionManager } from './sessions/manager';
 import type { PromptBroker } from './sessions/prompts';
@@ -206,6 +213,11 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
       return sendJson(res, 200, await svc.sessions.adoptKernel(m[1], r.kernelId));
     }
     return sendJson(res, 201, await svc.sessions.startKernel(m[1], r.kernelId));
+  }
+  if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/workers$/))) {
+    method(req, 'POST');
+    const { count } = parseAddWorkersRequest(await readJson(req));
+    return sendJson(res, 201, await svc.sessions.addWorkers(m[1], count));
   }
   if ((m = p.match(/^\/api\/v1\/kernels\/([A-Za-z0-9_-]{1,64})(?:\/(signal|restart|detach))?$/))) {
     const [, kid, verb] = m;

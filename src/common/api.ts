@@ -180,6 +180,8 @@ export interface ISession {
   kernels?: string[];
   /** The session's Dask workers, as its helper started them (one per node of the allocation). */
   daskWorkers?: { name: string; host: string; threads: number }[];
+  /** Worker jobs can be added to the session's Dask ("Add workers"). */
+  canAddWorkers?: boolean;
   /**
    * What the user should know about a live session besides its state: a session started
    * by an earlier release without the protections, Dask that did not start (and why).

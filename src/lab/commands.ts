@@ -17,6 +17,8 @@ export namespace CommandIDs {
   export const cancelSession = 'remote-cluster:cancel-session';
   export const removeSession = 'remote-cluster:remove-session';
   export const attachKernel = 'remote-cluster:attach-kernel';
+  /** Dask worker jobs joining the session's scheduler; args: `session`, `count` (absent: asks). */
+  export const addWorkers = 'remote-cluster:add-workers';
   /** Starts the login of a cluster waiting for sign-in; args: `cluster` (default: the first). */
   export const signIn = 'remote-cluster:sign-in';
 }

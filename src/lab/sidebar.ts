@@ -176,6 +176,11 @@ export class SessionsPanel extends Widget {
                   workers.length,
                   hosts
                 );
+          // Worker jobs added later ("Add workers", dask-jobqueue on this scheduler) join it too.
+          const total = (s.httpPorts ?? []).find(p => p.port === 0)?.workers ?? workers.length;
+          if (total > workers.length) {
+            row.textContent += t._n(' (+%1 from worker jobs)', ' (+%1 from worker jobs)', total - workers.length);
+          }
         }
         // Dask schedulers the notebooks started (LocalCluster, dask-jobqueue), each with its dashboard.
         for (const p of (s.httpPorts ?? []).filter(x => x.name === 'dask-notebook')) {
@@ -220,6 +225,9 @@ export class SessionsPanel extends Widget {
         actions.appendChild(this.button(t.__('Notebook'), CommandIDs.openNotebook, s.id));
         if ((s.httpPorts ?? []).some(p => p.name === 'dask-dashboard')) {
           actions.appendChild(this.button(t.__('Dashboard'), CommandIDs.openDashboard, s.id));
+        }
+        if (s.canAddWorkers) {
+          actions.appendChild(this.button(t.__('Add workers'), CommandIDs.addWorkers, s.id));
         }
       }
       if (s.state === 'ended') {

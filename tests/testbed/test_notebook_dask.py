@@ -113,6 +113,26 @@ def test_a_notebooks_local_cluster_is_private_and_its_dashboard_opens_in_lab(lig
     assert code == 404
 
 
+@pytest.fixture(scope="module")
+def dask_session(jupyter_dirs):
+    """A running session with its own Dask scheduler (no kernel); cancelled by its test."""
+    path = Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
+    original = path.read_text()
+    settings = json.loads("\n".join(line for line in original.splitlines() if not line.strip().startswith("//")))
+    name = "rcit-add-workers"
+    settings["profiles"].append({**settings["profiles"][0], "name": name, "title": name, "dask": True})
+    path.write_text(json.dumps(settings, indent=1))
+    code, s = agent_call("POST", "/api/v1/sessions", {"profile": name})
+    assert code == 201, s
+    try:
+        s = wait_state(s["id"], ("running", "ended"), 120)
+        assert s["state"] == "running", s
+        yield s
+    finally:
+        agent_call("DELETE", f"/api/v1/sessions/{s['id']}")
+        path.write_text(original)
+
+
 def squeue_names(tag: str) -> list:
     r = subprocess.run(
         [
@@ -137,6 +157,50 @@ def squeue_names(tag: str) -> list:
     )
     assert r.returncode == 0, r.stderr
     return r.stdout.split("\n")[:-1]
+
+
+def test_add_workers_submits_tagged_jobs_that_join_and_end_with_the_session(dask_session, light_session):
+    """ "Add workers" (no code): two worker jobs join the session's own scheduler; the
+    sidebar's count says so; cancelling the session cancels them. A bad count and a
+    session without a scheduler are refused with nothing submitted."""
+    sid, tag = dask_session["id"], f"jrc-w-{dask_session['id']}"
+    for bad in ({"count": 0}, {"count": 33}, {"count": "2"}, {}):
+        code, body = agent_call("POST", f"/api/v1/sessions/{sid}/workers", bad)
+        assert code == 400 and "count" in body["error"]["message"], (bad, body)
+    code, body = agent_call("POST", f"/api/v1/sessions/{light_session[0]['id']}/workers", {"count": 1})
+    assert code == 409 and "no Dask scheduler" in body["error"]["message"], body
+    assert squeue_names(tag) == [] and squeue_names(f"jrc-w-{light_session[0]['id']}") == []
+    assert dask_session.get("canAddWorkers") is True, dask_session
+
+    code, added = agent_call("POST", f"/api/v1/sessions/{sid}/workers", {"count": 2})
+    assert code == 201 and len(added["jobIds"]) == 2, added
+    hh, mm, _ = (int(x) for x in added["walltime"].split(":"))
+    assert 0 < hh * 60 + mm <= 60, added  # capped at the session's end (1 h walltime)
+    s = served(sid, lambda ports: any(p["port"] == 0 and p.get("workers") == 3 for p in ports), 150)
+    assert next(p for p in s["httpPorts"] if p["port"] == 0)["workers"] == 3, s
+    kc = session_kernel(sid)
+    try:
+        got = json.loads(
+            run(
+                kc,
+                "import json, socket\nfrom distributed import Client\nc = Client()\n"
+                "print(json.dumps({'names': sorted(c.run(lambda dask_worker: dask_worker.name).values()),\n"
+                "  'sum': sum(c.gather(c.map(lambda x: x, range(30))))}))",
+            )
+        )
+    finally:
+        kc.stop_channels()
+    assert got["sum"] == 435 and len(got["names"]) == 3, got
+    assert sum(n.startswith(tag + "-") for n in got["names"]) == 2, got
+    jobs = squeue_names(tag)
+    assert sorted(j.split()[0] for j in jobs) == sorted(added["jobIds"]) and all(" RUNNING " in j for j in jobs), jobs
+
+    code, _ = agent_call("DELETE", f"/api/v1/sessions/{sid}")
+    assert code == 200
+    deadline = time.monotonic() + 60
+    while squeue_names(tag) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert squeue_names(tag) == []
 
 
 def test_elastic_workers_from_slurmcluster_join_on_tls_and_die_with_the_session(light_session):

@@ -1,5 +1,12 @@
 /** The API's request bodies: typed values for the routes, or a refusal naming the field. */
-import { parseKernelRequest, parsePromptAnswer, parseSignalRequest, parseSubmitRequest } from '../http/requests';
+import {
+  MAX_WORKER_JOBS,
+  parseAddWorkersRequest,
+  parseKernelRequest,
+  parsePromptAnswer,
+  parseSignalRequest,
+  parseSubmitRequest
+} from '../http/requests';
 import { refusal } from './helpers/adapters';
 
 const PORTS = { shell_port: 40001, iopub_port: 40002, stdin_port: 40003, control_port: 40004, hb_port: 40005 };
@@ -43,6 +50,15 @@ describe('request bodies', () => {
   it('signals: only the three a kernel may get', () => {
     expect(parseSignalRequest({ signal: 'SIGINT' })).toEqual({ signal: 'SIGINT' });
     expect(refusal(() => parseSignalRequest({ signal: 'SIGSTOP' })).message).toMatch(/not allowed/);
+  });
+
+  it('add workers: a whole number of jobs, from 1 to the cap', () => {
+    expect(parseAddWorkersRequest({ count: 3 })).toEqual({ count: 3 });
+    expect(parseAddWorkersRequest({ count: MAX_WORKER_JOBS })).toEqual({ count: MAX_WORKER_JOBS });
+    for (const count of [0, -1, 1.5, MAX_WORKER_JOBS + 1, '2', null, undefined, true]) {
+      expect([count, refusal(() => parseAddWorkersRequest({ count })).field]).toEqual([count, 'count']);
+    }
+    expect(refusal(() => parseAddWorkersRequest([])).field).toBe('body');
   });
 
   it('prompt answers keep only the fields of an answer, of their types', () => {

@@ -25,6 +25,14 @@ export type KernelRequest =
   /** The Jupyter server that started it is gone: a new one connects to the same kernel. */
   | { action: 'attach'; kernelId: string };
 
+/** POST api/v1/sessions/<id>/workers: elastic Dask workers, one batch job each. */
+export interface IAddWorkersRequest {
+  count: number;
+}
+
+/** At most this many worker jobs per request: a typo must not flood the queue. */
+export const MAX_WORKER_JOBS = 32;
+
 /** POST api/v1/kernels/<id>/signal */
 export interface ISignalRequest {
   signal: 'SIGINT' | 'SIGTERM' | 'SIGKILL';
@@ -53,6 +61,15 @@ export function parseSubmitRequest(body: unknown): ISubmitRequest {
     throw invalid((err as Error).message, 'resources');
   }
   return { profile: b.profile, resources, owner: b.owner === 'kernel' ? 'kernel' : 'user' };
+}
+
+export function parseAddWorkersRequest(body: unknown): IAddWorkersRequest {
+  const b = object(body);
+  const count = b.count;
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > MAX_WORKER_JOBS) {
+    throw invalid(`"count" must be a whole number of worker jobs from 1 to ${MAX_WORKER_JOBS}.`, 'count');
+  }
+  return { count };
 }
 
 export function parseKernelRequest(body: unknown): KernelRequest {

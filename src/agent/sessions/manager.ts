@@ -15,6 +15,7 @@ import { proxiedPrefix } from '../../common/routes';
 import { ClusterLinks, clusterKey } from '../cluster/links';
 import { shQuote } from '../schedulers/shell';
 import {
+  ConflictError,
   InvalidRequestError,
   NotFoundError,
   SchedulerUnavailableError,
@@ -29,7 +30,7 @@ import { KernelTable } from './kernels';
 import type { IClusterLink, LinkFactory } from '../cluster/link';
 import { StatusPoller } from './poller';
 import { publicView } from './view';
-import { cancelElasticCommand, elasticConfig } from './elastic';
+import { cancelElasticCommand, elasticConfig, submitWorkerJobs, workersConfig } from './scale-out';
 import {
   HEARTBEAT_STALE_S,
   now,
@@ -341,7 +342,7 @@ export class SessionManager {
       ...(profile.reverseHost && { reverseHost: profile.reverseHost }),
       // A plain host is its own "login node": nothing needs to reach it from outside.
       ...(adapter.helperOnLoopback && { bindAddress: '127.0.0.1' }),
-      ...this.workersConfig(s.resources, adapter, profile, `${codeDir}/${remote.entry}`, dir),
+      ...workersConfig(s.resources, adapter, profile, `${codeDir}/${remote.entry}`, dir),
       ...elasticConfig(s, adapter, profile, `${codeDir}/${remote.entry}`, dir)
     };
     s.connectivity = config.connectivity === 'auto' ? undefined : config.connectivity;
@@ -382,29 +383,6 @@ export class SessionManager {
     }
     this.update(s, { state: 'queued', jobId });
     this.poller.schedule(s.clusterKey, 0);
-  }
-
-  /**
-   * Several nodes: one Dask worker per node with the node's CPUs, started by the helper
-   * through the batch system's launcher (docs/scale-out.md); nothing for one node.
-   */
-  private workersConfig(
-    r: IResources,
-    adapter: ISchedulerAdapter,
-    profile: IClusterProfile,
-    helperPath: string,
-    dir: string
-  ): { workers?: { hosts: string; launch: string }; daskWorkerThreads?: number } {
-    if ((r.nodes ?? 1) <= 1 || !adapter.multiNode || profile.dask === false) {
-      return {};
-    }
-    const command =
-      `${profile.container ? profile.container + ' ' : ''}${shQuote(profile.python)} ${shQuote(helperPath)} ` +
-      `worker --session-dir ${shQuote(dir)} --name {name} --nthreads {threads}`;
-    return {
-      workers: { hosts: adapter.multiNode.hosts, launch: adapter.multiNode.launch.replace('{command}', command) },
-      ...(r.cpus && { daskWorkerThreads: Number(r.cpus) })
-    };
   }
 
   /* ---------------- the state machine ---------------- */
@@ -505,6 +483,24 @@ export class SessionManager {
     await this.removeReverseDir(s, link);
     this.helper.forget(s.id);
     this.update(s, { state: 'ended', reason: why, timeLeftSeconds: undefined, httpPorts: [] });
+  }
+
+  /** "Add workers": `count` worker jobs joining the session's Dask (elastic.ts). */
+  async addWorkers(id: string, count: number): Promise<{ jobIds: string[]; walltime: string }> {
+    const s = this.sessions.get(id);
+    if (!s) {
+      throw new NotFoundError(`No session ${id}.`);
+    }
+    if (s.state !== 'running') {
+      throw new ConflictError(`Session ${id} is ${s.state}: workers join a running session.`);
+    }
+    const profile = await this.sessionProfile(s);
+    const link = await this.clusters.link(profile, true);
+    const helper = (await this.helper.readState(s, link)) ?? this.helper.state(s.id);
+    const adapter = this.adapter(profile);
+    const added = await submitWorkerJobs({ s, profile, adapter, link, helper, count });
+    this.opts.log(`session ${id}: ${count} worker job(s) ${added.jobIds.join(', ')} (walltime ${added.walltime})`);
+    return added;
   }
 
   /* ---------------- cancel ---------------- */

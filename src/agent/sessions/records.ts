@@ -25,6 +25,8 @@ export interface IHelperState extends IHelperEndpoints {
     workers?: { name: string; host: string }[];
   };
   httpPorts?: IServedPort[];
+  /** Worker jobs may join the session's Dask (the agent gave it elastic workers). */
+  elastic?: boolean;
   /** Every kernel the helper runs, as of the heartbeat. */
   kernels?: Record<string, { pid: number; alive: boolean }>;
 }

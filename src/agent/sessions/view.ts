@@ -34,6 +34,7 @@ export function publicView(s: ISessionRecord, from: IViewSources): ISession {
     ...pub,
     kernels: from.kernels,
     ...(daskWorkers && daskWorkers.length > 0 && { daskWorkers }),
+    ...(dask?.status === 'running' && from.helper?.elastic && { canAddWorkers: true }),
     ...(detached.length > 0 && { detachedKernels: detached }),
     ...(warnings.length > 0 && { warnings })
   };

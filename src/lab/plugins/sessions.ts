@@ -3,7 +3,7 @@
  * a notebook, cancel, attach a kernel, remove an ended session).
  */
 import { ILayoutRestorer, type JupyterFrontEnd, type JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
+import { Dialog, InputDialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { ITranslator } from '@jupyterlab/translation';
 
 import type { ISession } from '../../common/api';
@@ -38,6 +38,47 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
           notifyError: message => Notification.error(message),
           trans
         })
+    });
+
+    commands.addCommand(CommandIDs.addWorkers, {
+      label: trans.__('Add Dask workers (one batch job each)'),
+      execute: async args => {
+        const s = model.session(String(args['session']));
+        if (!s) {
+          return;
+        }
+        let count = args['count'] === undefined ? undefined : Number(args['count']);
+        if (count === undefined) {
+          const asked = await InputDialog.getNumber({
+            title: trans.__('Add Dask workers to job %1', s.jobId ?? '-'),
+            label: trans.__(
+              "Worker jobs to submit (each with this session's CPUs and memory, ending with the session):"
+            ),
+            value: 1
+          });
+          if (!asked.button.accept || asked.value === null) {
+            return;
+          }
+          count = asked.value;
+        }
+        try {
+          const r = await requestAPI<{ jobIds: string[]; walltime: string }>(`api/v1/sessions/${s.id}/workers`, {
+            method: 'POST',
+            body: JSON.stringify({ count })
+          });
+          Notification.success(
+            trans._n(
+              'Submitted %1 worker job (%2); it joins the Dask dashboard when it runs.',
+              'Submitted %1 worker jobs (%2); they join the Dask dashboard when they run.',
+              r.jobIds.length,
+              r.jobIds.join(', ')
+            ),
+            { autoClose: 5000 }
+          );
+        } catch (e) {
+          Notification.error(trans.__('Could not add workers: %1', (e as Error).message));
+        }
+      }
     });
 
     commands.addCommand(CommandIDs.cancelSession, {

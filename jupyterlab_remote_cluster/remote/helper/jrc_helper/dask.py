@@ -27,10 +27,11 @@ class DaskMixin:
         prefix = "%s/%s" % (cfg["proxyBase"], DASHBOARD_LABEL)
         dash_sock = os.path.join(self.runtime, "dashboard.sock")
         tls = ["--tls-ca-file", self.tls["ca"], "--tls-cert", self.tls["cert"], "--tls-key", self.tls["key"]]
-        # One node: loopback is enough. Several: the workers on the other nodes connect to the
-        # scheduler and to each other, so Dask listens on the node's address (mutual TLS still
-        # refuses everyone without the session's certificate).
-        host = [] if cfg.get("workers") else ["--host", cfg["daskHost"]]
+        # One node: loopback is enough. Several, or worker jobs that may join ("Add workers"):
+        # the workers on other nodes connect to the scheduler and to each other, so Dask
+        # listens on the node's address (mutual TLS still refuses everyone without the
+        # session's certificate).
+        host = [] if cfg.get("workers") or cfg.get("jobqueue") else ["--host", cfg["daskHost"]]
         # Nothing of theirs may fall back to an unencrypted comm.
         env = self.child_env({"DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"})
         self.write_state(dask={"status": "starting"})

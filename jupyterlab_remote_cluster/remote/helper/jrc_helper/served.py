@@ -52,8 +52,9 @@ def kernel_dask_env(tls, dashboards, proxy_base, preload):
     return env
 
 
-def scheduler_identity(path, timeout=IDENTITY_TIMEOUT):
-    """(pid, identity) of the Dask scheduler serving HTTP on Unix socket `path`; raises
+def scheduler_identity(path, prefix="", timeout=IDENTITY_TIMEOUT):
+    """(pid, identity) of the Dask scheduler serving HTTP on Unix socket `path` (under URL
+    `prefix`: the session's own scheduler serves under the proxied one); raises
     OSError when nothing answers, ValueError for a server that is not this user's or
     an answer that is not an identity."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -65,7 +66,7 @@ def scheduler_identity(path, timeout=IDENTITY_TIMEOUT):
             pid, uid, _gid = struct.unpack("3i", s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
             if uid != os.getuid():
                 raise ValueError("%s is served by uid %d" % (path, uid))
-        s.sendall(b"GET /json/identity.json HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        s.sendall(("GET %s/json/identity.json HTTP/1.0\r\nHost: localhost\r\n\r\n" % prefix).encode())
         data = b""
         while len(data) <= IDENTITY_MAX_BYTES:
             chunk = s.recv(65536)
@@ -194,3 +195,18 @@ class ServedMixin:
                 self.offer_http(label, path, entry)
         for label in [k for k in list(self.served) if k != "0" and k not in present]:
             self.withdraw_http(label)
+        self.count_session_workers()
+
+    def count_session_workers(self):
+        """The session's own scheduler: how many workers it has now (added jobs join it)."""
+        with self.lock:
+            entry, sock = self.served.get("0"), self.http_sockets.get("0")
+        if not (entry and sock):
+            return
+        try:
+            _pid, ident = scheduler_identity(sock, "%s/0" % self.config["proxyBase"])
+        except (OSError, ValueError):
+            return
+        counted = dict(entry, workers=ident.get("n_workers", 0), threads=ident.get("total_threads", 0))
+        if counted != entry:
+            self.offer_http("0", sock, counted)

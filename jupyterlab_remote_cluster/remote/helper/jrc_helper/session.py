@@ -242,7 +242,10 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
         signal.signal(signal.SIGINT, self.on_signal)
         # A plain-host session may be started from an SSH session that goes away later.
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        self.write_state(status="starting", connectivity=self.config["connectivity"])
+        # elastic: worker jobs may join the session's Dask ("Add workers", jobqueue.py)
+        self.write_state(
+            status="starting", connectivity=self.config["connectivity"], elastic=bool(self.config.get("jobqueue"))
+        )
         try:
             self.setup_connectivity()
             self.setup_served()
