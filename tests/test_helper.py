@@ -752,6 +752,103 @@ def test_the_helper_runs_as_a_zipapp_with_its_companions_next_to_it(tmp_path, mo
         s.close()
 
 
+# --- elastic workers (dask-jobqueue) ------------------------------------------------------
+
+
+def jobqueue_config(session_dir, cancel):
+    return {
+        "config": "slurm",
+        "name": "jrc-w-t1",
+        "cancel": cancel,
+        "launcher": "%s %s job-worker --session-dir %s" % (PY, HELPER, session_dir),
+        "queue": "debug",
+        "walltime": "00:20:00",
+        "cores": 2,
+        "memory": "2G",
+    }
+
+
+def test_worker_jobs_are_preconfigured_join_on_tls_and_are_cancelled_with_the_session(tmp_path):
+    """The kernels' dask-jobqueue config, the launcher a worker job runs (played here as
+    a plain process: the worker joins the session's scheduler over TLS with its files in a
+    private dir of its own), and the cancel command run when the helper stops."""
+    marker = tmp_path / "cancelled"
+    s = Session(tmp_path, dask=True, jobqueue=lambda d: jobqueue_config(d, "echo $0 > %s" % marker))
+    try:
+        st = s.wait_status("ready", 60)
+        assert st["elastic"] is True and st["dask"]["status"] == "running", st
+        # listens beyond loopback: worker jobs on other nodes join it (mutual TLS only)
+        assert not st["dask"]["schedulerAddress"].startswith("tls://127.0.0.1:"), st["dask"]
+        st_, res, _ = s.request("POST", "/kernels", {"kernelId": "kj"})
+        assert st_ == 201, res
+        kc = client_for(str(s.dir / "kernels" / "kj" / "connection.json"))
+        try:
+            reply, out = execute(
+                kc,
+                "import dask, json\nprint(json.dumps({k: dask.config.get('jobqueue.slurm.' + k) for k in\n"
+                "  ('name', 'python', 'queue', 'walltime', 'cores', 'memory', 'log-directory', 'scheduler-options')}))",
+            )
+            assert reply["status"] == "ok", reply
+            assert json.loads(out) == {
+                "name": "jrc-w-t1",
+                "python": "%s %s job-worker --session-dir %s" % (PY, HELPER, s.dir),
+                "queue": "debug",
+                "walltime": "00:20:00",
+                "cores": 2,
+                "memory": "2G",
+                "log-directory": str(s.dir / "jobqueue"),
+                "scheduler-options": {"protocol": "tls"},
+            }
+            # a worker job's command line, as the agent's Add workers writes it
+            job = subprocess.Popen(
+                [PY, str(HELPER), "job-worker", "--session-dir", str(s.dir), "-m", "distributed.cli.dask_worker"]
+                + ["--scheduler-file", str(s.dir / "dask-scheduler.json"), "--name", "jrc-w-t1-job", "--nthreads", "1"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+            try:
+                reply, out = execute(
+                    kc,
+                    "from distributed import Client\nc = Client(timeout=30)\nc.wait_for_workers(2, timeout=60)\n"
+                    "print(sorted(w['name'] for w in c.scheduler_info()['workers'].values()))",
+                    timeout=90,
+                )
+                assert reply["status"] == "ok", reply
+                assert out.strip() == "['jrc-w-t1-job', 'rc-worker-0']", out
+                private = [
+                    p
+                    for p in Path(tempfile.gettempdir()).glob("jrc-*")
+                    if p != Path(st["runtimeDir"]) and (p / "tls" / "key.pem").exists()
+                ]
+                assert private and all(stat.S_IMODE(p.stat().st_mode) == 0o700 for p in private), private
+            finally:
+                job.terminate()
+                assert job.wait(30) is not None
+        finally:
+            kc.stop_channels()
+        # only distributed's worker: the launcher runs nothing else
+        bad = subprocess.run(
+            [PY, str(HELPER), "job-worker", "--session-dir", str(s.dir), "-m", "http.server"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert bad.returncode == 2 and "distributed.cli.dask_worker only" in bad.stderr
+    finally:
+        s.close()
+    assert marker.read_text().strip() == "sh", "the helper ran the cancel command when it stopped"
+
+
+def test_a_malformed_jobqueue_config_fails_the_helper_clearly(tmp_path):
+    s = Session(tmp_path, jobqueue={"config": "slurm", "cores": "2"})
+    try:
+        st = s.wait_status("failed", 30)
+        assert "jobqueue must hold" in st["error"], st["error"]
+    finally:
+        s.close()
+
+
 # --- connectivity modes -------------------------------------------------------------------
 
 

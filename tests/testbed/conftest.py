@@ -130,3 +130,27 @@ def proxy_get(public_path: str) -> tuple[int, bytes]:
 
     res = run_sync(get_agent().proxy_request)("GET", agent_proxy_path(public_path))
     return res.code, res.body or b""
+
+
+@contextmanager
+def running_session(jupyter_dirs, name: str, **fields):
+    """A profile `name` (the first testbed profile with `fields` over it) added to the
+    settings, a session of it submitted and running; cancelled and the settings restored
+    after. Yields the session."""
+    path = Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
+    original = path.read_text()
+    settings = json.loads("\n".join(line for line in original.splitlines() if not line.strip().startswith("//")))
+    settings["profiles"].append({**settings["profiles"][0], "name": name, "title": name, **fields})
+    path.write_text(json.dumps(settings, indent=1))
+    sid = None
+    try:
+        code, s = agent_call("POST", "/api/v1/sessions", {"profile": name})
+        assert code == 201, s
+        sid = s["id"]
+        s = wait_state(sid, ("running", "ended"), 120)
+        assert s["state"] == "running", s
+        yield s
+    finally:
+        if sid:
+            agent_call("DELETE", f"/api/v1/sessions/{sid}")
+        path.write_text(original)

@@ -8,12 +8,11 @@ import json
 import re
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from .attacker import Probe, nothing_reached
-from .conftest import TESTBED, agent_call, proxy_get, session_kernel, wait_state
+from .conftest import TESTBED, agent_call, on_login, proxy_get, running_session, session_kernel
 
 ALICE_UID = int(subprocess.run(["id", "-u", "alice"], capture_output=True, text=True).stdout)
 SECRET = "nb-dask-secret-7"
@@ -22,25 +21,10 @@ SECRET = "nb-dask-secret-7"
 @pytest.fixture(scope="module")
 def light_session(jupyter_dirs):
     """A running session without the session's own Dask (only the notebook's), and a kernel."""
-    path = Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
-    original = path.read_text()
-    settings = json.loads("\n".join(line for line in original.splitlines() if not line.strip().startswith("//")))
-    base = settings["profiles"][0]
-    name = "rcit-notebook-dask"
-    settings["profiles"].append({**base, "name": name, "title": name, "dask": False})
-    path.write_text(json.dumps(settings, indent=1))
-    code, s = agent_call("POST", "/api/v1/sessions", {"profile": name})
-    assert code == 201, s
-    sid = s["id"]
-    try:
-        s = wait_state(sid, ("running", "ended"), 120)
-        assert s["state"] == "running", s
-        kc = session_kernel(sid)
+    with running_session(jupyter_dirs, "rcit-notebook-dask", dask=False) as s:
+        kc = session_kernel(s["id"])
         yield s, kc
         kc.stop_channels()
-    finally:
-        agent_call("DELETE", f"/api/v1/sessions/{sid}")
-        path.write_text(original)
 
 
 def run(kc, code: str, timeout: float = 120) -> str:
@@ -116,47 +100,13 @@ def test_a_notebooks_local_cluster_is_private_and_its_dashboard_opens_in_lab(lig
 @pytest.fixture(scope="module")
 def dask_session(jupyter_dirs):
     """A running session with its own Dask scheduler (no kernel); cancelled by its test."""
-    path = Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
-    original = path.read_text()
-    settings = json.loads("\n".join(line for line in original.splitlines() if not line.strip().startswith("//")))
-    name = "rcit-add-workers"
-    settings["profiles"].append({**settings["profiles"][0], "name": name, "title": name, "dask": True})
-    path.write_text(json.dumps(settings, indent=1))
-    code, s = agent_call("POST", "/api/v1/sessions", {"profile": name})
-    assert code == 201, s
-    try:
-        s = wait_state(s["id"], ("running", "ended"), 120)
-        assert s["state"] == "running", s
+    with running_session(jupyter_dirs, "rcit-add-workers", dask=True) as s:
         yield s
-    finally:
-        agent_call("DELETE", f"/api/v1/sessions/{s['id']}")
-        path.write_text(original)
 
 
 def squeue_names(tag: str) -> list:
-    r = subprocess.run(
-        [
-            str(TESTBED),
-            "exec",
-            "login",
-            "--user",
-            "alice",
-            "--",
-            "squeue",
-            "-h",
-            "-u",
-            "alice",
-            "-n",
-            tag,
-            "-o",
-            "%i %T %N",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert r.returncode == 0, r.stderr
-    return r.stdout.split("\n")[:-1]
+    """alice's jobs named `tag`: "<id> <state> <nodes>" each."""
+    return on_login("squeue", "-h", "-u", "alice", "-n", tag, "-o", "%i %T %N").split("\n")[:-1]
 
 
 def test_add_workers_submits_tagged_jobs_that_join_and_end_with_the_session(dask_session, light_session):

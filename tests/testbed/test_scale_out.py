@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import TESTBED, agent_call, proxy_get, read_testbed_env, session_kernel, wait_state
+from .conftest import TESTBED, agent_call, proxy_get, read_testbed_env, running_session, session_kernel
 
 PYTHON = "/opt/rc-testbed/python/bin/python"
 RESOURCES = {"nodes": 2, "cpus": 1, "memory": "2G", "walltime": "00:15:00"}
@@ -33,25 +33,11 @@ def two_node_profile(base: dict, scheduler: str) -> dict:
 @pytest.fixture(scope="module", params=["slurm", "sge"])
 def two_nodes(request, jupyter_dirs):
     """A running 2-node session and a kernel client of it; the session is cancelled after."""
-    path = Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
-    original = path.read_text()
-    settings = json.loads("\n".join(line for line in original.splitlines() if not line.strip().startswith("//")))
-    base = settings["profiles"][0]
-    name = f"rcit-2node-{request.param}"
-    settings["profiles"].append({**two_node_profile(base, request.param), "name": name, "title": name, "dask": True})
-    path.write_text(json.dumps(settings, indent=1))
-    code, s = agent_call("POST", "/api/v1/sessions", {"profile": name})
-    assert code == 201, s
-    sid = s["id"]
-    try:
-        s = wait_state(sid, ("running", "ended"), 120)
-        assert s["state"] == "running", s
-        kc = session_kernel(sid)
+    fields = two_node_profile({}, request.param)
+    with running_session(jupyter_dirs, f"rcit-2node-{request.param}", dask=True, **fields) as s:
+        kc = session_kernel(s["id"])
         yield s, kc
         kc.stop_channels()
-    finally:
-        agent_call("DELETE", f"/api/v1/sessions/{sid}")
-        path.write_text(original)
 
 
 def run(kc, code: str, timeout: float = 120) -> str:

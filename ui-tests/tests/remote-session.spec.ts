@@ -122,6 +122,22 @@ test.describe.serial('Remote session on the testbed', () => {
     await page.waitForTimeout(3000); // let Bokeh draw the plots for the screenshot
     await shot(page, '06-dashboard');
 
+    // 6b. Add workers from the sidebar: a worker job joins; the row and the dashboard say so.
+    await session.getByRole('button', { name: 'Add workers' }).click();
+    await page.locator('.jp-Dialog input').fill('1');
+    await page.locator('.jp-Dialog .jp-mod-accept').click();
+    await expect(page.locator('.jp-toast-message', { hasText: 'Submitted 1 worker job' })).toBeVisible({
+      timeout: 60_000
+    });
+    await expect(session.locator('.jp-RemoteCluster-daskWorkers')).toContainText('(+1 from worker jobs)', {
+      timeout: 120_000
+    });
+    await frame.getByRole('link', { name: 'Info' }).click();
+    const sid0 = (await session.getAttribute('data-session-id'))!;
+    await expect(frame.locator('body')).toContainText(`jrc-w-${sid0}-`, { timeout: 60_000 });
+    await expect(frame.locator('body')).toContainText('rc-worker-0');
+    await shot(page, '06b-two-workers');
+
     // 7. A kernel whose Jupyter server was lost (here: detached through the agent's API,
     // as a stopping server does) is listed under its session; Attach makes it a kernel of
     // this server, and a new notebook on it runs in the same job.
