@@ -1,5 +1,7 @@
 """Scale-out on the testbed's Slurm: the same dask.array reduction in a 1-node and a 2-node
-session of one run, and the time from Submit to every worker connected.
+session of one run, and the time from Submit to every worker connected; then elastic
+workers in the 1-node session: from "Add workers" (2 jobs) to both connected, and from
+`SLURMCluster().scale(2)` in the notebook to both connected.
 
     testbed/testbed start && .venv/bin/python bench/scale_out.py [--size 6000 --repeats 3]
 
@@ -124,6 +126,57 @@ def measure(request, profile: str, nodes: int, size: int, repeats: int) -> dict:
         request("DELETE", f"/api/v1/sessions/{sid}")
 
 
+ELASTIC = """
+import json, time
+from distributed import Client
+from dask_jobqueue import SLURMCluster
+c = Client()
+c.wait_for_workers(3, timeout=300)
+added = time.time()
+t = time.perf_counter()
+jq = SLURMCluster()
+jq.scale(2)
+jc = Client(jq)
+jc.wait_for_workers(2, timeout=300)
+print(json.dumps({'added_at': added, 'jobqueue': time.perf_counter() - t}))
+jc.close(); jq.close()
+"""
+
+
+def measure_elastic(request, profile: str) -> dict:
+    """In a running 1-node session: Add workers (2) until the scheduler has 3 workers, then
+    SLURMCluster().scale(2) until its 2 workers are connected."""
+    code, s = request("POST", "/api/v1/sessions", {"profile": profile})
+    assert code == 201, s
+    sid = s["id"]
+    try:
+        while s["state"] not in ("running", "ended"):
+            time.sleep(0.5)
+            s = request("GET", f"/api/v1/sessions/{sid}")[1]
+        assert s["state"] == "running", s
+        code, conn = request("POST", f"/api/v1/sessions/{sid}/kernels", {})
+        assert code == 201, conn
+        kc = BlockingKernelClient()
+        kc.load_connection_info(conn)
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        t0 = time.time()
+        code, added = request("POST", f"/api/v1/sessions/{sid}/workers", {"count": 2})
+        assert code == 201, added
+        out: list[str] = []
+        reply = kc.execute_interactive(
+            ELASTIC,
+            timeout=900,
+            output_hook=lambda m: out.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None,
+        )
+        kc.stop_channels()
+        assert reply["content"]["status"] == "ok", reply["content"]
+        got = json.loads("".join(out).strip().splitlines()[-1])
+        return {"add_workers": got["added_at"] - t0, "jobqueue": got["jobqueue"]}
+    finally:
+        request("DELETE", f"/api/v1/sessions/{sid}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=6000, help="the array is size × size float64")
@@ -135,6 +188,7 @@ def main() -> None:
         rows = {
             n: measure(request, name, n, args.size, args.repeats) for n, name in ((1, "one-node"), (2, "two-nodes"))
         }
+        elastic = measure_elastic(request, "one-node")
     print(f"dask.array (X @ X.T).sum(), {args.size}² float64, {args.repeats} repeats, testbed Slurm (2 shared cores)")
     print("| nodes | hosts | submit → running | submit → all workers | best compute | chunks held per worker |")
     print("|---|---|---|---|---|---|")
@@ -144,6 +198,11 @@ def main() -> None:
             f"{min(r['times']):.2f} s | {json.dumps(r['stored'])} |"
         )
     print(f"2 nodes / 1 node, best compute: {min(rows[2]['times']) / min(rows[1]['times']):.2f}×")
+    anchor = rows[1]["running"]  # a session's own submit → running, same run
+    print("| elastic workers (2 jobs) | to both connected | / a session's submit → running |")
+    print("|---|---|---|")
+    for what, key in (("Add workers (sidebar, API)", "add_workers"), ("SLURMCluster().scale(2)", "jobqueue")):
+        print(f"| {what} | {elastic[key]:.1f} s | {elastic[key] / anchor:.2f}× |")
 
 
 if __name__ == "__main__":
