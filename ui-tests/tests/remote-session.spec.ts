@@ -132,7 +132,9 @@ test.describe.serial('Remote session on the testbed', () => {
     await expect(session.locator('.jp-RemoteCluster-daskWorkers')).toContainText('(+1 from worker jobs)', {
       timeout: 120_000
     });
-    await frame.getByRole('link', { name: 'Info' }).click();
+    // the panel on the dashboard's worker list (its own "Info" page; the narrow panel hides the nav)
+    const dashFrame = page.frames().find(f => f.url().includes('/remote-cluster/proxied/'))!;
+    await dashFrame.goto(dashFrame.url().replace(/\/status.*$/, '/info/main/workers.html'));
     const sid0 = (await session.getAttribute('data-session-id'))!;
     await expect(frame.locator('body')).toContainText(`jrc-w-${sid0}-`, { timeout: 60_000 });
     await expect(frame.locator('body')).toContainText('rc-worker-0');
