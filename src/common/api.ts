@@ -171,8 +171,14 @@ export interface ISession {
   /** Estimated start time, ISO 8601, where the scheduler knows it. */
   startEstimate?: string;
   node?: string;
-  /** Seconds of walltime left when `updatedAt` was written. */
+  /**
+   * Seconds of walltime left as of the scheduler's last answer. What is left now comes
+   * from `endsAt`: `updatedAt` moves with every change of the session (a kernel, a
+   * dashboard), not only with the scheduler's answers.
+   */
   timeLeftSeconds?: number;
+  /** When the job's walltime ends, ISO 8601 (from the scheduler's last answer). */
+  endsAt?: string;
   /** HTTP services the job serves: the session's Dask dashboard, those of schedulers its kernels start. */
   httpPorts?: IServedPort[];
   /** The connectivity mode this session's kernels and dashboards are reached through. */

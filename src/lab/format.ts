@@ -15,8 +15,14 @@ export function formatDuration(seconds: number): string {
   return `${m}m ${String(s % 60).padStart(2, '0')}s`;
 }
 
-/** Walltime left now, from the value the agent reported at `updatedAt`. */
+/**
+ * Walltime left now, from the job's absolute end (`endsAt`); a session saved by an earlier
+ * release has only the seconds left as of `updatedAt`.
+ */
 export function timeLeftNow(s: ISession, now = Date.now()): number | undefined {
+  if (s.endsAt !== undefined) {
+    return (Date.parse(s.endsAt) - now) / 1000;
+  }
   if (s.timeLeftSeconds === undefined) {
     return undefined;
   }

@@ -64,8 +64,15 @@ describe('polling etiquette (counted with fake timers)', () => {
     const port = { port: 1, name: 'dask-notebook', path: '/p/1/status', stripPrefix: true, workers: 2, threads: 2 };
     link.helpers.set(id, { status: 'ready', heartbeatAge: 0, httpPorts: [port] });
     const queries = () => link.queries.filter(q => q.at >= from).length;
+    const before = manager.list()[0];
     await jest.advanceTimersByTimeAsync(31_000);
-    expect(manager.list()[0].httpPorts).toEqual([port]);
+    const after = manager.list()[0];
+    expect(after.httpPorts).toEqual([port]);
+    // the change moved updatedAt, not the job's end: what is left counts down from endsAt
+    expect(queries()).toBe(0);
+    expect(after.updatedAt).not.toBe(before.updatedAt);
+    expect(after.endsAt).toBe(before.endsAt);
+    expect(Date.parse(after.endsAt!) - Date.parse(after.createdAt)).toBeGreaterThan(3500_000);
     // said once, not at every read (a scheduler query, every 5 min, says the time left)
     expect(events).toHaveLength(1 + queries());
     await jest.advanceTimersByTimeAsync(2 * MIN);

@@ -420,7 +420,7 @@ export class SessionManager {
     const helper = await this.helper.readState(s, link);
     if (!helper || helper.status === 'starting') {
       if (s.state !== 'starting' || s.node !== st.node) {
-        this.update(s, { state: 'starting', node: st.node, reason: undefined, timeLeftSeconds: st.timeLeftSeconds });
+        this.update(s, { state: 'starting', node: st.node, reason: undefined, ...walltimeLeft(st) });
       }
       return;
     }
@@ -442,7 +442,7 @@ export class SessionManager {
       reason: stale
         ? `no heartbeat from the helper for ${Math.round(Date.now() / 1000 - helper.heartbeat)} s`
         : undefined,
-      timeLeftSeconds: st.timeLeftSeconds,
+      ...walltimeLeft(st),
       httpPorts: helper.httpPorts ?? []
     });
   }
@@ -482,7 +482,7 @@ export class SessionManager {
     await this.cancelWorkerJobs(s, link);
     await this.removeReverseDir(s, link);
     this.helper.forget(s.id);
-    this.update(s, { state: 'ended', reason: why, timeLeftSeconds: undefined, httpPorts: [] });
+    this.update(s, { state: 'ended', reason: why, timeLeftSeconds: undefined, endsAt: undefined, httpPorts: [] });
   }
 
   /** "Add workers": `count` worker jobs joining the session's Dask (elastic.ts). */
@@ -607,6 +607,15 @@ export class SessionManager {
     this.kernels.closeAll();
     await this.saving;
   }
+}
+
+/** The walltime left as the scheduler said it now, and the absolute end it means. */
+function walltimeLeft(st: IJobStatus): Pick<ISessionRecord, 'timeLeftSeconds' | 'endsAt'> {
+  const left = st.timeLeftSeconds;
+  return {
+    timeLeftSeconds: left,
+    endsAt: left === undefined ? undefined : new Date(Date.now() + left * 1000).toISOString()
+  };
 }
 
 /** Comparing a capability in constant time. */

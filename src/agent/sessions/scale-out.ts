@@ -167,10 +167,7 @@ export async function submitWorkerJobs(a: IAddWorkers): Promise<{ jobIds: string
 
 /** The profile's walltime, but no later than the session's end (whole minutes, HH:MM:SS). */
 function cappedWalltime(s: ISessionRecord, asked: string | undefined): string {
-  const left =
-    s.timeLeftSeconds === undefined
-      ? Infinity
-      : s.timeLeftSeconds - (Date.now() - new Date(s.updatedAt).getTime()) / 1000;
+  const left = s.endsAt === undefined ? Infinity : (Date.parse(s.endsAt) - Date.now()) / 1000;
   if (left < MIN_WORKER_SECONDS) {
     throw new ConflictError(
       `Session ${s.id} ends in ${Math.max(0, Math.floor(left / 60))} min: too soon for new worker jobs to be useful.`
