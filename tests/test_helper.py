@@ -765,6 +765,7 @@ def jobqueue_config(session_dir, cancel):
         "walltime": "00:20:00",
         "cores": 2,
         "memory": "2G",
+        "setup": ["module load python/3.11", "export RC_SETUP=1"],
     }
 
 
@@ -786,7 +787,8 @@ def test_worker_jobs_are_preconfigured_join_on_tls_and_are_cancelled_with_the_se
             reply, out = execute(
                 kc,
                 "import dask, json\nprint(json.dumps({k: dask.config.get('jobqueue.slurm.' + k) for k in\n"
-                "  ('name', 'python', 'queue', 'walltime', 'cores', 'memory', 'log-directory', 'scheduler-options')}))",
+                "  ('name', 'python', 'queue', 'walltime', 'cores', 'memory', 'log-directory', 'scheduler-options',\n"
+                "   'job-script-prologue')}))",
             )
             assert reply["status"] == "ok", reply
             assert json.loads(out) == {
@@ -798,6 +800,7 @@ def test_worker_jobs_are_preconfigured_join_on_tls_and_are_cancelled_with_the_se
                 "memory": "2G",
                 "log-directory": str(s.dir / "jobqueue"),
                 "scheduler-options": {"protocol": "tls"},
+                "job-script-prologue": ["module load python/3.11", "export RC_SETUP=1"],
             }
             # a worker job's command line, as the agent's Add workers writes it
             job = subprocess.Popen(

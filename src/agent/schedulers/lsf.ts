@@ -214,6 +214,12 @@ export function parseTimeLeft(s: string | undefined): number | undefined {
 type Row = Record<string, string>;
 
 export class LsfAdapter implements ISchedulerAdapter {
+  // (bkill's 0: every job of this user with that name; LSFCluster writes `-W` as given)
+  readonly elastic = {
+    config: 'lsf',
+    cancelTagged: 'bkill -J {name} 0',
+    walltime: (w: string) => formatRunLimit(walltimeMinutes(w))
+  };
   readonly name = 'lsf';
   readonly title = 'LSF';
   readonly multiNode = {

@@ -96,9 +96,11 @@ export interface ISchedulerAdapter {
    * `config`, the config name of the batch system's dask-jobqueue cluster class ("slurm"
    * for SLURMCluster), which the helper preconfigures in the kernels' environment;
    * `cancelTagged`, the shell line that cancels every job of this user named `{name}`
-   * (the session's tag). Absent: not preconfigured for this batch system.
+   * (the session's tag); `walltime`, the profile's walltime in the form dask-jobqueue
+   * passes to this batch system (absent: as the profile has it). Absent: not
+   * preconfigured for this batch system.
    */
-  readonly elastic?: { config: string; cancelTagged: string };
+  readonly elastic?: { config: string; cancelTagged: string; walltime?: (w: string) => string };
   /** An instance for one cluster, for adapters that learn per cluster (Slurm: version, --me, JSON). */
   forCluster?(clusterKey: string): ISchedulerAdapter;
   /** Throws InvalidRequestError naming the field for any value it cannot use safely. */

@@ -64,6 +64,8 @@ export interface IElasticConfig {
   walltime?: string;
   cores: number;
   memory: string;
+  /** The profile's setup lines, run by each worker job before the worker (job-script-prologue). */
+  setup: string[];
 }
 
 /** config.json's `jobqueue` for a session, or nothing where the adapter has no elastic workers. */
@@ -87,9 +89,10 @@ export function elasticConfig(
       launcher: `${helperCommand(profile, helperPath)} job-worker --session-dir ${shQuote(dir)}`,
       ...(r.partition && { queue: r.partition }),
       ...(r.account && { account: r.account }),
-      ...(r.walltime && { walltime: r.walltime }),
+      ...(r.walltime && { walltime: adapter.elastic.walltime?.(r.walltime) ?? r.walltime }),
       cores: r.cpus ?? 1,
-      memory: r.memory ?? '1G'
+      memory: r.memory ?? '1G',
+      setup: profile.setup ?? []
     }
   };
 }

@@ -2,8 +2,8 @@
 
 The agent writes `jobqueue` into config.json (the batch system's dask-jobqueue config
 name, the session's tag, the profile's queue, account, walltime, cores and memory, and
-the launcher). The kernels get it as Dask configuration, so that in a notebook
-`SLURMCluster()` (or SGECluster, PBSCluster) with no argument, then `scale(n)` or
+the launcher, the profile's setup lines). The kernels get it as Dask configuration, so that in a notebook
+`SLURMCluster()` (or SGECluster, PBSCluster, LSFCluster) with no argument, then `scale(n)` or
 `adapt()`, submits worker jobs that:
   - are named with the session's tag (how the helper and the agent find and cancel them:
     when the session stops, and after a helper that could not);
@@ -37,6 +37,9 @@ def jobqueue_env(jq, session_dir):
         # TLS (the session's certificates come from the kernels' Dask config); no host:
         # the scheduler listens on the node's addresses, for workers on other nodes
         p + "SCHEDULER_OPTIONS": json.dumps({"protocol": "tls"}),
+        # the profile's setup (module load, ...): batch systems that do not pass the
+        # submitter's environment on (SGE, PBS without -V) need it in the worker job
+        p + "JOB_SCRIPT_PROLOGUE": json.dumps(jq.get("setup") or []),
     }
     for key in ("queue", "account", "walltime"):
         if jq.get(key):
@@ -56,6 +59,8 @@ def check_jobqueue(jq):
         and not isinstance(jq.get("cores"), bool)
         and all(isinstance(jq.get(k, ""), str) for k in ("queue", "account", "walltime"))
         and jq["config"].isalpha()
+        and isinstance(jq.get("setup", []), list)
+        and all(isinstance(line, str) for line in jq.get("setup", []))
     ):
         raise ValueError("config.json: jobqueue must hold config, name, cancel, launcher, cores and memory")
     return jq
