@@ -766,6 +766,7 @@ def jobqueue_config(session_dir, cancel):
         "cores": 2,
         "memory": "2G",
         "setup": ["module load python/3.11", "export RC_SETUP=1"],
+        "extra": {"job-extra-directives": ["--comment=jrc-w-t1"]},
     }
 
 
@@ -788,7 +789,7 @@ def test_worker_jobs_are_preconfigured_join_on_tls_and_are_cancelled_with_the_se
                 kc,
                 "import dask, json\nprint(json.dumps({k: dask.config.get('jobqueue.slurm.' + k) for k in\n"
                 "  ('name', 'python', 'queue', 'walltime', 'cores', 'memory', 'log-directory', 'scheduler-options',\n"
-                "   'job-script-prologue')}))",
+                "   'job-script-prologue', 'job-extra-directives')}))",
             )
             assert reply["status"] == "ok", reply
             assert json.loads(out) == {
@@ -801,6 +802,7 @@ def test_worker_jobs_are_preconfigured_join_on_tls_and_are_cancelled_with_the_se
                 "log-directory": str(s.dir / "jobqueue"),
                 "scheduler-options": {"protocol": "tls"},
                 "job-script-prologue": ["module load python/3.11", "export RC_SETUP=1"],
+                "job-extra-directives": ["--comment=jrc-w-t1"],
             }
             # a worker job's command line, as the agent's Add workers writes it
             job = subprocess.Popen(

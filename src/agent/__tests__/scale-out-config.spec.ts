@@ -44,11 +44,17 @@ describe('elastic workers: per batch system', () => {
     expect(config('lsf')).toMatchObject({ config: 'lsf', cancel: 'bkill -J jrc-w-abc123 0', walltime: '1:30' });
   });
 
-  it('htcondor and the plain host: not preconfigured, nothing to cancel', () => {
-    for (const name of ['htcondor', 'ssh'] as const) {
-      expect(elasticConfig(session, adapters[name], profile, '/h', '/d')).toEqual({});
-      expect(cancelElasticCommand(session, adapters[name])).toBeUndefined();
-    }
+  it('htcondor: the tag as batch_name (HTCondorCluster names jobs per worker), a disk request', () => {
+    expect(config('htcondor')).toMatchObject({
+      config: 'htcondor',
+      cancel: `condor_rm -constraint 'JobBatchName == "jrc-w-abc123"'`,
+      extra: { 'job-extra-directives': { batch_name: 'jrc-w-abc123' }, disk: '1GB' }
+    });
+  });
+
+  it('the plain host: no batch system, nothing to cancel', () => {
+    expect(elasticConfig(session, adapters.ssh, profile, '/h', '/d')).toEqual({});
+    expect(cancelElasticCommand(session, adapters.ssh)).toBeUndefined();
     expect(cancelElasticCommand(session, adapters.slurm)).toBe(config('slurm')!.cancel);
   });
 });

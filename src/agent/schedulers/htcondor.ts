@@ -485,6 +485,17 @@ export class HtcondorAdapter implements ISchedulerAdapter {
     }
   }
 
+  /**
+   * HTCondorCluster names each job after its worker: the tag goes into `batch_name`
+   * (JobBatchName) through its extra directives, as our own submit files write it; it
+   * needs a disk request, which profiles do not have (1 GB).
+   */
+  readonly elastic = {
+    config: 'htcondor',
+    cancelTagged: `condor_rm -constraint 'JobBatchName == "{name}"'`,
+    extra: { 'job-extra-directives': { batch_name: '{name}' }, disk: '1GB' }
+  };
+
   cancelCommand(jobId: string): string {
     if (typeof jobId !== 'string' || !JOB_ID_RE.test(jobId)) {
       throw invalid('jobId', jobId, 'HTCondor job ids are cluster.proc, e.g. 123.0');

@@ -97,10 +97,15 @@ export interface ISchedulerAdapter {
    * for SLURMCluster), which the helper preconfigures in the kernels' environment;
    * `cancelTagged`, the shell line that cancels every job of this user named `{name}`
    * (the session's tag); `walltime`, the profile's walltime in the form dask-jobqueue
-   * passes to this batch system (absent: as the profile has it). Absent: not
-   * preconfigured for this batch system.
+   * passes to this batch system (absent: as the profile has it); `extra`, more of the
+   * class's config (`{name}`: the tag). Absent: not preconfigured for this batch system.
    */
-  readonly elastic?: { config: string; cancelTagged: string; walltime?: (w: string) => string };
+  readonly elastic?: {
+    config: string;
+    cancelTagged: string;
+    walltime?: (w: string) => string;
+    extra?: Record<string, unknown>;
+  };
   /** An instance for one cluster, for adapters that learn per cluster (Slurm: version, --me, JSON). */
   forCluster?(clusterKey: string): ISchedulerAdapter;
   /** Throws InvalidRequestError naming the field for any value it cannot use safely. */

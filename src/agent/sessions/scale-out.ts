@@ -66,6 +66,8 @@ export interface IElasticConfig {
   memory: string;
   /** The profile's setup lines, run by each worker job before the worker (job-script-prologue). */
   setup: string[];
+  /** More of the class's config, by its key. */
+  extra?: Record<string, unknown>;
 }
 
 /** config.json's `jobqueue` for a session, or nothing where the adapter has no elastic workers. */
@@ -92,7 +94,10 @@ export function elasticConfig(
       ...(r.walltime && { walltime: adapter.elastic.walltime?.(r.walltime) ?? r.walltime }),
       cores: r.cpus ?? 1,
       memory: r.memory ?? '1G',
-      setup: profile.setup ?? []
+      setup: profile.setup ?? [],
+      ...(adapter.elastic.extra && {
+        extra: JSON.parse(JSON.stringify(adapter.elastic.extra).replaceAll('{name}', name)) as Record<string, unknown>
+      })
     }
   };
 }

@@ -18,6 +18,7 @@ any notebook scheduler's.
 
 import json
 import os
+import re
 import subprocess
 
 from .common import log
@@ -44,6 +45,9 @@ def jobqueue_env(jq, session_dir):
     for key in ("queue", "account", "walltime"):
         if jq.get(key):
             env[p + key.upper()] = jq[key]
+    # the batch system's own keys (HTCondor: the tag as batch_name, a disk request)
+    for key, value in (jq.get("extra") or {}).items():
+        env[p + key.upper().replace("-", "_")] = json.dumps(value)
     return env
 
 
@@ -59,6 +63,8 @@ def check_jobqueue(jq):
         and not isinstance(jq.get("cores"), bool)
         and all(isinstance(jq.get(k, ""), str) for k in ("queue", "account", "walltime"))
         and jq["config"].isalpha()
+        and isinstance(jq.get("extra", {}), dict)
+        and all(re.match(r"^[a-z][a-z-]*$", k) for k in jq.get("extra", {}))
         and isinstance(jq.get("setup", []), list)
         and all(isinstance(line, str) for line in jq.get("setup", []))
     ):
