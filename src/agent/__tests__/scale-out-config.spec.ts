@@ -47,7 +47,7 @@ describe('elastic workers: per batch system', () => {
   it('htcondor: the tag as batch_name (HTCondorCluster names jobs per worker), a disk request', () => {
     expect(config('htcondor')).toMatchObject({
       config: 'htcondor',
-      cancel: `condor_rm -constraint 'JobBatchName == "jrc-w-abc123"'`,
+      cancel: 'condor_rm -constraint \'JobBatchName == "jrc-w-abc123"\'',
       extra: { 'job-extra-directives': { batch_name: 'jrc-w-abc123' }, disk: '1GB' }
     });
   });

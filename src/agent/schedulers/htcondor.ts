@@ -492,7 +492,7 @@ export class HtcondorAdapter implements ISchedulerAdapter {
    */
   readonly elastic = {
     config: 'htcondor',
-    cancelTagged: `condor_rm -constraint 'JobBatchName == "{name}"'`,
+    cancelTagged: 'condor_rm -constraint \'JobBatchName == "{name}"\'',
     extra: { 'job-extra-directives': { batch_name: '{name}' }, disk: '1GB' }
   };
 
