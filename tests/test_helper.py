@@ -581,7 +581,10 @@ def test_dask_over_tls_with_a_private_dashboard_and_sigterm(tmp_path):
             assert Path(out.split()[2]).parent == Path(st["runtimeDir"])
             assert out.split()[3] == path.replace("/0/status", "/1/status"), out
             offered = wait_for(
-                lambda: [p for p in s.state().get("httpPorts", []) if p["port"] == 1] or None, 20, "dashboard 1"
+                # (the scan may find the scheduler before its worker joined: wait for the count)
+                lambda: [p for p in s.state().get("httpPorts", []) if p["port"] == 1 and p["workers"] == 1] or None,
+                20,
+                "dashboard 1",
             )
             assert offered == [
                 {
