@@ -19,11 +19,15 @@ import os
 import re
 import socket
 import struct
+import time
 
 from .common import log
 
 DASHBOARDS_DIR = "dashboards"
 SCAN_SECONDS = 2.0
+# the session's own scheduler is asked for its worker count less often (workers that
+# join it later: added jobs); its dashboard never changes
+COUNT_SECONDS = 10.0
 IDENTITY_TIMEOUT = 3.0
 IDENTITY_MAX_BYTES = 4 << 20
 # A socket that does not answer twice in a row (one scan apart) is a dead scheduler's:
@@ -195,7 +199,9 @@ class ServedMixin:
                 self.offer_http(label, path, entry)
         for label in [k for k in list(self.served) if k != "0" and k not in present]:
             self.withdraw_http(label)
-        self.count_session_workers()
+        if time.monotonic() >= self.next_count:
+            self.next_count = time.monotonic() + COUNT_SECONDS
+            self.count_session_workers()
 
     def count_session_workers(self):
         """The session's own scheduler: how many workers it has now (added jobs join it)."""

@@ -49,6 +49,7 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
         self.http_sockets = {}  # proxied port label -> Unix socket (the dashboard: "0")
         self.served = {}  # proxied port label -> its httpPorts entry (served.py)
         self.served_misses = {}
+        self.next_count = 0.0  # when served.py next asks the session's scheduler for its workers
         self.dashboards = None  # where kernels' Dask schedulers put their dashboards
         self.kernel_seq = 0
         self.tunnel = None  # ReverseTunnel (reverse, auto)
