@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from jupyter_client import BlockingKernelClient
@@ -93,7 +94,10 @@ def setup_agent(tmp: Path):
     return request
 
 
-def measure(request, profile: str, nodes: int, size: int, repeats: int) -> dict:
+@contextmanager
+def session_with_kernel(request, profile: str):
+    """A session of `profile`, running, with a ready kernel client: yields (session id,
+    client, seconds from submit to running); cancelled after."""
     t0 = time.monotonic()
     code, s = request("POST", "/api/v1/sessions", {"profile": profile})
     assert code == 201, s
@@ -110,20 +114,32 @@ def measure(request, profile: str, nodes: int, size: int, repeats: int) -> dict:
         kc.load_connection_info(conn)
         kc.start_channels()
         kc.wait_for_ready(timeout=60)
-        out: list[str] = []
-        reply = kc.execute_interactive(
-            WORK.format(nodes=nodes, size=size, repeats=repeats),
-            timeout=600,
-            output_hook=lambda m: out.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None,
-        )
-        kc.stop_channels()
-        assert reply["content"]["status"] == "ok", reply["content"]
-        got = json.loads("".join(out))
-        got["running"] = running
-        got["workers_ready"] = running + got.pop("waited")
-        return got
+        try:
+            yield sid, kc, running
+        finally:
+            kc.stop_channels()
     finally:
         request("DELETE", f"/api/v1/sessions/{sid}")
+
+
+def run_code(kc, code: str) -> str:
+    """What `code` prints (its last line), or the kernel's error."""
+    out: list[str] = []
+    reply = kc.execute_interactive(
+        code,
+        timeout=900,
+        output_hook=lambda m: out.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None,
+    )
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return "".join(out).strip().splitlines()[-1]
+
+
+def measure(request, profile: str, nodes: int, size: int, repeats: int) -> dict:
+    with session_with_kernel(request, profile) as (_sid, kc, running):
+        got = json.loads(run_code(kc, WORK.format(nodes=nodes, size=size, repeats=repeats)))
+    got["running"] = running
+    got["workers_ready"] = running + got.pop("waited")
+    return got
 
 
 ELASTIC = """
@@ -146,35 +162,12 @@ jc.close(); jq.close()
 def measure_elastic(request, profile: str) -> dict:
     """In a running 1-node session: Add workers (2) until the scheduler has 3 workers, then
     SLURMCluster().scale(2) until its 2 workers are connected."""
-    code, s = request("POST", "/api/v1/sessions", {"profile": profile})
-    assert code == 201, s
-    sid = s["id"]
-    try:
-        while s["state"] not in ("running", "ended"):
-            time.sleep(0.5)
-            s = request("GET", f"/api/v1/sessions/{sid}")[1]
-        assert s["state"] == "running", s
-        code, conn = request("POST", f"/api/v1/sessions/{sid}/kernels", {})
-        assert code == 201, conn
-        kc = BlockingKernelClient()
-        kc.load_connection_info(conn)
-        kc.start_channels()
-        kc.wait_for_ready(timeout=60)
+    with session_with_kernel(request, profile) as (sid, kc, _running):
         t0 = time.time()
         code, added = request("POST", f"/api/v1/sessions/{sid}/workers", {"count": 2})
         assert code == 201, added
-        out: list[str] = []
-        reply = kc.execute_interactive(
-            ELASTIC,
-            timeout=900,
-            output_hook=lambda m: out.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None,
-        )
-        kc.stop_channels()
-        assert reply["content"]["status"] == "ok", reply["content"]
-        got = json.loads("".join(out).strip().splitlines()[-1])
-        return {"add_workers": got["added_at"] - t0, "jobqueue": got["jobqueue"]}
-    finally:
-        request("DELETE", f"/api/v1/sessions/{sid}")
+        got = json.loads(run_code(kc, ELASTIC))
+    return {"add_workers": got["added_at"] - t0, "jobqueue": got["jobqueue"]}
 
 
 def main() -> None:
