@@ -7,8 +7,8 @@ sockets (/proc/net/tcp, by her uid) and the Unix sockets the product names /tmp/
 and TLS with a certificate of his own making) running `os.getuid` on the scheduler, an
 HTTP(S) GET, a ZMQ SUB subscribed to everything (while alice runs code) and a DEALER
 asking for kernel_info, a raw read; and a connect on every Unix socket. The same probes
-run against listeners bob starts himself without protection (the positive controls), so
-a probe that silently tests nothing fails the controls, not alice's rows.
+then run against listeners bob starts himself without protection (the positive controls),
+so a probe that silently tests nothing fails the controls, not alice's rows.
 """
 
 import json
@@ -264,14 +264,14 @@ tcp = listeners(args["uid"]) if args.get("uid") is not None else []
 tcp += [t for t in args.get("tcp", []) if t not in tcp]
 unix = unix_paths(args.get("unix_prefixes", []), "/tmp/jrc-bobcontrol-")
 result = {"enumerated": {"tcp": tcp, "unix": unix}, "files": read_files(args.get("files", []))}
-controls = start_controls(ctx) if args.get("controls") else ({}, None, None)
-control_tcp = list(controls[0].values())
-res = probe_all(tcp + control_tcp, unix + ([controls[1]] if controls[1] else []), ctx)
-result["targets"] = {k: v for k, v in res.items()
-                     if k not in ["%s:%d" % tuple(t) for t in control_tcp] and k != "unix:%s" % controls[1]}
+result["targets"] = probe_all(tcp, unix, ctx)
 if args.get("controls"):
-    result["controls"] = {name: res["%s:%d" % tuple(t)] for name, t in controls[0].items()}
-    result["controls"]["unix"] = res["unix:" + controls[1]]
+    # After alice's targets, with the same probes: a probe of many targets at once (each a
+    # Dask client in a thread) must not starve the controls into "no answer".
+    control_tcp, control_unix, _cluster = start_controls(ctx)
+    res = probe_all(list(control_tcp.values()), [control_unix], ctx)
+    result["controls"] = {name: res["%s:%d" % tuple(t)] for name, t in control_tcp.items()}
+    result["controls"]["unix"] = res["unix:" + control_unix]
 result["seconds"] = round(time.time() - T0, 1)
 print("RESULT " + json.dumps(result), flush=True)
 os._exit(0)  # (clients that never finished their handshakes would hold the exit)
