@@ -778,10 +778,14 @@ def test_worker_jobs_are_preconfigured_join_on_tls_and_are_cancelled_with_the_se
     a plain process: the worker joins the session's scheduler over TLS with its files in a
     private dir of its own), and the cancel command run when the helper stops."""
     marker = tmp_path / "cancelled"
-    s = Session(tmp_path, dask=True, jobqueue=lambda d: jobqueue_config(d, "echo $0 > %s" % marker))
+    s = Session(
+        tmp_path, dask=True, walltimeSeconds=3600, jobqueue=lambda d: jobqueue_config(d, "echo $0 > %s" % marker)
+    )
     try:
         st = s.wait_status("ready", 60)
         assert st["elastic"] is True and st["dask"]["status"] == "running", st
+        # the session's end by the node's clock: what the worker jobs' lifetime ends at
+        assert st["endsAt"] == st["startedAt"] + 3600, st
         # listens beyond loopback: worker jobs on other nodes join it (mutual TLS only)
         assert not st["dask"]["schedulerAddress"].startswith("tls://127.0.0.1:"), st["dask"]
         st_, res, _ = s.request("POST", "/kernels", {"kernelId": "kj"})
@@ -816,6 +820,16 @@ def test_worker_jobs_are_preconfigured_join_on_tls_and_are_cancelled_with_the_se
                 start_new_session=True,
             )
             try:
+                # the worker stops itself before the session's end, whatever the job's walltime
+                worker_args = wait_for(
+                    lambda: next(
+                        (a for a in map(cmdline, descendants(job.pid)) if "distributed.cli.dask_worker" in a), None
+                    ),
+                    30,
+                    "the job's dask worker",
+                )
+                lifetime = worker_args[worker_args.index("--lifetime") + 1]
+                assert 3500 <= int(lifetime.rstrip("s")) <= 3570, worker_args
                 reply, out = execute(
                     kc,
                     "from distributed import Client\nc = Client(timeout=30)\nc.wait_for_workers(2, timeout=60)\n"
@@ -846,6 +860,59 @@ def test_worker_jobs_are_preconfigured_join_on_tls_and_are_cancelled_with_the_se
     finally:
         s.close()
     assert marker.read_text().strip() == "sh", "the helper ran the cancel command when it stopped"
+
+
+def cmdline(pid):
+    try:
+        return Path("/proc/%d/cmdline" % pid).read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def test_a_worker_job_starts_no_worker_when_the_session_is_about_to_end(tmp_path):
+    d = tmp_path / "s"
+    d.mkdir(mode=0o700)
+    (d / "config.json").write_text(json.dumps({"tls": TLS}))
+    (d / "config.json").chmod(0o600)
+    (d / "state.json").write_text(json.dumps({"endsAt": time.time() + 80}))
+    r = subprocess.run(
+        [PY, str(HELPER), "job-worker", "--session-dir", str(d), "-m", "distributed.cli.dask_worker"]
+        + ["--scheduler-file", str(d / "dask-scheduler.json")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0 and "the session ends in " in r.stderr, r.stderr
+
+
+def test_a_notebooks_jobqueue_jobs_are_reported_until_it_closes_them(tmp_path):
+    """Real dask-jobqueue in a kernel, its batch commands played by echo: every job it
+    submits shows in state.json `workerJobs`, and leaves it when the cluster closes it."""
+    if not has_module(PY, "dask_jobqueue"):
+        pytest.fail("the cluster python %s has no dask_jobqueue (testbed/testbed setup installs it)" % PY)
+    s = Session(tmp_path, jobqueue=lambda d: jobqueue_config(d, "true"))
+    try:
+        s.wait_status("ready", 60)
+        st_, res, _ = s.request("POST", "/kernels", {"kernelId": "kq"})
+        assert st_ == 201, res
+        kc = client_for(str(s.dir / "kernels" / "kq" / "connection.json"))
+        try:
+            reply, _ = execute(
+                kc,
+                "from dask_jobqueue import SLURMCluster\nfrom dask_jobqueue.slurm import SLURMJob\n"
+                "SLURMJob.submit_command = 'echo Submitted batch job 4242'\nSLURMJob.cancel_command = 'true'\n"
+                "cluster = SLURMCluster()\ncluster.scale(1)",
+                timeout=60,
+            )
+            assert reply["status"] == "ok", reply
+            wait_for(lambda: s.state().get("workerJobs") == ["4242"], 30, "the job reported")
+            reply, _ = execute(kc, "cluster.close()", timeout=60)
+            assert reply["status"] == "ok", reply
+            wait_for(lambda: s.state().get("workerJobs") == [], 30, "the closed job withdrawn")
+        finally:
+            kc.stop_channels()
+    finally:
+        s.close()
 
 
 def test_a_malformed_jobqueue_config_fails_the_helper_clearly(tmp_path):

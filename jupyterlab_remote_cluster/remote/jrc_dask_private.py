@@ -17,6 +17,11 @@ starts its HTTP server (the dashboard, /health, /metrics); importing this module
 Dask's own dashboard TLS would encrypt, but it does not authenticate clients, and a TCP
 port on a shared node can be connected to by every user of the node.
 
+A kernel's dask-jobqueue cluster (its scheduler runs in the kernel's process, so this
+preload is imported there) also gets its submitted job ids recorded: one empty file per
+job in $JRC_WORKER_JOBS_DIR (node-local, 0700), removed when the cluster closes the job.
+The helper reports them, and the agent counts them in its one batched status query.
+
 `dask_setup` checks the outcome: a server of a distributed release whose HTTP server
 listens on TCP in spite of the patch stops instead of serving. It runs in the session's
 Python (with distributed), never in the helper, which stays stdlib-only.
@@ -27,7 +32,9 @@ import socket
 
 SOCKET_ENV = "JRC_DASK_HTTP_SOCKET"
 DIR_ENV = "JRC_DASK_HTTP_DIR"
+JOBS_ENV = "JRC_WORKER_JOBS_DIR"
 MAX_LABEL = 999
+JOB_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
 def _bind_free_label(directory):
@@ -84,7 +91,51 @@ def _patch():
 _patch()
 
 
+def _mark_job(directory, job_id, present):
+    """Record (or forget) one submitted worker job; never fails the cluster for it."""
+    import re
+
+    if not job_id or not re.match(JOB_ID_RE, str(job_id)):
+        return
+    path = os.path.join(directory, str(job_id))
+    try:
+        if present:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+        else:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+def _record_worker_jobs(directory):
+    """Wrap dask-jobqueue's Job.start and Job.close (once per process) so that every job
+    this process's clusters submit is recorded in `directory` until they close it."""
+    import sys
+
+    job = getattr(sys.modules.get("dask_jobqueue.core"), "Job", None)
+    if job is None or getattr(job.start, "_jrc_records", False):
+        return
+    start, close = job.start, job.close
+
+    async def recorded_start(self):
+        try:
+            await start(self)
+        finally:
+            _mark_job(directory, self.job_id, True)
+
+    async def recorded_close(self):
+        try:
+            await close(self)
+        finally:
+            _mark_job(directory, self.job_id, False)
+
+    recorded_start._jrc_records = True
+    job.start, job.close = recorded_start, recorded_close
+
+
 def dask_setup(server):
+    if type(server).__name__ == "Scheduler" and os.environ.get(JOBS_ENV):
+        _record_worker_jobs(os.environ[JOBS_ENV])
     http = getattr(server, "http_server", None)
     sockets = list(getattr(http, "_sockets", {}).values()) if http is not None else []
     tcp = [s for s in sockets if s.family in (socket.AF_INET, socket.AF_INET6)]

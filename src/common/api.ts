@@ -159,6 +159,14 @@ export interface IServedPort {
 
 export type SessionState = 'submitting' | 'queued' | 'starting' | 'running' | 'ended';
 
+/** A batch job of Dask workers that joins a session (docs/scale-out.md). */
+export interface IWorkerJob {
+  id: string;
+  state: 'submitted' | 'queued' | 'running' | 'ended';
+  /** Why it waits or ended, in the scheduler's words made readable. */
+  reason?: string;
+}
+
 export interface ISession {
   id: string;
   profile: string;
@@ -188,6 +196,11 @@ export interface ISession {
   daskWorkers?: { name: string; host: string; threads: number }[];
   /** Worker jobs can be added to the session's Dask ("Add workers"). */
   canAddWorkers?: boolean;
+  /**
+   * The session's worker jobs ("Add workers", a notebook's dask-jobqueue cluster), as of
+   * the scheduler's last answer about them (`submitted`: not asked about yet).
+   */
+  workerJobs?: IWorkerJob[];
   /**
    * What the user should know about a live session besides its state: a session started
    * by an earlier release without the protections, Dask that did not start (and why).

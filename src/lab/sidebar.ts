@@ -182,6 +182,20 @@ export class SessionsPanel extends Widget {
             row.textContent += t._n(' (+%1 from worker jobs)', ' (+%1 from worker jobs)', total - workers.length);
           }
         }
+        const jobs = s.workerJobs ?? [];
+        if (jobs.length > 0) {
+          // Worker jobs ("Add workers", a notebook's dask-jobqueue cluster), as the scheduler says.
+          const row = li.appendChild(document.createElement('div'));
+          row.className = 'jp-RemoteCluster-workerJobs';
+          const count = (state: string) => jobs.filter(j => j.state === state).length;
+          const parts = [
+            count('running') && t.__('%1 running', count('running')),
+            count('queued') + count('submitted') && t.__('%1 queued', count('queued') + count('submitted')),
+            count('ended') && t.__('%1 ended', count('ended'))
+          ].filter(Boolean);
+          row.textContent = t._n('Worker job: %2', 'Worker jobs: %2', jobs.length, parts.join(', '));
+          row.title = jobs.map(j => `${j.id}: ${j.state}${j.reason ? ` (${j.reason})` : ''}`).join('\n');
+        }
         // Dask schedulers the notebooks started (LocalCluster, dask-jobqueue), each with its dashboard.
         for (const p of (s.httpPorts ?? []).filter(x => x.name === 'dask-notebook')) {
           const row = li.appendChild(document.createElement('div'));

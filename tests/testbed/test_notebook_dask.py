@@ -41,15 +41,24 @@ def run(kc, code: str, timeout: float = 120) -> str:
     return "".join(out).strip()
 
 
-def served(sid: str, pred, timeout: float = 60) -> dict:
-    """The session (as the agent reports it) once `pred(its httpPorts)` holds."""
+def session_when(sid: str, pred, timeout: float = 60) -> dict:
+    """The session (as the agent reports it) once `pred(session)` holds, or at the timeout."""
     deadline = time.monotonic() + timeout
     while True:
         code, s = agent_call("GET", f"/api/v1/sessions/{sid}")
         assert code == 200, s
-        if pred(s.get("httpPorts") or []) or time.monotonic() > deadline:
+        if pred(s) or time.monotonic() > deadline:
             return s
         time.sleep(1)
+
+
+def served(sid: str, pred, timeout: float = 60) -> dict:
+    """The session once `pred(its httpPorts)` holds."""
+    return session_when(sid, lambda s: pred(s.get("httpPorts") or []), timeout)
+
+
+def running_worker_jobs(s: dict) -> list:
+    return sorted(j["id"] for j in s.get("workerJobs") or [] if j["state"] == "running")
 
 
 def test_a_notebooks_local_cluster_is_private_and_its_dashboard_opens_in_lab(light_session):
@@ -144,6 +153,9 @@ def test_add_workers_submits_tagged_jobs_that_join_and_end_with_the_session(dask
     assert sum(n.startswith(tag + "-") for n in got["names"]) == 2, got
     jobs = squeue_names(tag)
     assert sorted(j.split()[0] for j in jobs) == sorted(added["jobIds"]) and all(" RUNNING " in j for j in jobs), jobs
+    # the sidebar's worker jobs, from the agent's batched status query
+    s = session_when(sid, lambda s: running_worker_jobs(s) == sorted(added["jobIds"]), 90)
+    assert running_worker_jobs(s) == sorted(added["jobIds"]), s.get("workerJobs")
 
     code, _ = agent_call("DELETE", f"/api/v1/sessions/{sid}")
     assert code == 200
@@ -176,6 +188,21 @@ def test_elastic_workers_from_slurmcluster_join_on_tls_and_die_with_the_session(
     assert all(w.startswith("tls://") for w in got["workers"]), got
     jobs = squeue_names(tag)
     assert len(jobs) == 2 and all(" RUNNING " in j for j in jobs), jobs
+    # reported by the helper (the kernel's jobqueue recorded them), counted in the agent's
+    # status query: the session lists both as running
+    ids = sorted(j.split()[0] for j in jobs)
+    s = session_when(sid, lambda s: running_worker_jobs(s) == ids, 90)
+    assert running_worker_jobs(s) == ids, s.get("workerJobs")
+    # each worker stops itself before the session's end (the profile's walltime would outlive it)
+    job_id, _state, node = jobs[0].split()
+    ps = subprocess.run(
+        [str(TESTBED), "exec", node, "--user", "alice", "--", "pgrep", "-af", "distributed.cli.dask_worker"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    lifetimes = [int(m) for m in re.findall(r"--lifetime (\d+)s", ps)]
+    assert lifetimes and all(0 < t <= 3600 for t in lifetimes), ps
 
     # bob, on the other node and on the login node: the scheduler refuses him, plain or
     # with a certificate of his own (the controls: his own listeners answer the same probes)

@@ -80,6 +80,46 @@ describe('polling etiquette (counted with fake timers)', () => {
     expect(queries()).toBeLessThanOrEqual(1);
   });
 
+  it('counts the worker jobs a helper reports in the one batched query, at the steady pace while they wait', async () => {
+    const [id] = await submit(1);
+    run([id]);
+    await jest.advanceTimersByTimeAsync(6 * MIN); // steady: the scheduler is asked every 5 min
+    const workerJobs = () => manager.list()[0].workerJobs;
+    link.jobs.set('500', { state: 'PENDING', reason: 'Resources' });
+    link.jobs.set('501', { state: 'RUNNING', reason: 'None' });
+    link.helpers.set(id, { status: 'ready', heartbeatAge: 0, workerJobs: ['500', '501'] });
+    const from = Date.now();
+    await jest.advanceTimersByTimeAsync(31_000);
+    // reported, then asked about at once, in the session's own query
+    const asked = link.queries.filter(q => q.at >= from);
+    expect(asked).toHaveLength(1);
+    expect(asked[0].ids.sort()).toEqual([id, '500', '501'].sort());
+    expect(workerJobs()).toEqual([
+      { id: '500', state: 'queued', reason: expect.stringMatching(/resources/i) },
+      { id: '501', state: 'running' }
+    ]);
+    // one waits in the queue: asked about every 30 s (not every 5 min, not every 5 s)
+    const waiting = Date.now();
+    await jest.advanceTimersByTimeAsync(5 * MIN);
+    expect(link.squeueCount(waiting, Date.now())).toBe(10);
+    link.jobs.set('500', { state: 'RUNNING', reason: 'None' });
+    await jest.advanceTimersByTimeAsync(31_000);
+    expect(workerJobs()?.map(j => j.state)).toEqual(['running', 'running']);
+    // none waits: back to the 5-minute recheck; jobs that left the queue are ended, and
+    // never asked about again
+    const steady = Date.now();
+    await jest.advanceTimersByTimeAsync(4 * MIN);
+    expect(link.squeueCount(steady, Date.now())).toBeLessThanOrEqual(1);
+    link.jobs.delete('500');
+    link.jobs.delete('501');
+    await jest.advanceTimersByTimeAsync(6 * MIN);
+    expect(workerJobs()?.map(j => j.state)).toEqual(['ended', 'ended']);
+    const last = link.queries[link.queries.length - 1];
+    await jest.advanceTimersByTimeAsync(6 * MIN);
+    expect(link.queries[link.queries.length - 1]).not.toBe(last);
+    expect(link.queries[link.queries.length - 1].ids).toEqual([id]);
+  });
+
   it('one batched query per cycle, and the same steady rate (<= 2/min) for 1 and for 20 sessions', async () => {
     const perMinute: Record<number, number> = {};
     for (const n of [1, 20]) {

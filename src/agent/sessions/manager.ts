@@ -23,6 +23,7 @@ import {
   type IJobStatus,
   type ISchedulerAdapter
 } from '../schedulers/types';
+import { parseWalltime } from '../schedulers/validate';
 import { makeSessionTls } from '../tls/x509';
 import type { IOpenedPort } from '../tunnels/http-proxy';
 import { HelperClient } from './helper-client';
@@ -31,6 +32,7 @@ import type { IClusterLink, LinkFactory } from '../cluster/link';
 import { StatusPoller } from './poller';
 import { publicView } from './view';
 import { cancelElasticCommand, elasticConfig, submitWorkerJobs, workersConfig } from './scale-out';
+import { withReported, withStatuses } from './worker-jobs';
 import {
   HEARTBEAT_STALE_S,
   now,
@@ -106,6 +108,12 @@ export class SessionManager {
       readHelperState: (s, l) => this.helper.readState(s, l),
       apply: (s, st, l, scheduler) => this.apply(s, st, l, scheduler),
       helperSaid: (s, h) => this.helperSaid(s, h),
+      workerJobsSaid: (s, statuses) => {
+        const workerJobs = withStatuses(s.workerJobs, statuses);
+        if (workerJobs) {
+          this.update(s, { workerJobs });
+        }
+      },
       hasKernels: s => this.kernels.ofSession(s.id).length > 0
     });
     this.kernels = new KernelTable({
@@ -211,8 +219,9 @@ export class SessionManager {
       return;
     }
     const httpPorts = h.httpPorts ?? [];
-    if (JSON.stringify(this.publicView({ ...s, httpPorts })) !== this.shown.get(s.id)) {
-      this.update(s, { httpPorts });
+    const workerJobs = withReported(s.workerJobs, h.workerJobs ?? []) ?? s.workerJobs;
+    if (JSON.stringify(this.publicView({ ...s, httpPorts, workerJobs })) !== this.shown.get(s.id)) {
+      this.update(s, { httpPorts, workerJobs });
     }
   }
 
@@ -337,6 +346,8 @@ export class SessionManager {
       dask: profile.dask !== false,
       proxyBase: proxiedPrefix(this.opts.baseUrl, s.proxyKey),
       kernelEnv: {},
+      // the session's end, as the helper reports it (worker jobs stop there)
+      ...(s.resources.walltime && { walltimeSeconds: parseWalltime(s.resources.walltime) }),
       // auto: the helper listens for every mode; the agent finds out which one works
       connectivity: profile.connectivity ?? 'via-login',
       ...(profile.reverseHost && { reverseHost: profile.reverseHost }),
@@ -443,7 +454,8 @@ export class SessionManager {
         ? `no heartbeat from the helper for ${Math.round(Date.now() / 1000 - helper.heartbeat)} s`
         : undefined,
       ...walltimeLeft(st),
-      httpPorts: helper.httpPorts ?? []
+      httpPorts: helper.httpPorts ?? [],
+      workerJobs: withReported(s.workerJobs, helper.workerJobs ?? []) ?? s.workerJobs
     });
   }
 
@@ -500,6 +512,8 @@ export class SessionManager {
     const adapter = this.adapter(profile);
     const added = await submitWorkerJobs({ s, profile, adapter, link, helper, count });
     this.opts.log(`session ${id}: ${count} worker job(s) ${added.jobIds.join(', ')} (walltime ${added.walltime})`);
+    this.update(s, { workerJobs: withReported(s.workerJobs, added.jobIds) ?? s.workerJobs });
+    this.poller.schedule(s.clusterKey, 0); // asked about in the next status query, now
     return added;
   }
 

@@ -9,6 +9,7 @@ import type { IClusterProfile } from '../../common/api';
 import type { IJobStatus, ISchedulerAdapter } from '../schedulers/types';
 import type { IClusterLink } from '../cluster/link';
 import { HEARTBEAT_STALE_S, onLogin, type IHelperState, type ISessionRecord } from './records';
+import { askAbout, idsToAsk } from './worker-jobs';
 
 const POLL_STARTING_MS = 3_000;
 const POLL_STEADY_MS = 30_000;
@@ -38,6 +39,8 @@ export interface IStatusPollerOptions {
   apply: (s: ISessionRecord, status: IJobStatus, link: IClusterLink, scheduler: string) => Promise<void>;
   /** What a running session's helper said between scheduler queries (its served ports, its workers). */
   helperSaid: (s: ISessionRecord, state: IHelperState) => void;
+  /** What the scheduler said about the session's worker jobs (asked with the sessions' jobs). */
+  workerJobsSaid: (s: ISessionRecord, statuses: ReadonlyMap<string, IJobStatus>) => void;
   /** Whether kernels of the session are connected through this agent. */
   hasKernels: (s: ISessionRecord) => boolean;
 }
@@ -123,8 +126,14 @@ export class StatusPoller {
           }
           this.opts.helperSaid(s, h);
         }
+        if (!needQuery) {
+          // worker jobs: one never asked about at once, waiting ones at the steady pace
+          const due = members.map(s => askAbout(s.workerJobs));
+          needQuery = due.includes('new') || (due.includes('waiting') && Date.now() - pace.lastQuery >= POLL_STEADY_MS);
+        }
         if (needQuery) {
-          const ids = members.map(s => s.jobId!);
+          // one query: the sessions' jobs and their worker jobs
+          const ids = members.flatMap(s => [s.jobId!, ...idsToAsk(s.workerJobs)]);
           const t0 = Date.now();
           const result = await link.exec(onLogin(profile, adapter.statusCommand(ids)), { timeoutMs: 60_000 });
           tookMs = Math.max(tookMs, Date.now() - t0);
@@ -141,6 +150,7 @@ export class StatusPoller {
             if (st) {
               await this.opts.apply(s, st, link, adapter.title);
             }
+            this.opts.workerJobsSaid(s, statuses);
           }
         }
       } catch (err) {

@@ -27,6 +27,10 @@ export interface IHelperState extends IHelperEndpoints {
   httpPorts?: IServedPort[];
   /** Worker jobs may join the session's Dask (the agent gave it elastic workers). */
   elastic?: boolean;
+  /** Worker jobs the kernels' dask-jobqueue clusters submitted and have not closed. */
+  workerJobs?: string[];
+  /** The session's end by the node's clock (epoch seconds): its start plus the walltime. */
+  endsAt?: number;
   /** Every kernel the helper runs, as of the heartbeat. */
   kernels?: Record<string, { pid: number; alive: boolean }>;
 }

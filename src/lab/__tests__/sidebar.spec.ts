@@ -168,4 +168,38 @@ describe('SessionsPanel Dask workers', () => {
     panel.dispose();
     model.dispose();
   });
+
+  it("says what the scheduler says of the session's worker jobs, each job's reason in the tooltip", () => {
+    const model = new RemoteClusterModel();
+    const panel = new SessionsPanel(model, new CommandRegistry(), nullTranslator.load('jupyterlab'));
+    const row = () => panel.node.querySelector<HTMLElement>('[data-session-id="a"] .jp-RemoteCluster-workerJobs');
+    model.handle({ type: 'session', session: running('a', 'hpc') });
+    expect(row()).toBeNull();
+    model.handle({
+      type: 'session',
+      session: {
+        ...running('a', 'hpc'),
+        workerJobs: [
+          { id: '41', state: 'running' },
+          { id: '42', state: 'queued', reason: 'waiting for resources' },
+          { id: '43', state: 'submitted' },
+          { id: '40', state: 'ended', reason: 'cancelled' }
+        ]
+      }
+    });
+    expect(row()?.textContent).toBe('Worker jobs: 1 running, 2 queued, 1 ended');
+    expect(row()?.title.split('\n')).toEqual([
+      '41: running',
+      '42: queued (waiting for resources)',
+      '43: submitted',
+      '40: ended (cancelled)'
+    ]);
+    model.handle({
+      type: 'session',
+      session: { ...running('a', 'hpc'), workerJobs: [{ id: '41', state: 'running' }] }
+    });
+    expect(row()?.textContent).toBe('Worker job: 1 running');
+    panel.dispose();
+    model.dispose();
+  });
 });

@@ -10,7 +10,13 @@ the launcher, the profile's setup lines). The kernels get it as Dask configurati
   - run `helper.pyz job-worker` instead of python (the launcher): it puts the session's
     TLS in a private directory on the worker's node and runs the Dask worker on mutual
     TLS, its HTTP server off TCP (the preload), its scratch space private;
-  - write their logs into the session directory (0700), not the notebook's folder.
+  - write their logs into the session directory (0700), not the notebook's folder;
+  - are recorded, one empty file per job id in the runtime's `worker-jobs/` (the preload
+    wraps dask-jobqueue's Job.start/close in the kernel), so that the helper reports them
+    (state.json `workerJobs`) and the agent counts them in its batched status query;
+  - end with the session: the helper cancels them by tag when it stops, and each worker
+    stops itself at the session's end (job-worker gives it `--lifetime`, whatever
+    walltime the job asked for).
 The notebook's scheduler listens on the session's TLS (kernel_dask_env in served.py),
 on the node's address so that the worker jobs reach it; its dashboard is offered like
 any notebook scheduler's.
@@ -24,9 +30,29 @@ import subprocess
 from .common import log
 
 CANCEL_TIMEOUT = 10
+WORKER_JOBS_DIR = "worker-jobs"
+WORKER_JOB_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# a runaway adapt() must not grow state.json without bound: the newest ones are reported
+MAX_REPORTED_JOBS = 200
 
 
-def jobqueue_env(jq, session_dir):
+def worker_jobs(directory):
+    """The ids of the worker jobs the kernels' clusters submitted and have not closed,
+    oldest first (at most MAX_REPORTED_JOBS, the newest)."""
+    try:
+        names = [n for n in os.listdir(directory) if WORKER_JOB_RE.match(n)]
+    except OSError:
+        return []
+    stamped = []
+    for n in names:
+        try:
+            stamped.append((os.lstat(os.path.join(directory, n)).st_mtime, n))
+        except OSError:
+            continue  # closed meanwhile
+    return [n for _t, n in sorted(stamped)[-MAX_REPORTED_JOBS:]]
+
+
+def jobqueue_env(jq, session_dir, jobs_dir):
     """The kernels' dask-jobqueue configuration (DASK_JOBQUEUE__<CONFIG>__*)."""
     p = "DASK_JOBQUEUE__%s__" % jq["config"].upper()
     env = {
@@ -41,6 +67,8 @@ def jobqueue_env(jq, session_dir):
         # the profile's setup (module load, ...): batch systems that do not pass the
         # submitter's environment on (SGE, PBS without -V) need it in the worker job
         p + "JOB_SCRIPT_PROLOGUE": json.dumps(jq.get("setup") or []),
+        # where the preload records the jobs they submit (node-local, 0700)
+        "JRC_WORKER_JOBS_DIR": jobs_dir,
     }
     for key in ("queue", "account", "walltime"):
         if jq.get(key):

@@ -97,7 +97,7 @@ def parent_pid(pid):
 
 class ServedMixin:
     """Helper's served ports (uses Helper's lock, config, runtime, kernels, http_sockets,
-    state, write_state, forward_http)."""
+    state, write_state, forward_http, scan_worker_jobs)."""
 
     def setup_served(self):
         """The dashboards directory in the runtime dir (0700 as its parent: no one else
@@ -144,9 +144,11 @@ class ServedMixin:
         return None
 
     def watch_dashboards(self):
+        """What the kernels start, every SCAN_SECONDS: Dask dashboards, worker jobs."""
         while not self.stop_event.wait(SCAN_SECONDS):
             try:
                 self.scan_dashboards()
+                self.scan_worker_jobs()
             except Exception as e:  # noqa: BLE001 - the watcher must outlive one bad scan
                 log("dashboards scan: %s" % e)
 

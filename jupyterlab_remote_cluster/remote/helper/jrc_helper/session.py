@@ -15,7 +15,7 @@ import time
 from .common import DASK_PRELOAD, log, stop_processes, write_private
 from .connectivity import ConnectivityMixin
 from .dask import DaskMixin
-from .jobqueue import cancel_worker_jobs, check_jobqueue, jobqueue_env
+from .jobqueue import WORKER_JOBS_DIR, cancel_worker_jobs, check_jobqueue, jobqueue_env, worker_jobs
 from .kernels import KernelsMixin
 from .protocol import PROTOCOL_VERSION
 from .served import ServedMixin, kernel_dask_env
@@ -51,6 +51,7 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
         self.served_misses = {}
         self.next_count = 0.0  # when served.py next asks the session's scheduler for its workers
         self.dashboards = None  # where kernels' Dask schedulers put their dashboards
+        self.worker_jobs_dir = None  # where kernels' dask-jobqueue clusters record their jobs
         self.kernel_seq = 0
         self.tunnel = None  # ReverseTunnel (reverse, auto)
         self.config = {}
@@ -175,8 +176,15 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
         cfg["workers"] = workers
         # dask-jobqueue preconfigured for the kernels (jobqueue.py)
         cfg["jobqueue"] = check_jobqueue(c.get("jobqueue"))
+        # The job's walltime: the session's end (by this node's clock) is reported, and
+        # worker jobs stop there (job-worker's --lifetime)
+        walltime = opt("walltimeSeconds", int, 0)
+        if walltime < 0:
+            raise ValueError("config.json: walltimeSeconds must not be negative")
         self.config = cfg
         self.state["sessionId"] = cfg["sessionId"]
+        if walltime:
+            self.state["endsAt"] = self.state["startedAt"] + walltime
 
     # --- environment of what the session runs ---------------------------------------------
     def child_env(self, extra=None):
@@ -185,7 +193,7 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
         # profile's kernelEnv may still say otherwise, deliberately
         env.update(kernel_dask_env(self.tls, self.dashboards, self.config["proxyBase"], DASK_PRELOAD))
         if self.config.get("jobqueue"):
-            env.update(jobqueue_env(self.config["jobqueue"], self.dir))
+            env.update(jobqueue_env(self.config["jobqueue"], self.dir, self.worker_jobs_dir))
         env.update(self.config["kernelEnv"])
         if extra:
             env.update(extra)
@@ -195,6 +203,20 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
         env["DASK_TEMPORARY_DIRECTORY"] = os.path.join(self.runtime, "dask")
         env.update(self.dask_env)
         return env
+
+    def setup_worker_jobs(self):
+        """The directory where the kernels' dask-jobqueue clusters record their jobs (in the
+        0700 runtime dir: no one else can add a job to what we report)."""
+        if self.config.get("jobqueue"):
+            self.worker_jobs_dir = os.path.join(self.runtime, WORKER_JOBS_DIR)
+            os.mkdir(self.worker_jobs_dir, 0o700)
+
+    def scan_worker_jobs(self):
+        """Report the worker jobs the kernels submitted, when that changed."""
+        if self.worker_jobs_dir:
+            jobs = worker_jobs(self.worker_jobs_dir)
+            if jobs != self.state.get("workerJobs", []):
+                self.write_state(workerJobs=jobs)
 
     # --- lifecycle ------------------------------------------------------------------------
     def request_stop(self, reason, code=0):
@@ -250,6 +272,7 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
         try:
             self.setup_connectivity()
             self.setup_served()
+            self.setup_worker_jobs()
         except (OSError, ValueError, RuntimeError) as e:
             self.fail("cannot listen (connectivity %s): %s" % (self.config["connectivity"], e))
             self.close_connectivity()

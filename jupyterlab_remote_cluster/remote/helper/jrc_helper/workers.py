@@ -17,11 +17,15 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 from .common import DASK_PRELOAD, log, make_runtime_dir, write_tls_files
 
 HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 HOSTS_TIMEOUT = 30
+# A worker job's worker stops this long before the session ends (its scheduler goes then)
+LIFETIME_MARGIN = 30
+MIN_LIFETIME = 60
 
 
 def allocation_hosts(command, env):
@@ -101,14 +105,37 @@ def run_worker(session_dir, name, nthreads):
     return run_dask_worker(session_dir, args)
 
 
+def session_seconds_left(session_dir):
+    """Seconds until the session's end as its helper reports it (state.json `endsAt`),
+    or None when unknown (no walltime, no state yet)."""
+    try:
+        with open(os.path.join(session_dir, "state.json"), "rb") as f:
+            ends_at = json.loads(f.read().decode("utf-8")).get("endsAt")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(ends_at, bool) or not isinstance(ends_at, (int, float)):
+        return None
+    return ends_at - time.time()
+
+
 def run_job_worker(session_dir, argv):
     """`helper.pyz job-worker --session-dir D -m distributed.cli.dask_worker <args>`: what
-    a dask-jobqueue worker job runs (its `python` is this launcher, jobqueue.py): the
-    worker jobqueue asked for, on the session's TLS, private on this node."""
+    a worker job runs (a dask-jobqueue job: its `python` is this launcher, jobqueue.py;
+    "Add workers"): the worker asked for, on the session's TLS, private on this node,
+    stopping itself LIFETIME_MARGIN before the session's end, whatever walltime the job
+    has (dask-jobqueue's is the profile's, from the session's start)."""
     if argv[:2] != ["-m", "distributed.cli.dask_worker"]:
         log("job-worker runs distributed.cli.dask_worker only, not %r" % argv[:2])
         return 2
-    return run_dask_worker(session_dir, argv[2:])
+    args = argv[2:]
+    left = session_seconds_left(session_dir)
+    if left is not None:
+        lifetime = int(left - LIFETIME_MARGIN)
+        if lifetime < MIN_LIFETIME:
+            log("the session ends in %d s: no worker started" % max(0, left))
+            return 0
+        args += ["--lifetime", "%ds" % lifetime, "--lifetime-stagger", "0s", "--no-lifetime-restart"]
+    return run_dask_worker(session_dir, args)
 
 
 def run_dask_worker(session_dir, worker_args):

@@ -11,7 +11,10 @@ export type JobState = 'PENDING' | 'RUNNING' | 'CANCELLED' | 'COMPLETED';
 export class CountingLink implements IClusterLink {
   readonly jobs = new Map<string, { state: JobState; reason: string }>();
   /** helper state per job id; absent: no state.json yet */
-  readonly helpers = new Map<string, { status: string; heartbeatAge: number; httpPorts?: unknown[] }>();
+  readonly helpers = new Map<
+    string,
+    { status: string; heartbeatAge: number; httpPorts?: unknown[]; workerJobs?: string[] }
+  >();
   readonly queries: { at: number; ids: string[] }[] = [];
   readonly cancels: string[] = [];
   controller: 'up' | 'down' | 'hung' = 'up';
@@ -91,7 +94,14 @@ export class CountingLink implements IClusterLink {
     }
     const heartbeat = Date.now() / 1000 - h.heartbeatAge;
     return Buffer.from(
-      JSON.stringify({ status: h.status, host: 'node1', controlPort: 1, heartbeat, httpPorts: h.httpPorts ?? [] })
+      JSON.stringify({
+        status: h.status,
+        host: 'node1',
+        controlPort: 1,
+        heartbeat,
+        httpPorts: h.httpPorts ?? [],
+        ...(h.workerJobs && { workerJobs: h.workerJobs })
+      })
     );
   }
 
