@@ -5,6 +5,7 @@
 import { ILayoutRestorer, type JupyterFrontEnd, type JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { Dialog, InputDialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { ITranslator } from '@jupyterlab/translation';
+import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
 import type { ISession } from '../../common/api';
 import { CommandIDs, LabCommandIDs } from '../commands';
@@ -27,11 +28,14 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
   ): void => {
     const trans = translator.load('jupyterlab_remote_cluster');
     const { commands } = app;
+    // Every command here names its session by id in args.session.
+    const sessionId = (args: ReadonlyPartialJSONObject): string => String(args['session']);
+    const sessionOf = (args: ReadonlyPartialJSONObject): ISession | undefined => model.session(sessionId(args));
 
     commands.addCommand(CommandIDs.openNotebook, {
       label: trans.__('Open a notebook on this session'),
       execute: args =>
-        openSessionNotebook(String(args['session']), {
+        openSessionNotebook(sessionId(args), {
           commands,
           kernelspecs: app.serviceManager.kernelspecs,
           syncKernelspecs: () => requestAPI('api/v1/profiles'),
@@ -43,7 +47,7 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
     commands.addCommand(CommandIDs.addWorkers, {
       label: trans.__('Add Dask workers (one batch job each)'),
       execute: async args => {
-        const s = model.session(String(args['session']));
+        const s = sessionOf(args);
         if (!s) {
           return;
         }
@@ -84,7 +88,7 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
     commands.addCommand(CommandIDs.cancelSession, {
       label: trans.__('Cancel the session (ends its job)'),
       execute: async args => {
-        const s = model.session(String(args['session']));
+        const s = sessionOf(args);
         if (!s) {
           return;
         }
@@ -113,7 +117,7 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
     commands.addCommand(CommandIDs.attachKernel, {
       label: trans.__('Attach a running kernel of this session'),
       execute: async args => {
-        const session = String(args['session']);
+        const session = sessionId(args);
         const kernel = String(args['kernel']);
         try {
           // The server starts a Jupyter kernel whose provisioner takes the remote one over.
@@ -147,7 +151,7 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
     commands.addCommand(CommandIDs.removeSession, {
       label: trans.__('Remove the ended session from the list'),
       execute: async args => {
-        await requestAPI(`api/v1/sessions/${String(args['session'])}`, { method: 'DELETE' });
+        await requestAPI(`api/v1/sessions/${sessionId(args)}`, { method: 'DELETE' });
       }
     });
 
