@@ -4,40 +4,36 @@
  *   submitting -> queued -> starting -> running -> ended
  * and the facade the server talks to. It delegates: one SSH link per cluster
  * (../cluster/links.ts), one batched status query per cluster per cycle (poller.ts), the
- * helper on the node (helper-client.ts), kernels' local forwards (kernels.ts) and
+ * submission of its job (submit-job.ts), the helper on the node (helper-client.ts),
+ * kernels' local forwards (kernels.ts), worker jobs (worker-jobs.ts) and
  * persistence (store.ts).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 
 import type { AgentEvent, IClusterProfile, IResources, ISession } from '../../common/api';
-import { proxiedPrefix } from '../../common/routes';
 import { ClusterLinks, clusterKey } from '../cluster/links';
 import { shQuote } from '../schedulers/shell';
 import {
   ConflictError,
   InvalidRequestError,
   NotFoundError,
-  SchedulerUnavailableError,
-  type ICommandResult,
   type IJobStatus,
   type ISchedulerAdapter
 } from '../schedulers/types';
-import { parseWalltime } from '../schedulers/validate';
-import { makeSessionTls } from '../tls/x509';
 import type { IOpenedPort } from '../tunnels/http-proxy';
 import { HelperClient } from './helper-client';
 import { KernelTable } from './kernels';
 import type { IClusterLink, LinkFactory } from '../cluster/link';
 import { StatusPoller } from './poller';
 import { publicView } from './view';
-import { cancelElasticCommand, elasticConfig, submitWorkerJobs, workersConfig } from './scale-out';
+import { cancelElasticCommand, submitWorkerJobs } from './scale-out';
+import { submitSessionJob } from './submit-job';
 import { withReported, withStatuses } from './worker-jobs';
 import {
   HEARTBEAT_STALE_S,
   now,
   onLogin,
-  REMOTE_ROOT,
   type IHelperState,
   type IKernelConnection,
   type ISessionRecord
@@ -309,89 +305,15 @@ export class SessionManager {
   private async doSubmit(s: ISessionRecord, profile: IClusterProfile, adapter: ISchedulerAdapter): Promise<void> {
     const link = await this.clusters.link(profile, true); // the user asked: may sign in
     const home = await this.clusters.home(s.clusterKey, link);
-    const root = `${home}/${REMOTE_ROOT}`;
-    const dir = `${root}/sessions/${s.id}`;
-    const remote = await this.remoteFiles();
-    const codeDir = `${root}/remote-${remote.digest}`;
-    const helperPath = `${codeDir}/${remote.entry}`;
-    s.remoteDir = dir;
-    s.protocol = remote.protocol;
-    s.proxyKey = randomBytes(32).toString('base64url');
-
-    // One round trip: private directories, and whether this version of the helper is there.
-    const prep = await link.exec(
-      `umask 077 && mkdir -p ${shQuote(dir)} && chmod 700 ${shQuote(root)} ${shQuote(root + '/sessions')} ${shQuote(dir)} && ` +
-        `{ test -f ${shQuote(helperPath)} && echo present || echo missing; }`
-    );
-    if (prep.code !== 0) {
-      throw new Error(`cannot create ${dir}: ${prep.stderr.trim()}`);
-    }
-    if (prep.stdout.trim() !== 'present') {
-      // Into a temporary directory first: a concurrent submit never runs half of a version.
-      const tmp = `${codeDir}.${randomBytes(4).toString('hex')}`;
-      await link.exec(`umask 077 && mkdir ${shQuote(tmp)}`);
-      for (const f of remote.files) {
-        await link.writeFile(`${tmp}/${f.name}`, f.data, 0o600);
-      }
-      await link.exec(`mv -T ${shQuote(tmp)} ${shQuote(codeDir)} 2>/dev/null || rm -rf ${shQuote(tmp)}`);
-    }
-    // The session's own CA and certificate (docs/security.md): its key is dropped here.
-    const tls = makeSessionTls(s.id);
-    const config = {
-      sessionId: s.id,
-      token: randomBytes(32).toString('hex'),
-      tls: { ca: tls.caCert, cert: tls.cert, key: tls.key },
-      python: profile.python,
-      workdir: profile.workdir ?? home,
-      dask: profile.dask !== false,
-      proxyBase: proxiedPrefix(this.opts.baseUrl, s.proxyKey),
-      kernelEnv: {},
-      // the session's end, as the helper reports it (worker jobs stop there)
-      ...(s.resources.walltime && { walltimeSeconds: parseWalltime(s.resources.walltime) }),
-      // auto: the helper listens for every mode; the agent finds out which one works
-      connectivity: profile.connectivity ?? 'via-login',
-      ...(profile.reverseHost && { reverseHost: profile.reverseHost }),
-      // A plain host is its own "login node": nothing needs to reach it from outside.
-      ...(adapter.helperOnLoopback && { bindAddress: '127.0.0.1' }),
-      ...workersConfig(s.resources, adapter, profile, `${codeDir}/${remote.entry}`, dir),
-      ...elasticConfig(s, adapter, profile, `${codeDir}/${remote.entry}`, dir)
-    };
-    s.connectivity = config.connectivity === 'auto' ? undefined : config.connectivity;
-    await link.writeFile(`${dir}/config.json`, JSON.stringify(config), 0o600);
-    const script = adapter.renderScript({
-      name: `jrc-${s.id}`,
-      workdir: dir,
-      stdoutPath: `${dir}/job.out`,
-      stderrPath: `${dir}/job.err`,
-      resources: s.resources,
-      setup: profile.setup ?? [],
-      // The container wrapper (if any) runs the helper, so the kernels it starts are inside too.
-      command: `${profile.container ? profile.container + ' ' : ''}${shQuote(profile.python)} ${shQuote(helperPath)} serve --session-dir ${shQuote(dir)}`
+    const jobId = await submitSessionJob({
+      s,
+      profile,
+      adapter,
+      link,
+      home,
+      remote: await this.remoteFiles(),
+      baseUrl: this.opts.baseUrl
     });
-    await link.writeFile(`${dir}/job.sh`, script, 0o700);
-    // Without an answer the job may be queued all the same: say so, and keep its files.
-    const unanswered = (why: string) =>
-      new SchedulerUnavailableError(
-        `${why.replace(/\.?$/, '.')} The job may have been queued all the same, named "jrc-${s.id}": ` +
-          `look for it with your batch system and cancel it if you do not want it (its files stay in ${dir}).`
-      );
-    let result: ICommandResult;
-    try {
-      result = await link.exec(onLogin(profile, adapter.submitCommand(`${dir}/job.sh`)), { timeoutMs: 60_000 });
-    } catch (err) {
-      throw unanswered(`The submission got no answer: ${(err as Error).message}`);
-    }
-    let jobId: string;
-    try {
-      jobId = adapter.parseSubmit(result);
-    } catch (err) {
-      if (err instanceof SchedulerUnavailableError) {
-        throw unanswered(err.message); // (adapters say who did not answer; this says what follows)
-      }
-      // Refused: nothing is queued; leave no directory behind either.
-      await link.exec(`rm -rf ${shQuote(dir)}`).catch(() => undefined);
-      throw err;
-    }
     this.update(s, { state: 'queued', jobId });
     this.poller.schedule(s.clusterKey, 0);
   }
