@@ -170,6 +170,12 @@ class Session:
         conn.close()
         return r.status, (json.loads(text) if text else None), text
 
+    def start_kernel(self, kernel_id, **body):
+        """Start a kernel (POST /kernels, which must answer 201); a client connected to it."""
+        status, res, _ = self.request("POST", "/kernels", {"kernelId": kernel_id, **body})
+        assert status == 201, res
+        return client_for(str(self.dir / "kernels" / kernel_id / "connection.json"))
+
     def close(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -652,9 +658,7 @@ def test_workers_on_the_other_hosts_of_the_allocation(tmp_path):
         assert dask["workers"] == [{"name": "rc-worker-0", "host": me}, {"name": "rc-worker-1", "host": "other-node"}]
         assert launched.read_text().split() == ["other-node", "2", "rc-worker-1"]
         assert not dask["schedulerAddress"].startswith("tls://127.0.0.1:"), dask
-        st_, res, _ = s.request("POST", "/kernels", {"kernelId": "kw"})
-        assert st_ == 201, res
-        kc = client_for(str(s.dir / "kernels" / "kw" / "connection.json"))
+        kc = s.start_kernel("kw")
         try:
             reply, out = execute(
                 kc,
@@ -740,13 +744,11 @@ def test_the_helper_runs_as_a_zipapp_with_its_companions_next_to_it(tmp_path, mo
         s.wait_status("ready", 30)
         status, res, _ = s.request("GET", "/health")
         assert status == 200 and res["version"] == 2
-        status, res, _ = s.request("POST", "/kernels", {"kernelId": "z1"})
-        assert status == 201, res
-        # the kernel's launcher is the companion next to helper.pyz
-        kernel_log = (s.dir / "kernels" / "z1" / "kernel.log").read_text()
-        assert " %s -f " % (code / "jrc_kernel.py") in kernel_log.splitlines()[0], kernel_log
-        kc = client_for(str(s.dir / "kernels" / "z1" / "connection.json"))
+        kc = s.start_kernel("z1")
         try:
+            # the kernel's launcher is the companion next to helper.pyz
+            kernel_log = (s.dir / "kernels" / "z1" / "kernel.log").read_text()
+            assert " %s -f " % (code / "jrc_kernel.py") in kernel_log.splitlines()[0], kernel_log
             content, out = execute(kc, "print(6 * 7)")
             assert content["status"] == "ok" and out.strip() == "42"
         finally:
@@ -788,9 +790,7 @@ def test_worker_jobs_are_preconfigured_join_on_tls_and_are_cancelled_with_the_se
         assert st["endsAt"] == st["startedAt"] + 3600, st
         # listens beyond loopback: worker jobs on other nodes join it (mutual TLS only)
         assert not st["dask"]["schedulerAddress"].startswith("tls://127.0.0.1:"), st["dask"]
-        st_, res, _ = s.request("POST", "/kernels", {"kernelId": "kj"})
-        assert st_ == 201, res
-        kc = client_for(str(s.dir / "kernels" / "kj" / "connection.json"))
+        kc = s.start_kernel("kj")
         try:
             reply, out = execute(
                 kc,
@@ -893,9 +893,7 @@ def test_a_notebooks_jobqueue_jobs_are_reported_until_it_closes_them(tmp_path):
     s = Session(tmp_path, jobqueue=lambda d: jobqueue_config(d, "true"))
     try:
         s.wait_status("ready", 60)
-        st_, res, _ = s.request("POST", "/kernels", {"kernelId": "kq"})
-        assert st_ == 201, res
-        kc = client_for(str(s.dir / "kernels" / "kq" / "connection.json"))
+        kc = s.start_kernel("kq")
         try:
             reply, _ = execute(
                 kc,
