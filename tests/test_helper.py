@@ -238,6 +238,19 @@ def test_state_file(session):
     assert not list(session.dir.glob("state.json.tmp*"))
 
 
+def test_the_end_of_walltime_warning_is_reported_not_fatal(session):
+    """Slurm's --signal=B:USR1@<s> reaches the helper (it replaced the batch shell):
+    SIGUSR1's default action would end the session at once."""
+    assert "endWarning" not in session.state()
+    session.proc.send_signal(signal.SIGUSR1)
+    st = wait_for(lambda: session.state().get("endWarning"), 10, "the warning in state.json")
+    assert st["signal"] == "SIGUSR1" and abs(st["at"] - time.time()) < 10
+    time.sleep(1)
+    assert session.proc.poll() is None and session.state()["status"] == "ready"
+    status, res, _ = session.request("GET", "/health")
+    assert status == 200, res
+
+
 @pytest.mark.parametrize(
     "token",
     [None, "Bearer wrong", "Bearer ", "Basic abc", "bearer {token}", "Bearer {token}x", "{token}"],

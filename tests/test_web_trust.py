@@ -25,6 +25,8 @@ STATE_CHANGING = [
     ("DELETE", "remote-cluster/api/v1/sessions/0123456789ab", None),
     ("POST", "remote-cluster/api/v1/sessions/0123456789ab/kernels", {}),
     ("POST", "remote-cluster/api/v1/sessions/0123456789ab/workers", {"count": 2}),
+    ("POST", "remote-cluster/api/v1/sessions/0123456789ab/extend", {"minutes": 30}),
+    ("POST", "remote-cluster/api/v1/sessions/0123456789ab/relaunch", {"continue": True}),
     ("POST", "remote-cluster/api/v1/kernels/k1/signal", {"signal": "SIGKILL"}),
     ("POST", "remote-cluster/api/v1/kernels/k1/restart", {}),
     ("POST", "remote-cluster/api/v1/kernels/k1/detach", {}),
@@ -256,6 +258,8 @@ async def test_no_job_without_both_kernels_and_remote_cluster_write(
 KERNEL_ACTIONS = [
     ("POST", "remote-cluster/api/v1/sessions/0123456789ab/kernels", {}),
     ("POST", "remote-cluster/api/v1/sessions/0123456789ab/workers", {"count": 1}),
+    ("POST", "remote-cluster/api/v1/sessions/0123456789ab/extend", {"minutes": 10}),
+    ("POST", "remote-cluster/api/v1/sessions/0123456789ab/relaunch", {}),
     ("POST", "remote-cluster/api/v1/kernels/k1/signal", {"signal": "SIGINT"}),
     ("POST", "remote-cluster/api/v1/kernels/k1/restart", {}),
     ("POST", "remote-cluster/api/v1/kernels/k1/detach", {}),

@@ -10,6 +10,8 @@
  *   GET    /api/v1/sessions/<id>                  DELETE -> cancel (ended sessions: forget)
  *   POST   /api/v1/sessions/<id>/kernels          {kernelId?} -> connection info on 127.0.0.1
  *   POST   /api/v1/sessions/<id>/workers          {count} -> Dask worker jobs submitted (their ids)
+ *   POST   /api/v1/sessions/<id>/extend           {minutes} -> the batch system's answer (tried once)
+ *   POST   /api/v1/sessions/<id>/relaunch         {continue?} -> a new session, same profile and resources
  *   GET    /api/v1/kernels/<kid>                  alive / dead / unknown (link down)
  *   POST   /api/v1/kernels/<kid>/signal           {signal}
  *   POST   /api/v1/kernels/<kid>/restart          stop it; the next start of <kid> is its restart
@@ -35,6 +37,8 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { AgentEvent, IAgentHealth, IApiError } from '../common/api';
 import {
   parseAddWorkersRequest,
+  parseExtendRequest,
+  parseRelaunchRequest,
   parseKernelRequest,
   parsePromptAnswer,
   parseSignalRequest,
@@ -218,6 +222,16 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     method(req, 'POST');
     const { count } = parseAddWorkersRequest(await readJson(req));
     return sendJson(res, 201, await svc.sessions.addWorkers(m[1], count));
+  }
+  if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/extend$/))) {
+    method(req, 'POST');
+    const { minutes } = parseExtendRequest(await readJson(req));
+    return sendJson(res, 200, await svc.sessions.extend(m[1], minutes));
+  }
+  if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/relaunch$/))) {
+    method(req, 'POST');
+    const r = parseRelaunchRequest(await readJson(req));
+    return sendJson(res, 201, await svc.sessions.relaunch(m[1], r.continue));
   }
   if ((m = p.match(/^\/api\/v1\/kernels\/([A-Za-z0-9_-]{1,64})(?:\/(signal|restart|detach))?$/))) {
     const [, kid, verb] = m;

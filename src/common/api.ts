@@ -159,6 +159,15 @@ export interface IServedPort {
 
 export type SessionState = 'submitting' | 'queued' | 'starting' | 'running' | 'ended';
 
+/** What the batch system said when asked for more walltime (docs/allocation.md). */
+export interface IExtendAnswer {
+  granted: boolean;
+  /** Its own words (stdout and stderr), or what its exit code means. */
+  answer: string;
+  /** The job's walltime now, when granted. */
+  walltime?: string;
+}
+
 /** A batch job of Dask workers that joins a session (docs/scale-out.md). */
 export interface IWorkerJob {
   id: string;
@@ -201,6 +210,12 @@ export interface ISession {
    * the scheduler's last answer about them (`submitted`: not asked about yet).
    */
   workerJobs?: IWorkerJob[];
+  /** The session this one continues ("Continue in a new job"): its notebooks move here when it runs. */
+  continues?: string;
+  /** The session that continues this one. */
+  continuedBy?: string;
+  /** When the batch system warned that the walltime ends soon (ms since the epoch; Slurm's --signal). */
+  endWarnedAt?: number;
   /**
    * What the user should know about a live session besides its state: a session started
    * by an earlier release without the protections, Dask that did not start (and why).

@@ -2,6 +2,8 @@
 import {
   MAX_WORKER_JOBS,
   parseAddWorkersRequest,
+  parseExtendRequest,
+  parseRelaunchRequest,
   parseKernelRequest,
   parsePromptAnswer,
   parseSignalRequest,
@@ -59,6 +61,16 @@ describe('request bodies', () => {
       expect([count, refusal(() => parseAddWorkersRequest({ count })).field]).toEqual([count, 'count']);
     }
     expect(refusal(() => parseAddWorkersRequest([])).field).toBe('body');
+  });
+
+  it('extend: whole minutes, up to a week; relaunch: continue is true or false', () => {
+    expect(parseExtendRequest({ minutes: 30 })).toEqual({ minutes: 30 });
+    for (const minutes of [0, 1.5, 7 * 24 * 60 + 1, '30', undefined]) {
+      expect([minutes, refusal(() => parseExtendRequest({ minutes })).field]).toEqual([minutes, 'minutes']);
+    }
+    expect(parseRelaunchRequest({})).toEqual({ continue: false });
+    expect(parseRelaunchRequest({ continue: true })).toEqual({ continue: true });
+    expect(refusal(() => parseRelaunchRequest({ continue: 'yes' })).field).toBe('continue');
   });
 
   it('prompt answers keep only the fields of an answer, of their types', () => {

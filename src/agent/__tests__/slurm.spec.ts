@@ -189,6 +189,8 @@ describe('slurm: renderScript', () => {
         '#SBATCH --output=/home/alice/.jupyter-remote-cluster/sessions/ab12cd/job.out',
         '#SBATCH --error=/home/alice/.jupyter-remote-cluster/sessions/ab12cd/job.err',
         '#SBATCH --chdir=/home/alice/.jupyter-remote-cluster/sessions/ab12cd',
+        // the end-of-walltime warning (SIGUSR1 to the helper) 5 min before the end of 2 h
+        '#SBATCH --signal=B:USR1@300',
         '#SBATCH --nodes=1',
         '#SBATCH --ntasks=1',
         '#SBATCH --partition=big',

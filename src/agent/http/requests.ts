@@ -33,6 +33,14 @@ export interface IAddWorkersRequest {
 /** At most this many worker jobs per request: a typo must not flood the queue. */
 export const MAX_WORKER_JOBS = 32;
 
+/** POST api/v1/sessions/<id>/extend: ask the batch system for more walltime, once. */
+export interface IExtendRequest {
+  minutes: number;
+}
+
+/** A week: more is a typo, and no site grants it. */
+export const MAX_EXTEND_MINUTES = 7 * 24 * 60;
+
 /** POST api/v1/kernels/<id>/signal */
 export interface ISignalRequest {
   signal: 'SIGINT' | 'SIGTERM' | 'SIGKILL';
@@ -70,6 +78,23 @@ export function parseAddWorkersRequest(body: unknown): IAddWorkersRequest {
     throw invalid(`"count" must be a whole number of worker jobs from 1 to ${MAX_WORKER_JOBS}.`, 'count');
   }
   return { count };
+}
+
+export function parseExtendRequest(body: unknown): IExtendRequest {
+  const minutes = object(body).minutes;
+  if (typeof minutes !== 'number' || !Number.isInteger(minutes) || minutes < 1 || minutes > MAX_EXTEND_MINUTES) {
+    throw invalid(`"minutes" must be a whole number of minutes from 1 to ${MAX_EXTEND_MINUTES}.`, 'minutes');
+  }
+  return { minutes };
+}
+
+/** POST api/v1/sessions/<id>/relaunch: `continue` links the new session to this one. */
+export function parseRelaunchRequest(body: unknown): { continue: boolean } {
+  const c = object(body).continue;
+  if (c !== undefined && typeof c !== 'boolean') {
+    throw invalid('"continue" must be true or false.', 'continue');
+  }
+  return { continue: c === true };
 }
 
 export function parseKernelRequest(body: unknown): KernelRequest {

@@ -491,4 +491,9 @@ export class LsfAdapter implements ISchedulerAdapter {
     }
     return cancelTolerating(`bkill ${jobId}`, 'Job has already finished|No matching job found|is not found');
   }
+
+  extendCommand(jobId: string, r: IResources): string {
+    this.cancelCommand(jobId);
+    return `bmod -W ${formatRunLimit(walltimeMinutes(r.walltime))} ${jobId}`;
+  }
 }

@@ -526,4 +526,9 @@ export class PbsAdapter implements ISchedulerAdapter {
       'Job has finished|Unknown Job Id|Invalid state for job - COMPLETE'
     );
   }
+
+  extendCommand(jobId: string, r: IResources): string {
+    this.cancelCommand(jobId);
+    return `qalter -l walltime=${formatHms(parseWalltime(r.walltime))} ${shQuote(jobId)}`;
+  }
 }

@@ -424,4 +424,11 @@ export class SgeAdapter implements ISchedulerAdapter {
     // a job that left the queue: denied: job "123" does not exist
     return cancelTolerating(`qdel ${jobId}`, 'does not exist');
   }
+
+  /** `qalter -l` replaces the job's whole hard resource list: every `-l` of the job again. */
+  extendCommand(jobId: string, r: IResources): string {
+    this.cancelCommand(jobId);
+    const limits = this.directiveLines(r).filter(l => l.startsWith('-l '));
+    return `qalter ${limits.join(' ')} ${jobId}`;
+  }
 }

@@ -18,6 +18,7 @@ import {
 } from './types';
 import {
   eachDirective,
+  endWarningLead,
   fieldNamedIn,
   firstLines,
   intField,
@@ -74,6 +75,8 @@ const RESERVED_DIRECTIVES = [
   'wrap',
   'parsable',
   'test-only',
+  // the end-of-walltime warning the helper handles (SIGUSR1 to the batch shell, which is the helper)
+  'signal',
   // one task per node: the helper starts the workers on the other nodes itself
   'ntasks',
   'ntasks-per-node'
@@ -245,6 +248,7 @@ export class SlurmAdapter implements ISchedulerAdapter {
           `--output=${stdout}`,
           `--error=${stderr}`,
           `--chdir=${workdir}`,
+          `--signal=B:USR1@${endWarningLead(spec.resources?.walltime)}`,
           ...this.directiveLines(spec.resources ?? {})
         ].map(d => `#SBATCH ${d}`)
     });
@@ -528,5 +532,10 @@ export class SlurmAdapter implements ISchedulerAdapter {
       throw invalid('jobId', jobId, 'Slurm job ids are digits (or digits_digits)');
     }
     return `scancel ${jobId}`;
+  }
+
+  extendCommand(jobId: string, _r: IResources, addSeconds: number): string {
+    this.cancelCommand(jobId); // (the same check of the id)
+    return `scontrol update JobId=${jobId} TimeLimit=+${Math.ceil(addSeconds / 60)}`;
   }
 }

@@ -128,4 +128,10 @@ export interface ISchedulerAdapter {
    */
   parseStatus(jobIds: string[], result: ICommandResult): Map<string, IJobStatus>;
   cancelCommand(jobId: string): string;
+  /**
+   * Shell command that asks the batch system to give job `jobId` `addSeconds` more
+   * walltime (`resources`: the session's, with the new total walltime). Users are
+   * usually refused; the command's answer is shown as it is. Absent: not possible.
+   */
+  extendCommand?(jobId: string, resources: IResources, addSeconds: number): string;
 }

@@ -259,3 +259,12 @@ export function parseWalltime(value: unknown): number {
   }
   return secs;
 }
+
+/**
+ * Seconds before the walltime's end at which the batch system warns the job (SIGUSR1,
+ * handled by the helper): 5 minutes, a quarter of a short walltime (at least 30 s).
+ */
+export function endWarningLead(walltime: unknown): number {
+  const w = isSet(walltime) ? parseWalltime(walltime) : Infinity;
+  return Math.max(30, Math.min(300, Math.floor(w / 4)));
+}

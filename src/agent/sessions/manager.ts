@@ -11,7 +11,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 
-import type { AgentEvent, IClusterProfile, IResources, ISession } from '../../common/api';
+import type { AgentEvent, IClusterProfile, IExtendAnswer, IResources, ISession } from '../../common/api';
 import { ClusterLinks, clusterKey } from '../cluster/links';
 import { shQuote } from '../schedulers/shell';
 import {
@@ -29,6 +29,7 @@ import { StatusPoller } from './poller';
 import { publicView } from './view';
 import { cancelElasticCommand, submitWorkerJobs } from './scale-out';
 import { submitSessionJob } from './submit-job';
+import { requestExtension } from './allocation';
 import { withReported, withStatuses } from './worker-jobs';
 import {
   HEARTBEAT_STALE_S,
@@ -267,8 +268,14 @@ export class SessionManager {
    * scheduler refuses, its message comes back as an InvalidRequestError and no session,
    * job or remote directory is left behind.
    */
-  async submit(profileName: string, overrides: IResources = {}, owner: 'user' | 'kernel' = 'user'): Promise<ISession> {
-    const profile = await this.profile(profileName);
+  async submit(
+    profileName: string,
+    overrides: IResources = {},
+    owner: 'user' | 'kernel' = 'user',
+    links: Pick<ISessionRecord, 'continues'> = {},
+    fallback?: IClusterProfile
+  ): Promise<ISession> {
+    const profile = await this.profile(profileName).catch(err => fallback ?? Promise.reject(err));
     const adapter = this.adapter(profile);
     const resources: IResources = { ...profile.resources, ...stripEmpty(overrides) };
     adapter.validate(resources);
@@ -286,7 +293,8 @@ export class SessionManager {
       remoteDir: '',
       owner,
       kernels: [],
-      submittedProfile: profile
+      submittedProfile: profile,
+      ...links
     };
     this.sessions.set(id, s);
     this.update(s, {});
@@ -437,6 +445,58 @@ export class SessionManager {
     this.update(s, { workerJobs: withReported(s.workerJobs, added.jobIds) ?? s.workerJobs });
     this.poller.schedule(s.clusterKey, 0); // asked about in the next status query, now
     return added;
+  }
+
+  /**
+   * A new session of the same profile (as it is now; as it was, if deleted since) and
+   * resources: "Relaunch" (any session), or "Continue in a new job" (`continues`: a live
+   * session nearing its end, linked to its successor, where the frontend moves the
+   * notebooks once it runs). A refused submission changes nothing.
+   */
+  async relaunch(id: string, continues: boolean): Promise<ISession> {
+    const s = this.sessions.get(id);
+    if (!s) {
+      throw new NotFoundError(`No session ${id}.`);
+    }
+    if (continues) {
+      if (s.state === 'ended') {
+        throw new ConflictError(`Session ${id} has ended: there is nothing to continue (relaunch it instead).`);
+      }
+      const next = s.continuedBy ? this.sessions.get(s.continuedBy) : undefined;
+      if (next && next.state !== 'ended') {
+        throw new ConflictError(`Session ${id} is already continued by session ${next.id} (${next.state}).`);
+      }
+    }
+    const next = await this.submit(
+      s.profile,
+      s.resources,
+      'user',
+      continues ? { continues: s.id } : {},
+      s.submittedProfile
+    );
+    if (continues && this.sessions.get(id)) {
+      this.update(s, { continuedBy: next.id });
+    }
+    return next;
+  }
+
+  /** "Extend": ask the batch system once for `minutes` more walltime (allocation.ts). */
+  async extend(id: string, minutes: number): Promise<IExtendAnswer> {
+    const s = this.sessions.get(id);
+    if (!s) {
+      throw new NotFoundError(`No session ${id}.`);
+    }
+    const profile = await this.sessionProfile(s);
+    const link = await this.clusters.link(profile, true);
+    const answer = await requestExtension({ s, profile, adapter: this.adapter(profile), link, minutes });
+    this.opts.log(
+      `session ${id}: extend by ${minutes} min: ${answer.granted ? 'granted' : 'refused'}: ${answer.answer}`
+    );
+    if (answer.walltime) {
+      this.update(s, { resources: { ...s.resources, walltime: answer.walltime } });
+      this.poller.askNow(s.clusterKey); // the time left, from the scheduler
+    }
+    return answer;
   }
 
   /* ---------------- cancel ---------------- */

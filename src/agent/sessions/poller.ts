@@ -72,6 +72,16 @@ export class StatusPoller {
     );
   }
 
+  /** Ask the scheduler in the next cycle, now (the job changed: more walltime). */
+  askNow(key: string): void {
+    for (const [k, pace] of this.paces) {
+      if (k.startsWith(`${key}\0`)) {
+        pace.lastQuery = 0;
+      }
+    }
+    this.schedule(key, 0);
+  }
+
   stop(): void {
     this.stopped = true;
     for (const t of this.timers.values()) {

@@ -31,6 +31,8 @@ export interface IHelperState extends IHelperEndpoints {
   workerJobs?: string[];
   /** The session's end by the node's clock (epoch seconds): its start plus the walltime. */
   endsAt?: number;
+  /** The batch system warned that the walltime ends soon (Slurm's --signal), when. */
+  endWarning?: { signal: string; at: number };
   /** Every kernel the helper runs, as of the heartbeat. */
   kernels?: Record<string, { pid: number; alive: boolean }>;
 }

@@ -35,6 +35,8 @@ export function publicView(s: ISessionRecord, from: IViewSources): ISession {
     kernels: from.kernels,
     ...(daskWorkers && daskWorkers.length > 0 && { daskWorkers }),
     ...(dask?.status === 'running' && from.helper?.elastic && { canAddWorkers: true }),
+    ...(running &&
+      typeof from.helper?.endWarning?.at === 'number' && { endWarnedAt: from.helper.endWarning.at * 1000 }),
     ...(detached.length > 0 && { detachedKernels: detached }),
     ...(warnings.length > 0 && { warnings })
   };

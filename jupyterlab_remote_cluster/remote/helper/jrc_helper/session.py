@@ -226,6 +226,12 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
                 self.exit_code = code
         self.stop_event.set()
 
+    def on_end_warning(self, signum, frame):
+        """The batch system warns that the walltime ends soon (Slurm --signal=B:USR1@<s>):
+        reported, never fatal (SIGUSR1's default action would end the session now)."""
+        log("the batch system warns that the walltime ends soon (%s)" % signal.Signals(signum).name)
+        self.write_state(endWarning={"signal": signal.Signals(signum).name, "at": time.time()})
+
     def on_signal(self, signum, frame):
         name = signal.Signals(signum).name
         self.request_stop("received %s (job cancelled or walltime reached)" % name, 128 + signum)
@@ -256,6 +262,8 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
         log("stopped: %s" % self.stop_reason)
 
     def serve(self):
+        # before anything else: the warning may come at once for a short walltime
+        signal.signal(signal.SIGUSR1, self.on_end_warning)
         try:
             self.load_config()
         except (OSError, ValueError) as e:

@@ -124,6 +124,9 @@ def run_job_worker(session_dir, argv):
     "Add workers"): the worker asked for, on the session's TLS, private on this node,
     stopping itself LIFETIME_MARGIN before the session's end, whatever walltime the job
     has (dask-jobqueue's is the profile's, from the session's start)."""
+    # Slurm's end-of-walltime warning (--signal=B:USR1, at once for a short job) reaches a
+    # worker job's launcher too: not a reason to stop (the worker's --lifetime ends it in time)
+    signal.signal(signal.SIGUSR1, lambda signum, frame: log("the batch system warns that the walltime ends soon"))
     if argv[:2] != ["-m", "distributed.cli.dask_worker"]:
         log("job-worker runs distributed.cli.dask_worker only, not %r" % argv[:2])
         return 2

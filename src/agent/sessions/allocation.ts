@@ -1,0 +1,45 @@
+/**
+ * The allocation's hours (docs/allocation.md): asking the batch system for more walltime.
+ * Tried once, where the batch system has a user command for it; its answer (usually a
+ * refusal: most sites let only operators raise a running job's limit) is shown as it is.
+ */
+import type { IClusterProfile, IExtendAnswer } from '../../common/api';
+import type { IClusterLink } from '../cluster/link';
+import { formatHms } from '../schedulers/pbs';
+import { ConflictError, type ISchedulerAdapter } from '../schedulers/types';
+import { parseWalltime } from '../schedulers/validate';
+import { onLogin, type ISessionRecord } from './records';
+
+export interface IExtend {
+  s: ISessionRecord;
+  profile: IClusterProfile;
+  adapter: ISchedulerAdapter;
+  link: IClusterLink;
+  minutes: number;
+}
+
+/** Ask once for `minutes` more; never retried, never pretended. */
+export async function requestExtension(a: IExtend): Promise<IExtendAnswer> {
+  const { s, profile, adapter, link, minutes } = a;
+  if (!adapter.extendCommand) {
+    throw new ConflictError(`${adapter.title} has no command for users to extend a job's walltime.`);
+  }
+  if (!s.jobId || s.state === 'ended' || s.state === 'submitting') {
+    throw new ConflictError(`Session ${s.id} is ${s.state}: there is no job to extend.`);
+  }
+  if (!s.resources.walltime) {
+    throw new ConflictError(
+      `Session ${s.id} asked for no walltime of its own (the queue's default applies): there is nothing to extend.`
+    );
+  }
+  const walltime = formatHms(parseWalltime(s.resources.walltime) + minutes * 60);
+  const command = adapter.extendCommand(s.jobId, { ...s.resources, walltime }, minutes * 60);
+  const r = await link.exec(onLogin(profile, command), { timeoutMs: 60_000 });
+  const said = `${r.stdout}\n${r.stderr}`.trim();
+  const granted = r.code === 0;
+  return {
+    granted,
+    answer: said || (granted ? `${adapter.title} accepted it.` : `${adapter.title} refused (exit ${r.code}).`),
+    ...(granted && { walltime })
+  };
+}

@@ -1,0 +1,82 @@
+"""The allocation's hours on real Slurm (docs/allocation.md): Extend asks Slurm once and
+says its answer; Slurm's end-of-walltime warning (SIGUSR1 to the batch shell, which the
+helper replaced) is reported, never fatal; Continue in a new job gives a running successor
+of the same profile and resources, linked both ways, whose kernels run in another job."""
+
+import time
+
+import pytest
+
+from .conftest import agent_call, on_login, running_session, session_kernel, wait_state
+
+
+def run(kc, code: str, timeout: float = 60) -> str:
+    out = []
+    reply = kc.execute_interactive(
+        code, timeout=timeout, output_hook=lambda m: out.append(m["content"].get("text") or "")
+    )
+    assert reply["content"]["status"] == "ok", "".join(out)
+    return "".join(out).strip()
+
+
+@pytest.fixture(scope="module")
+def session(jupyter_dirs):
+    with running_session(jupyter_dirs, "rcit-allocation", dask=False) as s:
+        yield s
+
+
+def time_limit(job_id: str) -> str:
+    return on_login("squeue", "-h", "-j", job_id, "-o", "%l").strip()
+
+
+def test_extend_asks_slurm_once_and_says_its_answer(session):
+    before = time_limit(session["jobId"])
+    code, answer = agent_call("POST", f"/api/v1/sessions/{session['id']}/extend", {"minutes": 30})
+    assert code == 200, answer
+    # a user may not raise a running job's limit on Slurm: its own refusal, not ours
+    assert answer["granted"] is False and "denied" in answer["answer"].lower(), answer
+    assert time_limit(session["jobId"]) == before
+    code, body = agent_call("POST", f"/api/v1/sessions/{session['id']}/extend", {"minutes": 0})
+    assert code == 400 and "minutes" in body["error"]["message"], body
+
+
+def test_slurms_end_of_walltime_warning_is_reported_and_the_session_keeps_running(session):
+    sid = session["id"]
+    on_login("scancel", "--batch", "--signal=USR1", session["jobId"])
+    deadline = time.monotonic() + 60
+    s = {}
+    while time.monotonic() < deadline:
+        _, s = agent_call("GET", f"/api/v1/sessions/{sid}")
+        if s.get("endWarnedAt"):
+            break
+        time.sleep(1)
+    assert s.get("endWarnedAt") and abs(s["endWarnedAt"] / 1000 - time.time()) < 90, s
+    assert s["state"] == "running" and "RUNNING" in on_login("squeue", "-h", "-j", session["jobId"], "-o", "%T")
+    kc = session_kernel(sid)
+    try:
+        assert run(kc, "print(6 * 7)") == "42"
+    finally:
+        kc.stop_channels()
+
+
+def test_continue_in_a_new_job_gives_a_linked_running_successor_in_another_job(session):
+    sid = session["id"]
+    code, nxt = agent_call("POST", f"/api/v1/sessions/{sid}/relaunch", {"continue": True})
+    assert code == 201, nxt
+    try:
+        assert nxt["continues"] == sid and nxt["profile"] == session["profile"]
+        assert nxt["resources"] == session["resources"]
+        # one successor at a time
+        code, body = agent_call("POST", f"/api/v1/sessions/{sid}/relaunch", {"continue": True})
+        assert code == 409 and "already continued" in body["error"]["message"], body
+        _, old = agent_call("GET", f"/api/v1/sessions/{sid}")
+        assert old["continuedBy"] == nxt["id"], old
+        nxt = wait_state(nxt["id"], ("running", "ended"), 120)
+        assert nxt["state"] == "running", nxt
+        kc = session_kernel(nxt["id"])
+        try:
+            assert run(kc, "import os; print(os.environ['SLURM_JOB_ID'])") == nxt["jobId"] != session["jobId"]
+        finally:
+            kc.stop_channels()
+    finally:
+        agent_call("DELETE", f"/api/v1/sessions/{nxt['id']}")
