@@ -19,6 +19,11 @@ export namespace CommandIDs {
   export const attachKernel = 'remote-cluster:attach-kernel';
   /** Dask worker jobs joining the session's scheduler; args: `session`, `count` (absent: asks). */
   export const addWorkers = 'remote-cluster:add-workers';
+  /** The allocation's hours (docs/allocation.md); args: `session` (extend: `minutes`, absent: asks). */
+  export const continueSession = 'remote-cluster:continue-session';
+  export const extendSession = 'remote-cluster:extend-session';
+  export const saveAndStop = 'remote-cluster:save-and-stop';
+  export const relaunchSession = 'remote-cluster:relaunch-session';
   /** Starts the login of a cluster waiting for sign-in; args: `cluster` (default: the first). */
   export const signIn = 'remote-cluster:sign-in';
 }

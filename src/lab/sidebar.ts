@@ -22,7 +22,9 @@ export class SessionsPanel extends Widget {
   constructor(
     private readonly model: IRemoteClusterModel,
     private readonly commands: CommandRegistry,
-    private readonly trans: TranslationBundle
+    private readonly trans: TranslationBundle,
+    /** Whether a running session is near its walltime's end (its rescue actions show). */
+    private readonly endsSoon: (s: ISession) => boolean = s => (timeLeftNow(s) ?? Infinity) <= 30 * 60
   ) {
     super();
     this.id = SESSIONS_PANEL_ID;
@@ -110,6 +112,8 @@ export class SessionsPanel extends Widget {
       const s = this.model.session(el.dataset.timeLeft!);
       const left = s && timeLeftNow(s);
       el.textContent = left === undefined ? '' : this.trans.__('%1 left', formatDuration(left));
+      // near the end: the clock warns and the rescue actions show (CSS)
+      el.closest('li')?.classList.toggle('jp-mod-endsSoon', !!s && this.endsSoon(s));
     }
   }
 
@@ -137,6 +141,19 @@ export class SessionsPanel extends Widget {
       const state = li.appendChild(document.createElement('div'));
       state.className = 'jp-RemoteCluster-sessionState';
       state.textContent = this.describe(s);
+      // Continue in a new job: the two sessions name each other
+      const link = (text: string) => {
+        const row = li.appendChild(document.createElement('div'));
+        row.className = 'jp-RemoteCluster-continuation';
+        row.textContent = text;
+      };
+      const jobOf = (id: string) => this.model.session(id)?.jobId ?? '-';
+      if (s.continuedBy && s.state !== 'ended') {
+        link(t.__('Continued by job %1: notebooks move there when it runs', jobOf(s.continuedBy)));
+      }
+      if (s.continues && s.state !== 'ended') {
+        link(t.__('Continues job %1', jobOf(s.continues)));
+      }
       const conn = s.state !== 'ended' ? this.model.connection(s.profile) : undefined;
       if (conn) {
         // The SSH link behind the session: a drop shows here; the job keeps running.
@@ -243,8 +260,19 @@ export class SessionsPanel extends Widget {
         if (s.canAddWorkers) {
           actions.appendChild(this.button(t.__('Add workers'), CommandIDs.addWorkers, s.id));
         }
+        if (!s.continuedBy) {
+          // shown near the walltime's end (jp-mod-endsSoon); their commands work any time
+          for (const [label, command] of [
+            [t.__('Continue in a new job'), CommandIDs.continueSession],
+            [t.__('Extend'), CommandIDs.extendSession],
+            [t.__('Save and stop'), CommandIDs.saveAndStop]
+          ]) {
+            actions.appendChild(this.button(label, command, s.id, 'jp-RemoteCluster-rescue'));
+          }
+        }
       }
       if (s.state === 'ended') {
+        actions.appendChild(this.button(t.__('Relaunch'), CommandIDs.relaunchSession, s.id));
         actions.appendChild(this.button(t.__('Remove'), CommandIDs.removeSession, s.id));
       } else {
         actions.appendChild(this.button(t.__('Cancel'), CommandIDs.cancelSession, s.id, 'jp-mod-warn'));

@@ -4,16 +4,15 @@
  *   submitting -> queued -> starting -> running -> ended
  * and the facade the server talks to. It delegates: one SSH link per cluster
  * (../cluster/links.ts), one batched status query per cluster per cycle (poller.ts), the
- * submission of its job (submit-job.ts), the helper on the node (helper-client.ts),
- * kernels' local forwards (kernels.ts), worker jobs (worker-jobs.ts) and
- * persistence (store.ts).
+ * submission of its job (submit-job.ts), what ending it does on the cluster (ending.ts),
+ * the helper on the node (helper-client.ts), kernels' local forwards (kernels.ts), worker
+ * jobs (worker-jobs.ts), the allocation's hours (allocation.ts) and persistence (store.ts).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 
 import type { AgentEvent, IClusterProfile, IExtendAnswer, IResources, ISession } from '../../common/api';
 import { ClusterLinks, clusterKey } from '../cluster/links';
-import { shQuote } from '../schedulers/shell';
 import {
   ConflictError,
   InvalidRequestError,
@@ -27,18 +26,12 @@ import { KernelTable } from './kernels';
 import type { IClusterLink, LinkFactory } from '../cluster/link';
 import { StatusPoller } from './poller';
 import { publicView } from './view';
-import { cancelElasticCommand, submitWorkerJobs } from './scale-out';
+import { cancelJob, cancelWorkerJobs, removeReverseDir, withJobStderr } from './ending';
+import { submitWorkerJobs } from './scale-out';
 import { submitSessionJob } from './submit-job';
 import { requestExtension } from './allocation';
 import { withReported, withStatuses } from './worker-jobs';
-import {
-  HEARTBEAT_STALE_S,
-  now,
-  onLogin,
-  type IHelperState,
-  type IKernelConnection,
-  type ISessionRecord
-} from './records';
+import { HEARTBEAT_STALE_S, now, type IHelperState, type IKernelConnection, type ISessionRecord } from './records';
 import { readRemoteFiles, type IRemoteFiles } from './remote-files';
 import { SessionStore, type IRetention } from './store';
 
@@ -389,40 +382,20 @@ export class SessionManager {
     });
   }
 
-  /**
-   * The login-side directory of a reverse tunnel: the helper removes it when it stops,
-   * but a job killed outright (SIGKILL, node failure) leaves its dead sockets there.
-   * Only a path of the exact shape the helper makes for this session is touched.
-   */
-  private async removeReverseDir(s: ISessionRecord, link?: IClusterLink): Promise<void> {
-    const dir = this.helper.state(s.id)?.reverse?.dir;
-    // protocol 2: mktemp's /tmp/jrc-XXXXXXXXXX; protocol 1: /tmp/jrc-<uid>/<session>-rev
-    if (!link || !dir || !new RegExp(`^/tmp/jrc-([A-Za-z0-9]{10}|[0-9]+/${s.id}-rev)$`).test(dir)) {
-      return;
-    }
-    await link
-      .exec(`rm -rf ${shQuote(dir)}`)
-      .catch(err =>
-        this.opts.log(`session ${s.id}: could not remove ${dir} on the login node: ${(err as Error).message}`)
-      );
-  }
-
   private async end(s: ISessionRecord, reason: string, link?: IClusterLink): Promise<void> {
     if (s.state === 'ended') {
       return;
     }
-    let why = reason;
-    if (link && s.state !== 'running') {
-      // Ended before it was usable: the job's stderr usually says why.
-      const err = await link.exec(`tail -n 5 ${shQuote(s.remoteDir + '/job.err')} 2>/dev/null`).catch(() => undefined);
-      const tail = err?.stdout.trim();
-      if (tail) {
-        why = `${reason}; job stderr: ${tail.split('\n').slice(-3).join(' | ')}`;
-      }
-    }
+    // Ended before it was usable: the job's stderr usually says why.
+    const why = link && s.state !== 'running' ? await withJobStderr(s, reason, link) : reason;
     this.kernels.endSession(s.id, `the session ended: ${why}`);
-    await this.cancelWorkerJobs(s, link);
-    await this.removeReverseDir(s, link);
+    if (link) {
+      const profile = await this.sessionProfile(s).catch(() => undefined);
+      if (profile && s.state === 'running') {
+        await cancelWorkerJobs(s, profile, this.adapter(profile), link);
+      }
+      await removeReverseDir(s, this.helper.state(s.id)?.reverse?.dir, link, this.opts.log);
+    }
     this.helper.forget(s.id);
     this.update(s, { state: 'ended', reason: why, timeLeftSeconds: undefined, endsAt: undefined, httpPorts: [] });
   }
@@ -501,31 +474,9 @@ export class SessionManager {
 
   /* ---------------- cancel ---------------- */
 
-  /**
-   * The elastic worker jobs a notebook submitted (tagged with the session): the helper
-   * cancels them when it stops; this catches those of a helper that could not (killed,
-   * node lost). Best effort: a job of this name may not exist.
-   */
-  private async cancelWorkerJobs(s: ISessionRecord, link?: IClusterLink): Promise<void> {
-    if (!link || s.state !== 'running') {
-      return;
-    }
-    const profile = await this.sessionProfile(s).catch(() => undefined);
-    const command = profile && cancelElasticCommand(s, this.adapter(profile));
-    if (command) {
-      await link.exec(onLogin(profile, command), { timeoutMs: 60_000 }).catch(() => undefined);
-    }
-  }
-
   private async cancelJob(s: ISessionRecord, link: IClusterLink): Promise<void> {
-    if (!s.jobId) {
-      return;
-    }
     const profile = await this.sessionProfile(s);
-    const r = await link.exec(onLogin(profile, this.adapter(profile).cancelCommand(s.jobId)), { timeoutMs: 60_000 });
-    if (r.code !== 0) {
-      throw new Error(`Could not cancel job ${s.jobId}: ${r.stderr.trim() || r.stdout.trim()}`);
-    }
+    await cancelJob(s, profile, this.adapter(profile), link);
   }
 
   async cancel(id: string, reason = 'cancelled by you'): Promise<ISession> {

@@ -203,3 +203,49 @@ describe('SessionsPanel Dask workers', () => {
     model.dispose();
   });
 });
+
+describe('SessionsPanel: the allocation hours', () => {
+  it('the rescue actions show near the end; Relaunch on an ended session; continued sessions name each other', () => {
+    jest.useFakeTimers();
+    const model = new RemoteClusterModel();
+    let soon = false;
+    const panel = new SessionsPanel(model, new CommandRegistry(), nullTranslator.load('jupyterlab'), () => soon);
+    const li = () => panel.node.querySelector<HTMLElement>('[data-session-id="a"]')!;
+    const labels = (id: string) =>
+      [...panel.node.querySelectorAll(`[data-session-id="${id}"] .jp-RemoteCluster-actions button`)].map(
+        b => b.textContent
+      );
+    const endsAt = new Date(Date.now() + 3600_000).toISOString();
+    model.handle({ type: 'session', session: { ...running('a', 'hpc'), jobId: '42', endsAt } });
+    panel.show();
+    (panel as unknown as { onAfterShow(): void }).onAfterShow();
+    expect(labels('a')).toEqual(['Notebook', 'Continue in a new job', 'Extend', 'Save and stop', 'Cancel']);
+    jest.advanceTimersByTime(1100);
+    expect(li().classList.contains('jp-mod-endsSoon')).toBe(false);
+    soon = true;
+    jest.advanceTimersByTime(1100);
+    expect(li().classList.contains('jp-mod-endsSoon')).toBe(true);
+
+    model.handle({ type: 'session', session: { ...running('a', 'hpc'), jobId: '42', endsAt, continuedBy: 'b' } });
+    model.handle({
+      type: 'session',
+      session: {
+        ...running('b', 'hpc'),
+        jobId: '43',
+        state: 'queued',
+        continues: 'a',
+        createdAt: '2026-11-25T09:00:00Z'
+      }
+    });
+    expect(labels('a')).toEqual(['Notebook', 'Cancel']); // its successor is on its way
+    const line = (id: string) =>
+      panel.node.querySelector(`[data-session-id="${id}"] .jp-RemoteCluster-continuation`)?.textContent;
+    expect(line('a')).toBe('Continued by job 43: notebooks move there when it runs');
+    expect(line('b')).toBe('Continues job 42');
+    model.handle({ type: 'session', session: { ...running('a', 'hpc'), state: 'ended', reason: 'walltime' } });
+    expect(labels('a')).toEqual(['Relaunch', 'Remove']);
+    panel.dispose();
+    model.dispose();
+    jest.useRealTimers();
+  });
+});

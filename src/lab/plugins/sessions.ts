@@ -1,9 +1,11 @@
 /**
  * The sessions plugin: the "Remote sessions" sidebar and the commands of its rows (open
- * a notebook, cancel, attach a kernel, remove an ended session).
+ * a notebook, cancel, attach a kernel, remove an ended session), and the allocation's
+ * hours (allocation.ts: walltime warnings, continue, extend, save and stop, relaunch).
  */
 import { ILayoutRestorer, type JupyterFrontEnd, type JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { Dialog, InputDialog, Notification, showDialog } from '@jupyterlab/apputils';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator } from '@jupyterlab/translation';
 import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
@@ -11,7 +13,9 @@ import type { ISession } from '../../common/api';
 import { CommandIDs, LabCommandIDs } from '../commands';
 import { requestAPI } from '../handler';
 import { openSessionNotebook } from '../open-notebook';
+import { followSuccessors, notifyWalltime, registerAllocationCommands } from '../allocation';
 import { SessionsPanel } from '../sidebar';
+import { DEFAULT_WARNING_MINUTES, WalltimeWarnings } from '../walltime-warnings';
 import { IRemoteClusterModel } from '../tokens';
 
 export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
@@ -19,12 +23,13 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
   description: 'The "Remote sessions" sidebar and the commands on a session (notebook, cancel, attach, remove).',
   autoStart: true,
   requires: [IRemoteClusterModel, ITranslator],
-  optional: [ILayoutRestorer],
+  optional: [ILayoutRestorer, ISettingRegistry],
   activate: (
     app: JupyterFrontEnd,
     model: IRemoteClusterModel,
     translator: ITranslator,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    settingRegistry: ISettingRegistry | null
   ): void => {
     const trans = translator.load('jupyterlab_remote_cluster');
     const { commands } = app;
@@ -155,7 +160,36 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
-    const sidebar = new SessionsPanel(model, commands, trans);
+    // The allocation's hours: warnings at the configured minutes, checked every 5 s and
+    // at every change; a continued session's notebooks follow its successor.
+    let warningMinutes = DEFAULT_WARNING_MINUTES;
+    void settingRegistry?.load(sessionsPlugin.id).then(settings => {
+      const read = () => (warningMinutes = settings.get('walltimeWarnings').composite as number[]);
+      read();
+      settings.changed.connect(read);
+    });
+    const warnings = new WalltimeWarnings(
+      w => notifyWalltime(w, commands, trans),
+      () => warningMinutes
+    );
+    const allocation = {
+      commands,
+      model,
+      trans,
+      widgets: () => app.shell.widgets('main'),
+      kernelspecs: app.serviceManager.kernelspecs,
+      syncKernelspecs: () => requestAPI('api/v1/profiles')
+    };
+    registerAllocationCommands(allocation);
+    const follow = followSuccessors(allocation);
+    const check = () => {
+      warnings.check(model.sessions);
+      follow();
+    };
+    model.sessionsChanged.connect(check);
+    window.setInterval(check, 5000);
+
+    const sidebar = new SessionsPanel(model, commands, trans, s => warnings.endsSoon(s));
     app.shell.add(sidebar, 'left', { rank: 850 });
     restorer?.add(sidebar, sidebar.id);
   }

@@ -1,0 +1,71 @@
+/**
+ * What ending a session does on the cluster besides its state: cancelling its job and its
+ * worker jobs, removing what a killed helper left on the login node, and finding out from
+ * the job's stderr why a session ended before it was usable.
+ */
+import type { IClusterProfile } from '../../common/api';
+import type { IClusterLink } from '../cluster/link';
+import { shQuote } from '../schedulers/shell';
+import type { ISchedulerAdapter } from '../schedulers/types';
+import { onLogin, type ISessionRecord } from './records';
+import { cancelElasticCommand } from './scale-out';
+
+/** Cancel the session's job; throws with the scheduler's words when it refuses. */
+export async function cancelJob(
+  s: ISessionRecord,
+  profile: IClusterProfile,
+  adapter: ISchedulerAdapter,
+  link: IClusterLink
+): Promise<void> {
+  if (!s.jobId) {
+    return;
+  }
+  const r = await link.exec(onLogin(profile, adapter.cancelCommand(s.jobId)), { timeoutMs: 60_000 });
+  if (r.code !== 0) {
+    throw new Error(`Could not cancel job ${s.jobId}: ${r.stderr.trim() || r.stdout.trim()}`);
+  }
+}
+
+/**
+ * The worker jobs tagged with the session: the helper cancels them when it stops; this
+ * catches those of a helper that could not (killed, node lost). Best effort: a job of
+ * this name may not exist.
+ */
+export async function cancelWorkerJobs(
+  s: ISessionRecord,
+  profile: IClusterProfile,
+  adapter: ISchedulerAdapter,
+  link: IClusterLink
+): Promise<void> {
+  const command = cancelElasticCommand(s, adapter);
+  if (command) {
+    await link.exec(onLogin(profile, command), { timeoutMs: 60_000 }).catch(() => undefined);
+  }
+}
+
+/**
+ * The login-side directory of a reverse tunnel: the helper removes it when it stops, but
+ * a job killed outright (SIGKILL, node failure) leaves its dead sockets there. Only a path
+ * of the exact shape the helper makes for this session is touched.
+ */
+export async function removeReverseDir(
+  s: ISessionRecord,
+  dir: string | undefined,
+  link: IClusterLink,
+  log: (msg: string) => void
+): Promise<void> {
+  // protocol 2: mktemp's /tmp/jrc-XXXXXXXXXX; protocol 1: /tmp/jrc-<uid>/<session>-rev
+  if (!dir || !new RegExp(`^/tmp/jrc-([A-Za-z0-9]{10}|[0-9]+/${s.id}-rev)$`).test(dir)) {
+    return;
+  }
+  await link
+    .exec(`rm -rf ${shQuote(dir)}`)
+    .catch(err => log(`session ${s.id}: could not remove ${dir} on the login node: ${(err as Error).message}`));
+}
+
+/** `reason`, with the last lines of the job's stderr (which usually say why it failed). */
+export async function withJobStderr(s: ISessionRecord, reason: string, link: IClusterLink): Promise<string> {
+  const err = await link.exec(`tail -n 5 ${shQuote(s.remoteDir + '/job.err')} 2>/dev/null`).catch(() => undefined);
+  const tail = err?.stdout.trim();
+  return tail ? `${reason}; job stderr: ${tail.split('\n').slice(-3).join(' | ')}` : reason;
+}

@@ -1,0 +1,96 @@
+/**
+ * Continue in a new job, in the page: the notebooks and consoles on the old session's
+ * kernel (and only those) move to the successor's kernelspec once it is known; one that
+ * cannot move is named, the others still move.
+ */
+import { sessionKernelName } from '../../common/routes';
+import { moveToSuccessor, widgetsOfSession } from '../allocation';
+
+function widget(label: string, kernelName: string | undefined, fails = false) {
+  const changes: string[] = [];
+  return {
+    title: { label },
+    changes,
+    sessionContext: {
+      session: kernelName ? { kernel: { name: kernelName } } : null,
+      changeKernel: async (o: { name: string }) => {
+        if (fails) {
+          throw new Error('refused');
+        }
+        changes.push(o.name);
+      }
+    }
+  };
+}
+
+function specs(...names: string[]) {
+  let refreshed = 0;
+  return {
+    get refreshed() {
+      return refreshed;
+    },
+    refreshSpecs: async () => {
+      refreshed++;
+    },
+    specs: { default: '', kernelspecs: Object.fromEntries(names.map(n => [n, {}])) }
+  };
+}
+
+describe('moving to the successor', () => {
+  it("moves the old session's notebooks and consoles only, after syncing the kernelspecs", async () => {
+    const a = widget('a.ipynb', sessionKernelName('old'));
+    const b = widget('Console 1', sessionKernelName('old'));
+    const other = widget('other.ipynb', sessionKernelName('else'));
+    const local = widget('local.ipynb', 'python3');
+    const text = { title: { label: 'notes.txt' } };
+    expect(widgetsOfSession([a, b, other, local, text], 'old').map(w => w.title.label)).toEqual([
+      'a.ipynb',
+      'Console 1'
+    ]);
+    const ks = specs(sessionKernelName('new'));
+    let synced = 0;
+    const r = await moveToSuccessor('old', 'new', {
+      widgets: () => [a, b, other, local, text],
+      kernelspecs: ks as never,
+      syncKernelspecs: async () => synced++
+    });
+    expect(r).toEqual({ moved: ['a.ipynb', 'Console 1'], failed: [] });
+    expect([a.changes, b.changes, other.changes, local.changes]).toEqual([
+      [sessionKernelName('new')],
+      [sessionKernelName('new')],
+      [],
+      []
+    ]);
+    expect([synced, ks.refreshed]).toEqual([1, 1]);
+  });
+
+  it('names what could not move (no spec yet, or refused), and moves the rest', async () => {
+    const ok = widget('ok.ipynb', sessionKernelName('old'));
+    const bad = widget('bad.ipynb', sessionKernelName('old'), true);
+    const r = await moveToSuccessor('old', 'new', {
+      widgets: () => [ok, bad],
+      kernelspecs: specs(sessionKernelName('new')) as never,
+      syncKernelspecs: async () => undefined
+    });
+    expect(r).toEqual({ moved: ['ok.ipynb'], failed: ['bad.ipynb'] });
+    const none = await moveToSuccessor('old', 'new', {
+      widgets: () => [widget('x.ipynb', sessionKernelName('old'))],
+      kernelspecs: specs() as never,
+      syncKernelspecs: async () => undefined
+    });
+    expect(none).toEqual({ moved: [], failed: ['x.ipynb'] });
+  });
+
+  it('nothing to move: no kernelspec request at all', async () => {
+    const ks = specs();
+    const r = await moveToSuccessor('old', 'new', {
+      widgets: () => [widget('l.ipynb', 'python3')],
+      kernelspecs: ks as never,
+      syncKernelspecs: async () => {
+        throw new Error('not called');
+      }
+    });
+    expect(r).toEqual({ moved: [], failed: [] });
+    expect(ks.refreshed).toBe(0);
+  });
+});

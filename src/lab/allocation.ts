@@ -1,0 +1,272 @@
+/**
+ * The allocation's hours in Lab (docs/allocation.md): the commands that save work from the
+ * walltime (Continue in a new job, Extend, Save and stop) and Relaunch, the warnings'
+ * notifications with those actions, and moving a continued session's notebooks and
+ * consoles to its successor's kernel once it runs.
+ */
+import { Dialog, InputDialog, Notification, showDialog, type ISessionContext } from '@jupyterlab/apputils';
+import type { KernelSpec } from '@jupyterlab/services';
+import type { TranslationBundle } from '@jupyterlab/translation';
+import type { CommandRegistry } from '@lumino/commands';
+import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
+
+import type { IExtendAnswer, ISession } from '../common/api';
+import { sessionKernelName } from '../common/routes';
+import { CommandIDs } from './commands';
+import { formatDuration } from './format';
+import { requestAPI } from './handler';
+import type { IRemoteClusterModel } from './tokens';
+import type { IWalltimeWarning } from './walltime-warnings';
+
+/** A notebook or console: what has a kernel (and, for a document, what can be saved). */
+export interface IKernelWidget {
+  sessionContext?: ISessionContext;
+  context?: { save(): Promise<void> };
+  title: { label: string };
+}
+
+/** The open widgets whose kernel is one of session `id`'s. */
+export function widgetsOfSession(widgets: Iterable<unknown>, id: string): IKernelWidget[] {
+  const name = sessionKernelName(id);
+  return [...widgets].filter(
+    (w): w is IKernelWidget => (w as IKernelWidget).sessionContext?.session?.kernel?.name === name
+  );
+}
+
+export interface IAllocationDeps {
+  commands: CommandRegistry;
+  model: IRemoteClusterModel;
+  trans: TranslationBundle;
+  /** Lab's main-area widgets, now. */
+  widgets: () => Iterable<unknown>;
+  kernelspecs: Pick<KernelSpec.IManager, 'refreshSpecs' | 'specs'>;
+  /** Has the agent write its kernelspecs now (GET api/v1/profiles answers once they match). */
+  syncKernelspecs: () => Promise<unknown>;
+}
+
+/**
+ * Move the notebooks and consoles of session `from` to `to`'s kernel (its kernelspec is
+ * known first). Returns the labels moved and those that could not be.
+ */
+export async function moveToSuccessor(
+  from: string,
+  to: string,
+  deps: Pick<IAllocationDeps, 'widgets' | 'kernelspecs' | 'syncKernelspecs'>
+): Promise<{ moved: string[]; failed: string[] }> {
+  const widgets = widgetsOfSession(deps.widgets(), from);
+  if (widgets.length === 0) {
+    return { moved: [], failed: [] };
+  }
+  const name = sessionKernelName(to);
+  await deps.syncKernelspecs();
+  await deps.kernelspecs.refreshSpecs();
+  const moved: string[] = [];
+  const failed: string[] = [];
+  for (const w of widgets) {
+    try {
+      if (!deps.kernelspecs.specs?.kernelspecs[name]) {
+        throw new Error(`no kernelspec ${name}`);
+      }
+      await w.sessionContext!.changeKernel({ name });
+      moved.push(w.title.label);
+    } catch {
+      failed.push(w.title.label);
+    }
+  }
+  return { moved, failed };
+}
+
+export function registerAllocationCommands(deps: IAllocationDeps): void {
+  const { commands, model, trans } = deps;
+  const sessionOf = (args: ReadonlyPartialJSONObject): ISession | undefined => model.session(String(args['session']));
+
+  commands.addCommand(CommandIDs.continueSession, {
+    label: trans.__('Continue in a new job (same profile and resources)'),
+    execute: async args => {
+      const s = sessionOf(args);
+      if (!s) {
+        return;
+      }
+      try {
+        const next = await requestAPI<ISession>(`api/v1/sessions/${s.id}/relaunch`, {
+          method: 'POST',
+          body: JSON.stringify({ continue: true })
+        });
+        model.handle({ type: 'session', session: next });
+        Notification.info(
+          trans.__(
+            'Job %1 submitted to continue job %2: your notebooks move to it when it runs (their variables do not).',
+            next.jobId ?? '-',
+            s.jobId ?? '-'
+          ),
+          { autoClose: 10000 }
+        );
+      } catch (e) {
+        Notification.error(trans.__('Could not continue in a new job: %1', (e as Error).message));
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.relaunchSession, {
+    label: trans.__('Relaunch (same profile and resources)'),
+    execute: async args => {
+      const s = sessionOf(args);
+      if (!s) {
+        return;
+      }
+      try {
+        const next = await requestAPI<ISession>(`api/v1/sessions/${s.id}/relaunch`, {
+          method: 'POST',
+          body: JSON.stringify({})
+        });
+        model.handle({ type: 'session', session: next });
+      } catch (e) {
+        Notification.error(trans.__('Could not relaunch: %1', (e as Error).message));
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.extendSession, {
+    label: trans.__('Ask the batch system for more walltime'),
+    execute: async args => {
+      const s = sessionOf(args);
+      if (!s) {
+        return;
+      }
+      let minutes = args['minutes'] === undefined ? undefined : Number(args['minutes']);
+      if (minutes === undefined) {
+        const asked = await InputDialog.getNumber({
+          title: trans.__('Extend job %1', s.jobId ?? '-'),
+          label: trans.__('Minutes to add (asked once; most sites let only their operators do it):'),
+          value: 30
+        });
+        if (!asked.button.accept || asked.value === null) {
+          return;
+        }
+        minutes = asked.value;
+      }
+      try {
+        const r = await requestAPI<IExtendAnswer>(`api/v1/sessions/${s.id}/extend`, {
+          method: 'POST',
+          body: JSON.stringify({ minutes })
+        });
+        if (r.granted) {
+          Notification.success(trans.__('Job %1 may run %2 more minutes: %3', s.jobId ?? '-', minutes, r.answer), {
+            autoClose: 10000
+          });
+        } else {
+          Notification.warning(trans.__('The batch system refused to extend job %1: %2', s.jobId ?? '-', r.answer), {
+            autoClose: false
+          });
+        }
+      } catch (e) {
+        Notification.error(trans.__('Could not ask for more walltime: %1', (e as Error).message));
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.saveAndStop, {
+    label: trans.__("Save the session's notebooks and end its job"),
+    execute: async args => {
+      const s = sessionOf(args);
+      if (!s) {
+        return;
+      }
+      const widgets = widgetsOfSession(deps.widgets(), s.id);
+      const ok = await showDialog({
+        title: trans.__('Save and stop?'),
+        body: trans._n(
+          'Save %1 notebook or console of job %2, then end the job; its kernels stop.',
+          'Save %1 notebooks and consoles of job %2, then end the job; its kernels stop.',
+          widgets.length,
+          s.jobId ?? '-'
+        ),
+        buttons: [
+          Dialog.cancelButton({ label: trans.__('Keep') }),
+          Dialog.warnButton({ label: trans.__('Save and stop') })
+        ]
+      });
+      if (!ok.button.accept) {
+        return;
+      }
+      const unsaved: string[] = [];
+      for (const w of widgets) {
+        await w.context?.save().catch(() => unsaved.push(w.title.label));
+      }
+      if (unsaved.length > 0) {
+        // never end the job over work that is not on disk
+        Notification.error(trans.__('Could not save %1: job %2 keeps running.', unsaved.join(', '), s.jobId ?? '-'), {
+          autoClose: false
+        });
+        return;
+      }
+      try {
+        model.handle({
+          type: 'session',
+          session: await requestAPI<ISession>(`api/v1/sessions/${s.id}`, { method: 'DELETE' })
+        });
+      } catch (e) {
+        Notification.error(trans.__('Could not end the session: %1', (e as Error).message));
+      }
+    }
+  });
+}
+
+/** The warning's notification, with the actions that save the work. */
+export function notifyWalltime(w: IWalltimeWarning, commands: CommandRegistry, trans: TranslationBundle): void {
+  const s = w.session;
+  const left = formatDuration(Math.max(0, w.left));
+  const message = w.bySchedulerSignal
+    ? trans.__('%1 says job %2 (%3) ends soon: %4 left.', s.cluster, s.jobId ?? '-', s.profile, left)
+    : trans.__('Job %1 on %2 (%3) reaches its walltime in %4.', s.jobId ?? '-', s.cluster, s.profile, left);
+  const action = (label: string, command: string) => ({
+    label,
+    callback: () => void commands.execute(command, { session: s.id })
+  });
+  Notification.warning(message, {
+    autoClose: false,
+    actions: [
+      action(trans.__('Continue'), CommandIDs.continueSession),
+      action(trans.__('Extend'), CommandIDs.extendSession),
+      action(trans.__('Save and stop'), CommandIDs.saveAndStop)
+    ]
+  });
+}
+
+/**
+ * Moves the notebooks of continued sessions to their successor once it runs (each
+ * successor once per page), and says what moved and what did not.
+ */
+export function followSuccessors(deps: IAllocationDeps): () => void {
+  const done = new Set<string>();
+  return () => {
+    for (const next of deps.model.sessions) {
+      if (!next.continues || next.state !== 'running' || done.has(next.id)) {
+        continue;
+      }
+      done.add(next.id);
+      void moveToSuccessor(next.continues, next.id, deps).then(({ moved, failed }) => {
+        if (moved.length > 0) {
+          Notification.success(
+            deps.trans.__(
+              'Moved to job %1: %2. Variables and running cells did not move: re-run what you need.',
+              next.jobId ?? '-',
+              moved.join(', ')
+            ),
+            { autoClose: false }
+          );
+        }
+        if (failed.length > 0) {
+          Notification.error(
+            deps.trans.__(
+              'Could not move to job %1: %2 (Kernel › Change Kernel… does it by hand).',
+              next.jobId ?? '-',
+              failed.join(', ')
+            ),
+            { autoClose: false }
+          );
+        }
+      });
+    }
+  };
+}

@@ -1,0 +1,155 @@
+/**
+ * The allocation's hours in the page, on the testbed's Slurm: a 4-minute session with
+ * warnings at 3 and 1 minutes; each comes at its time (±10 s of the scheduler's own time
+ * left); the countdown matches the scheduler's right after the kernel starts; Extend shows
+ * Slurm's answer; Continue in a new job gives a running successor, and the notebook's
+ * kernel moves there (SLURM_JOB_ID changes). Screenshots for docs/allocation.md.
+ */
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+
+import { expect, test, type IJupyterLabPageFixture } from '@jupyterlab/galata';
+
+const TESTBED = path.resolve(__dirname, '..', '..', 'testbed', 'testbed');
+const SETTINGS = 'jupyterlab-remote-cluster:sessions';
+
+function onLogin(...args: string[]): string {
+  return execFileSync(TESTBED, ['exec', 'login', '--user', 'alice', '--', ...args], { encoding: 'utf8' }).trim();
+}
+
+/** Seconds of walltime Slurm says job `id` has left (squeue %L: [D-]HH:MM:SS, MM:SS). */
+function slurmLeft(id: string): number {
+  const parts = onLogin('squeue', '-h', '-j', id, '-o', '%L').split(':').map(Number);
+  return parts.reduce((acc, n) => acc * 60 + n, 0);
+}
+
+/** The sidebar's "3m 40s left". */
+function shownLeft(text: string): number {
+  const m = /(\d+)m (\d+)s left/.exec(text);
+  expect(m, text).toBeTruthy();
+  return Number(m![1]) * 60 + Number(m![2]);
+}
+
+async function shot(page: IJupyterLabPageFixture, name: string): Promise<void> {
+  await page.screenshot({ path: test.info().outputPath(`${name}.png`) });
+}
+
+async function runCell(page: IJupyterLabPageFixture, source: string): Promise<string> {
+  await page.notebook.setCell(0, 'code', source);
+  await page.notebook.runCell(0, true);
+  return (await page.notebook.getCellTextOutput(0))?.join('\n') ?? '';
+}
+
+async function setWarnings(page: IJupyterLabPageFixture, minutes: number[] | null): Promise<void> {
+  await page.evaluate(
+    async ([id, value]) => {
+      const registry = await window.galata.getPlugin('@jupyterlab/apputils-extension:settings');
+      if (value === null) {
+        await registry!.remove(id as string, 'walltimeWarnings');
+      } else {
+        await registry!.set(id as string, 'walltimeWarnings', value);
+      }
+    },
+    [SETTINGS, minutes] as const
+  );
+}
+
+test.use({ mockSettings: false, kernels: null, sessions: null });
+
+test.describe.serial('Allocation hours on the testbed', () => {
+  test.setTimeout(9 * 60 * 1000);
+
+  test('warnings at 3 and 1 min, Extend, Continue in a new job', async ({ page }) => {
+    const news = page.locator('.jp-toast-button', { hasText: 'No' });
+    if (await news.isVisible().catch(() => false)) {
+      await news.click();
+    }
+    await setWarnings(page, [3, 1]);
+    let jobId = '';
+    let nextJob = '';
+    try {
+      // A 4-minute session from the tile.
+      const section = page.locator('.jp-Launcher-section', {
+        has: page.locator('.jp-Launcher-sectionTitle', { hasText: 'Remote cluster' })
+      });
+      await section.locator('.jp-LauncherCard', { hasText: 'Testbed (Slurm)' }).click();
+      await page.locator('.jp-Dialog input[name="walltime"]').fill('00:04:00');
+      await page.locator('.jp-Dialog').getByRole('button', { name: 'Submit' }).click();
+      const newest = page.locator('.jp-RemoteCluster-session').first();
+      await expect(newest.locator('.jp-RemoteCluster-sessionState')).toContainText(/Running on node[12]/, {
+        timeout: 180_000
+      });
+      // (by id: the successor will be listed first)
+      const sid = (await newest.getAttribute('data-session-id'))!;
+      const session = page.locator(`[data-session-id="${sid}"]`);
+      jobId = /job (\d+)/.exec((await session.locator('.jp-RemoteCluster-sessionTitle').textContent()) ?? '')![1];
+      await expect(page.locator('#jp-main-statusbar')).toContainText(/job \d+ \| Idle/, { timeout: 120_000 });
+      expect(await runCell(page, 'import os; os.environ["SLURM_JOB_ID"]')).toContain(jobId);
+
+      // The countdown is the scheduler's, right after the kernel started (±5 s).
+      const clock = session.locator('.jp-RemoteCluster-timeLeft');
+      const shown = shownLeft((await clock.textContent()) ?? '');
+      const left = slurmLeft(jobId);
+      expect(Math.abs(shown - left), `shown ${shown} s, Slurm ${left} s`).toBeLessThanOrEqual(5);
+      // when each warning is due, by Slurm's clock
+      const now = Date.now();
+      const due3 = now + (left - 180) * 1000;
+      const due1 = now + (left - 60) * 1000;
+
+      // 3 minutes before the end: the warning, with its actions; the sidebar's too.
+      const toast3 = page.locator('.jp-toast-message', { hasText: /reaches its walltime in [23]m/ });
+      await expect(toast3).toBeVisible({ timeout: Math.max(0, due3 - Date.now()) + 30_000 });
+      expect(Math.abs(Date.now() - due3), 'the 3-minute warning, vs Slurm').toBeLessThanOrEqual(10_000);
+      await expect(session).toHaveClass(/jp-mod-endsSoon/);
+      await expect(session.getByRole('button', { name: 'Continue in a new job' })).toBeVisible();
+      await shot(page, 'allocation-01-warning');
+
+      // Extend: Slurm's own answer (users may not raise a running job's limit).
+      await page.getByRole('alert').filter({ has: toast3 }).getByRole('button', { name: 'Extend' }).click();
+      await page.locator('.jp-Dialog .jp-mod-accept').click();
+      await expect(page.locator('.jp-toast-message', { hasText: 'refused to extend' })).toContainText(/denied/i, {
+        timeout: 60_000
+      });
+      await shot(page, 'allocation-02-extend-refused');
+
+      // 1 minute before the end: the second warning; Continue in a new job from it.
+      const toast1 = page.locator('.jp-toast-message', { hasText: /reaches its walltime in [01]m/ });
+      await expect(toast1).toBeVisible({ timeout: Math.max(0, due1 - Date.now()) + 30_000 });
+      expect(Math.abs(Date.now() - due1), 'the 1-minute warning, vs Slurm').toBeLessThanOrEqual(10_000);
+      // Slurm's own end signal (--signal=B:USR1@60 for 4 minutes; Slurm sends it up to a
+      // minute early) reached the helper, which reported it (the page says it only when
+      // none of our warnings was said in the minute before)
+      await expect
+        .poll(
+          async () =>
+            (
+              (await (await page.request.get(`/remote-cluster/api/v1/sessions/${sid}`)).json()) as {
+                endWarnedAt?: number;
+              }
+            ).endWarnedAt,
+          { timeout: 30_000 }
+        )
+        .toBeGreaterThan(0);
+      await page.getByRole('alert').filter({ has: toast1 }).getByRole('button', { name: 'Continue' }).click();
+      await expect(session.locator('.jp-RemoteCluster-continuation')).toContainText('Continued by job', {
+        timeout: 30_000
+      });
+      const successor = page.locator('.jp-RemoteCluster-session', {
+        has: page.locator('.jp-RemoteCluster-continuation', { hasText: `Continues job ${jobId}` })
+      });
+      await expect(successor).toHaveCount(1, { timeout: 30_000 });
+      await expect(page.locator('.jp-toast-message', { hasText: /Moved to job \d+/ })).toBeVisible({
+        timeout: 120_000
+      });
+      nextJob = /job (\d+)/.exec((await successor.locator('.jp-RemoteCluster-sessionTitle').textContent()) ?? '')![1];
+      await shot(page, 'allocation-03-continued');
+      await expect(page.locator('#jp-main-statusbar')).toContainText(`job ${nextJob} | Idle`, { timeout: 120_000 });
+      const moved = await runCell(page, 'import os; os.environ["SLURM_JOB_ID"]');
+      expect(moved).toContain(nextJob);
+      expect(nextJob).not.toBe(jobId);
+    } finally {
+      await setWarnings(page, null);
+      onLogin('scancel', '-u', 'alice');
+    }
+  });
+});
