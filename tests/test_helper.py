@@ -238,6 +238,33 @@ def test_state_file(session):
     assert not list(session.dir.glob("state.json.tmp*"))
 
 
+def test_usage_counts_the_cpu_time_of_what_the_helper_started(tmp_path):
+    """The efficiency card's figures: a kernel's CPU burn shows in state.json's usage, by
+    the helper's own sampling of its process tree (/proc)."""
+    s = Session(tmp_path)
+    try:
+        s.wait_status("ready", 30)
+        kc = s.start_kernel("ku")
+        try:
+            before = wait_for(lambda: s.state().get("usage"), 30, "a first sample")
+            content, _ = execute(
+                kc, "import os, time\nos.nice(10)\nt = time.process_time()\nwhile time.process_time() - t < 3: pass"
+            )
+            assert content["status"] == "ok", content
+            done = time.time()
+            after = wait_for(
+                lambda: (s.state().get("usage") or {}).get("at", 0) > done and s.state()["usage"], 30, "a sample after"
+            )
+        finally:
+            kc.stop_channels()
+    finally:
+        s.close()
+    burnt = after["cpuSeconds"] - before["cpuSeconds"]
+    assert 2.7 <= burnt <= 6, (before, after)
+    assert after["peakCores"] > 0.2 and after["peakRssBytes"] >= after["rssBytes"] > 10 * 2**20, after
+    assert after["since"] <= before["at"] < after["at"]
+
+
 def test_the_end_of_walltime_warning_is_reported_not_fatal(session):
     """Slurm's --signal=B:USR1@<s> reaches the helper (it replaced the batch shell):
     SIGUSR1's default action would end the session at once."""

@@ -168,6 +168,22 @@ export interface IExtendAnswer {
   walltime?: string;
 }
 
+/**
+ * What a session's processes used on its node, as its helper sampled them (the
+ * efficiency card, docs/allocation.md). Times are seconds since the epoch.
+ */
+export interface IUsage {
+  since: number;
+  at: number;
+  cpuSeconds: number;
+  /** The most CPUs busy at once, over one heartbeat (10 s). */
+  peakCores: number;
+  rssBytes: number;
+  peakRssBytes: number;
+  /** The CPUs the batch system gave the job on the node, where it says. */
+  cpus?: number;
+}
+
 /** A batch job of Dask workers that joins a session (docs/scale-out.md). */
 export interface IWorkerJob {
   id: string;
@@ -214,6 +230,8 @@ export interface ISession {
   continues?: string;
   /** The session that continues this one. */
   continuedBy?: string;
+  /** What the session used on its node (the last sample for an ended session). */
+  usage?: IUsage;
   /** When the batch system warned that the walltime ends soon (ms since the epoch; Slurm's --signal). */
   endWarnedAt?: number;
   /**

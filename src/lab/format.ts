@@ -1,5 +1,7 @@
 /** Small formatting helpers shared by the sidebar and dialogs. */
-import type { ISession } from '../common/api';
+import type { TranslationBundle } from '@jupyterlab/translation';
+
+import type { ISession, IUsage } from '../common/api';
 
 export function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
@@ -39,4 +41,43 @@ export function appendError(form: HTMLElement, error: string | undefined): void 
   err.setAttribute('role', 'alert');
   err.textContent = error;
   form.appendChild(err);
+}
+
+/** `312 MB`, `1.5 GB` (powers of 1024, as batch systems count memory). */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let n = Math.max(0, bytes);
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n >= 10 || i === 0 ? Math.round(n) : n.toFixed(1)} ${units[i]}`;
+}
+
+/** A session that has run this long with most of its CPUs idle gets a suggestion. */
+const SUGGEST_AFTER_S = 600;
+
+/**
+ * The efficiency card's lines for a session's usage: what it used, and a suggestion when
+ * it asked for far more CPUs than it ever used at once.
+ */
+export function describeUsage(u: IUsage, trans: TranslationBundle): { used: string; suggestion?: string } {
+  const elapsed = Math.max(1, u.at - u.since);
+  const parts = [
+    trans.__('%1 of CPU time', formatDuration(u.cpuSeconds)),
+    u.cpus
+      ? trans.__('at most %1 of %2 CPUs busy', u.peakCores.toFixed(1), u.cpus)
+      : trans.__('at most %1 CPUs busy', u.peakCores.toFixed(1)),
+    trans.__('memory %1 (peak %2)', formatBytes(u.rssBytes), formatBytes(u.peakRssBytes))
+  ];
+  if (u.cpus) {
+    parts.push(trans.__('%1% of the CPU time asked for', Math.round((100 * u.cpuSeconds) / (u.cpus * elapsed))));
+  }
+  const usedAtMost = Math.max(1, Math.ceil(u.peakCores));
+  const suggestion =
+    u.cpus && u.cpus >= 2 && elapsed >= SUGGEST_AFTER_S && usedAtMost <= u.cpus / 2
+      ? trans.__('Asked for %1 CPUs, used at most %2: fewer would do next time.', u.cpus, usedAtMost)
+      : undefined;
+  return { used: trans.__('Used: %1', parts.join(' · ')), ...(suggestion && { suggestion }) };
 }

@@ -8,7 +8,7 @@ import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
 import type { ISession } from '../common/api';
-import { formatDuration, timeLeftNow } from './format';
+import { describeUsage, formatDuration, timeLeftNow } from './format';
 import { CommandIDs } from './commands';
 import { remoteClusterIcon } from './icons';
 import type { IClusterConnectionState, IRemoteClusterModel } from './tokens';
@@ -248,6 +248,18 @@ export class SessionsPanel extends Widget {
             'Its Jupyter server stopped without shutting it down. Attach it to use it again; its variables are kept.'
           );
           row.appendChild(this.button(t.__('Attach'), CommandIDs.attachKernel, s.id, '', { kernel: kid }));
+        }
+      }
+      if (s.usage && (s.state === 'running' || s.state === 'ended')) {
+        // The efficiency card: what the job used on its node, and a suggestion.
+        const card = describeUsage(s.usage, t);
+        const row = li.appendChild(document.createElement('div'));
+        row.className = 'jp-RemoteCluster-usage';
+        row.textContent = card.used;
+        if (card.suggestion) {
+          const tip = li.appendChild(document.createElement('div'));
+          tip.className = 'jp-RemoteCluster-usageSuggestion';
+          tip.textContent = card.suggestion;
         }
       }
       const actions = li.appendChild(document.createElement('div'));

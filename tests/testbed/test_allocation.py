@@ -59,6 +59,32 @@ def test_slurms_end_of_walltime_warning_is_reported_and_the_session_keeps_runnin
         kc.stop_channels()
 
 
+def usage_after(sid: str, t: float, timeout: float = 60) -> dict:
+    """The session's usage (the efficiency card) as sampled after time `t`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, s = agent_call("GET", f"/api/v1/sessions/{sid}")
+        if (s.get("usage") or {}).get("at", 0) > t:
+            return s["usage"]
+        time.sleep(1)
+    raise AssertionError(f"no usage sampled after {t}: {s.get('usage')}")
+
+
+def test_a_cell_burning_one_cpu_for_20_s_shows_20_s_in_the_card(session):
+    sid = session["id"]
+    kc = session_kernel(sid)
+    try:
+        before = usage_after(sid, time.time())
+        # 20 s of CPU time (not wall time: the testbed's nodes share two cores), niced
+        run(kc, "import os, time\nos.nice(10)\nt = time.process_time()\nwhile time.process_time() - t < 20: pass", 120)
+        after = usage_after(sid, time.time())
+    finally:
+        kc.stop_channels()
+    burnt = after["cpuSeconds"] - before["cpuSeconds"]
+    assert 16 <= burnt <= 24, (before, after)
+    assert after["peakCores"] >= 0.5 and after["cpus"] == 1 and after["peakRssBytes"] > 0, after
+
+
 def test_continue_in_a_new_job_gives_a_linked_running_successor_in_another_job(session):
     sid = session["id"]
     code, nxt = agent_call("POST", f"/api/v1/sessions/{sid}/relaunch", {"continue": True})

@@ -396,8 +396,16 @@ export class SessionManager {
       }
       await removeReverseDir(s, this.helper.state(s.id)?.reverse?.dir, link, this.opts.log);
     }
+    const usage = this.helper.state(s.id)?.usage ?? s.usage; // the efficiency card stays
     this.helper.forget(s.id);
-    this.update(s, { state: 'ended', reason: why, timeLeftSeconds: undefined, endsAt: undefined, httpPorts: [] });
+    this.update(s, {
+      state: 'ended',
+      reason: why,
+      timeLeftSeconds: undefined,
+      endsAt: undefined,
+      httpPorts: [],
+      ...(usage && { usage })
+    });
   }
 
   /** "Add workers": `count` worker jobs joining the session's Dask (elastic.ts). */

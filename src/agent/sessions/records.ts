@@ -2,7 +2,7 @@
  * What the agent keeps about sessions and kernels beyond what the frontend sees, shared
  * by the manager (the state machine) and the parts it delegates to.
  */
-import type { IClusterProfile, IServedPort, ISession } from '../../common/api';
+import type { IClusterProfile, IServedPort, ISession, IUsage } from '../../common/api';
 import type { ISchedulerAdapter } from '../schedulers/types';
 import type { IHelperEndpoints } from './connectivity';
 
@@ -31,6 +31,8 @@ export interface IHelperState extends IHelperEndpoints {
   workerJobs?: string[];
   /** The session's end by the node's clock (epoch seconds): its start plus the walltime. */
   endsAt?: number;
+  /** What the session's processes use on its node (usage.py). */
+  usage?: IUsage;
   /** The batch system warned that the walltime ends soon (Slurm's --signal), when. */
   endWarning?: { signal: string; at: number };
   /** Every kernel the helper runs, as of the heartbeat. */

@@ -37,6 +37,8 @@ export function publicView(s: ISessionRecord, from: IViewSources): ISession {
     ...(dask?.status === 'running' && from.helper?.elastic && { canAddWorkers: true }),
     ...(running &&
       typeof from.helper?.endWarning?.at === 'number' && { endWarnedAt: from.helper.endWarning.at * 1000 }),
+    // running: as the helper sampled it last; ended: what the record kept
+    ...(running && from.helper?.usage && { usage: from.helper.usage }),
     ...(detached.length > 0 && { detachedKernels: detached }),
     ...(warnings.length > 0 && { warnings })
   };

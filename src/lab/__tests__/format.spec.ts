@@ -1,6 +1,8 @@
 /** What the sidebar and status bar count down from. */
-import type { ISession } from '../../common/api';
-import { timeLeftNow } from '../format';
+import { nullTranslator } from '@jupyterlab/translation';
+
+import type { ISession, IUsage } from '../../common/api';
+import { describeUsage, formatBytes, timeLeftNow } from '../format';
 
 const base: ISession = {
   id: 'abc123',
@@ -25,5 +27,43 @@ describe('walltime left', () => {
     const now = Date.parse('2026-12-06T10:30:00.000Z');
     expect(timeLeftNow({ ...base, timeLeftSeconds: 3600 }, now)).toBe(1800);
     expect(timeLeftNow(base, now)).toBeUndefined();
+  });
+});
+
+describe('the efficiency card', () => {
+  const trans = nullTranslator.load('jupyterlab');
+  const hour: IUsage = {
+    since: 1_000_000,
+    at: 1_003_600,
+    cpuSeconds: 5400,
+    peakCores: 2.6,
+    rssBytes: 300 * 1024 ** 2,
+    peakRssBytes: 1.5 * 1024 ** 3,
+    cpus: 16
+  };
+
+  it('says what was used, of what was asked, and suggests fewer CPUs when most stayed idle', () => {
+    expect(describeUsage(hour, trans)).toEqual({
+      used: 'Used: 1h 30m of CPU time · at most 2.6 of 16 CPUs busy · memory 300 MB (peak 1.5 GB) · 9% of the CPU time asked for',
+      suggestion: 'Asked for 16 CPUs, used at most 3: fewer would do next time.'
+    });
+  });
+
+  it('no suggestion for a young session, one that used its CPUs, or where the CPUs are unknown', () => {
+    expect(describeUsage({ ...hour, at: hour.since + 300 }, trans).suggestion).toBeUndefined();
+    expect(describeUsage({ ...hour, peakCores: 12 }, trans).suggestion).toBeUndefined();
+    const { cpus: _c, ...unknown } = hour;
+    expect(describeUsage(unknown, trans)).toEqual({
+      used: 'Used: 1h 30m of CPU time · at most 2.6 CPUs busy · memory 300 MB (peak 1.5 GB)'
+    });
+  });
+
+  it('bytes as batch systems count them', () => {
+    expect([formatBytes(512), formatBytes(1536), formatBytes(20 * 1024 ** 2), formatBytes(-1)]).toEqual([
+      '512 B',
+      '1.5 KB',
+      '20 MB',
+      '0 B'
+    ]);
   });
 });

@@ -19,6 +19,7 @@ from .jobqueue import WORKER_JOBS_DIR, cancel_worker_jobs, check_jobqueue, jobqu
 from .kernels import KernelsMixin
 from .protocol import PROTOCOL_VERSION
 from .served import ServedMixin, kernel_dask_env
+from .usage import UsageMeter
 from .workers import WorkersMixin
 
 HEARTBEAT_SECONDS = 10
@@ -294,16 +295,32 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
             self.start_dask()
         if not self.stop_event.is_set():
             self.write_state(status="ready")
+        # what the session's processes use on this node, at every heartbeat (usage.py)
+        cpus = _cpus_on_node()
+        meter = UsageMeter(os.getpid(), cpus)
         next_beat = time.monotonic() + HEARTBEAT_SECONDS
         # The main thread only waits: signal handlers run here, the servers run in threads.
         while not self.stop_event.wait(0.5):
             if time.monotonic() >= next_beat:
                 self.check_dask()
-                self.write_state()
+                self.write_state(usage=meter.sample())
                 next_beat = time.monotonic() + HEARTBEAT_SECONDS
         # After the stop decision, further SIGTERMs must not interrupt the cleanup.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.state["usage"] = meter.sample()  # the last figures, written by cleanup at once
         self.cleanup()
         self.server.shutdown()
         return self.exit_code
+
+
+def _cpus_on_node():
+    """The CPUs the batch system gave the job on this node, where it says (None: unknown)."""
+    for var in ("SLURM_CPUS_ON_NODE", "NSLOTS", "PBS_NCPUS", "NCPUS", "LSB_DJOB_NUMPROC"):
+        try:
+            n = int(os.environ.get(var, ""))
+        except ValueError:
+            continue
+        if n > 0:
+            return n
+    return None
