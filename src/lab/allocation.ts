@@ -4,17 +4,17 @@
  * notifications with those actions, and moving a continued session's notebooks and
  * consoles to its successor's kernel once it runs.
  */
-import { Dialog, InputDialog, Notification, showDialog, type ISessionContext } from '@jupyterlab/apputils';
+import { Dialog, Notification, showDialog, type ISessionContext } from '@jupyterlab/apputils';
 import type { KernelSpec } from '@jupyterlab/services';
 import type { TranslationBundle } from '@jupyterlab/translation';
 import type { CommandRegistry } from '@lumino/commands';
-import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
 import type { IExtendAnswer, ISession } from '../common/api';
 import { sessionKernelName } from '../common/routes';
 import { CommandIDs } from './commands';
 import { formatDuration } from './format';
 import { requestAPI } from './handler';
+import { addSessionCommand, numberArg } from './session-commands';
 import type { IRemoteClusterModel } from './tokens';
 import type { IWalltimeWarning } from './walltime-warnings';
 
@@ -78,100 +78,70 @@ export async function moveToSuccessor(
 
 export function registerAllocationCommands(deps: IAllocationDeps): void {
   const { commands, model, trans } = deps;
-  const sessionOf = (args: ReadonlyPartialJSONObject): ISession | undefined => model.session(String(args['session']));
+  // a new session of the same profile and resources, linked to this one if it continues it
+  const relaunch = async (s: ISession, continues: boolean): Promise<ISession> => {
+    const next = await requestAPI<ISession>(`api/v1/sessions/${s.id}/relaunch`, {
+      method: 'POST',
+      body: JSON.stringify(continues ? { continue: true } : {})
+    });
+    model.handle({ type: 'session', session: next });
+    return next;
+  };
 
-  commands.addCommand(CommandIDs.continueSession, {
+  addSessionCommand(commands, model, CommandIDs.continueSession, {
     label: trans.__('Continue in a new job (same profile and resources)'),
-    execute: async args => {
-      const s = sessionOf(args);
-      if (!s) {
-        return;
-      }
-      try {
-        const next = await requestAPI<ISession>(`api/v1/sessions/${s.id}/relaunch`, {
-          method: 'POST',
-          body: JSON.stringify({ continue: true })
-        });
-        model.handle({ type: 'session', session: next });
-        Notification.info(
-          trans.__(
-            'Job %1 submitted to continue job %2: your notebooks move to it when it runs (their variables do not).',
-            next.jobId ?? '-',
-            s.jobId ?? '-'
-          ),
-          { autoClose: 10000 }
-        );
-      } catch (e) {
-        Notification.error(trans.__('Could not continue in a new job: %1', (e as Error).message));
-      }
+    failed: message => trans.__('Could not continue in a new job: %1', message),
+    run: async s => {
+      const next = await relaunch(s, true);
+      Notification.info(
+        trans.__(
+          'Job %1 submitted to continue job %2: your notebooks move to it when it runs (their variables do not).',
+          next.jobId ?? '-',
+          s.jobId ?? '-'
+        ),
+        { autoClose: 10000 }
+      );
     }
   });
 
-  commands.addCommand(CommandIDs.relaunchSession, {
+  addSessionCommand(commands, model, CommandIDs.relaunchSession, {
     label: trans.__('Relaunch (same profile and resources)'),
-    execute: async args => {
-      const s = sessionOf(args);
-      if (!s) {
-        return;
-      }
-      try {
-        const next = await requestAPI<ISession>(`api/v1/sessions/${s.id}/relaunch`, {
-          method: 'POST',
-          body: JSON.stringify({})
-        });
-        model.handle({ type: 'session', session: next });
-      } catch (e) {
-        Notification.error(trans.__('Could not relaunch: %1', (e as Error).message));
-      }
-    }
+    failed: message => trans.__('Could not relaunch: %1', message),
+    run: async s => void (await relaunch(s, false))
   });
 
-  commands.addCommand(CommandIDs.extendSession, {
+  addSessionCommand(commands, model, CommandIDs.extendSession, {
     label: trans.__('Ask the batch system for more walltime'),
-    execute: async args => {
-      const s = sessionOf(args);
-      if (!s) {
+    failed: message => trans.__('Could not ask for more walltime: %1', message),
+    run: async (s, args) => {
+      const minutes = await numberArg(args, 'minutes', {
+        title: trans.__('Extend job %1', s.jobId ?? '-'),
+        label: trans.__('Minutes to add (asked once; most sites let only their operators do it):'),
+        value: 30
+      });
+      if (minutes === undefined) {
         return;
       }
-      let minutes = args['minutes'] === undefined ? undefined : Number(args['minutes']);
-      if (minutes === undefined) {
-        const asked = await InputDialog.getNumber({
-          title: trans.__('Extend job %1', s.jobId ?? '-'),
-          label: trans.__('Minutes to add (asked once; most sites let only their operators do it):'),
-          value: 30
+      const r = await requestAPI<IExtendAnswer>(`api/v1/sessions/${s.id}/extend`, {
+        method: 'POST',
+        body: JSON.stringify({ minutes })
+      });
+      if (r.granted) {
+        Notification.success(trans.__('Job %1 may run %2 more minutes: %3', s.jobId ?? '-', minutes, r.answer), {
+          autoClose: 10000
         });
-        if (!asked.button.accept || asked.value === null) {
-          return;
-        }
-        minutes = asked.value;
-      }
-      try {
-        const r = await requestAPI<IExtendAnswer>(`api/v1/sessions/${s.id}/extend`, {
-          method: 'POST',
-          body: JSON.stringify({ minutes })
+      } else {
+        Notification.warning(trans.__('The batch system refused to extend job %1: %2', s.jobId ?? '-', r.answer), {
+          autoClose: false
         });
-        if (r.granted) {
-          Notification.success(trans.__('Job %1 may run %2 more minutes: %3', s.jobId ?? '-', minutes, r.answer), {
-            autoClose: 10000
-          });
-        } else {
-          Notification.warning(trans.__('The batch system refused to extend job %1: %2', s.jobId ?? '-', r.answer), {
-            autoClose: false
-          });
-        }
-      } catch (e) {
-        Notification.error(trans.__('Could not ask for more walltime: %1', (e as Error).message));
       }
     }
   });
 
-  commands.addCommand(CommandIDs.saveAndStop, {
+  addSessionCommand(commands, model, CommandIDs.saveAndStop, {
     label: trans.__("Save the session's notebooks and end its job"),
-    execute: async args => {
-      const s = sessionOf(args);
-      if (!s) {
-        return;
-      }
+    failed: message => trans.__('Could not end the session: %1', message),
+    run: async s => {
       const widgets = widgetsOfSession(deps.widgets(), s.id);
       const ok = await showDialog({
         title: trans.__('Save and stop?'),
@@ -200,14 +170,10 @@ export function registerAllocationCommands(deps: IAllocationDeps): void {
         });
         return;
       }
-      try {
-        model.handle({
-          type: 'session',
-          session: await requestAPI<ISession>(`api/v1/sessions/${s.id}`, { method: 'DELETE' })
-        });
-      } catch (e) {
-        Notification.error(trans.__('Could not end the session: %1', (e as Error).message));
-      }
+      model.handle({
+        type: 'session',
+        session: await requestAPI<ISession>(`api/v1/sessions/${s.id}`, { method: 'DELETE' })
+      });
     }
   });
 }

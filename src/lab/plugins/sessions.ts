@@ -4,7 +4,7 @@
  * hours (allocation.ts: walltime warnings, continue, extend, save and stop, relaunch).
  */
 import { ILayoutRestorer, type JupyterFrontEnd, type JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { Dialog, InputDialog, Notification, showDialog } from '@jupyterlab/apputils';
+import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator } from '@jupyterlab/translation';
 import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
@@ -14,6 +14,7 @@ import { CommandIDs, LabCommandIDs } from '../commands';
 import { requestAPI } from '../handler';
 import { openSessionNotebook } from '../open-notebook';
 import { followSuccessors, notifyWalltime, registerAllocationCommands } from '../allocation';
+import { addSessionCommand, numberArg } from '../session-commands';
 import { SessionsPanel } from '../sidebar';
 import { DEFAULT_WARNING_MINUTES, WalltimeWarnings } from '../walltime-warnings';
 import { IRemoteClusterModel } from '../tokens';
@@ -35,7 +36,6 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
     const { commands } = app;
     // Every command here names its session by id in args.session.
     const sessionId = (args: ReadonlyPartialJSONObject): string => String(args['session']);
-    const sessionOf = (args: ReadonlyPartialJSONObject): ISession | undefined => model.session(sessionId(args));
 
     commands.addCommand(CommandIDs.openNotebook, {
       label: trans.__('Open a notebook on this session'),
@@ -49,54 +49,38 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
         })
     });
 
-    commands.addCommand(CommandIDs.addWorkers, {
+    addSessionCommand(commands, model, CommandIDs.addWorkers, {
       label: trans.__('Add Dask workers (one batch job each)'),
-      execute: async args => {
-        const s = sessionOf(args);
-        if (!s) {
+      failed: message => trans.__('Could not add workers: %1', message),
+      run: async (s, args) => {
+        const count = await numberArg(args, 'count', {
+          title: trans.__('Add Dask workers to job %1', s.jobId ?? '-'),
+          label: trans.__("Worker jobs to submit (each with this session's CPUs and memory, ending with the session):"),
+          value: 1
+        });
+        if (count === undefined) {
           return;
         }
-        let count = args['count'] === undefined ? undefined : Number(args['count']);
-        if (count === undefined) {
-          const asked = await InputDialog.getNumber({
-            title: trans.__('Add Dask workers to job %1', s.jobId ?? '-'),
-            label: trans.__(
-              "Worker jobs to submit (each with this session's CPUs and memory, ending with the session):"
-            ),
-            value: 1
-          });
-          if (!asked.button.accept || asked.value === null) {
-            return;
-          }
-          count = asked.value;
-        }
-        try {
-          const r = await requestAPI<{ jobIds: string[]; walltime: string }>(`api/v1/sessions/${s.id}/workers`, {
-            method: 'POST',
-            body: JSON.stringify({ count })
-          });
-          Notification.success(
-            trans._n(
-              'Submitted %1 worker job (%2); it joins the Dask dashboard when it runs.',
-              'Submitted %1 worker jobs (%2); they join the Dask dashboard when they run.',
-              r.jobIds.length,
-              r.jobIds.join(', ')
-            ),
-            { autoClose: 5000 }
-          );
-        } catch (e) {
-          Notification.error(trans.__('Could not add workers: %1', (e as Error).message));
-        }
+        const r = await requestAPI<{ jobIds: string[]; walltime: string }>(`api/v1/sessions/${s.id}/workers`, {
+          method: 'POST',
+          body: JSON.stringify({ count })
+        });
+        Notification.success(
+          trans._n(
+            'Submitted %1 worker job (%2); it joins the Dask dashboard when it runs.',
+            'Submitted %1 worker jobs (%2); they join the Dask dashboard when they run.',
+            r.jobIds.length,
+            r.jobIds.join(', ')
+          ),
+          { autoClose: 5000 }
+        );
       }
     });
 
-    commands.addCommand(CommandIDs.cancelSession, {
+    addSessionCommand(commands, model, CommandIDs.cancelSession, {
       label: trans.__('Cancel the session (ends its job)'),
-      execute: async args => {
-        const s = sessionOf(args);
-        if (!s) {
-          return;
-        }
+      failed: message => trans.__('Could not cancel: %1', message),
+      run: async s => {
         const ok = await showDialog({
           title: trans.__('Cancel session?'),
           body: trans.__('This ends job %1 on %2; its kernels stop.', s.jobId ?? '-', s.cluster),
@@ -105,16 +89,11 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
             Dialog.warnButton({ label: trans.__('Cancel job') })
           ]
         });
-        if (!ok.button.accept) {
-          return;
-        }
-        try {
+        if (ok.button.accept) {
           model.handle({
             type: 'session',
             session: await requestAPI<ISession>(`api/v1/sessions/${s.id}`, { method: 'DELETE' })
           });
-        } catch (e) {
-          Notification.error(trans.__('Could not cancel: %1', (e as Error).message));
         }
       }
     });
