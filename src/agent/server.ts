@@ -5,6 +5,7 @@
  *
  *   GET    /api/v1/health
  *   GET    /api/v1/profiles                       profiles from the settings file (+ errors)
+ *   POST   /api/v1/profiles/<name>/estimates      when each candidate partition would start
  *   GET    /api/v1/ssh-hosts                      concrete Host aliases of ~/.ssh/config, resolved
  *   GET    /api/v1/sessions                       POST {profile, resources?}  -> new session
  *   GET    /api/v1/sessions/<id>                  DELETE -> cancel (ended sessions: forget)
@@ -169,6 +170,12 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     // Answer once the kernelspecs match, so a client can use them right away.
     await svc.changed?.();
     return sendJson(res, 200, result);
+  }
+  if ((m = p.match(/^\/api\/v1\/profiles\/([A-Za-z0-9][A-Za-z0-9._-]{0,63})\/estimates$/))) {
+    // "Fastest start": the batch system's estimates, nothing submitted. POST: it runs
+    // commands on the cluster (and may sign in), so it gets the XSRF/origin checks
+    method(req, 'POST');
+    return sendJson(res, 200, { estimates: await svc.sessions.estimates(m[1]) });
   }
   if (p === '/api/v1/connections') {
     // The SSH link of each profile in use: connecting / connected / reconnecting / sign-in-needed / closed.

@@ -119,6 +119,25 @@ export interface IClusterProfile {
   reverseHost?: string;
   /** Remote working directory of kernels (default: the remote home). */
   workdir?: string;
+  /**
+   * Where the session may run: the submit dialog asks the batch system when each would
+   * start and preselects the earliest ("fastest start", docs/allocation.md).
+   */
+  candidates?: ICandidate[];
+}
+
+/** A partition (queue) and walltime a profile's sessions may use. */
+export interface ICandidate {
+  partition: string;
+  walltime?: string;
+}
+
+/** When the batch system expects a session to start on a candidate (`GET api/v1/profiles/<name>/estimates`). */
+export interface IStartEstimate extends ICandidate {
+  /** Seconds from now, by the cluster's clock (0: at once). */
+  startsInSeconds?: number;
+  /** Why there is no estimate (the batch system's words). */
+  error?: string;
 }
 
 /** A Host alias of the user's ssh_config as the agent resolved it (`GET api/v1/ssh-hosts`). */

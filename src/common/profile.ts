@@ -7,6 +7,7 @@ import {
   CONNECTIVITY_MODES,
   SCHEDULERS,
   type ConnectivityMode,
+  type ICandidate,
   type IClusterProfile,
   type IResources,
   type ISshTarget,
@@ -91,7 +92,8 @@ export const PROFILE_FIELDS: readonly string[] = [
   'dask',
   'connectivity',
   'reverseHost',
-  'workdir'
+  'workdir',
+  'candidates'
 ];
 export const SSH_FIELDS: readonly string[] = [
   'host',
@@ -267,6 +269,7 @@ export function parseProfile(raw: unknown, index: number): IClusterProfile {
     throw new ProfileError(`${where}: "dask" must be true or false.`);
   }
   const workdir = str(raw, 'workdir', where, /^[^\n\r\0'"`$]+$/);
+  const candidates = parseCandidates(raw['candidates'], where);
   const title = str(raw, 'title', where);
   return {
     name,
@@ -281,8 +284,31 @@ export function parseProfile(raw: unknown, index: number): IClusterProfile {
     dask: dask === undefined ? PROFILE_DEFAULTS.dask : dask,
     connectivity,
     ...(reverseHost && { reverseHost }),
-    ...(workdir && { workdir })
+    ...(workdir && { workdir }),
+    ...(candidates && { candidates })
   };
+}
+
+/** At most this many candidates: each is one probe of the batch system when the dialog opens. */
+export const MAX_CANDIDATES = 6;
+
+/** `candidates`: partitions (queues) and walltimes to choose the earliest start from. */
+function parseCandidates(raw: unknown, where: string): ICandidate[] | undefined {
+  if (raw === undefined) {
+    return undefined;
+  }
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_CANDIDATES) {
+    throw new ProfileError(`${where}: "candidates" must be a list of 1 to ${MAX_CANDIDATES} partitions.`);
+  }
+  return raw.map((c, i) => {
+    if (!isObj(c)) {
+      throw new ProfileError(`${where}: candidates[${i}] must be an object.`);
+    }
+    onlyKeys(c, ['partition', 'walltime'], `${where}: candidates[${i}]`);
+    const partition = str(c, 'partition', `${where}: candidates[${i}]`, /^[A-Za-z0-9._-]{1,64}$/, true)!;
+    const walltime = str(c, 'walltime', `${where}: candidates[${i}]`, /^[0-9:-]{1,16}$/);
+    return { partition, ...(walltime && { walltime }) };
+  });
 }
 
 /** All valid profiles, and one message per invalid one (which is left out). */

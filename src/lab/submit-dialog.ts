@@ -7,9 +7,9 @@ import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import type { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
-import type { IClusterProfile, IResources, ISession } from '../common/api';
+import type { ICandidate, IClusterProfile, IResources, ISession, IStartEstimate } from '../common/api';
 import { OVERRIDABLE_RESOURCES } from '../common/profile';
-import { appendError } from './format';
+import { appendError, formatDuration } from './format';
 import { RemoteClusterApiError, requestAPI } from './handler';
 
 interface IField {
@@ -22,8 +22,22 @@ interface IField {
   advanced?: boolean;
 }
 
+/** The candidate expected to start first (undefined: no estimate at all). */
+export function earliest(estimates: readonly IStartEstimate[]): IStartEstimate | undefined {
+  let best: IStartEstimate | undefined;
+  for (const e of estimates) {
+    if (e.startsInSeconds !== undefined && (best === undefined || e.startsInSeconds < best.startsInSeconds!)) {
+      best = e;
+    }
+  }
+  return best;
+}
+
 export class SubmitForm extends Widget implements Dialog.IBodyWidget<IResources> {
   private readonly inputs = new Map<IField['key'], HTMLInputElement>();
+  /** "Fastest start": where the session may run, with when each would start. */
+  private candidateSelect?: HTMLSelectElement;
+  private candidateTouched = false;
 
   constructor(
     profile: IClusterProfile,
@@ -74,6 +88,11 @@ export class SubmitForm extends Widget implements Dialog.IBodyWidget<IResources>
     );
     node.appendChild(where);
     appendError(node, error);
+    if (profile.candidates?.length) {
+      this.addCandidates(profile.candidates, trans, values);
+      // back after a refusal: the values are the user's, estimates do not change them
+      this.candidateTouched = error !== undefined;
+    }
     const advanced = document.createElement('details');
     advanced.className = 'jp-RemoteCluster-advanced';
     const summary = document.createElement('summary');
@@ -118,6 +137,58 @@ export class SubmitForm extends Widget implements Dialog.IBodyWidget<IResources>
     node.addEventListener('submit', e => e.preventDefault());
   }
 
+  /** Show when each candidate would start; preselect the earliest unless the user chose. */
+  showEstimates(estimates: readonly IStartEstimate[], trans: TranslationBundle): void {
+    const select = this.candidateSelect;
+    if (!select) {
+      return;
+    }
+    estimates.forEach((e, i) => {
+      const option = select.options[i];
+      if (option) {
+        option.textContent = `${candidateLabel(e)} — ${
+          e.startsInSeconds === undefined
+            ? trans.__('no estimate: %1', e.error ?? '')
+            : e.startsInSeconds < 60
+              ? trans.__('starts now')
+              : trans.__('starts in %1', formatDuration(e.startsInSeconds))
+        }`;
+      }
+    });
+    const best = earliest(estimates);
+    if (best && !this.candidateTouched) {
+      select.selectedIndex = estimates.indexOf(best);
+      this.applyCandidate(best);
+    }
+  }
+
+  private addCandidates(candidates: ICandidate[], trans: TranslationBundle, values: IResources): void {
+    const label = this.node.appendChild(document.createElement('label'));
+    label.className = 'jp-RemoteCluster-field jp-RemoteCluster-candidates';
+    label.appendChild(document.createElement('span')).textContent = trans.__('Where (expected start)');
+    const select = label.appendChild(document.createElement('select'));
+    select.className = 'jp-mod-styled';
+    select.name = 'candidate';
+    for (const c of candidates) {
+      select.appendChild(document.createElement('option')).textContent =
+        `${candidateLabel(c)} — ${trans.__('asking…')}`;
+    }
+    const current = candidates.findIndex(c => c.partition === values.partition);
+    select.selectedIndex = Math.max(0, current);
+    select.addEventListener('change', () => {
+      this.candidateTouched = true;
+      this.applyCandidate(candidates[select.selectedIndex]);
+    });
+    this.candidateSelect = select;
+  }
+
+  private applyCandidate(c: ICandidate): void {
+    this.inputs.get('partition')!.value = c.partition;
+    if (c.walltime) {
+      this.inputs.get('walltime')!.value = c.walltime;
+    }
+  }
+
   getValue(): IResources {
     const r: IResources = {};
     for (const [key, input] of this.inputs) {
@@ -135,6 +206,10 @@ export class SubmitForm extends Widget implements Dialog.IBodyWidget<IResources>
   }
 }
 
+function candidateLabel(c: ICandidate): string {
+  return c.walltime ? `${c.partition} · ${c.walltime}` : c.partition;
+}
+
 /** Ask for resources; undefined when the user cancels. */
 export async function askResources(
   profile: IClusterProfile,
@@ -142,9 +217,24 @@ export async function askResources(
   error?: string,
   values?: IResources
 ): Promise<IResources | undefined> {
+  const form = new SubmitForm(profile, trans, error, values);
+  if (profile.candidates?.length) {
+    // one probe round, cached by the agent for a minute (the dialog may come back)
+    requestAPI<{ estimates: IStartEstimate[] }>(`api/v1/profiles/${encodeURIComponent(profile.name)}/estimates`, {
+      method: 'POST',
+      body: '{}'
+    })
+      .then(r => form.showEstimates(r.estimates, trans))
+      .catch((e: Error) =>
+        form.showEstimates(
+          profile.candidates!.map(c => ({ ...c, error: e.message })),
+          trans
+        )
+      );
+  }
   const result = await showDialog({
     title: trans.__('Start a remote session'),
-    body: new SubmitForm(profile, trans, error, values),
+    body: form,
     buttons: [Dialog.cancelButton({ label: trans.__('Cancel') }), Dialog.okButton({ label: trans.__('Submit') })],
     focusNodeSelector: 'input'
   });

@@ -133,15 +133,30 @@ def proxy_get(public_path: str) -> tuple[int, bytes]:
 
 
 @contextmanager
-def running_session(jupyter_dirs, name: str, **fields):
-    """A profile `name` (the first testbed profile with `fields` over it) added to the
-    settings, a session of it submitted and running; cancelled and the settings restored
-    after. Yields the session."""
+def profile_added(jupyter_dirs, name: str, **fields):
+    """A profile `name` (the first testbed profile with `fields` over it) in the settings
+    the agent reads; the settings restored after."""
     path = Path(jupyter_dirs["JUPYTERLAB_SETTINGS_DIR"]) / "jupyterlab-remote-cluster" / "profiles.jupyterlab-settings"
     original = path.read_text()
     settings = json.loads("\n".join(line for line in original.splitlines() if not line.strip().startswith("//")))
     settings["profiles"].append({**settings["profiles"][0], "name": name, "title": name, **fields})
     path.write_text(json.dumps(settings, indent=1))
+    try:
+        yield
+    finally:
+        path.write_text(original)
+
+
+@contextmanager
+def running_session(jupyter_dirs, name: str, **fields):
+    """A profile `name` (profile_added) and a session of it submitted and running;
+    cancelled and the settings restored after. Yields the session."""
+    with profile_added(jupyter_dirs, name, **fields), _running(name) as s:
+        yield s
+
+
+@contextmanager
+def _running(name: str):
     sid = None
     try:
         code, s = agent_call("POST", "/api/v1/sessions", {"profile": name})
@@ -153,4 +168,3 @@ def running_session(jupyter_dirs, name: str, **fields):
     finally:
         if sid:
             agent_call("DELETE", f"/api/v1/sessions/{sid}")
-        path.write_text(original)

@@ -534,6 +534,21 @@ export class SlurmAdapter implements ISchedulerAdapter {
     return `scancel ${jobId}`;
   }
 
+  /** `sbatch --test-only` with the session's directives: Slurm's own estimate, nothing queued. */
+  startEstimateCommand(r: IResources): string {
+    this.validate(r);
+    return `sbatch --test-only ${this.directiveLines(r).map(shQuote).join(' ')} --wrap=true`;
+  }
+
+  /** `sbatch: Job 1234 to start at 2026-12-06T09:50:01 using 1 processors on nodes node1 in partition debug` */
+  parseStartEstimate(output: string): { start?: string; error?: string } {
+    const m = /to start at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)/.exec(output);
+    if (m) {
+      return { start: m[1] };
+    }
+    return { error: firstLines(output.replace(/^sbatch: (error: )?/gm, '').trim()) || 'sbatch gave no estimate' };
+  }
+
   extendCommand(jobId: string, _r: IResources, addSeconds: number): string {
     this.cancelCommand(jobId); // (the same check of the id)
     return `scontrol update JobId=${jobId} TimeLimit=+${Math.ceil(addSeconds / 60)}`;

@@ -134,4 +134,12 @@ export interface ISchedulerAdapter {
    * usually refused; the command's answer is shown as it is. Absent: not possible.
    */
   extendCommand?(jobId: string, resources: IResources, addSeconds: number): string;
+  /**
+   * A command that asks when a job with `resources` would start, submitting nothing
+   * (Slurm: `sbatch --test-only`); its output (stdout and stderr) goes to
+   * parseStartEstimate. Absent: the batch system gives no estimate.
+   */
+  startEstimateCommand?(resources: IResources): string;
+  /** The expected start in the cluster's local time (`YYYY-MM-DDTHH:MM:SS`), or why there is none. */
+  parseStartEstimate?(output: string): { start?: string; error?: string };
 }

@@ -11,7 +11,14 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 
-import type { AgentEvent, IClusterProfile, IExtendAnswer, IResources, ISession } from '../../common/api';
+import type {
+  AgentEvent,
+  IClusterProfile,
+  IExtendAnswer,
+  IResources,
+  ISession,
+  IStartEstimate
+} from '../../common/api';
 import { ClusterLinks, clusterKey } from '../cluster/links';
 import {
   ConflictError,
@@ -30,6 +37,7 @@ import { cancelJob, cancelWorkerJobs, removeReverseDir, withJobStderr } from './
 import { submitWorkerJobs } from './scale-out';
 import { submitSessionJob } from './submit-job';
 import { requestExtension } from './allocation';
+import { StartEstimates } from './estimates';
 import { withReported, withStatuses } from './worker-jobs';
 import { HEARTBEAT_STALE_S, now, type IHelperState, type IKernelConnection, type ISessionRecord } from './records';
 import { readRemoteFiles, type IRemoteFiles } from './remote-files';
@@ -63,6 +71,7 @@ export class SessionManager {
   private saving = Promise.resolve();
   private readonly store: SessionStore<ISessionRecord>;
   private readonly noticeEvents: AgentEvent[] = [];
+  private readonly startEstimates = new StartEstimates();
 
   constructor(private readonly opts: ISessionManagerOptions) {
     this.store = new SessionStore(opts.stateDir, opts.retention);
@@ -459,6 +468,12 @@ export class SessionManager {
       this.update(s, { continuedBy: next.id });
     }
     return next;
+  }
+
+  /** When each candidate partition of profile `name` would start ("fastest start", estimates.ts). */
+  async estimates(name: string): Promise<IStartEstimate[]> {
+    const profile = await this.profile(name);
+    return this.startEstimates.get(profile, this.adapter(profile), () => this.clusters.link(profile, true));
   }
 
   /** "Extend": ask the batch system once for `minutes` more walltime (allocation.ts). */

@@ -10,6 +10,11 @@
  *   IdentityFile, UserKnownHostsFile, GlobalKnownHostsFile, IdentityAgent;
  * - ProxyJump chains (`none`, `[user@]host[:port]`, `ssh://`), each entry resolved
  *   through the configuration too (see resolveChain).
+ * - letter case as OpenSSH has it (checked against `ssh -G`): `Host` patterns match the
+ *   name as typed, case-sensitively; `Match host`/`originalhost` ignore case; `Match
+ *   user`/`localuser` do not; the host name connected to (and `%h`) is lowercased;
+ * - `CanonicalizeHostname` is not supported (a warning says so; names are used as
+ *   written), and `Match canonical` never matches (a warning too).
  * Unknown keywords are ignored. Reading files goes through an injectable `fs`.
  */
 import { createHash } from 'node:crypto';
@@ -164,14 +169,17 @@ export function tokenizeLine(line: string): { keyword: string; args: string[]; r
  * Patterns
  * -------------------------------------------------------------------------------- */
 
-/** `Host` line semantics: some positive pattern matches and no negated one does. */
-export function hostPatternsMatch(name: string, patterns: string[]): boolean {
-  const lname = name.toLowerCase();
+/**
+ * `Host` line semantics: some positive pattern matches and no negated one does. Case
+ * counts, as in OpenSSH's Host lines (`ignoreCase`: as its `Match host`).
+ */
+export function hostPatternsMatch(name: string, patterns: string[], ignoreCase = false): boolean {
+  const lname = ignoreCase ? name.toLowerCase() : name;
   let positive = false;
   for (const raw of patterns) {
     const negated = raw.startsWith('!');
-    const pat = (negated ? raw.slice(1) : raw).toLowerCase();
-    if (wildcardMatch(lname, pat)) {
+    const pat = negated ? raw.slice(1) : raw;
+    if (wildcardMatch(lname, ignoreCase ? pat.toLowerCase() : pat)) {
       if (negated) {
         return false;
       }
@@ -182,8 +190,8 @@ export function hostPatternsMatch(name: string, patterns: string[]): boolean {
 }
 
 /** A comma-separated pattern list (Match arguments), same semantics. */
-function patternListMatches(name: string, list: string): boolean {
-  return hostPatternsMatch(name, list.split(',').filter(Boolean));
+function patternListMatches(name: string, list: string, ignoreCase: boolean): boolean {
+  return hostPatternsMatch(name, list.split(',').filter(Boolean), ignoreCase);
 }
 
 /** glob(7) for one path segment: `*`, `?`, `[...]`. */
@@ -423,11 +431,12 @@ export function resolveHost(
     : path.join(homeDir, '.ssh', 'config');
   const raw: IRaw = { identityFiles: [] };
   const warnings: string[] = [];
+  // OpenSSH connects to the host name lowercased, %h included (ssh -G says so)
   const expandHostName = (v: string): string => {
     try {
-      return percentExpand(v, { h: alias });
+      return percentExpand(v, { h: alias }).toLowerCase();
     } catch {
-      return v;
+      return v.toLowerCase();
     }
   };
   const ctx: IContext = { alias, overrides, localUser, homeDir, cfs, raw, warnings, expandHostName };
@@ -437,7 +446,7 @@ export function resolveHost(
     readConfigText(ctx, text, configFile, 0, true);
   }
 
-  const hostName = raw.hostName !== undefined ? expandHostName(raw.hostName) : alias;
+  const hostName = raw.hostName !== undefined ? expandHostName(raw.hostName) : alias.toLowerCase();
   const user = overrides.user ?? raw.user ?? localUser;
   const port = overrides.port ?? raw.port ?? 22;
 
@@ -573,7 +582,7 @@ function evalMatch(ctx: IContext, args: string[], where: string): boolean {
     ctx.warnings.push(`${where}: Match without criteria; block ignored.`);
     return false;
   }
-  const hostName = ctx.raw.hostName !== undefined ? ctx.expandHostName(ctx.raw.hostName) : ctx.alias;
+  const hostName = ctx.raw.hostName !== undefined ? ctx.expandHostName(ctx.raw.hostName) : ctx.alias.toLowerCase();
   const remoteUser = ctx.overrides.user ?? ctx.raw.user ?? ctx.localUser;
   let result = true;
   let sawExec = false;
@@ -589,6 +598,7 @@ function evalMatch(ctx: IContext, args: string[], where: string): boolean {
       r = true;
     } else if (crit === 'canonical') {
       r = false; // we never canonicalize host names
+      ctx.warnings.push(`${where}: Match canonical never matches here (CanonicalizeHostname is not supported).`);
     } else if (crit === 'final') {
       r = true; // one pass only: treat it as the final one
     } else {
@@ -600,16 +610,16 @@ function evalMatch(ctx: IContext, args: string[], where: string): boolean {
       i++;
       switch (crit) {
         case 'host':
-          r = patternListMatches(hostName, arg);
+          r = patternListMatches(hostName, arg, true);
           break;
         case 'originalhost':
-          r = patternListMatches(ctx.alias, arg);
+          r = patternListMatches(ctx.alias, arg, true);
           break;
         case 'user':
-          r = patternListMatches(remoteUser, arg);
+          r = patternListMatches(remoteUser, arg, false);
           break;
         case 'localuser':
-          r = patternListMatches(ctx.localUser, arg);
+          r = patternListMatches(ctx.localUser, arg, false);
           break;
         case 'exec':
           sawExec = true;
@@ -647,6 +657,13 @@ function applyKeyword(ctx: IContext, keyword: string, args: string[], rest: stri
     ctx.warnings.push(`${where}: bad value for ${keyword}: ${JSON.stringify(rest)}; ignored.`);
   };
   switch (keyword) {
+    case 'canonicalizehostname':
+      if (a0 && a0.toLowerCase() !== 'no') {
+        ctx.warnings.push(
+          `${where}: CanonicalizeHostname ${a0} is not supported by jupyterlab-remote-cluster: host names are used as written.`
+        );
+      }
+      break;
     case 'hostname':
       if (raw.hostName === undefined && a0) {
         raw.hostName = a0;

@@ -60,6 +60,49 @@ describe('SubmitForm', () => {
     expect(form.getValue()).toEqual({});
   });
 
+  it('fastest start: the earliest candidate is preselected and fills partition and walltime', () => {
+    const p = {
+      ...profile({ partition: 'big', walltime: '01:00:00' }),
+      candidates: [{ partition: 'big', walltime: '04:00:00' }, { partition: 'debug' }, { partition: 'gpu' }]
+    };
+    const form = new SubmitForm(p, trans);
+    const select = form.node.querySelector<HTMLSelectElement>('select[name="candidate"]')!;
+    expect([...select.options].map(o => o.textContent)).toEqual([
+      'big · 04:00:00 — asking…',
+      'debug — asking…',
+      'gpu — asking…'
+    ]);
+    expect(select.selectedIndex).toBe(0);
+    form.showEstimates(
+      [
+        { partition: 'big', walltime: '04:00:00', startsInSeconds: 5400 },
+        { partition: 'debug', startsInSeconds: 5 },
+        { partition: 'gpu', error: 'invalid partition specified: gpu' }
+      ],
+      trans
+    );
+    expect([...select.options].map(o => o.textContent)).toEqual([
+      'big · 04:00:00 — starts in 1h 30m',
+      'debug — starts now',
+      'gpu — no estimate: invalid partition specified: gpu'
+    ]);
+    expect(select.selectedIndex).toBe(1);
+    expect(form.getValue()).toEqual({ partition: 'debug', walltime: '01:00:00' });
+    // the user's choice wins over later estimates
+    select.selectedIndex = 0;
+    select.dispatchEvent(new Event('change'));
+    expect(form.getValue()).toEqual({ partition: 'big', walltime: '04:00:00' });
+    form.showEstimates(
+      [
+        { partition: 'big', startsInSeconds: 900 },
+        { partition: 'debug', startsInSeconds: 0 }
+      ],
+      trans
+    );
+    expect(select.selectedIndex).toBe(0);
+    expect(form.getValue().partition).toBe('big');
+  });
+
   it("shows the agent's refusal above the fields", () => {
     const form = new SubmitForm(profile({}), trans, 'Slurm refused the job: Invalid feature specification.');
     const alert = form.node.querySelector('[role="alert"]')!;
