@@ -23,7 +23,7 @@ PROBE = r'''
 import faulthandler, json, os, socket, ssl, subprocess, sys, tempfile, threading, time, http.client
 import zmq
 
-faulthandler.dump_traceback_later(90, exit=True)  # a hang shows where, in the test's failure
+faulthandler.dump_traceback_later(180, exit=True)  # a hang shows where, in the test's failure
 # bob's own Dask (the controls) keeps its scratch files to itself
 os.environ["DASK_TEMPORARY_DIRECTORY"] = tempfile.mkdtemp(prefix="bob-dask-")
 
@@ -71,27 +71,47 @@ def own_cert():
 CERT = own_cert()
 
 
+DASK_ATTEMPT = """
+import os, sys
+from distributed import Client
+from distributed.security import Security
+scheme, host, port, cert, key = sys.argv[1:6]
+sec = Security(tls_client_cert=cert, tls_client_key=key, tls_ca_file=cert) if scheme == "tls" else None
+try:
+    c = Client("%s://%s:%s" % (scheme, host, port), timeout=3, security=sec)
+    try:
+        print("uid %s" % c.run_on_scheduler(os.getuid), flush=True)
+    finally:
+        c.close(timeout=2)
+except Exception as e:
+    print("refused (%s)" % type(e).__name__, flush=True)
+os._exit(0)
+"""
+# Each Dask attempt runs in a process of its own: in one process, every Client shares
+# distributed's event loop, and a handshake that never ends (a TLS client against
+# something that is not a scheduler) held it, and with it the other clients and bob's
+# control cluster started after them (the probe hung, 1 CI run in ~10). A few at a time:
+# each imports distributed, on a machine with two cores.
+DASK_SLOTS = threading.Semaphore(4)
+
+
 def dask(host, port):
-    from distributed import Client
-    from distributed.security import Security
     results = {}
 
-    def attempt(scheme, sec):
-        try:
-            c = Client("%s://%s:%d" % (scheme, host, port), timeout=3, security=sec)
+    def attempt(scheme):
+        with DASK_SLOTS:
             try:
-                results[scheme] = "uid %s" % c.run_on_scheduler(os.getuid)
-            finally:
-                c.close(timeout=2)
-        except Exception as e:
-            results[scheme] = "refused (%s)" % type(e).__name__
-    # a client's handshake with something that is not a scheduler may never end
-    tls = Security(tls_client_cert=CERT[0], tls_client_key=CERT[1], tls_ca_file=CERT[0])
-    threads = [threading.Thread(target=attempt, args=a, daemon=True) for a in (("tcp", None), ("tls", tls))]
+                r = subprocess.run([sys.executable, "-c", DASK_ATTEMPT, scheme, host, str(port), CERT[0], CERT[1]],
+                                   capture_output=True, text=True, timeout=20)
+                lines = r.stdout.strip().splitlines()
+                results[scheme] = lines[-1] if lines else "refused (exit %s)" % r.returncode
+            except subprocess.TimeoutExpired:
+                results[scheme] = "no answer"
+    threads = [threading.Thread(target=attempt, args=(scheme,), daemon=True) for scheme in ("tcp", "tls")]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(15)
+        t.join(45)
     return [results.get(scheme, "no answer") for scheme in ("tcp", "tls")]
 
 
@@ -196,7 +216,7 @@ def probe_all(tcp, unix, ctx):
                 got[key].append(msg)
     # A probe that has not finished by then got no answer (a read that trickles on, a
     # handshake that never ends): recorded as nothing reached.
-    end = time.time() + 20
+    end = time.time() + 45
     for t in threads:
         t.join(max(0.0, end - time.time()))
     for key, r in res.items():
@@ -311,7 +331,7 @@ class Probe:
     def ready(self, timeout=60):
         assert self._ready.wait(timeout), "the probe did not start"
 
-    def result(self, timeout=120):
+    def result(self, timeout=240):
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
