@@ -142,11 +142,15 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
     // The allocation's hours: warnings at the configured minutes, checked every 5 s and
     // at every change; a continued session's notebooks follow its successor.
     let warningMinutes = DEFAULT_WARNING_MINUTES;
-    void settingRegistry?.load(sessionsPlugin.id).then(settings => {
-      const read = () => (warningMinutes = settings.get('walltimeWarnings').composite as number[]);
-      read();
-      settings.changed.connect(read);
-    });
+    void settingRegistry
+      ?.load(sessionsPlugin.id)
+      .then(settings => {
+        const read = () => (warningMinutes = settings.get('walltimeWarnings').composite as number[]);
+        read();
+        settings.changed.connect(read);
+      })
+      // no settings (a registry without our schema): the default warnings
+      .catch(() => undefined);
     const warnings = new WalltimeWarnings(
       w => notifyWalltime(w, commands, trans),
       () => warningMinutes
