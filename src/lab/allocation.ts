@@ -44,14 +44,40 @@ export interface IAllocationDeps {
   syncKernelspecs: () => Promise<unknown>;
 }
 
+/** How long a successor's kernelspec may take to show in JupyterLab's list. */
+const SPEC_WAIT_MS = 30_000;
+
+/**
+ * Until JupyterLab lists kernelspec `name` (false after `timeoutMs`). One refresh is not
+ * enough: a refresh that lands while JupyterLab's own periodic spec poll is in flight
+ * resolves with that poll's answer, from before the agent wrote the spec.
+ */
+async function specListed(
+  kernelspecs: IAllocationDeps['kernelspecs'],
+  name: string,
+  timeoutMs: number
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await kernelspecs.refreshSpecs();
+    if (kernelspecs.specs?.kernelspecs[name]) {
+      return true;
+    }
+    if (Date.now() >= deadline) {
+      return false;
+    }
+    await new Promise(r => setTimeout(r, 500));
+  }
+}
+
 /**
  * Move the notebooks and consoles of session `from` to `to`'s kernel (its kernelspec is
- * known first). Returns the labels moved and those that could not be.
+ * known first). Returns the labels moved and those that could not be, with why.
  */
 export async function moveToSuccessor(
   from: string,
   to: string,
-  deps: Pick<IAllocationDeps, 'widgets' | 'kernelspecs' | 'syncKernelspecs'>
+  deps: Pick<IAllocationDeps, 'widgets' | 'kernelspecs' | 'syncKernelspecs'> & { specWaitMs?: number }
 ): Promise<{ moved: string[]; failed: string[] }> {
   const widgets = widgetsOfSession(deps.widgets(), from);
   if (widgets.length === 0) {
@@ -59,18 +85,19 @@ export async function moveToSuccessor(
   }
   const name = sessionKernelName(to);
   await deps.syncKernelspecs();
-  await deps.kernelspecs.refreshSpecs();
+  const listed = await specListed(deps.kernelspecs, name, deps.specWaitMs ?? SPEC_WAIT_MS);
   const moved: string[] = [];
   const failed: string[] = [];
   for (const w of widgets) {
     try {
-      if (!deps.kernelspecs.specs?.kernelspecs[name]) {
-        throw new Error(`no kernelspec ${name}`);
+      if (!listed) {
+        throw new Error(`JupyterLab does not list the kernel ${name} yet`);
       }
       await w.sessionContext!.changeKernel({ name });
       moved.push(w.title.label);
-    } catch {
-      failed.push(w.title.label);
+    } catch (err) {
+      console.warn(`Could not move ${w.title.label} to ${name}:`, err);
+      failed.push(`${w.title.label} (${(err as Error).message})`);
     }
   }
   return { moved, failed };

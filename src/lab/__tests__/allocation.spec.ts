@@ -23,16 +23,21 @@ function widget(label: string, kernelName: string | undefined, fails = false) {
   };
 }
 
-function specs(...names: string[]) {
+/** JupyterLab's spec list; `late` names appear only from the `after`-th refresh on. */
+function specs(names: string[] = [], late: string[] = [], after = 1) {
   let refreshed = 0;
+  const kernelspecs: Record<string, object> = Object.fromEntries(names.map(n => [n, {}]));
   return {
     get refreshed() {
       return refreshed;
     },
     refreshSpecs: async () => {
       refreshed++;
+      if (refreshed >= after) {
+        late.forEach(n => (kernelspecs[n] = {}));
+      }
     },
-    specs: { default: '', kernelspecs: Object.fromEntries(names.map(n => [n, {}])) }
+    specs: { default: '', kernelspecs }
   };
 }
 
@@ -47,7 +52,7 @@ describe('moving to the successor', () => {
       'a.ipynb',
       'Console 1'
     ]);
-    const ks = specs(sessionKernelName('new'));
+    const ks = specs([sessionKernelName('new')]);
     let synced = 0;
     const r = await moveToSuccessor('old', 'new', {
       widgets: () => [a, b, other, local, text],
@@ -67,18 +72,35 @@ describe('moving to the successor', () => {
   it('names what could not move (no spec yet, or refused), and moves the rest', async () => {
     const ok = widget('ok.ipynb', sessionKernelName('old'));
     const bad = widget('bad.ipynb', sessionKernelName('old'), true);
+    jest.spyOn(console, 'warn').mockImplementation(() => undefined);
     const r = await moveToSuccessor('old', 'new', {
       widgets: () => [ok, bad],
-      kernelspecs: specs(sessionKernelName('new')) as never,
+      kernelspecs: specs([sessionKernelName('new')]) as never,
       syncKernelspecs: async () => undefined
     });
-    expect(r).toEqual({ moved: ['ok.ipynb'], failed: ['bad.ipynb'] });
+    expect(r).toEqual({ moved: ['ok.ipynb'], failed: ['bad.ipynb (refused)'] });
     const none = await moveToSuccessor('old', 'new', {
       widgets: () => [widget('x.ipynb', sessionKernelName('old'))],
       kernelspecs: specs() as never,
+      syncKernelspecs: async () => undefined,
+      specWaitMs: 0
+    });
+    expect(none).toEqual({
+      moved: [],
+      failed: [`x.ipynb (JupyterLab does not list the kernel ${sessionKernelName('new')} yet)`]
+    });
+  });
+
+  it("waits for JupyterLab to list the successor's kernelspec (a refresh may answer from before it was written)", async () => {
+    const a = widget('a.ipynb', sessionKernelName('old'));
+    const ks = specs([], [sessionKernelName('new')], 3);
+    const r = await moveToSuccessor('old', 'new', {
+      widgets: () => [a],
+      kernelspecs: ks as never,
       syncKernelspecs: async () => undefined
     });
-    expect(none).toEqual({ moved: [], failed: ['x.ipynb'] });
+    expect(r).toEqual({ moved: ['a.ipynb'], failed: [] });
+    expect(ks.refreshed).toBe(3);
   });
 
   it('nothing to move: no kernelspec request at all', async () => {
