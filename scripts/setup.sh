@@ -50,6 +50,8 @@ ensure_build_node
 
 log "npm dependencies (npm ci, from package-lock.json; no install scripts)"
 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+# OpenSSH certificates in ssh2 (scripts/patch-ssh2.mjs): the tests load it from node_modules.
+node scripts/patch-ssh2.mjs
 
 log "pip install .[test] (builds the labextension and the agent bundle)"
 # A clean build every time: the wheel must come from these sources, not a stale lib/.

@@ -21,6 +21,8 @@ export interface IAgentHealth {
     version: string;
     /** Whether ssh2's optional native crypto binding is in use (pure JS otherwise). */
     nativeCrypto: boolean;
+    /** Whether ssh2 carries scripts/patch-ssh2.mjs (OpenSSH certificates). */
+    certificates: boolean;
   };
 }
 
@@ -82,6 +84,11 @@ export interface ISshTarget {
   port?: number;
   /** Key files to offer (after ssh-agent). */
   identityFiles?: string[];
+  /**
+   * User certificates to offer with those keys (ssh_config CertificateFile); a key's
+   * `<key>-cert.pub` is found without being named, as ssh(1) does.
+   */
+  certificateFiles?: string[];
   /** Jump hosts, first to last (ssh_config aliases or [user@]host[:port]). */
   jumpHosts?: string[];
   /** ssh_config file to read (default `~/.ssh/config`). */
@@ -124,6 +131,11 @@ export interface IClusterProfile {
    * start and preselects the earliest ("fastest start", docs/allocation.md).
    */
   candidates?: ICandidate[];
+  /**
+   * Minutes without use after which the session's helper ends it (0: never; absent: the
+   * site's default, `RemoteClusterExtension.default_idle_timeout`). docs/allocation.md.
+   */
+  idleTimeout?: number;
 }
 
 /** A partition (queue) and walltime a profile's sessions may use. */

@@ -93,13 +93,15 @@ export const PROFILE_FIELDS: readonly string[] = [
   'connectivity',
   'reverseHost',
   'workdir',
-  'candidates'
+  'candidates',
+  'idleTimeout'
 ];
 export const SSH_FIELDS: readonly string[] = [
   'host',
   'user',
   'port',
   'identityFiles',
+  'certificateFiles',
   'jumpHosts',
   'configFile',
   'knownHostsFiles'
@@ -145,6 +147,7 @@ export function parseSshTarget(raw: unknown, where: string): ISshTarget {
   const user = str(raw, 'user', w, USER_RE);
   const port = int(raw, 'port', w, 1, 65535);
   const identityFiles = strList(raw, 'identityFiles', w);
+  const certificateFiles = strList(raw, 'certificateFiles', w);
   const jumpHosts = strList(raw, 'jumpHosts', w, JUMP_RE);
   const configFile = str(raw, 'configFile', w);
   const knownHostsFiles = strList(raw, 'knownHostsFiles', w);
@@ -153,6 +156,7 @@ export function parseSshTarget(raw: unknown, where: string): ISshTarget {
     ...(user !== undefined && { user }),
     ...(port !== undefined && { port }),
     ...(identityFiles && { identityFiles }),
+    ...(certificateFiles && { certificateFiles }),
     ...(jumpHosts && { jumpHosts }),
     ...(configFile && { configFile }),
     ...(knownHostsFiles && { knownHostsFiles })
@@ -270,6 +274,18 @@ export function parseProfile(raw: unknown, index: number): IClusterProfile {
   }
   const workdir = str(raw, 'workdir', where, /^[^\n\r\0'"`$]+$/);
   const candidates = parseCandidates(raw['candidates'], where);
+  const idleTimeout = raw['idleTimeout'];
+  if (
+    idleTimeout !== undefined &&
+    (typeof idleTimeout !== 'number' ||
+      !Number.isInteger(idleTimeout) ||
+      idleTimeout < 0 ||
+      idleTimeout > MAX_IDLE_MINUTES)
+  ) {
+    throw new ProfileError(
+      `${where}: "idleTimeout" must be a whole number of minutes from 0 (never) to ${MAX_IDLE_MINUTES}.`
+    );
+  }
   const title = str(raw, 'title', where);
   return {
     name,
@@ -285,9 +301,13 @@ export function parseProfile(raw: unknown, index: number): IClusterProfile {
     connectivity,
     ...(reverseHost && { reverseHost }),
     ...(workdir && { workdir }),
-    ...(candidates && { candidates })
+    ...(candidates && { candidates }),
+    ...(idleTimeout !== undefined && { idleTimeout: idleTimeout as number })
   };
 }
+
+/** A week: an idle timeout beyond any walltime is a typo. */
+export const MAX_IDLE_MINUTES = 7 * 24 * 60;
 
 /** At most this many candidates: each is one probe of the batch system when the dialog opens. */
 export const MAX_CANDIDATES = 6;

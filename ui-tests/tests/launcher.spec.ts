@@ -25,6 +25,8 @@ test.describe('Launcher', () => {
     const dialog = page.locator('.jp-Dialog');
     await expect(dialog).toContainText(/Agent \S+ is running \(pid \d+/);
     await expect(dialog).toContainText('ssh2 1.');
+    // The shipped agent bundle carries scripts/patch-ssh2.mjs.
+    await expect(dialog).toContainText(/crypto, OpenSSH certificates\)/);
     await dialog.screenshot({ path: test.info().outputPath('agent-status.png') });
     await dialog.getByRole('button', { name: 'Close' }).click();
     await expect(dialog).toHaveCount(0);

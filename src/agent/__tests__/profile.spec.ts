@@ -17,6 +17,12 @@ describe('parseProfiles', () => {
     const { profiles, errors } = parseProfiles({ profiles: [good] });
     expect(errors).toEqual([]);
     expect(profiles[0]).toMatchObject({ name: 'hpc', dask: true, connectivity: 'via-login', setup: [] });
+    // no idle timeout of its own: the site's default applies (submit-job.ts)
+    expect(profiles[0].idleTimeout).toBeUndefined();
+    const withIdle = parseProfiles({
+      profiles: [{ ...good, idleTimeout: 0, ssh: { host: 'login', certificateFiles: ['~/.ssh/id-cert.pub'] } }]
+    });
+    expect(withIdle.profiles[0]).toMatchObject({ idleTimeout: 0, ssh: { certificateFiles: ['~/.ssh/id-cert.pub'] } });
   });
 
   it.each([
@@ -38,7 +44,14 @@ describe('parseProfiles', () => {
     [{ ...good, resources: { cpus: 0 } }, /"cpus" must be a whole number from 1 to 4096/],
     [{ ...good, setup: ['module load x\necho injected'] }, /single lines/],
     [{ ...good, colour: 'blue' }, /unknown field "colour"/],
-    [{ ...good, ssh: {} }, /"host" is required/]
+    [{ ...good, ssh: {} }, /"host" is required/],
+    [{ ...good, idleTimeout: -1 }, /"idleTimeout" must be a whole number of minutes from 0 \(never\) to 10080/],
+    [{ ...good, idleTimeout: 1.5 }, /"idleTimeout" must be a whole number/],
+    [{ ...good, idleTimeout: '60' }, /"idleTimeout" must be a whole number/],
+    [
+      { ...good, ssh: { host: 'login', certificateFiles: 'x-cert.pub' } },
+      /"certificateFiles" must be a list of strings/
+    ]
   ])('refuses %j with a specific message', (profile, message) => {
     const { profiles, errors } = parseProfiles({ profiles: [profile] });
     expect(profiles).toEqual([]);

@@ -16,8 +16,10 @@ import { resolveHost } from '../ssh/ssh-config';
 const CONFIG = `
 Host FOO
     Port 1111
+    CertificateFile /certs/FOO-cert.pub
 Host foo
     User lowerhost
+    CertificateFile /certs/foo-cert.pub
 Host Bar* !BarNo
     Port 2222
 Host Alias1
@@ -36,6 +38,7 @@ Match !host *.Example.ORG originalhost Mixed
     User notexample
 Host *
     User defaultuser
+    CertificateFile /certs/site-cert.pub
 `;
 
 const NAMES = [
@@ -87,6 +90,14 @@ function ours(name: string, user?: string): { hostname: string; user: string; po
 describe('ssh_config as `ssh -G` resolves it (letter case)', () => {
   it.each(NAMES)('%s', name => {
     expect(ours(name)).toEqual(sshG(name));
+  });
+
+  it.each(['FOO', 'foo', 'Foo'])('CertificateFile accumulates in order, %s', name => {
+    const out = execFileSync('ssh', ['-F', file, '-G', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const theirs = [...out.matchAll(/^certificatefile (.*)$/gm)].map(m => m[1]);
+    const h = resolveHost(name, { configFile: file, homeDir: dir, localUser: os.userInfo().username });
+    expect(theirs.length).toBeGreaterThan(0);
+    expect(h.certificateFiles).toEqual(theirs);
   });
 
   it.each(['ALICE', 'alice'])('Match user, -l %s', user => {

@@ -15,11 +15,11 @@ import {
   type AuthenticationType,
   type KnownPublicKeys,
   type ParsedKey,
-  type PublicKeyEntry,
   type Prompt as Ssh2Prompt
 } from 'ssh2';
 
 import type { IHop, IHopContext } from './hop';
+import { agentCertificateBlob, agentIdentities, agentSignWithCertificate, certificateFor } from './user-certificates';
 import type { SignInGuard } from './sign-in-guard';
 import { expandTilde, type IResolvedHost } from './ssh-config';
 
@@ -31,56 +31,77 @@ export interface IAuthContext extends IHopContext {
   readonly homeDir: string;
   /** The profile's own identity files (ISshTarget.identityFiles). */
   readonly targetIdentityFiles: string[] | undefined;
+  /** The profile's own certificate files (ISshTarget.certificateFiles). */
+  readonly targetCertificateFiles: string[] | undefined;
   /** Caps failed one-time codes and passwords per account. */
   readonly signInGuard: SignInGuard | undefined;
   /** Keys unlocked with a passphrase during the current connect() (see ClusterConnection). */
   readonly unlockedKeys: Map<string, ParsedKey>;
 }
 
-/** ssh-agent limited to some keys (IdentitiesOnly), remembering what it offered. */
+/**
+ * ssh-agent limited to some keys (IdentitiesOnly), remembering what it offered. It lists
+ * the agent's keys itself so that certificates are kept (user-certificates.ts); a
+ * certificate that expired is left out with a warning naming it.
+ */
 class RecordingAgent extends OpenSSHAgent {
   readonly offered: Buffer[] = [];
   /** With IdentitiesOnly: the public keys it may offer (filled before first use). */
   constructor(
-    socketPath: string,
-    readonly allowed?: Buffer[]
+    private readonly socket: string,
+    readonly allowed: Buffer[] | undefined,
+    private readonly log: IHopContext['log'],
+    private readonly notes: string[]
   ) {
-    super(socketPath);
+    super(socket);
   }
   getIdentities(cb: (err?: Error | null, keys?: KnownPublicKeys<ParsedKey>) => void): void {
-    super.getIdentities((err, keys) => {
-      if (err || !keys) {
-        cb(err, keys);
-        return;
-      }
-      const blob = (k: ParsedKey | PublicKeyEntry): Buffer | undefined =>
-        'getPublicSSH' in k ? k.getPublicSSH() : undefined;
-      const list = this.allowed
-        ? keys.filter(k => {
-            const b = blob(k);
-            return b !== undefined && this.allowed!.some(a => a.equals(b));
-          })
-        : keys;
-      for (const k of list) {
-        const b = blob(k);
-        if (b) {
-          this.offered.push(b);
+    agentIdentities(this.socket).then(
+      ids => {
+        const list: ParsedKey[] = [];
+        for (const id of ids) {
+          if (this.allowed && !this.allowed.some(a => a.equals(id.publicKey))) {
+            continue;
+          }
+          if (id.problem) {
+            const note = `the ssh-agent's certificate "${id.comment}": ${id.problem}, not offered`;
+            this.log.warn(`ssh: ${note}`);
+            this.notes.push(note);
+            continue;
+          }
+          this.offered.push(id.publicKey);
+          list.push(id.key);
         }
-      }
-      cb(undefined, list);
-    });
+        cb(undefined, list);
+      },
+      (err: Error) => cb(err)
+    );
+  }
+  sign(pubKey: ParsedKey | Buffer | string, data: Buffer, options?: unknown, cb?: unknown): boolean {
+    const done = (typeof options === 'function' ? options : cb) as (err?: Error | null, sig?: Buffer) => void;
+    const cert = agentCertificateBlob(pubKey);
+    if (!cert) {
+      return super.sign(pubKey, data, (typeof options === 'object' ? options : {}) as object, done);
+    }
+    agentSignWithCertificate(this.socket, cert, data).then(
+      sig => done(undefined, sig),
+      (err: Error) => done(err)
+    );
+    return true;
   }
 }
 
 type AuthCandidate =
   | { kind: 'agent'; agent: RecordingAgent }
   | { kind: 'key'; file: string; explicit: boolean }
+  | { kind: 'loaded'; file: string; key: ParsedKey }
   | { kind: 'keyboard-interactive' }
   | { kind: 'password' };
 
 const METHOD_OF: Record<AuthCandidate['kind'], AuthenticationType> = {
   agent: 'publickey',
   key: 'publickey',
+  loaded: 'publickey',
   'keyboard-interactive': 'keyboard-interactive',
   password: 'password'
 };
@@ -140,6 +161,10 @@ export function makeAuthHandler(
   const username = cfg.user;
   const maxTries = cfg.numberOfPasswordPrompts ?? DEFAULT_PROMPT_TRIES;
   const idFiles = identityFilesFor(ctx, cfg, isTarget);
+  const fromTargetCerts = (ctx.targetCertificateFiles ?? []).map(f => expandTilde(f, ctx.homeDir));
+  const certificateFiles = isTarget
+    ? [...fromTargetCerts, ...cfg.certificateFiles]
+    : [...cfg.certificateFiles, ...fromTargetCerts];
   const tried: string[] = [];
   let kbdTries = 0;
   let pwTries = 0;
@@ -158,7 +183,10 @@ export function makeAuthHandler(
       const out: AuthCandidate[] = [];
       const agentPath = cfg.identityAgent !== undefined ? cfg.identityAgent : agentSock;
       if (agentPath && agentPath !== 'none') {
-        out.push({ kind: 'agent', agent: new RecordingAgent(agentPath, cfg.identitiesOnly ? [] : undefined) });
+        out.push({
+          kind: 'agent',
+          agent: new RecordingAgent(agentPath, cfg.identitiesOnly ? [] : undefined, ctx.log, tried)
+        });
       }
       out.push(...idFiles.map(f => ({ kind: 'key' as const, ...f })));
       return out;
@@ -218,9 +246,24 @@ export function makeAuthHandler(
           if (!key) {
             continue;
           }
+          // As ssh(1): the key's certificate first, then the key itself.
+          const withCert = await certificateFor(key, c.file, certificateFiles);
+          if (withCert && 'problem' in withCert) {
+            const note = `certificate ${withCert.file}: ${withCert.problem}, not offered`;
+            ctx.log.warn(`ssh: ${note}; trying the next key`);
+            tried.push(note);
+          } else if (withCert) {
+            candidates.splice(idx, 0, { kind: 'loaded', file: c.file, key });
+            tried.push(`certificate ${withCert.file}`);
+            return { type: 'publickey', username, key: withCert.key };
+          }
           tried.push(`key ${c.file}`);
           return { type: 'publickey', username, key };
         }
+        case 'loaded':
+          idx++;
+          tried.push(`key ${c.file}`);
+          return { type: 'publickey', username, key: c.key };
         case 'keyboard-interactive': {
           if (kbdTries >= maxTries) {
             idx++;

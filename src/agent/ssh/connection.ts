@@ -110,6 +110,9 @@ export class ClusterConnection extends EventEmitter {
       get targetIdentityFiles() {
         return options.target.identityFiles;
       },
+      get targetCertificateFiles() {
+        return options.target.certificateFiles;
+      },
       get signInGuard() {
         return options.signInGuard;
       },

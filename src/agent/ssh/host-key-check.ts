@@ -11,7 +11,16 @@ import type { Algorithms, ServerHostKeyAlgorithm } from 'ssh2';
 
 import type { IPromptAnswer } from '../../common/api';
 import type { IHop, IHopContext } from './hop';
-import { appendKnownHost, checkHostKey, fingerprintSha256, keyTypeOfBlob, knownKeyTypes } from './known-hosts';
+import { CERT_HOST_KEY_ALGORITHMS, isCertificateType } from './certificates';
+import {
+  appendKnownHost,
+  checkHostCertificate,
+  checkHostKey,
+  fingerprintSha256,
+  hasCertAuthority,
+  keyTypeOfBlob,
+  knownKeyTypes
+} from './known-hosts';
 import { expandTilde, type IResolvedHost } from './ssh-config';
 import type { IConnectionLogger } from './types';
 
@@ -50,15 +59,31 @@ export function knownHostsFor(
   return { check: [...user, ...global], append: user[0] };
 }
 
-/** The serverHostKey algorithms to offer a hop: those of the key types known_hosts has for it first. */
+/**
+ * Whether this ssh2 carries scripts/patch-ssh2.mjs (certificate host-key algorithms):
+ * an unpatched one throws on them, so they are offered only when it does.
+ */
+export function ssh2HasCertificates(): boolean {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { SUPPORTED_SERVER_HOST_KEY } = require('ssh2/lib/protocol/constants.js') as {
+    SUPPORTED_SERVER_HOST_KEY: string[];
+  };
+  return CERT_HOST_KEY_ALGORITHMS.every(a => SUPPORTED_SERVER_HOST_KEY.includes(a));
+}
+
+/**
+ * The serverHostKey algorithms to offer a hop: certificates first when known_hosts has a
+ * `@cert-authority` for it, then the key types known_hosts has for it (OpenSSH orders
+ * them the same way: what it can verify first).
+ */
 export async function hostKeyAlgorithmsFor(
   files: string[],
   name: string,
   port: number
 ): Promise<Algorithms['serverHostKey']> {
   const types = await knownKeyTypes(files, name, port);
-  const prefer = types.flatMap(t => HOSTKEY_ALGOS[t] ?? []) as ServerHostKeyAlgorithm[];
-  // Offer the key types known_hosts can verify first (OpenSSH does the same).
+  const certs = ssh2HasCertificates() && (await hasCertAuthority(files, name, port)) ? CERT_HOST_KEY_ALGORITHMS : [];
+  const prefer = [...certs, ...types.flatMap(t => HOSTKEY_ALGOS[t] ?? [])] as ServerHostKeyAlgorithm[];
   return prefer.length ? { remove: prefer, prepend: prefer, append: [] } : undefined;
 }
 
@@ -80,7 +105,9 @@ export async function verifyHostKey(
   if (hop.accepted.some(k => k.equals(key))) {
     return true;
   }
-  const res = await checkHostKey(kh.check, name, port, keyType, key);
+  const res = isCertificateType(keyType)
+    ? await checkHostCertificate(kh.check, name, port, key)
+    : await checkHostKey(kh.check, name, port, keyType, key);
   const where = res.file ? ` (${res.file}:${res.line})` : '';
   switch (res.status) {
     case 'match':
@@ -95,13 +122,24 @@ export async function verifyHostKey(
       return false;
     case 'revoked':
       hop.failureCode = 'host-key-revoked';
-      hop.failure = `Host key ${fp} of ${hop.label} is marked @revoked${where}; refusing to connect.`;
+      hop.failure = res.reason
+        ? `The host certificate of ${hop.label} is refused: ${res.reason}${where}; refusing to connect.`
+        : `Host key ${fp} of ${hop.label} is marked @revoked${where}; refusing to connect.`;
       return false;
     case 'cert-authority':
       hop.failureCode = 'host-key-certificate';
+      hop.failure = ssh2HasCertificates()
+        ? `known_hosts${where} trusts ${hop.label} only through a host certificate authority, ` +
+          `but it showed a plain ${keyType} key (${fp}), no certificate; refusing to connect.`
+        : `known_hosts${where} trusts ${hop.label} only through a host certificate authority, and this ` +
+          "build's ssh2 lacks certificate support (scripts/patch-ssh2.mjs was not applied); not connecting.";
+      return false;
+    case 'cert-unknown-ca':
+    case 'cert-invalid':
+      hop.failureCode = 'host-key-certificate';
       hop.failure =
-        `known_hosts${where} trusts ${hop.label} only through a host certificate authority, ` +
-        `which is not supported; add its host key (${keyType} ${fp}) to known_hosts to connect.`;
+        `The host certificate of ${hop.label} is not trusted: ${res.reason}; refusing to connect` +
+        (res.file ? ` (its CA is listed at ${res.file}:${res.line}).` : '.');
       return false;
     case 'unknown': {
       const strict = hop.cfg.strictHostKeyChecking ?? 'ask';

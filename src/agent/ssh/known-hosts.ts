@@ -8,12 +8,15 @@
  *   wildcards `*` and `?`, negations `!pattern` (a negated match excludes the line);
  * - hashed names `|1|base64(salt)|base64(HMAC-SHA1(salt, name))`;
  * - markers: `@revoked` (that key is refused for the hosts it names) and
- *   `@cert-authority` (host certificates: not supported by ssh2, reported as such).
+ *   `@cert-authority` (host certificates, checked with certificates.ts: the CA must be
+ *   listed for a pattern matching the host).
  * Missing files are empty; unreadable ones are an error.
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+
+import { certificateSignatureProblem, hostCertificateProblem, parseCertificate } from './certificates';
 
 export type KnownHostMarker = 'revoked' | 'cert-authority';
 
@@ -29,7 +32,8 @@ export interface IKnownHostEntry {
   keyBlob: Buffer;
 }
 
-export type HostKeyStatus = 'match' | 'unknown' | 'changed' | 'revoked' | 'cert-authority';
+export type HostKeyStatus =
+  'match' | 'unknown' | 'changed' | 'revoked' | 'cert-authority' | 'cert-unknown-ca' | 'cert-invalid';
 
 export interface IHostKeyCheck {
   /**
@@ -37,8 +41,10 @@ export interface IHostKeyCheck {
    * - unknown: no entry for this host with a key of this type;
    * - changed: entries for this host have other keys of this type, none this one;
    * - revoked: a `@revoked` entry for this host names this key;
-   * - cert-authority: the only entries for this host are `@cert-authority` lines, i.e.
-   *   the host is trusted through host certificates, which we do not support.
+   * - cert-authority: the only entries for this host are `@cert-authority` lines, but
+   *   the server showed a plain key (no certificate for the algorithms we offered);
+   * - cert-unknown-ca: a host certificate signed by a CA not listed for this host;
+   * - cert-invalid: a host certificate of a listed CA that does not hold (`reason`).
    */
   status: HostKeyStatus;
   /** SHA256 fingerprints of the keys of this type known for the host (for `changed`). */
@@ -48,6 +54,8 @@ export interface IHostKeyCheck {
   /** Where the deciding entry is (match, changed, revoked, cert-authority). */
   file?: string;
   line?: number;
+  /** Why a certificate was refused (cert-invalid, cert-unknown-ca), as a clause. */
+  reason?: string;
 }
 
 /** `SHA256:<base64 without padding>` of a key blob, as `ssh-keygen -lf` prints it. */
@@ -259,6 +267,59 @@ export function checkHostKeyInEntries(
   return result('unknown');
 }
 
+/**
+ * Decides what known_hosts entries say about a host certificate offered by `host`:`port`
+ * at `now` (seconds). Trusted when a `@cert-authority` entry for the host holds the
+ * certificate's CA key and the certificate holds (signature, host type, principals,
+ * validity, critical options). `@revoked` applies to the certificate, the certified key
+ * and the CA key. A certificate that fails is still accepted when its certified key is
+ * itself listed for the host, as ssh(1) falls back to the plain key; unlike ssh(1), an
+ * unknown plain key is then refused, not asked about: the server claimed a CA's trust.
+ */
+export function checkHostCertificateInEntries(
+  entries: IKnownHostEntry[],
+  host: string,
+  port: number,
+  certBlob: Buffer,
+  now: number
+): IHostKeyCheck {
+  const none: IHostKeyCheck = { status: 'cert-invalid', knownFingerprints: [], otherKeyTypes: [] };
+  let cert;
+  try {
+    cert = parseCertificate(certBlob);
+  } catch (err) {
+    return { ...none, reason: `it cannot be read (${(err as Error).message})` };
+  }
+  const forHost = entries.filter(e => entryMatchesHost(e, host, port));
+  const revoked = forHost.find(
+    e =>
+      e.marker === 'revoked' &&
+      (e.keyBlob.equals(certBlob) || e.keyBlob.equals(cert.publicKey) || e.keyBlob.equals(cert.signatureKey))
+  );
+  if (revoked) {
+    const what = revoked.keyBlob.equals(cert.signatureKey) ? 'its CA key' : 'its key';
+    return { ...none, status: 'revoked', file: revoked.file, line: revoked.line, reason: `${what} is marked @revoked` };
+  }
+  const plain = checkHostKeyInEntries(entries, host, port, cert.keyType, cert.publicKey);
+  const ca = forHost.find(e => e.marker === 'cert-authority' && e.keyBlob.equals(cert.signatureKey));
+  const problem = ca
+    ? (certificateSignatureProblem(cert) ?? hostCertificateProblem(cert, host.toLowerCase(), now))
+    : `its CA (${cert.signatureKey.length ? fingerprintSha256(cert.signatureKey) : 'none'}) is not listed with @cert-authority for ${host}`;
+  if (!problem) {
+    return { ...plain, status: 'match', file: ca!.file, line: ca!.line };
+  }
+  if (plain.status === 'match' || plain.status === 'revoked' || plain.status === 'changed') {
+    return plain;
+  }
+  return {
+    ...plain,
+    status: ca ? 'cert-invalid' : 'cert-unknown-ca',
+    file: ca?.file,
+    line: ca?.line,
+    reason: problem
+  };
+}
+
 /** Checks a host key against known_hosts files (missing files are empty). */
 export async function checkHostKey(
   files: string[],
@@ -268,6 +329,23 @@ export async function checkHostKey(
   keyBlob: Buffer
 ): Promise<IHostKeyCheck> {
   return checkHostKeyInEntries(await readKnownHosts(files), host, port, keyType, keyBlob);
+}
+
+/** Checks a host certificate against known_hosts files (checkHostCertificateInEntries). */
+export async function checkHostCertificate(
+  files: string[],
+  host: string,
+  port: number,
+  certBlob: Buffer,
+  now = Date.now() / 1000
+): Promise<IHostKeyCheck> {
+  return checkHostCertificateInEntries(await readKnownHosts(files), host, port, certBlob, now);
+}
+
+/** Whether known_hosts lists a `@cert-authority` for the host (so certificates are asked for). */
+export async function hasCertAuthority(files: string[], host: string, port: number): Promise<boolean> {
+  const entries = await readKnownHosts(files);
+  return entries.some(e => e.marker === 'cert-authority' && entryMatchesHost(e, host, port));
 }
 
 /**

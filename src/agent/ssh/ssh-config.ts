@@ -78,6 +78,8 @@ export interface IResolvedHost {
   port: number;
   /** IdentityFile values, expanded, in order (empty when none configured). */
   identityFiles: string[];
+  /** CertificateFile values, expanded, in order (user certificates; empty when none). */
+  certificateFiles: string[];
   identitiesOnly: boolean;
   /** IdentityAgent: a socket path, or `none`, or `SSH_AUTH_SOCK` (expanded when set). */
   identityAgent?: string;
@@ -375,7 +377,10 @@ export function parseProxyJump(value: string | undefined): IJumpSpec[] {
  * -------------------------------------------------------------------------------- */
 
 /** Values as collected from the file: all optional until defaults are applied. */
-type IRaw = Partial<Omit<IResolvedHost, 'alias' | 'identityFiles' | 'warnings'>> & { identityFiles: string[] };
+type IRaw = Partial<Omit<IResolvedHost, 'alias' | 'identityFiles' | 'certificateFiles' | 'warnings'>> & {
+  identityFiles: string[];
+  certificateFiles: string[];
+};
 
 const MAX_INCLUDE_DEPTH = 16;
 
@@ -429,7 +434,7 @@ export function resolveHost(
   const configFile = options.configFile
     ? expandTilde(options.configFile, homeDir)
     : path.join(homeDir, '.ssh', 'config');
-  const raw: IRaw = { identityFiles: [] };
+  const raw: IRaw = { identityFiles: [], certificateFiles: [] };
   const warnings: string[] = [];
   // OpenSSH connects to the host name lowercased, %h included (ssh -G says so)
   const expandHostName = (v: string): string => {
@@ -503,6 +508,7 @@ export function resolveHost(
     user,
     port,
     identityFiles: expandList('IdentityFile', raw.identityFiles) ?? [],
+    certificateFiles: expandList('CertificateFile', raw.certificateFiles) ?? [],
     identitiesOnly: raw.identitiesOnly ?? false,
     identityAgent,
     proxyJump: raw.proxyJump,
@@ -686,6 +692,12 @@ function applyKeyword(ctx: IContext, keyword: string, args: string[], rest: stri
     case 'identityfile':
       if (a0 !== undefined && !raw.identityFiles.includes(a0)) {
         raw.identityFiles.push(a0);
+      }
+      break;
+    case 'certificatefile':
+      // Accumulates like IdentityFile (ssh_config(5)).
+      if (a0 !== undefined && !raw.certificateFiles.includes(a0)) {
+        raw.certificateFiles.push(a0);
       }
       break;
     case 'identitiesonly': {

@@ -59,10 +59,11 @@ describe('describeHealth', () => {
       nodeVersion: 'v24.0.0',
       pid: 42,
       uptimeSeconds: 3,
-      ssh: { library: 'ssh2', version: '1.17.0', nativeCrypto: false }
+      ssh: { library: 'ssh2', version: '1.17.0', nativeCrypto: false, certificates: true }
     });
     expect(lines[0]).toContain('0.1.0');
     expect(lines[0]).toContain('42');
     expect(lines[1]).toContain('pure JS');
+    expect(lines[1]).toMatch(/crypto, OpenSSH certificates\)\.$/);
   });
 });

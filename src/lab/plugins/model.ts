@@ -18,10 +18,11 @@ export function describeHealth(h: IAgentHealth, trans = nullTranslator.load('jup
   return [
     trans.__('Agent %1 is running (pid %2, up %3 s).', h.agentVersion, h.pid, h.uptimeSeconds),
     trans.__(
-      'Node.js %1, ssh2 %2 (%3 crypto).',
+      'Node.js %1, ssh2 %2 (%3 crypto, %4).',
       h.nodeVersion,
       h.ssh.version,
-      h.ssh.nativeCrypto ? trans.__('native') : trans.__('pure JS')
+      h.ssh.nativeCrypto ? trans.__('native') : trans.__('pure JS'),
+      h.ssh.certificates ? trans.__('OpenSSH certificates') : trans.__('no OpenSSH certificates')
     )
   ];
 }
