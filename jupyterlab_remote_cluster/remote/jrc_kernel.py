@@ -13,13 +13,49 @@ still be TCP ports on the node, which every user of a shared node can connect to
   - the debugger: debugpy listens on a 127.0.0.1 port while a debug session runs, and
     whoever connects to it can run code in the kernel. It is switched off (the kernel
     says so in kernel_info, and JupyterLab hides its debugger).
+It also reports whether it is busy, for idle reclaim: every status it publishes
+("busy", "idle") is written to the file named by $JRC_ACTIVITY_FILE (in the runtime dir),
+whose modification time says when. A busy kernel is never reclaimed.
 Runs in the session's Python (with ipykernel), never in the helper.
 """
 
 import os
 import sys
+import threading
 
 PIPE_ENV = "JRC_IOPUB_PIPE"
+ACTIVITY_ENV = "JRC_ACTIVITY_FILE"
+
+
+def report_activity(path):
+    if not path:
+        return
+    from ipykernel.kernelbase import Kernel
+
+    publish = Kernel._publish_status
+
+    def write(status):
+        # shell and control threads both publish: a temporary file per thread
+        tmp = "%s.%d.tmp" % (path, threading.get_ident())
+        try:
+            with open(tmp, "w") as f:
+                f.write(status)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # the runtime dir went away: the session is stopping
+
+    # per channel: an interrupt on "control" goes idle while "shell" still runs a cell
+    busy = {}
+    lock = threading.Lock()
+
+    def _publish_status(self, status, channel="shell", *args, **kwargs):
+        with lock:
+            busy[channel] = status == "busy"
+            write("busy" if any(busy.values()) else "idle")
+        return publish(self, status, channel, *args, **kwargs)
+
+    Kernel._publish_status = _publish_status
+    write("idle")
 
 
 def private_iopub_pipe(path):
@@ -77,6 +113,7 @@ def main():
         del sys.path[0]
     private_iopub_pipe(os.environ.get(PIPE_ENV))
     no_debugger()
+    report_activity(os.environ.get(ACTIVITY_ENV))
     from ipykernel import kernelapp
 
     kernelapp.launch_new_instance()

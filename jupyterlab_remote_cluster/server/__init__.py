@@ -52,6 +52,17 @@ class RemoteClusterExtension(ExtensionApp):
         ),
     )
 
+    default_idle_timeout = Integer(
+        0,
+        min=0,
+        max=7 * 24 * 60,
+        config=True,
+        help=(
+            "Minutes without use after which a session is ended by its helper, for profiles that "
+            "set no idleTimeout of their own (0: never). A busy kernel is never ended."
+        ),
+    )
+
     def initialize_settings(self) -> None:
         self.agent = AgentProcess(
             self.serverapp.runtime_dir,
@@ -64,6 +75,8 @@ class RemoteClusterExtension(ExtensionApp):
                 str(self.keep_ended_sessions),
                 "--max-sign-in-failures",
                 str(self.max_sign_in_failures),
+                "--default-idle-timeout",
+                str(self.default_idle_timeout),
             ],
         )
         self.settings["remote_cluster_agent"] = self.agent

@@ -94,7 +94,7 @@ async def require(handler: JupyterHandler, action: str, resource: str) -> None:
 # Agent routes that start or stop something on the cluster (a job, a kernel): they need what
 # starting a kernel needs in Jupyter (`kernels`: write) besides `remote-cluster`: write.
 KERNEL_ROUTES = re.compile(
-    rf"v1/(sessions|sessions/{SESSION_RE}|sessions/{SESSION_RE}/(kernels|workers|extend|relaunch)|kernels/[^/]+(/(signal|restart|detach))?)"
+    rf"v1/(sessions|sessions/{SESSION_RE}|sessions/{SESSION_RE}/(kernels|workers|extend|relaunch|activity)|kernels/[^/]+(/(signal|restart|detach))?)"
 )
 
 

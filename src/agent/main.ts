@@ -26,6 +26,7 @@ import { PromptBroker } from './sessions/prompts';
 import { sshLinkFactory } from './cluster/ssh-link';
 import { DEFAULT_RETENTION, type IRetention } from './sessions/store';
 import { DEFAULT_MAX_SIGN_IN_FAILURES, SignInGuard } from './ssh/sign-in-guard';
+import { MAX_IDLE_MINUTES } from '../common/profile';
 import { readProfiles } from './settings';
 
 interface IArgs {
@@ -38,6 +39,8 @@ interface IArgs {
   helperPath: string;
   retention: IRetention;
   maxSignInFailures: number;
+  /** Minutes: the idle timeout of profiles that set none (0: off). */
+  defaultIdleTimeout: number;
 }
 
 function parseArgs(argv: string[]): IArgs {
@@ -49,7 +52,7 @@ function parseArgs(argv: string[]): IArgs {
   if (!socketPath) {
     throw new Error(
       'usage: agent.js --socket PATH [--proxy-socket PATH] [--settings-dir DIR] [--kernels-dir DIR] [--state-dir DIR] ' +
-        '[--base-url URL] [--helper PATH] [--keep-ended-days N] [--keep-ended-sessions N] [--max-sign-in-failures N]'
+        '[--base-url URL] [--helper PATH] [--keep-ended-days N] [--keep-ended-sessions N] [--max-sign-in-failures N] [--default-idle-timeout MIN]'
     );
   }
   const count = (name: string, fallback: number): number => {
@@ -77,7 +80,8 @@ function parseArgs(argv: string[]): IArgs {
       days: count('--keep-ended-days', DEFAULT_RETENTION.days),
       sessions: count('--keep-ended-sessions', DEFAULT_RETENTION.sessions)
     },
-    maxSignInFailures: Math.max(1, count('--max-sign-in-failures', DEFAULT_MAX_SIGN_IN_FAILURES))
+    maxSignInFailures: Math.max(1, count('--max-sign-in-failures', DEFAULT_MAX_SIGN_IN_FAILURES)),
+    defaultIdleTimeout: Math.min(MAX_IDLE_MINUTES, count('--default-idle-timeout', 0))
   };
 }
 
@@ -104,6 +108,7 @@ async function main(): Promise<void> {
     helperPath: args.helperPath,
     baseUrl: args.baseUrl,
     retention: args.retention,
+    defaultIdleTimeout: args.defaultIdleTimeout,
     profiles: async () => (await profiles()).profiles,
     adapters: schedulerAdapters(),
     connect: sshLinkFactory({

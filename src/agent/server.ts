@@ -13,6 +13,7 @@
  *   POST   /api/v1/sessions/<id>/workers          {count} -> Dask worker jobs submitted (their ids)
  *   POST   /api/v1/sessions/<id>/extend           {minutes} -> the batch system's answer (tried once)
  *   POST   /api/v1/sessions/<id>/relaunch         {continue?} -> a new session, same profile and resources
+ *   POST   /api/v1/sessions/<id>/activity         {keep?} -> the session (its helper's idle clock restarted)
  *   GET    /api/v1/kernels/<kid>                  alive / dead / unknown (link down)
  *   POST   /api/v1/kernels/<kid>/signal           {signal}
  *   POST   /api/v1/kernels/<kid>/restart          stop it; the next start of <kid> is its restart
@@ -39,6 +40,7 @@ import type { AgentEvent, IAgentHealth, IApiError } from '../common/api';
 import {
   parseAddWorkersRequest,
   parseExtendRequest,
+  parseActivityRequest,
   parseRelaunchRequest,
   parseKernelRequest,
   parsePromptAnswer,
@@ -234,6 +236,10 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     method(req, 'POST');
     const { minutes } = parseExtendRequest(await readJson(req));
     return sendJson(res, 200, await svc.sessions.extend(m[1], minutes));
+  }
+  if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/activity$/))) {
+    method(req, 'POST');
+    return sendJson(res, 200, await svc.sessions.activity(m[1], parseActivityRequest(await readJson(req)).keep));
   }
   if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/relaunch$/))) {
     method(req, 'POST');

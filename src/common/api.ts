@@ -215,6 +215,22 @@ export interface IUsage {
   cpus?: number;
 }
 
+/**
+ * Idle reclaim of a running session, as its helper decides it on the node
+ * (docs/allocation.md, "Idle sessions"). Times are ms since the epoch.
+ */
+export interface IIdleState {
+  timeoutMinutes: number;
+  /** The latest sign of use the helper saw (a busy kernel, activity in JupyterLab, CPU, GPU). */
+  lastUseAt: number;
+  /** What that sign was, e.g. "a kernel is busy", "used in JupyterLab". */
+  lastUseWhy: string;
+  /** Set in the last minutes before the helper ends the idle session: when it will. */
+  reclaimAt?: number;
+  /** When the user last chose Keep running. */
+  keptAt?: number;
+}
+
 /** A batch job of Dask workers that joins a session (docs/scale-out.md). */
 export interface IWorkerJob {
   id: string;
@@ -265,6 +281,10 @@ export interface ISession {
   usage?: IUsage;
   /** When the batch system warned that the walltime ends soon (ms since the epoch; Slurm's --signal). */
   endWarnedAt?: number;
+  /** Idle reclaim, when the session has an idle timeout (running sessions). */
+  idle?: IIdleState;
+  /** The session ended because it was idle (its helper ended it): for how long, what it released. */
+  endedIdle?: { idleMinutes: number; coreHoursReleased?: number };
   /**
    * What the user should know about a live session besides its state: a session started
    * by an earlier release without the protections, Dask that did not start (and why).

@@ -125,9 +125,22 @@ export class AddProfileForm extends Widget implements Dialog.IBodyWidget<IAddPro
   }
 }
 
-/** The settings entry for the values: the alias only, the rest stays in ssh_config. */
+/** Minutes without use after which a profile made here lets its sessions be ended (docs/allocation.md). */
+export const NEW_PROFILE_IDLE_TIMEOUT = 60;
+
+/**
+ * The settings entry for the values: the alias only, the rest stays in ssh_config. A new
+ * profile releases idle allocations; existing ones are not touched (absent: the site's
+ * default, off unless the administrators set one).
+ */
 export function profileEntry(v: IAddProfileValues): Record<string, unknown> {
-  return { name: v.name, ssh: { host: v.host }, scheduler: v.scheduler, python: v.python || 'python3' };
+  return {
+    name: v.name,
+    ssh: { host: v.host },
+    scheduler: v.scheduler,
+    python: v.python || 'python3',
+    idleTimeout: NEW_PROFILE_IDLE_TIMEOUT
+  };
 }
 
 /**

@@ -24,6 +24,8 @@ export namespace CommandIDs {
   export const extendSession = 'remote-cluster:extend-session';
   export const saveAndStop = 'remote-cluster:save-and-stop';
   export const relaunchSession = 'remote-cluster:relaunch-session';
+  /** Idle reclaim (docs/allocation.md, "Idle sessions"): the user keeps an idle session; args: `session`. */
+  export const keepSession = 'remote-cluster:keep-session';
   /** Starts the login of a cluster waiting for sign-in; args: `cluster` (default: the first). */
   export const signIn = 'remote-cluster:sign-in';
 }

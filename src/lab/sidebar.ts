@@ -11,6 +11,7 @@ import type { ISession } from '../common/api';
 import { describeUsage, formatDuration, timeLeftNow } from './format';
 import { CommandIDs } from './commands';
 import { remoteClusterIcon } from './icons';
+import { describeIdleEnd } from './idle';
 import type { IClusterConnectionState, IRemoteClusterModel } from './tokens';
 
 /** The sidebar's widget id (also its tab's, for `labShell.activateById`). */
@@ -115,6 +116,10 @@ export class SessionsPanel extends Widget {
       // near the end: the clock warns and the rescue actions show (CSS)
       el.closest('li')?.classList.toggle('jp-mod-endsSoon', !!s && this.endsSoon(s));
     }
+    for (const el of this.node.querySelectorAll<HTMLElement>('[data-idle-ends]')) {
+      const s = this.model.session(el.dataset.idleEnds!);
+      el.textContent = (s && describeIdleEnd(s, this.trans)) ?? '';
+    }
   }
 
   render(): void {
@@ -175,6 +180,13 @@ export class SessionsPanel extends Widget {
         clock.dataset.timeLeft = s.id;
         if (s.reason) {
           li.appendChild(document.createElement('div')).textContent = s.reason;
+        }
+        if (s.idle?.reclaimAt !== undefined) {
+          // Its helper ends the idle session soon (idle.ts): the time left, and the way out.
+          const row = li.appendChild(document.createElement('div'));
+          row.className = 'jp-RemoteCluster-idleEnds';
+          row.appendChild(document.createElement('span')).dataset.idleEnds = s.id;
+          row.appendChild(this.button(t.__('Keep running'), CommandIDs.keepSession, s.id, 'jp-mod-accept'));
         }
         const workers = s.daskWorkers ?? [];
         if (workers.length > 0) {

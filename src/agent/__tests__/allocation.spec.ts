@@ -12,7 +12,8 @@ import { SgeAdapter } from '../schedulers/sge';
 import { SlurmAdapter } from '../schedulers/slurm';
 import { ConflictError, type ICommandResult, type ISchedulerAdapter } from '../schedulers/types';
 import { endWarningLead } from '../schedulers/validate';
-import { requestExtension } from '../sessions/allocation';
+import { endedIdle, idleReason, idleView, requestExtension } from '../sessions/allocation';
+import { idleConfig } from '../sessions/submit-job';
 import type { ISessionRecord } from '../sessions/records';
 import { refusal, spec } from './helpers/adapters';
 
@@ -112,5 +113,34 @@ describe('the end-of-walltime warning', () => {
         'extraDirectives'
       );
     }
+  });
+});
+
+describe('idle reclaim, as the agent passes it on', () => {
+  it('asks the helper for the profile timeout in seconds, nothing for 0', () => {
+    expect(idleConfig(60)).toEqual({ idle: { timeoutSeconds: 3600 } });
+    expect(idleConfig(0)).toEqual({});
+  });
+
+  it("shows the helper's idle clock in ms and minutes, and nothing when it has none", () => {
+    const helper = { idle: { timeoutSeconds: 3600, lastUse: 1000, lastUseWhy: 'a kernel ran code', reclaimAt: 4600 } };
+    expect(idleView(helper as never)).toEqual({
+      timeoutMinutes: 60,
+      lastUseAt: 1_000_000,
+      lastUseWhy: 'a kernel ran code',
+      reclaimAt: 4_600_000
+    });
+    expect(idleView({} as never)).toBeUndefined();
+    expect(idleView(undefined)).toBeUndefined();
+  });
+
+  it('says why an idle session ended and what it released', () => {
+    const idle = endedIdle({ idleEnded: { idleSeconds: 3610, coreHoursReleased: 12.5, at: 1 } } as never)!;
+    expect(idle).toEqual({ idleMinutes: 60, coreHoursReleased: 12.5 });
+    expect(idleReason(idle)).toBe('idle for 60 min, released 12.5 core-hours');
+    // walltime or CPUs unknown: nothing claimed
+    const unknown = endedIdle({ idleEnded: { idleSeconds: 120, coreHoursReleased: null, at: 1 } } as never)!;
+    expect(idleReason(unknown)).toBe('idle for 2 min');
+    expect(endedIdle({} as never)).toBeUndefined();
   });
 });

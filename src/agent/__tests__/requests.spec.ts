@@ -3,6 +3,7 @@ import {
   MAX_WORKER_JOBS,
   parseAddWorkersRequest,
   parseExtendRequest,
+  parseActivityRequest,
   parseRelaunchRequest,
   parseKernelRequest,
   parsePromptAnswer,
@@ -71,6 +72,13 @@ describe('request bodies', () => {
     expect(parseRelaunchRequest({})).toEqual({ continue: false });
     expect(parseRelaunchRequest({ continue: true })).toEqual({ continue: true });
     expect(refusal(() => parseRelaunchRequest({ continue: 'yes' })).field).toBe('continue');
+  });
+
+  it('activity: keep is true or false', () => {
+    expect(parseActivityRequest({})).toEqual({ keep: false });
+    expect(parseActivityRequest({ keep: true })).toEqual({ keep: true });
+    expect(refusal(() => parseActivityRequest({ keep: 'yes' })).field).toBe('keep');
+    expect(refusal(() => parseActivityRequest([])).field).toBe('body');
   });
 
   it('prompt answers keep only the fields of an answer, of their types', () => {

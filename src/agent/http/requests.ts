@@ -88,6 +88,15 @@ export function parseExtendRequest(body: unknown): IExtendRequest {
   return { minutes };
 }
 
+/** POST api/v1/sessions/<id>/activity: the user is active with the session (`keep`: Keep running). */
+export function parseActivityRequest(body: unknown): { keep: boolean } {
+  const keep = object(body).keep;
+  if (keep !== undefined && typeof keep !== 'boolean') {
+    throw invalid('"keep" must be true or false.', 'keep');
+  }
+  return { keep: keep === true };
+}
+
 /** POST api/v1/sessions/<id>/relaunch: `continue` links the new session to this one. */
 export function parseRelaunchRequest(body: unknown): { continue: boolean } {
   const c = object(body).continue;

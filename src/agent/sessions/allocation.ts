@@ -3,12 +3,12 @@
  * Tried once, where the batch system has a user command for it; its answer (usually a
  * refusal: most sites let only operators raise a running job's limit) is shown as it is.
  */
-import type { IClusterProfile, IExtendAnswer } from '../../common/api';
+import type { IClusterProfile, IExtendAnswer, IIdleState, ISession } from '../../common/api';
 import type { IClusterLink } from '../cluster/link';
 import { formatHms } from '../schedulers/pbs';
 import { ConflictError, type ISchedulerAdapter } from '../schedulers/types';
 import { parseWalltime } from '../schedulers/validate';
-import { onLogin, type ISessionRecord } from './records';
+import { onLogin, type IHelperState, type ISessionRecord } from './records';
 
 export interface IExtend {
   s: ISessionRecord;
@@ -42,4 +42,37 @@ export async function requestExtension(a: IExtend): Promise<IExtendAnswer> {
     answer: said || (granted ? `${adapter.title} accepted it.` : `${adapter.title} refused (exit ${r.code}).`),
     ...(granted && { walltime })
   };
+}
+
+/** The helper's idle reclaim state as the frontend sees it (ms, minutes). */
+export function idleView(h: IHelperState | undefined): IIdleState | undefined {
+  const i = h?.idle;
+  if (!i || typeof i.timeoutSeconds !== 'number' || typeof i.lastUse !== 'number') {
+    return undefined;
+  }
+  return {
+    timeoutMinutes: Math.round(i.timeoutSeconds / 60),
+    lastUseAt: i.lastUse * 1000,
+    lastUseWhy: String(i.lastUseWhy ?? ''),
+    ...(typeof i.reclaimAt === 'number' && { reclaimAt: i.reclaimAt * 1000 }),
+    ...(typeof i.keptAt === 'number' && { keptAt: i.keptAt * 1000 })
+  };
+}
+
+/** The helper ended the session for being idle: for how long, what that released. */
+export function endedIdle(h: IHelperState | undefined): ISession['endedIdle'] {
+  const e = h?.idleEnded;
+  if (!e || typeof e.idleSeconds !== 'number') {
+    return undefined;
+  }
+  return {
+    idleMinutes: Math.round(e.idleSeconds / 60),
+    ...(typeof e.coreHoursReleased === 'number' && { coreHoursReleased: e.coreHoursReleased })
+  };
+}
+
+/** The ended session's reason: "idle for 60 min, released 12.5 core-hours". */
+export function idleReason(idle: NonNullable<ISession['endedIdle']>): string {
+  const released = idle.coreHoursReleased !== undefined ? `, released ${idle.coreHoursReleased} core-hours` : '';
+  return `idle for ${idle.idleMinutes} min${released}`;
 }

@@ -57,6 +57,14 @@ export class HelperClient {
     return this.states.get(sessionId);
   }
 
+  /** What the helper answered on its control channel, merged into its last state (until the next read). */
+  merge(sessionId: string, part: Partial<IHelperState>): void {
+    const st = this.states.get(sessionId);
+    if (st) {
+      this.states.set(sessionId, { ...st, ...part });
+    }
+  }
+
   /** The session ended: its state and secrets are of no use any more. */
   forget(sessionId: string): void {
     this.states.delete(sessionId);

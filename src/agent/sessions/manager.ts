@@ -36,7 +36,7 @@ import { publicView } from './view';
 import { cancelJob, cancelWorkerJobs, removeReverseDir, withJobStderr } from './ending';
 import { submitWorkerJobs } from './scale-out';
 import { submitSessionJob } from './submit-job';
-import { requestExtension } from './allocation';
+import { endedIdle, idleReason, requestExtension } from './allocation';
 import { StartEstimates } from './estimates';
 import { withReported, withStatuses } from './worker-jobs';
 import { HEARTBEAT_STALE_S, now, type IHelperState, type IKernelConnection, type ISessionRecord } from './records';
@@ -56,6 +56,8 @@ export interface ISessionManagerOptions {
   log: (msg: string) => void;
   /** How long ended sessions are remembered (default DEFAULT_RETENTION). */
   retention?: IRetention;
+  /** Minutes: the idle timeout of profiles that set none (0 or absent: off). */
+  defaultIdleTimeout?: number;
 }
 
 export class SessionManager {
@@ -322,7 +324,8 @@ export class SessionManager {
       link,
       home,
       remote: await this.remoteFiles(),
-      baseUrl: this.opts.baseUrl
+      baseUrl: this.opts.baseUrl,
+      defaultIdleTimeout: this.opts.defaultIdleTimeout ?? 0
     });
     this.update(s, { state: 'queued', jobId });
     this.poller.schedule(s.clusterKey, 0);
@@ -395,8 +398,10 @@ export class SessionManager {
     if (s.state === 'ended') {
       return;
     }
-    // Ended before it was usable: the job's stderr usually says why.
-    const why = link && s.state !== 'running' ? await withJobStderr(s, reason, link) : reason;
+    // Ended before it was usable: the job's stderr usually says why. Ended by its helper
+    // for being idle: how long, and what that gave back.
+    const idle = endedIdle(this.helper.state(s.id));
+    const why = idle ? idleReason(idle) : link && s.state !== 'running' ? await withJobStderr(s, reason, link) : reason;
     this.kernels.endSession(s.id, `the session ended: ${why}`);
     if (link) {
       const profile = await this.sessionProfile(s).catch(() => undefined);
@@ -413,7 +418,8 @@ export class SessionManager {
       timeLeftSeconds: undefined,
       endsAt: undefined,
       httpPorts: [],
-      ...(usage && { usage })
+      ...(usage && { usage }),
+      ...(idle && { endedIdle: idle })
     });
   }
 
@@ -477,6 +483,27 @@ export class SessionManager {
   }
 
   /** "Extend": ask the batch system once for `minutes` more walltime (allocation.ts). */
+  /**
+   * The user is active with the session in JupyterLab (`keep`: pressed Keep running):
+   * its helper restarts its idle clock (idle reclaim is decided there, idle.py).
+   */
+  async activity(id: string, keep: boolean): Promise<ISession> {
+    const s = this.sessions.get(id);
+    if (!s) {
+      throw new NotFoundError(`No session ${id}.`);
+    }
+    if (s.state !== 'running') {
+      throw new ConflictError(`Session ${id} is ${s.state}: only a running session can be kept.`);
+    }
+    const r = await this.helper.request(s, 'POST', '/activity', { keep }, 30_000);
+    if (r.status !== 200) {
+      throw new Error(`The session's helper refused: ${r.json?.error?.message ?? `HTTP ${r.status}`}`);
+    }
+    this.helper.merge(s.id, { idle: r.json?.idle ?? undefined });
+    this.update(s, {});
+    return this.publicView(s);
+  }
+
   async extend(id: string, minutes: number): Promise<IExtendAnswer> {
     const s = this.sessions.get(id);
     if (!s) {

@@ -35,6 +35,10 @@ export interface IHelperState extends IHelperEndpoints {
   usage?: IUsage;
   /** The batch system warned that the walltime ends soon (Slurm's --signal), when. */
   endWarning?: { signal: string; at: number };
+  /** Idle reclaim (the helper's idle.py; epoch seconds). */
+  idle?: { timeoutSeconds: number; lastUse: number; lastUseWhy: string; reclaimAt?: number; keptAt?: number };
+  /** The helper ended the session for being idle: for how long, what it released. */
+  idleEnded?: { idleSeconds: number; coreHoursReleased?: number | null; at: number };
   /** Every kernel the helper runs, as of the heartbeat. */
   kernels?: Record<string, { pid: number; alive: boolean }>;
 }

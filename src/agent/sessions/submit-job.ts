@@ -28,6 +28,8 @@ export interface ISubmitJob {
   remote: IRemoteFiles;
   /** Jupyter's base URL (the proxied prefix the helper serves dashboards under). */
   baseUrl: string;
+  /** Minutes: the idle timeout when the profile sets none (0: off). */
+  defaultIdleTimeout: number;
 }
 
 /** Submit the session's job; returns its id. */
@@ -71,6 +73,8 @@ export async function submitSessionJob(a: ISubmitJob): Promise<string> {
     kernelEnv: {},
     // the session's end, as the helper reports it (worker jobs stop there)
     ...(s.resources.walltime && { walltimeSeconds: parseWalltime(s.resources.walltime) }),
+    // idle reclaim, decided by the helper (its idle.py; docs/allocation.md)
+    ...idleConfig(profile.idleTimeout ?? a.defaultIdleTimeout),
     // auto: the helper listens for every mode; the agent finds out which one works
     connectivity: profile.connectivity ?? 'via-login',
     ...(profile.reverseHost && { reverseHost: profile.reverseHost }),
@@ -116,4 +120,9 @@ export async function submitSessionJob(a: ISubmitJob): Promise<string> {
     throw err;
   }
   return jobId;
+}
+
+/** config.json's `idle` for a timeout in minutes (0: none). */
+export function idleConfig(minutes: number): { idle?: { timeoutSeconds: number } } {
+  return minutes > 0 ? { idle: { timeoutSeconds: minutes * 60 } } : {};
 }

@@ -5,6 +5,7 @@
  * that did not start).
  */
 import type { ISession } from '../../common/api';
+import { idleView } from './allocation';
 import { HELPER_PROTOCOL } from './connectivity';
 import type { IHelperState, ISessionRecord } from './records';
 
@@ -25,6 +26,7 @@ export function publicView(s: ISessionRecord, from: IViewSources): ISession {
     .filter(([id, k]) => k.alive && !from.knows(id))
     .map(([id]) => id);
   const warnings = sessionWarnings(s, from.helper);
+  const idle = running ? idleView(from.helper) : undefined;
   const dask = running ? from.helper?.dask : undefined;
   const daskWorkers =
     dask?.status === 'running' && Array.isArray(dask.workers)
@@ -39,6 +41,7 @@ export function publicView(s: ISessionRecord, from: IViewSources): ISession {
       typeof from.helper?.endWarning?.at === 'number' && { endWarnedAt: from.helper.endWarning.at * 1000 }),
     // running: as the helper sampled it last; ended: what the record kept
     ...(running && from.helper?.usage && { usage: from.helper.usage }),
+    ...(idle && { idle }),
     ...(detached.length > 0 && { detachedKernels: detached }),
     ...(warnings.length > 0 && { warnings })
   };

@@ -120,10 +120,17 @@ describe('add a profile from ssh_config', () => {
       settings,
       profileEntry({ host: 'lab_box', name: 'lab', scheduler: 'slurm', python: '' })
     );
-    expect(added).toMatchObject({ name: 'lab', ssh: { host: 'lab_box' }, scheduler: 'slurm', python: 'python3' });
+    expect(added).toMatchObject({
+      name: 'lab',
+      ssh: { host: 'lab_box' },
+      scheduler: 'slurm',
+      python: 'python3',
+      idleTimeout: 60
+    });
     expect(saved(connector)).toEqual([
       existing,
-      { name: 'lab', ssh: { host: 'lab_box' }, scheduler: 'slurm', python: 'python3' }
+      // made in the UI: idle sessions are released after an hour (existing profiles are not touched)
+      { name: 'lab', ssh: { host: 'lab_box' }, scheduler: 'slurm', python: 'python3', idleTimeout: 60 }
     ]);
     const saves = connector.saves;
     const before = connector.raw;
@@ -183,7 +190,7 @@ describe('add a profile from ssh_config', () => {
     });
     expect(saved(connector)).toEqual([
       existing,
-      { name: 'hpc2', ssh: { host: 'hpc-login' }, scheduler: 'pbs', python: '/opt/conda/bin/python' }
+      { name: 'hpc2', ssh: { host: 'hpc-login' }, scheduler: 'pbs', python: '/opt/conda/bin/python', idleTimeout: 60 }
     ]);
     expect(fetchHosts).toHaveBeenCalledTimes(1);
   });

@@ -249,3 +249,43 @@ describe('SessionsPanel: the allocation hours', () => {
     jest.useRealTimers();
   });
 });
+
+describe('SessionsPanel: idle reclaim', () => {
+  it('shows the time left before the helper ends an idle session, with Keep running, only during the countdown', async () => {
+    jest.useFakeTimers();
+    const model = new RemoteClusterModel();
+    const commands = new CommandRegistry();
+    const calls: unknown[] = [];
+    commands.addCommand('remote-cluster:keep-session', { execute: args => void calls.push(args) });
+    const panel = new SessionsPanel(model, commands, nullTranslator.load('jupyterlab'));
+    const row = () => panel.node.querySelector<HTMLElement>('[data-session-id="a"] .jp-RemoteCluster-idleEnds');
+    const idle = { timeoutMinutes: 60, lastUseAt: Date.now() - 56 * 60_000, lastUseWhy: 'a kernel is busy' };
+    model.handle({ type: 'session', session: { ...running('a', 'hpc'), idle } });
+    expect(row()).toBeNull(); // idle timeout, no countdown: nothing to say
+
+    const reclaimAt = Date.now() + 4 * 60_000 - 1000;
+    model.handle({ type: 'session', session: { ...running('a', 'hpc'), idle: { ...idle, reclaimAt } } });
+    expect(row()?.querySelector('span')?.textContent).toBe('Idle: ends in 4 min');
+    const keep = row()!.querySelector('button')!;
+    expect(keep.textContent).toBe('Keep running');
+    panel.show();
+    (panel as unknown as { onAfterShow(): void }).onAfterShow();
+    jest.advanceTimersByTime(60_000);
+    expect(row()?.querySelector('span')?.textContent).toBe('Idle: ends in 3 min');
+    keep.click();
+    await Promise.resolve();
+    expect(calls).toEqual([{ session: 'a' }]);
+
+    // kept (or used again): the row goes; an ended session never has it
+    model.handle({ type: 'session', session: { ...running('a', 'hpc'), idle: { ...idle, keptAt: Date.now() } } });
+    expect(row()).toBeNull();
+    model.handle({
+      type: 'session',
+      session: { ...running('a', 'hpc'), state: 'ended', idle: { ...idle, reclaimAt } }
+    });
+    expect(row()).toBeNull();
+    panel.dispose();
+    model.dispose();
+    jest.useRealTimers();
+  });
+});

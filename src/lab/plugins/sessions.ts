@@ -1,7 +1,8 @@
 /**
  * The sessions plugin: the "Remote sessions" sidebar and the commands of its rows (open
- * a notebook, cancel, attach a kernel, remove an ended session), and the allocation's
- * hours (allocation.ts: walltime warnings, continue, extend, save and stop, relaunch).
+ * a notebook, cancel, attach a kernel, remove an ended session), the allocation's hours
+ * (allocation.ts: walltime warnings, continue, extend, save and stop, relaunch), and idle
+ * reclaim (idle.ts: activity, the countdown with Keep running, the ended notice).
  */
 import { ILayoutRestorer, type JupyterFrontEnd, type JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
@@ -14,6 +15,7 @@ import { CommandIDs, LabCommandIDs } from '../commands';
 import { requestAPI } from '../handler';
 import { openSessionNotebook } from '../open-notebook';
 import { followSuccessors, notifyWalltime, registerAllocationCommands } from '../allocation';
+import { IdleReclaim } from '../idle';
 import { addSessionCommand, numberArg } from '../session-commands';
 import { SessionsPanel } from '../sidebar';
 import { DEFAULT_WARNING_MINUTES, WalltimeWarnings } from '../walltime-warnings';
@@ -165,9 +167,14 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
     };
     registerAllocationCommands(allocation);
     const follow = followSuccessors(allocation);
+    // Idle reclaim: the same clock and changes; a new notebook or console is watched as
+    // soon as it becomes current (the clock finds the others).
+    const idle = new IdleReclaim(allocation);
+    app.shell.currentChanged?.connect(() => idle.watch());
     const check = () => {
       warnings.check(model.sessions);
       follow();
+      idle.check();
     };
     model.sessionsChanged.connect(check);
     window.setInterval(check, 5000);

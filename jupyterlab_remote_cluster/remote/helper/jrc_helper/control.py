@@ -131,11 +131,15 @@ class ControlHandler(BaseHTTPRequestHandler):
                 self._send(200, helper.delete_kernel(parts[1]))
             elif len(parts) == 3 and parts[0] == "kernels" and parts[2] == "signal" and method == "POST":
                 self._send(200, helper.signal_kernel(parts[1], body))
+            elif path == "/activity" and method == "POST":
+                self._send(200, helper.renew_lease(body))
             elif path == "/shutdown" and method == "POST":
                 self.close_connection = True
                 self._send(200, {"status": "stopping"})  # answer first: the process exits soon
                 helper.request_stop("shutdown requested by the agent", 0)
-            elif path in ("/health", "/kernels", "/shutdown") or (parts[0] == "kernels" and len(parts) in (2, 3)):
+            elif path in ("/health", "/kernels", "/shutdown", "/activity") or (
+                parts[0] == "kernels" and len(parts) in (2, 3)
+            ):
                 self._error(405, "method-not-allowed", "%s not allowed on %s" % (method, path))
             else:
                 self._error(404, "not-found", "no route %s" % path)

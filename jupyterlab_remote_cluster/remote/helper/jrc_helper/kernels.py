@@ -13,6 +13,7 @@ from .common import KERNEL_LAUNCHER, ApiError, kill_group, log, open_log, stop_p
 
 KERNEL_START_TIMEOUT = 60.0
 KERNEL_KILL_GRACE = 5.0  # DELETE: SIGTERM, then SIGKILL after this
+ACTIVITY_DIR = "activity"  # in the runtime dir: each kernel's busy/idle (jrc_kernel.py)
 KERNEL_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
@@ -116,7 +117,14 @@ class KernelsMixin:
             write_private(cf, json.dumps(info, indent=1).encode())
             argv = [a.replace("{connection_file}", cf) for a in argv]
             # JPY_PARENT_PID: ipykernel exits by itself if this helper dies (even SIGKILL).
-            kenv = self.child_env(dict(env, JPY_PARENT_PID=str(os.getpid()), JRC_IOPUB_PIPE=info["ip"] + "-pipe"))
+            kenv = self.child_env(
+                dict(
+                    env,
+                    JPY_PARENT_PID=str(os.getpid()),
+                    JRC_IOPUB_PIPE=info["ip"] + "-pipe",
+                    JRC_ACTIVITY_FILE=self.activity_file(kid),  # busy/idle, for idle reclaim (idle.py)
+                )
+            )
             log_path = os.path.join(kdir, "kernel.log")
             logf = open_log(log_path)
             logf.write(("--- kernel %s starting %s: %s\n" % (kid, time.ctime(), " ".join(argv))).encode())
@@ -187,6 +195,9 @@ class KernelsMixin:
                     % (KERNEL_START_TIMEOUT, tail(kernel.log_path)),
                 )
             time.sleep(0.05)
+
+    def activity_file(self, kid):
+        return os.path.join(self.runtime, ACTIVITY_DIR, kid)
 
     def get_kernel(self, kid):
         if not KERNEL_ID_RE.match(kid):

@@ -15,8 +15,9 @@ import time
 from .common import DASK_PRELOAD, log, stop_processes, write_private
 from .connectivity import ConnectivityMixin
 from .dask import DaskMixin
+from .idle import IdleWatch, check_idle_config, gpu_percent, kernel_activity, released_core_hours
 from .jobqueue import WORKER_JOBS_DIR, cancel_worker_jobs, check_jobqueue, jobqueue_env, worker_jobs
-from .kernels import KernelsMixin
+from .kernels import ACTIVITY_DIR, KernelsMixin
 from .protocol import PROTOCOL_VERSION
 from .served import ServedMixin, kernel_dask_env
 from .usage import UsageMeter
@@ -54,6 +55,8 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
         self.dashboards = None  # where kernels' Dask schedulers put their dashboards
         self.worker_jobs_dir = None  # where kernels' dask-jobqueue clusters record their jobs
         self.kernel_seq = 0
+        self.idle = None  # IdleWatch when the profile has an idle timeout (idle.py)
+        self.cpus = None  # the CPUs the batch system gave the job on this node
         self.tunnel = None  # ReverseTunnel (reverse, auto)
         self.config = {}
         self.state = {
@@ -182,6 +185,7 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
         walltime = opt("walltimeSeconds", int, 0)
         if walltime < 0:
             raise ValueError("config.json: walltimeSeconds must not be negative")
+        cfg["idle"] = check_idle_config(c.get("idle"))
         self.config = cfg
         self.state["sessionId"] = cfg["sessionId"]
         if walltime:
@@ -226,6 +230,44 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
                 self.stop_reason = reason
                 self.exit_code = code
         self.stop_event.set()
+
+    # --- idle reclaim (idle.py) -------------------------------------------------------------
+    def setup_idle(self):
+        if self.config.get("idle"):
+            os.mkdir(os.path.join(self.runtime, ACTIVITY_DIR), 0o700)
+            self.idle = IdleWatch(self.config["idle"], self.state["startedAt"])
+            self.state["idle"] = self.idle.state()
+
+    def renew_lease(self, body):
+        """POST /activity: someone used the session in JupyterLab (keep: Keep running)."""
+        if self.idle is None:
+            return {"idle": None}
+        keep = body.get("keep") is True
+        with self.lock:
+            self.idle.renew(time.time(), keep)
+            state = self.idle.state()
+        if keep:
+            log("idle reclaim postponed: Keep running")
+        self.write_state(idle=state)
+        return {"idle": state}
+
+    def check_idle(self, cores):
+        if self.idle is None or self.stop_event.is_set():
+            return
+        now = time.time()
+        with self.lock:
+            kernels = [
+                (k.started_at, kernel_activity(self.activity_file(kid))) for kid, k in self.kernels.items() if k.alive()
+            ]
+            verdict, state = self.idle.observe(now, kernels, cores, gpu_percent())
+        if verdict == "reclaim":
+            idle_s = int(now - state["lastUse"])
+            released = released_core_hours(self.cpus, self.state.get("endsAt"), now)
+            log("idle for %d s: ending the session" % idle_s)
+            self.write_state(idle=state, idleEnded={"idleSeconds": idle_s, "coreHoursReleased": released, "at": now})
+            self.request_stop("idle for %d s" % idle_s, 0)
+        elif state != self.state.get("idle"):
+            self.write_state(idle=state)
 
     def on_end_warning(self, signum, frame):
         """The batch system warns that the walltime ends soon (Slurm --signal=B:USR1@<s>):
@@ -282,6 +324,7 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
             self.setup_connectivity()
             self.setup_served()
             self.setup_worker_jobs()
+            self.setup_idle()
         except (OSError, ValueError, RuntimeError) as e:
             self.fail("cannot listen (connectivity %s): %s" % (self.config["connectivity"], e))
             self.close_connectivity()
@@ -296,14 +339,15 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
         if not self.stop_event.is_set():
             self.write_state(status="ready")
         # what the session's processes use on this node, at every heartbeat (usage.py)
-        cpus = _cpus_on_node()
-        meter = UsageMeter(os.getpid(), cpus)
+        self.cpus = _cpus_on_node()
+        meter = UsageMeter(os.getpid(), self.cpus)
         next_beat = time.monotonic() + HEARTBEAT_SECONDS
         # The main thread only waits: signal handlers run here, the servers run in threads.
         while not self.stop_event.wait(0.5):
             if time.monotonic() >= next_beat:
                 self.check_dask()
                 self.write_state(usage=meter.sample())
+                self.check_idle(meter.cores_now)
                 next_beat = time.monotonic() + HEARTBEAT_SECONDS
         # After the stop decision, further SIGTERMs must not interrupt the cleanup.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

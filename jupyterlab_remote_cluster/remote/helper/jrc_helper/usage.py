@@ -64,13 +64,15 @@ class UsageMeter:
         self.cpu = 0.0
         self.peak_cores = 0.0
         self.peak_rss = 0
+        self.cores_now = None  # CPUs busy over the last interval (idle reclaim)
 
     def sample(self):
         cpu, rss = tree_usage(self.root)
         now = time.monotonic()
         self.cpu = max(self.cpu, cpu)  # (never backwards: a process left the tree)
         if self.last is not None and now - self.last[0] >= 1:
-            self.peak_cores = max(self.peak_cores, (self.cpu - self.last[1]) / (now - self.last[0]))
+            self.cores_now = (self.cpu - self.last[1]) / (now - self.last[0])
+            self.peak_cores = max(self.peak_cores, self.cores_now)
         self.last = (now, self.cpu)
         self.peak_rss = max(self.peak_rss, rss)
         usage = {
