@@ -32,6 +32,10 @@ fast = dict(settings["profiles"][0], name="fast-keepalive", title="Testbed (fast
 fast["ssh"] = dict(fast["ssh"], configFile=fast_config)
 fast["resources"] = dict(fast["resources"], walltime="00:20:00", memory="500M")
 settings["profiles"].append(fast)
+# A fourth whose idle sessions end after a minute: idle reclaim gets tested (idle.spec.ts).
+idle = dict(settings["profiles"][0], name="idle-1min", title="Testbed (idle after 1 min)", dask=False, idleTimeout=1)
+idle["resources"] = dict(idle["resources"], walltime="00:30:00", cpus=2, memory="500M")
+settings["profiles"].append(idle)
 json.dump(settings, open(path, "w"), indent=2)
 PY
 cd "$REPO/ui-tests"

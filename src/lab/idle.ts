@@ -20,6 +20,15 @@ import type { IRemoteClusterModel } from './tokens';
 
 /** At most one activity POST per session in this long (the helper counts in minutes). */
 export const LEASE_MS = 60_000;
+
+/**
+ * The lease window for a session: a minute, but at most a quarter of its timeout, so a
+ * renewal sent at a window's end always lands well before the helper's deadline.
+ */
+export function leaseWindowMs(s: ISession | undefined): number {
+  const timeout = s?.idle?.timeoutMinutes;
+  return timeout ? Math.min(LEASE_MS, (timeout * 60_000) / 4) : LEASE_MS;
+}
 /** The countdown's text is refreshed this often. */
 const COUNTDOWN_UPDATE_MS = 30_000;
 
@@ -51,7 +60,7 @@ export class ActivityLease {
 
   constructor(
     private readonly send: (id: string) => void,
-    private readonly windowMs = LEASE_MS
+    private readonly windowMs: (id: string) => number = () => LEASE_MS
   ) {}
 
   touch(id: string): void {
@@ -77,7 +86,7 @@ export class ActivityLease {
         if (w.pending) {
           this.open(id);
         }
-      }, this.windowMs)
+      }, this.windowMs(id))
     };
     this.windows.set(id, w);
   }
@@ -140,7 +149,10 @@ export class IdleReclaim {
 
   constructor(private readonly deps: IIdleDeps) {
     this.post = deps.post ?? postActivity;
-    this.lease = new ActivityLease(id => this.sendActivity(id));
+    this.lease = new ActivityLease(
+      id => this.sendActivity(id),
+      id => leaseWindowMs(deps.model.session(id))
+    );
     const { trans } = deps;
     addSessionCommand(deps.commands, deps.model, CommandIDs.keepSession, {
       label: trans.__('Keep the idle session running'),

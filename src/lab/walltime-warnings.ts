@@ -9,6 +9,7 @@
  * in the minute before it.
  */
 import type { ISession } from '../common/api';
+import { walltimeSeconds } from '../common/walltime';
 import { timeLeftNow } from './format';
 
 export const DEFAULT_WARNING_MINUTES = [30, 10, 2];
@@ -46,7 +47,7 @@ export class WalltimeWarnings {
       const left = timeLeftNow(s, now);
       const seen = this.warned.get(s.id) ?? new Set();
       this.warned.set(s.id, seen);
-      const due = this.crossed(left).filter(m => !seen.has(m));
+      const due = this.crossed(left, s).filter(m => !seen.has(m));
       if (due.length > 0 && left !== undefined && left > 0) {
         due.forEach(m => seen.add(m));
         this.lastWarned.set(s.id, now);
@@ -70,15 +71,20 @@ export class WalltimeWarnings {
   /** Whether `s` is within the largest warning period (the sidebar shows its actions). */
   endsSoon(s: ISession, now = Date.now()): boolean {
     const left = timeLeftNow(s, now);
-    const largest = Math.max(0, ...this.valid());
+    const largest = Math.max(0, ...this.valid(s));
     return s.state === 'running' && ((left !== undefined && left <= largest * 60) || s.endWarnedAt !== undefined);
   }
 
-  private crossed(left: number | undefined): number[] {
-    return left === undefined ? [] : this.valid().filter(m => left <= m * 60);
+  private crossed(left: number | undefined, s: ISession): number[] {
+    return left === undefined ? [] : this.valid(s).filter(m => left <= m * 60);
   }
 
-  private valid(): number[] {
-    return this.minutes().filter(m => Number.isFinite(m) && m > 0);
+  /**
+   * The thresholds that fit the job: not one as long as its whole walltime (a 30-minute
+   * job is not "30 minutes from its end" news at its start).
+   */
+  private valid(s: ISession): number[] {
+    const total = walltimeSeconds(s.resources.walltime);
+    return this.minutes().filter(m => Number.isFinite(m) && m > 0 && (total === undefined || m * 60 < total));
   }
 }

@@ -10,6 +10,8 @@ import * as path from 'node:path';
 
 import { expect, test, type IJupyterLabPageFixture } from '@jupyterlab/galata';
 
+import { dismissNews } from './page';
+
 const TESTBED = path.resolve(__dirname, '..', '..', 'testbed', 'testbed');
 const SETTINGS = 'jupyterlab-remote-cluster:sessions';
 
@@ -60,10 +62,7 @@ test.describe.serial('Allocation hours on the testbed', () => {
   test.setTimeout(9 * 60 * 1000);
 
   test('warnings at 3 and 1 min, Extend, Continue in a new job', async ({ page }) => {
-    const news = page.locator('.jp-toast-button', { hasText: 'No' });
-    if (await news.isVisible().catch(() => false)) {
-      await news.click();
-    }
+    await dismissNews(page);
     await setWarnings(page, [3, 1]);
     let jobId = '';
     let nextJob = '';

@@ -9,12 +9,13 @@ test.describe('Launcher', () => {
       has: page.locator('.jp-Launcher-sectionTitle', { hasText: 'Remote cluster' })
     });
     await expect(section).toBeVisible();
-    // The Galata server's settings hold three profiles (scripts/galata-server.sh).
+    // The Galata server's settings hold four profiles (scripts/galata-server.sh).
     const tiles = section.locator('.jp-LauncherCard');
-    await expect(tiles).toHaveCount(3);
+    await expect(tiles).toHaveCount(4);
     await expect(tiles.nth(0)).toContainText('Testbed (Slurm)');
     await expect(tiles.nth(1)).toContainText('Testbed (new host keys)');
     await expect(tiles.nth(2)).toContainText('Testbed (fast keepalive)');
+    await expect(tiles.nth(3)).toContainText('Testbed (idle after 1 min)');
     await section.screenshot({ path: test.info().outputPath('launcher-section.png') });
   });
 

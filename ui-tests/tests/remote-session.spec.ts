@@ -9,6 +9,8 @@ import * as path from 'node:path';
 
 import { expect, test, type IJupyterLabPageFixture } from '@jupyterlab/galata';
 
+import { dismissNews } from './page';
+
 const TESTBED = path.resolve(__dirname, '..', '..', 'testbed', 'testbed');
 
 function squeueAlice(jobId: string): string {
@@ -36,11 +38,7 @@ test.describe.serial('Remote session on the testbed', () => {
   test.setTimeout(10 * 60 * 1000);
 
   test('tile -> job -> kernel on a node -> interrupt -> restart -> dashboard -> attach -> cancel', async ({ page }) => {
-    // Real settings bring JupyterLab's news question; answer it so it covers nothing.
-    const news = page.locator('.jp-toast-button', { hasText: 'No' });
-    if (await news.isVisible().catch(() => false)) {
-      await news.click();
-    }
+    await dismissNews(page);
 
     // 1. The tile opens the submit dialog with the profile's resources prefilled.
     const section = page.locator('.jp-Launcher-section', {

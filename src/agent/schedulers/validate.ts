@@ -3,6 +3,7 @@
  * command is checked here first, and a refusal names the field and the rule.
  */
 import type { IResources } from '../../common/api';
+import { walltimeSeconds } from '../../common/walltime';
 import { shQuote } from './shell';
 import { InvalidRequestError, type IJobSpec, type IJobStatus } from './types';
 
@@ -231,31 +232,9 @@ export function memoryAmount(v: unknown, field = 'memory'): { n: number; unit: '
  * `D-HH:MM:SS`. Throws InvalidRequestError (field `walltime`) for anything else.
  */
 export function parseWalltime(value: unknown): number {
-  const rule = 'use minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS, more than zero';
-  if (typeof value !== 'string' && typeof value !== 'number') {
-    throw invalid('walltime', value, rule);
-  }
-  const s = String(value).trim();
-  let m: RegExpExecArray | null;
-  let secs: number | undefined;
-  const two = (x: string | undefined, max: number): number => {
-    const n = x === undefined ? 0 : Number(x);
-    if (n >= max) {
-      throw invalid('walltime', value, rule);
-    }
-    return n;
-  };
-  if ((m = /^(\d{1,7})$/.exec(s))) {
-    secs = Number(m[1]) * 60;
-  } else if ((m = /^(\d{1,7}):(\d{1,2})$/.exec(s))) {
-    secs = Number(m[1]) * 60 + two(m[2], 60);
-  } else if ((m = /^(\d{1,5}):(\d{1,2}):(\d{1,2})$/.exec(s))) {
-    secs = Number(m[1]) * 3600 + two(m[2], 60) * 60 + two(m[3], 60);
-  } else if ((m = /^(\d{1,4})-(\d{1,2})(?::(\d{1,2})(?::(\d{1,2}))?)?$/.exec(s))) {
-    secs = Number(m[1]) * 86400 + two(m[2], 24) * 3600 + two(m[3], 60) * 60 + two(m[4], 60);
-  }
-  if (secs === undefined || secs <= 0) {
-    throw invalid('walltime', value, rule);
+  const secs = walltimeSeconds(value);
+  if (secs === undefined) {
+    throw invalid('walltime', value, 'use minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS, more than zero');
   }
   return secs;
 }

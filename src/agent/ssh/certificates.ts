@@ -11,15 +11,18 @@ import { utils } from 'ssh2';
 /** The suffix of every certificate key type name. */
 export const CERT_SUFFIX = '-cert-v01@openssh.com';
 
-/** Certificate host-key algorithms we offer when known_hosts has a CA for the host. */
-export const CERT_HOST_KEY_ALGORITHMS = [
-  'ssh-ed25519-cert-v01@openssh.com',
-  'ecdsa-sha2-nistp256-cert-v01@openssh.com',
-  'ecdsa-sha2-nistp384-cert-v01@openssh.com',
-  'ecdsa-sha2-nistp521-cert-v01@openssh.com',
-  'rsa-sha2-512-cert-v01@openssh.com',
-  'rsa-sha2-256-cert-v01@openssh.com'
-] as const;
+/**
+ * Certificate host-key algorithms we offer when known_hosts has a CA for the host: those
+ * scripts/patch-ssh2.mjs made ssh2 support (its list is the one source; none when this
+ * ssh2 was not patched).
+ */
+export function certHostKeyAlgorithms(): string[] {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { SUPPORTED_SERVER_HOST_KEY } = require('ssh2/lib/protocol/constants.js') as {
+    SUPPORTED_SERVER_HOST_KEY: string[];
+  };
+  return SUPPORTED_SERVER_HOST_KEY.filter(isCertificateType);
+}
 
 /**
  * Signature algorithms a CA may sign with: OpenSSH's default CASignatureAlgorithms

@@ -11,7 +11,7 @@ import type { Algorithms, ServerHostKeyAlgorithm } from 'ssh2';
 
 import type { IPromptAnswer } from '../../common/api';
 import type { IHop, IHopContext } from './hop';
-import { CERT_HOST_KEY_ALGORITHMS, isCertificateType } from './certificates';
+import { certHostKeyAlgorithms, isCertificateType } from './certificates';
 import {
   appendKnownHost,
   checkHostCertificate,
@@ -64,11 +64,7 @@ export function knownHostsFor(
  * an unpatched one throws on them, so they are offered only when it does.
  */
 export function ssh2HasCertificates(): boolean {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { SUPPORTED_SERVER_HOST_KEY } = require('ssh2/lib/protocol/constants.js') as {
-    SUPPORTED_SERVER_HOST_KEY: string[];
-  };
-  return CERT_HOST_KEY_ALGORITHMS.every(a => SUPPORTED_SERVER_HOST_KEY.includes(a));
+  return certHostKeyAlgorithms().length > 0;
 }
 
 /**
@@ -82,7 +78,7 @@ export async function hostKeyAlgorithmsFor(
   port: number
 ): Promise<Algorithms['serverHostKey']> {
   const types = await knownKeyTypes(files, name, port);
-  const certs = ssh2HasCertificates() && (await hasCertAuthority(files, name, port)) ? CERT_HOST_KEY_ALGORITHMS : [];
+  const certs = (await hasCertAuthority(files, name, port)) ? certHostKeyAlgorithms() : [];
   const prefer = [...certs, ...types.flatMap(t => HOSTKEY_ALGOS[t] ?? [])] as ServerHostKeyAlgorithm[];
   return prefer.length ? { remove: prefer, prepend: prefer, append: [] } : undefined;
 }

@@ -13,7 +13,7 @@ import { Signal } from '@lumino/signaling';
 import type { ISession } from '../../common/api';
 import { sessionKernelName } from '../../common/routes';
 import { CommandIDs } from '../commands';
-import { describeIdleEnd, IdleReclaim, LEASE_MS, type PostActivity } from '../idle';
+import { describeIdleEnd, IdleReclaim, LEASE_MS, leaseWindowMs, type PostActivity } from '../idle';
 import { RemoteClusterModel } from '../model';
 
 const trans = nullTranslator.load('jupyterlab_remote_cluster');
@@ -96,6 +96,14 @@ afterEach(() => {
 });
 
 describe('the activity lease', () => {
+  it('renews at most every minute, and every quarter of a shorter timeout', () => {
+    const withTimeout = (timeoutMinutes: number) =>
+      ({ idle: { timeoutMinutes, lastUseAt: 0, lastUseWhy: '' } }) as ISession;
+    expect(leaseWindowMs(withTimeout(60))).toBe(LEASE_MS);
+    expect(leaseWindowMs(withTimeout(1))).toBe(15_000);
+    expect(leaseWindowMs(undefined)).toBe(LEASE_MS);
+  });
+
   it('sends the first activity at once and one more at the end of the minute, whatever came in it', () => {
     jest.useFakeTimers();
     const nb = notebook(sessionKernelName('a'));

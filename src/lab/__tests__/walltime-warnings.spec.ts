@@ -37,6 +37,20 @@ function warnings(minutes = [30, 10, 2]) {
 }
 
 describe('walltime warnings', () => {
+  it('leave out a threshold as long as the whole job (a 30-minute job is not warned at its start)', () => {
+    const { said, w } = warnings();
+    const short = session({ resources: { walltime: '00:30:00' }, endsAt: new Date(T0 + 30 * MIN).toISOString() });
+    w.check([short], T0 + 1000);
+    expect(said).toEqual([]);
+    expect(w.endsSoon(short, T0 + 1000)).toBe(false);
+    w.check([short], T0 + 21 * MIN);
+    expect(said.map(x => Math.round(x.left / 60))).toEqual([9]);
+    // a longer job gets the 30-minute warning
+    const { said: said2, w: w2 } = warnings();
+    w2.check([session({ resources: { walltime: '01:00:00' } })], T0 + 31 * MIN);
+    expect(said2.map(x => Math.round(x.left / 60))).toEqual([29]);
+  });
+
   it('warn once at each threshold, at the time the scheduler gave', () => {
     const { said, w } = warnings();
     const s = session();
