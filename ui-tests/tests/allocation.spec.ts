@@ -10,7 +10,7 @@ import * as path from 'node:path';
 
 import { expect, test, type IJupyterLabPageFixture } from '@jupyterlab/galata';
 
-import { dismissNews } from './page';
+import { dismissNews, remoteClusterSection } from './page';
 
 const TESTBED = path.resolve(__dirname, '..', '..', 'testbed', 'testbed');
 const SETTINGS = 'jupyterlab-remote-cluster:sessions';
@@ -68,9 +68,7 @@ test.describe.serial('Allocation hours on the testbed', () => {
     let nextJob = '';
     try {
       // A 4-minute session from the tile.
-      const section = page.locator('.jp-Launcher-section', {
-        has: page.locator('.jp-Launcher-sectionTitle', { hasText: 'Remote cluster' })
-      });
+      const section = remoteClusterSection(page);
       await section.locator('.jp-LauncherCard', { hasText: 'Testbed (Slurm)' }).click();
       await page.locator('.jp-Dialog input[name="walltime"]').fill('00:04:00');
       await page.locator('.jp-Dialog').getByRole('button', { name: 'Submit' }).click();

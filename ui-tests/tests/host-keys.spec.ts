@@ -9,6 +9,8 @@ import * as path from 'node:path';
 
 import { expect, test } from '@jupyterlab/galata';
 
+import { remoteClusterSection } from './page';
+
 test.use({ mockSettings: false, kernels: null, sessions: null });
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -25,9 +27,7 @@ function fingerprint(host: string): string {
 test('unknown host keys are confirmed with their fingerprints', async ({ page }) => {
   test.setTimeout(5 * 60 * 1000);
   fs.writeFileSync(KNOWN_HOSTS, '');
-  const section = page.locator('.jp-Launcher-section', {
-    has: page.locator('.jp-Launcher-sectionTitle', { hasText: 'Remote cluster' })
-  });
+  const section = remoteClusterSection(page);
 
   // Reject: nothing is submitted, the file stays empty, the dialog says why.
   await section.locator('.jp-LauncherCard', { hasText: 'new host keys' }).click();

@@ -7,7 +7,7 @@
  */
 import { expect, test, type IJupyterLabPageFixture } from '@jupyterlab/galata';
 
-import { dismissNews } from './page';
+import { dismissNews, remoteClusterSection } from './page';
 
 test.use({ mockSettings: false, kernels: null, sessions: null });
 
@@ -20,9 +20,7 @@ test.describe.serial('Idle reclaim on the testbed', () => {
 
   test('a tab in use keeps the session; left untouched, it counts down and is ended', async ({ page }) => {
     await dismissNews(page);
-    const section = page.locator('.jp-Launcher-section', {
-      has: page.locator('.jp-Launcher-sectionTitle', { hasText: 'Remote cluster' })
-    });
+    const section = remoteClusterSection(page);
     await section.locator('.jp-LauncherCard', { hasText: 'Testbed (idle after 1 min)' }).click();
     await page.locator('.jp-Dialog').getByRole('button', { name: 'Submit' }).click();
     const session = page.locator('.jp-RemoteCluster-session').first();

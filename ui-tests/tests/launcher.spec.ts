@@ -1,13 +1,13 @@
 import { expect, test } from '@jupyterlab/galata';
 
+import { remoteClusterSection } from './page';
+
 // Real settings: the profile comes from the settings file the agent reads too.
 test.use({ mockSettings: false });
 
 test.describe('Launcher', () => {
   test('shows one Remote cluster tile per profile', async ({ page }) => {
-    const section = page.locator('.jp-Launcher-section', {
-      has: page.locator('.jp-Launcher-sectionTitle', { hasText: 'Remote cluster' })
-    });
+    const section = remoteClusterSection(page);
     await expect(section).toBeVisible();
     // The Galata server's settings hold four profiles (scripts/galata-server.sh).
     const tiles = section.locator('.jp-LauncherCard');

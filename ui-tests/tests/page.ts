@@ -1,5 +1,6 @@
 /** What several Galata specs do the same way in the page (not a spec itself). */
 import type { IJupyterLabPageFixture } from '@jupyterlab/galata';
+import type { Locator } from '@playwright/test';
 
 /** Real settings bring JupyterLab's news question; answer it so it covers nothing. */
 export async function dismissNews(page: IJupyterLabPageFixture): Promise<void> {
@@ -7,4 +8,11 @@ export async function dismissNews(page: IJupyterLabPageFixture): Promise<void> {
   if (await news.isVisible().catch(() => false)) {
     await news.click();
   }
+}
+
+/** The Launcher's "Remote cluster" section (one tile per profile). */
+export function remoteClusterSection(page: IJupyterLabPageFixture): Locator {
+  return page.locator('.jp-Launcher-section', {
+    has: page.locator('.jp-Launcher-sectionTitle', { hasText: 'Remote cluster' })
+  });
 }

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 
 import { expect, test, type IJupyterLabPageFixture } from '@jupyterlab/galata';
 
-import { dismissNews } from './page';
+import { dismissNews, remoteClusterSection } from './page';
 
 const TESTBED = path.resolve(__dirname, '..', '..', 'testbed', 'testbed');
 
@@ -41,9 +41,7 @@ test.describe.serial('Remote session on the testbed', () => {
     await dismissNews(page);
 
     // 1. The tile opens the submit dialog with the profile's resources prefilled.
-    const section = page.locator('.jp-Launcher-section', {
-      has: page.locator('.jp-Launcher-sectionTitle', { hasText: 'Remote cluster' })
-    });
+    const section = remoteClusterSection(page);
     const tile = section.locator('.jp-LauncherCard', { hasText: 'Testbed (Slurm)' });
     await tile.click();
     const dialog = page.locator('.jp-Dialog');

@@ -13,6 +13,7 @@ import { Signal } from '@lumino/signaling';
 import type { ISession } from '../../common/api';
 import { sessionKernelName } from '../../common/routes';
 import { CommandIDs } from '../commands';
+import { testSession } from './fixtures';
 import { describeIdleEnd, IdleReclaim, LEASE_MS, leaseWindowMs, type PostActivity } from '../idle';
 import { RemoteClusterModel } from '../model';
 
@@ -21,18 +22,11 @@ const MIN = 60_000;
 const T0 = Date.parse('2026-12-06T10:00:00Z');
 
 function session(id: string, over: Partial<ISession> = {}): ISession {
-  return {
+  return testSession(
     id,
-    profile: 'hpc',
-    cluster: 'HPC',
-    resources: {},
-    state: 'running',
-    jobId: '42',
-    createdAt: new Date(T0).toISOString(),
-    updatedAt: new Date(T0).toISOString(),
-    idle: { timeoutMinutes: 60, lastUseAt: T0 - 55 * MIN, lastUseWhy: 'used in JupyterLab' },
-    ...over
-  };
+    { idle: { timeoutMinutes: 60, lastUseAt: T0 - 55 * MIN, lastUseWhy: 'used in JupyterLab' }, ...over },
+    T0
+  );
 }
 
 /** A notebook (or console) on kernel `name`, with the signals the lease listens to. */

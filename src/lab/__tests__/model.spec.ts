@@ -1,18 +1,14 @@
 import type { ISession } from '../../common/api';
 import { formatDuration, timeLeftNow } from '../format';
 import { RemoteClusterModel } from '../model';
+import { testSession } from './fixtures';
 
 function session(id: string, patch: Partial<ISession> = {}): ISession {
-  return {
+  return testSession(
     id,
-    profile: 'testbed',
-    cluster: 'Testbed',
-    resources: {},
-    state: 'queued',
-    createdAt: '2026-11-25T08:00:00.000Z',
-    updatedAt: '2026-11-25T08:00:00.000Z',
-    ...patch
-  };
+    { profile: 'testbed', cluster: 'Testbed', state: 'queued', jobId: undefined, ...patch },
+    Date.parse('2026-11-25T08:00:00.000Z')
+  );
 }
 
 describe('RemoteClusterModel', () => {

@@ -5,24 +5,22 @@
  */
 import type { ISession } from '../../common/api';
 import { WalltimeWarnings, type IWalltimeWarning } from '../walltime-warnings';
+import { testSession } from './fixtures';
 
 const T0 = Date.parse('2026-12-06T10:00:00Z');
 const MIN = 60_000;
 
 function session(over: Partial<ISession> = {}): ISession {
-  return {
-    id: 'a',
-    profile: 'hpc',
-    cluster: 'HPC',
-    resources: {},
-    state: 'running',
-    jobId: '42',
-    createdAt: new Date(T0).toISOString(),
-    // a kernel event just now: not the scheduler's answer
-    updatedAt: new Date(T0 + 50 * MIN).toISOString(),
-    endsAt: new Date(T0 + 60 * MIN).toISOString(),
-    ...over
-  };
+  return testSession(
+    'a',
+    {
+      // a kernel event just now: not the scheduler's answer
+      updatedAt: new Date(T0 + 50 * MIN).toISOString(),
+      endsAt: new Date(T0 + 60 * MIN).toISOString(),
+      ...over
+    },
+    T0
+  );
 }
 
 function warnings(minutes = [30, 10, 2]) {

@@ -18,7 +18,7 @@ import type { IPrompt, IPromptAnswer } from '../../../common/api';
 import { ClusterConnection, type ConnectionState, type IClusterConnectionOptions } from '../../ssh/connection';
 import { PROMPT_TIMEOUT_MS, PromptBroker } from '../../sessions/prompts';
 import { LocalForward } from '../../tunnels/local-forward';
-import { keygenFp, run, TESTBED, testbedScratch } from './testbed';
+import { keygenFp, run, TESTBED, testbedScratch, waitForPath } from './testbed';
 
 jest.setTimeout(60000);
 
@@ -197,17 +197,7 @@ describe('SSH acceptance (testbed)', () => {
       await onLogin('/usr/sbin/sshd', '-f', `${dir}/sshd_config`, '-E', fakeLog);
       const ctl = path.join(dir, 'ctl');
       master = spawn('ssh', ['-F', cfg, '-M', '-S', ctl, '-N', 'bastion'], { stdio: 'ignore' });
-      for (
-        let i = 0;
-        i < 100 &&
-        !(await fs.stat(ctl).then(
-          () => true,
-          () => false
-        ));
-        i++
-      ) {
-        await new Promise(r => setTimeout(r, 50));
-      }
+      await waitForPath(ctl);
       const hostLines = (port: number) => [
         'Host login',
         '  HostName 198.18.1.2',

@@ -4,13 +4,12 @@
  * namespaces. The testbed's own files are never modified: known_hosts files are copied
  * to temporary directories before being altered.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
 import type { IPrompt, IPromptAnswer } from '../../../common/api';
 import { ClusterConnection, type ConnectionState, type IClusterConnectionOptions } from '../../ssh/connection';
-import { askingSshConfig, keygenFingerprint, run, testbedScratch } from './testbed';
+import { askingSshConfig, keygenFingerprint, run, startSshAgent, testbedScratch } from './testbed';
 
 jest.setTimeout(60000);
 
@@ -464,32 +463,17 @@ while True:
     });
 
     describe('with an ssh-agent', () => {
-      let agent: ChildProcess | undefined;
+      let agent: Awaited<ReturnType<typeof startSshAgent>>;
       let sock: string;
 
       beforeAll(async () => {
-        sock = path.join(tmp, 'agent.sock');
-        agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
-        for (let i = 0; i < 50; i++) {
-          if (
-            await fs.stat(sock).then(
-              () => true,
-              () => false
-            )
-          ) {
-            break;
-          }
-          await new Promise(r => setTimeout(r, 100));
-        }
-        await new Promise<void>((resolve, reject) =>
-          execFile('ssh-add', ['-q', tb.keyAlice], { env: { ...process.env, SSH_AUTH_SOCK: sock } }, err =>
-            err ? reject(err) : resolve()
-          )
-        );
+        agent = await startSshAgent(tmp);
+        sock = agent.sock;
+        await agent.add(tb.keyAlice);
       });
 
       afterAll(() => {
-        agent?.kill();
+        agent?.stop();
       });
 
       it('logs in with a key held by the agent', async () => {

@@ -3,7 +3,7 @@
  * script, its environment, waiting while it restarts, and host-key fingerprints as
  * `ssh-keygen` prints them (the reference our own fingerprints are checked against).
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -11,10 +11,10 @@ import * as path from 'node:path';
 export const ROOT = path.resolve(__dirname, '../../../..');
 export const TESTBED = path.join(ROOT, 'testbed', 'testbed');
 
-/** Runs a command; resolves to its stdout, rejects with its stderr. */
-export function run(cmd: string, args: string[]): Promise<string> {
+/** Runs a command (with `env` added to ours); resolves to its stdout, rejects with its stderr. */
+export function run(cmd: string, args: string[], env?: Record<string, string>): Promise<string> {
   return new Promise((resolve, reject) =>
-    execFile(cmd, args, (err, stdout, stderr) =>
+    execFile(cmd, args, { env: env && { ...process.env, ...env } }, (err, stdout, stderr) =>
       err ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout)
     )
   );
@@ -111,4 +111,34 @@ export async function askingSshConfig(testbedSshConfig: string, dir: string): Pr
   const file = path.join(dir, 'ssh_config_ask');
   await fs.writeFile(file, `Host *\n    StrictHostKeyChecking ask\n\nInclude ${testbedSshConfig}\n`);
   return file;
+}
+
+/** Resolves once `file` exists (a socket a spawned process binds); throws after `timeoutMs`. */
+export async function waitForPath(file: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (
+    !(await fs.stat(file).then(
+      () => true,
+      () => false
+    ))
+  ) {
+    if (Date.now() > deadline) {
+      throw new Error(`${file} did not appear within ${timeoutMs} ms`);
+    }
+    await new Promise(r => setTimeout(r, 50));
+  }
+}
+
+/** A private ssh-agent listening in `dir`: its socket, `add(key)` (ssh-add) and `stop()`. */
+export async function startSshAgent(
+  dir: string
+): Promise<{ sock: string; add: (key: string) => Promise<void>; stop: () => void }> {
+  const sock = path.join(dir, 'agent.sock');
+  const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+  await waitForPath(sock);
+  return {
+    sock,
+    add: key => run('ssh-add', ['-q', key], { SSH_AUTH_SOCK: sock }).then(() => undefined),
+    stop: () => agent.kill()
+  };
 }

@@ -7,13 +7,12 @@
  * with its expiry, and the next key is tried. sshd's own log says which certificate it
  * accepted.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
 import type { ISshTarget } from '../../../common/api';
 import { ClusterConnection } from '../../ssh/connection';
-import { run, testbedScratch } from './testbed';
+import { run, startSshAgent, testbedScratch } from './testbed';
 
 jest.setTimeout(60000);
 
@@ -168,46 +167,25 @@ describe('user certificates (testbed)', () => {
   });
 
   describe('from an ssh-agent', () => {
-    let agent: ChildProcess | undefined;
-    let sock: string;
+    let agent: Awaited<ReturnType<typeof startSshAgent>>;
 
     beforeAll(async () => {
-      sock = path.join(tmp, 'agent.sock');
-      agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
-      for (
-        let i = 0;
-        i < 100 &&
-        !(await fs.stat(sock).then(
-          () => true,
-          () => false
-        ));
-        i++
-      ) {
-        await new Promise(r => setTimeout(r, 50));
-      }
+      agent = await startSshAgent(tmp);
     });
-    afterAll(() => {
-      agent?.kill();
-    });
-
-    const sshAdd = (key: string) =>
-      new Promise<void>((resolve, reject) => {
-        const p = spawn('ssh-add', ['-q', key], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'ignore' });
-        p.on('exit', code => (code === 0 ? resolve() : reject(new Error(`ssh-add exited ${code}`))));
-      });
+    afterAll(() => agent?.stop());
 
     it('logs in with a certificate the agent holds (its key file is gone), skipping an expired one', async () => {
       const expired = await certifiedKey('20200101:20200102');
       const good = await certifiedKey();
       // ssh-add loads <key>-cert.pub along with the key; then nothing is left on disk.
-      await sshAdd(expired.key);
-      await sshAdd(good.key);
+      await agent.add(expired.key);
+      await agent.add(good.key);
       for (const k of [expired.key, good.key]) {
         await fs.rm(k);
         await fs.rm(`${k}.pub`);
         await fs.rm(`${k}-cert.pub`);
       }
-      const conn = connection({ host: 'login', configFile: await config(['IdentitiesOnly no']) }, sock);
+      const conn = connection({ host: 'login', configFile: await config(['IdentitiesOnly no']) }, agent.sock);
       await conn.connect();
       expect((await conn.exec('id -un')).stdout).toBe('alice\n');
       expect(await acceptedWithCertificate(good.id)).toBe(true);
