@@ -173,6 +173,40 @@ describe('SessionManager after a dropped link', () => {
     expect(manager.get('abc123')?.state).toBe('running');
   });
 
+  it('retries every second, without backing off, while the host cannot even be reached', async () => {
+    let calls = 0;
+    const times: number[] = [];
+    const { manager, events, dir } = await managerWithRunningSession(async () => {
+      calls++;
+      times.push(Date.now());
+      if (calls >= 2 && calls <= 5) {
+        throw Object.assign(new Error('Could not connect to bastion: 198.18.0.2:22 is unreachable from here.'), {
+          code: 'unreachable'
+        });
+      }
+      return new ScriptedLink();
+    });
+    cleanup.push(
+      () => manager.shutdown(),
+      () => fs.rm(dir, { recursive: true, force: true })
+    );
+    await until('the first link', () => calls === 1 && connectionStates(events).includes('connected'));
+    const first = (await (manager as any).clusters.links.get('|login|||')) as ScriptedLink;
+    first.drop('Connection to bastion was lost.');
+    await until(
+      'the sixth attempt succeeding',
+      () => calls === 6 && connectionStates(events).at(-1) === 'connected',
+      15_000
+    );
+    // 1 s apart each time (backing off would have waited 1, 2, 4 and 8 s: 15 s in all)
+    const gaps = times.slice(2).map((t, i) => t - times[i + 1]);
+    expect(gaps.every(g => g >= 950 && g < 1900)).toBe(true);
+    const failures = events.filter(e => e.type === 'connection' && /attempt \d failed/.test(e.message ?? ''));
+    expect(failures.map(e => (e as { message: string }).message).every(m => m.endsWith('Next attempt in 1 s.'))).toBe(
+      true
+    );
+  });
+
   it('stops at a failure only the user can fix (changed host key) and says why', async () => {
     let calls = 0;
     const { manager, events, dir } = await managerWithRunningSession(async () => {

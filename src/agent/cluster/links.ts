@@ -9,6 +9,13 @@ import type { IClusterLink, LinkFactory } from './link';
 /** Reconnect backoff: 1 s, 2 s, 4 s ... at most 15 s between attempts (a restored link is picked up within 15 s). */
 const RECONNECT_FIRST_MS = 1_000;
 const RECONNECT_MAX_MS = 15_000;
+/**
+ * While the host cannot even be reached (the laptop's network is down: no byte gets to any
+ * server), an attempt costs nobody anything: one a second, so a link that comes back is in
+ * use within about a second; for at most this long, then the backoff above.
+ */
+const UNREACHABLE_RETRY_MS = 1_000;
+const UNREACHABLE_FAST_FOR_MS = 10 * 60_000;
 /** Failures that retrying cannot fix: the user must act (host key, config, a cancelled prompt). */
 const PERMANENT_SSH_FAILURES = new Set([
   'config',
@@ -202,6 +209,8 @@ export class ClusterLinks {
     const state = { cancel: () => undefined as void };
     this.reconnecting.set(key, state);
     const loop = (async (): Promise<IClusterLink> => {
+      const since = Date.now();
+      let backoff = 0; // attempts that reached a server (or could have)
       for (let attempt = 1; ; attempt++) {
         this.publish(
           key,
@@ -222,7 +231,10 @@ export class ClusterLinks {
           ) {
             throw e;
           }
-          const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** (attempt - 1));
+          const delay =
+            code === 'unreachable' && Date.now() - since < UNREACHABLE_FAST_FOR_MS
+              ? UNREACHABLE_RETRY_MS
+              : Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** backoff++);
           this.publish(
             key,
             profile.name,

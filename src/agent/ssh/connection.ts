@@ -65,6 +65,8 @@ export type { ConnectionState, IClusterConnectionOptions, PromptFn } from './typ
 const DEFAULT_CONNECT_TIMEOUT_MS = 20000;
 const DEFAULT_KEEPALIVE_MS = 15000;
 const DEFAULT_KEEPALIVE_COUNT = 4;
+/** A connect that failed before any byte reached an SSH server (code `unreachable`). */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'ETIMEDOUT']);
 
 export class ClusterConnection extends EventEmitter {
   private readonly opts: IClusterConnectionOptions;
@@ -312,7 +314,10 @@ export class ClusterConnection extends EventEmitter {
           fail(hop.failure, hop.failureCode ?? 'error');
           return;
         }
-        fail(describeError(err, label, cfg), err.level === 'client-authentication' ? 'auth' : 'network');
+        fail(
+          describeError(err, label, cfg),
+          err.level === 'client-authentication' ? 'auth' : UNREACHABLE.has(err.code ?? '') ? 'unreachable' : 'network'
+        );
       });
       client.on('close', () => {
         if (!settled) {
