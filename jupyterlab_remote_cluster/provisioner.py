@@ -10,6 +10,8 @@ connection info on 127.0.0.1 and never talks to the cluster itself. Restart = a 
 kernel in the same allocation (no new job). Interrupt = SIGINT to the remote kernel.
 Attach = a kernel that outlived the Jupyter server that started it, taken over as is.
 A link that is down makes poll() say "alive": only the helper can say a kernel died.
+Output published while the link is down is kept on the node and delivered afterwards:
+jupyter_client's IOPub goes to a local bridge (iopub_bridge.py), the keeper's client.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from jupyter_core.utils import ensure_async
 from traitlets import Dict, Float, Unicode
 
 from .agent_process import AgentProcess, AgentUnavailable, get_agent
+from .iopub_bridge import IopubBridge
 from .routes import AUTH_RESOURCE
 
 # start_kernel() keyword naming a running remote kernel to attach to (see pre_launch).
@@ -82,6 +85,8 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     _attach_id: str | None = None
 
     _agent: AgentProcess | None = None
+    _bridge: IopubBridge | None = None
+    _agent_iopub_port: int | None = None  # the agent's forward; jupyter_client gets the bridge's
 
     @property
     def agent(self) -> AgentProcess:
@@ -170,6 +175,7 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self._attach_id = None
         self.remote_kernel_id = info["kernelId"]
         self._exit_code = None
+        self._agent_iopub_port = info["iopub_port"]
         self.connection_info = {
             "ip": info["ip"],
             "transport": info["transport"],
@@ -181,7 +187,21 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             "control_port": info["control_port"],
             "hb_port": info["hb_port"],
         }
+        if info.get("iopub_kept"):
+            # Kept across restarts: jupyter_client's IOPub port stays the same.
+            if self._bridge is None:
+                self._bridge = IopubBridge(self.log)
+            self._bridge.start(info["iopub_port"])
+            self.connection_info["iopub_port"] = self._bridge.port
+        elif self._bridge is not None:
+            self.log.warning("remote-cluster: the restarted kernel %s keeps no output on the node", info["kernelId"])
+            self._close_bridge()
         return self.connection_info
+
+    def _close_bridge(self) -> None:
+        if self._bridge is not None:
+            self._bridge.close()
+            self._bridge = None
 
     async def poll(self) -> int | None:
         if self.remote_kernel_id is None:
@@ -206,6 +226,7 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         ports = {
             k: self.connection_info[k] for k in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
         }
+        ports["iopub_port"] = self._agent_iopub_port or ports["iopub_port"]
         try:
             await self._call(
                 "POST",
@@ -274,6 +295,7 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             self.log.warning("remote-cluster: detaching kernel %s: %s", self.remote_kernel_id, e)
         self.remote_kernel_id = None
         self._exit_code = 0
+        self._close_bridge()
         self.owns_session = False  # the job stays: the sidebar lists it, to attach or cancel
 
     async def kill(self, restart: bool = False) -> None:
@@ -294,6 +316,7 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             if self.remote_kernel_id is not None:
                 await self._stop(restart=True)
             return
+        self._close_bridge()
         if self.remote_kernel_id is not None:
             # It exited by itself on the shutdown request: have the agent drop its record
             # and close its local forwards (the helper already reaped the process).

@@ -10,6 +10,7 @@ provisioner would through its tunnels.
 import ast
 import http.client
 import json
+import logging
 import os
 import shutil
 import signal
@@ -25,6 +26,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from jupyterlab_remote_cluster.iopub_bridge import IopubBridge
 
 from .tlsutil import make_tls
 
@@ -369,8 +372,11 @@ def test_kernel_lifecycle(session):
     # the kernel's sockets are in the private runtime dir, and it has no TCP port at all
     assert Path(info["ip"]).parent == Path(session.state()["runtimeDir"])
     assert set(res["ports"]) == {"shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"}
-    assert all(res["ports"][n] == info[n] > 0 for n in res["ports"])
-    assert all(res["sockets"][n] == "%s-%d" % (info["ip"], info[n]) for n in res["ports"])
+    # IOPub is reached through the kernel's keeper (jrc_iopub_keeper.py), the rest directly
+    assert res["iopubKept"] is True and info["jrc_iopub_keeper_port"] > 0
+    reached = dict(info, iopub_port=info["jrc_iopub_keeper_port"])
+    assert all(res["ports"][n] == reached[n] > 0 for n in res["ports"])
+    assert all(res["sockets"][n] == "%s-%d" % (info["ip"], reached[n]) for n in res["ports"])
     assert not tcp_listeners(res["pid"])
     pid = res["pid"]
     assert alive(pid) and os.getpgid(pid) == pid  # own process group
@@ -768,7 +774,7 @@ def test_helper_is_stdlib_only_and_py38():
 
 def test_the_helper_runs_as_a_zipapp_with_its_companions_next_to_it(tmp_path, monkeypatch):
     """What the agent uploads: helper.pyz (the *.py files of remote/helper/, with paths
-    relative to it), and jrc_kernel.py, jrc_dask_private.py next to it."""
+    relative to it), and jrc_kernel.py, jrc_iopub_keeper.py, jrc_dask_private.py next to it."""
     import zipfile
 
     code = tmp_path / "remote-d1"
@@ -776,7 +782,7 @@ def test_the_helper_runs_as_a_zipapp_with_its_companions_next_to_it(tmp_path, mo
     with zipfile.ZipFile(code / "helper.pyz", "w") as z:
         for f in sorted(HELPER.rglob("*.py")):
             z.write(f, f.relative_to(HELPER).as_posix())
-    for name in ("jrc_kernel.py", "jrc_dask_private.py"):
+    for name in ("jrc_kernel.py", "jrc_iopub_keeper.py", "jrc_dask_private.py"):
         shutil.copy(HELPER.parent / name, code / name)
     monkeypatch.setitem(globals(), "HELPER", code / "helper.pyz")
     s = Session(tmp_path, connectivity="node-ssh", dask=False)
@@ -1194,9 +1200,20 @@ def test_kernel_through_the_relay(session, tmp_path):
         servers.append(listener)
         local[port_name] = listener.getsockname()[1]
         threading.Thread(target=serve, args=(listener, channel), daemon=True).start()
+    # the relayed IOPub is the kernel's keeper: jupyter_client subscribes to a bridge, as
+    # the provisioner arranges
+    bridge = IopubBridge(logging.getLogger("test"))
+    bridge.start(local["iopub_port"])
     kc = BlockingKernelClient()
     kc.load_connection_info(
-        dict(local, ip="127.0.0.1", transport="tcp", key=info["key"], signature_scheme="hmac-sha256")
+        dict(
+            local,
+            iopub_port=bridge.port,
+            ip="127.0.0.1",
+            transport="tcp",
+            key=info["key"],
+            signature_scheme="hmac-sha256",
+        )
     )
     kc.start_channels()
     try:
@@ -1205,6 +1222,7 @@ def test_kernel_through_the_relay(session, tmp_path):
         assert content["status"] == "ok" and out.strip() == "45"
     finally:
         kc.stop_channels()
+        bridge.close()
         for srv in servers:
             srv.shutdown(socket.SHUT_RDWR)  # wakes its accept() (close() alone does not)
             srv.close()

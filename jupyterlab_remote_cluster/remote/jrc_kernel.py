@@ -16,6 +16,8 @@ still be TCP ports on the node, which every user of a shared node can connect to
 It also reports whether it is busy, for idle reclaim: every status it publishes
 ("busy", "idle") is written to the file named by $JRC_ACTIVITY_FILE (in the runtime dir),
 whose modification time says when. A busy kernel is never reclaimed.
+And it keeps its IOPub output on the node while the laptop's link is down
+(jrc_iopub_keeper.py, next to this file).
 Runs in the session's Python (with ipykernel), never in the helper.
 """
 
@@ -108,15 +110,22 @@ def no_debugger():
 
 
 def main():
+    from jrc_iopub_keeper import keep_iopub  # (this file's directory is still sys.path[0])
+
     # As ipykernel_launcher: the working directory must not shadow the kernel's modules.
     if sys.path and sys.path[0] in ("", os.path.dirname(os.path.abspath(__file__))):
         del sys.path[0]
     private_iopub_pipe(os.environ.get(PIPE_ENV))
     no_debugger()
     report_activity(os.environ.get(ACTIVITY_ENV))
-    from ipykernel import kernelapp
+    from ipykernel.kernelapp import IPKernelApp
 
-    kernelapp.launch_new_instance()
+    # IPKernelApp.launch_instance(), with the keeper started between its two steps: once
+    # the sockets are bound, before the kernel publishes anything.
+    app = IPKernelApp.instance()
+    app.initialize()
+    keep_iopub(app)
+    app.start()
 
 
 if __name__ == "__main__":

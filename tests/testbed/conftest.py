@@ -83,18 +83,43 @@ def wait_state(sid: str, states, timeout: float, interval: float = 1.0) -> dict:
         time.sleep(interval)
 
 
-def session_kernel(sid: str):
-    """A new kernel in the running session `sid` (through the agent's API) and a ready
-    client of it; stop its channels when done."""
+def agent_kernel_client(conn: dict):
+    """A ready client of a kernel the agent forwards (its POST .../kernels answer), as the
+    provisioner connects one: IOPub through a bridge when the node keeps the output
+    (`iopub_kept`). stop_channels() also closes the bridge."""
+    import logging
+
     from jupyter_client import BlockingKernelClient
 
-    code, conn = agent_call("POST", f"/api/v1/sessions/{sid}/kernels", {})
-    assert code == 201, conn
+    from jupyterlab_remote_cluster.iopub_bridge import IopubBridge
+
+    info = dict(conn, ip="127.0.0.1", transport="tcp")
+    bridge = None
+    if conn.get("iopub_kept"):
+        bridge = IopubBridge(logging.getLogger("tests"))
+        bridge.start(conn["iopub_port"])
+        info["iopub_port"] = bridge.port
     kc = BlockingKernelClient()
-    kc.load_connection_info(conn)
+    kc.load_connection_info(info)
+    stop = kc.stop_channels
+
+    def stop_channels():
+        stop()
+        if bridge is not None:
+            bridge.close()
+
+    kc.stop_channels = stop_channels
     kc.start_channels()
     kc.wait_for_ready(timeout=60)
     return kc
+
+
+def session_kernel(sid: str):
+    """A new kernel in the running session `sid` (through the agent's API) and a ready
+    client of it; stop its channels when done."""
+    code, conn = agent_call("POST", f"/api/v1/sessions/{sid}/kernels", {})
+    assert code == 201, conn
+    return agent_kernel_client(conn)
 
 
 @contextmanager

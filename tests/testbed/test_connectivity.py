@@ -19,11 +19,10 @@ import time
 from pathlib import Path
 
 import pytest
-from jupyter_client import BlockingKernelClient
 
 from jupyterlab_remote_cluster.agent_process import get_agent
 
-from .conftest import TESTBED, agent_call, proxy_get, read_testbed_env, squeue
+from .conftest import TESTBED, agent_call, agent_kernel_client, proxy_get, read_testbed_env, squeue
 
 RES = {"walltime": "00:20:00", "cpus": 1, "memory": "500M"}
 
@@ -116,11 +115,8 @@ def start_kernel(sid):
 
 
 def execute(conn, code_text, timeout=60):
-    kc = BlockingKernelClient()
-    kc.load_connection_info(dict(conn, ip="127.0.0.1", transport="tcp"))
-    kc.start_channels()
+    kc = agent_kernel_client(conn)
     try:
-        kc.wait_for_ready(timeout=60)
         out = []
 
         def hook(msg):
@@ -177,7 +173,8 @@ def test_node_ssh_kernel_on_node3_private_sockets_dashboard_and_cleanup(agent_di
         assert re.fullmatch(r"/tmp/jrc-\w{8}", sock_dir), sock_dir
         assert on("node3", "stat", "-c", "%a %U", sock_dir).stdout.split() == ["700", "alice"]
         listing = on("node3", "ls", sock_dir).stdout.split()
-        assert "control.sock" in listing and len(kernel_sockets(listing)) == 5, listing
+        # the five channels and the IOPub keeper (jrc_iopub_keeper.py)
+        assert "control.sock" in listing and len(kernel_sockets(listing)) == 6, listing
         # the dashboard: a socket in there too, answering through the proxy
         dash = wait_dashboard(sid)
         code, body = proxy_get(dash["path"])
@@ -185,7 +182,7 @@ def test_node_ssh_kernel_on_node3_private_sockets_dashboard_and_cleanup(agent_di
         dash_sock = helper_state(sid)["httpSockets"][str(dash["port"])]
         assert os.path.dirname(dash_sock) == sock_dir
         # another user on the node cannot connect to any of them
-        for path in (control, os.path.join(sock_dir, kernel_sockets(listing)[0]), dash_sock):
+        for path in (control, *(os.path.join(sock_dir, k) for k in kernel_sockets(listing)), dash_sock):
             r = bob_connect("node3", path)
             assert r.returncode == 3 and "PermissionError" in r.stdout, (path, r.stdout, r.stderr)
         # ... while alice can (the same check would pass for anyone if the sockets were open)

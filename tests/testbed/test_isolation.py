@@ -27,10 +27,9 @@ import time
 from pathlib import Path
 
 import pytest
-from jupyter_client import BlockingKernelClient
 
 from .attacker import Probe, nothing_reached
-from .conftest import TESTBED, agent_call, wait_state
+from .conftest import TESTBED, agent_call, agent_kernel_client, wait_state
 
 PYTHON = "/opt/rc-testbed/python/bin/python"
 RES = {"walltime": "00:20:00", "cpus": 1, "memory": "600M"}
@@ -137,11 +136,7 @@ def start_kernel(sid):
 
 
 def client(conn):
-    kc = BlockingKernelClient()
-    kc.load_connection_info(dict(conn, ip="127.0.0.1", transport="tcp"))
-    kc.start_channels()
-    kc.wait_for_ready(timeout=60)
-    return kc
+    return agent_kernel_client(conn)
 
 
 def run(kc, code, timeout=90):

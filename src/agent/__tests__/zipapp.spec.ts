@@ -96,6 +96,11 @@ describe('helper zipapp', () => {
   it('the real helper speaks the protocol the agent was built for, and ships with its companions', async () => {
     const real = await readRemoteFiles(path.resolve(__dirname, '../../../jupyterlab_remote_cluster/remote/helper'));
     expect(real.protocol).toBe(HELPER_PROTOCOL);
-    expect(real.files.map(f => f.name)).toEqual(['helper.pyz', 'jrc_kernel.py', 'jrc_dask_private.py']);
+    expect(real.files.map(f => f.name)).toEqual([
+      'helper.pyz',
+      'jrc_kernel.py',
+      'jrc_iopub_keeper.py',
+      'jrc_dask_private.py'
+    ]);
   });
 });

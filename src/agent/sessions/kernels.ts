@@ -16,6 +16,8 @@ import type { IClusterLink } from '../cluster/link';
 import { helperError, type IKernelConnection, type ISessionRecord } from './records';
 
 const CHANNELS: readonly ChannelPort[] = ['shell_port', 'iopub_port', 'stdin_port', 'control_port', 'hb_port'];
+/** In a connection file: the socket number of the kernel's IOPub keeper (0 or absent: none). */
+const KEEPER_PORT = 'jrc_iopub_keeper_port';
 
 interface IKernelRecord {
   kernelId: string;
@@ -119,6 +121,7 @@ export class KernelTable {
         // The helper could not keep the key: hand out the new one (clients reload it).
         restarting.connection.key = file.key;
       }
+      restarting.connection.iopub_kept = file.iopub_kept === true;
       CHANNELS.forEach((ch, i) => restarting.forwards[i].retarget(opener(ch)));
       restarting.remotePid = info.pid;
       restarting.stopped = false;
@@ -297,6 +300,13 @@ export class KernelTable {
     if (typeof parsed.key !== 'string' || typeof parsed.signature_scheme !== 'string') {
       throw new Error(`${file} is not a kernel connection file`);
     }
+    const keeper = Number(parsed[KEEPER_PORT] ?? 0);
+    if (Number.isInteger(keeper) && keeper > 0) {
+      // IOPub is reached through its keeper on the node (jrc_iopub_keeper.py), which holds
+      // output while the link is down; the provisioner's bridge speaks its protocol.
+      parsed.iopub_port = keeper;
+      parsed.iopub_kept = true;
+    }
     return parsed as { key: string; signature_scheme: string } & Record<string, unknown>;
   }
 
@@ -334,7 +344,7 @@ export class KernelTable {
     s: ISessionRecord,
     kernelId: string,
     remotePid: number,
-    file: { key: string; signature_scheme: string },
+    file: { key: string; signature_scheme: string; iopub_kept?: unknown },
     channel: (ch: ChannelPort) => { open: () => Promise<Duplex>; localPort?: number }
   ): Promise<IKernelConnection> {
     const forwards: LocalForward[] = [];
@@ -344,7 +354,8 @@ export class KernelTable {
       ip: '127.0.0.1',
       transport: 'tcp',
       key: file.key,
-      signature_scheme: file.signature_scheme
+      signature_scheme: file.signature_scheme,
+      iopub_kept: file.iopub_kept === true
     };
     try {
       for (const ch of CHANNELS) {

@@ -78,6 +78,11 @@ export interface IKernelConnection {
   stdin_port: number;
   control_port: number;
   hb_port: number;
+  /**
+   * IOPub goes to the kernel's keeper on the node, not to its PUB socket: the client must
+   * speak the keeper's protocol (the provisioner's bridge, iopub_bridge.py).
+   */
+  iopub_kept: boolean;
 }
 
 export function now(): string {

@@ -13,6 +13,7 @@ from .common import KERNEL_LAUNCHER, ApiError, kill_group, log, open_log, stop_p
 
 KERNEL_START_TIMEOUT = 60.0
 KERNEL_KILL_GRACE = 5.0  # DELETE: SIGTERM, then SIGKILL after this
+KEEPER_PORT = "jrc_iopub_keeper_port"  # in the connection file: jrc_iopub_keeper.py's socket
 ACTIVITY_DIR = "activity"  # in the runtime dir: each kernel's busy/idle (jrc_kernel.py)
 KERNEL_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
@@ -57,7 +58,9 @@ class KernelsMixin:
             raise ApiError(400, "invalid-kernel-id", "kernelId must be 1-64 of [A-Za-z0-9_-]")
         python = self.config["python"]
         argv = body.get("argv")
-        if argv is None:
+        # ours (jrc_kernel.py) also records its IOPub keeper's socket (0: none)
+        ours = argv is None
+        if ours:
             # ipykernel, with its IOPub pipe on a Unix socket and no debugpy (jrc_kernel.py)
             argv = [python, KERNEL_LAUNCHER, "-f", "{connection_file}"]
         if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
@@ -148,12 +151,15 @@ class KernelsMixin:
         self.write_state()
         log("kernel %s started, pid %d" % (kid, proc.pid))
 
-        ports = self.wait_for_ports(kernel, info["key"])
+        ports, kept = self.wait_for_ports(kernel, info["key"], ours)
+        if kept:
+            # IOPub is reached through its keeper, which holds output while the link is down
+            ports["iopub_port"] = kept
         # ipykernel's ipc endpoints are "<ip>-<port>"
         socks = {n: "%s-%d" % (info["ip"], p) for n, p in ports.items()}
         with self.lock:
             kernel.sockets = dict(socks)
-        res = {"kernelId": kid, "pid": proc.pid, "transport": "ipc", "ports": ports}
+        res = {"kernelId": kid, "pid": proc.pid, "transport": "ipc", "ports": ports, "iopubKept": bool(kept)}
         if reverse:
             try:
                 for n, path in list(socks.items()):
@@ -168,15 +174,17 @@ class KernelsMixin:
         self.write_state()
         return res
 
-    def wait_for_ports(self, kernel, key):
+    def wait_for_ports(self, kernel, key, keeper):
+        """The kernel's channel ports from its connection file once it rewrote it, and with
+        `keeper` its IOPub keeper's (recorded right after; 0 when it could not start)."""
         deadline = time.monotonic() + KERNEL_START_TIMEOUT
         while True:
             try:
                 with open(kernel.connection_file, "rb") as f:
                     info = json.loads(f.read().decode("utf-8"))
                 ports = {n: int(info.get(n) or 0) for n in PORT_NAMES}
-                if all(ports.values()) and info.get("key") == key:
-                    return ports
+                if all(ports.values()) and info.get("key") == key and (not keeper or KEEPER_PORT in info):
+                    return ports, int(info.get(KEEPER_PORT) or 0)
             except (OSError, ValueError):
                 pass  # not rewritten yet, or caught mid-write
             if not kernel.alive():
