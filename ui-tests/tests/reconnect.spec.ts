@@ -1,7 +1,8 @@
 /**
  * The laptop's link to the bastion is cut under a running kernel: the sidebar says
  * "Reconnecting…" with the reason, then "Connected" once the link is back; the kernel
- * was never reported dead and keeps its variables. The profile's ssh_config notices a
+ * was never reported dead and keeps its variables, and a cell printing through the cut
+ * shows every line. The profile's ssh_config notices a
  * dead link in ~4-6 s (ServerAlive 2 s x 2, scripts/galata-server.sh).
  */
 import { execFileSync } from 'node:child_process';
@@ -9,6 +10,8 @@ import { execFileSync } from 'node:child_process';
 import { expect, test, type IJupyterLabPageFixture } from '@jupyterlab/galata';
 
 const LAPTOP_LINK = 'rctb-lap'; // the laptop end of the laptop<->bastion veth (testbed/testbed)
+const PRINTED_LINES = 40; // one every 0.5 s: 20 s, through the cut
+const PRINTING = `import time\nfor i in range(${PRINTED_LINES}):\n    print(i, flush=True)\n    time.sleep(0.5)`;
 
 function link(up: boolean): void {
   execFileSync('ip', ['link', 'set', LAPTOP_LINK, up ? 'up' : 'down']);
@@ -22,7 +25,9 @@ async function runCell(page: IJupyterLabPageFixture, index: number, source: stri
 
 test.use({ mockSettings: false, kernels: null, sessions: null });
 
-test('a cut link shows Reconnecting…, then Connected; the kernel keeps its state', async ({ page }) => {
+test('a cut link shows Reconnecting…, then Connected; the kernel keeps its state and every printed line', async ({
+  page
+}) => {
   test.setTimeout(5 * 60 * 1000);
   const created = await page.request.post('/remote-cluster/api/v1/sessions', { data: { profile: 'fast-keepalive' } });
   expect(created.status()).toBe(201);
@@ -40,6 +45,11 @@ test('a cut link shows Reconnecting…, then Connected; the kernel keeps its sta
     await expect(page.locator('#jp-main-statusbar')).toContainText(/job \d+ \| Idle/, { timeout: 120_000 });
     expect(await runCell(page, 0, 'x = 42; x')).toContain('42');
 
+    // A cell prints through the cut: every line reaches the notebook, in order, once
+    // (kept on the node while the link is down: jrc_iopub_keeper.py).
+    await page.notebook.addCell('code', PRINTING);
+    const printing = page.notebook.runCell(1, true);
+    await page.waitForTimeout(2_000);
     link(false);
     try {
       await expect(line).toContainText('Reconnecting…', { timeout: 30_000 });
@@ -50,6 +60,9 @@ test('a cut link shows Reconnecting…, then Connected; the kernel keeps its sta
       link(true);
     }
     await expect(line).toHaveText('Connected', { timeout: 60_000 });
+    await printing;
+    const printed = ((await page.notebook.getCellTextOutput(1)) ?? []).join('\n').split(/\s+/).filter(Boolean);
+    expect(printed).toEqual([...Array(PRINTED_LINES).keys()].map(String));
     // Never "dead", never restarted: the same kernel, with its variable.
     await expect(page.locator('#jp-main-statusbar')).toContainText(/job \d+ \| Idle/, { timeout: 60_000 });
     expect(await runCell(page, 0, 'x + 1')).toContain('43');
