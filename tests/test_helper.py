@@ -110,7 +110,7 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 class Session:
     """A helper process and its session directory."""
 
-    def __init__(self, tmp_path, **config):
+    def __init__(self, tmp_path, env=None, **config):
         self.dir = tmp_path / ("s-" + uuid.uuid4().hex[:6])
         self.dir.mkdir(mode=0o700)
         self.token = uuid.uuid4().hex + uuid.uuid4().hex
@@ -132,6 +132,7 @@ class Session:
         self.log = open(self.dir.parent / (self.dir.name + ".log"), "wb")
         self.proc = subprocess.Popen(
             [PY, str(HELPER), "serve", "--session-dir", str(self.dir)],
+            env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -2,6 +2,7 @@
 fake clock, then a real helper that ends an idle session by itself while a busy one runs
 on, with real ipykernel kernels reporting their activity (jrc_kernel.py)."""
 
+import os
 import sys
 import threading
 import time
@@ -11,6 +12,7 @@ import pytest
 from .test_helper import HELPER, Session, _tls, alive, execute, tls_pems, wait_for  # noqa: F401 (fixtures)
 
 sys.path.insert(0, str(HELPER))
+from jrc_helper import gpus  # noqa: E402
 from jrc_helper.idle import IdleWatch, check_idle_config, released_core_hours  # noqa: E402
 
 CFG = check_idle_config({"timeoutSeconds": 600, "warnSeconds": 120, "cpuCores": 0.25, "gpuPercent": 5})
@@ -75,18 +77,67 @@ def test_bad_idle_config_is_refused_by_name(raw, message):
         check_idle_config(raw)
 
 
+def test_the_job_s_gpus_from_nvidia_smi():
+    """Recorded output of the query gpus.QUERY makes; the job's GPUs by index or UUID
+    (CUDA_VISIBLE_DEVICES), and what nvidia-smi cannot read left out."""
+    out = (
+        "0, GPU-8e3f2a71-55c1-2b9e-a4f0-6f0d2e6b8a11, 97, 30264, 40960\n"
+        "1, GPU-1d2c3b4a-9e8f-7a6b-5c4d-3e2f1a0b9c8d, 0, 3, 40960\n"
+        "2, GPU-77aa55bb-0c1d-4e2f-8a9b-c0d1e2f3a4b5, [N/A], 12, 40960\n"
+    )
+    everyone = gpus.parse(out)
+    assert [g["index"] for g in everyone] == ["0", "1", "2"]
+    assert everyone[0] == {
+        "index": "0",
+        "uuid": "GPU-8e3f2a71-55c1-2b9e-a4f0-6f0d2e6b8a11",
+        "percent": 97.0,
+        "memUsedBytes": 30264 * 2**20,
+        "memTotalBytes": 40960 * 2**20,
+    }
+    assert "percent" not in everyone[2] and everyone[2]["memUsedBytes"] == 12 * 2**20
+    mine = gpus.parse(out, "1,GPU-77aa55bb-0c1d-4e2f-8a9b-c0d1e2f3a4b5")
+    assert [g["index"] for g in mine] == ["1", "2"] and gpus.busiest_percent(mine) == 0.0
+    assert gpus.parse(out, "") == [] and gpus.busiest_percent([]) is None
+    assert gpus.busiest_percent(everyone) == 97.0
+
+
 def test_released_core_hours():
     assert released_core_hours(16, 10000.0 + 3 * 3600, 10000.0) == 48.0
     assert released_core_hours(None, 20000.0, 10000.0) is None
     assert released_core_hours(4, None, 10000.0) is None
 
 
+# nvidia-smi --query-gpu=index,uuid,utilization.gpu,memory.used,memory.total
+#            --format=csv,noheader,nounits on a node with two A100s, both idle
+IDLE_GPUS = (
+    "0, GPU-8e3f2a71-55c1-2b9e-a4f0-6f0d2e6b8a11, 0, 1, 40960\n"
+    "1, GPU-1d2c3b4a-9e8f-7a6b-5c4d-3e2f1a0b9c8d, 2, 3, 40960\n"
+)
+
+
+def fake_nvidia_smi(tmp_path, output, visible):
+    """The helper's environment with an nvidia-smi stand-in first on PATH that prints
+    `output` for the query the helper makes (and fails for any other)."""
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir(exist_ok=True)
+    script = bin_dir / "nvidia-smi"
+    script.write_text(
+        "#!/bin/sh\n"
+        '[ "$*" = "%s" ] || { echo "unexpected query: $*" >&2; exit 6; }\n'
+        "cat <<'EOF'\n%sEOF\n" % (" ".join(gpus.QUERY[1:]), output)
+    )
+    script.chmod(0o755)
+    return dict(os.environ, PATH="%s:%s" % (bin_dir, os.environ["PATH"]), CUDA_VISIBLE_DEVICES=visible)
+
+
 def test_the_helper_ends_an_idle_session_itself_and_keeps_a_busy_one(tmp_path):
     """Two real sessions with a 20 s idle timeout: A's kernel does nothing, B's runs a
     35 s cell (asleep: no CPU, only the kernel's own busy report keeps it). A is warned
-    about, then ends by itself; B is running past the timeout."""
+    about, then ends by itself; B is running past the timeout. A's node has two idle GPUs
+    (a stand-in for nvidia-smi printing its recorded output), the job was given the second: it is sampled
+    for the efficiency card, and being idle it keeps nothing running."""
     idle = {"timeoutSeconds": 20, "warnSeconds": 10, "cpuCores": 0.5}
-    a = Session(tmp_path, idle=idle)
+    a = Session(tmp_path, env=fake_nvidia_smi(tmp_path, IDLE_GPUS, visible="1"), idle=idle)
     b = Session(tmp_path, idle=idle)
     clients = []
     try:
@@ -106,6 +157,9 @@ def test_the_helper_ends_an_idle_session_itself_and_keeps_a_busy_one(tmp_path):
         st = a.state()
         assert a.proc.returncode == 0 and st["status"] == "stopping" and st["reason"].startswith("idle for ")
         assert 20 <= st["idleEnded"]["idleSeconds"] <= 35, st["idleEnded"]
+        gpu = st["usage"]["gpu"]  # the job's GPU only (CUDA_VISIBLE_DEVICES=1)
+        assert gpu["count"] == 1 and gpu["memTotalBytes"] == 40960 * 2**20 and gpu["memPeakBytes"] == 3 * 2**20, gpu
+        assert gpu["peakPercent"] == 2.0 and gpu["meanPercent"] == 2.0, gpu
         assert ended - started >= 20
         # B: past its timeout, busy all along, never counted down
         assert b.proc.poll() is None and b.state()["status"] == "ready"

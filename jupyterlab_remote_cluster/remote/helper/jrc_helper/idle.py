@@ -13,9 +13,7 @@ which ends the job under every batch system.
 """
 
 import os
-import subprocess
 
-GPU_QUERY = ("nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits")
 NO_REPORT_GRACE = 60.0  # seconds a new kernel has to write its first activity
 
 
@@ -46,16 +44,6 @@ def kernel_activity(path):
         return status, os.stat(path).st_mtime
     except OSError:
         return None
-
-
-def gpu_percent():
-    """The busiest GPU's utilization (nvidia-smi), or None where there is none."""
-    try:
-        out = subprocess.run(GPU_QUERY, capture_output=True, timeout=10, check=True).stdout.decode()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    values = [float(v) for v in out.split() if v.replace(".", "", 1).isdigit()]
-    return max(values) if values else None
 
 
 class IdleWatch:

@@ -12,10 +12,11 @@ import sys
 import threading
 import time
 
+from . import gpus
 from .common import DASK_PRELOAD, log, stop_processes, write_private
 from .connectivity import ConnectivityMixin
 from .dask import DaskMixin
-from .idle import IdleWatch, check_idle_config, gpu_percent, kernel_activity, released_core_hours
+from .idle import IdleWatch, check_idle_config, kernel_activity, released_core_hours
 from .jobqueue import WORKER_JOBS_DIR, cancel_worker_jobs, check_jobqueue, jobqueue_env, worker_jobs
 from .kernels import ACTIVITY_DIR, KernelsMixin
 from .protocol import PROTOCOL_VERSION
@@ -251,7 +252,7 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
         self.write_state(idle=state)
         return {"idle": state}
 
-    def check_idle(self, cores):
+    def check_idle(self, cores, gpu):
         if self.idle is None or self.stop_event.is_set():
             return
         now = time.time()
@@ -259,7 +260,7 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
             kernels = [
                 (k.started_at, kernel_activity(self.activity_file(kid))) for kid, k in self.kernels.items() if k.alive()
             ]
-            verdict, state = self.idle.observe(now, kernels, cores, gpu_percent())
+            verdict, state = self.idle.observe(now, kernels, cores, gpu)
         if verdict == "reclaim":
             idle_s = int(now - state["lastUse"])
             released = released_core_hours(self.cpus, self.state.get("endsAt"), now)
@@ -346,8 +347,9 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
         while not self.stop_event.wait(0.5):
             if time.monotonic() >= next_beat:
                 self.check_dask()
-                self.write_state(usage=meter.sample())
-                self.check_idle(meter.cores_now)
+                job_gpus = gpus.sample()  # (once per heartbeat, for both)
+                self.write_state(usage=meter.sample(job_gpus))
+                self.check_idle(meter.cores_now, gpus.busiest_percent(job_gpus))
                 next_beat = time.monotonic() + HEARTBEAT_SECONDS
         # After the stop decision, further SIGTERMs must not interrupt the cleanup.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

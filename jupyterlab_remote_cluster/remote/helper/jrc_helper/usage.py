@@ -7,7 +7,8 @@ CPU time is counted once per process: a live one's own (utime + stime), and, onc
 reaped, in its parent's cutime + cstime; so the sum over the tree of both is the tree's
 CPU time so far, including processes that came and went between samples. A process that
 leaves the tree (daemonized, reparented to init) takes its time with it. Workers on other
-nodes (multi-node, worker jobs) are not counted here.
+nodes (multi-node, worker jobs) are not counted here. The job's GPUs, where nvidia-smi
+answers (gpus.py), add their peak and mean utilization and peak memory.
 """
 
 import os
@@ -65,8 +66,10 @@ class UsageMeter:
         self.peak_cores = 0.0
         self.peak_rss = 0
         self.cores_now = None  # CPUs busy over the last interval (idle reclaim)
+        self.gpu = None  # the job's GPUs over the samples (gpus.py): peaks and mean
 
-    def sample(self):
+    def sample(self, gpus=None):
+        """`gpus`: the job's GPUs now (gpus.sample()), None where nvidia-smi does not answer."""
         cpu, rss = tree_usage(self.root)
         now = time.monotonic()
         self.cpu = max(self.cpu, cpu)  # (never backwards: a process left the tree)
@@ -85,4 +88,23 @@ class UsageMeter:
         }
         if self.cpus:
             usage["cpus"] = self.cpus
+        if gpus:
+            self._gpu_sample(gpus)
+        if self.gpu is not None:
+            usage["gpu"] = dict(self.gpu, meanPercent=round(self.gpu["meanPercent"], 1))
         return usage
+
+    def _gpu_sample(self, gpus):
+        percent = [g["percent"] for g in gpus if "percent" in g]
+        used = sum(g.get("memUsedBytes", 0) for g in gpus)
+        g = self.gpu or {"count": 0, "samples": 0, "peakPercent": 0.0, "meanPercent": 0.0, "memPeakBytes": 0}
+        g["count"] = max(g["count"], len(gpus))
+        g["memTotalBytes"] = sum(x.get("memTotalBytes", 0) for x in gpus)
+        g["memPeakBytes"] = max(g["memPeakBytes"], int(used))
+        if percent:
+            busiest = max(percent)
+            g["peakPercent"] = max(g["peakPercent"], busiest)
+            # the mean, over samples, of the GPUs' mean utilization
+            g["meanPercent"] += (sum(percent) / len(percent) - g["meanPercent"]) / (g["samples"] + 1)
+            g["samples"] += 1
+        self.gpu = g
