@@ -213,6 +213,36 @@ export interface IUsage {
   peakRssBytes: number;
   /** The CPUs the batch system gave the job on the node, where it says. */
   cpus?: number;
+  /** The job's GPUs on the node (nvidia-smi; CUDA_VISIBLE_DEVICES), where there are any. */
+  gpu?: IGpuUsage;
+}
+
+/**
+ * A finished job as the batch system accounts it (`sacct`, `qstat -x -f`, `bjobs`), where
+ * the site keeps accounting; every figure is optional (what the batch system gave).
+ */
+export interface IJobAccounting {
+  /** The command the figures come from: `sacct`, `qstat`, `bjobs`. */
+  source: string;
+  /** Its final state and exit code, in its own words (`COMPLETED`, `0:0`; `F`, `0`). */
+  state?: string;
+  exitCode?: string;
+  elapsedSeconds?: number;
+  cpuSeconds?: number;
+  /** The peak resident memory of the job (its largest step's, with Slurm). */
+  maxRssBytes?: number;
+}
+
+/** GPU figures of the efficiency card, over the helper's samples (one per heartbeat). */
+export interface IGpuUsage {
+  count: number;
+  /** The busiest GPU's utilization at its busiest sample. */
+  peakPercent: number;
+  /** The mean over samples of the GPUs' mean utilization. */
+  meanPercent: number;
+  /** GPU memory in use, summed over the job's GPUs, at its peak. */
+  memPeakBytes: number;
+  memTotalBytes: number;
 }
 
 /**
@@ -279,6 +309,8 @@ export interface ISession {
   continuedBy?: string;
   /** What the session used on its node (the last sample for an ended session). */
   usage?: IUsage;
+  /** An ended session's job as the batch system accounted it, where the site keeps accounting. */
+  accounting?: IJobAccounting;
   /** When the batch system warned that the walltime ends soon (ms since the epoch; Slurm's --signal). */
   endWarnedAt?: number;
   /** Idle reclaim, when the session has an idle timeout (running sessions). */

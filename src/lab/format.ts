@@ -1,7 +1,7 @@
 /** Small formatting helpers shared by the sidebar and dialogs. */
 import type { TranslationBundle } from '@jupyterlab/translation';
 
-import type { ISession, IUsage } from '../common/api';
+import type { IJobAccounting, ISession, IUsage } from '../common/api';
 
 export function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
@@ -57,12 +57,17 @@ export function formatBytes(bytes: number): string {
 
 /** A session that has run this long with most of its CPUs idle gets a suggestion. */
 const SUGGEST_AFTER_S = 600;
+/** GPUs never busier than this (%) were not needed. */
+const GPU_UNUSED_PERCENT = 5;
 
 /**
  * The efficiency card's lines for a session's usage: what it used, and a suggestion when
  * it asked for far more CPUs than it ever used at once.
  */
-export function describeUsage(u: IUsage, trans: TranslationBundle): { used: string; suggestion?: string } {
+export function describeUsage(
+  u: IUsage,
+  trans: TranslationBundle
+): { used: string; gpu?: string; suggestion?: string } {
   const elapsed = Math.max(1, u.at - u.since);
   const parts = [
     trans.__('%1 of CPU time', formatDuration(u.cpuSeconds)),
@@ -75,9 +80,50 @@ export function describeUsage(u: IUsage, trans: TranslationBundle): { used: stri
     parts.push(trans.__('%1% of the CPU time asked for', Math.round((100 * u.cpuSeconds) / (u.cpus * elapsed))));
   }
   const usedAtMost = Math.max(1, Math.ceil(u.peakCores));
-  const suggestion =
-    u.cpus && u.cpus >= 2 && elapsed >= SUGGEST_AFTER_S && usedAtMost <= u.cpus / 2
-      ? trans.__('Asked for %1 CPUs, used at most %2: fewer would do next time.', u.cpus, usedAtMost)
-      : undefined;
-  return { used: trans.__('Used: %1', parts.join(' · ')), ...(suggestion && { suggestion }) };
+  const suggestions: string[] = [];
+  if (u.cpus && u.cpus >= 2 && elapsed >= SUGGEST_AFTER_S && usedAtMost <= u.cpus / 2) {
+    suggestions.push(trans.__('Asked for %1 CPUs, used at most %2: fewer would do next time.', u.cpus, usedAtMost));
+  }
+  const g = u.gpu;
+  let gpu: string | undefined;
+  if (g && g.count > 0) {
+    gpu = trans._n(
+      'GPU: %2',
+      '%1 GPUs: %2',
+      g.count,
+      [
+        trans.__('at most %1% busy (mean %2%)', Math.round(g.peakPercent), Math.round(g.meanPercent)),
+        trans.__('memory peak %1 of %2', formatBytes(g.memPeakBytes), formatBytes(g.memTotalBytes))
+      ].join(' · ')
+    );
+    if (elapsed >= SUGGEST_AFTER_S && g.peakPercent < GPU_UNUSED_PERCENT) {
+      suggestions.push(trans.__('The GPUs were never busy: a job without GPUs would do next time.'));
+    }
+  }
+  return {
+    used: trans.__('Used: %1', parts.join(' · ')),
+    ...(gpu && { gpu }),
+    ...(suggestions.length && { suggestion: suggestions.join(' ') })
+  };
+}
+
+/**
+ * The efficiency card's line for an ended job as its batch system accounted it
+ * (`sacct`, `qstat`, `bjobs`): only the figures it gave.
+ */
+export function describeAccounting(a: IJobAccounting, trans: TranslationBundle): string {
+  const parts: string[] = [];
+  if (a.cpuSeconds !== undefined) {
+    parts.push(trans.__('%1 of CPU time', formatDuration(Math.round(a.cpuSeconds))));
+  }
+  if (a.maxRssBytes !== undefined) {
+    parts.push(trans.__('peak memory %1', formatBytes(a.maxRssBytes)));
+  }
+  if (a.elapsedSeconds !== undefined) {
+    parts.push(trans.__('ran %1', formatDuration(Math.round(a.elapsedSeconds))));
+  }
+  if (a.state) {
+    parts.push(a.exitCode ? trans.__('%1 (exit %2)', a.state, a.exitCode) : a.state);
+  }
+  return trans.__("The batch system's accounting (%1): %2", a.source, parts.join(' · '));
 }

@@ -8,7 +8,7 @@ import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
 import type { ISession } from '../common/api';
-import { describeUsage, formatDuration, timeLeftNow } from './format';
+import { describeAccounting, describeUsage, formatDuration, timeLeftNow } from './format';
 import { CommandIDs } from './commands';
 import { remoteClusterIcon } from './icons';
 import { describeIdleEnd } from './idle';
@@ -268,11 +268,21 @@ export class SessionsPanel extends Widget {
         const row = li.appendChild(document.createElement('div'));
         row.className = 'jp-RemoteCluster-usage';
         row.textContent = card.used;
+        if (card.gpu) {
+          const gpuRow = li.appendChild(document.createElement('div'));
+          gpuRow.className = 'jp-RemoteCluster-usage jp-RemoteCluster-usageGpu';
+          gpuRow.textContent = card.gpu;
+        }
         if (card.suggestion) {
           const tip = li.appendChild(document.createElement('div'));
           tip.className = 'jp-RemoteCluster-usageSuggestion';
           tip.textContent = card.suggestion;
         }
+      }
+      if (s.accounting && s.state === 'ended') {
+        const row = li.appendChild(document.createElement('div'));
+        row.className = 'jp-RemoteCluster-usage jp-RemoteCluster-accounting';
+        row.textContent = describeAccounting(s.accounting, t);
       }
       const actions = li.appendChild(document.createElement('div'));
       actions.className = 'jp-RemoteCluster-actions';

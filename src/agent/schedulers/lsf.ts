@@ -7,7 +7,7 @@
  * documentation and in public repositories (src/agent/__tests__/fixtures/lsf/README.md).
  * See docs/schedulers/lsf.md.
  */
-import type { IResources } from '../../common/api';
+import type { IJobAccounting, IResources } from '../../common/api';
 import { cancelTolerating } from './cancel';
 import { checkedResources, queueAndAccount } from './unsupported';
 import { shQuote } from './shell';
@@ -32,6 +32,7 @@ import {
   parseWalltime,
   statusOf
 } from './validate';
+import { BJOBS_ACCOUNTING_FIELDS, parseBjobsAccounting } from './accounting';
 import { renderJobScript } from './job-script';
 
 /** bjobs fields, in order. The two free-text fields come last (text mode splits on `^`). */
@@ -495,5 +496,15 @@ export class LsfAdapter implements ISchedulerAdapter {
   extendCommand(jobId: string, r: IResources): string {
     this.cancelCommand(jobId);
     return `bmod -W ${formatRunLimit(walltimeMinutes(r.walltime))} ${jobId}`;
+  }
+
+  /** A finished job's figures, while LSF still lists it (CLEAN_PERIOD, an hour by default). */
+  accountingCommand(jobId: string): string {
+    this.cancelCommand(jobId); // (the same check of the id)
+    return `bjobs -o "${BJOBS_ACCOUNTING_FIELDS}" -json ${jobId}`;
+  }
+
+  parseAccounting(jobId: string, result: ICommandResult): IJobAccounting | undefined {
+    return parseBjobsAccounting(jobId, result);
   }
 }

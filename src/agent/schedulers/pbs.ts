@@ -8,7 +8,7 @@
  * public repositories and documentation (src/agent/__tests__/fixtures/pbs/README.md).
  * See docs/schedulers/pbs.md.
  */
-import type { IResources } from '../../common/api';
+import type { IJobAccounting, IResources } from '../../common/api';
 import { cancelTolerating } from './cancel';
 import { checkedResources, queueAndAccount } from './unsupported';
 import { shQuote } from './shell';
@@ -35,6 +35,7 @@ import {
   parseWalltime,
   statusOf
 } from './validate';
+import { pbsAccounting } from './accounting';
 import { renderJobScript } from './job-script';
 
 export type PbsFlavour = 'pbspro' | 'torque';
@@ -435,27 +436,10 @@ export class PbsAdapter implements ISchedulerAdapter {
     }
 
     let jobs: Map<string, Attrs>;
-    if (this.flavour === 'torque') {
-      jobs = parseQstatText(stdout);
-    } else {
-      jobs = new Map();
-      if (stdout.trim()) {
-        let doc: unknown;
-        try {
-          doc = JSON.parse(stdout);
-        } catch {
-          return unknown(`unexpected qstat output (not JSON): ${show(firstLines(stdout, 1))}`);
-        }
-        const list = (doc as { Jobs?: unknown } | null)?.Jobs;
-        if (list !== undefined && (typeof list !== 'object' || list === null)) {
-          return unknown('unexpected qstat output: "Jobs" is not an object');
-        }
-        for (const [id, attrs] of Object.entries((list ?? {}) as Record<string, unknown>)) {
-          if (attrs && typeof attrs === 'object') {
-            jobs.set(id, flatten(attrs as Record<string, unknown>));
-          }
-        }
-      }
+    try {
+      jobs = this.qstatJobs(stdout);
+    } catch (err) {
+      return unknown((err as Error).message);
     }
     if (result.code !== 0 && !jobs.size && otherErrors.length) {
       return unknown(`qstat failed (exit code ${result.code}): ${firstLines(otherErrors.join('\n'))}`);
@@ -530,5 +514,48 @@ export class PbsAdapter implements ISchedulerAdapter {
   extendCommand(jobId: string, r: IResources): string {
     this.cancelCommand(jobId);
     return `qalter -l walltime=${formatHms(parseWalltime(r.walltime))} ${shQuote(jobId)}`;
+  }
+
+  /** The status command's job history (PBS Pro `-x`; Torque keeps completed jobs a while). */
+  accountingCommand(jobId: string): string {
+    return this.statusCommand([jobId]);
+  }
+
+  parseAccounting(jobId: string, result: ICommandResult): IJobAccounting | undefined {
+    let jobs: Map<string, Attrs>;
+    try {
+      jobs = this.qstatJobs(result.stdout ?? '');
+    } catch {
+      return undefined;
+    }
+    const attrs = jobs.get(jobId) ?? [...jobs].find(([id]) => idKey(id) === idKey(jobId))?.[1];
+    return attrs ? pbsAccounting(attrs, 'qstat') : undefined;
+  }
+
+  /** Each job's attributes (flattened: `resources_used.mem`) in qstat -f's output; throws when unreadable. */
+  private qstatJobs(stdout: string): Map<string, Attrs> {
+    if (this.flavour === 'torque') {
+      return parseQstatText(stdout);
+    }
+    const jobs = new Map<string, Attrs>();
+    if (!stdout.trim()) {
+      return jobs;
+    }
+    let doc: unknown;
+    try {
+      doc = JSON.parse(stdout);
+    } catch {
+      throw new Error(`unexpected qstat output (not JSON): ${show(firstLines(stdout, 1))}`);
+    }
+    const list = (doc as { Jobs?: unknown } | null)?.Jobs;
+    if (list !== undefined && (typeof list !== 'object' || list === null)) {
+      throw new Error('unexpected qstat output: "Jobs" is not an object');
+    }
+    for (const [id, attrs] of Object.entries((list ?? {}) as Record<string, unknown>)) {
+      if (attrs && typeof attrs === 'object') {
+        jobs.set(id, flatten(attrs as Record<string, unknown>));
+      }
+    }
+    return jobs;
   }
 }

@@ -6,7 +6,7 @@
  * quoted where a shell reads it. Parsing is tested against outputs recorded on a real
  * Slurm 22.05 (src/agent/__tests__/fixtures/slurm/). See docs/schedulers/slurm.md.
  */
-import type { IResources } from '../../common/api';
+import type { IJobAccounting, IResources } from '../../common/api';
 import { shQuote } from './shell';
 import {
   InvalidRequestError,
@@ -31,6 +31,7 @@ import {
   show,
   statusOf
 } from './validate';
+import { parseSacct, SACCT_FIELDS } from './accounting';
 import { renderJobScript } from './job-script';
 import { CONTROLLER_TROUBLE, firstNode, isInfinite, num, parseDuration, pendingReason, STATES } from './slurm-status';
 
@@ -552,5 +553,15 @@ export class SlurmAdapter implements ISchedulerAdapter {
   extendCommand(jobId: string, _r: IResources, addSeconds: number): string {
     this.cancelCommand(jobId); // (the same check of the id)
     return `scontrol update JobId=${jobId} TimeLimit=+${Math.ceil(addSeconds / 60)}`;
+  }
+
+  /** Slurm's accounting database (slurmdbd); a site without one answers an error. */
+  accountingCommand(jobId: string): string {
+    this.cancelCommand(jobId); // (the same check of the id)
+    return `sacct -n -P -j ${jobId} --format=${SACCT_FIELDS.join(',')}`;
+  }
+
+  parseAccounting(jobId: string, result: ICommandResult): IJobAccounting | undefined {
+    return parseSacct(jobId, result);
   }
 }

@@ -4,7 +4,7 @@
  * the commands over the cluster's SSH connection, so adapters are tested against real
  * command outputs (fixtures) and, for Slurm, against the testbed.
  */
-import type { IResources } from '../../common/api';
+import type { IJobAccounting, IResources } from '../../common/api';
 
 /** A problem with user input: the message is shown as is, nothing is submitted. */
 export class InvalidRequestError extends Error {
@@ -142,4 +142,10 @@ export interface ISchedulerAdapter {
   startEstimateCommand?(resources: IResources): string;
   /** The expected start in the cluster's local time (`YYYY-MM-DDTHH:MM:SS`), or why there is none. */
   parseStartEstimate?(output: string): { start?: string; error?: string };
+  /**
+   * A command that reports a finished job's accounting (accounting.ts); parseAccounting
+   * reads its result, undefined where the site keeps none. Absent: no accounting.
+   */
+  accountingCommand?(jobId: string): string;
+  parseAccounting?(jobId: string, result: ICommandResult): IJobAccounting | undefined;
 }

@@ -3,7 +3,7 @@
  * worker jobs, removing what a killed helper left on the login node, and finding out from
  * the job's stderr why a session ended before it was usable.
  */
-import type { IClusterProfile } from '../../common/api';
+import type { IClusterProfile, IJobAccounting } from '../../common/api';
 import type { IClusterLink } from '../cluster/link';
 import { shQuote } from '../schedulers/shell';
 import type { ISchedulerAdapter } from '../schedulers/types';
@@ -68,4 +68,37 @@ export async function withJobStderr(s: ISessionRecord, reason: string, link: ICl
   const err = await link.exec(`tail -n 5 ${shQuote(s.remoteDir + '/job.err')} 2>/dev/null`).catch(() => undefined);
   const tail = err?.stdout.trim();
   return tail ? `${reason}; job stderr: ${tail.split('\n').slice(-3).join(' | ')}` : reason;
+}
+
+/** Seconds between the two asks for a job's accounting: a database may record the end late. */
+const ACCOUNTING_RETRY_MS = 15_000;
+
+/**
+ * The batch system's accounting of an ended job, where the site keeps it: asked right
+ * away and, when it has no final figures yet (slurmdbd records the end a little later),
+ * once more; undefined when there are none. Never throws.
+ */
+export async function jobAccounting(
+  s: ISessionRecord,
+  profile: IClusterProfile,
+  adapter: ISchedulerAdapter,
+  link: IClusterLink,
+  retryMs = ACCOUNTING_RETRY_MS
+): Promise<IJobAccounting | undefined> {
+  if (!s.jobId || !adapter.accountingCommand || !adapter.parseAccounting) {
+    return undefined;
+  }
+  for (let attempt = 0; attempt < 2; attempt++) {
+    if (attempt) {
+      await new Promise(resolve => setTimeout(resolve, retryMs).unref()); // (never keeps the agent alive)
+    }
+    const r = await link
+      .exec(onLogin(profile, adapter.accountingCommand(s.jobId)), { timeoutMs: 30_000 })
+      .catch(() => undefined);
+    const found = r && adapter.parseAccounting(s.jobId, r);
+    if (found) {
+      return found;
+    }
+  }
+  return undefined;
 }

@@ -33,7 +33,7 @@ import { KernelTable } from './kernels';
 import type { IClusterLink, LinkFactory } from '../cluster/link';
 import { StatusPoller } from './poller';
 import { publicView } from './view';
-import { cancelJob, cancelWorkerJobs, removeReverseDir, withJobStderr } from './ending';
+import { cancelJob, cancelWorkerJobs, jobAccounting, removeReverseDir, withJobStderr } from './ending';
 import { submitWorkerJobs } from './scale-out';
 import { submitSessionJob } from './submit-job';
 import { endedIdle, idleReason, requestExtension } from './allocation';
@@ -407,6 +407,12 @@ export class SessionManager {
       const profile = await this.sessionProfile(s).catch(() => undefined);
       if (profile && s.state === 'running') {
         await cancelWorkerJobs(s, profile, this.adapter(profile), link);
+        // the card's scheduler figures, when they come (not waited for)
+        void jobAccounting(s, profile, this.adapter(profile), link).then(accounting => {
+          if (accounting && this.sessions.get(s.id) === s) {
+            this.update(s, { accounting });
+          }
+        });
       }
       await removeReverseDir(s, this.helper.state(s.id)?.reverse?.dir, link, this.opts.log);
     }

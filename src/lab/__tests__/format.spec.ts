@@ -2,7 +2,7 @@
 import { nullTranslator } from '@jupyterlab/translation';
 
 import type { ISession, IUsage } from '../../common/api';
-import { describeUsage, formatBytes, timeLeftNow } from '../format';
+import { describeAccounting, describeUsage, formatBytes, timeLeftNow } from '../format';
 
 const base: ISession = {
   id: 'abc123',
@@ -49,6 +49,25 @@ describe('the efficiency card', () => {
     });
   });
 
+  it("shows the job's GPUs, and says when they were never busy", () => {
+    const gpu = {
+      count: 2,
+      peakPercent: 97.4,
+      meanPercent: 41.2,
+      memPeakBytes: 30 * 1024 ** 3,
+      memTotalBytes: 80 * 1024 ** 3
+    };
+    const busy = describeUsage({ ...hour, peakCores: 12, gpu }, trans);
+    expect(busy.gpu).toBe('2 GPUs: at most 97% busy (mean 41%) · memory peak 30 GB of 80 GB');
+    expect(busy.suggestion).toBeUndefined();
+    const one = describeUsage({ ...hour, gpu: { ...gpu, count: 1, peakPercent: 2, meanPercent: 0.4 } }, trans);
+    expect(one.gpu).toBe('GPU: at most 2% busy (mean 0%) · memory peak 30 GB of 80 GB');
+    expect(one.suggestion).toBe(
+      'Asked for 16 CPUs, used at most 3: fewer would do next time. The GPUs were never busy: a job without GPUs would do next time.'
+    );
+    expect(describeUsage(hour, trans).gpu).toBeUndefined();
+  });
+
   it('no suggestion for a young session, one that used its CPUs, or where the CPUs are unknown', () => {
     expect(describeUsage({ ...hour, at: hour.since + 300 }, trans).suggestion).toBeUndefined();
     expect(describeUsage({ ...hour, peakCores: 12 }, trans).suggestion).toBeUndefined();
@@ -65,5 +84,30 @@ describe('the efficiency card', () => {
       '20 MB',
       '0 B'
     ]);
+  });
+});
+
+describe("the batch system's accounting line", () => {
+  const trans = nullTranslator.load('jupyterlab');
+
+  it('says the figures the batch system gave, and only those', () => {
+    expect(
+      describeAccounting(
+        {
+          source: 'sacct',
+          state: 'COMPLETED',
+          exitCode: '0:0',
+          elapsedSeconds: 185,
+          cpuSeconds: 62.5,
+          maxRssBytes: 1.2 * 1024 ** 3
+        },
+        trans
+      )
+    ).toBe(
+      "The batch system's accounting (sacct): 1m 03s of CPU time · peak memory 1.2 GB · ran 3m 05s · COMPLETED (exit 0:0)"
+    );
+    expect(describeAccounting({ source: 'bjobs', state: 'DONE' }, trans)).toBe(
+      "The batch system's accounting (bjobs): DONE"
+    );
   });
 });
