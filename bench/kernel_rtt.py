@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import pwd
 import secrets
@@ -171,6 +172,13 @@ async def main() -> None:
             "hb_port",
         ]
         ours_info = {k: conn[k] for k in keys}
+        if conn.get("iopub_kept"):
+            # as the provisioner does: IOPub through the bridge to the node's keeper
+            from jupyterlab_remote_cluster.iopub_bridge import IopubBridge
+
+            bridge = IopubBridge(logging.getLogger("bench"))
+            bridge.start(conn["iopub_port"])
+            ours_info["iopub_port"] = bridge.port
         node = session["node"]
 
         # The anchor: a kernel with TCP ports on the same node (as alice, outside the job),

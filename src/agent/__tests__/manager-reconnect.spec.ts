@@ -140,14 +140,20 @@ describe('SessionManager after a dropped link', () => {
     expect(manager.connectionEvents()).toEqual([expect.objectContaining({ cluster: 'hpc', state: 'connected' })]);
   });
 
-  it('backs off between failed attempts (1 s, then 2 s) and reports each failure', async () => {
+  /**
+   * A running session whose link drops once; reconnect attempt n (counting the first
+   * connect as 1) fails with `failure(n)` until that is undefined. Resolves once attempt
+   * `succeedsAt` connected, with the time of each attempt.
+   */
+  async function dropAndReconnect(failure: (call: number) => Error | undefined, succeedsAt: number) {
     let calls = 0;
     const times: number[] = [];
     const { manager, events, dir } = await managerWithRunningSession(async () => {
       calls++;
       times.push(Date.now());
-      if (calls === 2 || calls === 3) {
-        throw Object.assign(new Error('connect ETIMEDOUT 198.18.0.2:22.'), { code: 'error' });
+      const err = failure(calls);
+      if (err) {
+        throw err;
       }
       return new ScriptedLink();
     });
@@ -159,14 +165,22 @@ describe('SessionManager after a dropped link', () => {
     const first = (await (manager as any).clusters.links.get('|login|||')) as ScriptedLink;
     first.drop('Connection to bastion was lost.');
     await until(
-      'the fourth attempt succeeding',
-      () => calls === 4 && connectionStates(events).at(-1) === 'connected',
+      `attempt ${succeedsAt} succeeding`,
+      () => calls === succeedsAt && connectionStates(events).at(-1) === 'connected',
       15_000
     );
+    const failures = events
+      .filter(e => e.type === 'connection' && /attempt \d failed/.test(e.message ?? ''))
+      .map(e => (e as { message: string }).message);
+    return { manager, times, failures };
+  }
+
+  it('backs off between failed attempts (1 s, then 2 s) and reports each failure', async () => {
+    const timedOut = () => Object.assign(new Error('connect ETIMEDOUT 198.18.0.2:22.'), { code: 'error' });
+    const { manager, times, failures } = await dropAndReconnect(n => (n === 2 || n === 3 ? timedOut() : undefined), 4);
     expect(times[2] - times[1]).toBeGreaterThanOrEqual(950);
     expect(times[3] - times[2]).toBeGreaterThanOrEqual(1950);
-    const failures = events.filter(e => e.type === 'connection' && /attempt \d failed/.test(e.message ?? ''));
-    expect(failures.map(e => (e as { message: string }).message)).toEqual([
+    expect(failures).toEqual([
       expect.stringMatching(/^Reconnect attempt 1 failed: connect ETIMEDOUT .* Next attempt in 1 s\.$/),
       expect.stringMatching(/^Reconnect attempt 2 failed: .* Next attempt in 2 s\.$/)
     ]);
@@ -174,37 +188,16 @@ describe('SessionManager after a dropped link', () => {
   });
 
   it('retries every second, without backing off, while the host cannot even be reached', async () => {
-    let calls = 0;
-    const times: number[] = [];
-    const { manager, events, dir } = await managerWithRunningSession(async () => {
-      calls++;
-      times.push(Date.now());
-      if (calls >= 2 && calls <= 5) {
-        throw Object.assign(new Error('Could not connect to bastion: 198.18.0.2:22 is unreachable from here.'), {
-          code: 'unreachable'
-        });
-      }
-      return new ScriptedLink();
-    });
-    cleanup.push(
-      () => manager.shutdown(),
-      () => fs.rm(dir, { recursive: true, force: true })
-    );
-    await until('the first link', () => calls === 1 && connectionStates(events).includes('connected'));
-    const first = (await (manager as any).clusters.links.get('|login|||')) as ScriptedLink;
-    first.drop('Connection to bastion was lost.');
-    await until(
-      'the sixth attempt succeeding',
-      () => calls === 6 && connectionStates(events).at(-1) === 'connected',
-      15_000
-    );
+    const unreachable = () =>
+      Object.assign(new Error('Could not connect to bastion: 198.18.0.2:22 is unreachable from here.'), {
+        code: 'unreachable'
+      });
+    const { times, failures } = await dropAndReconnect(n => (n >= 2 && n <= 5 ? unreachable() : undefined), 6);
     // 1 s apart each time (backing off would have waited 1, 2, 4 and 8 s: 15 s in all)
     const gaps = times.slice(2).map((t, i) => t - times[i + 1]);
     expect(gaps.every(g => g >= 950 && g < 1900)).toBe(true);
-    const failures = events.filter(e => e.type === 'connection' && /attempt \d failed/.test(e.message ?? ''));
-    expect(failures.map(e => (e as { message: string }).message).every(m => m.endsWith('Next attempt in 1 s.'))).toBe(
-      true
-    );
+    expect(failures).toHaveLength(4);
+    expect(failures.every(m => m.endsWith('Next attempt in 1 s.'))).toBe(true);
   });
 
   it('stops at a failure only the user can fix (changed host key) and says why', async () => {
