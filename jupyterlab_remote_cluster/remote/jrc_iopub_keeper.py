@@ -1,9 +1,9 @@
 """Keeps a kernel's IOPub output on the node while the laptop's link is down (issue 12).
 
 ZMQ's PUB socket drops every message published while no subscriber is connected, so a
-cell that prints through a link cut loses those lines for good. The keeper, a thread of
-the kernel's own process (jrc_kernel.py; it needs pyzmq, which the helper does not have),
-subscribes to the kernel's IOPub socket, numbers every message and keeps it until the
+cell that prints through a link cut loses those lines for good. The keeper, a process
+next to each kernel started by jrc_kernel.py (in the kernel's Python: it needs pyzmq,
+which the helper does not have), subscribes to the kernel's IOPub socket, numbers every message and keeps it until the
 client acknowledges it. The client, the bridge of the Jupyter server's provisioner
 (jupyterlab_remote_cluster/iopub_bridge.py), reaches the keeper instead of the PUB socket
 through the same tunnels, and asks again from its last number after every reconnect:
@@ -29,7 +29,9 @@ only as such a line, never held whole.
 import collections
 import json
 import os
-import threading
+import signal
+import subprocess
+import sys
 import time
 
 MAX_MESSAGES = 20000
@@ -143,15 +145,18 @@ class Keeper:
         msg = self.session.msg("stream", {"name": "stderr", "text": text}, parent=parent)
         return self.session.serialize(msg, ident=[b"stream.stderr"])
 
-    def start(self):
-        threading.Thread(target=self._run, name="jrc-iopub-keeper", daemon=True).start()
-
-    def _run(self):
+    def run(self, alive):
+        """Serve until `alive()` says the kernel is gone (asked once a second at most)."""
         zmq = self.zmq
         poller = zmq.Poller()
         poller.register(self.sub, zmq.POLLIN)
         poller.register(self.router, zmq.POLLIN)
+        checked = time.monotonic()
         while True:
+            if time.monotonic() - checked >= 1.0:
+                if not alive():
+                    return
+                checked = time.monotonic()
             ready = dict(poller.poll(1000))
             if self.sub in ready:
                 for _ in range(1000):  # then look at the clients too
@@ -225,18 +230,37 @@ def free_ipc_path(prefix):
     return n, "%s-%d" % (prefix, n)
 
 
-def keep_iopub(app):
-    """Start a keeper for an initialized IPKernelApp on ipc transport; record its socket's
-    number in the connection file (PORT_KEY; 0 when it cannot run). The helper reads it."""
-    from jupyter_client.session import Session
+READY_TIMEOUT = 15.0  # seconds for the keeper process to bind and subscribe
 
+
+def keep_iopub(app):
+    """Start a keeper process for an initialized IPKernelApp on ipc transport; record its
+    socket's number in the connection file (PORT_KEY; 0 when it cannot run), which the
+    helper reads. A process, not a thread: the kernel's own code (a pure-Python loop holds
+    the GIL) never delays the output on its way out, and the keeper never slows the kernel."""
     port = 0
     try:
         if app.transport != "ipc":
             raise RuntimeError("the kernel is not on Unix sockets")
         port, path = free_ipc_path(app.ip)
-        session = Session(key=app.session.key, signature_scheme=app.session.signature_scheme, username="kernel")
-        Keeper("ipc://%s-%d" % (app.ip, app.iopub_port), path, session).start()
+        spec = {
+            "iopub": "ipc://%s-%d" % (app.ip, app.iopub_port),
+            "bind": path,
+            # the key goes through a pipe, never argv (which every user of the node can read)
+            "key": app.session.key.decode("latin-1"),
+            "scheme": app.session.signature_scheme,
+            "parent": os.getpid(),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        proc.stdin.write(json.dumps(spec).encode())
+        proc.stdin.close()
+        ready = _read_line(proc.stdout, READY_TIMEOUT)
+        proc.stdout.close()
+        if ready != b"ready":
+            proc.kill()
+            raise RuntimeError("the keeper did not start (%r)" % ready)
     except Exception as e:  # an old pyzmq/libzmq: run on, the output is just not kept
         port = 0
         print("jrc_iopub_keeper: not keeping IOPub output: %s" % e, flush=True)
@@ -249,3 +273,30 @@ def keep_iopub(app):
         json.dump(info, f, indent=1)
     os.replace(tmp, app.abs_connection_file)
     return port
+
+
+def _read_line(pipe, timeout):
+    import select
+
+    if not select.select([pipe], [], [], timeout)[0]:
+        return None
+    return pipe.readline().strip()
+
+
+def main():
+    """The keeper process: its spec on stdin; "ready" on stdout once it keeps; exits with
+    the kernel (whose process group it shares: an interrupt's SIGINT is not for it)."""
+    from jupyter_client.session import Session
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    spec = json.loads(sys.stdin.read())
+    session = Session(key=spec["key"].encode("latin-1"), signature_scheme=spec["scheme"], username="kernel")
+    keeper = Keeper(spec["iopub"], spec["bind"], session)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    os.dup2(2, 1)  # nobody reads the pipe any more: anything later goes to the kernel's log
+    keeper.run(lambda: os.getppid() == spec["parent"])
+
+
+if __name__ == "__main__":
+    main()
