@@ -109,7 +109,7 @@ describe('PBS: job history', () => {
 describe('LSF: bjobs', () => {
   it('a DONE job with its usage; a running one gives none', () => {
     const lsf = new LsfAdapter();
-    const f = readFixture<IFixture>('lsf', 'bjobs-json-done-usage');
+    const f = readFixture<IFixture>('lsf', 'accounting-bjobs-json-done');
     expect(lsf.accountingCommand('22005')).toBe(f.command);
     expect(lsf.parseAccounting('22005', f)).toEqual({
       source: 'bjobs',
