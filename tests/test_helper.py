@@ -269,6 +269,30 @@ def test_usage_counts_the_cpu_time_of_what_the_helper_started(tmp_path):
     assert after["since"] <= before["at"] < after["at"]
 
 
+def test_under_an_address_space_limit_processes_get_fewer_malloc_arenas():
+    """Grid Engine's h_vmem is a limit on address space: the session's processes get
+    MALLOC_ARENA_MAX=2 under one (a user's own value wins), and nothing without one."""
+    import resource
+    import subprocess
+
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); from jrc_helper.common import fewer_malloc_arenas as f;"
+        "print(json.dumps([f({}), f({'MALLOC_ARENA_MAX': '8'})]))"
+    )
+
+    def run(limit):
+        def preexec():
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(HELPER)], capture_output=True, text=True, preexec_fn=preexec
+        )
+        return json.loads(out.stdout)
+
+    assert run(2**33) == [{"MALLOC_ARENA_MAX": "2"}, {"MALLOC_ARENA_MAX": "8"}]
+    assert run(resource.RLIM_INFINITY) == [{}, {"MALLOC_ARENA_MAX": "8"}]
+
+
 def test_the_end_of_walltime_warning_is_reported_not_fatal(session):
     """Slurm's --signal=B:USR1@<s> reaches the helper (it replaced the batch shell):
     SIGUSR1's default action would end the session at once."""

@@ -77,13 +77,15 @@ CASES = {
 SHORT_WALLTIME = {"ssh": "0:15", "sge": "0:20"}
 
 CODE = r"""
-import json, os, socket
+import json, os, resource, socket
 env = {k: v for k, v in os.environ.items() if k.startswith(("PBS_", "LSB_", "_CONDOR_", "JRC_SSH_", "SLURM_", "JOB_ID"))}
 ad = open(env["_CONDOR_JOB_AD"]).read() if "_CONDOR_JOB_AD" in env else ""
 from distributed import Client
 with Client(os.environ["DASK_SCHEDULER_ADDRESS"], timeout=30) as c:
     worker_host = c.submit(socket.gethostname, pure=False).result(timeout=30)
-print(json.dumps({"host": socket.gethostname(), "env": env, "ad": ad, "worker": worker_host}))
+peak = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmPeak:"))
+limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+print(json.dumps({"host": socket.gethostname(), "env": env, "ad": ad, "worker": worker_host, "vm": [peak, limit]}))
 """
 
 # The connection files of the session's kernels (ip = where their ZMQ sockets listen).
@@ -295,6 +297,13 @@ def test_whole_flow(sched, sessions):
         assert info["host"] == node
         assert info["worker"] == node  # the Dask worker runs in the job too
         job_env_matches(sched, job_id, info)
+        # Grid Engine's h_vmem=500M limits address space, reservations included: the kernel
+        # (with a Dask client) must keep room below it (it reached 98% and died 1 run in ~3).
+        peak, limit = info["vm"]
+        if sched == "sge":
+            assert limit == 500 * 2**20, info["vm"]
+        if limit != -1:
+            assert peak < 0.75 * limit, f"the kernel reserved {peak >> 20} MiB of its {limit >> 20} MiB address space"
         # the job sees its own scheduler, not the Slurm underneath the stand-ins
         slurm_vars = [k for k in info["env"] if k.startswith("SLURM_")]
         assert slurm_vars == [], slurm_vars

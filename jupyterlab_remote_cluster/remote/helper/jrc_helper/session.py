@@ -13,7 +13,7 @@ import threading
 import time
 
 from . import gpus
-from .common import DASK_PRELOAD, log, stop_processes, write_private
+from .common import DASK_PRELOAD, fewer_malloc_arenas, log, stop_processes, write_private
 from .connectivity import ConnectivityMixin
 from .dask import DaskMixin
 from .idle import IdleWatch, check_idle_config, kernel_activity, released_core_hours
@@ -208,7 +208,7 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
         # every user of the node, and another one can take it first.
         env["DASK_TEMPORARY_DIRECTORY"] = os.path.join(self.runtime, "dask")
         env.update(self.dask_env)
-        return env
+        return fewer_malloc_arenas(env)
 
     def setup_worker_jobs(self):
         """The directory where the kernels' dask-jobqueue clusters record their jobs (in the
