@@ -200,6 +200,22 @@ describe('polling etiquette (counted with fake timers)', () => {
     expect(manager.list()[0]).toMatchObject({ state: 'ended', reason: expect.stringContaining('cancelled') });
   });
 
+  it("a kernel connecting brings the next cycle to the kernels' pace: a job cancelled from outside ends in seconds", async () => {
+    const [id] = await submit(1);
+    run([id]);
+    await jest.advanceTimersByTimeAsync(3 * MIN + 10_000); // steady: the next cycle is ~20 s away
+    const internals = manager as unknown as {
+      sessions: Map<string, unknown>;
+      kernels: { ofSession: () => string[]; opts: { changed: (s: unknown) => void } };
+    };
+    jest.spyOn(internals.kernels, 'ofSession').mockReturnValue(['k1']);
+    internals.kernels.opts.changed([...internals.sessions.values()][0]); // what registering a kernel does
+    link.helpers.set(id, { status: 'stopping', heartbeatAge: 0 });
+    link.jobs.set(id, { state: 'CANCELLED', reason: 'None' });
+    await jest.advanceTimersByTimeAsync(6_000);
+    expect(manager.list()[0]).toMatchObject({ state: 'ended' });
+  });
+
   it('controller down: sessions stay as they were (never ended), and queries back off', async () => {
     const [a, b] = await submit(2);
     run([a]);

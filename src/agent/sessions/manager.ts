@@ -123,7 +123,12 @@ export class SessionManager {
       session: id => this.sessions.get(id),
       sessionProfile,
       linkNow: (p, waitMs) => this.clusters.linkNow(p, waitMs),
-      changed: s => this.update(s, {})
+      changed: s => {
+        this.update(s, {});
+        if (this.kernels.ofSession(s.id).length > 0) {
+          this.poller.hurry(s.clusterKey);
+        }
+      }
     });
   }
 

@@ -46,7 +46,7 @@ export interface IStatusPollerOptions {
 }
 
 export class StatusPoller {
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly timers = new Map<string, { timer: NodeJS.Timeout; due: number }>();
   /** Consecutive failed status cycles per cluster: back off, never hammer. */
   private readonly failures = new Map<string, number>();
   /** Per cluster and kind of query: when the scheduler was last asked, through which link. */
@@ -61,15 +61,25 @@ export class StatusPoller {
     }
     const old = this.timers.get(key);
     if (old) {
-      clearTimeout(old);
+      clearTimeout(old.timer);
     }
-    this.timers.set(
-      key,
-      setTimeout(() => {
-        this.timers.delete(key);
-        void this.poll(key);
-      }, delayMs)
-    );
+    const timer = setTimeout(() => {
+      this.timers.delete(key);
+      void this.poll(key);
+    }, delayMs);
+    this.timers.set(key, { timer, due: Date.now() + delayMs });
+  }
+
+  /**
+   * A session of the cluster got a kernel: the next cycle comes at the kernels' pace,
+   * not the steady one planned before (a job cancelled from outside ends its kernels
+   * within seconds, not at the next steady cycle). A sooner cycle stays.
+   */
+  hurry(key: string): void {
+    const planned = this.timers.get(key);
+    if (planned && planned.due > Date.now() + POLL_KERNELS_MS) {
+      this.schedule(key, POLL_KERNELS_MS);
+    }
   }
 
   /** Ask the scheduler in the next cycle, now (the job changed: more walltime). */
@@ -85,7 +95,7 @@ export class StatusPoller {
   stop(): void {
     this.stopped = true;
     for (const t of this.timers.values()) {
-      clearTimeout(t);
+      clearTimeout(t.timer);
     }
   }
 
