@@ -6,6 +6,7 @@ import type { JupyterFrontEndPlugin } from '@jupyterlab/application';
 
 import { addProfilePlugin } from './plugins/add-profile';
 import { dashboardPlugin } from './plugins/dashboard';
+import { earlierOutputPlugin } from './plugins/earlier-output';
 import { launcherPlugin } from './plugins/launcher';
 import { modelPlugin } from './plugins/model';
 import { promptsPlugin } from './plugins/prompts';
@@ -27,7 +28,8 @@ const plugins: JupyterFrontEndPlugin<unknown>[] = [
   launcherPlugin,
   dashboardPlugin,
   promptsPlugin,
-  addProfilePlugin
+  addProfilePlugin,
+  earlierOutputPlugin
 ];
 
 export default plugins;

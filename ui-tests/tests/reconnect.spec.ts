@@ -2,7 +2,8 @@
  * The laptop's link to the bastion is cut under a running kernel: the sidebar says
  * "Reconnecting…" with the reason, then "Connected" once the link is back; the kernel
  * was never reported dead and keeps its variables, and a cell printing through the cut
- * shows every line. The profile's ssh_config notices a
+ * shows every line; after a page reload, the lines of the cell the earlier page ran
+ * are in the Earlier output panel. The profile's ssh_config notices a
  * dead link in ~4-6 s (ServerAlive 2 s x 2, scripts/galata-server.sh).
  */
 import { execFileSync } from 'node:child_process';
@@ -11,6 +12,8 @@ import { expect, test, type IJupyterLabPageFixture } from '@jupyterlab/galata';
 
 const LAPTOP_LINK = 'rctb-lap'; // the laptop end of the laptop<->bastion veth (testbed/testbed)
 const PRINTED_LINES = 40; // one every 0.5 s: 20 s, through the cut
+const LATE_LINES = 30; // one every 0.5 s, started before a page reload
+const PRINTING_LATE = `import time\nfor i in range(${LATE_LINES}):\n    print("late", i, flush=True)\n    time.sleep(0.5)`;
 const PRINTING = `import time\nfor i in range(${PRINTED_LINES}):\n    print(i, flush=True)\n    time.sleep(0.5)`;
 
 function link(up: boolean): void {
@@ -67,6 +70,23 @@ test('a cut link shows Reconnecting…, then Connected; the kernel keeps its sta
     await expect(page.locator('#jp-main-statusbar')).toContainText(/job \d+ \| Idle/, { timeout: 60_000 });
     expect(await runCell(page, 0, 'x + 1')).toContain('43');
     await page.screenshot({ path: test.info().outputPath('reconnected.png') });
+
+    // The page is reloaded while a cell prints: JupyterLab gives the reopened cell none of
+    // the later lines (they answer the earlier page's request); they go to a log panel.
+    await page.notebook.setCell(1, 'code', PRINTING_LATE);
+    await page.notebook.selectCells(1);
+    await page.keyboard.press('Control+Enter'); // (not runCell: it would wait on the page that goes away)
+    await expect(page.locator('.jp-Notebook .jp-Cell').nth(1).locator('.jp-OutputArea')).toContainText('late 1', {
+      timeout: 30_000
+    });
+    await page.reload({ waitForIsReady: false }); // (the notebook comes back, not the Launcher)
+    await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
+    const toast = page.locator('.jp-toast-message', { hasText: 'run before this page was loaded' });
+    await expect(toast).toBeVisible({ timeout: 60_000 });
+    await page.locator('.jp-toast-button', { hasText: 'Show output' }).click();
+    const earlier = page.locator('.jp-RemoteCluster-earlierOutput');
+    await expect(earlier).toContainText(`late ${LATE_LINES - 1}`, { timeout: 30_000 });
+    await page.screenshot({ path: test.info().outputPath('earlier-output.png') });
   } finally {
     link(true);
     // Cancel, then remove the ended session, so later tests see an empty sidebar.

@@ -2,9 +2,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import type { JupyterFrontEnd } from '@jupyterlab/application';
+import { INotebookTracker } from '@jupyterlab/notebook';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { CommandRegistry } from '@lumino/commands';
+import { Signal } from '@lumino/signaling';
 
 import plugins, { IRemoteClusterModel, PROFILES_PLUGIN_ID } from '../index';
 import { CommandIDs } from '../commands';
@@ -29,6 +32,7 @@ describe('the frontend plugins', () => {
       [
         'jupyterlab-remote-cluster:add-profile',
         'jupyterlab-remote-cluster:dashboard',
+        'jupyterlab-remote-cluster:earlier-output',
         'jupyterlab-remote-cluster:model',
         'jupyterlab-remote-cluster:profiles',
         'jupyterlab-remote-cluster:prompts',
@@ -86,7 +90,9 @@ describe('the frontend plugins', () => {
     } as unknown as ISettingRegistry;
     const provided = new Map<unknown, unknown>([
       [ITranslator, nullTranslator],
-      [ISettingRegistry, registry]
+      [ISettingRegistry, registry],
+      [INotebookTracker, { widgetAdded: new Signal(commands) }],
+      [IRenderMimeRegistry, {}]
     ]);
     const error = jest.spyOn(console, 'error').mockImplementation(() => undefined);
     try {
