@@ -83,13 +83,35 @@ test.describe.serial('Allocation hours on the testbed', () => {
       await expect(page.locator('#jp-main-statusbar')).toContainText(/job \d+ \| Idle/, { timeout: 120_000 });
       expect(await runCell(page, 'import os; os.environ["SLURM_JOB_ID"]')).toContain(jobId);
 
-      // The countdown is the scheduler's, right after the kernel started (±5 s).
+      // The countdown is the scheduler's (±5 s) right after the kernel started, and
+      // after a restart, a detach and an attach (kernel events must not move it).
       const clock = session.locator('.jp-RemoteCluster-timeLeft');
-      const shown = shownLeft((await clock.textContent()) ?? '');
-      const left = slurmLeft(jobId);
-      expect(Math.abs(shown - left), `shown ${shown} s, Slurm ${left} s`).toBeLessThanOrEqual(5);
-      // when each warning is due, by Slurm's clock
+      const countdownIsSlurms = async (after: string): Promise<number> => {
+        const shown = shownLeft((await clock.textContent()) ?? '');
+        const left = slurmLeft(jobId);
+        expect(Math.abs(shown - left), `after ${after}: shown ${shown} s, Slurm ${left} s`).toBeLessThanOrEqual(5);
+        return left;
+      };
+      const left = await countdownIsSlurms('the kernel started');
       const now = Date.now();
+      await page.menu.clickMenuItem('Kernel>Restart Kernel…');
+      await page.locator('.jp-Dialog .jp-mod-accept').click();
+      await expect(page.locator('#jp-main-statusbar')).toContainText(/job \d+ \| Idle/, { timeout: 60_000 });
+      expect(await runCell(page, 'import os; os.environ["SLURM_JOB_ID"]')).toContain(jobId);
+      await countdownIsSlurms('a restart');
+      const started = await page.request.post(`/remote-cluster/api/v1/sessions/${sid}/kernels`, { data: {} });
+      expect(started.status()).toBe(201);
+      const kid = ((await started.json()) as { kernelId: string }).kernelId;
+      expect((await page.request.post(`/remote-cluster/api/v1/kernels/${kid}/detach`, { data: {} })).status()).toBe(
+        200
+      );
+      const detached = session.locator(`.jp-RemoteCluster-detachedKernel[data-kernel-id="${kid}"]`);
+      await expect(detached).toBeVisible({ timeout: 30_000 });
+      await countdownIsSlurms('a detach');
+      await detached.getByRole('button', { name: 'Attach' }).click();
+      await expect(detached).toHaveCount(0, { timeout: 30_000 });
+      await countdownIsSlurms('an attach');
+      // when each warning is due, by Slurm's clock (as read before the kernel events)
       const due3 = now + (left - 180) * 1000;
       const due1 = now + (left - 60) * 1000;
 
