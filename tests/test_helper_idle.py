@@ -101,6 +101,48 @@ def test_the_job_s_gpus_from_nvidia_smi():
     assert gpus.busiest_percent(everyone) == 97.0
 
 
+# rocm-smi --showuse --showmeminfo vram --json on a node with two MI250X dies (its
+# shape: a warning line may come first; a field it cannot read is "N/A")
+ROCM_GPUS = (
+    "WARNING: AMD GPU device(s) is/are in a low-power state. Check power control/runtime_status\n"
+    '{"card0": {"GPU use (%)": "88", "VRAM Total Memory (B)": "68702699520", '
+    '"VRAM Total Used Memory (B)": "21474836480"}, '
+    '"card1": {"GPU use (%)": "N/A", "VRAM Total Memory (B)": "68702699520", '
+    '"VRAM Total Used Memory (B)": "10485760"}}\n'
+)
+
+
+def test_the_job_s_gpus_from_rocm_smi(tmp_path, monkeypatch):
+    """AMD GPUs: rocm-smi's JSON after its warnings; the job's by ROCR_VISIBLE_DEVICES;
+    sampled when nvidia-smi is not there."""
+    everyone = gpus.parse_rocm(ROCM_GPUS)
+    assert everyone[0] == {
+        "index": "0",
+        "uuid": "",
+        "percent": 88.0,
+        "memUsedBytes": 21474836480.0,
+        "memTotalBytes": 68702699520.0,
+    }
+    assert "percent" not in everyone[1] and gpus.busiest_percent(everyone) == 88.0
+    assert [g["index"] for g in gpus.parse_rocm(ROCM_GPUS, "1")] == ["1"]
+    assert gpus.parse_rocm("rocm-smi: no GPU found") is None and gpus.parse_rocm("[1]") is None
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "rocm-smi"
+    script.write_text(
+        "#!/bin/sh\n"
+        '[ "$*" = "%s" ] || { echo "unexpected query: $*" >&2; exit 6; }\n'
+        "cat <<'EOF'\n%sEOF\n" % (" ".join(gpus.ROCM_QUERY[1:]), ROCM_GPUS)
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:/usr/bin:/bin" % bin_dir)  # (no nvidia-smi there)
+    sampled = gpus.sample({"ROCR_VISIBLE_DEVICES": "0"})
+    assert [g["index"] for g in sampled] == ["0"] and sampled[0]["percent"] == 88.0
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert gpus.sample({}) is None
+
+
 def test_released_core_hours():
     assert released_core_hours(16, 10000.0 + 3 * 3600, 10000.0) == 48.0
     assert released_core_hours(None, 20000.0, 10000.0) is None

@@ -1,8 +1,10 @@
-"""The job's GPUs as nvidia-smi reports them, sampled once per heartbeat for the
-efficiency card (usage.py) and idle reclaim (idle.py). Only the GPUs the batch system gave
-the job count: CUDA_VISIBLE_DEVICES (indices or UUIDs) where it is set. None where there
-is no nvidia-smi (no NVIDIA GPU on the node, or no driver)."""
+"""The job's GPUs as nvidia-smi (NVIDIA) or rocm-smi (AMD) reports them, sampled once per
+heartbeat for the efficiency card (usage.py) and idle reclaim (idle.py). Only the GPUs the
+batch system gave the job count: CUDA_VISIBLE_DEVICES (indices or UUIDs) for NVIDIA,
+ROCR_VISIBLE_DEVICES or HIP_VISIBLE_DEVICES (indices) for AMD, where set. None where
+neither tool answers (no GPU on the node, or no driver)."""
 
+import json
 import os
 import subprocess
 
@@ -11,6 +13,7 @@ QUERY = (
     "--query-gpu=index,uuid,utilization.gpu,memory.used,memory.total",
     "--format=csv,noheader,nounits",
 )
+ROCM_QUERY = ("rocm-smi", "--showuse", "--showmeminfo", "vram", "--json")
 MIB = 1024 * 1024
 
 
@@ -43,14 +46,61 @@ def parse(text, visible=None):
     return gpus
 
 
-def sample(env=None):
-    """The job's GPUs now, or None where nvidia-smi does not answer."""
-    env = os.environ if env is None else env
+def parse_rocm(text, visible=None):
+    """rocm-smi's JSON ({"card0": {"GPU use (%)": "35", "VRAM Total Memory (B)": ...,
+    "VRAM Total Used Memory (B)": ...}}, maybe after warning lines) -> the same dicts as
+    parse(), keeping the cards whose index is in `visible` (ROCR_VISIBLE_DEVICES' value;
+    None: all). None when it is not that JSON."""
+    start = text.find("{")
     try:
-        out = subprocess.run(QUERY, capture_output=True, timeout=10, check=True).stdout.decode("utf-8", "replace")
+        cards = json.loads(text[start:]) if start >= 0 else None
+    except ValueError:
+        return None
+    if not isinstance(cards, dict):
+        return None
+    keep = None
+    if visible is not None:
+        keep = {v.strip() for v in visible.split(",") if v.strip()}
+    gpus = []
+    for name, fields in sorted(cards.items(), key=lambda kv: _card_index(kv[0])):
+        index = _card_index(name)
+        if index is None or not isinstance(fields, dict) or (keep is not None and str(index) not in keep):
+            continue
+        gpu = {"index": str(index), "uuid": str(fields.get("Unique ID", ""))}
+        for key, field in (
+            ("percent", "GPU use (%)"),
+            ("memUsedBytes", "VRAM Total Used Memory (B)"),
+            ("memTotalBytes", "VRAM Total Memory (B)"),
+        ):
+            try:
+                gpu[key] = float(fields[field])
+            except (KeyError, TypeError, ValueError):
+                pass  # "N/A": that field is left out
+        gpus.append(gpu)
+    return gpus
+
+
+def _card_index(name):
+    return int(name[4:]) if name.startswith("card") and name[4:].isdigit() else None
+
+
+def _run(argv):
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=10, check=True).stdout.decode("utf-8", "replace")
     except (OSError, subprocess.SubprocessError):
         return None
-    return parse(out, env.get("CUDA_VISIBLE_DEVICES"))
+
+
+def sample(env=None):
+    """The job's GPUs now, or None where neither nvidia-smi nor rocm-smi answers."""
+    env = os.environ if env is None else env
+    out = _run(QUERY)
+    if out is not None:
+        return parse(out, env.get("CUDA_VISIBLE_DEVICES"))
+    out = _run(ROCM_QUERY)
+    if out is None:
+        return None
+    return parse_rocm(out, env.get("ROCR_VISIBLE_DEVICES", env.get("HIP_VISIBLE_DEVICES")))
 
 
 def busiest_percent(gpus):
