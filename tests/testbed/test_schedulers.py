@@ -340,6 +340,15 @@ def test_whole_flow(sched, sessions):
     assert code == 200, body
     assert wait_state(sid, ("ended",), 30)["state"] == "ended"
     gone_for_the_scheduler(sched, job_id)
+    if sched == "sge":
+        # Grid Engine's own accounting of the job reaches the session's card (qacct: the
+        # testbed's only batch system with accounting)
+        deadline = time.monotonic() + 45
+        while not agent_call("GET", f"/api/v1/sessions/{sid}")[1].get("accounting") and time.monotonic() < deadline:
+            time.sleep(2)
+        acct = agent_call("GET", f"/api/v1/sessions/{sid}")[1].get("accounting")
+        assert acct and acct["source"] == "qacct" and acct["elapsedSeconds"] > 0, acct
+        assert acct["maxRssBytes"] > 20 * 2**20, acct  # its largest process: the kernel
     if sched == "ssh":
         # nothing of the session is left on the host (helper, kernels, Dask)
         assert on_host("node1", f"pgrep -u alice -f 'sessions/{sid}'").strip() == ""

@@ -2,7 +2,8 @@
  * The batch systems' accounting of a finished job (accounting.ts), read from their
  * outputs: Slurm's sacct (the testbed's real refusal without slurmdbd; the rest in sacct's
  * documented format, fixtures/slurm), PBS Pro's and Torque's job history (published
- * outputs, fixtures/pbs/README.md), LSF's bjobs (fixtures/lsf/README.md); and the agent
+ * outputs, fixtures/pbs/README.md), LSF's bjobs (fixtures/lsf/README.md), Grid Engine's
+ * qacct (recorded on the testbed's real Grid Engine, fixtures/sge/README.md); and the agent
  * asking again when the database has not recorded the end yet.
  */
 import { readFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import type { IClusterLink } from '../cluster/link';
 import { durationSeconds, memoryBytes } from '../schedulers/accounting';
 import { LsfAdapter } from '../schedulers/lsf';
 import { PbsAdapter } from '../schedulers/pbs';
+import { SgeAdapter } from '../schedulers/sge';
 import { SlurmAdapter } from '../schedulers/slurm';
 import type { ICommandResult } from '../schedulers/types';
 import { jobAccounting } from '../sessions/ending';
@@ -121,6 +123,42 @@ describe('LSF: bjobs', () => {
     });
     expect(lsf.parseAccounting('22005', readFixture<IFixture>('lsf', 'bjobs-json-running'))).toBeUndefined();
     expect(lsf.parseAccounting('22005', ok('LSF is down. Please wait ...'))).toBeUndefined();
+  });
+});
+
+describe('Grid Engine: qacct', () => {
+  const sgeText = (name: string) => readFileSync(path.join(__dirname, 'fixtures', 'sge', name), 'utf8');
+
+  it("a finished job's record; its ru_maxrss is KiB on a thousands scale", () => {
+    const sge = new SgeAdapter();
+    expect(sge.accountingCommand('9')).toBe('qacct -j 9');
+    expect(() => sge.accountingCommand('9; rm -rf ~')).toThrow(/digits/);
+    const acct = sge.parseAccounting('9', ok(sgeText('qacct-testbed-burn.stdout')));
+    expect(acct).toEqual({
+      source: 'qacct',
+      state: 'finished',
+      exitCode: '0',
+      elapsedSeconds: 1,
+      cpuSeconds: 0.926,
+      maxRssBytes: 207758 * 1024
+    });
+    // the job held a 200 MiB bytearray: the peak is a little above it
+    expect(acct!.maxRssBytes! / 2 ** 20).toBeGreaterThan(200);
+    expect(acct!.maxRssBytes! / 2 ** 20).toBeLessThan(210);
+  });
+
+  it('none before the record is written, and a killed job says so', () => {
+    const sge = new SgeAdapter();
+    const notFound = { code: 1, stdout: '', stderr: sgeText('qacct-testbed-not-found.stderr') };
+    expect(sge.parseAccounting('99999', notFound)).toBeUndefined();
+    expect(sge.parseAccounting('9', ok('garbage'))).toBeUndefined();
+    const killed = sgeText('qacct-testbed-burn.stdout')
+      .replace(/^failed\s+0\s*$/m, 'failed       100 : assumedly after job')
+      .replace(/^exit_status\s+0\s*$/m, 'exit_status  137');
+    expect(sge.parseAccounting('9', ok(killed))).toMatchObject({
+      state: 'failed 100 : assumedly after job',
+      exitCode: '137'
+    });
   });
 });
 

@@ -1,7 +1,7 @@
 /**
  * The batch system's own accounting of a finished job, for the efficiency card: Slurm's
  * `sacct`, PBS's job history (`qstat -x -f`; Torque keeps completed jobs a while), LSF's
- * `bjobs` for a finished job. Where the site keeps none (no slurmdbd, no job history) the
+ * `bjobs` for a finished job, Grid Engine's `qacct -j`. Where the site keeps none (no slurmdbd, no job history) the
  * parsers return undefined and the card shows only what the helper sampled.
  */
 import type { IJobAccounting } from '../../common/api';
@@ -123,5 +123,46 @@ export function parseBjobsAccounting(jobId: string, r: ICommandResult): IJobAcco
     elapsedSeconds: durationSeconds(job.RUN_TIME),
     cpuSeconds: durationSeconds(job.CPU_USED),
     maxRssBytes: memoryBytes(job.MAX_MEM)
+  });
+}
+
+/** Grid Engine's figures with a unit suffix (`0.926s`, `78.949MBs`, `207.758KB`). */
+function qacctNumber(text: string | undefined): { value: number; scale: string } | undefined {
+  const m = /^([\d.]+)([KMGT]?)/.exec((text ?? '').trim());
+  return m && Number.isFinite(Number(m[1])) ? { value: Number(m[1]), scale: m[2] } : undefined;
+}
+
+/**
+ * `qacct -j <id>`: the finished job's record, "name value" lines (the last record when a
+ * job id was reused). Grid Engine writes it when the job ends; before, qacct says "job id
+ * N not found". Its `ru_maxrss` is the peak in KiB printed with a thousands scale: a job
+ * holding 200 MiB shows `207.758KB` (207,758 KiB; fixtures/sge/README.md).
+ */
+export function parseQacct(r: ICommandResult): IJobAccounting | undefined {
+  if (r.code !== 0) {
+    return undefined;
+  }
+  const records = r.stdout.split(/^=+$/m).filter(block => /^jobnumber\s/m.test(block));
+  if (!records.length) {
+    return undefined;
+  }
+  const fields = new Map<string, string>();
+  for (const line of records[records.length - 1].split('\n')) {
+    const m = /^(\w+)\s+(.*?)\s*$/.exec(line);
+    if (m) {
+      fields.set(m[1], m[2]);
+    }
+  }
+  const seconds = (key: string): number | undefined => qacctNumber(fields.get(key))?.value;
+  const rss = qacctNumber(fields.get('ru_maxrss'));
+  const thousands: Record<string, number> = { '': 1, K: 1e3, M: 1e6, G: 1e9, T: 1e12 };
+  const failed = fields.get('failed') ?? '0';
+  return figures('qacct', {
+    // `failed` is Grid Engine's own reason code (e.g. "100 : assumedly after job"): 0 is none
+    state: failed.startsWith('0') ? 'finished' : `failed ${failed}`,
+    exitCode: fields.get('exit_status'),
+    elapsedSeconds: seconds('ru_wallclock'),
+    cpuSeconds: seconds('cpu'),
+    maxRssBytes: rss ? Math.round(rss.value * thousands[rss.scale] * 1024) : undefined
   });
 }

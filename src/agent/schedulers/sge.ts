@@ -8,7 +8,8 @@
  * dependency). Parsing is tested against outputs published in public repositories
  * (src/agent/__tests__/fixtures/sge/README.md). See docs/schedulers/sge.md.
  */
-import type { IResources } from '../../common/api';
+import type { IJobAccounting, IResources } from '../../common/api';
+import { parseQacct } from './accounting';
 import { cancelTolerating } from './cancel';
 import { checkedResources, queueAndAccount } from './unsupported';
 import { shQuote } from './shell';
@@ -423,6 +424,16 @@ export class SgeAdapter implements ISchedulerAdapter {
     }
     // a job that left the queue: denied: job "123" does not exist
     return cancelTolerating(`qdel ${jobId}`, 'does not exist');
+  }
+
+  /** A finished job's record in Grid Engine's accounting file (written as the job ends). */
+  accountingCommand(jobId: string): string {
+    this.cancelCommand(jobId); // (the same check of the id)
+    return `qacct -j ${jobId}`;
+  }
+
+  parseAccounting(_jobId: string, result: ICommandResult): IJobAccounting | undefined {
+    return parseQacct(result);
   }
 
   /** `qalter -l` replaces the job's whole hard resource list: every `-l` of the job again. */

@@ -399,14 +399,18 @@ export class SessionManager {
     });
   }
 
-  private async end(s: ISessionRecord, reason: string, link?: IClusterLink): Promise<void> {
+  private async end(s: ISessionRecord, reason: string, link?: IClusterLink, withStderr = true): Promise<void> {
     if (s.state === 'ended') {
       return;
     }
     // Ended before it was usable: the job's stderr usually says why. Ended by its helper
     // for being idle: how long, and what that gave back.
     const idle = endedIdle(this.helper.state(s.id));
-    const why = idle ? idleReason(idle) : link && s.state !== 'running' ? await withJobStderr(s, reason, link) : reason;
+    const why = idle
+      ? idleReason(idle)
+      : link && withStderr && s.state !== 'running'
+        ? await withJobStderr(s, reason, link)
+        : reason;
     this.kernels.endSession(s.id, `the session ended: ${why}`);
     if (link) {
       const profile = await this.sessionProfile(s).catch(() => undefined);
@@ -555,7 +559,9 @@ export class SessionManager {
       await this.helper.request(s, 'POST', '/shutdown', {}, 5_000).catch(() => undefined);
     }
     await this.cancelJob(s, link);
-    await this.end(s, reason);
+    // with the link: the accounting, the worker jobs and the reverse dir are seen to as for
+    // any end; the job's stderr does not explain an end the user asked for
+    await this.end(s, reason, link, false);
     return this.publicView(s);
   }
 
