@@ -3,7 +3,8 @@
  * outputs: Slurm's sacct (the testbed's real refusal without slurmdbd; the rest in sacct's
  * documented format, fixtures/slurm), PBS Pro's and Torque's job history (published
  * outputs, fixtures/pbs/README.md), LSF's bjobs (fixtures/lsf/README.md), Grid Engine's
- * qacct (recorded on the testbed's real Grid Engine, fixtures/sge/README.md); and the agent
+ * qacct (recorded on the testbed's real Grid Engine, fixtures/sge/README.md), HTCondor's
+ * condor_history (composed in its documented layout, fixtures/htcondor/README.md); and the agent
  * asking again when the database has not recorded the end yet.
  */
 import { readFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import * as path from 'node:path';
 import type { IClusterProfile } from '../../common/api';
 import type { IClusterLink } from '../cluster/link';
 import { durationSeconds, memoryBytes } from '../schedulers/accounting';
+import { HtcondorAdapter } from '../schedulers/htcondor';
 import { LsfAdapter } from '../schedulers/lsf';
 import { PbsAdapter } from '../schedulers/pbs';
 import { SgeAdapter } from '../schedulers/sge';
@@ -159,6 +161,32 @@ describe('Grid Engine: qacct', () => {
       state: 'failed 100 : assumedly after job',
       exitCode: '137'
     });
+  });
+});
+
+describe('HTCondor: condor_history', () => {
+  it('a completed job: user + system CPU, the peak resident set (KiB); a job still queued gives none', () => {
+    const condor = new HtcondorAdapter();
+    const f = readFixture<IFixture>('htcondor', 'accounting-history-completed');
+    expect(condor.accountingCommand('31.0')).toBe(
+      'condor_history -json -limit 1 -attributes ClusterId,ProcId,JobStatus,ExitCode,ExitBySignal,ExitSignal,' +
+        "RemoteUserCpu,RemoteSysCpu,RemoteWallClockTime,ResidentSetSize -constraint 'ClusterId == 31 && ProcId == 0'"
+    );
+    expect(() => condor.accountingCommand('31; rm -rf ~')).toThrow(/cluster\.proc/);
+    expect(condor.parseAccounting('31.0', f)).toEqual({
+      source: 'condor_history',
+      state: 'Completed',
+      exitCode: '0',
+      elapsedSeconds: 61,
+      cpuSeconds: 52.3 + 1.9,
+      maxRssBytes: 1153434 * 1024
+    });
+    expect(condor.parseAccounting('31.1', f)).toBeUndefined(); // not that job
+    const running = f.stdout.replace('"JobStatus": 4', '"JobStatus": 2');
+    expect(condor.parseAccounting('31.0', ok(running))).toBeUndefined();
+    const killed = f.stdout.replace('"ExitBySignal": false', '"ExitBySignal": true, "ExitSignal": 9');
+    expect(condor.parseAccounting('31.0', ok(killed))).toMatchObject({ exitCode: 'signal 9' });
+    expect(condor.parseAccounting('31.0', { code: 1, stdout: '', stderr: 'Failed to connect' })).toBeUndefined();
   });
 });
 

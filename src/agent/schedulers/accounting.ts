@@ -1,7 +1,7 @@
 /**
  * The batch system's own accounting of a finished job, for the efficiency card: Slurm's
  * `sacct`, PBS's job history (`qstat -x -f`; Torque keeps completed jobs a while), LSF's
- * `bjobs` for a finished job, Grid Engine's `qacct -j`. Where the site keeps none (no slurmdbd, no job history) the
+ * `bjobs` for a finished job, Grid Engine's `qacct -j`, HTCondor's `condor_history`. Where the site keeps none (no slurmdbd, no job history) the
  * parsers return undefined and the card shows only what the helper sampled.
  */
 import type { IJobAccounting } from '../../common/api';
@@ -164,5 +164,41 @@ export function parseQacct(r: ICommandResult): IJobAccounting | undefined {
     elapsedSeconds: seconds('ru_wallclock'),
     cpuSeconds: seconds('cpu'),
     maxRssBytes: rss ? Math.round(rss.value * thousands[rss.scale] * 1024) : undefined
+  });
+}
+
+/** The attributes HTCondor's accounting asks condor_history for. */
+export const CONDOR_ACCOUNTING_ATTRIBUTES = [
+  'ClusterId',
+  'ProcId',
+  'JobStatus',
+  'ExitCode',
+  'ExitBySignal',
+  'ExitSignal',
+  'RemoteUserCpu',
+  'RemoteSysCpu',
+  'RemoteWallClockTime',
+  'ResidentSetSize'
+];
+
+/**
+ * A job ad from `condor_history` of a job that left the queue: Completed (4) or Removed
+ * (3). CPU time is user + system; ResidentSetSize is the peak in KiB.
+ */
+export function condorAccounting(ad: Record<string, unknown>): IJobAccounting | undefined {
+  const status = Number(ad['JobStatus']);
+  if (status !== 4 && status !== 3) {
+    return undefined;
+  }
+  const num = (k: string): number | undefined => (typeof ad[k] === 'number' ? (ad[k] as number) : undefined);
+  const user = num('RemoteUserCpu');
+  const sys = num('RemoteSysCpu');
+  const rss = num('ResidentSetSize');
+  return figures('condor_history', {
+    state: status === 4 ? 'Completed' : 'Removed',
+    exitCode: ad['ExitBySignal'] === true ? `signal ${String(ad['ExitSignal'] ?? '?')}` : num('ExitCode')?.toString(),
+    elapsedSeconds: num('RemoteWallClockTime'),
+    cpuSeconds: user === undefined && sys === undefined ? undefined : (user ?? 0) + (sys ?? 0),
+    maxRssBytes: rss === undefined ? undefined : rss * 1024
   });
 }

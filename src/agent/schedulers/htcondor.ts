@@ -14,7 +14,8 @@
  * Pure: no I/O. See docs/schedulers/htcondor.md; parsing is tested against the samples in
  * src/agent/__tests__/fixtures/htcondor/ (sources in its README.md).
  */
-import type { IResources } from '../../common/api';
+import type { IJobAccounting, IResources } from '../../common/api';
+import { CONDOR_ACCOUNTING_ATTRIBUTES, condorAccounting } from './accounting';
 import { cancelTolerating } from './cancel';
 import { checkedResources } from './unsupported';
 import { shQuote } from './shell';
@@ -502,5 +503,21 @@ export class HtcondorAdapter implements ISchedulerAdapter {
     }
     // a job that left the queue: "Couldn't find/remove all jobs matching constraint ..."
     return cancelTolerating(`condor_rm ${jobId}`, "Couldn't find/remove all jobs|already marked for removal");
+  }
+
+  /** A finished job's ad in the schedd's history (-limit 1: the scan stops at it). */
+  accountingCommand(jobId: string): string {
+    this.cancelCommand(jobId); // (the same check of the id)
+    const [cluster, proc] = jobId.split('.');
+    const constraint = `ClusterId == ${cluster} && ProcId == ${proc}`;
+    return `condor_history -json -limit 1 -attributes ${CONDOR_ACCOUNTING_ATTRIBUTES.join(',')} -constraint ${shQuote(constraint)}`;
+  }
+
+  parseAccounting(jobId: string, result: ICommandResult): IJobAccounting | undefined {
+    const [cluster, proc] = jobId.split('.').map(Number);
+    const ad = (result.code === 0 ? parseAds(result.stdout) : undefined)?.find(
+      a => a['ClusterId'] === cluster && a['ProcId'] === proc
+    );
+    return ad ? condorAccounting(ad) : undefined;
   }
 }
