@@ -127,15 +127,7 @@ def test_the_job_s_gpus_from_rocm_smi(tmp_path, monkeypatch):
     assert [g["index"] for g in gpus.parse_rocm(ROCM_GPUS, "1")] == ["1"]
     assert gpus.parse_rocm("rocm-smi: no GPU found") is None and gpus.parse_rocm("[1]") is None
 
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    script = bin_dir / "rocm-smi"
-    script.write_text(
-        "#!/bin/sh\n"
-        '[ "$*" = "%s" ] || { echo "unexpected query: $*" >&2; exit 6; }\n'
-        "cat <<'EOF'\n%sEOF\n" % (" ".join(gpus.ROCM_QUERY[1:]), ROCM_GPUS)
-    )
-    script.chmod(0o755)
+    bin_dir = fake_tool(tmp_path, gpus.ROCM_QUERY, ROCM_GPUS)
     monkeypatch.setenv("PATH", "%s:/usr/bin:/bin" % bin_dir)  # (no nvidia-smi there)
     sampled = gpus.sample({"ROCR_VISIBLE_DEVICES": "0"})
     assert [g["index"] for g in sampled] == ["0"] and sampled[0]["percent"] == 88.0
@@ -157,18 +149,24 @@ IDLE_GPUS = (
 )
 
 
-def fake_nvidia_smi(tmp_path, output, visible):
-    """The helper's environment with an nvidia-smi stand-in first on PATH that prints
-    `output` for the query the helper makes (and fails for any other)."""
+def fake_tool(tmp_path, argv, output):
+    """A stand-in for argv[0] in tmp_path/fake-bin (returned) that prints `output` for
+    exactly the query the helper makes and fails for any other."""
     bin_dir = tmp_path / "fake-bin"
     bin_dir.mkdir(exist_ok=True)
-    script = bin_dir / "nvidia-smi"
+    script = bin_dir / argv[0]
     script.write_text(
         "#!/bin/sh\n"
         '[ "$*" = "%s" ] || { echo "unexpected query: $*" >&2; exit 6; }\n'
-        "cat <<'EOF'\n%sEOF\n" % (" ".join(gpus.QUERY[1:]), output)
+        "cat <<'EOF'\n%sEOF\n" % (" ".join(argv[1:]), output)
     )
     script.chmod(0o755)
+    return bin_dir
+
+
+def fake_nvidia_smi(tmp_path, output, visible):
+    """The helper's environment with an nvidia-smi stand-in first on PATH."""
+    bin_dir = fake_tool(tmp_path, gpus.QUERY, output)
     return dict(os.environ, PATH="%s:%s" % (bin_dir, os.environ["PATH"]), CUDA_VISIBLE_DEVICES=visible)
 
 
