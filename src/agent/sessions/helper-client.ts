@@ -100,8 +100,12 @@ export class HelperClient {
         route.mode === 'via-login'
           ? ' If the nodes accept only SSH from the login node, use connectivity node-ssh (or auto).'
           : '';
-      throw new Error(
-        `Cannot reach the session's helper on ${route.state.host} (connectivity ${route.mode}): ${(err as Error).message}${hint}`
+      // (keeps the SSH layer's code: `forward-failed` is the node refusing, the helper gone)
+      throw Object.assign(
+        new Error(
+          `Cannot reach the session's helper on ${route.state.host} (connectivity ${route.mode}): ${(err as Error).message}${hint}`
+        ),
+        { code: (err as { code?: unknown }).code }
       );
     }
     return requestOver(channel, method, urlPath, route.token, body, timeoutMs, route.state.host);

@@ -38,6 +38,11 @@ export interface IKernelTableOptions {
   linkNow: (profile: IClusterProfile, waitMs: number) => Promise<IClusterLink>;
   /** The session's kernels changed: publish it. */
   changed: (s: ISessionRecord) => void;
+  /**
+   * The link is up but the session's helper refused a connection: the job may have ended
+   * (cancelled from outside); the scheduler should be asked now, not at the poller's pace.
+   */
+  helperRefused: (s: ISessionRecord) => void;
 }
 
 export class KernelTable {
@@ -203,6 +208,9 @@ export class KernelTable {
       }
       return { alive: Boolean(r.json.alive), exitCode: r.json.exitCode ?? undefined };
     } catch (err) {
+      if ((err as { code?: unknown }).code === 'forward-failed') {
+        this.opts.helperRefused(s);
+      }
       // A dropped link is not a dead kernel: Jupyter must not restart it.
       return { alive: null, reason: (err as Error).message };
     }

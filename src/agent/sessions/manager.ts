@@ -45,6 +45,9 @@ import { SessionStore, type IRetention } from './store';
 
 export { REMOTE_ROOT, onLogin, type IHelperState, type IKernelConnection } from './records';
 
+/** A helper that refuses connections makes the scheduler be asked at most this often. */
+const HELPER_REFUSED_RECHECK_MS = 10_000;
+
 export interface ISessionManagerOptions {
   stateDir: string;
   helperPath: string;
@@ -74,6 +77,8 @@ export class SessionManager {
   private readonly store: SessionStore<ISessionRecord>;
   private readonly noticeEvents: AgentEvent[] = [];
   private readonly startEstimates = new StartEstimates();
+  /** When each session's refusing helper last made us ask the scheduler. */
+  private readonly helperRefusedAt = new Map<string, number>();
 
   constructor(private readonly opts: ISessionManagerOptions) {
     this.store = new SessionStore(opts.stateDir, opts.retention);
@@ -127,6 +132,13 @@ export class SessionManager {
         this.update(s, {});
         if (this.kernels.ofSession(s.id).length > 0) {
           this.poller.hurry(s.clusterKey);
+        }
+      },
+      helperRefused: s => {
+        // Jupyter asks about a kernel every few seconds: the scheduler, at most every 10 s
+        if (Date.now() - (this.helperRefusedAt.get(s.id) ?? 0) >= HELPER_REFUSED_RECHECK_MS) {
+          this.helperRefusedAt.set(s.id, Date.now());
+          this.poller.askNow(s.clusterKey);
         }
       }
     });

@@ -1,0 +1,48 @@
+/**
+ * A kernel's status when its helper cannot be reached: never "dead" on a guess, and a
+ * helper that refuses while the link is up (the job may have been cancelled from
+ * outside) makes the manager ask the scheduler now. Fakes for the helper and the link.
+ */
+import type { HelperClient } from '../sessions/helper-client';
+import { KernelTable } from '../sessions/kernels';
+import type { ISessionRecord } from '../sessions/records';
+
+function tableWithHelperFailing(code: string): { table: KernelTable; refused: ISessionRecord[] } {
+  const session = { id: 's1', state: 'running', clusterKey: 'c' } as unknown as ISessionRecord;
+  const refused: ISessionRecord[] = [];
+  const helper = {
+    request: () => Promise.reject(Object.assign(new Error("Cannot reach the session's helper on node2"), { code }))
+  } as unknown as HelperClient;
+  const table = new KernelTable({
+    helper,
+    log: () => undefined,
+    session: id => (id === 's1' ? session : undefined),
+    sessionProfile: async () => ({}) as never,
+    linkNow: async () => ({}) as never,
+    changed: () => undefined,
+    helperRefused: s => refused.push(s)
+  });
+  (table as unknown as { kernels: Map<string, unknown> }).kernels.set('k1', {
+    kernelId: 'k1',
+    sessionId: 's1',
+    remotePid: 1,
+    forwards: [],
+    connection: {},
+    stopped: false
+  });
+  return { table, refused };
+}
+
+describe('kernel status with an unreachable helper', () => {
+  it('a refusing node (link up, helper gone): unknown, and the scheduler is to be asked', async () => {
+    const { table, refused } = tableWithHelperFailing('forward-failed');
+    await expect(table.status('k1')).resolves.toMatchObject({ alive: null });
+    expect(refused.map(s => s.id)).toEqual(['s1']);
+  });
+
+  it('a link that is down: unknown, nothing asked', async () => {
+    const { table, refused } = tableWithHelperFailing('not-connected');
+    await expect(table.status('k1')).resolves.toMatchObject({ alive: null });
+    expect(refused).toEqual([]);
+  });
+});
