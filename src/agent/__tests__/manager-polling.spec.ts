@@ -216,6 +216,25 @@ describe('polling etiquette (counted with fake timers)', () => {
     expect(manager.list()[0]).toMatchObject({ state: 'ended' });
   });
 
+  it("a helper that ended its idle job and refuses connections: the end says idle, from the helper's last state", async () => {
+    const [id] = await submit(1);
+    run([id]);
+    await jest.advanceTimersByTimeAsync(3 * MIN + 10_000); // the helper's state was read as ready
+    const internals = manager as unknown as {
+      sessions: Map<string, unknown>;
+      kernels: { opts: { helperUnreachable: (s: unknown) => void } };
+    };
+    const idleEnded = { idleSeconds: 61, coreHoursReleased: 0.9, at: Date.now() / 1000 };
+    link.helpers.set(id, { status: 'stopping', heartbeatAge: 0, idleEnded });
+    link.jobs.set(id, { state: 'COMPLETED', reason: 'None' });
+    internals.kernels.opts.helperUnreachable([...internals.sessions.values()][0]); // a kernel's status asked
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(manager.list()[0]).toMatchObject({
+      state: 'ended',
+      reason: expect.stringMatching(/idle for 1 min, released 0\.9 core-hours/)
+    });
+  });
+
   it('controller down: sessions stay as they were (never ended), and queries back off', async () => {
     const [a, b] = await submit(2);
     run([a]);

@@ -46,7 +46,7 @@ import { SessionStore, type IRetention } from './store';
 export { REMOTE_ROOT, onLogin, type IHelperState, type IKernelConnection } from './records';
 
 /** A helper that refuses connections makes the scheduler be asked at most this often. */
-const HELPER_REFUSED_RECHECK_MS = 10_000;
+const HELPER_UNREACHABLE_RECHECK_MS = 10_000;
 
 export interface ISessionManagerOptions {
   stateDir: string;
@@ -78,7 +78,7 @@ export class SessionManager {
   private readonly noticeEvents: AgentEvent[] = [];
   private readonly startEstimates = new StartEstimates();
   /** When each session's refusing helper last made us ask the scheduler. */
-  private readonly helperRefusedAt = new Map<string, number>();
+  private readonly helperUnreachableAt = new Map<string, number>();
 
   constructor(private readonly opts: ISessionManagerOptions) {
     this.store = new SessionStore(opts.stateDir, opts.retention);
@@ -134,10 +134,11 @@ export class SessionManager {
           this.poller.hurry(s.clusterKey);
         }
       },
-      helperRefused: s => {
+      helperUnreachable: s => {
         // Jupyter asks about a kernel every few seconds: the scheduler, at most every 10 s
-        if (Date.now() - (this.helperRefusedAt.get(s.id) ?? 0) >= HELPER_REFUSED_RECHECK_MS) {
-          this.helperRefusedAt.set(s.id, Date.now());
+        if (Date.now() - (this.helperUnreachableAt.get(s.id) ?? 0) >= HELPER_UNREACHABLE_RECHECK_MS) {
+          this.helperUnreachableAt.set(s.id, Date.now());
+          this.opts.log(`session ${s.id}: its helper cannot be reached while the link is up: asking the scheduler now`);
           this.poller.askNow(s.clusterKey);
         }
       }
@@ -414,6 +415,11 @@ export class SessionManager {
   private async end(s: ISessionRecord, reason: string, link?: IClusterLink, withStderr = true): Promise<void> {
     if (s.state === 'ended') {
       return;
+    }
+    if (link && s.state === 'running') {
+      // The helper's last words (idle reclaim, usage) are in its state.json: read it now,
+      // not as last polled (a refusing helper makes the agent ask the scheduler at once).
+      await this.helper.readState(s, link);
     }
     // Ended before it was usable: the job's stderr usually says why. Ended by its helper
     // for being idle: how long, and what that gave back.

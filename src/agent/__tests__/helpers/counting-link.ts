@@ -13,7 +13,7 @@ export class CountingLink implements IClusterLink {
   /** helper state per job id; absent: no state.json yet */
   readonly helpers = new Map<
     string,
-    { status: string; heartbeatAge: number; httpPorts?: unknown[]; workerJobs?: string[] }
+    { status: string; heartbeatAge: number; httpPorts?: unknown[]; workerJobs?: string[]; idleEnded?: unknown }
   >();
   readonly queries: { at: number; ids: string[] }[] = [];
   readonly cancels: string[] = [];
@@ -100,7 +100,8 @@ export class CountingLink implements IClusterLink {
         controlPort: 1,
         heartbeat,
         httpPorts: h.httpPorts ?? [],
-        ...(h.workerJobs && { workerJobs: h.workerJobs })
+        ...(h.workerJobs && { workerJobs: h.workerJobs }),
+        ...(h.idleEnded !== undefined && { idleEnded: h.idleEnded })
       })
     );
   }
