@@ -1,13 +1,13 @@
 /**
  * A kernel's status when its helper cannot be reached: never "dead" on a guess, and a
- * helper that refuses while the link is up (the job may have been cancelled from
+ * helper that cannot be asked while the link is up (the job may have been cancelled from
  * outside) makes the manager ask the scheduler now. Fakes for the helper and the link.
  */
 import type { HelperClient } from '../sessions/helper-client';
 import { KernelTable } from '../sessions/kernels';
 import type { ISessionRecord } from '../sessions/records';
 
-function tableWithHelperFailing(code: string): { table: KernelTable; refused: ISessionRecord[] } {
+function tableWithHelperFailing(code: string | undefined): { table: KernelTable; refused: ISessionRecord[] } {
   const session = { id: 's1', state: 'running', clusterKey: 'c' } as unknown as ISessionRecord;
   const refused: ISessionRecord[] = [];
   const helper = {
@@ -20,7 +20,7 @@ function tableWithHelperFailing(code: string): { table: KernelTable; refused: IS
     sessionProfile: async () => ({}) as never,
     linkNow: async () => ({}) as never,
     changed: () => undefined,
-    helperRefused: s => refused.push(s)
+    helperUnreachable: s => refused.push(s)
   });
   (table as unknown as { kernels: Map<string, unknown> }).kernels.set('k1', {
     kernelId: 'k1',
@@ -40,9 +40,17 @@ describe('kernel status with an unreachable helper', () => {
     expect(refused.map(s => s.id)).toEqual(['s1']);
   });
 
-  it('a link that is down: unknown, nothing asked', async () => {
-    const { table, refused } = tableWithHelperFailing('not-connected');
+  it('a helper that says it stops, or does not answer (no SSH error): the scheduler is to be asked too', async () => {
+    const { table, refused } = tableWithHelperFailing(undefined);
     await expect(table.status('k1')).resolves.toMatchObject({ alive: null });
-    expect(refused).toEqual([]);
+    expect(refused.map(s => s.id)).toEqual(['s1']);
+  });
+
+  it('a link that is down: unknown, nothing asked', async () => {
+    for (const code of ['not-connected', 'closed', 'timeout']) {
+      const { table, refused } = tableWithHelperFailing(code);
+      await expect(table.status('k1')).resolves.toMatchObject({ alive: null });
+      expect(refused).toEqual([]);
+    }
   });
 });

@@ -29,6 +29,17 @@ interface IKernelRecord {
   stopped: boolean;
 }
 
+/** SSH errors that say the link to the cluster is down: they say nothing about the job. */
+const LINK_DOWN_CODES = new Set([
+  'not-connected',
+  'closed',
+  'timeout',
+  'auth-failed',
+  'cancelled',
+  'config',
+  'known-hosts'
+]);
+
 export interface IKernelTableOptions {
   helper: HelperClient;
   log: (msg: string) => void;
@@ -39,10 +50,11 @@ export interface IKernelTableOptions {
   /** The session's kernels changed: publish it. */
   changed: (s: ISessionRecord) => void;
   /**
-   * The link is up but the session's helper refused a connection: the job may have ended
-   * (cancelled from outside); the scheduler should be asked now, not at the poller's pace.
+   * The link is up but the session's helper could not be asked (it refused, it says it
+   * stops, it did not answer): the job may have ended (cancelled from outside); the
+   * scheduler should be asked now, not at the poller's pace.
    */
-  helperRefused: (s: ISessionRecord) => void;
+  helperUnreachable: (s: ISessionRecord) => void;
 }
 
 export class KernelTable {
@@ -208,8 +220,8 @@ export class KernelTable {
       }
       return { alive: Boolean(r.json.alive), exitCode: r.json.exitCode ?? undefined };
     } catch (err) {
-      if ((err as { code?: unknown }).code === 'forward-failed') {
-        this.opts.helperRefused(s);
+      if (!LINK_DOWN_CODES.has(String((err as { code?: unknown }).code))) {
+        this.opts.helperUnreachable(s);
       }
       // A dropped link is not a dead kernel: Jupyter must not restart it.
       return { alive: null, reason: (err as Error).message };

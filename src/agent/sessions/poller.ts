@@ -26,6 +26,8 @@ const POLL_SCHEDULER_RECHECK_MS = 300_000;
 /** Failures back off exponentially up to this; a slow answer waits this many times its duration. */
 const POLL_BACKOFF_MAX_MS = 300_000;
 const POLL_SLOW_FACTOR = 10;
+/** A status cycle slower than this is logged (it delays every session of the cluster). */
+const SLOW_GROUP_LOG_MS = 5_000;
 
 export interface IStatusPollerOptions {
   log: (msg: string) => void;
@@ -52,6 +54,8 @@ export class StatusPoller {
   /** Per cluster and kind of query: when the scheduler was last asked, through which link. */
   private readonly paces = new Map<string, { lastQuery: number; link?: IClusterLink }>();
   private stopped = false;
+  /** What the scheduler last said of each job still asked about. */
+  private readonly said = new Map<string, string>();
 
   constructor(private readonly opts: IStatusPollerOptions) {}
 
@@ -128,6 +132,7 @@ export class StatusPoller {
     }
     for (const [g, { profile, sessions: members }] of groups) {
       const pace = this.pace(`${key}\0${g}`);
+      const groupStart = Date.now();
       try {
         const base = this.opts.adapter(profile);
         // an adapter that learns per cluster (Slurm: version, --me, JSON) gets its own instance
@@ -160,6 +165,7 @@ export class StatusPoller {
           pace.lastQuery = Date.now();
           pace.link = link;
           const statuses = adapter.parseStatus(ids, result);
+          this.logChanges(statuses, Date.now() - t0);
           const unknown = [...statuses.values()].filter(st => st.phase === 'unknown');
           if (unknown.length === statuses.size) {
             failed = true; // says nothing about the jobs: keep them as they are, and back off
@@ -176,6 +182,11 @@ export class StatusPoller {
       } catch (err) {
         this.opts.log(`status of cluster ${key}: ${(err as Error).message}`);
         failed = true;
+      }
+      if (Date.now() - groupStart > SLOW_GROUP_LOG_MS) {
+        this.opts.log(
+          `status of cluster ${key} (${profile.scheduler}, ${members.length} sessions): the cycle took ${Math.round((Date.now() - groupStart) / 1000)} s`
+        );
       }
     }
     const failures = failed ? (this.failures.get(key) ?? 0) + 1 : 0;
@@ -194,6 +205,21 @@ export class StatusPoller {
         Math.max(failed ? base * 2 ** failures : base, tookMs * POLL_SLOW_FACTOR)
       );
       this.schedule(key, delay);
+    }
+  }
+
+  /** Each job's state as the scheduler says it, logged when it changes (what a failure's log shows). */
+  private logChanges(statuses: ReadonlyMap<string, IJobStatus>, tookMs: number): void {
+    for (const [id, st] of statuses) {
+      const said = st.nativeState ?? st.phase;
+      if (this.said.get(id) !== said) {
+        this.opts.log(`job ${id}: ${said} (asked in ${tookMs} ms)`);
+      }
+      if (st.phase === 'ended') {
+        this.said.delete(id); // never asked again
+      } else {
+        this.said.set(id, said);
+      }
     }
   }
 
