@@ -18,6 +18,7 @@ trap '"$REPO/testbed/testbed" stop >/dev/null 2>&1 || true' EXIT
 RESULTS=()
 FAILED=0
 LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/rc-tests.XXXXXX")"
+export RC_TEST_LOGDIR="$LOGDIR" # the testbed tests keep their agent's log there
 
 # run_suite NAME SUMMARY-REGEX CMD...: run one runner, keep its summary line.
 run_suite() {

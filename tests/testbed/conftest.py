@@ -57,6 +57,72 @@ def jupyter_dirs(tmp_path_factory):
             os.environ[k] = v
 
 
+class AgentLogFile:
+    """Every agent's log (each server or headless caller starts its own) also in one file
+    with timestamps, whatever Jupyter apps started by tests do to logging; a test that
+    fails once in a full run says from it what the agent was doing."""
+
+    path: Path | None = None
+
+    def __init__(self, log):
+        self._log = log
+        self._f = open(AgentLogFile.path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (for the run)
+
+    def _write(self, level: str, msg: str, *args) -> None:
+        stamp = time.strftime("%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+        self._f.write(f"{stamp} {level} {msg % args if args else msg}\n")
+
+    def __getattr__(self, name):
+        return getattr(self._log, name)
+
+    def debug(self, msg, *args):
+        self._write("D", msg, *args)
+        self._log.debug(msg, *args)
+
+    def info(self, msg, *args):
+        self._write("I", msg, *args)
+        self._log.info(msg, *args)
+
+    def warning(self, msg, *args):
+        self._write("W", msg, *args)
+        self._log.warning(msg, *args)
+
+    def error(self, msg, *args):
+        self._write("E", msg, *args)
+        self._log.error(msg, *args)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def agent_log_file(tmp_path_factory):
+    """Agents started from here on log to RC_TEST_LOGDIR/testbed-agent.log too (scripts/test.sh keeps it)."""
+    from jupyterlab_remote_cluster.agent_process import AgentProcess
+
+    AgentLogFile.path = Path(os.environ.get("RC_TEST_LOGDIR") or tmp_path_factory.mktemp("logs")) / "testbed-agent.log"
+    init = AgentProcess.__init__
+
+    def init_with_file(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.log = AgentLogFile(self.log)
+
+    AgentProcess.__init__ = init_with_file
+    from jupyterlab_remote_cluster import agent_process
+
+    if agent_process._shared is not None:  # started by an earlier test module
+        agent_process._shared.log = AgentLogFile(agent_process._shared.log)
+    yield
+    AgentProcess.__init__ = init
+
+
+def agent_log_lines(*needles: str, last: int = 25) -> str:
+    """The agent's last log lines that mention any of `needles` (for failure messages)."""
+    if AgentLogFile.path is None or not AgentLogFile.path.exists():
+        return "(no agent log)"
+    lines = [
+        line for line in AgentLogFile.path.read_text(errors="replace").splitlines() if any(n in line for n in needles)
+    ]
+    return "\n".join(lines[-last:])
+
+
 def squeue(job_id: str) -> str:
     return on_login("squeue", "-h", "-j", job_id, "-o", "%i %T").strip()
 
