@@ -11,6 +11,8 @@ export namespace CommandIDs {
   export const addProfile = 'remote-cluster:add-profile';
   /** A profile from a Host entry of ~/.ssh/config; args: `isPalette`. */
   export const addFromSshConfig = 'remote-cluster:add-from-ssh-config';
+  /** Shows the "Remote sessions" sidebar (the Running panel's and status bar's click). */
+  export const showSessions = 'remote-cluster:show-sessions';
   /** The sessions' actions; args: `session` (and `kernel` for attachKernel). */
   export const openNotebook = 'remote-cluster:open-notebook';
   export const openDashboard = 'remote-cluster:open-dashboard';

@@ -10,6 +10,7 @@ import { earlierOutputPlugin } from './plugins/earlier-output';
 import { launcherPlugin } from './plugins/launcher';
 import { modelPlugin } from './plugins/model';
 import { promptsPlugin } from './plugins/prompts';
+import { runningPlugin } from './plugins/running';
 import { sessionsPlugin } from './plugins/sessions';
 
 export { CommandIDs, LabCommandIDs } from './commands';
@@ -29,7 +30,8 @@ const plugins: JupyterFrontEndPlugin<unknown>[] = [
   dashboardPlugin,
   promptsPlugin,
   addProfilePlugin,
-  earlierOutputPlugin
+  earlierOutputPlugin,
+  runningPlugin
 ];
 
 export default plugins;

@@ -28,6 +28,16 @@ test.describe.serial('Idle reclaim on the testbed', () => {
       timeout: 180_000
     });
     await expect(page.locator('#jp-main-statusbar')).toContainText(/job \d+ \| Idle/, { timeout: 120_000 });
+    // Where Lab users look: the status bar says the notebook's job and time left, the
+    // Running panel lists the session with its kernel (running.ts, status-item.ts).
+    await expect(page.locator('.jp-RemoteCluster-statusItem')).toHaveText(/^job \d+ · 2\dm \d\ds left$/);
+    await page.sidebar.openTab('jp-running-sessions');
+    const item = page.locator('.jp-RemoteCluster-runningSession').first();
+    await expect(item).toContainText(/job \d+/);
+    await expect(item).toContainText(/node[12] · 2\dm \d\ds left/);
+    await expect(page.locator('.jp-RemoteCluster-runningKernel')).toHaveCount(1);
+    await shot(page, 'running-panel');
+    await page.sidebar.openTab('jp-remote-cluster-sessions');
     const countdown = page.locator('.jp-toast-message', { hasText: /is idle/ });
 
     // In use: edited every 5 s for 80 s, never run (the kernel stays idle, its CPU too).

@@ -4,7 +4,9 @@ import * as path from 'node:path';
 import type { JupyterFrontEnd } from '@jupyterlab/application';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { IRunningSessionManagers } from '@jupyterlab/running';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { CommandRegistry } from '@lumino/commands';
 import { Signal } from '@lumino/signaling';
@@ -36,6 +38,7 @@ describe('the frontend plugins', () => {
         'jupyterlab-remote-cluster:model',
         'jupyterlab-remote-cluster:profiles',
         'jupyterlab-remote-cluster:prompts',
+        'jupyterlab-remote-cluster:running',
         'jupyterlab-remote-cluster:sessions'
       ].sort()
     );
@@ -88,11 +91,15 @@ describe('the frontend plugins', () => {
     const registry = {
       load: () => Promise.reject(new Error('no settings in this test'))
     } as unknown as ISettingRegistry;
+    const running = { add: jest.fn() };
+    const statusBar = { registerStatusItem: jest.fn() };
     const provided = new Map<unknown, unknown>([
       [ITranslator, nullTranslator],
       [ISettingRegistry, registry],
       [INotebookTracker, { widgetAdded: new Signal(commands) }],
-      [IRenderMimeRegistry, {}]
+      [IRenderMimeRegistry, {}],
+      [IRunningSessionManagers, running],
+      [IStatusBar, statusBar]
     ]);
     const error = jest.spyOn(console, 'error').mockImplementation(() => undefined);
     try {
@@ -115,5 +122,11 @@ describe('the frontend plugins', () => {
     expect(shell.add).toHaveBeenCalledWith(expect.objectContaining({ id: 'jp-remote-cluster-sessions' }), 'left', {
       rank: 850
     });
+    // A "Remote clusters" section in the Running panel, and the status bar's item.
+    expect(running.add).toHaveBeenCalledWith(expect.objectContaining({ name: 'Remote clusters' }));
+    expect(statusBar.registerStatusItem).toHaveBeenCalledWith(
+      'jupyterlab-remote-cluster:running',
+      expect.objectContaining({ align: 'left' })
+    );
   });
 });

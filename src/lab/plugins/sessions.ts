@@ -181,6 +181,10 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
 
     const sidebar = new SessionsPanel(model, commands, trans, s => warnings.endsSoon(s));
     app.shell.add(sidebar, 'left', { rank: 850 });
+    commands.addCommand(CommandIDs.showSessions, {
+      label: trans.__('Show remote sessions'),
+      execute: () => app.shell.activateById(sidebar.id)
+    });
     restorer?.add(sidebar, sidebar.id);
   }
 };
