@@ -3,7 +3,8 @@
  * helper that cannot be asked while the link is up (the job may have been cancelled from
  * outside) makes the manager ask the scheduler now. Fakes for the helper and the link.
  */
-import type { HelperClient } from '../sessions/helper-client';
+import type { IClusterLink } from '../cluster/link';
+import { HelperClient } from '../sessions/helper-client';
 import { KernelTable } from '../sessions/kernels';
 import type { ISessionRecord } from '../sessions/records';
 
@@ -52,5 +53,26 @@ describe('kernel status with an unreachable helper', () => {
       await expect(table.status('k1')).resolves.toMatchObject({ alive: null });
       expect(refused).toEqual([]);
     }
+  });
+});
+
+describe("a helper's state.json that does not come", () => {
+  afterEach(() => jest.useRealTimers());
+
+  it('is no state after 30 s: a hung read holds neither the status cycle nor an ending', async () => {
+    jest.useFakeTimers();
+    const client = new HelperClient({ stateDir: '/nonexistent', log: () => undefined } as never);
+    const hung = { readFile: () => new Promise<Buffer>(() => undefined) } as unknown as IClusterLink;
+    const s = { id: 's1', remoteDir: '/home/u/.jupyter-remote-cluster/sessions/s1' } as unknown as ISessionRecord;
+    let done = false;
+    const read = client.readState(s, hung).then(st => {
+      done = true;
+      return st;
+    });
+    await jest.advanceTimersByTimeAsync(29_000);
+    expect(done).toBe(false);
+    await jest.advanceTimersByTimeAsync(1_000);
+    await expect(read).resolves.toBeUndefined();
+    expect(jest.getTimerCount()).toBe(0);
   });
 });

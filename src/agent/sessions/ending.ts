@@ -26,6 +26,9 @@ export async function cancelJob(
   }
 }
 
+/** An ending must not hang on the cluster: the session is ended anyway after this. */
+const ENDING_COMMAND_TIMEOUT_MS = 30_000;
+
 /**
  * The worker jobs tagged with the session: the helper cancels them when it stops; this
  * catches those of a helper that could not (killed, node lost). Best effort: a job of
@@ -59,13 +62,15 @@ export async function removeReverseDir(
     return;
   }
   await link
-    .exec(`rm -rf ${shQuote(dir)}`)
+    .exec(`rm -rf ${shQuote(dir)}`, { timeoutMs: ENDING_COMMAND_TIMEOUT_MS })
     .catch(err => log(`session ${s.id}: could not remove ${dir} on the login node: ${(err as Error).message}`));
 }
 
 /** `reason`, with the last lines of the job's stderr (which usually say why it failed). */
 export async function withJobStderr(s: ISessionRecord, reason: string, link: IClusterLink): Promise<string> {
-  const err = await link.exec(`tail -n 5 ${shQuote(s.remoteDir + '/job.err')} 2>/dev/null`).catch(() => undefined);
+  const err = await link
+    .exec(`tail -n 5 ${shQuote(s.remoteDir + '/job.err')} 2>/dev/null`, { timeoutMs: ENDING_COMMAND_TIMEOUT_MS })
+    .catch(() => undefined);
   const tail = err?.stdout.trim();
   return tail ? `${reason}; job stderr: ${tail.split('\n').slice(-3).join(' | ')}` : reason;
 }

@@ -31,6 +31,9 @@ const PORTS_FRESH_MS = 2_000;
 
 export type SessionRoute = IRoute & { token: string; link: IClusterLink };
 
+/** How long one read of a helper's state.json may take (an SFTP read over the login node). */
+const STATE_READ_TIMEOUT_MS = 30_000;
+
 export interface IHelperClientOptions {
   stateDir: string;
   log: (msg: string) => void;
@@ -72,15 +75,23 @@ export class HelperClient {
   }
 
   async readState(s: ISessionRecord, link: IClusterLink): Promise<IHelperState | undefined> {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      const state = JSON.parse(
-        (await link.readFile(`${s.remoteDir}/state.json`, MAX_STATE_BYTES)).toString('utf8')
-      ) as IHelperState;
+      // (a read that hangs must not hold the status cycle, nor a session's end)
+      const read = Promise.race([
+        link.readFile(`${s.remoteDir}/state.json`, MAX_STATE_BYTES),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('state.json: no answer')), STATE_READ_TIMEOUT_MS);
+        })
+      ]);
+      const state = JSON.parse((await read).toString('utf8')) as IHelperState;
       this.states.set(s.id, state);
       this.stateReadAt.set(s.id, Date.now());
       return state;
     } catch {
       return undefined;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
