@@ -14,6 +14,33 @@ import type { TranslationBundle } from '@jupyterlab/translation';
 
 import type { ISession } from '../common/api';
 import { remoteClusterIcon } from './icons';
+import type { IRemoteClusterModel } from './tokens';
+
+/**
+ * Session `id` once the model knows it (after a reload, the agent's event stream lists
+ * the sessions a moment after the layout is restored), or undefined after `timeoutMs`.
+ */
+export function sessionSoon(model: IRemoteClusterModel, id: string, timeoutMs: number): Promise<ISession | undefined> {
+  const known = model.session(id);
+  if (known) {
+    return Promise.resolve(known);
+  }
+  return new Promise(resolve => {
+    const check = () => {
+      const s = model.session(id);
+      if (s) {
+        done(s);
+      }
+    };
+    const done = (s: ISession | undefined) => {
+      window.clearTimeout(timer);
+      model.sessionsChanged.disconnect(check);
+      resolve(s);
+    };
+    const timer = window.setTimeout(() => done(undefined), timeoutMs);
+    model.sessionsChanged.connect(check);
+  });
+}
 
 /**
  * The dashboard served under proxied port label `port`: 0 is the session's own, 1, 2, ...
@@ -43,6 +70,9 @@ export function createDashboard(s: ISession, trans: TranslationBundle, port = 0)
   frame.url = url;
   const widget = new MainAreaWidget({ content: frame });
   widget.id = dashboardId(s, port);
+  // what the layout restorer reopens after a reload
+  widget.node.dataset.session = s.id;
+  widget.node.dataset.port = String(port);
   widget.addClass('jp-RemoteCluster-dashboard');
   const where = s.jobId ? `job ${s.jobId}` : s.cluster;
   widget.title.label = port === 0 ? trans.__('Dask · %1', where) : trans.__('Dask · %1 · notebook %2', where, port);

@@ -1,8 +1,8 @@
 /**
  * The product's core promise, end to end on the testbed: Launcher tile -> Slurm job ->
  * kernel on a compute node -> interrupt, restart in the same job -> Dask dashboard panel
- * -> a kernel left by a lost server, attached from the sidebar -> cancel, and the job is
- * gone from squeue. Screenshots are kept as artifacts.
+ * (back after a page reload) -> a kernel left by a lost server, attached from the sidebar
+ * -> cancel, and the job is gone from squeue. Screenshots are kept as artifacts.
  */
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
@@ -117,6 +117,12 @@ test.describe.serial('Remote session on the testbed', () => {
     await expect(frame.locator('body')).toContainText(/Task Stream|Progress|Bytes stored/i, { timeout: 60_000 });
     await page.waitForTimeout(3000); // let Bokeh draw the plots for the screenshot
     await shot(page, '06-dashboard');
+    // 6a. A page reload brings the dashboard panel back (the layout restorer), drawing again.
+    await page.reload({ waitForIsReady: false });
+    await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
+    await expect(frame.locator('body')).toContainText(/Task Stream|Progress|Bytes stored/i, { timeout: 60_000 });
+    await expect(page.locator('.jp-RemoteCluster-dashboard')).toHaveCount(1);
+    await page.sidebar.openTab('jp-remote-cluster-sessions');
 
     // 6b. Add workers from the sidebar: a worker job joins; the row and the dashboard say so.
     await session.getByRole('button', { name: 'Add workers' }).click();

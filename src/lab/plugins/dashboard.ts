@@ -1,43 +1,73 @@
-/** The dashboard plugin: a session's Dask dashboard as a main-area panel. */
-import type { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+/**
+ * The dashboard plugin: a session's Dask dashboard as a main-area panel, reopened after a
+ * page reload while its session still serves it.
+ */
+import { ILayoutRestorer, type JupyterFrontEnd, type JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { Notification, WidgetTracker, type IFrame, type MainAreaWidget } from '@jupyterlab/apputils';
 import { ITranslator } from '@jupyterlab/translation';
 
+import type { ISession } from '../../common/api';
 import { CommandIDs } from '../commands';
-import { createDashboard, dashboardId } from '../dashboard';
+import { createDashboard, dashboardId, sessionSoon } from '../dashboard';
 import { IRemoteClusterModel } from '../tokens';
+
+/** After a reload, how long a restored dashboard waits for the agent to list its session. */
+const RESTORE_WAIT_MS = 15_000;
 
 export const dashboardPlugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyterlab-remote-cluster:dashboard',
   description: "Opens a session's Dask dashboard as a panel (sandboxed iframe of the proxied URL).",
   autoStart: true,
   requires: [IRemoteClusterModel, ITranslator],
-  activate: (app: JupyterFrontEnd, model: IRemoteClusterModel, translator: ITranslator): void => {
+  optional: [ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    model: IRemoteClusterModel,
+    translator: ITranslator,
+    restorer: ILayoutRestorer | null
+  ): void => {
     const trans = translator.load('jupyterlab_remote_cluster');
     const dashboards = new WidgetTracker<MainAreaWidget<IFrame>>({ namespace: 'remote-cluster-dashboard' });
 
+    const open = (s: ISession, port: number, restoring: boolean): void => {
+      const existing = dashboards.find(w => w.id === dashboardId(s, port));
+      if (existing) {
+        app.shell.activateById(existing.id);
+        return;
+      }
+      const widget = createDashboard(s, trans, port);
+      if (!widget) {
+        if (!restoring) {
+          Notification.warning(trans.__('This session serves no dashboard.'));
+        }
+        return; // (restoring: the session ended meanwhile; its panel stays closed)
+      }
+      void dashboards.add(widget);
+      app.shell.add(widget, 'main', restoring ? {} : { mode: 'split-right' });
+    };
+
     app.commands.addCommand(CommandIDs.openDashboard, {
       label: trans.__('Open the Dask dashboard'),
-      // args: session; port: the proxied label (absent: 0, the session's own scheduler)
+      // args: session; port: the proxied label (absent: 0, the session's own scheduler);
+      // restoring: reopened after a reload
       execute: args => {
-        const s = model.session(String(args['session']));
-        if (!s) {
-          return;
-        }
+        const restoring = Boolean(args['restoring']);
+        const id = String(args['session']);
         const port = Number(args['port'] ?? 0);
-        const existing = dashboards.find(w => w.id === dashboardId(s, port));
-        if (existing) {
-          app.shell.activateById(existing.id);
-          return;
+        const s = model.session(id);
+        if (s) {
+          open(s, port, restoring);
+        } else if (restoring) {
+          // The agent lists its sessions a moment after the page loads; Lab's layout is
+          // not held for that: the panel opens when its session shows.
+          void sessionSoon(model, id, RESTORE_WAIT_MS).then(later => later && open(later, port, true));
         }
-        const widget = createDashboard(s, trans, port);
-        if (!widget) {
-          Notification.warning(trans.__('This session serves no dashboard.'));
-          return;
-        }
-        void dashboards.add(widget);
-        app.shell.add(widget, 'main', { mode: 'split-right' });
       }
+    });
+    void restorer?.restore(dashboards, {
+      command: CommandIDs.openDashboard,
+      args: w => ({ session: w.node.dataset.session ?? '', port: Number(w.node.dataset.port ?? 0), restoring: true }),
+      name: w => w.id
     });
   }
 };
