@@ -284,6 +284,23 @@ async def test_kernel_actions_need_kernels_write(jp_fetch, method, path, body):
     assert e.value.code == 403, (path, e.value.response.body[:300] if e.value.response else "")
 
 
+class RemoteClusterOnly(_Only):
+    """May use remote-cluster, nothing of Jupyter's kernels (not even read them)."""
+
+    allowed = {(a, "remote-cluster") for a in ("read", "write", "execute")}
+
+
+@pytest.mark.authorizer(f"{__name__}.RemoteClusterOnly")
+async def test_a_sessions_logs_need_kernels_read(jp_fetch):
+    """The logs hold what kernels printed: like reading a kernel's output in Jupyter."""
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("remote-cluster", "api", "v1", "sessions", "0123456789ab", "logs")
+    assert e.value.code == 403
+    # the control: the same user lists the sessions (the agent answers)
+    res = await jp_fetch("remote-cluster", "api", "v1", "sessions")
+    assert res.code == 200
+
+
 async def test_with_both_permissions_a_submission_gets_through(
     monkeypatch, tmp_path, jp_serverapp, http_server_client, jp_base_url, jp_auth_header, jp_fetch
 ):

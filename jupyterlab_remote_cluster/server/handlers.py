@@ -98,6 +98,10 @@ KERNEL_ROUTES = re.compile(
 )
 
 
+# What a kernel printed (its log, the job's stdout): Jupyter's `kernels: read` is needed too.
+LOG_ROUTES = re.compile(rf"v1/sessions/{SESSION_RE}/logs")
+
+
 class AgentApiHandler(AgentMixin, APIHandler):
     """`api/*`: the agent's REST API. Each method is decorated on its own: jupyter_server's
     `@authorized` fixes the action of a decorated function at its first call."""
@@ -107,6 +111,8 @@ class AgentApiHandler(AgentMixin, APIHandler):
     @web.authenticated
     @authorized
     async def get(self, path: str) -> None:
+        if LOG_ROUTES.fullmatch(path):
+            await require(self, "read", "kernels")
         await self.forward_http("/api/" + path)
 
     @web.authenticated

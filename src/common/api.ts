@@ -190,6 +190,14 @@ export interface IServedPort {
 
 export type SessionState = 'submitting' | 'queued' | 'starting' | 'running' | 'ended';
 
+/** GET api/v1/sessions/<id>/logs: the ends of the session's log files ("Show log"). */
+export interface ISessionLogs {
+  /** job.err, job.out, then kernels/<id>/kernel.log, dask-*.log, reverse-ssh.log: those that exist. */
+  files: { name: string; size: number; text: string; truncated: boolean }[];
+  /** Why there is nothing to show (the session's directory is gone). */
+  missing?: string;
+}
+
 /** What the batch system said when asked for more walltime (docs/allocation.md). */
 export interface IExtendAnswer {
   granted: boolean;

@@ -28,6 +28,8 @@ export namespace CommandIDs {
   export const relaunchSession = 'remote-cluster:relaunch-session';
   /** Idle reclaim (docs/allocation.md, "Idle sessions"): the user keeps an idle session; args: `session`. */
   export const keepSession = 'remote-cluster:keep-session';
+  /** The ends of the session's log files on the cluster (session-log.ts); args: `session`. */
+  export const showLog = 'remote-cluster:show-log';
   /** The output of cells this page did not run (earlier-output.ts); args: `kernel`. */
   export const showEarlierOutput = 'remote-cluster:show-earlier-output';
   /** Starts the login of a cluster waiting for sign-in; args: `cluster` (default: the first). */

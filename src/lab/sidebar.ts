@@ -305,6 +305,10 @@ export class SessionsPanel extends Widget {
           }
         }
       }
+      if (s.jobId && s.state !== 'queued') {
+        // the job's stderr and stdout, the kernels' and Dask's logs (why a start failed)
+        actions.appendChild(this.button(t.__('Log'), CommandIDs.showLog, s.id));
+      }
       if (s.state === 'ended') {
         actions.appendChild(this.button(t.__('Relaunch'), CommandIDs.relaunchSession, s.id));
         actions.appendChild(this.button(t.__('Remove'), CommandIDs.removeSession, s.id));

@@ -141,6 +141,13 @@ def test_a_failing_setup_line_or_container_ends_the_session_with_its_stderr(prof
     assert re.search(stderr, ended["reason"]), ended["reason"]
     assert took < 30, f"took {took:.0f} s: should end within seconds"
     assert on_login("squeue", "-h", "-j", ended["jobId"], "-o", "%T").strip() in ("FAILED", "")
+    # "Show log": the job's whole stderr, read from the session's directory on the cluster
+    code, logs = agent_call("GET", f"/api/v1/sessions/{s['id']}/logs")
+    assert code == 200, logs
+    files = {f["name"]: f for f in logs["files"]}
+    assert re.search(stderr, files["job.err"]["text"].replace("\n", " | ")), files["job.err"]
+    assert files["job.err"]["size"] >= len(files["job.err"]["text"].encode()) > 0
+    assert "config.json" not in files and "state.json" not in files
     agent_call("DELETE", f"/api/v1/sessions/{s['id']}")  # forget it
 
 

@@ -17,6 +17,7 @@ import type {
   IExtendAnswer,
   IResources,
   ISession,
+  ISessionLogs,
   IStartEstimate
 } from '../../common/api';
 import { ClusterLinks, clusterKey } from '../cluster/links';
@@ -42,6 +43,7 @@ import { withReported, withStatuses } from './worker-jobs';
 import { HEARTBEAT_STALE_S, now, type IHelperState, type IKernelConnection, type ISessionRecord } from './records';
 import { readRemoteFiles, type IRemoteFiles } from './remote-files';
 import { SessionStore, type IRetention } from './store';
+import { readSessionLogs } from './session-logs';
 
 export { REMOTE_ROOT, onLogin, type IHelperState, type IKernelConnection } from './records';
 
@@ -535,6 +537,18 @@ export class SessionManager {
     this.helper.merge(s.id, { idle: r.json?.idle ?? undefined });
     this.update(s, {});
     return this.publicView(s);
+  }
+
+  /** "Show log": the ends of the session's log files on the cluster (session-logs.ts). */
+  async logs(id: string): Promise<ISessionLogs> {
+    const s = this.sessions.get(id);
+    if (!s) {
+      throw new NotFoundError(`No session ${id}.`);
+    }
+    if (!s.jobId) {
+      throw new ConflictError(`Session ${id} was never submitted: it has no logs.`);
+    }
+    return readSessionLogs(s.remoteDir, await this.clusters.link(await this.sessionProfile(s), true));
   }
 
   async extend(id: string, minutes: number): Promise<IExtendAnswer> {

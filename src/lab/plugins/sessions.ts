@@ -1,22 +1,23 @@
 /**
  * The sessions plugin: the "Remote sessions" sidebar and the commands of its rows (open
- * a notebook, cancel, attach a kernel, remove an ended session), the allocation's hours
+ * a notebook, cancel, attach a kernel, remove an ended session, show its log), the allocation's hours
  * (allocation.ts: walltime warnings, continue, extend, save and stop, relaunch), and idle
  * reclaim (idle.ts: activity, the countdown with Keep running, the ended notice).
  */
 import { ILayoutRestorer, type JupyterFrontEnd, type JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
+import { Dialog, Notification, showDialog, WidgetTracker, type MainAreaWidget } from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator } from '@jupyterlab/translation';
 import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
-import type { ISession } from '../../common/api';
+import type { ISession, ISessionLogs } from '../../common/api';
 import { CommandIDs, LabCommandIDs } from '../commands';
 import { requestAPI } from '../handler';
 import { openSessionNotebook } from '../open-notebook';
 import { followSuccessors, notifyWalltime, registerAllocationCommands } from '../allocation';
 import { IdleReclaim } from '../idle';
 import { addSessionCommand, numberArg } from '../session-commands';
+import { createSessionLog, sessionLogId, type SessionLogPanel } from '../session-log';
 import { SessionsPanel } from '../sidebar';
 import { DEFAULT_WARNING_MINUTES, WalltimeWarnings } from '../walltime-warnings';
 import { IRemoteClusterModel } from '../tokens';
@@ -131,6 +132,23 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
           Notification.error(trans.__('Could not attach the kernel: %1', (e as Error).message));
           return undefined;
         }
+      }
+    });
+
+    const logs = new WidgetTracker<MainAreaWidget<SessionLogPanel>>({ namespace: 'remote-cluster-log' });
+    addSessionCommand(commands, model, CommandIDs.showLog, {
+      label: trans.__("Show the session's log (job, kernels, Dask)"),
+      failed: message => trans.__('Could not show the log: %1', message),
+      run: async s => {
+        const open = logs.find(w => w.id === sessionLogId(s.id));
+        if (open) {
+          app.shell.activateById(open.id);
+          void open.content.refresh();
+          return;
+        }
+        const widget = createSessionLog(s, () => requestAPI<ISessionLogs>(`api/v1/sessions/${s.id}/logs`), trans);
+        void logs.add(widget);
+        app.shell.add(widget, 'main', { mode: 'split-bottom' });
       }
     });
 
