@@ -75,21 +75,17 @@ class AgentLogFile:
     def __getattr__(self, name):
         return getattr(self._log, name)
 
-    def debug(self, msg, *args):
-        self._write("D", msg, *args)
-        self._log.debug(msg, *args)
+    def _level(letter: str, name: str):  # noqa: N805 (makes the methods below)
+        def log(self, msg, *args):
+            self._write(letter, msg, *args)
+            getattr(self._log, name)(msg, *args)
 
-    def info(self, msg, *args):
-        self._write("I", msg, *args)
-        self._log.info(msg, *args)
+        return log
 
-    def warning(self, msg, *args):
-        self._write("W", msg, *args)
-        self._log.warning(msg, *args)
-
-    def error(self, msg, *args):
-        self._write("E", msg, *args)
-        self._log.error(msg, *args)
+    debug = _level("D", "debug")
+    info = _level("I", "info")
+    warning = _level("W", "warning")
+    error = _level("E", "error")
 
 
 @pytest.fixture(scope="session", autouse=True)

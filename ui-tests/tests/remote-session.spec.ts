@@ -2,7 +2,7 @@
  * The product's core promise, end to end on the testbed: Launcher tile -> Slurm job ->
  * kernel on a compute node -> interrupt, restart in the same job -> Dask dashboard panel
  * (back after a page reload) -> a kernel left by a lost server, attached from the sidebar
- * -> cancel, and the job is gone from squeue. Screenshots are kept as artifacts.
+ * -> cancel, and the job is gone from squeue -> its log. Screenshots are kept as artifacts.
  */
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
@@ -173,5 +173,15 @@ test.describe.serial('Remote session on the testbed', () => {
     });
     await expect.poll(() => squeueAlice(jobId!), { timeout: 60_000 }).not.toContain('RUNNING');
     await shot(page, '09-cancelled');
+
+    // 9. Its log, read from the cluster: the job's stderr (the helper's lines) and each kernel's log.
+    await session.getByRole('button', { name: 'Log', exact: true }).click();
+    const log = page.locator('.jp-RemoteCluster-log');
+    await expect(log.locator('.jp-RemoteCluster-logFile[data-file="job.err"]')).toBeVisible({ timeout: 30_000 });
+    // the notebook's kernel and the attached one (a restart may have added one)
+    const kernelLogs = log.locator('.jp-RemoteCluster-logFile[data-file^="kernels/"]');
+    await expect(kernelLogs.first()).toBeVisible();
+    expect(await kernelLogs.count()).toBeGreaterThanOrEqual(2);
+    await shot(page, '10-log');
   });
 });
