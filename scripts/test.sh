@@ -47,7 +47,20 @@ run_suite "galata" '([0-9]+ (passed|failed|flaky|skipped))' \
 run_suite "pytest testbed lifecycle" '(passed|failed|error)' \
   python -m pytest -q -p no:cacheprovider testbed/tests/test_lifecycle.py
 
+# Why each failed runner failed, in a few lines, next to the summary: CI may keep only
+# the end of this output.
+failure_lines() {
+  grep -E '^(FAILED|ERROR) |^\s+(Error:|TimeoutError:|Test timeout|Timed out|Expected|Received|Call log:|- waiting for|[0-9]+\) |> +[0-9]+ \|)|^\s+at .*\.(spec|test)\.ts:|^\s+● ' "$1" |
+    grep -v "^\[WebServer\]" | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-300 | head -n 16
+}
 echo
+for result in "${RESULTS[@]}"; do
+  case "$result" in FAIL*)
+    name="$(sed -E 's/^FAIL +(.*) \(exit.*/\1/' <<<"$result")"
+    log "why $name failed (whole log: $LOGDIR/${name//[^a-zA-Z0-9]/_}.log)"
+    failure_lines "$LOGDIR/${name//[^a-zA-Z0-9]/_}.log"
+  esac
+done
 log "summary (logs in $LOGDIR; screenshots in ui-tests/test-results)"
 printf '  %s\n' "${RESULTS[@]}"
 # One closing line over every runner (jest counts tests, not suites).

@@ -23,9 +23,26 @@ async function shot(page: IJupyterLabPageFixture, name: string): Promise<void> {
   await page.screenshot({ path: test.info().outputPath(`${name}.png`) });
 }
 
+/** How long a cell may run here: Galata's own wait has no end, a test must. */
+const CELL_TIMEOUT_MS = 120_000;
+
 async function runCell(page: IJupyterLabPageFixture, index: number, source: string): Promise<string> {
   await page.notebook.setCell(index, 'code', source);
-  await page.notebook.runCell(index, true);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`the cell did not finish in ${CELL_TIMEOUT_MS / 1000} s`)),
+      CELL_TIMEOUT_MS
+    );
+  });
+  try {
+    await Promise.race([page.notebook.runCell(index, true), timeout]);
+  } catch (e) {
+    const output = (await page.notebook.getCellTextOutput(index))?.join('\n') ?? '';
+    throw new Error(`${(e as Error).message}: ${source.split('\n').pop()}\noutput so far: ${output.slice(-500)}`);
+  } finally {
+    clearTimeout(timer);
+  }
   return (await page.notebook.getCellTextOutput(index))?.join('\n') ?? '';
 }
 
@@ -33,6 +50,8 @@ async function runCell(page: IJupyterLabPageFixture, index: number, source: stri
 // tracking of Jupyter's kernels/sessions API by Galata: its route handler expects JSON
 // from every POST and breaks on the kernel interrupt (204, empty body).
 test.use({ mockSettings: false, kernels: null, sessions: null });
+// Every wait has an end: a step that hangs fails where it hangs, saying what it waited for.
+test.use({ actionTimeout: 120_000, navigationTimeout: 60_000 });
 
 test.describe.serial('Remote session on the testbed', () => {
   test.setTimeout(10 * 60 * 1000);
@@ -106,6 +125,7 @@ test.describe.serial('Remote session on the testbed', () => {
         'from distributed import Client',
         'import dask.array as da',
         'client = Client()',
+        'client.wait_for_workers(1, timeout=60)',
         'x = da.random.random((4000, 4000), chunks=(500, 500))',
         'print(round(float((x + x.T).mean().compute()), 1), client.dashboard_link)'
       ].join('\n')
@@ -118,8 +138,8 @@ test.describe.serial('Remote session on the testbed', () => {
     await page.waitForTimeout(3000); // let Bokeh draw the plots for the screenshot
     await shot(page, '06-dashboard');
     // 6a. A page reload brings the dashboard panel back (the layout restorer), drawing again.
-    await page.reload({ waitForIsReady: false });
-    await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
+    await page.reload({ waitForIsReady: false, timeout: 60_000 });
+    await page.locator('#jupyterlab-splash').waitFor({ state: 'detached', timeout: 60_000 });
     await expect(frame.locator('body')).toContainText(/Task Stream|Progress|Bytes stored/i, { timeout: 60_000 });
     await expect(page.locator('.jp-RemoteCluster-dashboard')).toHaveCount(1);
     await page.sidebar.openTab('jp-remote-cluster-sessions');
@@ -155,8 +175,9 @@ test.describe.serial('Remote session on the testbed', () => {
     await expect(row).toContainText(`Kernel ${kid.slice(0, 8)} is running, not connected`, { timeout: 30_000 });
     await shot(page, '07-detached-kernel');
     await row.getByRole('button', { name: 'Attach' }).click();
+    // the toast closes itself after 10 s: its button first, then the row
+    await page.locator('.jp-toast-button', { hasText: 'New notebook' }).click({ timeout: 30_000 });
     await expect(row).toHaveCount(0, { timeout: 30_000 });
-    await page.locator('.jp-toast-button', { hasText: 'New notebook' }).click();
     await expect(page.locator('.jp-NotebookPanel')).toHaveCount(2, { timeout: 30_000 });
     await expect(page.locator('#jp-main-statusbar')).toContainText(/job \d+ \| Idle/, { timeout: 120_000 });
     const attachedJob = await runCell(page, 0, 'import os; os.environ["SLURM_JOB_ID"]');
