@@ -242,12 +242,6 @@ export class SessionsPanel extends Widget {
           }
           row.appendChild(this.button(t.__('Dashboard'), CommandIDs.openDashboard, s.id, '', { port: String(p.port) }));
         }
-        // An older helper without the protections, Dask that did not start: said, not hidden.
-        for (const w of s.warnings ?? []) {
-          const row = li.appendChild(document.createElement('div'));
-          row.className = 'jp-RemoteCluster-warning';
-          row.textContent = w;
-        }
         // Kernels whose Jupyter server was lost (crash, kill): still running, with their
         // variables, until attached here or the job ends.
         for (const kid of s.detachedKernels ?? []) {
@@ -261,6 +255,13 @@ export class SessionsPanel extends Widget {
           );
           row.appendChild(this.button(t.__('Attach'), CommandIDs.attachKernel, s.id, '', { kernel: kid }));
         }
+      }
+      // What the login node's checks missed (queued), an older helper without the
+      // protections, Dask that did not start: said, not hidden.
+      for (const w of s.warnings ?? []) {
+        const row = li.appendChild(document.createElement('div'));
+        row.className = 'jp-RemoteCluster-warning';
+        row.textContent = w;
       }
       if (s.usage && (s.state === 'running' || s.state === 'ended')) {
         // The efficiency card: what the job used on its node, and a suggestion.

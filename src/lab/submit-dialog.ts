@@ -274,7 +274,12 @@ export async function submitWithDialog(
       return undefined;
     }
     try {
-      return await deps.post(profile.name, values);
+      const session = await deps.post(profile.name, values);
+      // queued all the same: what the login node's checks missed, before the wait
+      for (const w of session.warnings ?? []) {
+        deps.warn(w);
+      }
+      return session;
     } catch (e) {
       if (e instanceof RemoteClusterApiError && e.status === 503 && e.code === 'scheduler-unavailable') {
         deps.warn(e.message);

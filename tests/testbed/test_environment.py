@@ -1,8 +1,9 @@
 """Environment setup on the testbed, through the agent's HTTP API: a profile's setup lines
 (a venv activated with `.`, an exported variable) and its container wrapper (Debian's
 bubblewrap, a real mount/pid namespace around the helper) are what the kernel runs in; a
-failing setup line or container command ends the session within seconds, with its stderr
-in the reason, instead of a silent wait. Also two bad requests end to end: a walltime over
+failing setup line, a missing Python or a container command ends the session within
+seconds saying why (one sentence where the job script knows, else its stderr), instead of a
+silent wait; the login node's checks warn before queuing. Also two bad requests end to end: a walltime over
 the partition's limit is cancelled with the reason, an unknown node feature is refused."""
 
 import json
@@ -47,6 +48,8 @@ def profiles(jupyter_dirs):
         ),
         profile("rcit-env-badmodule", setup=["export A=1", "module load python/9.9", "export B=2"]),
         profile("rcit-env-false", setup=["echo preparing >&2", "false"]),
+        profile("rcit-env-nopython", python="/opt/no/python3.12"),
+        profile("rcit-env-noworkdir", workdir="/home/alice/rcit-no-such-dir"),
         profile("rcit-env-nocontainer", container="no-such-runtime exec image.sif"),
         profile("rcit-env-badcontainer", container="bwrap --no-such-option"),
     ]
@@ -123,22 +126,36 @@ def test_the_container_wrapper_runs_around_the_kernel(env_kernel):
 
 
 @pytest.mark.parametrize(
-    "profile, stderr",
+    "profile, reason, stderr",
     [
-        ("rcit-env-badmodule", r"module: not found.*setup line 2 failed \(exit code 127\): module load python/9\.9"),
-        ("rcit-env-false", r"preparing \| jupyterlab-remote-cluster: setup line 2 failed \(exit code 1\): false"),
-        ("rcit-env-nocontainer", r"no-such-runtime: not found"),
-        ("rcit-env-badcontainer", r"bwrap: Unknown option --no-such-option"),
+        # the job script's own failure lines make one sentence (with the shell's complaint)
+        (
+            "rcit-env-badmodule",
+            r"^Setup line 2 failed with exit code 127: module load python/9\.9 — .*module: not found\.$",
+            r"module: not found.*setup line 2 failed \(exit code 127\): module load python/9\.9",
+        ),
+        (
+            "rcit-env-false",
+            r"^Setup line 2 failed with exit code 1: false — preparing\.$",
+            r"preparing \| jupyterlab-remote-cluster: setup line 2 failed \(exit code 1\): false",
+        ),
+        (
+            "rcit-env-nopython",
+            r"^The remote Python /opt/no/python3\.12 was not found on node[12]\.$",
+            r"the remote Python /opt/no/python3\.12 was not found on node[12]",
+        ),
+        # anything else: the reason with the last lines of the job's stderr
+        ("rcit-env-nocontainer", r"job stderr: .*no-such-runtime: not found", r"no-such-runtime: not found"),
+        ("rcit-env-badcontainer", r"job stderr: .*bwrap: Unknown option --no-such-option", r"bwrap: Unknown option"),
     ],
 )
-def test_a_failing_setup_line_or_container_ends_the_session_with_its_stderr(profiles, profile, stderr):
+def test_a_failing_setup_line_python_or_container_ends_the_session_saying_why(profiles, profile, reason, stderr):
     s = submit(profile)
     t = time.monotonic()
     ended = wait_state(s["id"], {"ended", "running"}, 60)
     took = time.monotonic() - t
     assert ended["state"] == "ended", ended
-    assert "job stderr:" in ended["reason"], ended["reason"]
-    assert re.search(stderr, ended["reason"]), ended["reason"]
+    assert re.search(reason, ended["reason"]), ended["reason"]
     assert took < 30, f"took {took:.0f} s: should end within seconds"
     assert on_login("squeue", "-h", "-j", ended["jobId"], "-o", "%T").strip() in ("FAILED", "")
     # "Show log": the job's whole stderr, read from the session's directory on the cluster
@@ -149,6 +166,25 @@ def test_a_failing_setup_line_or_container_ends_the_session_with_its_stderr(prof
     assert files["job.err"]["size"] >= len(files["job.err"]["text"].encode()) > 0
     assert "config.json" not in files and "state.json" not in files
     agent_call("DELETE", f"/api/v1/sessions/{s['id']}")  # forget it
+
+
+def test_the_login_node_warns_before_queuing_and_the_job_says_why_it_failed(profiles):
+    # a working directory the login node does not have: queued all the same (a node may
+    # have it), with a warning; the helper then ends the session naming it
+    s = submit("rcit-env-noworkdir")
+    assert s["state"] == "queued", s
+    assert s["warnings"] == [
+        "The working directory /home/alice/rcit-no-such-dir does not exist on the login node; the session fails "
+        "to start if its node does not have it either."
+    ], s
+    ended = wait_state(s["id"], {"ended", "running"}, 60)
+    assert ended["state"] == "ended", ended
+    assert re.fullmatch(
+        r"The session failed to start on node[12]: working directory /home/alice/rcit-no-such-dir does not exist",
+        ended["reason"],
+    ), ended["reason"]
+    assert "warnings" not in ended, ended
+    agent_call("DELETE", f"/api/v1/sessions/{s['id']}")
 
 
 # Bad requests through the agent, end to end (the dialog shows these messages).

@@ -235,6 +235,17 @@ describe('polling etiquette (counted with fake timers)', () => {
     });
   });
 
+  it("a helper that fails and ends its job before it is seen starting: the end is the helper's sentence", async () => {
+    const [id] = await submit(1);
+    link.helpers.set(id, { status: 'failed', heartbeatAge: 0, error: 'working directory /x does not exist' });
+    link.jobs.set(id, { state: 'FAILED', reason: 'NonZeroExitCode' });
+    await jest.advanceTimersByTimeAsync(3_000);
+    expect(manager.list()[0]).toMatchObject({
+      state: 'ended',
+      reason: 'The session failed to start on node1: working directory /x does not exist'
+    });
+  });
+
   it('controller down: sessions stay as they were (never ended), and queries back off', async () => {
     const [a, b] = await submit(2);
     run([a]);

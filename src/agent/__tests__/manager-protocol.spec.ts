@@ -36,7 +36,7 @@ class FakeLink implements IClusterLink {
       return { code: 0, stdout: '/home/u', stderr: '' };
     }
     if (command.includes('mkdir -p')) {
-      return { code: 0, stdout: 'present\n', stderr: '' };
+      return { code: 0, stdout: 'helper-present\n', stderr: '' };
     }
     if (command.startsWith('sbatch')) {
       return { code: 0, stdout: '7\n', stderr: '' };

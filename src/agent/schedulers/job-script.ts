@@ -5,7 +5,7 @@
  * their directives look like.
  */
 import type { IJobSpec } from './types';
-import { commandLine, jobFiles, setupBlock, setupLines } from './validate';
+import { commandLine, jobFiles, pythonCheck, setupBlock, setupLines } from './validate';
 
 export interface IJobScriptParts {
   /** The scheduler as users know it, e.g. `PBS` (in comments and messages). */
@@ -32,6 +32,7 @@ export function renderJobScript(spec: IJobSpec, parts: IJobScriptParts): string 
     ...header,
     '',
     ...setupBlock(setup),
+    ...pythonCheck(spec.python),
     `# the remote helper replaces this shell: ${parts.title} signals reach it directly`,
     `exec ${spec.command}`,
     ''

@@ -41,6 +41,7 @@ import {
   setupLines,
   statusOf,
   parseWalltime,
+  pythonCheck,
   oneNodeOnly
 } from './validate';
 
@@ -194,7 +195,7 @@ export class SshHostAdapter implements ISchedulerAdapter {
       `cd ${shQuote(workdir)} || exit 1`,
       ''
     ];
-    lines.push(...setupBlock(setup));
+    lines.push(...setupBlock(setup), ...pythonCheck(spec.python));
     if (walltime > 0) {
       // --foreground: timeout stays in the job's process group, so a cancel reaches it
       lines.push(

@@ -42,6 +42,11 @@ export interface IJobSpec {
   setup: string[];
   /** The command the job runs (already shell-quoted): the remote helper. */
   command: string;
+  /**
+   * The Python `command` runs directly (not through a container wrapper): the script looks
+   * for it after the setup lines, so a wrong one is said in one sentence.
+   */
+  python?: string;
 }
 
 export type JobPhase = 'pending' | 'running' | 'ended' | 'unknown';

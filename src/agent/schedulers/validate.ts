@@ -182,6 +182,9 @@ export function statusOf(jobIds: string[]): {
  * exports, `.` and `cd` persist), and the job stops at the first line that fails, saying
  * which on stderr (job.err, shown as the session's end reason). Empty: no lines.
  */
+/** How a job script starts the lines that say why it stopped (ending.ts reads them). */
+export const FAILURE_MARKER = 'jupyterlab-remote-cluster:';
+
 export function setupBlock(setup: string[]): string[] {
   if (!setup.length) {
     return [];
@@ -194,11 +197,27 @@ export function setupBlock(setup: string[]): string[] {
     }
     lines.push(
       `{ ${l}`,
-      `} || { printf 'jupyterlab-remote-cluster: setup line ${i + 1} failed (exit code %s): %s\\n' "$?" ${shQuote(l.trim())} >&2; exit 1; }`
+      `} || { printf '${FAILURE_MARKER} setup line ${i + 1} failed (exit code %s): %s\\n' "$?" ${shQuote(l.trim())} >&2; exit 1; }`
     );
   });
   lines.push('');
   return lines;
+}
+
+/**
+ * Before the helper runs: its Python must be there, or the job says so in one line the
+ * agent turns into the session's reason (ending.ts), instead of a shell's "exec: not found".
+ */
+export function pythonCheck(python: string | undefined): string[] {
+  if (!python) {
+    return [];
+  }
+  const q = shQuote(python);
+  return [
+    '# the remote Python, looked for before anything runs it',
+    `command -v ${q} >/dev/null 2>&1 || { printf '${FAILURE_MARKER} the remote Python %s was not found on %s\\n' ${q} "$(hostname)" >&2; exit 127; }`,
+    ''
+  ];
 }
 
 /** The first `n` non-empty lines of a command's output, on one line (for messages). */

@@ -6,8 +6,9 @@
 import type { IClusterProfile, IJobAccounting } from '../../common/api';
 import type { IClusterLink } from '../cluster/link';
 import { shQuote } from '../schedulers/shell';
+import { FAILURE_MARKER } from '../schedulers/validate';
 import type { ISchedulerAdapter } from '../schedulers/types';
-import { onLogin, type ISessionRecord } from './records';
+import { onLogin, type IHelperState, type ISessionRecord } from './records';
 import { cancelElasticCommand } from './scale-out';
 
 /** Cancel the session's job; throws with the scheduler's words when it refuses. */
@@ -66,13 +67,50 @@ export async function removeReverseDir(
     .catch(err => log(`session ${s.id}: could not remove ${dir} on the login node: ${(err as Error).message}`));
 }
 
-/** `reason`, with the last lines of the job's stderr (which usually say why it failed). */
+/**
+ * Why a session ended before it was usable: the job script's own failure line as one
+ * sentence when it left one, else `reason` with the last lines of the job's stderr.
+ */
 export async function withJobStderr(s: ISessionRecord, reason: string, link: IClusterLink): Promise<string> {
   const err = await link
-    .exec(`tail -n 5 ${shQuote(s.remoteDir + '/job.err')} 2>/dev/null`, { timeoutMs: ENDING_COMMAND_TIMEOUT_MS })
+    .exec(`tail -n 20 ${shQuote(s.remoteDir + '/job.err')} 2>/dev/null`, { timeoutMs: ENDING_COMMAND_TIMEOUT_MS })
     .catch(() => undefined);
   const tail = err?.stdout.trim();
-  return tail ? `${reason}; job stderr: ${tail.split('\n').slice(-3).join(' | ')}` : reason;
+  if (!tail) {
+    return reason;
+  }
+  return failureSentence(tail) ?? `${reason}; job stderr: ${tail.split('\n').slice(-3).join(' | ')}`;
+}
+
+/** A helper that could not start the session says why in its state.json: that is the sentence. */
+export function startFailure(helper: IHelperState): string {
+  return `The session failed to start on ${helper.host}: ${helper.error ?? 'unknown error'}`;
+}
+
+const SETUP_FAILED = /^setup line (\d+) failed \(exit code (\d+)\): (.*)$/;
+
+/**
+ * The sentence a job script's failure line makes (validate.ts: FAILURE_MARKER): the Python
+ * that is not there, or the setup line that failed with what the job printed just before
+ * it (usually the shell's own complaint). Undefined without such a line.
+ */
+export function failureSentence(stderr: string): string | undefined {
+  const lines = stderr
+    .split('\n')
+    .map(l => l.trim())
+    .filter(Boolean);
+  const at = lines.map(l => l.startsWith(FAILURE_MARKER)).lastIndexOf(true);
+  if (at < 0) {
+    return undefined;
+  }
+  const what = lines[at].slice(FAILURE_MARKER.length).trim();
+  const setup = SETUP_FAILED.exec(what);
+  const before = lines[at - 1];
+  const sentence = setup
+    ? `Setup line ${setup[1]} failed with exit code ${setup[2]}: ${setup[3]}` +
+      (before && !before.startsWith(FAILURE_MARKER) ? ` — ${before}` : '')
+    : what.charAt(0).toUpperCase() + what.slice(1);
+  return /[.!?]$/.test(sentence) ? sentence : `${sentence}.`;
 }
 
 /** Seconds between the two asks for a job's accounting: a database may record the end late. */

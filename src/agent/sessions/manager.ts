@@ -34,7 +34,7 @@ import { KernelTable } from './kernels';
 import type { IClusterLink, LinkFactory } from '../cluster/link';
 import { StatusPoller } from './poller';
 import { publicView } from './view';
-import { cancelJob, cancelWorkerJobs, jobAccounting, removeReverseDir, withJobStderr } from './ending';
+import { cancelJob, cancelWorkerJobs, jobAccounting, removeReverseDir, startFailure, withJobStderr } from './ending';
 import { submitWorkerJobs } from './scale-out';
 import { submitSessionJob } from './submit-job';
 import { endedIdle, idleReason, requestExtension } from './allocation';
@@ -392,7 +392,7 @@ export class SessionManager {
     }
     if (helper.status === 'failed') {
       await this.cancelJob(s, link);
-      await this.end(s, `The session failed to start on ${helper.host}: ${helper.error ?? 'unknown error'}`, link);
+      await this.end(s, startFailure(helper), link);
       return;
     }
     const stale = Date.now() / 1000 - helper.heartbeat > HEARTBEAT_STALE_S;
@@ -418,19 +418,23 @@ export class SessionManager {
     if (s.state === 'ended') {
       return;
     }
-    if (link && s.state === 'running') {
-      // The helper's last words (idle reclaim, usage) are in its state.json: read it now,
-      // not as last polled (a refusing helper makes the agent ask the scheduler at once).
+    if (link && s.state !== 'submitting') {
+      // The helper's last words (idle reclaim, usage, why it could not start) are in its
+      // state.json: read it now, not as last polled (a refusing helper makes the agent ask
+      // the scheduler at once; a failing one ends its job before it is seen starting).
       await this.helper.readState(s, link);
     }
-    // Ended before it was usable: the job's stderr usually says why. Ended by its helper
-    // for being idle: how long, and what that gave back.
-    const idle = endedIdle(this.helper.state(s.id));
+    // Ended before it was usable: the helper's sentence, or the job's stderr (which usually
+    // says why). Ended by its helper for being idle: how long, and what that gave back.
+    const helper = this.helper.state(s.id);
+    const idle = endedIdle(helper);
     const why = idle
       ? idleReason(idle)
-      : link && withStderr && s.state !== 'running'
-        ? await withJobStderr(s, reason, link)
-        : reason;
+      : s.state !== 'running' && helper?.status === 'failed'
+        ? startFailure(helper)
+        : link && withStderr && s.state !== 'running'
+          ? await withJobStderr(s, reason, link)
+          : reason;
     this.kernels.endSession(s.id, `the session ended: ${why}`);
     if (link) {
       const profile = await this.sessionProfile(s).catch(() => undefined);

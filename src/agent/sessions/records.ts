@@ -63,6 +63,8 @@ export interface ISessionRecord extends ISession {
    * cancelled. Absent in sessions of an earlier release: looked up by name.
    */
   submittedProfile?: IClusterProfile;
+  /** What the login node's checks missed before queuing (login-checks.ts): said until it runs. */
+  loginWarnings?: string[];
 }
 
 /** A kernel's connection info as Jupyter sees it: local forwards to the kernel on the node. */

@@ -14,6 +14,7 @@ import { SchedulerUnavailableError, type ICommandResult, type ISchedulerAdapter 
 import { parseWalltime } from '../schedulers/validate';
 import { makeSessionTls } from '../tls/x509';
 import { onLogin, REMOTE_ROOT, type ISessionRecord } from './records';
+import { loginChecksCommand, loginCheckWarnings } from './login-checks';
 import type { IRemoteFiles } from './remote-files';
 import { elasticConfig, workersConfig } from './scale-out';
 
@@ -43,15 +44,19 @@ export async function submitSessionJob(a: ISubmitJob): Promise<string> {
   s.protocol = remote.protocol;
   s.proxyKey = randomBytes(32).toString('base64url');
 
-  // One round trip: private directories, and whether this version of the helper is there.
+  // One round trip: the login node's checks, private directories, and whether this
+  // version of the helper is there.
+  const checks = loginChecksCommand(profile);
   const prep = await link.exec(
-    `umask 077 && mkdir -p ${shQuote(dir)} && chmod 700 ${shQuote(root)} ${shQuote(root + '/sessions')} ${shQuote(dir)} && ` +
-      `{ test -f ${shQuote(helperPath)} && echo present || echo missing; }`
+    `${checks ? checks + '; ' : ''}umask 077 && mkdir -p ${shQuote(dir)} && chmod 700 ${shQuote(root)} ${shQuote(root + '/sessions')} ${shQuote(dir)} && ` +
+      `{ test -f ${shQuote(helperPath)} && echo helper-present || echo helper-missing; }`
   );
   if (prep.code !== 0) {
     throw new Error(`cannot create ${dir}: ${prep.stderr.trim()}`);
   }
-  if (prep.stdout.trim() !== 'present') {
+  const warnings = loginCheckWarnings(prep.stdout, profile);
+  s.loginWarnings = warnings.length ? warnings : undefined;
+  if (!prep.stdout.split('\n').includes('helper-present')) {
     // Into a temporary directory first: a concurrent submit never runs half of a version.
     const tmp = `${codeDir}.${randomBytes(4).toString('hex')}`;
     await link.exec(`umask 077 && mkdir ${shQuote(tmp)}`);
@@ -93,7 +98,9 @@ export async function submitSessionJob(a: ISubmitJob): Promise<string> {
     resources: s.resources,
     setup: profile.setup ?? [],
     // The container wrapper (if any) runs the helper, so the kernels it starts are inside too.
-    command: `${profile.container ? profile.container + ' ' : ''}${shQuote(profile.python)} ${shQuote(helperPath)} serve --session-dir ${shQuote(dir)}`
+    command: `${profile.container ? profile.container + ' ' : ''}${shQuote(profile.python)} ${shQuote(helperPath)} serve --session-dir ${shQuote(dir)}`,
+    // (inside a container it is the container's Python: not looked for outside)
+    ...(!profile.container && { python: profile.python })
   });
   await link.writeFile(`${dir}/job.sh`, script, 0o700);
   // Without an answer the job may be queued all the same: say so, and keep its files.

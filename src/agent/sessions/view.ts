@@ -19,7 +19,16 @@ export interface IViewSources {
 }
 
 export function publicView(s: ISessionRecord, from: IViewSources): ISession {
-  const { clusterKey: _c, remoteDir: _r, owner: _o, protocol: _p, proxyKey: _k, submittedProfile: _sp, ...pub } = s;
+  const {
+    clusterKey: _c,
+    remoteDir: _r,
+    owner: _o,
+    protocol: _p,
+    proxyKey: _k,
+    submittedProfile: _sp,
+    loginWarnings: _lw,
+    ...pub
+  } = s;
   const running = s.state === 'running';
   // Alive in the helper but without our forwards: their Jupyter server is gone.
   const detached = Object.entries((running && from.helper?.kernels) || {})
@@ -52,7 +61,8 @@ function sessionWarnings(s: ISessionRecord, helper: IHelperState | undefined): s
   if (s.state === 'ended') {
     return [];
   }
-  const out: string[] = [];
+  // a running job found its Python and directory: the login node's doubts are over
+  const out = s.state === 'running' ? [] : [...(s.loginWarnings ?? [])];
   if ((s.protocol ?? 1) < HELPER_PROTOCOL) {
     out.push(
       'Started by an earlier version of jupyterlab-remote-cluster: its kernels, control channel and Dask ' +

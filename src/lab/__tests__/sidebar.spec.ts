@@ -88,7 +88,7 @@ describe('SessionsPanel detached kernels', () => {
 });
 
 describe('SessionsPanel warnings', () => {
-  it('shows what the user should know about a running session, and nothing once it is fine', () => {
+  it('shows what the user should know about a live session, and nothing once it is fine', () => {
     const model = new RemoteClusterModel();
     const panel = new SessionsPanel(model, new CommandRegistry(), nullTranslator.load('jupyterlab'));
     const warnings = () =>
@@ -100,6 +100,10 @@ describe('SessionsPanel warnings', () => {
     expect(warnings()).toEqual([old, dask]);
     model.handle({ type: 'session', session: running('a', 'hpc') });
     expect(warnings()).toEqual([]);
+    // queued: what the login node's checks missed, before the wait
+    const missing = 'The working directory ~/w does not exist on the login node; …';
+    model.handle({ type: 'session', session: { ...running('a', 'hpc'), state: 'queued', warnings: [missing] } });
+    expect(warnings()).toEqual([missing]);
     panel.dispose();
     model.dispose();
   });

@@ -142,6 +142,14 @@ describe('submitWithDialog', () => {
     expect(posts()).toBe(2);
   });
 
+  it("queued with the login node's warnings: each is shown, and stays until closed", async () => {
+    const missing = 'The remote Python /opt/py was not found on the login node; the job looks for it on its node …';
+    const { d, asked, warned } = deps([{ ...session, warnings: [missing] }]);
+    expect((await submitWithDialog(profile({}), trans, d))?.id).toBe('ab12cd');
+    expect(asked).toEqual([undefined]);
+    expect(warned).toEqual([missing]);
+  });
+
   it('no answer from the batch system: no second submission from the dialog, the message stays', async () => {
     const message = 'The submission got no answer: ... named "jrc-ab12cd": look for it ...';
     const { d, asked, warned, posts } = deps([new RemoteClusterApiError(503, 'scheduler-unavailable', message)]);

@@ -6,14 +6,21 @@ import { FIELD_SEPARATOR } from '../../schedulers/slurm';
 import type { ICommandResult } from '../../schedulers/types';
 import type { IClusterLink } from '../../cluster/link';
 
-export type JobState = 'PENDING' | 'RUNNING' | 'CANCELLED' | 'COMPLETED';
+export type JobState = 'PENDING' | 'RUNNING' | 'CANCELLED' | 'COMPLETED' | 'FAILED';
 
 export class CountingLink implements IClusterLink {
   readonly jobs = new Map<string, { state: JobState; reason: string }>();
   /** helper state per job id; absent: no state.json yet */
   readonly helpers = new Map<
     string,
-    { status: string; heartbeatAge: number; httpPorts?: unknown[]; workerJobs?: string[]; idleEnded?: unknown }
+    {
+      status: string;
+      heartbeatAge: number;
+      httpPorts?: unknown[];
+      workerJobs?: string[];
+      idleEnded?: unknown;
+      error?: string;
+    }
   >();
   readonly queries: { at: number; ids: string[] }[] = [];
   readonly cancels: string[] = [];
@@ -32,7 +39,7 @@ export class CountingLink implements IClusterLink {
       return { code: 0, stdout: '/home/u', stderr: '' };
     }
     if (command.includes('mkdir -p')) {
-      return { code: 0, stdout: 'present\n', stderr: '' };
+      return { code: 0, stdout: 'helper-present\n', stderr: '' };
     }
     if (command.startsWith('sbatch') && this.sbatch) {
       return this.sbatch();
@@ -101,7 +108,8 @@ export class CountingLink implements IClusterLink {
         heartbeat,
         httpPorts: h.httpPorts ?? [],
         ...(h.workerJobs && { workerJobs: h.workerJobs }),
-        ...(h.idleEnded !== undefined && { idleEnded: h.idleEnded })
+        ...(h.idleEnded !== undefined && { idleEnded: h.idleEnded }),
+        ...(h.error !== undefined && { error: h.error })
       })
     );
   }
