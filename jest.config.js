@@ -43,7 +43,8 @@ module.exports = {
       testRegex: 'src/agent/__tests__/.*\\.spec\\.ts$',
       testPathIgnorePatterns: ['/node_modules/', '/integration/'],
       transform: {
-        '^.+\\.ts$': ['ts-jest', { tsconfig: './tsconfig.test.json' }]
+        '^.+\\.ts$': ['ts-jest', { tsconfig: './tsconfig.test.json' }],
+        '\\.svg$': '@jupyterlab/testing/lib/jest-raw-loader.js'
       }
     },
     {

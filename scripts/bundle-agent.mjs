@@ -24,6 +24,8 @@ const { metafile } = await build({
   // ssh2's optional native bindings: ssh2 falls back to pure JS when they are absent.
   external: ['cpu-features', './crypto/build/Release/sshcrypto.node'],
   define: { AGENT_VERSION: JSON.stringify(pkg.version) },
+  // the product's icon, written next to each remote kernelspec (kernelspecs.ts)
+  loader: { '.svg': 'text' },
   logLevel: 'warning'
 });
 

@@ -7,6 +7,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
+import remoteClusterSvg from '../../style/icons/remote-cluster.svg';
 import type { IClusterProfile, ISession } from '../common/api';
 import {
   KERNEL_NAME_PREFIX,
@@ -41,10 +42,15 @@ export class KernelspecWriter {
   private async write(name: string, json: string): Promise<void> {
     const dir = path.join(this.kernelsDir, name);
     await fs.mkdir(dir, { recursive: true });
-    const file = path.join(dir, 'kernel.json');
-    const old = await fs.readFile(file, 'utf8').catch(() => '');
-    if (old !== json) {
-      await fs.writeFile(file, json);
+    // the product's icon: JupyterLab shows a kernelspec's logo-svg wherever it shows one
+    for (const [file, text] of [
+      ['logo-svg.svg', remoteClusterSvg],
+      ['kernel.json', json]
+    ]) {
+      const old = await fs.readFile(path.join(dir, file), 'utf8').catch(() => '');
+      if (old !== text) {
+        await fs.writeFile(path.join(dir, file), text);
+      }
     }
   }
 

@@ -8,6 +8,7 @@ import { addProfilePlugin } from './plugins/add-profile';
 import { dashboardPlugin } from './plugins/dashboard';
 import { earlierOutputPlugin } from './plugins/earlier-output';
 import { launcherPlugin } from './plugins/launcher';
+import { launcherCardsPlugin } from './plugins/launcher-cards';
 import { modelPlugin } from './plugins/model';
 import { promptsPlugin } from './plugins/prompts';
 import { runningPlugin } from './plugins/running';
@@ -27,6 +28,7 @@ const plugins: JupyterFrontEndPlugin<unknown>[] = [
   modelPlugin,
   sessionsPlugin,
   launcherPlugin,
+  launcherCardsPlugin,
   dashboardPlugin,
   promptsPlugin,
   addProfilePlugin,

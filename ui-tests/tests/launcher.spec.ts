@@ -19,6 +19,37 @@ test.describe('Launcher', () => {
     await section.screenshot({ path: test.info().outputPath('launcher-section.png') });
   });
 
+  test('remote kernelspecs are not Notebook or Console cards; the kernel picker still offers them', async ({
+    page
+  }) => {
+    const section = (title: string) =>
+      page.locator('.jp-Launcher-section', {
+        has: page.locator('.jp-Launcher-sectionTitle', { hasText: title })
+      });
+    // the local Python is a card; no profile's "(new job)" kernelspec is (four exist)
+    for (const title of ['Notebook', 'Console']) {
+      await expect(section(title).locator('.jp-LauncherCard').first()).toBeVisible();
+      await expect(section(title).locator('.jp-LauncherCard', { hasText: '(new job)' })).toHaveCount(0);
+    }
+    const specs = (await (await page.request.get('/api/kernelspecs')).json()) as {
+      kernelspecs: Record<string, { spec: { display_name: string }; resources: Record<string, string> }>;
+    };
+    const remote = Object.values(specs.kernelspecs).filter(k => k.spec.display_name.endsWith('(new job)'));
+    expect(remote).toHaveLength(4);
+    // each with the product's icon
+    for (const k of remote) {
+      expect(k.resources['logo-svg']).toMatch(/logo-svg\.svg$/);
+      expect((await page.request.get(k.resources['logo-svg'])).status()).toBe(200);
+    }
+    await section('Remote cluster').screenshot({ path: test.info().outputPath('launcher-without-kernel-cards.png') });
+    // Change Kernel… lists them
+    await page.notebook.createNew();
+    await page.menu.clickMenuItem('Kernel>Change Kernel…');
+    const select = page.locator('.jp-Dialog select');
+    await expect(select.locator('option', { hasText: 'Python 3 · Testbed (Slurm) (new job)' })).toHaveCount(1);
+    await page.locator('.jp-Dialog').getByRole('button', { name: 'Cancel' }).click();
+  });
+
   test('the palette reaches the agent through the server extension', async ({ page }) => {
     await page.keyboard.press('Control+Shift+C');
     await page.locator('.lm-CommandPalette-input').fill('agent status');

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import type { JupyterFrontEnd } from '@jupyterlab/application';
+import { ILauncher, LauncherModel } from '@jupyterlab/launcher';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { IRunningSessionManagers } from '@jupyterlab/running';
@@ -35,6 +36,7 @@ describe('the frontend plugins', () => {
         'jupyterlab-remote-cluster:add-profile',
         'jupyterlab-remote-cluster:dashboard',
         'jupyterlab-remote-cluster:earlier-output',
+        'jupyterlab-remote-cluster:launcher-cards',
         'jupyterlab-remote-cluster:model',
         'jupyterlab-remote-cluster:profiles',
         'jupyterlab-remote-cluster:prompts',
@@ -99,7 +101,8 @@ describe('the frontend plugins', () => {
       [INotebookTracker, { widgetAdded: new Signal(commands) }],
       [IRenderMimeRegistry, {}],
       [IRunningSessionManagers, running],
-      [IStatusBar, statusBar]
+      [IStatusBar, statusBar],
+      [ILauncher, new LauncherModel()]
     ]);
     const error = jest.spyOn(console, 'error').mockImplementation(() => undefined);
     try {
