@@ -165,7 +165,14 @@ def test_a_failing_setup_line_python_or_container_ends_the_session_saying_why(pr
     assert re.search(stderr, files["job.err"]["text"].replace("\n", " | ")), files["job.err"]
     assert files["job.err"]["size"] >= len(files["job.err"]["text"].encode()) > 0
     assert "config.json" not in files and "state.json" not in files
-    agent_call("DELETE", f"/api/v1/sessions/{s['id']}")  # forget it
+    # forgotten: its directory on the cluster goes too
+    remote = f"/home/alice/.jupyter-remote-cluster/sessions/{s['id']}"
+    assert on_login("sh", "-c", f"test -d {remote} && echo here").strip() == "here"
+    assert agent_call("DELETE", f"/api/v1/sessions/{s['id']}")[0] == 200
+    deadline = time.monotonic() + 10
+    while on_login("sh", "-c", f"test -d {remote} && echo here || true").strip():
+        assert time.monotonic() < deadline, f"{remote} still there 10 s after the session was forgotten"
+        time.sleep(0.2)
 
 
 def test_the_login_node_warns_before_queuing_and_the_job_says_why_it_failed(profiles):

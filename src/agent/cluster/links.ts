@@ -91,6 +91,11 @@ export class ClusterLinks {
     return link;
   }
 
+  /** The cluster's link if there is one and it is not reconnecting; never connects. */
+  connected(key: string): Promise<IClusterLink> | undefined {
+    return this.reconnecting.has(key) ? undefined : this.links.get(key);
+  }
+
   /** The link if it is up (or comes up within `waitMs`); never waits for a reconnect loop. */
   linkNow(profile: IClusterProfile, waitMs: number): Promise<IClusterLink> {
     const key = clusterKey(profile);

@@ -8,7 +8,7 @@ import type { IClusterLink } from '../cluster/link';
 import { shQuote } from '../schedulers/shell';
 import { FAILURE_MARKER } from '../schedulers/validate';
 import type { ISchedulerAdapter } from '../schedulers/types';
-import { onLogin, type IHelperState, type ISessionRecord } from './records';
+import { onLogin, REMOTE_ROOT, type IHelperState, type ISessionRecord } from './records';
 import { cancelElasticCommand } from './scale-out';
 
 /** Cancel the session's job; throws with the scheduler's words when it refuses. */
@@ -65,6 +65,21 @@ export async function removeReverseDir(
   await link
     .exec(`rm -rf ${shQuote(dir)}`, { timeoutMs: ENDING_COMMAND_TIMEOUT_MS })
     .catch(err => log(`session ${s.id}: could not remove ${dir} on the login node: ${(err as Error).message}`));
+}
+
+/**
+ * A forgotten session's directory on the cluster (its logs, config, job script): only a
+ * path of the exact shape submit-job.ts makes for this session is touched.
+ */
+export async function removeSessionDir(s: ISessionRecord, link: IClusterLink): Promise<boolean> {
+  if (!s.remoteDir.endsWith(`/${REMOTE_ROOT}/sessions/${s.id}`) || !/^[A-Za-z0-9_-]+$/.test(s.id)) {
+    return false;
+  }
+  const r = await link.exec(`rm -rf ${shQuote(s.remoteDir)}`, { timeoutMs: ENDING_COMMAND_TIMEOUT_MS });
+  if (r.code !== 0) {
+    throw new Error(r.stderr.trim() || `rm exited with ${r.code}`);
+  }
+  return true;
 }
 
 /**

@@ -34,7 +34,15 @@ import { KernelTable } from './kernels';
 import type { IClusterLink, LinkFactory } from '../cluster/link';
 import { StatusPoller } from './poller';
 import { publicView } from './view';
-import { cancelJob, cancelWorkerJobs, jobAccounting, removeReverseDir, startFailure, withJobStderr } from './ending';
+import {
+  cancelJob,
+  cancelWorkerJobs,
+  jobAccounting,
+  removeReverseDir,
+  removeSessionDir,
+  startFailure,
+  withJobStderr
+} from './ending';
 import { submitWorkerJobs } from './scale-out';
 import { submitSessionJob } from './submit-job';
 import { endedIdle, idleReason, requestExtension } from './allocation';
@@ -185,6 +193,7 @@ export class SessionManager {
       for (const s of all.filter(x => !keep.has(x.id))) {
         this.sessions.delete(s.id);
         this.emit({ type: 'session-removed', id: s.id });
+        this.removeRemoteDir(s);
       }
     }
     this.saving = this.store.save(kept).catch(err => this.opts.log(`cannot save sessions: ${(err as Error).message}`));
@@ -610,7 +619,20 @@ export class SessionManager {
     this.sessions.delete(id);
     this.save();
     this.emit({ type: 'session-removed', id });
+    this.removeRemoteDir(s);
     return true;
+  }
+
+  /**
+   * A forgotten session's directory on the cluster goes too (a home's quota is small), on
+   * the cluster's link if it is up: no login, no prompt for it. Else it stays (docs/remote-helper.md).
+   */
+  private removeRemoteDir(s: ISessionRecord): void {
+    const link = this.clusters.connected(s.clusterKey);
+    void link
+      ?.then(l => removeSessionDir(s, l))
+      .then(done => done && this.opts.log(`session ${s.id}: removed ${s.remoteDir} on the cluster`))
+      .catch(err => this.opts.log(`session ${s.id}: ${s.remoteDir} stays on the cluster: ${(err as Error).message}`));
   }
 
   /* ---------------- the helper, kernels and proxied ports ---------------- */
