@@ -4,15 +4,12 @@ import * as path from 'node:path';
 
 import {
   listConfiguredHosts,
-  parseJumpSpec,
-  parseProxyJump,
-  percentExpand,
   resolveChain,
   resolveHost,
-  tokenizeLine,
   type IResolveOptions,
   type ISshConfigFs
 } from '../ssh/ssh-config';
+import { parseJumpSpec, parseProxyJump, percentExpand, tokenizeLine } from '../ssh/ssh-config-syntax';
 
 const HOME = '/home/me';
 

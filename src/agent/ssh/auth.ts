@@ -21,7 +21,8 @@ import {
 import type { IHop, IHopContext } from './hop';
 import { agentCertificateBlob, agentIdentities, agentSignWithCertificate, certificateFor } from './user-certificates';
 import type { SignInGuard } from './sign-in-guard';
-import { expandTilde, type IResolvedHost } from './ssh-config';
+import type { IResolvedHost } from './ssh-config';
+import { expandTilde } from './ssh-config-syntax';
 
 const DEFAULT_PROMPT_TRIES = 3;
 

@@ -21,7 +21,8 @@ import {
   keyTypeOfBlob,
   knownKeyTypes
 } from './known-hosts';
-import { expandTilde, type IResolvedHost } from './ssh-config';
+import type { IResolvedHost } from './ssh-config';
+import { expandTilde } from './ssh-config-syntax';
 import type { IConnectionLogger } from './types';
 
 /** Host-key algorithms to prefer for each known key type. */

@@ -16,7 +16,8 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { Duplex } from 'node:stream';
 
 import { hopLabel } from './hop';
-import { percentExpand, type IResolvedHost } from './ssh-config';
+import type { IResolvedHost } from './ssh-config';
+import { percentExpand } from './ssh-config-syntax';
 import { SshConnectionError, type IConnectionLogger } from './types';
 
 export interface IProxyCommandLog {
