@@ -170,14 +170,16 @@ export interface IConfiguredHost {
  * ---------------------------------------------------------------------------------- */
 
 /**
- * An HTTP service a session serves, under a proxied "port" label (not a TCP port):
- * 0 is the session's Dask dashboard (`dask-dashboard`, served under the proxied prefix);
- * 1, 2, ... the dashboards of Dask schedulers the session's kernels start (`dask-notebook`,
- * served at their root: the proxy strips the prefix). The helper reports them.
+ * An HTTP service a session serves, under a proxied "port" label: 0 is the session's Dask
+ * dashboard (`dask-dashboard`, served under the proxied prefix); 1, 2, ... the dashboards
+ * of Dask schedulers the session's kernels start (`dask-notebook`, served at their root:
+ * the proxy strips the prefix); 1024 and up, a web server a process of the session
+ * listens with on that TCP port of the node (`web`: TensorBoard, Streamlit, http.server;
+ * at its root too). The helper reports them.
  */
 export interface IServedPort {
   port: number;
-  name: 'dask-dashboard' | 'dask-notebook' | string;
+  name: 'dask-dashboard' | 'dask-notebook' | 'web' | string;
   /** The public path of its main page (under `remote-cluster/proxied/<key>/<port>/`). */
   path: string;
   /** Served at its root, not under the proxied prefix: the proxy strips the prefix. */
@@ -186,6 +188,8 @@ export interface IServedPort {
   kernelId?: string | null;
   workers?: number;
   threads?: number;
+  /** `web`: the command line of the process that listens (cut at 120 characters). */
+  command?: string;
 }
 
 export type SessionState = 'submitting' | 'queued' | 'starting' | 'running' | 'ended';

@@ -43,11 +43,12 @@ export function sessionSoon(model: IRemoteClusterModel, id: string, timeoutMs: n
 }
 
 /**
- * The dashboard served under proxied port label `port`: 0 is the session's own, 1, 2, ...
- * those of Dask schedulers its notebooks start.
+ * The page served under proxied port label `port`: 0 is the session's own dashboard, 1,
+ * 2, ... those of Dask schedulers its notebooks start, 1024 and up web servers its
+ * processes run (TensorBoard, ...): all in the same sandboxed panel.
  */
 export function dashboardUrl(s: ISession, port = 0, baseUrl = PageConfig.getBaseUrl()): string | undefined {
-  const dash = (s.httpPorts ?? []).find(p => p.port === port && p.name.startsWith('dask-'));
+  const dash = (s.httpPorts ?? []).find(p => p.port === port && (p.name.startsWith('dask-') || p.name === 'web'));
   if (!dash) {
     return undefined;
   }
@@ -55,6 +56,9 @@ export function dashboardUrl(s: ISession, port = 0, baseUrl = PageConfig.getBase
   const origin = new URL(baseUrl, window.location.href).origin;
   return URLExt.join(origin, dash.path);
 }
+
+/** Labels from here on are TCP ports of web servers (below: Dask dashboards). */
+export const WEB_PORT_MIN = 1024;
 
 export function dashboardId(s: ISession, port: number): string {
   return port === 0 ? `jp-remote-cluster-dashboard-${s.id}` : `jp-remote-cluster-dashboard-${s.id}-${port}`;
@@ -75,7 +79,12 @@ export function createDashboard(s: ISession, trans: TranslationBundle, port = 0)
   widget.node.dataset.port = String(port);
   widget.addClass('jp-RemoteCluster-dashboard');
   const where = s.jobId ? `job ${s.jobId}` : s.cluster;
-  widget.title.label = port === 0 ? trans.__('Dask · %1', where) : trans.__('Dask · %1 · notebook %2', where, port);
+  widget.title.label =
+    port === 0
+      ? trans.__('Dask · %1', where)
+      : port >= WEB_PORT_MIN
+        ? trans.__('Port %1 · %2', port, where)
+        : trans.__('Dask · %1 · notebook %2', where, port);
   widget.title.icon = remoteClusterIcon;
   widget.title.closable = true;
   return widget;

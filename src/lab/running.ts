@@ -111,12 +111,19 @@ export class RemoteClustersRunning implements IRunningSessions.IManager {
       label: () => t.__('Kernel %1', k.slice(0, 8)),
       labelTitle: () => t.__('Remote kernel %1 on %2', k, s.node ?? '?')
     }));
+    // Dask dashboards, then the web servers its processes run (TensorBoard, ...)
     const dashboards = (s.httpPorts ?? [])
-      .filter(p => p.name.startsWith('dask-'))
+      .filter(p => p.name.startsWith('dask-') || p.name === 'web')
       .map(p => ({
         className: 'jp-RemoteCluster-runningDashboard',
         icon: () => remoteClusterIcon,
-        label: () => (p.port === 0 ? t.__('Dask dashboard') : t.__('Dask dashboard (notebook %1)', p.port)),
+        label: () =>
+          p.name === 'web'
+            ? t.__('Web server on port %1', p.port)
+            : p.port === 0
+              ? t.__('Dask dashboard')
+              : t.__('Dask dashboard (notebook %1)', p.port),
+        labelTitle: () => p.command ?? '',
         open: () => void this.commands.execute(CommandIDs.openDashboard, { session: s.id, port: p.port })
       }));
     return [...kernels, ...dashboards];

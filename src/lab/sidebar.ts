@@ -211,6 +211,16 @@ export class SessionsPanel extends Widget {
             row.textContent += t._n(' (+%1 from worker jobs)', ' (+%1 from worker jobs)', total - workers.length);
           }
         }
+        // Web servers its processes started (TensorBoard, http.server): the user's own, opened here.
+        for (const p of (s.httpPorts ?? []).filter(x => x.name === 'web')) {
+          const row = li.appendChild(document.createElement('div'));
+          row.className = 'jp-RemoteCluster-webPort';
+          row.dataset.port = String(p.port);
+          const label = row.appendChild(document.createElement('span'));
+          label.textContent = t.__('Web server on port %1', p.port);
+          label.title = p.command ?? '';
+          row.appendChild(this.button(t.__('Open'), CommandIDs.openDashboard, s.id, '', { port: String(p.port) }));
+        }
         const jobs = s.workerJobs ?? [];
         if (jobs.length > 0) {
           // Worker jobs ("Add workers", a notebook's dask-jobqueue cluster), as the scheduler says.

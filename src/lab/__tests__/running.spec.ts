@@ -38,7 +38,7 @@ describe('the Running panel section', () => {
     managers = [];
   });
 
-  it('lists live sessions, not ended ones, with job, node, time left, kernels and dashboards', () => {
+  it('lists live sessions, not ended ones, with job, node, time left, kernels, dashboards and web servers', () => {
     const { model, manager } = setup();
     managers.push(manager);
     model.handle({
@@ -47,7 +47,8 @@ describe('the Running panel section', () => {
         kernels: ['0e6a32790d9454fd'],
         httpPorts: [
           { name: 'dask-dashboard', port: 0, path: '/p/0/status' },
-          { name: 'dask-notebook', port: 1, path: '/p/1/status' }
+          { name: 'dask-notebook', port: 1, path: '/p/1/status' },
+          { name: 'web', port: 6006, path: '/p/6006/', command: 'tensorboard --logdir runs' }
         ]
       })
     });
@@ -59,8 +60,10 @@ describe('the Running panel section', () => {
     expect(items[0].children!.map(c => c.label())).toEqual([
       'Kernel 0e6a3279',
       'Dask dashboard',
-      'Dask dashboard (notebook 1)'
+      'Dask dashboard (notebook 1)',
+      'Web server on port 6006'
     ]);
+    expect(items[0].children![3].labelTitle!()).toBe('tensorboard --logdir runs');
   });
 
   it('says where a queued or starting session is', () => {

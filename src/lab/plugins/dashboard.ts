@@ -1,6 +1,7 @@
 /**
- * The dashboard plugin: a session's Dask dashboard as a main-area panel, reopened after a
- * page reload while its session still serves it.
+ * The dashboard plugin: a session's Dask dashboard, or a web server its processes run, as
+ * a main-area panel, reopened after a page reload while its session still serves it; a
+ * new web server is announced with Open.
  */
 import { ILayoutRestorer, type JupyterFrontEnd, type JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { Notification, WidgetTracker, type IFrame, type MainAreaWidget } from '@jupyterlab/apputils';
@@ -8,8 +9,9 @@ import { ITranslator } from '@jupyterlab/translation';
 
 import type { ISession } from '../../common/api';
 import { CommandIDs } from '../commands';
-import { createDashboard, dashboardId, sessionSoon } from '../dashboard';
+import { createDashboard, dashboardId, sessionSoon, WEB_PORT_MIN } from '../dashboard';
 import { IRemoteClusterModel } from '../tokens';
+import { WebPortNotices } from '../web-ports';
 
 /** After a reload, how long a restored dashboard waits for the agent to list its session. */
 const RESTORE_WAIT_MS = 15_000;
@@ -47,7 +49,8 @@ export const dashboardPlugin: JupyterFrontEndPlugin<void> = {
     };
 
     app.commands.addCommand(CommandIDs.openDashboard, {
-      label: trans.__('Open the Dask dashboard'),
+      label: args =>
+        Number(args['port'] ?? 0) >= WEB_PORT_MIN ? trans.__('Open the web page') : trans.__('Open the Dask dashboard'),
       // args: session; port: the proxied label (absent: 0, the session's own scheduler);
       // restoring: reopened after a reload
       execute: args => {
@@ -64,6 +67,25 @@ export const dashboardPlugin: JupyterFrontEndPlugin<void> = {
         }
       }
     });
+    // A web server a session's process starts: said once, with Open (web-ports.ts).
+    const notices = new WebPortNotices((s, p) => {
+      const where = s.jobId ? trans.__('job %1', s.jobId) : s.cluster;
+      Notification.info(
+        p.command
+          ? trans.__('Port %1 of %2 serves a web page (%3).', p.port, where, p.command)
+          : trans.__('Port %1 of %2 serves a web page.', p.port, where),
+        {
+          autoClose: 15_000,
+          actions: [
+            {
+              label: trans.__('Open'),
+              callback: () => void app.commands.execute(CommandIDs.openDashboard, { session: s.id, port: p.port })
+            }
+          ]
+        }
+      );
+    });
+    model.sessionsChanged.connect(() => notices.check(model.sessions));
     void restorer?.restore(dashboards, {
       command: CommandIDs.openDashboard,
       args: w => ({ session: w.node.dataset.session ?? '', port: Number(w.node.dataset.port ?? 0), restoring: true }),

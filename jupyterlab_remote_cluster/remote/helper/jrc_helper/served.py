@@ -144,10 +144,12 @@ class ServedMixin:
         return None
 
     def watch_dashboards(self):
-        """What the kernels start, every SCAN_SECONDS: Dask dashboards, worker jobs."""
+        """What the kernels start, every SCAN_SECONDS: Dask dashboards, web servers
+        (webports.py), worker jobs."""
         while not self.stop_event.wait(SCAN_SECONDS):
             try:
                 self.scan_dashboards()
+                self.scan_web_ports()
                 self.scan_worker_jobs()
             except Exception as e:  # noqa: BLE001 - the watcher must outlive one bad scan
                 log("dashboards scan: %s" % e)
@@ -199,7 +201,8 @@ class ServedMixin:
                 if label not in self.served:
                     log("dashboard %s: a Dask scheduler of pid %s" % (label, pid))
                 self.offer_http(label, path, entry)
-        for label in [k for k in list(self.served) if k != "0" and k not in present]:
+        gone = [k for k, e in list(self.served.items()) if e.get("name") == "dask-notebook" and k not in present]
+        for label in gone:
             self.withdraw_http(label)
         if time.monotonic() >= self.next_count:
             self.next_count = time.monotonic() + COUNT_SECONDS

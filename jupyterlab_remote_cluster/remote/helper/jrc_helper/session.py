@@ -22,6 +22,7 @@ from .kernels import ACTIVITY_DIR, KernelsMixin
 from .protocol import PROTOCOL_VERSION
 from .served import ServedMixin, kernel_dask_env
 from .usage import UsageMeter
+from .webports import WebPortsMixin
 from .workers import WorkersMixin
 
 HEARTBEAT_SECONDS = 10
@@ -32,7 +33,7 @@ SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMixin):
+class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMixin, WebPortsMixin):
     """One session: this process, from config.json to its stop. Its state is here; the
     kernel, Dask and connectivity methods come from the mixins and use it."""
 
@@ -52,6 +53,8 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
         self.http_sockets = {}  # proxied port label -> Unix socket (the dashboard: "0")
         self.served = {}  # proxied port label -> its httpPorts entry (served.py)
         self.served_misses = {}
+        self.web_bridges = {}  # TCP port -> WebPortBridge (webports.py)
+        self.web_probed = {}  # (port, socket inode) -> whether it answered HTTP
         self.next_count = 0.0  # when served.py next asks the session's scheduler for its workers
         self.dashboards = None  # where kernels' Dask schedulers put their dashboards
         self.worker_jobs_dir = None  # where kernels' dask-jobqueue clusters record their jobs

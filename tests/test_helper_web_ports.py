@@ -1,0 +1,169 @@
+"""Web servers the session's processes start (webports.py), found and reached for real:
+an http.server a kernel starts is offered and answers through its bridge socket; one that
+no longer descends from the session is never offered, and its bridge refuses it; a
+listener that does not speak HTTP is not offered. (Another user's server, on the
+testbed: tests/testbed/test_web_ports.py.)"""
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .test_helper import HELPER, PY, Session, UnixHTTPConnection, execute, tls_pems, wait_for  # noqa: F401
+
+sys.path.insert(0, str(HELPER))
+from jrc_helper import webports  # noqa: E402
+
+_ = tls_pems  # the Session's TLS (a fixture of test_helper, used here too)
+
+
+@pytest.fixture(autouse=True)
+def _tls(tls_pems):
+    from .test_helper import TLS
+
+    TLS.update(tls_pems)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_server(port, cwd, **kw):
+    return subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **kw,
+    )
+
+
+def get(sock_path, path="/"):
+    conn = UnixHTTPConnection(sock_path, timeout=10)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        conn.close()
+
+
+def test_a_port_is_the_sessions_only_while_its_process_descends_from_it(tmp_path):
+    (tmp_path / "marker-file.txt").write_text("x")
+    port, orphan_port = free_port(), free_port()
+    child = http_server(port, tmp_path)
+    # started by a shell that exits at once: its parent is no longer anything of ours
+    subprocess.run(
+        "%s -m http.server %d --bind 127.0.0.1 >/dev/null 2>&1 & echo $! > orphan.pid" % (sys.executable, orphan_port),
+        shell=True,
+        cwd=tmp_path,
+        check=True,
+    )
+    orphan = int((tmp_path / "orphan.pid").read_text())
+    bridges = []
+    try:
+        wait_for(lambda: {port, orphan_port} <= set(webports.listening_ports()), 15, "both servers listening")
+        root = os.getpid()
+        assert webports.port_owner(port, root) == (child.pid, "127.0.0.1")
+        assert child.pid in webports.own_descendants(root)
+        assert webports.port_owner(orphan_port, root) is None  # (control: it is served, by the orphan)
+        assert webports.speaks_http("127.0.0.1", orphan_port)
+        assert "http.server %d" % port in webports.command_of(child.pid)
+
+        ours = webports.WebPortBridge(str(tmp_path / "ours.sock"), port, root)
+        theirs = webports.WebPortBridge(str(tmp_path / "theirs.sock"), orphan_port, root)
+        bridges += [ours, theirs]
+        assert oct(os.stat(ours.path).st_mode & 0o777) == "0o600"
+        status, body = get(ours.path)
+        assert status == 200 and "marker-file.txt" in body
+        # the orphan's server answers on TCP, but never through a bridge of the session
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+            get(theirs.path)
+        # the session's server goes and a process that is not the session's takes its port:
+        # the bridge made for it refuses at the connection, before any scan
+        child.terminate()
+        child.wait(10)
+        os.kill(orphan, 15)
+        subprocess.run(
+            "%s -m http.server %d --bind 127.0.0.1 >/dev/null 2>&1 & echo $! > orphan.pid" % (sys.executable, port),
+            shell=True,
+            cwd=tmp_path,
+            check=True,
+        )
+        orphan = int((tmp_path / "orphan.pid").read_text())
+        wait_for(lambda: webports.speaks_http("127.0.0.1", port), 15, "the other server on the port")
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+            get(ours.path)
+    finally:
+        for b in bridges:
+            b.close()
+        child.terminate()
+        os.kill(orphan, 15)
+
+
+def test_a_listener_that_does_not_speak_http_is_not_a_web_ui():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+
+    def answer():
+        conn, _ = srv.accept()
+        conn.sendall(b"\x15\x03\x03\x00\x02\x02\x28")  # a TLS alert, as a TLS-only comm answers
+        conn.close()
+
+    import threading
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        assert webports.speaks_http("127.0.0.1", port) is False
+    finally:
+        srv.close()
+
+
+def test_the_helper_offers_a_kernels_web_server_and_withdraws_it(tmp_path):
+    s = Session(tmp_path)
+    try:
+        s.wait_status("ready", 30)
+        kc = s.start_kernel("k-web")
+        port = free_port()
+        reply, _ = execute(
+            kc,
+            "import subprocess, sys\n"
+            "web = subprocess.Popen([sys.executable, '-m', 'http.server', '%d', '--bind', '127.0.0.1'],"
+            " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)" % port,
+        )
+        assert reply["status"] == "ok", reply
+        t0 = time.monotonic()
+        st = wait_for(
+            lambda: (lambda st: st if any(p.get("port") == port for p in st.get("httpPorts", [])) else None)(s.state()),
+            15,
+            "port %d offered (%s)" % (port, s.output()[-1500:]),
+        )
+        found_in = time.monotonic() - t0
+        entry = next(p for p in st["httpPorts"] if p["port"] == port)
+        assert entry["name"] == "web" and entry["kernelId"] == "k-web" and entry["stripPrefix"] is True, entry
+        assert entry["path"] == "/remote-cluster/sessions/ab12/proxy/%d/" % port
+        assert "http.server %d" % port in entry["command"]
+        assert found_in < 10, found_in
+        status, body = get(st["httpSockets"][str(port)])
+        assert status == 200 and "Directory listing" in body
+        # the kernel's own listeners (ZMQ on Unix sockets) and the relay are not offered
+        assert [p["name"] for p in st["httpPorts"]] == ["web"], st["httpPorts"]
+
+        execute(kc, "web.terminate(); web.wait()")
+        wait_for(
+            lambda: not any(p.get("port") == port for p in s.state().get("httpPorts", [])),
+            15,
+            "port %d withdrawn" % port,
+        )
+        assert not os.path.exists(st["httpSockets"][str(port)])
+        kc.stop_channels()
+    finally:
+        s.close()

@@ -1,0 +1,110 @@
+"""Web servers a session's processes start, on the testbed's real Slurm (issue 13, item 4):
+`python -m http.server` started from a cell is offered within seconds and answers through
+the proxy; bob's server on the same node is never offered and the proxy refuses its port;
+when alice's server stops, it is withdrawn, and bob taking its port reaches nothing."""
+
+import subprocess
+import time
+
+import pytest
+
+from .conftest import TESTBED, proxy_get, running_session, session_kernel
+from .test_notebook_dask import run, served
+
+PYTHON = "/opt/rc-testbed/python/bin/python"
+ALICE_PORT, BOB_PORT = 8123, 8124
+
+
+@pytest.fixture(scope="module")
+def web_session(jupyter_dirs):
+    with running_session(jupyter_dirs, "rcit-web-ports", dask=False) as s:
+        kc = session_kernel(s["id"])
+        yield s, kc
+        kc.stop_channels()
+
+
+def bob_serves(node: str, port: int, text: str, seconds: int = 90) -> subprocess.Popen:
+    """bob's own http.server on `node` (a directory with `text` in it), gone after `seconds`."""
+    script = (
+        f"d=$(mktemp -d) && echo {text} > $d/{text}.txt && cd $d && "
+        f"exec timeout {seconds} {PYTHON} -m http.server {port} --bind 127.0.0.1"
+    )
+    return subprocess.Popen(
+        [str(TESTBED), "exec", node, "--user", "bob", "--", "sh", "-c", script],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def bob_stops(node: str) -> None:
+    subprocess.run(
+        [str(TESTBED), "exec", node, "--user", "bob", "--", "pkill", "-u", "bob", "-f", "http.server"],
+        capture_output=True,
+        timeout=30,
+    )
+
+
+def node_listens(node: str, port: int) -> bool:
+    out = subprocess.run(
+        [str(TESTBED), "exec", node, "--user", "bob", "--", "cat", "/proc/net/tcp"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    return any(f[1].endswith(":%04X" % port) and f[3] == "0A" for f in (line.split() for line in out.splitlines()[1:]))
+
+
+def wait_listening(node: str, port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not node_listens(node, port):
+        assert time.monotonic() < deadline, f"nothing listens on {node}:{port}"
+        time.sleep(0.3)
+
+
+def test_a_cells_web_server_is_offered_and_opens_bobs_is_never_reached(web_session):
+    session, kc = web_session
+    sid, node = session["id"], session["node"]
+    bob = bob_serves(node, BOB_PORT, "bob-secret-page")
+    try:
+        wait_listening(node, BOB_PORT)
+        started = time.monotonic()
+        run(
+            kc,
+            "import os, subprocess, sys, tempfile\n"
+            "site = tempfile.mkdtemp(); open(os.path.join(site, 'alice-page.txt'), 'w').write('hi')\n"
+            f"web = subprocess.Popen([sys.executable, '-m', 'http.server', '{ALICE_PORT}', '--bind', '127.0.0.1'],"
+            " cwd=site, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+            "print(web.pid)",
+        )
+        s = served(sid, lambda ports: any(p["port"] == ALICE_PORT for p in ports), timeout=20)
+        took = time.monotonic() - started
+        entry = next(p for p in s.get("httpPorts") or [] if p["port"] == ALICE_PORT)
+        assert entry["name"] == "web" and "http.server" in entry["command"], entry
+        assert took < 10, f"offered after {took:.1f} s"
+        # through the proxy (what the panel loads)
+        code, body = proxy_get(entry["path"])
+        assert code == 200 and b"alice-page.txt" in body, (code, body[:300])
+
+        # bob's server on the same node: listening all along, never offered, refused by the proxy
+        assert node_listens(node, BOB_PORT)
+        assert all(p["port"] != BOB_PORT for p in s.get("httpPorts") or []), s["httpPorts"]
+        bob_path = entry["path"].replace(f"/{ALICE_PORT}/", f"/{BOB_PORT}/")
+        code, body = proxy_get(bob_path)
+        assert code == 404 and b"bob-secret-page" not in body, (code, body[:300])
+
+        # alice's server stops: withdrawn; bob takes the port: nothing of his is reached
+        run(kc, "web.terminate(); web.wait(); print('stopped')")
+        bob_stops(node)
+        bob.wait(10)
+        bob = bob_serves(node, ALICE_PORT, "bob-took-the-port")
+        wait_listening(node, ALICE_PORT)
+        code, body = proxy_get(entry["path"])
+        assert b"bob-took-the-port" not in body, (code, body[:300])
+        assert code in (404, 502), (code, body[:300])
+        s = served(sid, lambda ports: all(p["port"] != ALICE_PORT for p in ports), timeout=10)
+        assert all(p["port"] != ALICE_PORT for p in s.get("httpPorts") or []), s["httpPorts"]
+        code, body = proxy_get(entry["path"])
+        assert code == 404 and b"bob-took-the-port" not in body, (code, body[:300])
+    finally:
+        bob_stops(node)
+        bob.wait(10)
