@@ -2,7 +2,8 @@
  * The product's core promise, end to end on the testbed: Launcher tile -> Slurm job ->
  * kernel on a compute node -> interrupt, restart in the same job -> Dask dashboard panel
  * (back after a page reload) -> a kernel left by a lost server, attached from the sidebar
- * -> cancel, and the job is gone from squeue -> its log. Screenshots are kept as artifacts.
+ * -> a web server a cell starts, opened in a panel -> cancel, and the job is gone from
+ * squeue -> its log. Screenshots are kept as artifacts.
  */
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
@@ -185,6 +186,24 @@ test.describe.serial('Remote session on the testbed', () => {
     const kernels = (await (await page.request.get('/api/kernels')).json()) as { name: string }[];
     expect(kernels.filter(k => k.name === `remote-cluster-session-${sid}`)).toHaveLength(2);
     await shot(page, '08-attached');
+
+    // 7a. A web server a cell starts: said, in the session's row within seconds, and in a panel.
+    await runCell(
+      page,
+      0,
+      [
+        'import pathlib, subprocess, sys, tempfile',
+        'site = tempfile.mkdtemp(); pathlib.Path(site, "from-the-node.txt").write_text("hi")',
+        'web = subprocess.Popen([sys.executable, "-m", "http.server", "8765", "--bind", "127.0.0.1"], cwd=site)'
+      ].join('\n')
+    );
+    const webRow = session.locator('.jp-RemoteCluster-webPort[data-port="8765"]');
+    await expect(webRow).toBeVisible({ timeout: 10_000 });
+    await expect(page.locator('.jp-toast-message', { hasText: 'Port 8765 of job' })).toBeVisible();
+    await webRow.getByRole('button', { name: 'Open' }).click();
+    const webFrame = page.frameLocator('.jp-RemoteCluster-dashboard[data-port="8765"] iframe');
+    await expect(webFrame.locator('body')).toContainText('from-the-node.txt', { timeout: 30_000 });
+    await shot(page, '08a-web-server');
 
     // 8. Cancel: the session ends and the job is gone from squeue.
     await session.getByRole('button', { name: 'Cancel' }).click();
