@@ -44,6 +44,18 @@ def http_server(port, cwd, **kw):
     )
 
 
+def orphan_server(port, cwd):
+    """An http.server started by a shell that exits at once: its parent is no longer
+    anything of ours (not a descendant of this process). Its pid."""
+    subprocess.run(
+        "%s -m http.server %d --bind 127.0.0.1 >/dev/null 2>&1 & echo $! > orphan.pid" % (sys.executable, port),
+        shell=True,
+        cwd=cwd,
+        check=True,
+    )
+    return int((cwd / "orphan.pid").read_text())
+
+
 def get(sock_path, path="/"):
     conn = UnixHTTPConnection(sock_path, timeout=10)
     try:
@@ -58,14 +70,7 @@ def test_a_port_is_the_sessions_only_while_its_process_descends_from_it(tmp_path
     (tmp_path / "marker-file.txt").write_text("x")
     port, orphan_port = free_port(), free_port()
     child = http_server(port, tmp_path)
-    # started by a shell that exits at once: its parent is no longer anything of ours
-    subprocess.run(
-        "%s -m http.server %d --bind 127.0.0.1 >/dev/null 2>&1 & echo $! > orphan.pid" % (sys.executable, orphan_port),
-        shell=True,
-        cwd=tmp_path,
-        check=True,
-    )
-    orphan = int((tmp_path / "orphan.pid").read_text())
+    orphan = orphan_server(orphan_port, tmp_path)
     bridges = []
     try:
         wait_for(lambda: {port, orphan_port} <= set(webports.listening_ports()), 15, "both servers listening")
@@ -90,13 +95,7 @@ def test_a_port_is_the_sessions_only_while_its_process_descends_from_it(tmp_path
         child.terminate()
         child.wait(10)
         os.kill(orphan, 15)
-        subprocess.run(
-            "%s -m http.server %d --bind 127.0.0.1 >/dev/null 2>&1 & echo $! > orphan.pid" % (sys.executable, port),
-            shell=True,
-            cwd=tmp_path,
-            check=True,
-        )
-        orphan = int((tmp_path / "orphan.pid").read_text())
+        orphan = orphan_server(port, tmp_path)
         wait_for(lambda: webports.speaks_http("127.0.0.1", port), 15, "the other server on the port")
         with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
             get(ours.path)
