@@ -106,6 +106,40 @@ def test_a_port_is_the_sessions_only_while_its_process_descends_from_it(tmp_path
         os.kill(orphan, 15)
 
 
+@pytest.mark.parametrize(
+    "hex_address, expected",
+    [
+        ("0100007F", "127.0.0.1"),
+        ("00000000", "127.0.0.1"),  # every address: reached on the loopback
+        ("0A02000A", "10.0.2.10"),  # one of the node's own addresses
+        ("00000000000000000000000000000000", "::1"),
+        ("00000000000000000000000001000000", "::1"),
+        ("0000000000000000FFFF00000100007F", "127.0.0.1"),  # IPv4-mapped
+    ],
+)
+def test_listening_addresses_are_read_as_the_kernel_writes_them(hex_address, expected):
+    assert webports.reachable_address(hex_address) == expected
+
+
+def test_a_server_on_one_of_the_nodes_addresses_is_found_too(tmp_path):
+    address = socket.gethostbyname(socket.gethostname())
+    if address.startswith("127."):
+        address = "127.0.0.2"  # (a host whose name is on the loopback: another loopback address)
+    port = free_port()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", address],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: port in webports.listening_ports(), 15, "the server on %s" % address)
+        assert webports.port_owner(port, os.getpid()) == (child.pid, address)
+        assert webports.speaks_http(address, port)
+    finally:
+        child.terminate()
+
+
 def test_a_listener_that_does_not_speak_http_is_not_a_web_ui():
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))

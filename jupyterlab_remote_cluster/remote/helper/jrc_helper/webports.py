@@ -1,8 +1,8 @@
 """Web servers the session's own processes start (TensorBoard, Streamlit, Ray's dashboard,
 `python -m http.server`), offered like the Dask dashboards (served.py).
 
-Found by a scan every few seconds: the TCP ports listening on the node (/proc/net/tcp,
-tcp6) whose socket belongs to a process of this user that descends from the helper
+Found by a scan every few seconds: the TCP ports listening on the node, on any of its
+addresses (/proc/net/tcp, tcp6), whose socket belongs to a process of this user that descends from the helper
 (its /proc/<pid>/fd: only one's own processes' are readable), and that answer HTTP.
 Each gets a Unix socket in the private runtime directory under the port's number as its
 label; the agent's proxy reaches it like any served port. Every connection to it checks
@@ -14,6 +14,7 @@ a server listening on 0.0.0.0 is reachable from the node's network whatever we d
 product only reaches them for their owner.
 """
 
+import ipaddress
 import os
 import socket
 import threading
@@ -25,19 +26,23 @@ from .served import PPID_DEPTH, parent_pid
 MIN_PORT = 1024
 PROBE_TIMEOUT = 2.0
 LISTEN = "0A"
-# where a listening address is reached from the node itself
-LOOPBACK = {
-    "00000000": "127.0.0.1",
-    "0100007F": "127.0.0.1",
-    "00000000000000000000000000000000": "::1",
-    "00000000000000000000000001000000": "::1",
-}
 COMMAND_CHARS = 120
 
 
+def reachable_address(hex_address):
+    """Where the node itself reaches a socket listening on `hex_address` (/proc/net/tcp's
+    form: 32-bit words in host order): its own address, or the loopback for "any"."""
+    raw = b"".join(bytes.fromhex(hex_address[i : i + 8])[::-1] for i in range(0, len(hex_address), 8))
+    address = ipaddress.ip_address(raw)
+    if address.is_unspecified:
+        return "127.0.0.1" if address.version == 4 else "::1"
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:a.b.c.d: the IPv4 socket
+    return str(mapped or address)
+
+
 def listening_ports():
-    """{port: (inode, host to connect to)} of the TCP sockets listening on the node's
-    loopback or on every address (IPv4 first)."""
+    """{port: (inode, address to connect to)} of the TCP sockets listening on the node
+    (any address: the loopback, every address, one of the node's; IPv4 first)."""
     found = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -50,10 +55,12 @@ def listening_ports():
             if len(fields) < 10 or fields[3] != LISTEN:
                 continue
             address, _, port_hex = fields[1].partition(":")
-            host = LOOPBACK.get(address)
             port = int(port_hex, 16)
-            if host and port >= MIN_PORT and port not in found:
-                found[port] = (fields[9], host)
+            if port >= MIN_PORT and port not in found:
+                try:
+                    found[port] = (fields[9], reachable_address(address))
+                except ValueError:
+                    continue
     return found
 
 
