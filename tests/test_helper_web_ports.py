@@ -200,3 +200,54 @@ def test_the_helper_offers_a_kernels_web_server_and_withdraws_it(tmp_path):
         kc.stop_channels()
     finally:
         s.close()
+
+
+SLOW_SERVER = r"""
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
+ready_at = time.monotonic() + float(sys.argv[2])
+held = []
+while True:
+    c, _ = s.accept()
+    if time.monotonic() < ready_at:
+        held.append(c)  # listening, not answering yet (a server still starting)
+        continue
+    c.recv(65536)
+    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nready")
+    c.close()
+"""
+
+
+class ScanOnly(webports.WebPortsMixin):
+    """What scan_web_ports uses of the Helper, with this process as the helper."""
+
+    def __init__(self, runtime):
+        self.runtime, self.config = str(runtime), {"proxyBase": "/p"}
+        self.web_bridges, self.web_probed, self.served = {}, {}, {}
+
+    def kernel_of(self, pid):
+        return None
+
+    def offer_http(self, label, sock, entry):
+        self.served[label] = entry
+
+    def withdraw_http(self, label):
+        self.served.pop(label, None)
+
+
+def test_a_server_that_listens_before_it_answers_is_asked_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(webports, "REPROBE_SECONDS", 0.5)
+    monkeypatch.setattr(webports, "PROBE_TIMEOUT", 0.5)
+    port = free_port()
+    child = subprocess.Popen([sys.executable, "-c", SLOW_SERVER, str(port), "2"])
+    helper = ScanOnly(tmp_path)
+    try:
+        wait_for(lambda: port in webports.listening_ports(), 15, "the slow server listening")
+        helper.scan_web_ports()
+        assert str(port) not in helper.served  # it did not answer yet
+        wait_for(lambda: helper.scan_web_ports() or str(port) in helper.served, 15, "offered once it answers")
+        assert helper.served[str(port)]["name"] == "web" and helper.served[str(port)]["pid"] == child.pid
+    finally:
+        child.terminate()
+        for b in helper.web_bridges.values():
+            b.close()

@@ -18,6 +18,7 @@ import ipaddress
 import os
 import socket
 import threading
+import time
 
 from .common import log
 from .served import PPID_DEPTH, parent_pid
@@ -25,6 +26,8 @@ from .served import PPID_DEPTH, parent_pid
 # Below this, ports are privileged (never the user's) and labels are the Dask dashboards'.
 MIN_PORT = 1024
 PROBE_TIMEOUT = 2.0
+# A server may listen before it answers (loading a model, a busy start): asked again then.
+REPROBE_SECONDS = 20.0
 LISTEN = "0A"
 COMMAND_CHARS = 120
 
@@ -234,9 +237,11 @@ class WebPortsMixin:
                     held[wanted[inode]] = pid
         for port, pid in sorted(held.items()):
             inode, host = listening[port]
-            if (port, inode) not in probed:
-                probed[(port, inode)] = speaks_http(host, port)
-            if not probed[(port, inode)]:
+            ok, at = probed.get((port, inode), (False, None))
+            if at is None or (not ok and time.monotonic() - at > REPROBE_SECONDS):
+                ok = speaks_http(host, port)
+                probed[(port, inode)] = (ok, time.monotonic())
+            if not ok:
                 continue
             label = str(port)
             entry = {
@@ -258,7 +263,7 @@ class WebPortsMixin:
                 log("web port %d: %s (pid %d)" % (port, entry["command"], pid))
             if self.served.get(label) != entry:
                 self.offer_http(label, bridges[port].path, entry)
-        for port in [p for p in bridges if p not in held or not probed.get((p, listening[p][0]))]:
+        for port in [p for p in bridges if p not in held or not probed.get((p, listening[p][0]), (False,))[0]]:
             bridges.pop(port).close()
             self.withdraw_http(str(port))
             log("web port %d withdrawn" % port)
