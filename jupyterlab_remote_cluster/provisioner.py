@@ -214,12 +214,23 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         if status.get("alive") is False:
             code = status.get("exitCode")
             self._exit_code = int(code) if isinstance(code, int) else 1
+            if status.get("final"):
+                self._no_restarts(status.get("reason"))
             return self._exit_code
         if status.get("reason") == "unknown-kernel":
             await self._adopt()
             if self.remote_kernel_id is None:
                 return self._exit_code
         return None  # alive, or unknown because the link is down: never "dead" on a guess
+
+    def _no_restarts(self, reason) -> None:
+        """Its session ended (the job was cancelled, its walltime is over): a restart cannot
+        work. Jupyter's restarter would say "restarting" and try five times; with no
+        restarts left it says "dead" at once."""
+        restarter = getattr(self.parent, "_restarter", None)
+        if restarter is not None and restarter.restart_limit != 0:
+            self.log.info("remote-cluster: kernel %s ended with its session (%s)", self.remote_kernel_id, reason)
+            restarter.restart_limit = 0
 
     async def _adopt(self) -> None:
         """The agent restarted and lost its forwards: hand it our kernel and ports back."""

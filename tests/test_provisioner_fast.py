@@ -167,3 +167,30 @@ async def test_a_profile_kernelspec_submits_with_its_resources_over_the_profiles
         assert submits == [{"profile": "hpc", "owner": "kernel", "resources": {"nodes": 2, "cpus": 4}}]
     finally:
         await km.shutdown_kernel(now=True)
+
+
+async def test_a_kernel_whose_session_ended_is_dead_at_once_not_restarted(agent):
+    """Cancelled job, walltime over: the agent says the kernel is gone for good (`final`).
+    Jupyter's restarter, as the Jupyter server runs it, then says "dead" at its first look
+    instead of "restarting" (JupyterLab's "appears to have died, it will restart" dialog)
+    and five restarts that cannot work. A kernel that died on its own is still restarted."""
+    from jupyter_client.ioloop import AsyncIOLoopKernelManager
+
+    async def watch(final):
+        km = AsyncIOLoopKernelManager(kernel_name="rc-test")
+        await km.start_kernel()
+        seen = []
+        km.add_restart_callback(lambda: seen.append("restart"), "restart")
+        km.add_restart_callback(lambda: seen.append("dead"), "dead")
+        answer = {"alive": False, "reason": "the session ended: cancelled by you"}
+        agent.overrides[("GET", "/api/v1/kernels/k1")] = (200, {**answer, "final": True} if final else answer)
+        await km._restarter.poll()
+        agent.overrides.clear()
+        km.stop_restarter()
+        await km.shutdown_kernel(now=True)
+        return seen
+
+    assert await watch(final=True) == ["dead"]
+    agent.kernels.clear()
+    agent._next_id = 1
+    assert (await watch(final=False))[0] == "restart"

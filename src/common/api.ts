@@ -192,6 +192,19 @@ export interface IServedPort {
   command?: string;
 }
 
+/** GET api/v1/kernels/<kid>: what the provisioner's poll() hears of a kernel. */
+export interface IKernelStatus {
+  /** null: not known right now (the link is down), never a reason to restart it. */
+  alive: boolean | null;
+  exitCode?: number;
+  reason?: string;
+  /**
+   * Gone for good (its session ended): a restart cannot bring it back, so the provisioner
+   * lets Jupyter say "dead" at once instead of "restarting" five times.
+   */
+  final?: boolean;
+}
+
 export type SessionState = 'submitting' | 'queued' | 'starting' | 'running' | 'ended';
 
 /** GET api/v1/sessions/<id>/logs: the ends of the session's log files ("Show log"). */

@@ -56,6 +56,27 @@ describe('kernel status with an unreachable helper', () => {
   });
 });
 
+describe('a kernel that is gone', () => {
+  it('with its session: dead for good (final), so Jupyter does not try to restart it', async () => {
+    const { table } = tableWithHelperFailing(undefined);
+    table.endSession('s1', 'the session ended: cancelled by you');
+    await expect(table.status('k1')).resolves.toEqual({
+      alive: false,
+      reason: 'the session ended: cancelled by you',
+      final: true
+    });
+  });
+
+  it('shut down or stopped for a restart: not final (a restart may follow)', async () => {
+    const { table } = tableWithHelperFailing(undefined);
+    (table as unknown as { drop: (k: unknown, why: string) => void }).drop(
+      (table as unknown as { kernels: Map<string, unknown> }).kernels.get('k1'),
+      'shut down'
+    );
+    await expect(table.status('k1')).resolves.toEqual({ alive: false, reason: 'shut down' });
+  });
+});
+
 describe("a helper's state.json that does not come", () => {
   afterEach(() => jest.useRealTimers());
 

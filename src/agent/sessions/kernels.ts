@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 
-import type { IClusterProfile } from '../../common/api';
+import type { IClusterProfile, IKernelStatus } from '../../common/api';
 import { ConflictError, InvalidRequestError, NotFoundError } from '../schedulers/types';
 import { LocalForward } from '../tunnels/local-forward';
 import { kernelSockets, kernelTransport, openKernelChannel, type ChannelPort, type IKernelStart } from './connectivity';
@@ -60,7 +60,8 @@ export interface IKernelTableOptions {
 export class KernelTable {
   private readonly kernels = new Map<string, IKernelRecord>();
   /** Kernels that ended with their session or were shut down: why, for later polls. */
-  private readonly endedKernels = new Map<string, string>();
+  /** Kernels gone from this agent: why, and whether it is for good (their session ended). */
+  private readonly endedKernels = new Map<string, { reason: string; final: boolean }>();
 
   constructor(private readonly opts: IKernelTableOptions) {}
 
@@ -86,7 +87,7 @@ export class KernelTable {
   /** The session ended: its kernels with it. */
   endSession(sessionId: string, why: string): void {
     for (const k of [...this.kernels.values()].filter(k => k.sessionId === sessionId)) {
-      this.drop(k, why);
+      this.drop(k, why, true);
     }
   }
 
@@ -194,12 +195,12 @@ export class KernelTable {
   }
 
   /** Alive or not, from the helper; `null` when it cannot be known right now (link down). */
-  async status(kernelId: string): Promise<{ alive: boolean | null; exitCode?: number; reason?: string }> {
+  async status(kernelId: string): Promise<IKernelStatus> {
     const k = this.kernels.get(kernelId);
     if (!k) {
       const ended = this.endedKernels.get(kernelId);
       if (ended) {
-        return { alive: false, reason: ended };
+        return { alive: false, reason: ended.reason, ...(ended.final && { final: true }) };
       }
       // Not known to this agent: after an agent restart the provisioner adopts it again.
       return { alive: null, reason: 'unknown-kernel' };
@@ -209,7 +210,7 @@ export class KernelTable {
     }
     const s = this.opts.session(k.sessionId);
     if (!s || s.state === 'ended') {
-      return { alive: false, reason: s?.reason ?? 'session ended' };
+      return { alive: false, reason: s?.reason ?? 'session ended', final: true };
     }
     try {
       // While the link is down or reconnecting, answer at once: "unknown", never "dead".
@@ -296,10 +297,10 @@ export class KernelTable {
     return this.opts.helper.request(s, method, urlPath, body, timeoutMs);
   }
 
-  private drop(k: IKernelRecord, why = 'shut down'): void {
+  private drop(k: IKernelRecord, why = 'shut down', final = false): void {
     k.forwards.forEach(f => f.close());
     this.kernels.delete(k.kernelId);
-    this.endedKernels.set(k.kernelId, why);
+    this.endedKernels.set(k.kernelId, { reason: why, final });
   }
 
   /**

@@ -15,6 +15,7 @@ import type {
   AgentEvent,
   IClusterProfile,
   IExtendAnswer,
+  IKernelStatus,
   IResources,
   ISession,
   ISessionLogs,
@@ -645,7 +646,7 @@ export class SessionManager {
     return this.kernels.adopt(sessionId, kernelId, localPorts);
   }
 
-  kernelStatus(kernelId: string): Promise<{ alive: boolean | null; exitCode?: number; reason?: string }> {
+  kernelStatus(kernelId: string): Promise<IKernelStatus> {
     return this.kernels.status(kernelId);
   }
 
