@@ -243,6 +243,17 @@ def running_session(jupyter_dirs, name: str, **fields):
 
 
 @contextmanager
+def running_session_kernel(jupyter_dirs, name: str, **fields):
+    """running_session, and a kernel client of it (stopped after). Yields (session, client)."""
+    with running_session(jupyter_dirs, name, **fields) as s:
+        kc = session_kernel(s["id"])
+        try:
+            yield s, kc
+        finally:
+            kc.stop_channels()
+
+
+@contextmanager
 def _running(name: str):
     sid = None
     try:

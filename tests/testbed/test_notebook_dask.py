@@ -12,7 +12,7 @@ import time
 import pytest
 
 from .attacker import Probe, nothing_reached
-from .conftest import TESTBED, agent_call, on_login, proxy_get, running_session, session_kernel
+from .conftest import TESTBED, agent_call, on_login, proxy_get, running_session, running_session_kernel, session_kernel
 
 ALICE_UID = int(subprocess.run(["id", "-u", "alice"], capture_output=True, text=True).stdout)
 SECRET = "nb-dask-secret-7"
@@ -21,10 +21,8 @@ SECRET = "nb-dask-secret-7"
 @pytest.fixture(scope="module")
 def light_session(jupyter_dirs):
     """A running session without the session's own Dask (only the notebook's), and a kernel."""
-    with running_session(jupyter_dirs, "rcit-notebook-dask", dask=False) as s:
-        kc = session_kernel(s["id"])
-        yield s, kc
-        kc.stop_channels()
+    with running_session_kernel(jupyter_dirs, "rcit-notebook-dask", dask=False) as session_and_kernel:
+        yield session_and_kernel
 
 
 def run(kc, code: str, timeout: float = 120) -> str:

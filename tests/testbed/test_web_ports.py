@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from .conftest import TESTBED, proxy_get, running_session, session_kernel
+from .conftest import TESTBED, proxy_get, running_session_kernel
 from .test_notebook_dask import run, served
 
 PYTHON = "/opt/rc-testbed/python/bin/python"
@@ -17,10 +17,8 @@ ALICE_PORT, BOB_PORT = 8123, 8124
 
 @pytest.fixture(scope="module")
 def web_session(jupyter_dirs):
-    with running_session(jupyter_dirs, "rcit-web-ports", dask=False) as s:
-        kc = session_kernel(s["id"])
-        yield s, kc
-        kc.stop_channels()
+    with running_session_kernel(jupyter_dirs, "rcit-web-ports", dask=False) as session_and_kernel:
+        yield session_and_kernel
 
 
 def bob_serves(node: str, port: int, text: str, seconds: int = 90) -> subprocess.Popen:
