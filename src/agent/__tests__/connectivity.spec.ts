@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -9,6 +10,7 @@ import {
   kernelTransport,
   ModeMemory,
   openControl,
+  requestOver,
   withTimeout,
   type IRoute,
   type ResolvedMode
@@ -146,5 +148,27 @@ describe('connectivity', () => {
     expect(() => parseProfile({ ...base, reverseHost: '-oProxyCommand=x' }, 0)).toThrow(
       /"reverseHost" has an invalid value/
     );
+  });
+});
+
+describe('a request to the helper', () => {
+  it('fails at once, naming it, when the helper closed the stream before http listened', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jrc-req-'));
+    const refusing = net.createServer(s => s.destroy());
+    const sock = path.join(dir, 'control.sock');
+    await new Promise<void>(r => refusing.listen(sock, r));
+    try {
+      const stream = net.connect(sock);
+      stream.on('error', () => undefined);
+      await new Promise(r => stream.once('close', r));
+      const started = Date.now();
+      await expect(requestOver(stream, 'GET', '/health', 't', undefined, 30_000, 'node1')).rejects.toThrow(
+        'the helper closed the connection before answering GET /health'
+      );
+      expect(Date.now() - started).toBeLessThan(5000); // not the 30 s timeout
+    } finally {
+      await new Promise(r => refusing.close(r));
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });

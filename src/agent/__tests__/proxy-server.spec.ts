@@ -165,3 +165,53 @@ describe('the upstream path', () => {
     }
   });
 });
+
+describe('a stream the far end closed before the proxy used it', () => {
+  // What the relay hands over when a session's server refuses at once (a web port another
+  // user took since the helper's scan): a "200", then the close, maybe before http listens.
+  let dir: string;
+  afterEach(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  async function closedStream(upPath: string): Promise<net.Socket> {
+    const s = net.connect(upPath);
+    s.on('error', () => undefined);
+    await new Promise(r => s.once('close', r));
+    return s;
+  }
+
+  it('gets a 502 at once over HTTP and a closed socket over WebSocket, never a request left waiting', async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jrc-closed-'));
+    const refusing = net.createServer(s => s.destroy());
+    const upPath = path.join(dir, 'up.sock');
+    await new Promise<void>(r => refusing.listen(upPath, r));
+    const proxy = await startProxyServer(path.join(dir, 'proxy.sock'), '/base/', async () => ({
+      stream: await closedStream(upPath),
+      stripPrefix: true
+    }));
+    const withinSeconds = <T>(p: Promise<T>): Promise<T> =>
+      Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error('left waiting')), 5000))]);
+    try {
+      const r = await withinSeconds(request(proxy.socketPath, `/proxy/${KEY}/8123/`));
+      expect(r.status).toBe(502);
+      expect(JSON.parse(r.body).error.message).toMatch(/port 8123 did not answer: the connection closed/);
+      const ws = await withinSeconds(
+        new Promise<string>(resolve => {
+          const req = http.request({
+            socketPath: proxy.socketPath,
+            path: `/proxy/${KEY}/8123/ws`,
+            headers: { Connection: 'Upgrade', Upgrade: 'websocket' }
+          });
+          req.on('upgrade', () => resolve('upgraded'));
+          req.on('error', err => resolve(err.message));
+          req.end();
+        })
+      );
+      expect(ws).toBe('socket hang up');
+    } finally {
+      await proxy.close();
+      await new Promise(r => refusing.close(r));
+    }
+  });
+});

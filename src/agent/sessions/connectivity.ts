@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
 
 import type { ConnectivityMode } from '../../common/api';
+import { whenClosed } from '../tunnels/bridge';
 import { openRelay, type IRelayCredentials, type RelayTarget } from '../tunnels/relay';
 import type { IClusterLink } from '../cluster/link';
 
@@ -253,6 +254,7 @@ export function requestOver(
 ): Promise<{ status: number; json: any }> {
   const data = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
+    let answered = false;
     const req = http.request(
       {
         createConnection: () => channel as any,
@@ -266,6 +268,7 @@ export function requestOver(
         timeout: timeoutMs
       },
       res => {
+        answered = true;
         let text = '';
         res.setEncoding('utf8');
         res.on('data', c => (text += c));
@@ -282,6 +285,13 @@ export function requestOver(
     );
     req.on('timeout', () => req.destroy(new Error(`the helper did not answer ${method} ${urlPath} in time`)));
     req.on('error', reject);
+    // closed before http listened: its 'close' would never come, only the timeout
+    whenClosed(channel, () => {
+      if (!answered) {
+        reject(new Error(`the helper closed the connection before answering ${method} ${urlPath}`));
+        req.destroy(); // emits nothing on a socket already closed: hence the reject above
+      }
+    });
     req.end(data);
     // A relayed stream comes paused (openRelay); http attaches its reader on the next tick, first.
     channel.resume();

@@ -5,6 +5,20 @@
  */
 import type { Duplex } from 'node:stream';
 
+/**
+ * Calls `fn` once `stream` has closed, also when it closed before anyone listened: a
+ * relayed stream may be closed by the far end between the relay's "200" and its user
+ * attaching (a server that refuses at once), and a 'close' already emitted never comes
+ * again, which left a proxied request waiting for ever.
+ */
+export function whenClosed(stream: Duplex, fn: () => void): void {
+  if (stream.closed) {
+    process.nextTick(fn);
+  } else {
+    stream.once('close', fn);
+  }
+}
+
 export function bridge(local: Duplex, remote: Duplex, onClose?: () => void): void {
   let closed = 0;
   const done = (): void => {
@@ -19,11 +33,11 @@ export function bridge(local: Duplex, remote: Duplex, onClose?: () => void): voi
   };
   local.on('error', fail);
   remote.on('error', fail);
-  local.once('close', () => {
+  whenClosed(local, () => {
     remote.destroy();
     done();
   });
-  remote.once('close', () => {
+  whenClosed(remote, () => {
     local.destroy();
     done();
   });

@@ -10,7 +10,7 @@
 import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
 
-import { bridge } from './bridge';
+import { bridge, whenClosed } from './bridge';
 
 /** A stream to a served port, and whether that server wants our prefix stripped. */
 export interface IOpenedPort {
@@ -61,6 +61,7 @@ export async function proxyHttp(
   open: OpenPort
 ): Promise<void> {
   const { stream: channel, stripPrefix } = await open(target.key, target.port);
+  let answered = false;
   const upstream = http.request(
     {
       createConnection: () => channel as any,
@@ -69,21 +70,35 @@ export async function proxyHttp(
       headers: { ...cleanHeaders(req.headers), host: `127.0.0.1:${target.port}`, connection: 'close' }
     },
     up => {
+      answered = true;
       const headers = cleanHeaders(up.headers);
       delete headers['set-cookie']; // the dashboard has no business setting cookies on Jupyter's origin
       res.writeHead(up.statusCode ?? 502, headers);
       up.pipe(res);
     }
   );
-  upstream.on('error', err => {
-    if (!res.headersSent) {
+  let failed = false;
+  const fail = (err: Error): void => {
+    if (answered) {
+      res.destroy(); // cut mid-answer: the client sees it cut, not a made-up ending
+    } else if (!failed) {
+      failed = true;
       res.writeHead(502, { 'Content-Type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          error: { code: 'upstream', message: `The session's port ${target.port} did not answer: ${err.message}` }
+        })
+      );
     }
-    res.end(
-      JSON.stringify({
-        error: { code: 'upstream', message: `The session's port ${target.port} did not answer: ${err.message}` }
-      })
-    );
+  };
+  upstream.on('error', fail);
+  // Closed before it answered, maybe before http listened: http then never hears of it
+  // (and destroying the request emits nothing), so we answer ourselves.
+  whenClosed(channel, () => {
+    if (!answered) {
+      fail(new Error('the connection closed before an answer'));
+      upstream.destroy();
+    }
   });
   req.pipe(upstream);
   // A relayed stream comes paused (openRelay); http attaches its reader on the next tick, first.
