@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -224,6 +225,7 @@ class ScanOnly(webports.WebPortsMixin):
     def __init__(self, runtime):
         self.runtime, self.config = str(runtime), {"proxyBase": "/p"}
         self.web_bridges, self.web_probed, self.served = {}, {}, {}
+        self.web_lock = threading.Lock()
 
     def kernel_of(self, pid):
         return None
@@ -251,3 +253,79 @@ def test_a_server_that_listens_before_it_answers_is_asked_again(tmp_path, monkey
         child.terminate()
         for b in helper.web_bridges.values():
             b.close()
+
+
+RAW_LISTENER = r"""
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
+held = []
+while True:
+    c, _ = s.accept()
+    held.append(c)  # never a byte back: not HTTP
+"""
+
+
+def test_a_port_asked_for_by_number_is_opened_only_if_a_session_web_server_holds_it(tmp_path):
+    s = Session(tmp_path)
+    orphan = None
+    try:
+        s.wait_status("ready", 30)
+        kc = s.start_kernel("k-open")
+
+        def ask(port):
+            status, res, _ = s.request("POST", "/web-ports", {"port": port})
+            return status, res
+
+        for bad in (80, 70000, "8000", True, None):
+            status, res = ask(bad)
+            assert status == 400 and "whole number from 1024 to 65535" in res["error"]["message"], (bad, res)
+
+        nobody = free_port()
+        status, res = ask(nobody)
+        assert (status, res["error"]["code"]) == (404, "not-listening"), res
+        assert res["error"]["message"] == "Nothing listens on port %d on %s." % (nobody, socket.gethostname())
+
+        # the user's own server, but not one of the session's processes
+        theirs = free_port()
+        orphan = orphan_server(theirs, tmp_path)
+        wait_for(lambda: theirs in webports.listening_ports(), 15, "the other server listening")
+        status, res = ask(theirs)
+        assert (status, res["error"]["code"]) == (403, "not-the-sessions"), res
+        assert "not held by a process of this session" in res["error"]["message"]
+
+        # the helper's own relay port
+        status, res = ask(s.state()["relayPort"])
+        assert (status, res["error"]["code"]) == (403, "not-the-sessions"), res
+        assert "helper's own endpoint" in res["error"]["message"]
+
+        # a session process that listens but does not speak HTTP
+        raw, web = free_port(), free_port()
+        reply, _ = execute(
+            kc,
+            "import subprocess, sys\n"
+            f"raw = subprocess.Popen([sys.executable, '-c', {RAW_LISTENER!r}, '{raw}'])\n"
+            f"web = subprocess.Popen([sys.executable, '-m', 'http.server', '{web}', '--bind', '127.0.0.1'],"
+            " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)",
+        )
+        assert reply["status"] == "ok", reply
+        wait_for(lambda: {raw, web} <= set(webports.listening_ports()), 15, "both listening")
+        status, res = ask(raw)
+        assert (status, res["error"]["code"]) == (422, "not-http"), res
+        assert all(p["port"] != raw for p in s.state().get("httpPorts", []))
+
+        # the session's web server: offered at once, reached through its socket
+        status, res = ask(web)
+        assert status == 200, res
+        assert res["entry"]["port"] == web and res["entry"]["name"] == "web" and res["entry"]["kernelId"] == "k-open"
+        assert "http.server %d" % web in res["entry"]["command"]
+        assert any(p["port"] == web for p in s.state()["httpPorts"])
+        code, body = get(res["httpSockets"][str(web)])
+        assert code == 200 and "Directory listing" in body
+        # asked again: the same entry, one bridge
+        assert ask(web) == (200, res)
+        execute(kc, "raw.kill(); web.kill(); raw.wait(); web.wait()")
+        kc.stop_channels()
+    finally:
+        if orphan:
+            os.kill(orphan, 15)
+        s.close()

@@ -28,6 +28,7 @@ STATE_CHANGING = [
     ("POST", "remote-cluster/api/v1/sessions/0123456789ab/extend", {"minutes": 30}),
     ("POST", "remote-cluster/api/v1/sessions/0123456789ab/relaunch", {"continue": True}),
     ("POST", "remote-cluster/api/v1/sessions/0123456789ab/activity", {"keep": True}),
+    ("POST", "remote-cluster/api/v1/sessions/0123456789ab/web-ports", {"port": 8123}),
     ("POST", "remote-cluster/api/v1/profiles/hpc/estimates", {}),
     ("POST", "remote-cluster/api/v1/kernels/k1/signal", {"signal": "SIGKILL"}),
     ("POST", "remote-cluster/api/v1/kernels/k1/restart", {}),

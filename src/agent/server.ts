@@ -14,6 +14,7 @@
  *   POST   /api/v1/sessions/<id>/extend           {minutes} -> the batch system's answer (tried once)
  *   POST   /api/v1/sessions/<id>/relaunch         {continue?} -> a new session, same profile and resources
  *   POST   /api/v1/sessions/<id>/activity         {keep?} -> the session (its helper's idle clock restarted)
+ *   POST   /api/v1/sessions/<id>/web-ports        {port} -> the served port (a web server of the session, by number)
  *   GET    /api/v1/sessions/<id>/logs             the ends of its log files on the cluster (job, kernels, Dask)
  *   GET    /api/v1/kernels/<kid>                  alive / dead / unknown (link down)
  *   POST   /api/v1/kernels/<kid>/signal           {signal}
@@ -42,6 +43,7 @@ import {
   parseAddWorkersRequest,
   parseExtendRequest,
   parseActivityRequest,
+  parseWebPortRequest,
   parseRelaunchRequest,
   parseKernelRequest,
   parsePromptAnswer,
@@ -241,6 +243,10 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
   if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/activity$/))) {
     method(req, 'POST');
     return sendJson(res, 200, await svc.sessions.activity(m[1], parseActivityRequest(await readJson(req)).keep));
+  }
+  if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/web-ports$/))) {
+    method(req, 'POST');
+    return sendJson(res, 200, await svc.sessions.openWebPort(m[1], parseWebPortRequest(await readJson(req)).port));
   }
   if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/logs$/))) {
     method(req, 'GET');

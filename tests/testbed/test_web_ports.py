@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from .conftest import TESTBED, proxy_get, running_session_kernel
+from .conftest import TESTBED, agent_call, proxy_get, running_session_kernel
 from .test_notebook_dask import run, served
 
 PYTHON = "/opt/rc-testbed/python/bin/python"
@@ -103,6 +103,63 @@ def test_a_cells_web_server_is_offered_and_opens_bobs_is_never_reached(web_sessi
         assert all(p["port"] != ALICE_PORT for p in s.get("httpPorts") or []), s["httpPorts"]
         code, body = proxy_get(entry["path"])
         assert code == 404 and b"bob-took-the-port" not in body, (code, body[:300])
+    finally:
+        bob_stops(node)
+        bob.wait(10)
+
+
+# Listens at once, answers HTTP only after a while (a server still loading): the scan's
+# first probe finds no HTTP and asks again only 20 s later.
+LATE_SERVER = r"""
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
+ready_at = time.monotonic() + float(sys.argv[2])
+held = []
+while True:
+    c, _ = s.accept()
+    if time.monotonic() < ready_at:
+        held.append(c)
+        continue
+    c.recv(65536)
+    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nlate-ready")
+    c.close()
+"""
+LATE_PORT = 8125
+
+
+def test_a_port_asked_for_by_number_opens_now_if_the_sessions_and_never_if_bobs(web_session):
+    session, kc = web_session
+    sid, node = session["id"], session["node"]
+    bob = bob_serves(node, BOB_PORT, "bob-secret-page")
+    try:
+        wait_listening(node, BOB_PORT)
+        code, res = agent_call("POST", f"/api/v1/sessions/{sid}/web-ports", {"port": BOB_PORT})
+        assert code == 400 and "is not held by a process of this session" in res["error"]["message"], res
+        code, res = agent_call("POST", f"/api/v1/sessions/{sid}/web-ports", {"port": 80})
+        assert code == 400 and "1024 to 65535" in res["error"]["message"], res
+        code, res = agent_call("POST", f"/api/v1/sessions/{sid}/web-ports", {"port": 8126})
+        assert code == 404 and res["error"]["message"] == f"Nothing listens on port 8126 on {node}.", res
+
+        run(
+            kc,
+            "import subprocess, sys\n"
+            f"late = subprocess.Popen([sys.executable, '-c', {LATE_SERVER!r}, '{LATE_PORT}', '8'])\n"
+            "print(late.pid)",
+        )
+        wait_listening(node, LATE_PORT)
+        time.sleep(9)  # answering now; the scan asked before and asks again only after 20 s
+        code, s = agent_call("GET", f"/api/v1/sessions/{sid}")
+        assert all(p["port"] != LATE_PORT for p in s.get("httpPorts") or []), s["httpPorts"]
+        code, entry = agent_call("POST", f"/api/v1/sessions/{sid}/web-ports", {"port": LATE_PORT})
+        assert code == 200 and entry["port"] == LATE_PORT and entry["name"] == "web", entry
+        code, body = proxy_get(entry["path"])
+        assert code == 200 and body == b"late-ready", (code, body[:300])
+        code, s = agent_call("GET", f"/api/v1/sessions/{sid}")
+        assert any(p["port"] == LATE_PORT for p in s["httpPorts"]), s["httpPorts"]
+        assert all(p["port"] != BOB_PORT for p in s["httpPorts"]), s["httpPorts"]
+        code, body = proxy_get(entry["path"].replace(f"/{LATE_PORT}/", f"/{BOB_PORT}/"))
+        assert code == 404 and b"bob-secret-page" not in body, (code, body[:300])
+        run(kc, "late.kill(); late.wait(); print('stopped')")
     finally:
         bob_stops(node)
         bob.wait(10)

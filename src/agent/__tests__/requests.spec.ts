@@ -4,6 +4,7 @@ import {
   parseAddWorkersRequest,
   parseExtendRequest,
   parseActivityRequest,
+  parseWebPortRequest,
   parseRelaunchRequest,
   parseKernelRequest,
   parsePromptAnswer,
@@ -79,6 +80,15 @@ describe('request bodies', () => {
     expect(parseActivityRequest({ keep: true })).toEqual({ keep: true });
     expect(refusal(() => parseActivityRequest({ keep: 'yes' })).field).toBe('keep');
     expect(refusal(() => parseActivityRequest([])).field).toBe('body');
+  });
+
+  it('web ports: a whole number from 1024 to 65535, nothing else', () => {
+    expect(parseWebPortRequest({ port: 8123 })).toEqual({ port: 8123 });
+    expect(parseWebPortRequest({ port: 1024, other: 1 })).toEqual({ port: 1024 });
+    for (const port of [80, 1023, 65536, 8123.5, '8123', null, undefined, true]) {
+      expect(refusal(() => parseWebPortRequest({ port })).field).toBe('port');
+    }
+    expect(refusal(() => parseWebPortRequest('8123')).field).toBe('body');
   });
 
   it('prompt answers keep only the fields of an answer, of their types', () => {

@@ -97,6 +97,15 @@ export function parseActivityRequest(body: unknown): { keep: boolean } {
   return { keep: keep === true };
 }
 
+/** POST api/v1/sessions/<id>/web-ports: a TCP port the user's own servers may hold. */
+export function parseWebPortRequest(body: unknown): { port: number } {
+  const port = object(body).port;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1024 || port > 65535) {
+    throw invalid('"port" must be a whole number from 1024 to 65535 (lower ports are the system\'s).', 'port');
+  }
+  return { port };
+}
+
 /** POST api/v1/sessions/<id>/relaunch: `continue` links the new session to this one. */
 export function parseRelaunchRequest(body: unknown): { continue: boolean } {
   const c = object(body).continue;

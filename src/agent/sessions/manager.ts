@@ -18,6 +18,7 @@ import type {
   IKernelStatus,
   IResources,
   ISession,
+  IServedPort,
   ISessionLogs,
   IStartEstimate
 } from '../../common/api';
@@ -53,6 +54,7 @@ import { HEARTBEAT_STALE_S, now, type IHelperState, type IKernelConnection, type
 import { readRemoteFiles, type IRemoteFiles } from './remote-files';
 import { SessionStore, type IRetention } from './store';
 import { readSessionLogs } from './session-logs';
+import { askToOpenWebPort } from './web-ports';
 
 export { REMOTE_ROOT, onLogin, type IHelperState, type IKernelConnection } from './records';
 
@@ -551,6 +553,22 @@ export class SessionManager {
     this.helper.merge(s.id, { idle: r.json?.idle ?? undefined });
     this.update(s, {});
     return this.publicView(s);
+  }
+
+  /** "Open a Port of the Session…": `port` offered now if a web server of the session holds it. */
+  async openWebPort(id: string, port: number): Promise<IServedPort> {
+    const s = this.sessions.get(id);
+    if (!s) {
+      throw new NotFoundError(`No session ${id}.`);
+    }
+    if (s.state !== 'running') {
+      throw new ConflictError(`Session ${id} is ${s.state}: only a running session serves ports.`);
+    }
+    const { entry, httpSockets } = await askToOpenWebPort(this.helper, s, port);
+    const httpPorts = [...(s.httpPorts ?? []).filter(p => p.port !== port), entry];
+    this.helper.merge(s.id, { httpPorts, httpSockets });
+    this.update(s, { httpPorts });
+    return entry;
   }
 
   /** "Show log": the ends of the session's log files on the cluster (session-logs.ts). */

@@ -223,7 +223,15 @@ describe('SessionsPanel: the allocation hours', () => {
     model.handle({ type: 'session', session: { ...running('a', 'hpc'), jobId: '42', endsAt } });
     panel.show();
     (panel as unknown as { onAfterShow(): void }).onAfterShow();
-    expect(labels('a')).toEqual(['Notebook', 'Continue in a new job', 'Extend', 'Save and stop', 'Log', 'Cancel']);
+    expect(labels('a')).toEqual([
+      'Notebook',
+      'Open port…',
+      'Continue in a new job',
+      'Extend',
+      'Save and stop',
+      'Log',
+      'Cancel'
+    ]);
     jest.advanceTimersByTime(1100);
     expect(li().classList.contains('jp-mod-endsSoon')).toBe(false);
     soon = true;
@@ -241,7 +249,7 @@ describe('SessionsPanel: the allocation hours', () => {
         createdAt: '2026-11-25T09:00:00Z'
       }
     });
-    expect(labels('a')).toEqual(['Notebook', 'Log', 'Cancel']); // its successor is on its way
+    expect(labels('a')).toEqual(['Notebook', 'Open port…', 'Log', 'Cancel']); // its successor is on its way
     const line = (id: string) =>
       panel.node.querySelector(`[data-session-id="${id}"] .jp-RemoteCluster-continuation`)?.textContent;
     expect(line('a')).toBe('Continued by job 43: notebooks move there when it runs');

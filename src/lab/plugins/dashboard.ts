@@ -4,14 +4,22 @@
  * new web server is announced with Open.
  */
 import { ILayoutRestorer, type JupyterFrontEnd, type JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { Notification, WidgetTracker, type IFrame, type MainAreaWidget } from '@jupyterlab/apputils';
+import {
+  ICommandPalette,
+  InputDialog,
+  Notification,
+  WidgetTracker,
+  type IFrame,
+  type MainAreaWidget
+} from '@jupyterlab/apputils';
 import { ITranslator } from '@jupyterlab/translation';
 
-import type { ISession } from '../../common/api';
+import type { ISession, IServedPort } from '../../common/api';
 import { CommandIDs } from '../commands';
 import { createDashboard, dashboardId, sessionSoon, WEB_PORT_MIN } from '../dashboard';
-import { IRemoteClusterModel } from '../tokens';
-import { WebPortNotices } from '../web-ports';
+import { requestAPI } from '../handler';
+import { IRemoteClusterModel, LAUNCHER_CATEGORY } from '../tokens';
+import { openPortByNumber, WebPortNotices } from '../web-ports';
 
 /** After a reload, how long a restored dashboard waits for the agent to list its session. */
 const RESTORE_WAIT_MS = 15_000;
@@ -21,12 +29,13 @@ export const dashboardPlugin: JupyterFrontEndPlugin<void> = {
   description: "Opens a session's Dask dashboard as a panel (sandboxed iframe of the proxied URL).",
   autoStart: true,
   requires: [IRemoteClusterModel, ITranslator],
-  optional: [ILayoutRestorer],
+  optional: [ILayoutRestorer, ICommandPalette],
   activate: (
     app: JupyterFrontEnd,
     model: IRemoteClusterModel,
     translator: ITranslator,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    palette: ICommandPalette | null
   ): void => {
     const trans = translator.load('jupyterlab_remote_cluster');
     const dashboards = new WidgetTracker<MainAreaWidget<IFrame>>({ namespace: 'remote-cluster-dashboard' });
@@ -86,6 +95,49 @@ export const dashboardPlugin: JupyterFrontEndPlugin<void> = {
       );
     });
     model.sessionsChanged.connect(() => notices.check(model.sessions));
+
+    app.commands.addCommand(CommandIDs.openWebPort, {
+      label: trans.__('Open a Port of the Session…'),
+      caption: trans.__("A web server of a running session's processes, by its port number, as a panel"),
+      execute: args =>
+        openPortByNumber(
+          {
+            session: args['session'] === undefined ? undefined : String(args['session']),
+            port: args['port'] === undefined ? undefined : Number(args['port'])
+          },
+          {
+            sessions: () => model.sessions,
+            pickSession: async running => {
+              const label = (s: ISession) => `${s.profile} · ${s.jobId ? trans.__('job %1', s.jobId) : s.cluster}`;
+              const r = await InputDialog.getItem({
+                title: trans.__('Open a port of which session?'),
+                items: running.map(label)
+              });
+              return r.button.accept ? running.find(s => label(s) === r.value) : undefined;
+            },
+            askPort: async s => {
+              const r = await InputDialog.getNumber({
+                title: trans.__('Open a port of %1', s.jobId ? trans.__('job %1', s.jobId) : s.cluster),
+                label: trans.__('Port a web server of the session listens on (TensorBoard 6006, Streamlit 8501…):'),
+                value: 8000
+              });
+              return r.button.accept && r.value !== null ? r.value : undefined;
+            },
+            post: (s, port) =>
+              requestAPI<IServedPort>(`api/v1/sessions/${s.id}/web-ports`, {
+                method: 'POST',
+                body: JSON.stringify({ port })
+              }),
+            open: (s, port) => {
+              notices.seen(s.id, port);
+              open(s, port, false);
+            },
+            notifyError: message => Notification.error(message, { autoClose: false }),
+            trans
+          }
+        )
+    });
+    palette?.addItem({ command: CommandIDs.openWebPort, category: LAUNCHER_CATEGORY });
     void restorer?.restore(dashboards, {
       command: CommandIDs.openDashboard,
       args: w => ({ session: w.node.dataset.session ?? '', port: Number(w.node.dataset.port ?? 0), restoring: true }),

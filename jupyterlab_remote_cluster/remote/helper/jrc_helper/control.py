@@ -133,11 +133,16 @@ class ControlHandler(BaseHTTPRequestHandler):
                 self._send(200, helper.signal_kernel(parts[1], body))
             elif path == "/activity" and method == "POST":
                 self._send(200, helper.renew_lease(body))
+            elif path == "/web-ports" and method == "POST":
+                entry = helper.open_web_port(body)
+                with helper.lock:
+                    sockets = dict(helper.http_sockets)
+                self._send(200, {"entry": entry, "httpSockets": sockets})
             elif path == "/shutdown" and method == "POST":
                 self.close_connection = True
                 self._send(200, {"status": "stopping"})  # answer first: the process exits soon
                 helper.request_stop("shutdown requested by the agent", 0)
-            elif path in ("/health", "/kernels", "/shutdown", "/activity") or (
+            elif path in ("/health", "/kernels", "/shutdown", "/activity", "/web-ports") or (
                 parts[0] == "kernels" and len(parts) in (2, 3)
             ):
                 self._error(405, "method-not-allowed", "%s not allowed on %s" % (method, path))

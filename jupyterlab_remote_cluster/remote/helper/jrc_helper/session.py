@@ -55,6 +55,7 @@ class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMix
         self.served_misses = {}
         self.web_bridges = {}  # TCP port -> WebPortBridge (webports.py)
         self.web_probed = {}  # (port, socket inode) -> (whether it answered HTTP, when asked)
+        self.web_lock = threading.Lock()  # the scan and open_web_port, one at a time
         self.next_count = 0.0  # when served.py next asks the session's scheduler for its workers
         self.dashboards = None  # where kernels' Dask schedulers put their dashboards
         self.worker_jobs_dir = None  # where kernels' dask-jobqueue clusters record their jobs

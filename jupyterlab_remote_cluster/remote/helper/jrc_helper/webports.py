@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 
-from .common import log
+from .common import ApiError, log
 from .served import PPID_DEPTH, parent_pid
 
 # Below this, ports are privileged (never the user's) and labels are the Dask dashboards'.
@@ -219,11 +219,75 @@ class WebPortBridge:
 
 
 class WebPortsMixin:
-    """Helper's web ports (uses Helper's lock, runtime, config, served, offer_http,
-    withdraw_http, kernel_of; served.py's scan calls scan_web_ports)."""
+    """Helper's web ports (uses Helper's web_lock, runtime, config, served, offer_http,
+    withdraw_http, kernel_of; served.py's scan calls scan_web_ports, the control channel
+    open_web_port)."""
 
     def scan_web_ports(self):
         """Offer the HTTP servers the session's processes listen with; withdraw the gone."""
+        with self.web_lock:
+            self._scan_web_ports()
+
+    def open_web_port(self, body):
+        """Serve `port` now, asked for by number (the command "Open a Port of the Session"):
+        its server may not have been offered yet (asked again only every REPROBE_SECONDS),
+        or may be one the user wants now. The same rules as the scan, said as reasons."""
+        port = body.get("port")
+        if isinstance(port, bool) or not isinstance(port, int) or not MIN_PORT <= port <= 65535:
+            raise ApiError(400, "invalid", "port must be a whole number from %d to 65535" % MIN_PORT)
+        root = os.getpid()
+        where = "port %d on %s" % (port, socket.gethostname())
+        with self.web_lock:
+            listening = listening_ports().get(port)
+            if not listening:
+                raise ApiError(404, "not-listening", "Nothing listens on %s." % where)
+            owner = port_owner(port, root)
+            if owner is None:
+                raise ApiError(
+                    403,
+                    "not-the-sessions",
+                    "%s is not held by a process of this session: it is not reached." % where.capitalize(),
+                )
+            pid, host = owner
+            if pid == root:
+                raise ApiError(
+                    403,
+                    "not-the-sessions",
+                    "%s is the session helper's own endpoint, not a web page." % where.capitalize(),
+                )
+            ok = speaks_http(host, port)
+            self.web_probed[(port, listening[0])] = (ok, time.monotonic())
+            if not ok:
+                raise ApiError(
+                    422,
+                    "not-http",
+                    "%s does not answer HTTP: a panel shows web pages only (TLS or another protocol cannot be shown)."
+                    % where.capitalize(),
+                )
+            return self._offer_web_port(port, pid, root)
+
+    def _offer_web_port(self, port, pid, root):
+        """The httpPorts entry of `port`, held by session process `pid`: offered, bridged."""
+        bridges = self.web_bridges
+        label = str(port)
+        entry = {
+            "port": port,
+            "name": "web",
+            "path": "%s/%d/" % (self.config["proxyBase"], port),
+            "stripPrefix": True,
+            "pid": pid,
+            "kernelId": self.kernel_of(pid),
+            "command": command_of(pid),
+        }
+        if port not in bridges:
+            path = os.path.join(self.runtime, "web-%d.sock" % port)
+            bridges[port] = WebPortBridge(path, port, root)  # OSError: the caller's
+            log("web port %d: %s (pid %d)" % (port, entry["command"], pid))
+        if self.served.get(label) != entry:
+            self.offer_http(label, bridges[port].path, entry)
+        return entry
+
+    def _scan_web_ports(self):
         bridges, probed = self.web_bridges, self.web_probed
         root = os.getpid()
         listening = listening_ports()
@@ -243,26 +307,10 @@ class WebPortsMixin:
                 probed[(port, inode)] = (ok, time.monotonic())
             if not ok:
                 continue
-            label = str(port)
-            entry = {
-                "port": port,
-                "name": "web",
-                "path": "%s/%d/" % (self.config["proxyBase"], port),
-                "stripPrefix": True,
-                "pid": pid,
-                "kernelId": self.kernel_of(pid),
-                "command": command_of(pid),
-            }
-            if port not in bridges:
-                path = os.path.join(self.runtime, "web-%d.sock" % port)
-                try:
-                    bridges[port] = WebPortBridge(path, port, root)
-                except OSError as e:
-                    log("web port %d: %s" % (port, e))
-                    continue
-                log("web port %d: %s (pid %d)" % (port, entry["command"], pid))
-            if self.served.get(label) != entry:
-                self.offer_http(label, bridges[port].path, entry)
+            try:
+                self._offer_web_port(port, pid, root)
+            except OSError as e:
+                log("web port %d: %s" % (port, e))
         for port in [p for p in bridges if p not in held or not probed.get((p, listening[p][0]), (False,))[0]]:
             bridges.pop(port).close()
             self.withdraw_http(str(port))
