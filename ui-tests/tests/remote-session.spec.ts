@@ -205,6 +205,15 @@ test.describe.serial('Remote session on the testbed', () => {
     await expect(webFrame.locator('body')).toContainText('from-the-node.txt', { timeout: 30_000 });
     await shot(page, '08a-web-server');
 
+    // 7b. A port by its number ("Open port…"): what cannot be opened is said, with the reason.
+    await session.getByRole('button', { name: 'Open port…' }).click();
+    const portDialog = page.locator('.jp-Dialog');
+    await portDialog.locator('input').fill('8766');
+    await portDialog.locator('.jp-mod-accept').click();
+    await expect(
+      page.locator('.jp-toast-message', { hasText: 'Could not open port 8766: Nothing listens on port 8766 on node' })
+    ).toBeVisible({ timeout: 30_000 });
+
     // 8. Cancel: the session ends and the job is gone from squeue.
     await session.getByRole('button', { name: 'Cancel' }).click();
     await page.locator('.jp-Dialog').getByRole('button', { name: 'Cancel job' }).click();
