@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from ..test_helper_web_ports import SLOW_SERVER
 from .conftest import TESTBED, agent_call, proxy_get, running_session_kernel
 from .test_notebook_dask import run, served
 
@@ -108,22 +109,8 @@ def test_a_cells_web_server_is_offered_and_opens_bobs_is_never_reached(web_sessi
         bob.wait(10)
 
 
-# Listens at once, answers HTTP only after a while (a server still loading): the scan's
-# first probe finds no HTTP and asks again only 20 s later.
-LATE_SERVER = r"""
-import socket, sys, time
-s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
-ready_at = time.monotonic() + float(sys.argv[2])
-held = []
-while True:
-    c, _ = s.accept()
-    if time.monotonic() < ready_at:
-        held.append(c)
-        continue
-    c.recv(65536)
-    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nlate-ready")
-    c.close()
-"""
+# SLOW_SERVER listens at once and answers HTTP only after a while (a server still loading):
+# the scan's first probe finds no HTTP and asks again only 20 s later.
 LATE_PORT = 8125
 
 
@@ -143,7 +130,7 @@ def test_a_port_asked_for_by_number_opens_now_if_the_sessions_and_never_if_bobs(
         run(
             kc,
             "import subprocess, sys\n"
-            f"late = subprocess.Popen([sys.executable, '-c', {LATE_SERVER!r}, '{LATE_PORT}', '8'])\n"
+            f"late = subprocess.Popen([sys.executable, '-c', {SLOW_SERVER!r}, '{LATE_PORT}', '8'])\n"
             "print(late.pid)",
         )
         wait_listening(node, LATE_PORT)
@@ -153,7 +140,7 @@ def test_a_port_asked_for_by_number_opens_now_if_the_sessions_and_never_if_bobs(
         code, entry = agent_call("POST", f"/api/v1/sessions/{sid}/web-ports", {"port": LATE_PORT})
         assert code == 200 and entry["port"] == LATE_PORT and entry["name"] == "web", entry
         code, body = proxy_get(entry["path"])
-        assert code == 200 and body == b"late-ready", (code, body[:300])
+        assert code == 200 and body == b"ready", (code, body[:300])
         code, s = agent_call("GET", f"/api/v1/sessions/{sid}")
         assert any(p["port"] == LATE_PORT for p in s["httpPorts"]), s["httpPorts"]
         assert all(p["port"] != BOB_PORT for p in s["httpPorts"]), s["httpPorts"]
