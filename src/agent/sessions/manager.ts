@@ -204,6 +204,18 @@ export class SessionManager {
 
   /* ---------------- queries ---------------- */
 
+  /** Session `id` (NotFoundError if none); running, or a ConflictError saying `runningFor`. */
+  private known(id: string, runningFor?: string): ISessionRecord {
+    const s = this.sessions.get(id);
+    if (!s) {
+      throw new NotFoundError(`No session ${id}.`, 'session');
+    }
+    if (runningFor !== undefined && s.state !== 'running') {
+      throw new ConflictError(`Session ${id} is ${s.state}: ${runningFor}.`);
+    }
+    return s;
+  }
+
   list(): ISession[] {
     return [...this.sessions.values()].map(s => this.publicView(s));
   }
@@ -476,13 +488,7 @@ export class SessionManager {
 
   /** "Add workers": `count` worker jobs joining the session's Dask (elastic.ts). */
   async addWorkers(id: string, count: number): Promise<{ jobIds: string[]; walltime: string }> {
-    const s = this.sessions.get(id);
-    if (!s) {
-      throw new NotFoundError(`No session ${id}.`);
-    }
-    if (s.state !== 'running') {
-      throw new ConflictError(`Session ${id} is ${s.state}: workers join a running session.`);
-    }
+    const s = this.known(id, 'workers join a running session');
     const profile = await this.sessionProfile(s);
     const link = await this.clusters.link(profile, true);
     const helper = (await this.helper.readState(s, link)) ?? this.helper.state(s.id);
@@ -501,10 +507,7 @@ export class SessionManager {
    * notebooks once it runs). A refused submission changes nothing.
    */
   async relaunch(id: string, continues: boolean): Promise<ISession> {
-    const s = this.sessions.get(id);
-    if (!s) {
-      throw new NotFoundError(`No session ${id}.`);
-    }
+    const s = this.known(id);
     if (continues) {
       if (s.state === 'ended') {
         throw new ConflictError(`Session ${id} has ended: there is nothing to continue (relaunch it instead).`);
@@ -533,19 +536,12 @@ export class SessionManager {
     return this.startEstimates.get(profile, this.adapter(profile), () => this.clusters.link(profile, true));
   }
 
-  /** "Extend": ask the batch system once for `minutes` more walltime (allocation.ts). */
   /**
    * The user is active with the session in JupyterLab (`keep`: pressed Keep running):
    * its helper restarts its idle clock (idle reclaim is decided there, idle.py).
    */
   async activity(id: string, keep: boolean): Promise<ISession> {
-    const s = this.sessions.get(id);
-    if (!s) {
-      throw new NotFoundError(`No session ${id}.`);
-    }
-    if (s.state !== 'running') {
-      throw new ConflictError(`Session ${id} is ${s.state}: only a running session can be kept.`);
-    }
+    const s = this.known(id, 'only a running session can be kept');
     const r = await this.helper.request(s, 'POST', '/activity', { keep }, 30_000);
     if (r.status !== 200) {
       throw new Error(`The session's helper refused: ${r.json?.error?.message ?? `HTTP ${r.status}`}`);
@@ -557,13 +553,7 @@ export class SessionManager {
 
   /** "Open a Port of the Session…": `port` offered now if a web server of the session holds it. */
   async openWebPort(id: string, port: number): Promise<IServedPort> {
-    const s = this.sessions.get(id);
-    if (!s) {
-      throw new NotFoundError(`No session ${id}.`);
-    }
-    if (s.state !== 'running') {
-      throw new ConflictError(`Session ${id} is ${s.state}: only a running session serves ports.`);
-    }
+    const s = this.known(id, 'only a running session serves ports');
     const { entry, httpSockets } = await askToOpenWebPort(this.helper, s, port);
     const httpPorts = [...(s.httpPorts ?? []).filter(p => p.port !== port), entry];
     this.helper.merge(s.id, { httpPorts, httpSockets });
@@ -573,21 +563,16 @@ export class SessionManager {
 
   /** "Show log": the ends of the session's log files on the cluster (session-logs.ts). */
   async logs(id: string): Promise<ISessionLogs> {
-    const s = this.sessions.get(id);
-    if (!s) {
-      throw new NotFoundError(`No session ${id}.`);
-    }
+    const s = this.known(id);
     if (!s.jobId) {
       throw new ConflictError(`Session ${id} was never submitted: it has no logs.`);
     }
     return readSessionLogs(s.remoteDir, await this.clusters.link(await this.sessionProfile(s), true));
   }
 
+  /** "Extend": ask the batch system once for `minutes` more walltime (allocation.ts). */
   async extend(id: string, minutes: number): Promise<IExtendAnswer> {
-    const s = this.sessions.get(id);
-    if (!s) {
-      throw new NotFoundError(`No session ${id}.`);
-    }
+    const s = this.known(id);
     const profile = await this.sessionProfile(s);
     const link = await this.clusters.link(profile, true);
     const answer = await requestExtension({ s, profile, adapter: this.adapter(profile), link, minutes });
@@ -609,10 +594,7 @@ export class SessionManager {
   }
 
   async cancel(id: string, reason = 'cancelled by you'): Promise<ISession> {
-    const s = this.sessions.get(id);
-    if (!s) {
-      throw new NotFoundError(`No session ${id}.`, 'session');
-    }
+    const s = this.known(id);
     if (s.state === 'ended') {
       return this.publicView(s);
     }
