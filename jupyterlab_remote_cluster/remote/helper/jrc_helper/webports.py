@@ -170,6 +170,30 @@ def pipe(src, dst):
                 pass
 
 
+def refuse(conn, message):
+    """A 404 with `message` in place of the server's answer (the panel shows why). The
+    request's head is read first: closing a socket over unread data resets it, and the
+    answer would be lost."""
+    body = message.encode("utf-8")
+    try:
+        conn.settimeout(5)
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < 65536:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            head += chunk
+        conn.sendall(
+            b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        conn.shutdown(socket.SHUT_WR)
+        while conn.recv(65536):  # a body it sent after the head, until it closes
+            pass
+    except OSError:
+        pass
+
+
 class WebPortBridge:
     """A Unix socket whose connections go to TCP `port`, each only while a session
     process (a descendant of `root`) holds it."""
@@ -196,6 +220,7 @@ class WebPortBridge:
             owner = port_owner(self.port, self.root)
             if owner is None:
                 log("web port %d: not held by a process of the session any more; refused" % self.port)
+                refuse(conn, "Port %d is no longer held by a process of this session: it is not reached." % self.port)
                 return
             try:
                 upstream = socket.create_connection((owner[1], self.port), timeout=10)
