@@ -60,53 +60,64 @@ def wait_listening(node: str, port: int, timeout: float = 20) -> None:
         time.sleep(0.3)
 
 
-def test_a_cells_web_server_is_offered_and_opens_bobs_is_never_reached(web_session):
+@pytest.fixture
+def bob_too(web_session):
+    """The session and its kernel, with bob's http.server listening on BOB_PORT of its node.
+    Yields (session, kernel client, bob's servers: a test appends any it starts); every
+    server of bob's is stopped after."""
     session, kc = web_session
-    sid, node = session["id"], session["node"]
-    bob = bob_serves(node, BOB_PORT, "bob-secret-page")
+    node = session["node"]
+    bobs = [bob_serves(node, BOB_PORT, "bob-secret-page")]
     try:
         wait_listening(node, BOB_PORT)
-        started = time.monotonic()
-        run(
-            kc,
-            "import os, subprocess, sys, tempfile\n"
-            "site = tempfile.mkdtemp(); open(os.path.join(site, 'alice-page.txt'), 'w').write('hi')\n"
-            f"web = subprocess.Popen([sys.executable, '-m', 'http.server', '{ALICE_PORT}', '--bind', '127.0.0.1'],"
-            " cwd=site, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
-            "print(web.pid)",
-        )
-        s = served(sid, lambda ports: any(p["port"] == ALICE_PORT for p in ports), timeout=20)
-        took = time.monotonic() - started
-        entry = next(p for p in s.get("httpPorts") or [] if p["port"] == ALICE_PORT)
-        assert entry["name"] == "web" and "http.server" in entry["command"], entry
-        assert took < 10, f"offered after {took:.1f} s"
-        # through the proxy (what the panel loads)
-        code, body = proxy_get(entry["path"])
-        assert code == 200 and b"alice-page.txt" in body, (code, body[:300])
-
-        # bob's server on the same node: listening all along, never offered, refused by the proxy
-        assert node_listens(node, BOB_PORT)
-        assert all(p["port"] != BOB_PORT for p in s.get("httpPorts") or []), s["httpPorts"]
-        bob_path = entry["path"].replace(f"/{ALICE_PORT}/", f"/{BOB_PORT}/")
-        code, body = proxy_get(bob_path)
-        assert code == 404 and b"bob-secret-page" not in body, (code, body[:300])
-
-        # alice's server stops: withdrawn; bob takes the port: nothing of his is reached
-        run(kc, "web.terminate(); web.wait(); print('stopped')")
-        bob_stops(node)
-        bob.wait(10)
-        bob = bob_serves(node, ALICE_PORT, "bob-took-the-port")
-        wait_listening(node, ALICE_PORT)
-        code, body = proxy_get(entry["path"])
-        assert b"bob-took-the-port" not in body, (code, body[:300])
-        assert code in (404, 502), (code, body[:300])
-        s = served(sid, lambda ports: all(p["port"] != ALICE_PORT for p in ports), timeout=10)
-        assert all(p["port"] != ALICE_PORT for p in s.get("httpPorts") or []), s["httpPorts"]
-        code, body = proxy_get(entry["path"])
-        assert code == 404 and b"bob-took-the-port" not in body, (code, body[:300])
+        yield session, kc, bobs
     finally:
         bob_stops(node)
-        bob.wait(10)
+        for b in bobs:
+            b.wait(10)
+
+
+def test_a_cells_web_server_is_offered_and_opens_bobs_is_never_reached(bob_too):
+    session, kc, bobs = bob_too
+    sid, node = session["id"], session["node"]
+    started = time.monotonic()
+    run(
+        kc,
+        "import os, subprocess, sys, tempfile\n"
+        "site = tempfile.mkdtemp(); open(os.path.join(site, 'alice-page.txt'), 'w').write('hi')\n"
+        f"web = subprocess.Popen([sys.executable, '-m', 'http.server', '{ALICE_PORT}', '--bind', '127.0.0.1'],"
+        " cwd=site, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(web.pid)",
+    )
+    s = served(sid, lambda ports: any(p["port"] == ALICE_PORT for p in ports), timeout=20)
+    took = time.monotonic() - started
+    entry = next(p for p in s.get("httpPorts") or [] if p["port"] == ALICE_PORT)
+    assert entry["name"] == "web" and "http.server" in entry["command"], entry
+    assert took < 10, f"offered after {took:.1f} s"
+    # through the proxy (what the panel loads)
+    code, body = proxy_get(entry["path"])
+    assert code == 200 and b"alice-page.txt" in body, (code, body[:300])
+
+    # bob's server on the same node: listening all along, never offered, refused by the proxy
+    assert node_listens(node, BOB_PORT)
+    assert all(p["port"] != BOB_PORT for p in s.get("httpPorts") or []), s["httpPorts"]
+    bob_path = entry["path"].replace(f"/{ALICE_PORT}/", f"/{BOB_PORT}/")
+    code, body = proxy_get(bob_path)
+    assert code == 404 and b"bob-secret-page" not in body, (code, body[:300])
+
+    # alice's server stops: withdrawn; bob takes the port: nothing of his is reached
+    run(kc, "web.terminate(); web.wait(); print('stopped')")
+    bob_stops(node)
+    bobs[0].wait(10)
+    bobs.append(bob_serves(node, ALICE_PORT, "bob-took-the-port"))
+    wait_listening(node, ALICE_PORT)
+    code, body = proxy_get(entry["path"])
+    assert b"bob-took-the-port" not in body, (code, body[:300])
+    assert code in (404, 502), (code, body[:300])
+    s = served(sid, lambda ports: all(p["port"] != ALICE_PORT for p in ports), timeout=10)
+    assert all(p["port"] != ALICE_PORT for p in s.get("httpPorts") or []), s["httpPorts"]
+    code, body = proxy_get(entry["path"])
+    assert code == 404 and b"bob-took-the-port" not in body, (code, body[:300])
 
 
 # SLOW_SERVER listens at once and answers HTTP only after a while (a server still loading):
@@ -114,39 +125,33 @@ def test_a_cells_web_server_is_offered_and_opens_bobs_is_never_reached(web_sessi
 LATE_PORT = 8125
 
 
-def test_a_port_asked_for_by_number_opens_now_if_the_sessions_and_never_if_bobs(web_session):
-    session, kc = web_session
+def test_a_port_asked_for_by_number_opens_now_if_the_sessions_and_never_if_bobs(bob_too):
+    session, kc, _ = bob_too
     sid, node = session["id"], session["node"]
-    bob = bob_serves(node, BOB_PORT, "bob-secret-page")
-    try:
-        wait_listening(node, BOB_PORT)
-        code, res = agent_call("POST", f"/api/v1/sessions/{sid}/web-ports", {"port": BOB_PORT})
-        assert code == 400 and "is not held by a process of this session" in res["error"]["message"], res
-        code, res = agent_call("POST", f"/api/v1/sessions/{sid}/web-ports", {"port": 80})
-        assert code == 400 and "1024 to 65535" in res["error"]["message"], res
-        code, res = agent_call("POST", f"/api/v1/sessions/{sid}/web-ports", {"port": 8126})
-        assert code == 404 and res["error"]["message"] == f"Nothing listens on port 8126 on {node}.", res
+    code, res = agent_call("POST", f"/api/v1/sessions/{sid}/web-ports", {"port": BOB_PORT})
+    assert code == 400 and "is not held by a process of this session" in res["error"]["message"], res
+    code, res = agent_call("POST", f"/api/v1/sessions/{sid}/web-ports", {"port": 80})
+    assert code == 400 and "1024 to 65535" in res["error"]["message"], res
+    code, res = agent_call("POST", f"/api/v1/sessions/{sid}/web-ports", {"port": 8126})
+    assert code == 404 and res["error"]["message"] == f"Nothing listens on port 8126 on {node}.", res
 
-        run(
-            kc,
-            "import subprocess, sys\n"
-            f"late = subprocess.Popen([sys.executable, '-c', {SLOW_SERVER!r}, '{LATE_PORT}', '8'])\n"
-            "print(late.pid)",
-        )
-        wait_listening(node, LATE_PORT)
-        time.sleep(9)  # answering now; the scan asked before and asks again only after 20 s
-        code, s = agent_call("GET", f"/api/v1/sessions/{sid}")
-        assert all(p["port"] != LATE_PORT for p in s.get("httpPorts") or []), s["httpPorts"]
-        code, entry = agent_call("POST", f"/api/v1/sessions/{sid}/web-ports", {"port": LATE_PORT})
-        assert code == 200 and entry["port"] == LATE_PORT and entry["name"] == "web", entry
-        code, body = proxy_get(entry["path"])
-        assert code == 200 and body == b"ready", (code, body[:300])
-        code, s = agent_call("GET", f"/api/v1/sessions/{sid}")
-        assert any(p["port"] == LATE_PORT for p in s["httpPorts"]), s["httpPorts"]
-        assert all(p["port"] != BOB_PORT for p in s["httpPorts"]), s["httpPorts"]
-        code, body = proxy_get(entry["path"].replace(f"/{LATE_PORT}/", f"/{BOB_PORT}/"))
-        assert code == 404 and b"bob-secret-page" not in body, (code, body[:300])
-        run(kc, "late.kill(); late.wait(); print('stopped')")
-    finally:
-        bob_stops(node)
-        bob.wait(10)
+    run(
+        kc,
+        "import subprocess, sys\n"
+        f"late = subprocess.Popen([sys.executable, '-c', {SLOW_SERVER!r}, '{LATE_PORT}', '8'])\n"
+        "print(late.pid)",
+    )
+    wait_listening(node, LATE_PORT)
+    time.sleep(9)  # answering now; the scan asked before and asks again only after 20 s
+    code, s = agent_call("GET", f"/api/v1/sessions/{sid}")
+    assert all(p["port"] != LATE_PORT for p in s.get("httpPorts") or []), s["httpPorts"]
+    code, entry = agent_call("POST", f"/api/v1/sessions/{sid}/web-ports", {"port": LATE_PORT})
+    assert code == 200 and entry["port"] == LATE_PORT and entry["name"] == "web", entry
+    code, body = proxy_get(entry["path"])
+    assert code == 200 and body == b"ready", (code, body[:300])
+    code, s = agent_call("GET", f"/api/v1/sessions/{sid}")
+    assert any(p["port"] == LATE_PORT for p in s["httpPorts"]), s["httpPorts"]
+    assert all(p["port"] != BOB_PORT for p in s["httpPorts"]), s["httpPorts"]
+    code, body = proxy_get(entry["path"].replace(f"/{LATE_PORT}/", f"/{BOB_PORT}/"))
+    assert code == 404 and b"bob-secret-page" not in body, (code, body[:300])
+    run(kc, "late.kill(); late.wait(); print('stopped')")
