@@ -205,7 +205,9 @@ def test_the_helper_offers_a_kernels_web_server_and_withdraws_it(tmp_path):
 
 SLOW_SERVER = r"""
 import socket, sys, time
-s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as real servers do: a port left in TIME_WAIT is bound again
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
 ready_at = time.monotonic() + float(sys.argv[2])
 held = []
 while True:
