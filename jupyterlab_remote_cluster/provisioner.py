@@ -68,6 +68,11 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     # those keys as traits).
     session = Unicode(None, allow_none=True, help="Remote session to start the kernel in.")
     profile = Unicode(None, allow_none=True, help="Profile whose defaults start a new job.")
+    kernelspec = Unicode(
+        None,
+        allow_none=True,
+        help="Session kernels: another kernelspec of the job's environment than its default Python (R, bash...).",
+    )
     resources = Dict(
         None,
         allow_none=True,
@@ -170,6 +175,8 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             body: dict[str, Any] = {"kernelId": self._attach_id, "attach": True}
         else:
             body = {"kernelId": self._restart_id} if self._restart_id else {}
+            if self.kernelspec:
+                body["kernelspec"] = self.kernelspec
         info = await self._call("POST", f"/api/v1/sessions/{self.session_id}/kernels", body)
         self._restart_id = None
         self._attach_id = None

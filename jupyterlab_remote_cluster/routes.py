@@ -1,6 +1,8 @@
 """Names shared with the frontend and the agent (src/common/routes.ts is the source;
 tests/test_contracts.py checks that these are the same values)."""
 
+from typing import Optional
+
 URL_NAMESPACE = "remote-cluster"
 # The resource of jupyter_server's authorizer for this project's actions (profile kernels too)
 AUTH_RESOURCE = URL_NAMESPACE
@@ -8,8 +10,11 @@ KERNEL_NAME_PREFIX = "remote-cluster-"
 SESSION_KERNEL_INFIX = "session-"
 KERNELSPEC_MARKER = "jupyterlab_remote_cluster"
 PROVISIONER_NAME = "remote-cluster-provisioner"
+REMOTE_KERNEL_SEPARATOR = "--"
 
 
-def session_kernel_name(session: str) -> str:
-    """The kernelspec the agent writes for a running session."""
-    return f"{KERNEL_NAME_PREFIX}{SESSION_KERNEL_INFIX}{session}"
+def session_kernel_name(session: str, remote: Optional[str] = None) -> str:
+    """The kernelspec the agent writes for a running session: its default Python, or
+    `remote`, another kernelspec of the job's environment."""
+    base = f"{KERNEL_NAME_PREFIX}{SESSION_KERNEL_INFIX}{session}"
+    return f"{base}{REMOTE_KERNEL_SEPARATOR}{remote.lower()}" if remote else base

@@ -16,16 +16,26 @@ def ts_constants() -> dict:
 
 def test_python_names_are_the_typescript_ones():
     ts = ts_constants()
-    shared = ["URL_NAMESPACE", "KERNEL_NAME_PREFIX", "SESSION_KERNEL_INFIX", "KERNELSPEC_MARKER", "PROVISIONER_NAME"]
+    shared = [
+        "URL_NAMESPACE",
+        "KERNEL_NAME_PREFIX",
+        "SESSION_KERNEL_INFIX",
+        "REMOTE_KERNEL_SEPARATOR",
+        "KERNELSPEC_MARKER",
+        "PROVISIONER_NAME",
+    ]
     assert set(shared) <= set(ts), f"routes.ts lost {set(shared) - set(ts)}"
     assert {k: getattr(routes, k) for k in shared} == {k: ts[k] for k in shared}
 
 
 def test_session_kernel_names_are_built_the_same_way():
     text = (REPO / "src" / "common" / "routes.ts").read_text()
-    assert "return `${KERNEL_NAME_PREFIX}${SESSION_KERNEL_INFIX}${sessionId}`;" in text
+    assert "const base = `${KERNEL_NAME_PREFIX}${SESSION_KERNEL_INFIX}${sessionId}`;" in text
+    assert "return remote ? `${base}${REMOTE_KERNEL_SEPARATOR}${remote.toLowerCase()}` : base;" in text
     ts = ts_constants()
-    assert routes.session_kernel_name("ab12cd") == ts["KERNEL_NAME_PREFIX"] + ts["SESSION_KERNEL_INFIX"] + "ab12cd"
+    base = ts["KERNEL_NAME_PREFIX"] + ts["SESSION_KERNEL_INFIX"] + "ab12cd"
+    assert routes.session_kernel_name("ab12cd") == base
+    assert routes.session_kernel_name("ab12cd", "IR") == base + ts["REMOTE_KERNEL_SEPARATOR"] + "ir"
 
 
 def test_the_provisioner_entry_point_has_the_name_the_kernelspecs_use():

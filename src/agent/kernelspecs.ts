@@ -1,14 +1,15 @@
 /**
  * Remote kernels as ordinary kernelspecs, so any notebook, nbclient or papermill can
  * pick them: one per profile (starts a new job with the profile's defaults) and one
- * per running session (attaches to that allocation). Each names our provisioner; the
- * argv is never run. We only ever touch directories carrying our marker.
+ * per running session (attaches to that allocation), plus one per other kernel of the
+ * job's environment (R, bash...: its language and interrupt mode copied). Each names our
+ * provisioner; the argv is never run. We only ever touch directories carrying our marker.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
 import remoteClusterSvg from '../../style/icons/remote-cluster.svg';
-import type { IClusterProfile, ISession } from '../common/api';
+import type { IClusterProfile, IRemoteKernelspec, ISession } from '../common/api';
 import {
   KERNEL_NAME_PREFIX,
   KERNELSPEC_MARKER as MARKER,
@@ -19,13 +20,18 @@ import {
 
 export { PROVISIONER_NAME, profileKernelName, sessionKernelName };
 
-function spec(displayName: string, config: Record<string, string>): string {
+function spec(
+  displayName: string,
+  config: Record<string, string>,
+  kind: Pick<IRemoteKernelspec, 'language' | 'interruptMode'> = { language: 'python', interruptMode: 'signal' }
+): string {
   return JSON.stringify(
     {
       argv: ['python', '-c', 'raise SystemExit("started by the remote-cluster provisioner")', '{connection_file}'],
       display_name: displayName,
-      language: 'python',
-      interrupt_mode: 'signal',
+      language: kind.language,
+      // "message": jupyter_client interrupts over the control channel, not with our signal route
+      interrupt_mode: kind.interruptMode,
       metadata: {
         [MARKER]: config,
         kernel_provisioner: { provisioner_name: PROVISIONER_NAME, config }
@@ -74,7 +80,14 @@ export class KernelspecWriter {
     }
     for (const s of sessions.filter(x => x.state === 'running')) {
       const where = s.resources.partition ? `${s.resources.partition}@${s.cluster}` : s.cluster;
-      wanted.set(sessionKernelName(s.id), spec(`Python 3 · ${where} · job ${s.jobId ?? s.id}`, { session: s.id }));
+      const job = `${where} · job ${s.jobId ?? s.id}`;
+      wanted.set(sessionKernelName(s.id), spec(`Python 3 · ${job}`, { session: s.id }));
+      for (const k of s.kernelspecs ?? []) {
+        wanted.set(
+          sessionKernelName(s.id, k.name),
+          spec(`${k.displayName} · ${job}`, { session: s.id, kernelspec: k.name }, k)
+        );
+      }
     }
     for (const [name, json] of wanted) {
       await this.write(name, json);

@@ -9,7 +9,7 @@
  *   GET    /api/v1/ssh-hosts                      concrete Host aliases of ~/.ssh/config, resolved
  *   GET    /api/v1/sessions                       POST {profile, resources?}  -> new session
  *   GET    /api/v1/sessions/<id>                  DELETE -> cancel (ended sessions: forget)
- *   POST   /api/v1/sessions/<id>/kernels          {kernelId?} -> connection info on 127.0.0.1
+ *   POST   /api/v1/sessions/<id>/kernels          {kernelId?, kernelspec?} -> connection info on 127.0.0.1
  *   POST   /api/v1/sessions/<id>/workers          {count} -> Dask worker jobs submitted (their ids)
  *   POST   /api/v1/sessions/<id>/extend           {minutes} -> the batch system's answer (tried once)
  *   POST   /api/v1/sessions/<id>/relaunch         {continue?} -> a new session, same profile and resources
@@ -228,7 +228,7 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     if (r.action === 'attach') {
       return sendJson(res, 200, await svc.sessions.adoptKernel(m[1], r.kernelId));
     }
-    return sendJson(res, 201, await svc.sessions.startKernel(m[1], r.kernelId));
+    return sendJson(res, 201, await svc.sessions.startKernel(m[1], r.kernelId, r.kernelspec));
   }
   if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/workers$/))) {
     method(req, 'POST');

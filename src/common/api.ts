@@ -177,6 +177,15 @@ export interface IConfiguredHost {
  * listens with on that TCP port of the node (`web`: TensorBoard, Streamlit, http.server;
  * at its root too). The helper reports them.
  */
+/** A kernelspec of a running job's environment other than its default Python (R, bash...). */
+export interface IRemoteKernelspec {
+  /** Its name in the job's environment (`jupyter kernelspec list`). */
+  name: string;
+  displayName: string;
+  language: string;
+  interruptMode: 'signal' | 'message';
+}
+
 export interface IServedPort {
   port: number;
   name: 'dask-dashboard' | 'dask-notebook' | 'web' | string;
@@ -316,6 +325,8 @@ export interface ISession {
   endsAt?: string;
   /** HTTP services the job serves: the session's Dask dashboard, those of schedulers its kernels start. */
   httpPorts?: IServedPort[];
+  /** The job environment's kernelspecs besides its default Python, as its helper listed them. */
+  kernelspecs?: IRemoteKernelspec[];
   /** The connectivity mode this session's kernels and dashboards are reached through. */
   connectivity?: Exclude<ConnectivityMode, 'auto'>;
   kernels?: string[];

@@ -24,9 +24,16 @@ export function profileKernelName(profile: string): string {
   return `${KERNEL_NAME_PREFIX}${profile.toLowerCase().replace(/[^a-z0-9._-]/g, '-')}`;
 }
 
-/** The kernelspec of a running session (attaches to its allocation). */
-export function sessionKernelName(sessionId: string): string {
-  return `${KERNEL_NAME_PREFIX}${SESSION_KERNEL_INFIX}${sessionId}`;
+/** Between a session's kernelspec name and the name of another kernel of the job's environment. */
+export const REMOTE_KERNEL_SEPARATOR = '--';
+
+/**
+ * The kernelspec of a running session (attaches to its allocation): its default Python,
+ * or `remote`, another kernelspec of the job's environment (R, bash...).
+ */
+export function sessionKernelName(sessionId: string, remote?: string): string {
+  const base = `${KERNEL_NAME_PREFIX}${SESSION_KERNEL_INFIX}${sessionId}`;
+  return remote ? `${base}${REMOTE_KERNEL_SEPARATOR}${remote.toLowerCase()}` : base;
 }
 
 /**

@@ -35,6 +35,33 @@ describe('KernelspecWriter', () => {
     expect(spec.metadata.jupyterlab_remote_cluster).toEqual({ session: 'ab12cd' });
   });
 
+  it("writes one kernelspec per other kernel of a running job's environment, with its language and interrupt mode", async () => {
+    const writer = new KernelspecWriter(dir);
+    const kernelspecs = [
+      { name: 'IR', displayName: 'R', language: 'R', interruptMode: 'signal' },
+      { name: 'bash', displayName: 'Bash', language: 'bash', interruptMode: 'message' }
+    ];
+    await writer.sync([], [{ ...session, kernelspecs } as ISession]);
+    expect(readdirSync(dir).sort()).toEqual([
+      'remote-cluster-session-ab12cd',
+      'remote-cluster-session-ab12cd--bash',
+      'remote-cluster-session-ab12cd--ir'
+    ]);
+    const bash = JSON.parse(readFileSync(path.join(dir, 'remote-cluster-session-ab12cd--bash', 'kernel.json'), 'utf8'));
+    expect(bash).toMatchObject({
+      display_name: 'Bash · debug@hpc · job 42',
+      language: 'bash',
+      interrupt_mode: 'message'
+    });
+    expect(bash.metadata.kernel_provisioner.config).toEqual({ session: 'ab12cd', kernelspec: 'bash' });
+    const r = JSON.parse(readFileSync(path.join(dir, 'remote-cluster-session-ab12cd--ir', 'kernel.json'), 'utf8'));
+    expect(r.metadata.jupyterlab_remote_cluster).toEqual({ session: 'ab12cd', kernelspec: 'IR' });
+    expect(r.interrupt_mode).toBe('signal');
+    // the session ended: its kernels of every language go with it
+    await writer.sync([], [{ ...session, state: 'ended', kernelspecs } as ISession]);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   it("removes only its own kernelspecs when they go (a user's look-alike stays)", async () => {
     const writer = new KernelspecWriter(dir);
     await writer.sync([profile], [session]);

@@ -43,6 +43,15 @@ describe('request bodies', () => {
       ports: PORTS
     });
     expect(parseKernelRequest({ kernelId: 'k1', attach: true })).toEqual({ action: 'attach', kernelId: 'k1' });
+    // another kernel of the job's environment, by its name there
+    expect(parseKernelRequest({ kernelspec: 'ir' })).toEqual({
+      action: 'start',
+      kernelId: undefined,
+      kernelspec: 'ir'
+    });
+    for (const kernelspec of ['', '../bash', 'a b', 7, 'x'.repeat(65)]) {
+      expect(refusal(() => parseKernelRequest({ kernelspec })).field).toBe('kernelspec');
+    }
     expect(refusal(() => parseKernelRequest({ kernelId: '../x' })).field).toBe('kernelId');
     expect(refusal(() => parseKernelRequest({ adoptPorts: PORTS })).field).toBe('adoptPorts');
     expect(refusal(() => parseKernelRequest({ kernelId: 'k', adoptPorts: { ...PORTS, hb_port: 22 } })).field).toBe(

@@ -6,6 +6,7 @@
 import type { IPromptAnswer, IResources } from '../../common/api';
 import { parseResourceOverrides } from '../../common/profile';
 import { InvalidRequestError } from '../schedulers/types';
+import { REMOTE_SPEC_NAME } from '../sessions/remote-kernelspecs';
 
 /** POST api/v1/sessions */
 export interface ISubmitRequest {
@@ -19,7 +20,7 @@ const CHANNEL_PORTS = ['shell_port', 'iopub_port', 'stdin_port', 'control_port',
 
 /** POST api/v1/sessions/<id>/kernels: start one, or take a running one back. */
 export type KernelRequest =
-  | { action: 'start'; kernelId?: string }
+  | { action: 'start'; kernelId?: string; kernelspec?: string }
   /** The agent restarted: the running kernel back on the client's local ports. */
   | { action: 'adopt'; kernelId: string; ports: Record<(typeof CHANNEL_PORTS)[number], number> }
   /** The Jupyter server that started it is gone: a new one connects to the same kernel. */
@@ -137,7 +138,11 @@ export function parseKernelRequest(body: unknown): KernelRequest {
     }
     return { action: 'attach', kernelId };
   }
-  return { action: 'start', kernelId };
+  const kernelspec = b.kernelspec === undefined || b.kernelspec === null ? undefined : b.kernelspec;
+  if (kernelspec !== undefined && (typeof kernelspec !== 'string' || !REMOTE_SPEC_NAME.test(kernelspec))) {
+    throw invalid('Invalid kernelspec: 1-64 of letters, digits, ".", "_" and "-".', 'kernelspec');
+  }
+  return { action: 'start', kernelId, kernelspec };
 }
 
 export function parseSignalRequest(body: unknown): ISignalRequest {

@@ -27,6 +27,8 @@ interface IKernelRecord {
   connection: IKernelConnection;
   /** Stopped for a restart: ports and key are kept for the next kernel. */
   stopped: boolean;
+  /** Another kernelspec of the job's environment than its default Python: restarts run it again. */
+  kernelspec?: string;
 }
 
 /** SSH errors that say the link to the cluster is down: they say nothing about the job. */
@@ -102,8 +104,13 @@ export class KernelTable {
    * Start a kernel in a running session. With the id of a kernel stopped for a restart,
    * the new kernel takes its place behind the same local ports and key, so Jupyter's
    * existing channels stay valid (restart = new kernel, same allocation, same address).
+   * `kernelspec`: another kernel of the job's environment than its default Python.
    */
-  async start(sessionId: string, kernelId = randomBytes(8).toString('hex')): Promise<IKernelConnection> {
+  async start(
+    sessionId: string,
+    kernelId = randomBytes(8).toString('hex'),
+    kernelspec?: string
+  ): Promise<IKernelConnection> {
     const s = this.opts.session(sessionId);
     if (!s) {
       throw new NotFoundError(`No session ${sessionId}.`, 'session');
@@ -121,10 +128,18 @@ export class KernelTable {
       // Links printed by distributed point at our proxy, not at the node.
       env['DASK_DISTRIBUTED__DASHBOARD__LINK'] = dash.path;
     }
+    const spec = restarting ? restarting.kernelspec : kernelspec;
+    if (spec && !s.kernelspecs?.some(k => k.name === spec)) {
+      throw new NotFoundError(
+        `Session ${sessionId} has no kernel ${spec} (its job's environment lists none by that name).`,
+        'kernelspec'
+      );
+    }
     const route = await this.opts.helper.route(s);
     const r = await this.opts.helper.request(s, 'POST', '/kernels', {
       kernelId,
       env,
+      ...(spec && { kernelspec: spec }),
       ...kernelTransport(route.mode, route.protocol)
     });
     if (r.status !== 200 && r.status !== 201) {
@@ -147,7 +162,7 @@ export class KernelTable {
       return restarting.connection;
     }
 
-    return this.register(s, kernelId, info.pid, file, ch => ({ open: opener(ch) }));
+    return this.register(s, kernelId, info.pid, file, ch => ({ open: opener(ch) }), spec);
   }
 
   /**
@@ -179,10 +194,15 @@ export class KernelTable {
       if (route.mode !== 'via-login') {
         kernelSockets(route.mode, kernelId, file, route.state, CHANNELS, route.protocol); // fail now, not per stream
       }
-      const conn = await this.register(s, kernelId, Number(status.json.pid ?? 0), file, ch => ({
-        open: opener(ch),
-        localPort: localPorts ? Number(localPorts[ch]) : undefined
-      }));
+      const remoteSpec = status.json.kernelspec;
+      const conn = await this.register(
+        s,
+        kernelId,
+        Number(status.json.pid ?? 0),
+        file,
+        ch => ({ open: opener(ch), localPort: localPorts ? Number(localPorts[ch]) : undefined }),
+        typeof remoteSpec === 'string' ? remoteSpec : undefined
+      );
       this.opts.log(
         `${localPorts ? 'adopted' : 'attached'} kernel ${kernelId} of session ${sessionId} on ${localPorts ? 'its previous' : 'new'} local ports`
       );
@@ -366,7 +386,8 @@ export class KernelTable {
     kernelId: string,
     remotePid: number,
     file: { key: string; signature_scheme: string; iopub_kept?: unknown },
-    channel: (ch: ChannelPort) => { open: () => Promise<Duplex>; localPort?: number }
+    channel: (ch: ChannelPort) => { open: () => Promise<Duplex>; localPort?: number },
+    kernelspec?: string
   ): Promise<IKernelConnection> {
     const forwards: LocalForward[] = [];
     const conn: Partial<IKernelConnection> = {
@@ -395,7 +416,8 @@ export class KernelTable {
       remotePid,
       forwards,
       connection: conn as IKernelConnection,
-      stopped: false
+      stopped: false,
+      kernelspec
     };
     this.kernels.set(kernelId, rec);
     this.opts.changed(s);

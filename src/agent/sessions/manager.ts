@@ -55,6 +55,7 @@ import { readRemoteFiles, type IRemoteFiles } from './remote-files';
 import { SessionStore, type IRetention } from './store';
 import { readSessionLogs } from './session-logs';
 import { askToOpenWebPort } from './web-ports';
+import { listRemoteKernelspecs } from './remote-kernelspecs';
 
 export { REMOTE_ROOT, onLogin, type IHelperState, type IKernelConnection } from './records';
 
@@ -92,6 +93,8 @@ export class SessionManager {
   private readonly startEstimates = new StartEstimates();
   /** When each session's refusing helper last made us ask the scheduler. */
   private readonly helperUnreachableAt = new Map<string, number>();
+  /** Sessions whose helper is being asked for its kernelspecs. */
+  private readonly listingKernelspecs = new Set<string>();
 
   constructor(private readonly opts: ISessionManagerOptions) {
     this.store = new SessionStore(opts.stateDir, opts.retention);
@@ -436,6 +439,28 @@ export class SessionManager {
       httpPorts: helper.httpPorts ?? [],
       workerJobs: withReported(s.workerJobs, helper.workerJobs ?? []) ?? s.workerJobs
     });
+    if (s.kernelspecs === undefined) {
+      this.listKernelspecs(s);
+    }
+  }
+
+  /** The job environment's other kernels (R, bash...), once: each gets a local kernelspec. */
+  private listKernelspecs(s: ISessionRecord): void {
+    if (this.listingKernelspecs.has(s.id)) {
+      return;
+    }
+    this.listingKernelspecs.add(s.id);
+    void listRemoteKernelspecs(this.helper, s)
+      .catch(err => {
+        this.opts.log(`session ${s.id}: only its default kernel: ${(err as Error).message}`);
+        return [];
+      })
+      .then(kernelspecs => {
+        this.listingKernelspecs.delete(s.id);
+        if (this.sessions.get(s.id) === s && s.state === 'running') {
+          this.update(s, { kernelspecs });
+        }
+      });
   }
 
   private async end(s: ISessionRecord, reason: string, link?: IClusterLink, withStderr = true): Promise<void> {
@@ -638,8 +663,8 @@ export class SessionManager {
 
   /* ---------------- the helper, kernels and proxied ports ---------------- */
 
-  startKernel(sessionId: string, kernelId?: string): Promise<IKernelConnection> {
-    return this.kernels.start(sessionId, kernelId);
+  startKernel(sessionId: string, kernelId?: string, kernelspec?: string): Promise<IKernelConnection> {
+    return this.kernels.start(sessionId, kernelId, kernelspec);
   }
 
   adoptKernel(sessionId: string, kernelId: string, localPorts?: Record<string, number>): Promise<IKernelConnection> {

@@ -122,6 +122,8 @@ class ControlHandler(BaseHTTPRequestHandler):
                 self._send(200, res)
             elif path == "/kernels" and method == "POST":
                 self._send(201, helper.start_kernel(body))
+            elif path == "/kernelspecs" and method == "GET":
+                self._send(200, helper.kernelspecs())
             elif path == "/kernels" and method == "GET":
                 with helper.lock:
                     self._send(200, {kid: k.info() for kid, k in helper.kernels.items()})
@@ -142,7 +144,7 @@ class ControlHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self._send(200, {"status": "stopping"})  # answer first: the process exits soon
                 helper.request_stop("shutdown requested by the agent", 0)
-            elif path in ("/health", "/kernels", "/shutdown", "/activity", "/web-ports") or (
+            elif path in ("/health", "/kernels", "/kernelspecs", "/shutdown", "/activity", "/web-ports") or (
                 parts[0] == "kernels" and len(parts) in (2, 3)
             ):
                 self._error(405, "method-not-allowed", "%s not allowed on %s" % (method, path))

@@ -10,6 +10,7 @@ import subprocess
 import time
 
 from .common import KERNEL_LAUNCHER, ApiError, kill_group, log, open_log, stop_processes, tail, write_private
+from .kernelspecs import sockets_listening
 
 KERNEL_START_TIMEOUT = 60.0
 KERNEL_KILL_GRACE = 5.0  # DELETE: SIGTERM, then SIGKILL after this
@@ -28,8 +29,9 @@ KERNEL_CHANNELS = {
 
 
 class Kernel:
-    def __init__(self, kid, proc, kdir, started_at, key):
+    def __init__(self, kid, proc, kdir, started_at, key, kernelspec=None):
         self.kid = kid
+        self.kernelspec = kernelspec  # another kernelspec of the environment than the default
         # Kept in memory only, for a restart under the same id (see start_kernel).
         self.key = key
         self.proc = proc
@@ -45,7 +47,10 @@ class Kernel:
 
     def info(self):
         code = self.proc.poll()
-        return {"pid": self.proc.pid, "alive": code is None, "exitCode": code}
+        info = {"pid": self.proc.pid, "alive": code is None, "exitCode": code}
+        if self.kernelspec:
+            info["kernelspec"] = self.kernelspec  # so a restart after an attach runs it again
+        return info
 
 
 class KernelsMixin:
@@ -58,6 +63,16 @@ class KernelsMixin:
             raise ApiError(400, "invalid-kernel-id", "kernelId must be 1-64 of [A-Za-z0-9_-]")
         python = self.config["python"]
         argv = body.get("argv")
+        env = body.get("env") or {}
+        if not (isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())):
+            raise ApiError(400, "invalid-env", "env must map strings to strings")
+        if argv is not None and body.get("kernelspec") is not None:
+            raise ApiError(400, "invalid-argv", "give argv or kernelspec, not both")
+        # another kernel of the job's environment (R, bash...), by its kernelspec's name
+        named = self.kernelspec_command(body.get("kernelspec"))
+        if named is not None:
+            argv, spec_env = named
+            env = dict(spec_env, **env)
         # ours (jrc_kernel.py) also records its IOPub keeper's socket (0: none)
         ours = argv is None
         if ours:
@@ -65,9 +80,6 @@ class KernelsMixin:
             argv = [python, KERNEL_LAUNCHER, "-f", "{connection_file}"]
         if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
             raise ApiError(400, "invalid-argv", "argv must be a non-empty list of strings")
-        env = body.get("env") or {}
-        if not (isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())):
-            raise ApiError(400, "invalid-env", "env must map strings to strings")
         cwd = body.get("cwd") or self.config["workdir"]
         if not isinstance(cwd, str):
             raise ApiError(400, "invalid-cwd", "cwd must be a string")
@@ -115,8 +127,10 @@ class KernelsMixin:
                 "key": key,
                 "kernel_name": "",
             }
-            for name in PORT_NAMES:
-                info[name] = 0
+            # Ours picks its socket numbers and writes them back. Other kernels get theirs
+            # here: not every kernel writes its connection file back (ipykernel's do).
+            for i, name in enumerate(PORT_NAMES):
+                info[name] = 0 if ours else i + 1
             write_private(cf, json.dumps(info, indent=1).encode())
             argv = [a.replace("{connection_file}", cf) for a in argv]
             # JPY_PARENT_PID: ipykernel exits by itself if this helper dies (even SIGKILL).
@@ -146,12 +160,12 @@ class KernelsMixin:
                 raise ApiError(500, "kernel-start-failed", "cannot start %s: %s" % (argv[0], e)) from e
             finally:
                 logf.close()
-            kernel = Kernel(kid, proc, kdir, time.time(), key)
+            kernel = Kernel(kid, proc, kdir, time.time(), key, body.get("kernelspec") if named else None)
             self.kernels[kid] = kernel
         self.write_state()
         log("kernel %s started, pid %d" % (kid, proc.pid))
 
-        ports, kept = self.wait_for_ports(kernel, info["key"], ours)
+        ports, kept = self.wait_for_ports(kernel, info["key"], ours, info["ip"])
         if kept:
             # IOPub is reached through its keeper, which holds output while the link is down
             ports["iopub_port"] = kept
@@ -174,16 +188,22 @@ class KernelsMixin:
         self.write_state()
         return res
 
-    def wait_for_ports(self, kernel, key, keeper):
-        """The kernel's channel ports from its connection file once it rewrote it, and with
-        `keeper` its IOPub keeper's (recorded right after; 0 when it could not start)."""
+    def wait_for_ports(self, kernel, key, keeper, ip):
+        """The kernel's channel ports from its connection file once it listens on all of
+        them, and with `keeper` its IOPub keeper's (recorded right after; 0 when it could
+        not start)."""
         deadline = time.monotonic() + KERNEL_START_TIMEOUT
         while True:
             try:
                 with open(kernel.connection_file, "rb") as f:
                     info = json.loads(f.read().decode("utf-8"))
                 ports = {n: int(info.get(n) or 0) for n in PORT_NAMES}
-                if all(ports.values()) and info.get("key") == key and (not keeper or KEEPER_PORT in info):
+                if (
+                    all(ports.values())
+                    and info.get("key") == key
+                    and (not keeper or KEEPER_PORT in info)
+                    and sockets_listening(ip, ports)
+                ):
                     return ports, int(info.get(KEEPER_PORT) or 0)
             except (OSError, ValueError):
                 pass  # not rewritten yet, or caught mid-write

@@ -19,6 +19,7 @@ from .dask import DaskMixin
 from .idle import IdleWatch, check_idle_config, kernel_activity, released_core_hours
 from .jobqueue import WORKER_JOBS_DIR, cancel_worker_jobs, check_jobqueue, jobqueue_env, worker_jobs
 from .kernels import ACTIVITY_DIR, KernelsMixin
+from .kernelspecs import KernelspecsMixin
 from .protocol import PROTOCOL_VERSION
 from .served import ServedMixin, kernel_dask_env
 from .usage import UsageMeter
@@ -33,7 +34,7 @@ SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-class Helper(KernelsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMixin, WebPortsMixin):
+class Helper(KernelsMixin, KernelspecsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMixin, WebPortsMixin):
     """One session: this process, from config.json to its stop. Its state is here; the
     kernel, Dask and connectivity methods come from the mixins and use it."""
 
