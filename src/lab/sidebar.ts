@@ -299,6 +299,15 @@ export class SessionsPanel extends Widget {
       actions.className = 'jp-RemoteCluster-actions';
       if (s.state === 'running') {
         actions.appendChild(this.button(t.__('Notebook'), CommandIDs.openNotebook, s.id));
+        if ((s.kernelspecs ?? []).length > 0) {
+          // the job's environment has other kernels (R, bash...): pick one
+          const other = this.button(t.__('Kernel…'), CommandIDs.openNotebook, s.id, '', { choose: 'true' });
+          other.title = t.__(
+            'A notebook on another kernel of the job: %1',
+            s.kernelspecs!.map(k => k.displayName).join(', ')
+          );
+          actions.appendChild(other);
+        }
         if ((s.httpPorts ?? []).some(p => p.name === 'dask-dashboard')) {
           actions.appendChild(this.button(t.__('Dashboard'), CommandIDs.openDashboard, s.id));
         }

@@ -2,8 +2,9 @@
  * The product's core promise, end to end on the testbed: Launcher tile -> Slurm job ->
  * kernel on a compute node -> interrupt, restart in the same job -> Dask dashboard panel
  * (back after a page reload) -> a kernel left by a lost server, attached from the sidebar
- * -> a web server a cell starts, opened in a panel -> cancel, and the job is gone from
- * squeue -> its log. Screenshots are kept as artifacts.
+ * -> a web server a cell starts, opened in a panel -> a notebook on the job's bash
+ * kernel -> cancel, and the job is gone from squeue -> its log. Screenshots are kept as
+ * artifacts.
  */
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
@@ -213,6 +214,20 @@ test.describe.serial('Remote session on the testbed', () => {
     await expect(
       page.locator('.jp-toast-message', { hasText: 'Could not open port 8766: Nothing listens on port 8766 on node' })
     ).toBeVisible({ timeout: 30_000 });
+
+    // 7c. Another kernel of the job's environment (bash_kernel, installed on the cluster):
+    // "Kernel…" offers it, and a notebook on it runs bash in the same job.
+    await session.getByRole('button', { name: 'Kernel…' }).click({ timeout: 30_000 });
+    const kernelDialog = page.locator('.jp-Dialog');
+    await kernelDialog.locator('select').selectOption({ label: 'Bash (bash)' });
+    await kernelDialog.locator('.jp-mod-accept').click();
+    await expect(page.locator('.jp-NotebookPanel')).toHaveCount(3, { timeout: 60_000 });
+    await expect(page.locator('#jp-main-statusbar')).toContainText(/Bash · debug@.* job \d+ \| Idle/, {
+      timeout: 120_000
+    });
+    const bashJob = await runCell(page, 0, 'echo "job $SLURM_JOB_ID in bash ${BASH_VERSION%%.*}"');
+    expect(bashJob).toMatch(new RegExp(`job ${jobId} in bash \\d`));
+    await shot(page, '08b-bash-kernel');
 
     // 8. Cancel: the session ends and the job is gone from squeue.
     await session.getByRole('button', { name: 'Cancel' }).click();

@@ -1,13 +1,13 @@
 import { nullTranslator } from '@jupyterlab/translation';
 
-import { openSessionNotebook, type IOpenNotebookDeps } from '../open-notebook';
+import { openSessionNotebook, pickSessionKernel, type IOpenNotebookDeps } from '../open-notebook';
 
 /**
  * Lab's kernelspec list as the frontend knows it: `onDisk` reaches it only on a refresh.
  * `inFlight`: a refresh that left before the sync (another session event started it) is
  * what the first refreshSpecs() after the sync returns, as Lumino's Poll joins it.
  */
-function world(agentWritesSpec: boolean, inFlight = false) {
+function world(agentWritesSpec: boolean, inFlight = false, written = ['remote-cluster-session-ab12cd']) {
   const calls: string[] = [];
   const onDisk = new Set<string>(['remote-cluster-hpc']); // a profile's "(new job)" spec
   let known: Record<string, unknown> = {};
@@ -31,7 +31,7 @@ function world(agentWritesSpec: boolean, inFlight = false) {
     syncKernelspecs: async () => {
       calls.push('sync');
       if (agentWritesSpec) {
-        onDisk.add('remote-cluster-session-ab12cd');
+        written.forEach(n => onDisk.add(n));
       }
     },
     notifyError: message => calls.push(`error ${message}`),
@@ -58,5 +58,40 @@ describe('opening a notebook on a session', () => {
     expect(await openSessionNotebook('ab12cd', deps)).toBe(false);
     expect(calls.filter(c => c.startsWith('notebook:'))).toEqual([]);
     expect(calls[calls.length - 1]).toMatch(/^error The kernel of this session is not available/);
+  });
+});
+
+describe("a notebook on another kernel of the session's job", () => {
+  const trans = nullTranslator.load('jupyterlab');
+  const kernelspecs = [
+    { name: 'bash', displayName: 'Bash', language: 'bash', interruptMode: 'signal' as const },
+    { name: 'ir', displayName: 'R', language: 'R', interruptMode: 'signal' as const }
+  ];
+
+  it('asks only when the job has other kernels, and names each as the job does', async () => {
+    const asked: string[][] = [];
+    const ask = (answer: string | null) => async (items: string[]) => {
+      asked.push(items);
+      return answer;
+    };
+    expect(await pickSessionKernel({}, ask('x'), trans)).toBeUndefined();
+    expect(await pickSessionKernel(undefined, ask('x'), trans)).toBeUndefined();
+    expect(asked).toEqual([]);
+    expect(await pickSessionKernel({ kernelspecs }, ask('R (ir)'), trans)).toBe('ir');
+    expect(asked[0]).toEqual(["Python 3 (the session's Python)", 'Bash (bash)', 'R (ir)']);
+    expect(await pickSessionKernel({ kernelspecs }, ask("Python 3 (the session's Python)"), trans)).toBeUndefined();
+    expect(await pickSessionKernel({ kernelspecs }, ask(null), trans)).toBeNull();
+  });
+
+  it("opens on that kernel's own kernelspec, or on none if the agent wrote none", async () => {
+    const without = world(true);
+    expect(await openSessionNotebook('ab12cd', without.deps, 'bash')).toBe(false);
+    expect(without.calls.filter(c => c.startsWith('notebook:'))).toEqual([]);
+    const { deps, calls } = world(true, false, [
+      'remote-cluster-session-ab12cd',
+      'remote-cluster-session-ab12cd--bash'
+    ]);
+    expect(await openSessionNotebook('ab12cd', deps, 'bash')).toBe(true);
+    expect(calls[calls.length - 1]).toBe('notebook:create-new remote-cluster-session-ab12cd--bash');
   });
 });

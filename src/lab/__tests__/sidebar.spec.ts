@@ -260,6 +260,28 @@ describe('SessionsPanel: the allocation hours', () => {
     model.dispose();
     jest.useRealTimers();
   });
+
+  it("offers the job environment's other kernels (Kernel…) only when it has some", async () => {
+    const model = new RemoteClusterModel();
+    const commands = new CommandRegistry();
+    const ran: unknown[] = [];
+    commands.addCommand('remote-cluster:open-notebook', { execute: args => void ran.push(args) });
+    const panel = new SessionsPanel(model, commands, nullTranslator.load('jupyterlab'), () => false);
+    const button = (label: string) =>
+      [...panel.node.querySelectorAll<HTMLButtonElement>('[data-session-id="a"] button')].find(
+        b => b.textContent === label
+      );
+    model.handle({ type: 'session', session: running('a', 'hpc') });
+    expect(button('Kernel…')).toBeUndefined();
+    const kernelspecs = [{ name: 'bash', displayName: 'Bash', language: 'bash', interruptMode: 'signal' as const }];
+    model.handle({ type: 'session', session: { ...running('a', 'hpc'), kernelspecs } });
+    expect(button('Kernel…')!.title).toBe('A notebook on another kernel of the job: Bash');
+    button('Kernel…')!.click();
+    await Promise.resolve();
+    expect(ran).toEqual([{ session: 'a', choose: 'true' }]);
+    panel.dispose();
+    model.dispose();
+  });
 });
 
 describe('SessionsPanel: idle reclaim', () => {

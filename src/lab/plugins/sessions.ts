@@ -5,7 +5,14 @@
  * reclaim (idle.ts: activity, the countdown with Keep running, the ended notice).
  */
 import { ILayoutRestorer, type JupyterFrontEnd, type JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { Dialog, Notification, showDialog, WidgetTracker, type MainAreaWidget } from '@jupyterlab/apputils';
+import {
+  Dialog,
+  InputDialog,
+  Notification,
+  showDialog,
+  WidgetTracker,
+  type MainAreaWidget
+} from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator } from '@jupyterlab/translation';
 import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
@@ -13,7 +20,7 @@ import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import type { ISession, ISessionLogs } from '../../common/api';
 import { CommandIDs, LabCommandIDs } from '../commands';
 import { requestAPI } from '../handler';
-import { openSessionNotebook } from '../open-notebook';
+import { openSessionNotebook, pickSessionKernel } from '../open-notebook';
 import { followSuccessors, notifyWalltime, registerAllocationCommands } from '../allocation';
 import { IdleReclaim } from '../idle';
 import { addSessionCommand, numberArg } from '../session-commands';
@@ -42,14 +49,40 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
 
     commands.addCommand(CommandIDs.openNotebook, {
       label: trans.__('Open a notebook on this session'),
-      execute: args =>
-        openSessionNotebook(sessionId(args), {
-          commands,
-          kernelspecs: app.serviceManager.kernelspecs,
-          syncKernelspecs: () => requestAPI('api/v1/profiles'),
-          notifyError: message => Notification.error(message),
-          trans
-        })
+      execute: async args => {
+        const id = sessionId(args);
+        // `choose`: the user picks among the session's kernels (a sidebar row's "Kernel…")
+        const kernelspec =
+          typeof args['kernelspec'] === 'string'
+            ? args['kernelspec']
+            : args['choose']
+              ? await pickSessionKernel(
+                  model.session(id),
+                  async items => {
+                    const r = await InputDialog.getItem({
+                      title: trans.__('Open a notebook with which kernel?'),
+                      items
+                    });
+                    return r.button.accept ? r.value : null;
+                  },
+                  trans
+                )
+              : undefined;
+        if (kernelspec === null) {
+          return false;
+        }
+        return openSessionNotebook(
+          id,
+          {
+            commands,
+            kernelspecs: app.serviceManager.kernelspecs,
+            syncKernelspecs: () => requestAPI('api/v1/profiles'),
+            notifyError: message => Notification.error(message),
+            trans
+          },
+          kernelspec
+        );
+      }
     });
 
     addSessionCommand(commands, model, CommandIDs.addWorkers, {
