@@ -3,7 +3,9 @@
 
 import json
 import os
+import socket
 import socketserver
+import threading
 import time
 import traceback
 from http.server import BaseHTTPRequestHandler
@@ -122,6 +124,14 @@ class ControlHandler(BaseHTTPRequestHandler):
                 self._send(200, res)
             elif path == "/kernels" and method == "POST":
                 self._send(201, helper.start_kernel(body))
+            elif path == "/terminals" and method == "POST":
+                self._send(201, helper.start_terminal(body))
+            elif path == "/terminals" and method == "GET":
+                self._send(200, helper.list_terminals())
+            elif len(parts) == 2 and parts[0] == "terminals" and method == "DELETE":
+                self._send(200, helper.delete_terminal(parts[1]))
+            elif len(parts) == 3 and parts[0] == "terminals" and parts[2] == "attach" and method == "POST":
+                self._attach_terminal(helper, parts[1], _query_int(self.path, "from"))
             elif path == "/kernelspecs" and method == "GET":
                 self._send(200, helper.kernelspecs())
             elif path == "/kernels" and method == "GET":
@@ -144,9 +154,15 @@ class ControlHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self._send(200, {"status": "stopping"})  # answer first: the process exits soon
                 helper.request_stop("shutdown requested by the agent", 0)
-            elif path in ("/health", "/kernels", "/kernelspecs", "/shutdown", "/activity", "/web-ports") or (
-                parts[0] == "kernels" and len(parts) in (2, 3)
-            ):
+            elif path in (
+                "/health",
+                "/kernels",
+                "/kernelspecs",
+                "/terminals",
+                "/shutdown",
+                "/activity",
+                "/web-ports",
+            ) or (parts[0] in ("kernels", "terminals") and len(parts) in (2, 3)):
                 self._error(405, "method-not-allowed", "%s not allowed on %s" % (method, path))
             else:
                 self._error(404, "not-found", "no route %s" % path)
@@ -155,6 +171,35 @@ class ControlHandler(BaseHTTPRequestHandler):
         except Exception as e:  # noqa: BLE001 - answer, log, keep serving
             log("error in %s %s: %s" % (method, path, traceback.format_exc()))
             self._error(500, "internal", "%s: %s" % (type(e).__name__, e))
+
+    def _attach_terminal(self, helper, tid, since):
+        """The rest of this connection is the terminal's (terminals.py): its lines both ways
+        until either side ends. Answered 200 first, with no length: the stream follows."""
+        helper.get_terminal(tid)  # 400/404 before the answer starts
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.flush()
+        self.connection.settimeout(None)  # a terminal may stay quiet for hours
+        lock = threading.Lock()
+
+        def write(data):
+            with lock:
+                self.wfile.write(data)
+                self.wfile.flush()
+
+        try:
+            helper.attach_terminal(tid, self.rfile, write, since, self._hang_up)
+        except (ApiError, OSError) as e:
+            log("terminal %s: client gone: %s" % (tid, e))
+
+    def _hang_up(self):
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def do_GET(self):
         self._handle("GET")
@@ -167,3 +212,12 @@ class ControlHandler(BaseHTTPRequestHandler):
 
     def do_PUT(self):
         self._handle("PUT")
+
+
+def _query_int(path, name):
+    """A non-negative integer query parameter of `path`, or None."""
+    for pair in (path.split("?", 1)[1] if "?" in path else "").split("&"):
+        k, _, v = pair.partition("=")
+        if k == name and v.isdigit():
+            return int(v)
+    return None

@@ -22,6 +22,7 @@ from .kernels import ACTIVITY_DIR, KernelsMixin
 from .kernelspecs import KernelspecsMixin
 from .protocol import PROTOCOL_VERSION
 from .served import ServedMixin, kernel_dask_env
+from .terminals import TerminalsMixin
 from .usage import UsageMeter
 from .webports import WebPortsMixin
 from .workers import WorkersMixin
@@ -34,7 +35,16 @@ SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-class Helper(KernelsMixin, KernelspecsMixin, DaskMixin, ConnectivityMixin, WorkersMixin, ServedMixin, WebPortsMixin):
+class Helper(
+    KernelsMixin,
+    KernelspecsMixin,
+    TerminalsMixin,
+    DaskMixin,
+    ConnectivityMixin,
+    WorkersMixin,
+    ServedMixin,
+    WebPortsMixin,
+):
     """One session: this process, from config.json to its stop. Its state is here; the
     kernel, Dask and connectivity methods come from the mixins and use it."""
 
@@ -42,6 +52,8 @@ class Helper(KernelsMixin, KernelspecsMixin, DaskMixin, ConnectivityMixin, Worke
         self.dir = os.path.abspath(session_dir)
         self.lock = threading.RLock()
         self.kernels = {}
+        self.terminals = {}  # id -> Terminal (terminals.py)
+        self.terminal_seq = 0
         self.dask_procs = []  # [scheduler, worker] Popen objects
         self.dask_env = {}  # extra env for kernels once Dask runs
         self.stop_event = threading.Event()
@@ -298,7 +310,7 @@ class Helper(KernelsMixin, KernelspecsMixin, DaskMixin, ConnectivityMixin, Worke
             shutil.rmtree(self.runtime, ignore_errors=True)  # sockets, TLS files, Dask scratch
         with self.lock:
             procs = [k.proc for k in self.kernels.values()] + list(self.dask_procs)
-        stop_processes(procs, STOP_GRACE)
+        stop_processes(procs + self.stop_terminals(), STOP_GRACE)
         with self.lock:
             for k in self.kernels.values():
                 try:
