@@ -7,6 +7,7 @@ go to the agent's private socket without credentials: the agent trusts its socke
 never the browser's headers.
 
     remote-cluster/api/v1/events                          WebSocket  -> agent /api/v1/events
+    remote-cluster/terminals/<session>/<terminal>      WebSocket  -> agent /api/v1/sessions/<s>/terminals/<t>/stream
     remote-cluster/kernels/attach                      POST       a detached remote kernel -> this server's kernels
     remote-cluster/api/(.*)                            HTTP       -> agent /api/$1
     remote-cluster/proxied/<key>/<port>/(.*)           HTTP + WS  -> agent's proxy socket /proxy/<key>/<port>/$3
@@ -101,6 +102,11 @@ KERNEL_ROUTES = re.compile(
 # What a kernel printed (its log, the job's stdout): Jupyter's `kernels: read` is needed too.
 LOG_ROUTES = re.compile(rf"v1/sessions/{SESSION_RE}/logs")
 
+# A shell in a job: what Jupyter's terminals need (`terminals`: read to list, write to open
+# or end one, execute to type in it), besides `remote-cluster`.
+TERMINAL_ID_RE = r"t[0-9]{1,6}"
+TERMINAL_ROUTES = re.compile(rf"v1/sessions/{SESSION_RE}/terminals(/{TERMINAL_ID_RE})?")
+
 
 class AgentApiHandler(AgentMixin, APIHandler):
     """`api/*`: the agent's REST API. Each method is decorated on its own: jupyter_server's
@@ -113,6 +119,8 @@ class AgentApiHandler(AgentMixin, APIHandler):
     async def get(self, path: str) -> None:
         if LOG_ROUTES.fullmatch(path):
             await require(self, "read", "kernels")
+        if TERMINAL_ROUTES.fullmatch(path):
+            await require(self, "read", "terminals")
         await self.forward_http("/api/" + path)
 
     @web.authenticated
@@ -120,6 +128,8 @@ class AgentApiHandler(AgentMixin, APIHandler):
     async def post(self, path: str) -> None:
         if KERNEL_ROUTES.fullmatch(path):
             await require(self, "write", "kernels")
+        if TERMINAL_ROUTES.fullmatch(path):
+            await require(self, "write", "terminals")
         await self.forward_http("/api/" + path)
 
     @web.authenticated
@@ -127,6 +137,8 @@ class AgentApiHandler(AgentMixin, APIHandler):
     async def delete(self, path: str) -> None:
         if KERNEL_ROUTES.fullmatch(path):
             await require(self, "write", "kernels")
+        if TERMINAL_ROUTES.fullmatch(path):
+            await require(self, "write", "terminals")
         await self.forward_http("/api/" + path)
 
 
@@ -236,9 +248,10 @@ class WebSocketForwarder(AgentMixin, JupyterHandler, websocket.WebSocketHandler)
         upstream = self.upstream
         while upstream is not None:
             message = await upstream.read_message()
-            if message is None:  # the agent side closed
+            if message is None:  # the agent side closed: with its code and reason (a terminal's
+                # says whether to attach again)
                 if self.ws_connection is not None:
-                    self.close()
+                    self.close(upstream.close_code, upstream.close_reason)
                 return
             try:
                 await self.write_message(message, binary=isinstance(message, bytes))
@@ -267,6 +280,20 @@ class EventsHandler(WebSocketForwarder):
     async def get(self) -> None:
         await self.authorize_ws()
         await self.upgrade("/api/v1/events")
+
+
+class TerminalHandler(WebSocketForwarder):
+    """`terminals/<session>/<terminal>`: typing in a shell of a job, like Jupyter's own
+    terminals (`terminals`: execute) and this project's (`remote-cluster`: execute). A page
+    of another origin is refused before the upgrade, even with the login cookie."""
+
+    @ws_authenticated
+    async def get(self, session: str, terminal: str) -> None:
+        await self.authorize_ws()
+        await require(self, "execute", "terminals")
+        if not self.check_origin():
+            raise web.HTTPError(403, "cross-origin WebSocket refused")
+        await self.upgrade(f"/api/v1/sessions/{session}/terminals/{terminal}/stream")
 
 
 class ProxiedHandler(WebSocketForwarder):
@@ -392,6 +419,7 @@ def has_dot_segment(raw_path: str) -> bool:
 def handlers() -> list[tuple[str, type]]:
     return [
         (rf"/{URL_NAMESPACE}/api/v1/events", EventsHandler),
+        (rf"/{URL_NAMESPACE}/terminals/({SESSION_RE})/({TERMINAL_ID_RE})", TerminalHandler),
         (rf"/{URL_NAMESPACE}/kernels/attach", AttachKernelHandler),
         (rf"/{URL_NAMESPACE}/api/(.*)", AgentApiHandler),
         (rf"/{URL_NAMESPACE}/proxied/.*", ProxiedHandler),

@@ -16,6 +16,10 @@
  *   POST   /api/v1/sessions/<id>/activity         {keep?} -> the session (its helper's idle clock restarted)
  *   POST   /api/v1/sessions/<id>/web-ports        {port} -> the served port (a web server of the session, by number)
  *   GET    /api/v1/sessions/<id>/logs             the ends of its log files on the cluster (job, kernels, Dask)
+ *   POST   /api/v1/sessions/<id>/terminals        {rows?, cols?} -> a new shell in the job (sessions/terminals.ts)
+ *   GET    /api/v1/sessions/<id>/terminals        its shells
+ *   DELETE /api/v1/sessions/<id>/terminals/<tid>  end one
+ *   WS     /api/v1/sessions/<id>/terminals/<tid>/stream  terminado's messages to and from that shell
  *   GET    /api/v1/kernels/<kid>                  alive / dead / unknown (link down)
  *   POST   /api/v1/kernels/<kid>/signal           {signal}
  *   POST   /api/v1/kernels/<kid>/restart          stop it; the next start of <kid> is its restart
@@ -44,6 +48,7 @@ import {
   parseExtendRequest,
   parseActivityRequest,
   parseWebPortRequest,
+  parseTerminalRequest,
   parseRelaunchRequest,
   parseKernelRequest,
   parsePromptAnswer,
@@ -52,6 +57,7 @@ import {
 } from './http/requests';
 import { ConflictError, InvalidRequestError, NotFoundError, SchedulerUnavailableError } from './schedulers/types';
 import type { SessionManager } from './sessions/manager';
+import { streamTerminal } from './sessions/terminals';
 import type { PromptBroker } from './sessions/prompts';
 import { listConfiguredHosts } from './ssh/ssh-config';
 import { ssh2Info } from './ssh2-info';
@@ -147,6 +153,8 @@ function method(req: http.IncomingMessage, ...allowed: string[]): string {
   }
   return req.method!;
 }
+
+const TERMINAL_STREAM = /^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/terminals\/(t[0-9]{1,6})\/stream$/;
 
 async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: IAgentServices): Promise<void> {
   // Routed on the raw path: no normalisation (`..`) can turn one route into another. The
@@ -248,6 +256,17 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     method(req, 'POST');
     return sendJson(res, 200, await svc.sessions.openWebPort(m[1], parseWebPortRequest(await readJson(req)).port));
   }
+  if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/terminals$/))) {
+    if (method(req, 'GET', 'POST') === 'GET') {
+      return sendJson(res, 200, { terminals: await svc.sessions.terminals(m[1]).list() });
+    }
+    return sendJson(res, 201, await svc.sessions.terminals(m[1]).open(parseTerminalRequest(await readJson(req))));
+  }
+  if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/terminals\/(t[0-9]{1,6})$/))) {
+    method(req, 'DELETE');
+    await svc.sessions.terminals(m[1]).close(m[2]);
+    return sendJson(res, 200, { terminalId: m[2], alive: false });
+  }
   if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/logs$/))) {
     method(req, 'GET');
     return sendJson(res, 200, await svc.sessions.logs(m[1]));
@@ -316,6 +335,15 @@ export async function startAgentServer(options: IAgentServerOptions): Promise<IA
   const clients = new Set<WebSocket>();
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
+    const terminal = TERMINAL_STREAM.exec((req.url ?? '').split('?')[0]);
+    if (terminal && services) {
+      const sessions = services.sessions;
+      const from = /[?&]from=(\d{1,15})(&|$)/.exec(req.url ?? '')?.[1];
+      wss.handleUpgrade(req, socket, head, ws => {
+        void streamTerminal(ws, () => sessions.terminals(terminal[1]), terminal[2], from ? Number(from) : undefined);
+      });
+      return;
+    }
     if ((req.url ?? '').split('?')[0] !== '/api/v1/events') {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;

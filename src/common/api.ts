@@ -177,6 +177,15 @@ export interface IConfiguredHost {
  * listens with on that TCP port of the node (`web`: TensorBoard, Streamlit, http.server;
  * at its root too). The helper reports them.
  */
+/** A terminal in a running job (its shell and pty are the helper's). */
+export interface ITerminalInfo {
+  terminalId: string;
+  pid: number;
+  alive: boolean;
+  /** How many clients are attached now. */
+  clients: number;
+}
+
 /** A kernelspec of a running job's environment other than its default Python (R, bash...). */
 export interface IRemoteKernelspec {
   /** Its name in the job's environment (`jupyter kernelspec list`). */

@@ -42,6 +42,12 @@ export interface IExtendRequest {
 /** A week: more is a typo, and no site grants it. */
 export const MAX_EXTEND_MINUTES = 7 * 24 * 60;
 
+/** POST api/v1/sessions/<id>/terminals: a new shell in the job, of this size. */
+export interface ITerminalRequest {
+  rows?: number;
+  cols?: number;
+}
+
 /** POST api/v1/kernels/<id>/signal */
 export interface ISignalRequest {
   signal: 'SIGINT' | 'SIGTERM' | 'SIGKILL';
@@ -161,4 +167,20 @@ export function parsePromptAnswer(body: unknown): IPromptAnswer {
     ...(typeof b.accept === 'boolean' && { accept: b.accept }),
     ...(b.cancel === true && { cancel: true })
   };
+}
+
+export function parseTerminalRequest(body: unknown): ITerminalRequest {
+  const b = object(body);
+  const size: ITerminalRequest = {};
+  for (const k of ['rows', 'cols'] as const) {
+    const v = b[k];
+    if (v === undefined) {
+      continue;
+    }
+    if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 1000) {
+      throw invalid(`${k} must be an integer from 1 to 1000.`, k);
+    }
+    size[k] = v as number;
+  }
+  return size;
 }

@@ -4,6 +4,8 @@
  * channel and streams to the HTTP ports it serves.
  */
 
+import type { Duplex } from 'node:stream';
+
 import type { IClusterProfile } from '../../common/api';
 import { sessionTlsName } from '../tls/x509';
 import type { ISchedulerAdapter } from '../schedulers/types';
@@ -102,10 +104,15 @@ export class HelperClient {
     body?: unknown,
     timeoutMs = 90_000
   ): Promise<{ status: number; json: any }> {
+    const { route, channel } = await this.openControlStream(rec);
+    return requestOver(channel, method, urlPath, route.token, body, timeoutMs, route.state.host);
+  }
+
+  /** A stream to the helper's control channel (any mode), and the route it took. */
+  async openControlStream(rec: ISessionRecord): Promise<{ route: SessionRoute; channel: Duplex }> {
     const route = await this.route(rec);
-    let channel;
     try {
-      channel = await openControl(route, route.link);
+      return { route, channel: await openControl(route, route.link) };
     } catch (err) {
       const hint =
         route.mode === 'via-login'
@@ -119,7 +126,6 @@ export class HelperClient {
         { code: (err as { code?: unknown }).code }
       );
     }
-    return requestOver(channel, method, urlPath, route.token, body, timeoutMs, route.state.host);
   }
 
   /**

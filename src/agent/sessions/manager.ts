@@ -56,6 +56,7 @@ import { SessionStore, type IRetention } from './store';
 import { readSessionLogs } from './session-logs';
 import { askToOpenWebPort } from './web-ports';
 import { listRemoteKernelspecs } from './remote-kernelspecs';
+import { SessionTerminals } from './terminals';
 
 export { REMOTE_ROOT, onLogin, type IHelperState, type IKernelConnection } from './records';
 
@@ -584,6 +585,11 @@ export class SessionManager {
     this.helper.merge(s.id, { httpPorts, httpSockets });
     this.update(s, { httpPorts });
     return entry;
+  }
+
+  /** The terminals of a running session (terminals.ts). */
+  terminals(id: string): SessionTerminals {
+    return new SessionTerminals(this.helper, this.known(id, 'only a running session has terminals'));
   }
 
   /** "Show log": the ends of the session's log files on the cluster (session-logs.ts). */
