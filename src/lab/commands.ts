@@ -16,6 +16,8 @@ export namespace CommandIDs {
   /** The sessions' actions; args: `session` (and `kernel` for attachKernel). */
   export const openNotebook = 'remote-cluster:open-notebook';
   export const openDashboard = 'remote-cluster:open-dashboard';
+  /** A shell in a running job (args: session?, terminal?: one that runs already). */
+  export const openTerminal = 'remote-cluster:open-terminal';
   /** A web server of a session, by its port number (args: session?, port?). */
   export const openWebPort = 'remote-cluster:open-web-port';
   export const cancelSession = 'remote-cluster:cancel-session';

@@ -13,6 +13,7 @@ import { modelPlugin } from './plugins/model';
 import { promptsPlugin } from './plugins/prompts';
 import { runningPlugin } from './plugins/running';
 import { sessionsPlugin } from './plugins/sessions';
+import { terminalsPlugin } from './plugins/terminals';
 
 export { CommandIDs, LabCommandIDs } from './commands';
 export { describeHealth } from './plugins/model';
@@ -33,7 +34,8 @@ const plugins: JupyterFrontEndPlugin<unknown>[] = [
   promptsPlugin,
   addProfilePlugin,
   earlierOutputPlugin,
-  runningPlugin
+  runningPlugin,
+  terminalsPlugin
 ];
 
 export default plugins;

@@ -314,6 +314,7 @@ export class SessionsPanel extends Widget {
         if (s.canAddWorkers) {
           actions.appendChild(this.button(t.__('Add workers'), CommandIDs.addWorkers, s.id));
         }
+        actions.appendChild(this.button(t.__('Terminal'), CommandIDs.openTerminal, s.id));
         actions.appendChild(this.button(t.__('Open port…'), CommandIDs.openWebPort, s.id));
         if (!s.continuedBy) {
           // shown near the walltime's end (jp-mod-endsSoon); their commands work any time

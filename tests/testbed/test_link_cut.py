@@ -3,7 +3,9 @@ the kernel is idle, and for 45 s while a cell prints a line a second for 90 s. T
 dies (ServerAlive 5 s x 2), the agent reports "reconnecting", reconnects when the link is
 back, re-opens the kernel's forwards, and Jupyter never sees the kernel die: variables
 defined before the cut are still there, and every line the cell printed arrives, in order
-and once (kept on the node meanwhile). Prints the time from link-up to a usable kernel."""
+and once (kept on the node meanwhile). Prints the time from link-up to a usable kernel.
+A terminal in the same job lives through the idle cut: attached again, it is the same
+shell, and what it printed during the cut arrives (issue 13, item 2)."""
 
 import ast
 import json
@@ -16,6 +18,7 @@ import pytest
 
 from .conftest import agent_call, kernel_client, on_login
 from .conftest import read_testbed_env as _testbed_env
+from .terminal_client import TerminalClient
 from .test_provisioner import run
 
 PROFILE = "linkcut"
@@ -116,12 +119,24 @@ def test_link_cut_while_idle_and_while_a_cell_runs(kernel):
     pid, node, job = "".join(out).split()
     assert node in ("node1", "node2")
 
-    # 1. Idle kernel.
+    # 1. Idle kernel, and a terminal in the job that prints during the cut.
+    sid = next(s["id"] for s in agent_call("GET", "/api/v1/sessions")[1]["sessions"] if s["profile"] == PROFILE)
+    term = TerminalClient(sid)
+    term.type('echo "P=$$ on $(hostname)"; (sleep 8; echo "during-the-cut-$((6*7))") &\r')
+    shell = term.read_until(f"on {node}").split("P=")[-1].split()[0]
     figures = cut_and_restore(km)
     # same process: not restarted, state kept (read from the reply, as below)
     assert state_of(kc, "(x, os.getpid())") == (42, int(pid))
     figures["usable_after_restore_s"] = round(time.monotonic() - figures.pop("up"), 1)
     print("idle cut:", figures)
+    # the terminal's stream broke with the link ("attach again"); the same shell, and
+    # what it printed meanwhile, are there
+    assert term.wait_closed(30)[0] == 4001
+    term.attach()
+    term.read_until("during-the-cut-42")
+    term.type("echo same=$$\r")
+    term.read_until(f"same={shell}")
+    term.close()
 
     # 2. A cell printing a line a second for 90 s, the link cut for 45 s of it: every line
     # arrives, in order, once (kept on the node meanwhile: jrc_iopub_keeper.py), and the

@@ -3,8 +3,8 @@
  * kernel on a compute node -> interrupt, restart in the same job -> Dask dashboard panel
  * (back after a page reload) -> a kernel left by a lost server, attached from the sidebar
  * -> a web server a cell starts, opened in a panel -> a notebook on the job's bash
- * kernel -> cancel, and the job is gone from squeue -> its log. Screenshots are kept as
- * artifacts.
+ * kernel -> a terminal in the job, the same shell after a reload -> cancel, and the job
+ * is gone from squeue -> its log. Screenshots are kept as artifacts.
  */
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
@@ -14,6 +14,17 @@ import { expect, test, type IJupyterLabPageFixture } from '@jupyterlab/galata';
 import { dismissNews, remoteClusterSection } from './page';
 
 const TESTBED = path.resolve(__dirname, '..', '..', 'testbed', 'testbed');
+
+/** A file in alice's home (shared by the login node and the compute nodes), or '' if none. */
+function aliceFile(name: string): string {
+  return execFileSync(
+    TESTBED,
+    ['exec', 'login', '--user', 'alice', '--', 'sh', '-c', `cat "$HOME/${name}" 2>/dev/null || true`],
+    {
+      encoding: 'utf8'
+    }
+  ).trim();
+}
 
 function squeueAlice(jobId: string): string {
   return execFileSync(TESTBED, ['exec', 'login', '--user', 'alice', '--', 'squeue', '-h', '-j', jobId, '-o', '%i %T'], {
@@ -228,6 +239,26 @@ test.describe.serial('Remote session on the testbed', () => {
     const bashJob = await runCell(page, 0, 'echo "job $SLURM_JOB_ID in bash ${BASH_VERSION%%.*}"');
     expect(bashJob).toMatch(new RegExp(`job ${jobId} in bash \\d`));
     await shot(page, '08b-bash-kernel');
+
+    // 7d. A terminal in the job: the shell runs on the node, inside the job, and after a page
+    // reload the panel comes back on the same shell (what it writes goes to alice's home,
+    // which the login node shares: the canvas renderer keeps the text out of the DOM).
+    const proof = `galata-terminal-${jobId}.txt`;
+    await session.getByRole('button', { name: 'Terminal', exact: true }).click();
+    const terminal = page.locator('.jp-RemoteCluster-terminal');
+    await expect(terminal.locator('.xterm')).toBeVisible({ timeout: 60_000 });
+    await terminal.locator('.xterm').click();
+    await page.keyboard.type(`echo "$(hostname) $SLURM_JOB_ID P1=$$" > ~/${proof}\n`);
+    await expect.poll(() => aliceFile(proof), { timeout: 60_000 }).toMatch(new RegExp(`^node[12] ${jobId} P1=\\d+$`));
+    await shot(page, '08c-terminal');
+    await page.reload({ waitForIsReady: false, timeout: 60_000 });
+    await page.locator('#jupyterlab-splash').waitFor({ state: 'detached', timeout: 60_000 });
+    await expect(terminal.locator('.xterm')).toBeVisible({ timeout: 60_000 });
+    await terminal.locator('.xterm').click();
+    await page.keyboard.type(`echo "P2=$$" >> ~/${proof}\n`);
+    await expect.poll(() => aliceFile(proof), { timeout: 60_000 }).toMatch(/P1=(\d+)\nP2=\1$/);
+    execFileSync(TESTBED, ['exec', 'login', '--user', 'alice', '--', 'sh', '-c', `rm -f "$HOME/${proof}"`]);
+    await page.sidebar.openTab('jp-remote-cluster-sessions');
 
     // 8. Cancel: the session ends and the job is gone from squeue.
     await session.getByRole('button', { name: 'Cancel' }).click();

@@ -41,7 +41,8 @@ describe('the frontend plugins', () => {
         'jupyterlab-remote-cluster:profiles',
         'jupyterlab-remote-cluster:prompts',
         'jupyterlab-remote-cluster:running',
-        'jupyterlab-remote-cluster:sessions'
+        'jupyterlab-remote-cluster:sessions',
+        'jupyterlab-remote-cluster:terminals'
       ].sort()
     );
     for (const p of plugins) {

@@ -225,6 +225,7 @@ describe('SessionsPanel: the allocation hours', () => {
     (panel as unknown as { onAfterShow(): void }).onAfterShow();
     expect(labels('a')).toEqual([
       'Notebook',
+      'Terminal',
       'Open port…',
       'Continue in a new job',
       'Extend',
@@ -249,7 +250,7 @@ describe('SessionsPanel: the allocation hours', () => {
         createdAt: '2026-11-25T09:00:00Z'
       }
     });
-    expect(labels('a')).toEqual(['Notebook', 'Open port…', 'Log', 'Cancel']); // its successor is on its way
+    expect(labels('a')).toEqual(['Notebook', 'Terminal', 'Open port…', 'Log', 'Cancel']); // its successor is on its way
     const line = (id: string) =>
       panel.node.querySelector(`[data-session-id="${id}"] .jp-RemoteCluster-continuation`)?.textContent;
     expect(line('a')).toBe('Continued by job 43: notebooks move there when it runs');
