@@ -88,6 +88,7 @@ def test_a_shell_outlives_its_client_and_the_next_one_sees_the_recent_screen(ses
     st, t, _ = session.request("POST", "/terminals", {"rows": 30, "cols": 100})
     assert st == 201 and t["alive"] is True, t
     tid = t["terminalId"]
+    assert session.state()["terminals"] == [tid]  # (the agent shows them in the Running panel)
     a = Client(session, tid)
     assert a.status == 200
     a.type('echo "pid=$$ term=$TERM var=$RC_TEST_VAR"; stty size\n')
@@ -125,6 +126,7 @@ def test_a_shell_outlives_its_client_and_the_next_one_sees_the_recent_screen(ses
     assert b.ended is not None  # told the shell ended
     b.close()
     assert session.request("GET", "/terminals")[1] == {"terminals": []}
+    wait_for(lambda: session.state()["terminals"] == [], 10, "state.json without the terminal")
     wait_for(lambda: not os.path.exists("/proc/%s" % pid), 10, "the shell to be gone")
 
 

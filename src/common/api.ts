@@ -334,6 +334,8 @@ export interface ISession {
   endsAt?: string;
   /** HTTP services the job serves: the session's Dask dashboard, those of schedulers its kernels start. */
   httpPorts?: IServedPort[];
+  /** The ids of the session's terminals (shells in the job), oldest first. */
+  terminals?: string[];
   /** The job environment's kernelspecs besides its default Python, as its helper listed them. */
   kernelspecs?: IRemoteKernelspec[];
   /** The connectivity mode this session's kernels and dashboards are reached through. */

@@ -2,11 +2,12 @@
  * The "Remote clusters" section of JupyterLab's Running panel (`IRunningSessionManagers`):
  * where Lab users look for what runs. One item per live session ("Testbed · job 42",
  * detail "node1 · 1h 23m left" or "queued (Priority) · starts ~14:05"); its children are the
- * session's kernels and dashboards. Shutdown is the sidebar's Cancel (with its
+ * session's kernels, dashboards and terminals. Shutdown is the sidebar's Cancel (with its
  * confirmation); "Cancel All" confirms once for every live session.
  */
 import type { IRunningSessions } from '@jupyterlab/running';
 import type { TranslationBundle } from '@jupyterlab/translation';
+import { terminalIcon } from '@jupyterlab/ui-components';
 import type { CommandRegistry } from '@lumino/commands';
 import { Signal, type ISignal } from '@lumino/signaling';
 
@@ -126,7 +127,14 @@ export class RemoteClustersRunning implements IRunningSessions.IManager {
         labelTitle: () => p.command ?? '',
         open: () => void this.commands.execute(CommandIDs.openDashboard, { session: s.id, port: p.port })
       }));
-    return [...kernels, ...dashboards];
+    const terminals = (s.terminals ?? []).map(id => ({
+      className: 'jp-RemoteCluster-runningTerminal',
+      icon: () => terminalIcon,
+      label: () => t.__('Terminal %1', id),
+      labelTitle: () => t.__('A shell on %1 in this job', s.node ?? '?'),
+      open: () => void this.commands.execute(CommandIDs.openTerminal, { session: s.id, terminal: id })
+    }));
+    return [...kernels, ...dashboards, ...terminals];
   }
 
   shutdownAll(): void {

@@ -15,6 +15,8 @@ def test_a_terminal_runs_in_the_job_and_outlives_its_client(jupyter_dirs):
         t.type('echo "H=$(hostname) J=$SLURM_JOB_ID P=$$"\r')
         screen = t.read_until(f"H={s['node']} J={s['jobId']} P=")
         pid = screen.split(" P=")[-1].split()[0]
+        # the session lists it (the Running panel shows it under the session)
+        assert agent_call("GET", f"/api/v1/sessions/{s['id']}")[1]["terminals"] == [t.tid]
 
         # the client goes; the shell prints on meanwhile; the next client gets exactly that
         t.type("sleep 2; echo missed-$((40+2))\r")
@@ -32,3 +34,4 @@ def test_a_terminal_runs_in_the_job_and_outlives_its_client(jupyter_dirs):
         assert code == 200, res
         assert t.wait_closed(15)[0] == 4000  # the shell ended: do not attach again
         assert agent_call("GET", f"/api/v1/sessions/{s['id']}/terminals")[1]["terminals"] == []
+        assert agent_call("GET", f"/api/v1/sessions/{s['id']}")[1]["terminals"] == []

@@ -269,8 +269,9 @@ export class SessionManager {
     }
     const httpPorts = h.httpPorts ?? [];
     const workerJobs = withReported(s.workerJobs, h.workerJobs ?? []) ?? s.workerJobs;
-    if (JSON.stringify(this.publicView({ ...s, httpPorts, workerJobs })) !== this.shown.get(s.id)) {
-      this.update(s, { httpPorts, workerJobs });
+    const terminals = h.terminals ?? [];
+    if (JSON.stringify(this.publicView({ ...s, httpPorts, workerJobs, terminals })) !== this.shown.get(s.id)) {
+      this.update(s, { httpPorts, workerJobs, terminals });
     }
   }
 
@@ -438,7 +439,8 @@ export class SessionManager {
         : undefined,
       ...walltimeLeft(st),
       httpPorts: helper.httpPorts ?? [],
-      workerJobs: withReported(s.workerJobs, helper.workerJobs ?? []) ?? s.workerJobs
+      workerJobs: withReported(s.workerJobs, helper.workerJobs ?? []) ?? s.workerJobs,
+      terminals: helper.terminals ?? []
     });
     if (s.kernelspecs === undefined) {
       this.listKernelspecs(s);
@@ -589,7 +591,9 @@ export class SessionManager {
 
   /** The terminals of a running session (terminals.ts). */
   terminals(id: string): SessionTerminals {
-    return new SessionTerminals(this.helper, this.known(id, 'only a running session has terminals'));
+    const s = this.known(id, 'only a running session has terminals');
+    // opened or ended here: said at once, not at the next read of the helper's state
+    return new SessionTerminals(this.helper, s, terminals => this.update(s, { terminals }));
   }
 
   /** "Show log": the ends of the session's log files on the cluster (session-logs.ts). */

@@ -29,6 +29,8 @@ export interface IHelperState extends IHelperEndpoints {
   elastic?: boolean;
   /** Worker jobs the kernels' dask-jobqueue clusters submitted and have not closed. */
   workerJobs?: string[];
+  /** The session's terminals (terminals.py), oldest first. */
+  terminals?: string[];
   /** The session's end by the node's clock (epoch seconds): its start plus the walltime. */
   endsAt?: number;
   /** What the session's processes use on its node (usage.py). */

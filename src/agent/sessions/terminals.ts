@@ -30,7 +30,9 @@ export const CLOSE_LOST = 4001; // the link to the node broke: attach again
 export class SessionTerminals {
   constructor(
     private readonly helper: HelperClient,
-    private readonly s: ISessionRecord
+    private readonly s: ISessionRecord,
+    /** The session's terminals changed (their ids, oldest first). */
+    private readonly changed: (terminals: string[]) => void
   ) {}
 
   async open(size: { rows?: number; cols?: number }): Promise<ITerminalInfo> {
@@ -38,7 +40,9 @@ export class SessionTerminals {
     if (r.status !== 201) {
       throw refusal(r.status, `No terminal was opened in job ${this.s.jobId ?? this.s.id}: ${helperError(r.json)}`);
     }
-    return r.json as ITerminalInfo;
+    const opened = r.json as ITerminalInfo;
+    this.changed([...(this.s.terminals ?? []).filter(t => t !== opened.terminalId), opened.terminalId]);
+    return opened;
   }
 
   async list(): Promise<ITerminalInfo[]> {
@@ -54,6 +58,7 @@ export class SessionTerminals {
     if (r.status !== 200) {
       throw refusal(r.status, `Terminal ${terminalId} was not closed: ${helperError(r.json)}`);
     }
+    this.changed((this.s.terminals ?? []).filter(t => t !== terminalId));
   }
 
   /**

@@ -20,7 +20,12 @@ function setup() {
   const model = new RemoteClusterModel();
   const commands = new CommandRegistry();
   const ran: { id: string; args: unknown }[] = [];
-  for (const id of [CommandIDs.cancelSession, CommandIDs.openDashboard, CommandIDs.showSessions]) {
+  for (const id of [
+    CommandIDs.cancelSession,
+    CommandIDs.openDashboard,
+    CommandIDs.showSessions,
+    CommandIDs.openTerminal
+  ]) {
     commands.addCommand(id, { execute: args => void ran.push({ id, args }) });
   }
   const cancelled: string[] = [];
@@ -38,7 +43,7 @@ describe('the Running panel section', () => {
     managers = [];
   });
 
-  it('lists live sessions, not ended ones, with job, node, time left, kernels, dashboards and web servers', () => {
+  it('lists live sessions, not ended ones, with job, node, time left, kernels, dashboards, web servers and terminals', () => {
     const { model, manager } = setup();
     managers.push(manager);
     model.handle({
@@ -49,7 +54,8 @@ describe('the Running panel section', () => {
           { name: 'dask-dashboard', port: 0, path: '/p/0/status' },
           { name: 'dask-notebook', port: 1, path: '/p/1/status' },
           { name: 'web', port: 6006, path: '/p/6006/', command: 'tensorboard --logdir runs' }
-        ]
+        ],
+        terminals: ['t1', 't3']
       })
     });
     model.handle({ type: 'session', session: testSession('b', { state: 'ended', jobId: '41' }) });
@@ -61,7 +67,9 @@ describe('the Running panel section', () => {
       'Kernel 0e6a3279',
       'Dask dashboard',
       'Dask dashboard (notebook 1)',
-      'Web server on port 6006'
+      'Web server on port 6006',
+      'Terminal t1',
+      'Terminal t3'
     ]);
     expect(items[0].children![3].labelTitle!()).toBe('tensorboard --logdir runs');
   });
@@ -72,20 +80,25 @@ describe('the Running panel section', () => {
     expect(describeForRunning(testSession('s', { state: 'starting', node: 'node2' }), trans)).toBe('starting on node2');
   });
 
-  it("shutdown is the sidebar's Cancel (which asks); a dashboard opens; the item shows the sidebar", () => {
+  it("shutdown is the sidebar's Cancel (which asks); a dashboard and a terminal open; the item shows the sidebar", () => {
     const { model, manager, ran } = setup();
     managers.push(manager);
     model.handle({
       type: 'session',
-      session: running('a', { httpPorts: [{ name: 'dask-dashboard', port: 0, path: '/p/0/status' }] })
+      session: running('a', {
+        httpPorts: [{ name: 'dask-dashboard', port: 0, path: '/p/0/status' }],
+        terminals: ['t2']
+      })
     });
     const [item] = manager.running();
     item.shutdown!();
     item.children![0].open!();
+    item.children![1].open!();
     item.open!();
     expect(ran).toEqual([
       { id: CommandIDs.cancelSession, args: { session: 'a' } },
       { id: CommandIDs.openDashboard, args: { session: 'a', port: 0 } },
+      { id: CommandIDs.openTerminal, args: { session: 'a', terminal: 't2' } },
       { id: CommandIDs.showSessions, args: {} }
     ]);
   });

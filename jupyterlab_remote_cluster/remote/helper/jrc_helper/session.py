@@ -95,6 +95,8 @@ class Helper(
             self.state.update(changes)
             self.state["heartbeat"] = time.time()
             self.state["kernels"] = {kid: {"pid": k.proc.pid, "alive": k.alive()} for kid, k in self.kernels.items()}
+            live = sorted((t for t in self.terminals.values() if t.alive()), key=lambda t: t.started_at)
+            self.state["terminals"] = [t.tid for t in live]
             data = json.dumps(self.state, indent=1, sort_keys=True).encode()
             try:
                 write_private(os.path.join(self.dir, "state.json"), data)

@@ -115,6 +115,7 @@ class TerminalsMixin:
             t = Terminal(tid, proc, master)
             self.terminals[tid] = t
         threading.Thread(target=self._pump_terminal, args=(t,), name="terminal-" + tid, daemon=True).start()
+        self.write_state()
         log("terminal %s started: %s, pid %d" % (tid, shell, proc.pid))
         return t.info()
 
@@ -140,6 +141,7 @@ class TerminalsMixin:
         t.exit_code = code
         os.close(t.master)
         log("terminal %s ended (exit %s)" % (t.tid, code))
+        self.write_state()
         t.broadcast(["disconnect", code])
         with t.lock:
             hangups = list(t.hangups.values())
