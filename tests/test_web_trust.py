@@ -31,6 +31,8 @@ STATE_CHANGING = [
     ("POST", "remote-cluster/api/v1/sessions/0123456789ab/web-ports", {"port": 8123}),
     ("POST", "remote-cluster/api/v1/sessions/0123456789ab/terminals", {"rows": 24, "cols": 80}),
     ("DELETE", "remote-cluster/api/v1/sessions/0123456789ab/terminals/t1", None),
+    ("POST", "remote-cluster/api/v1/profiles/hpc/terminals", {}),
+    ("DELETE", "remote-cluster/api/v1/profiles/hpc/terminals/l1", None),
     ("POST", "remote-cluster/api/v1/profiles/hpc/estimates", {}),
     ("POST", "remote-cluster/api/v1/kernels/k1/signal", {"signal": "SIGKILL"}),
     ("POST", "remote-cluster/api/v1/kernels/k1/restart", {}),
@@ -410,16 +412,16 @@ async def test_a_submission_changes_only_the_dialogs_fields(
     assert json.loads(res.body)["connections"] == []
 
 
-# A shell in a job, typed into over a WebSocket: what a page must never open.
-TERMINAL_WS = "remote-cluster/terminals/0123456789ab/t1"
+# A shell in a job or on a login node, typed into over a WebSocket: what a page must never open.
+TERMINAL_WS = ["remote-cluster/terminals/0123456789ab/t1", "remote-cluster/login-terminals/hpc/l1"]
 
 
-async def open_terminal_ws(jp_http_port, jp_base_url, headers):
+async def open_terminal_ws(jp_http_port, jp_base_url, headers, route):
     """(upgrade status, close code): 101 and the agent's close code when it got through."""
     from tornado.httpclient import HTTPRequest
     from tornado.websocket import websocket_connect
 
-    url = f"ws://127.0.0.1:{jp_http_port}{jp_base_url}{TERMINAL_WS}"
+    url = f"ws://127.0.0.1:{jp_http_port}{jp_base_url}{route}"
     try:
         ws = await websocket_connect(HTTPRequest(url, headers=headers))
     except HTTPClientError as e:
@@ -428,16 +430,17 @@ async def open_terminal_ws(jp_http_port, jp_base_url, headers):
     return 101, ws.close_code
 
 
+@pytest.mark.parametrize("route", TERMINAL_WS)
 async def test_a_cross_origin_page_with_the_cookie_cannot_open_a_terminal(
-    http_server_client, jp_base_url, jp_serverapp, jp_http_port, jp_auth_header
+    http_server_client, jp_base_url, jp_serverapp, jp_http_port, jp_auth_header, route
 ):
     cookie = await login_cookie(http_server_client, jp_base_url, jp_serverapp)
-    assert (await open_terminal_ws(jp_http_port, jp_base_url, {"Cookie": cookie, "Origin": EVIL}))[0] == 403
+    assert (await open_terminal_ws(jp_http_port, jp_base_url, {"Cookie": cookie, "Origin": EVIL}, route))[0] == 403
     # the control: the same cookie from JupyterLab's own origin, and the token, get through
     # to the agent, which ends the stream itself (4000: no such terminal or session)
     own = f"http://127.0.0.1:{jp_http_port}"
-    assert await open_terminal_ws(jp_http_port, jp_base_url, {"Cookie": cookie, "Origin": own}) == (101, 4000)
-    assert await open_terminal_ws(jp_http_port, jp_base_url, dict(jp_auth_header)) == (101, 4000)
+    assert await open_terminal_ws(jp_http_port, jp_base_url, {"Cookie": cookie, "Origin": own}, route) == (101, 4000)
+    assert await open_terminal_ws(jp_http_port, jp_base_url, dict(jp_auth_header), route) == (101, 4000)
 
 
 class NoTerminals(_Only):
@@ -450,11 +453,15 @@ class NoTerminals(_Only):
 async def test_a_terminal_in_a_job_needs_jupyters_terminals_permissions(
     jp_fetch, jp_http_port, jp_base_url, jp_auth_header
 ):
-    assert (await open_terminal_ws(jp_http_port, jp_base_url, dict(jp_auth_header)))[0] == 403
+    for route in TERMINAL_WS:
+        assert (await open_terminal_ws(jp_http_port, jp_base_url, dict(jp_auth_header), route))[0] == 403
     for method, path, body in [
         ("POST", "remote-cluster/api/v1/sessions/0123456789ab/terminals", {}),
         ("GET", "remote-cluster/api/v1/sessions/0123456789ab/terminals", None),
         ("DELETE", "remote-cluster/api/v1/sessions/0123456789ab/terminals/t1", None),
+        ("POST", "remote-cluster/api/v1/profiles/hpc/terminals", {}),
+        ("GET", "remote-cluster/api/v1/profiles/hpc/terminals", None),
+        ("DELETE", "remote-cluster/api/v1/profiles/hpc/terminals/l1", None),
     ]:
         with pytest.raises(HTTPClientError) as e:
             await jp_fetch(*path.split("/"), method=method, body=None if body is None else json.dumps(body))

@@ -8,6 +8,7 @@ never the browser's headers.
 
     remote-cluster/api/v1/events                          WebSocket  -> agent /api/v1/events
     remote-cluster/terminals/<session>/<terminal>      WebSocket  -> agent /api/v1/sessions/<s>/terminals/<t>/stream
+    remote-cluster/login-terminals/<profile>/<terminal> WebSocket -> agent /api/v1/profiles/<p>/terminals/<t>/stream
     remote-cluster/kernels/attach                      POST       a detached remote kernel -> this server's kernels
     remote-cluster/api/(.*)                            HTTP       -> agent /api/$1
     remote-cluster/proxied/<key>/<port>/(.*)           HTTP + WS  -> agent's proxy socket /proxy/<key>/<port>/$3
@@ -105,7 +106,11 @@ LOG_ROUTES = re.compile(rf"v1/sessions/{SESSION_RE}/logs")
 # A shell in a job: what Jupyter's terminals need (`terminals`: read to list, write to open
 # or end one, execute to type in it), besides `remote-cluster`.
 TERMINAL_ID_RE = r"t[0-9]{1,6}"
-TERMINAL_ROUTES = re.compile(rf"v1/sessions/{SESSION_RE}/terminals(/{TERMINAL_ID_RE})?")
+LOGIN_TERMINAL_ID_RE = r"l[0-9]{1,6}"
+PROFILE_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+TERMINAL_ROUTES = re.compile(
+    rf"v1/sessions/{SESSION_RE}/terminals(/{TERMINAL_ID_RE})?|v1/profiles/{PROFILE_RE}/terminals(/{LOGIN_TERMINAL_ID_RE})?"
+)
 
 
 class AgentApiHandler(AgentMixin, APIHandler):
@@ -288,12 +293,22 @@ class TerminalHandler(WebSocketForwarder):
     of another origin is refused before the upgrade, even with the login cookie."""
 
     @ws_authenticated
-    async def get(self, session: str, terminal: str) -> None:
+    async def get(self, owner: str, terminal: str) -> None:
         await self.authorize_ws()
         await require(self, "execute", "terminals")
         if not self.check_origin():
             raise web.HTTPError(403, "cross-origin WebSocket refused")
-        await self.upgrade(f"/api/v1/sessions/{session}/terminals/{terminal}/stream")
+        await self.upgrade(self.stream_path(owner, terminal))
+
+    def stream_path(self, session: str, terminal: str) -> str:
+        return f"/api/v1/sessions/{session}/terminals/{terminal}/stream"
+
+
+class LoginTerminalHandler(TerminalHandler):
+    """`login-terminals/<profile>/<terminal>`: a shell on a cluster's login node, as above."""
+
+    def stream_path(self, profile: str, terminal: str) -> str:
+        return f"/api/v1/profiles/{profile}/terminals/{terminal}/stream"
 
 
 class ProxiedHandler(WebSocketForwarder):
@@ -420,6 +435,7 @@ def handlers() -> list[tuple[str, type]]:
     return [
         (rf"/{URL_NAMESPACE}/api/v1/events", EventsHandler),
         (rf"/{URL_NAMESPACE}/terminals/({SESSION_RE})/({TERMINAL_ID_RE})", TerminalHandler),
+        (rf"/{URL_NAMESPACE}/login-terminals/({PROFILE_RE})/({LOGIN_TERMINAL_ID_RE})", LoginTerminalHandler),
         (rf"/{URL_NAMESPACE}/kernels/attach", AttachKernelHandler),
         (rf"/{URL_NAMESPACE}/api/(.*)", AgentApiHandler),
         (rf"/{URL_NAMESPACE}/proxied/.*", ProxiedHandler),

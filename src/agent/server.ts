@@ -20,6 +20,10 @@
  *   GET    /api/v1/sessions/<id>/terminals        its shells
  *   DELETE /api/v1/sessions/<id>/terminals/<tid>  end one
  *   WS     /api/v1/sessions/<id>/terminals/<tid>/stream  terminado's messages to and from that shell
+ *   POST   /api/v1/profiles/<name>/terminals      {rows?, cols?} -> a shell on the cluster's login node
+ *   GET    /api/v1/profiles/<name>/terminals      its login-node shells (cluster/login-terminals.ts)
+ *   DELETE /api/v1/profiles/<name>/terminals/<tid>  end one
+ *   WS     /api/v1/profiles/<name>/terminals/<tid>/stream  as a session's terminal
  *   GET    /api/v1/kernels/<kid>                  alive / dead / unknown (link down)
  *   POST   /api/v1/kernels/<kid>/signal           {signal}
  *   POST   /api/v1/kernels/<kid>/restart          stop it; the next start of <kid> is its restart
@@ -155,6 +159,8 @@ function method(req: http.IncomingMessage, ...allowed: string[]): string {
 }
 
 const TERMINAL_STREAM = /^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/terminals\/(t[0-9]{1,6})\/stream$/;
+const LOGIN_TERMINAL_STREAM =
+  /^\/api\/v1\/profiles\/([A-Za-z0-9][A-Za-z0-9._-]{0,63})\/terminals\/(l[0-9]{1,6})\/stream$/;
 
 async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: IAgentServices): Promise<void> {
   // Routed on the raw path: no normalisation (`..`) can turn one route into another. The
@@ -267,6 +273,18 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     await svc.sessions.terminals(m[1]).close(m[2]);
     return sendJson(res, 200, { terminalId: m[2], alive: false });
   }
+  if ((m = p.match(/^\/api\/v1\/profiles\/([A-Za-z0-9][A-Za-z0-9._-]{0,63})\/terminals$/))) {
+    if (method(req, 'GET', 'POST') === 'GET') {
+      return sendJson(res, 200, { terminals: svc.sessions.loginTerminals.list(m[1]) });
+    }
+    const size = parseTerminalRequest(await readJson(req));
+    return sendJson(res, 201, await svc.sessions.loginTerminals.open(m[1], await svc.sessions.clusterLink(m[1]), size));
+  }
+  if ((m = p.match(/^\/api\/v1\/profiles\/([A-Za-z0-9][A-Za-z0-9._-]{0,63})\/terminals\/(l[0-9]{1,6})$/))) {
+    method(req, 'DELETE');
+    svc.sessions.loginTerminals.close(m[1], m[2]);
+    return sendJson(res, 200, { terminalId: m[2], alive: false });
+  }
   if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/logs$/))) {
     method(req, 'GET');
     return sendJson(res, 200, await svc.sessions.logs(m[1]));
@@ -336,9 +354,17 @@ export async function startAgentServer(options: IAgentServerOptions): Promise<IA
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     const terminal = TERMINAL_STREAM.exec((req.url ?? '').split('?')[0]);
+    const from = /[?&]from=(\d{1,15})(&|$)/.exec(req.url ?? '')?.[1];
+    const login = LOGIN_TERMINAL_STREAM.exec((req.url ?? '').split('?')[0]);
+    if (login && services) {
+      const terminals = services.sessions.loginTerminals;
+      wss.handleUpgrade(req, socket, head, ws =>
+        terminals.attach(login[1], login[2], ws, from ? Number(from) : undefined)
+      );
+      return;
+    }
     if (terminal && services) {
       const sessions = services.sessions;
-      const from = /[?&]from=(\d{1,15})(&|$)/.exec(req.url ?? '')?.[1];
       wss.handleUpgrade(req, socket, head, ws => {
         void streamTerminal(ws, () => sessions.terminals(terminal[1]), terminal[2], from ? Number(from) : undefined);
       });

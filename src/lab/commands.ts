@@ -18,6 +18,10 @@ export namespace CommandIDs {
   export const openDashboard = 'remote-cluster:open-dashboard';
   /** A shell in a running job (args: session?, terminal?: one that runs already). */
   export const openTerminal = 'remote-cluster:open-terminal';
+  /** A shell on a cluster's login node (args: profile?, terminal?: one that runs already). */
+  export const openLoginTerminal = 'remote-cluster:open-login-terminal';
+  /** Reopens a terminal panel after a reload (args: command, and that command's args). */
+  export const reopenTerminal = 'remote-cluster:reopen-terminal';
   /** A web server of a session, by its port number (args: session?, port?). */
   export const openWebPort = 'remote-cluster:open-web-port';
   export const cancelSession = 'remote-cluster:cancel-session';

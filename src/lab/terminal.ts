@@ -1,7 +1,8 @@
 /**
  * A terminal in a running job, shown by JupyterLab's own terminal widget: this is its
  * connection (`Terminal.ITerminalConnection`) to a shell the session's helper holds on
- * the node (docs/terminals.md). The shell outlives a drop of the link: the connection
+ * the node (docs/remote-helper.md, "Terminals"), or one the agent holds on a cluster's
+ * login node (which ends with the link). The job's shell outlives a drop of the link: the connection
  * attaches again by itself and asks only for what it missed (the shell's byte count of
  * the last output it got), so nothing printed meanwhile is lost and nothing is shown twice.
  */
@@ -21,8 +22,8 @@ const GIVE_UP_MS = 15 * 60_000;
 const MAX_QUEUED_CHARS = 64 * 1024;
 
 export interface IRemoteTerminalOptions {
-  session: string;
-  terminal: string;
+  /** Its WebSocket under the namespace: `terminals/<session>/<id>` or `login-terminals/<profile>/<id>`. */
+  route: string;
   /** Its name in the tab ("job 42 · t1"). */
   name: string;
   serverSettings?: ServerConnection.ISettings;
@@ -117,8 +118,7 @@ export class RemoteTerminalConnection implements TerminalNS.ITerminalConnection 
   }
 
   private url(): string {
-    const { session, terminal } = this.options;
-    const url = URLExt.join(this.serverSettings.wsUrl, URL_NAMESPACE, 'terminals', session, terminal);
+    const url = URLExt.join(this.serverSettings.wsUrl, URL_NAMESPACE, this.options.route);
     const query: string[] = [];
     if (this._offset !== undefined) {
       query.push(`from=${this._offset}`);

@@ -1,6 +1,6 @@
-"""A client of a terminal in a job, as JupyterLab's widget is one: terminado's messages on
-the agent's WebSocket (what the server extension forwards), with the shell's byte count
-kept to attach again after a drop."""
+"""A client of a terminal (in a job, or on a login node), as JupyterLab's widget is one:
+terminado's messages on the agent's WebSocket (what the server extension forwards), with
+the shell's byte count kept to attach again after a drop."""
 
 import asyncio
 import json
@@ -16,12 +16,14 @@ from .conftest import agent_call
 
 
 class TerminalClient:
-    def __init__(self, sid: str, tid: str | None = None):
+    def __init__(self, sid: str | None = None, tid: str | None = None, profile: str | None = None):
+        """A new terminal in session `sid`'s job, or on `profile`'s login node."""
+        self.base = f"/api/v1/sessions/{sid}/terminals" if sid else f"/api/v1/profiles/{profile}/terminals"
         if tid is None:
-            code, t = agent_call("POST", f"/api/v1/sessions/{sid}/terminals", {"rows": 24, "cols": 80})
+            code, t = agent_call("POST", self.base, {"rows": 24, "cols": 80})
             assert code == 201, t
             tid = t["terminalId"]
-        self.sid, self.tid = sid, tid
+        self.tid = tid
         self.screen = ""
         self.offset: int | None = None
         self.closed: tuple | None = None  # (code, reason) once the agent closed it
@@ -31,7 +33,7 @@ class TerminalClient:
     def attach(self, timeout: float = 60) -> None:
         """Attach (again: from the last output received); returns once the agent reached the shell."""
         query = "" if self.offset is None else f"?from={self.offset}"
-        url = f"ws://agent/api/v1/sessions/{self.sid}/terminals/{self.tid}/stream{query}"
+        url = f"ws://agent{self.base}/{self.tid}/stream{query}"
         self.closed = None
 
         async def connect():

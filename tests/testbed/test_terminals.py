@@ -1,7 +1,8 @@
 """Terminals in a job (issue 13, item 2), on the testbed's real Slurm, through the agent as
 JupyterLab reaches them: the shell runs on the session's node inside the job, a client
 that drops and attaches again finds the same shell and gets what it missed, closing it
-ends the shell. (Across a real link cut: test_link_cut.py.)"""
+ends the shell. A login-node terminal runs Slurm's commands there. (Across a real link
+cut: test_link_cut.py.)"""
 
 import time
 
@@ -35,3 +36,22 @@ def test_a_terminal_runs_in_the_job_and_outlives_its_client(jupyter_dirs):
         assert t.wait_closed(15)[0] == 4000  # the shell ended: do not attach again
         assert agent_call("GET", f"/api/v1/sessions/{s['id']}/terminals")[1]["terminals"] == []
         assert agent_call("GET", f"/api/v1/sessions/{s['id']}")[1]["terminals"] == []
+
+
+def test_a_login_node_terminal_runs_the_clusters_commands(jupyter_dirs):
+    t = TerminalClient(profile="testbed")
+    try:
+        t.type('echo "H=$(hostname) U=$(id -un)"; squeue --version\r')
+        t.read_until("H=login U=alice")
+        t.read_until("slurm ")  # (squeue --version: "slurm 22.05.8")
+        code, res = agent_call("GET", "/api/v1/profiles/testbed/terminals")
+        assert code == 200 and [x["terminalId"] for x in res["terminals"]] == [t.tid]
+        # a page reload: a new client gets the screen so far
+        t.close()
+        again = TerminalClient(profile="testbed", tid=t.tid)
+        again.read_until("H=login U=alice")
+        assert agent_call("DELETE", f"/api/v1/profiles/testbed/terminals/{t.tid}")[0] == 200
+        assert again.wait_closed(15)[0] == 4000
+    finally:
+        t.close()
+    assert agent_call("GET", "/api/v1/profiles/testbed/terminals")[1]["terminals"] == []

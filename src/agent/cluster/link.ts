@@ -7,6 +7,11 @@ import type { Duplex } from 'node:stream';
 import type { IClusterProfile } from '../../common/api';
 import type { ICommandResult } from '../schedulers/types';
 
+/** An interactive shell's channel: its bytes both ways, and its pty's size. */
+export interface IShellChannel extends Duplex {
+  setWindow(rows: number, cols: number, height: number, width: number): void;
+}
+
 export interface IClusterLink {
   exec(command: string, options?: { stdin?: string; timeoutMs?: number }): Promise<ICommandResult>;
   writeFile(path: string, data: string | Buffer, mode: number): Promise<void>;
@@ -14,6 +19,8 @@ export interface IClusterLink {
   readFile(path: string, maxBytes?: number): Promise<Buffer>;
   /** A stream to host:port as seen from the login node (direct-tcpip). */
   forwardOut(host: string, port: number): Promise<Duplex>;
+  /** An interactive shell on the login node, on a pty (a login-node terminal). */
+  shell?(rows: number, cols: number): Promise<IShellChannel>;
   /** A stream to a Unix socket on the login node (streamlocal; connectivity `reverse`). */
   forwardOutStreamLocal?(socketPath: string): Promise<Duplex>;
   /**

@@ -50,6 +50,7 @@ export function sshLinkFactory(options: {
       writeFile: (path, data, mode) => conn.writeFile(path, data, mode),
       readFile: (path, maxBytes) => conn.readFile(path, maxBytes),
       forwardOut: (host, port) => conn.forwardOut(host, port),
+      shell: (rows, cols) => conn.shell(rows, cols),
       forwardOutStreamLocal: socketPath => conn.forwardOutStreamLocal(socketPath),
       nodeLink: node => nodes.get(node),
       onClose: listener => closeListeners.push(listener),

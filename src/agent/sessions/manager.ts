@@ -57,6 +57,7 @@ import { readSessionLogs } from './session-logs';
 import { askToOpenWebPort } from './web-ports';
 import { listRemoteKernelspecs } from './remote-kernelspecs';
 import { SessionTerminals } from './terminals';
+import { LoginTerminals } from '../cluster/login-terminals';
 
 export { REMOTE_ROOT, onLogin, type IHelperState, type IKernelConnection } from './records';
 
@@ -94,6 +95,8 @@ export class SessionManager {
   private readonly startEstimates = new StartEstimates();
   /** When each session's refusing helper last made us ask the scheduler. */
   private readonly helperUnreachableAt = new Map<string, number>();
+  /** Shells on the clusters' login nodes (login-terminals.ts). */
+  readonly loginTerminals: LoginTerminals;
   /** Sessions whose helper is being asked for its kernelspecs. */
   private readonly listingKernelspecs = new Set<string>();
 
@@ -139,6 +142,7 @@ export class SessionManager {
       },
       hasKernels: s => this.kernels.ofSession(s.id).length > 0
     });
+    this.loginTerminals = new LoginTerminals(m => this.opts.log(m));
     this.kernels = new KernelTable({
       helper: this.helper,
       log: opts.log,
@@ -285,6 +289,11 @@ export class SessionManager {
     const orphan = [...this.sessions.values()].find(s => s.profile === profileName && s.submittedProfile);
     const profile = await this.profile(profileName).catch(err => orphan?.submittedProfile ?? Promise.reject(err));
     this.clusters.signIn(profile);
+  }
+
+  /** The link to a profile's cluster now (the user asked: may sign in), for a login-node terminal. */
+  async clusterLink(profileName: string): Promise<IClusterLink> {
+    return this.clusters.link(await this.profile(profileName), true);
   }
 
   private async profile(name: string): Promise<IClusterProfile> {
@@ -710,6 +719,7 @@ export class SessionManager {
   }
 
   async shutdown(): Promise<void> {
+    this.loginTerminals.closeAll();
     this.clusters.shutdown();
     this.poller.stop();
     this.kernels.closeAll();

@@ -507,6 +507,23 @@ export class ClusterConnection extends EventEmitter {
     }
   }
 
+  /** An interactive login shell on the target, on a pty of this size (a login-node terminal). */
+  shell(rows: number, cols: number): Promise<ClientChannel> {
+    let hop: IHop;
+    try {
+      hop = this.lastHop();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise((resolve, reject) => {
+      hop.client.shell({ term: 'xterm-256color', rows, cols }, (err, channel) =>
+        err
+          ? reject(new SshConnectionError(`${hop.label} refused a shell: ${err.message}`, 'shell-refused'))
+          : resolve(channel)
+      );
+    });
+  }
+
   /** A connection from the target to a Unix socket on it (streamlocal). */
   forwardOutStreamLocal(socketPath: string): Promise<ClientChannel> {
     let hop: IHop;

@@ -49,8 +49,7 @@ function connection(): { c: RemoteTerminalConnection; got: Terminal.IMessage[]; 
     WebSocket: FakeSocket as any
   });
   const c = new RemoteTerminalConnection({
-    session: 'ab12cd',
-    terminal: 't1',
+    route: 'terminals/ab12cd/t1',
     name: 'job 42 · t1',
     serverSettings,
     shutdown: async () => undefined

@@ -35,38 +35,79 @@ export const terminalsPlugin: JupyterFrontEndPlugin<void> = {
     const trans = translator.load('jupyterlab_remote_cluster');
     const tracker = new WidgetTracker<MainAreaWidget<Terminal>>({ namespace: 'remote-cluster-terminal' });
 
-    const open = (session: string, terminal: string): void => {
-      const id = terminalWidgetId(session, terminal);
-      const existing = tracker.find(w => w.id === id);
-      if (existing) {
-        app.shell.activateById(id);
+    /** A terminal's panel (or the open one): `kind` names where its shell runs. */
+    const openPanel = (t: {
+      id: string;
+      route: string;
+      api: string;
+      name: string;
+      caption: string;
+      args: Record<string, string>;
+    }): void => {
+      if (tracker.find(w => w.id === t.id)) {
+        app.shell.activateById(t.id);
         return;
       }
-      const s = model.session(session);
-      const where = s?.jobId ? trans.__('job %1', s.jobId) : session;
-      const path = `api/v1/sessions/${session}/terminals/${terminal}`;
       const connection = new RemoteTerminalConnection({
-        session,
-        terminal,
-        name: `${where} · ${terminal}`,
+        route: t.route,
+        name: t.name,
         serverSettings: app.serviceManager.serverSettings,
-        shutdown: () => requestAPI(path, { method: 'DELETE' }).then(() => undefined)
+        shutdown: () => requestAPI(t.api, { method: 'DELETE' }).then(() => undefined)
       });
       const content = new Terminal(connection, { shutdownOnClose: true }, translator);
       const widget = new MainAreaWidget({ content });
-      widget.id = id;
+      widget.id = t.id;
       widget.addClass('jp-RemoteCluster-terminal');
-      widget.node.dataset.session = session;
-      widget.node.dataset.terminal = terminal;
+      widget.node.dataset.restore = JSON.stringify(t.args); // (what the restorer reopens)
       widget.title.icon = terminalIcon;
-      widget.title.label = trans.__('Terminal %1', connection.name);
-      widget.title.caption = trans.__('A shell on %1 in %2 (closing this tab ends it)', s?.node ?? '-', where);
+      widget.title.label = trans.__('Terminal %1', t.name);
+      widget.title.caption = t.caption;
       void tracker.add(widget);
       app.shell.add(widget, 'main');
-      app.shell.activateById(id);
+      app.shell.activateById(t.id);
     };
 
+    const open = (session: string, terminal: string): void => {
+      const s = model.session(session);
+      const where = s?.jobId ? trans.__('job %1', s.jobId) : session;
+      openPanel({
+        id: terminalWidgetId(session, terminal),
+        route: `terminals/${session}/${terminal}`,
+        api: `api/v1/sessions/${session}/terminals/${terminal}`,
+        name: `${where} · ${terminal}`,
+        caption: trans.__('A shell on %1 in %2 (closing this tab ends it)', s?.node ?? '-', where),
+        args: { command: CommandIDs.openTerminal, session, terminal }
+      });
+    };
+
+    const openLogin = (profile: string, terminal: string): void =>
+      openPanel({
+        id: `remote-cluster-login-terminal-${profile}-${terminal}`,
+        route: `login-terminals/${profile}/${terminal}`,
+        api: `api/v1/profiles/${profile}/terminals/${terminal}`,
+        name: trans.__('%1 login node · %2', profile, terminal),
+        caption: trans.__(
+          "A shell on %1's login node, on the cluster's SSH connection: it ends if the link drops (closing this tab ends it)",
+          profile
+        ),
+        args: { command: CommandIDs.openLoginTerminal, profile, terminal }
+      });
+
     const running = () => model.sessions.filter(s => s.state === 'running');
+    /** From the palette: the profile the user picks (its cluster's login node). */
+    const pickProfile = async (): Promise<string | undefined> => {
+      const { profiles } = await requestAPI<{ profiles: { name: string; title?: string }[] }>('api/v1/profiles');
+      const label = (p: { name: string; title?: string }) =>
+        p.title && p.title !== p.name ? `${p.title} (${p.name})` : p.name;
+      if (profiles.length <= 1) {
+        return profiles[0]?.name;
+      }
+      const r = await InputDialog.getItem({
+        title: trans.__("A terminal on which cluster's login node?"),
+        items: profiles.map(label)
+      });
+      return r.button.accept ? profiles.find(p => label(p) === r.value)?.name : undefined;
+    };
     /** From the palette: the one running session, or the one the user picks. */
     const pickSession = async (): Promise<string | undefined> => {
       const choices = running();
@@ -106,10 +147,51 @@ export const terminalsPlugin: JupyterFrontEndPlugin<void> = {
     });
     palette?.addItem({ command: CommandIDs.openTerminal, category: LAUNCHER_CATEGORY, args: { isPalette: true } });
 
+    app.commands.addCommand(CommandIDs.openLoginTerminal, {
+      label: args =>
+        args['isPalette'] ? trans.__("Open a Terminal on a Cluster's Login Node…") : trans.__('Login node terminal'),
+      caption: trans.__("A shell on a cluster's login node (squeue, module avail…), on its SSH connection"),
+      icon: args => (args['isPalette'] ? undefined : terminalIcon),
+      // args: profile (absent: asks); terminal: one that runs already (restored after a reload)
+      execute: async args => {
+        const profile = args['profile'] === undefined ? await pickProfile() : String(args['profile']);
+        if (!profile) {
+          return;
+        }
+        if (typeof args['terminal'] === 'string') {
+          openLogin(profile, args['terminal']);
+          return;
+        }
+        try {
+          const t = await requestAPI<ITerminalInfo>(`api/v1/profiles/${profile}/terminals`, {
+            method: 'POST',
+            body: JSON.stringify({})
+          });
+          openLogin(profile, t.terminalId);
+        } catch (err) {
+          Notification.error(trans.__('No terminal was opened on %1: %2', profile, (err as Error).message), {
+            autoClose: false
+          });
+        }
+      }
+    });
+    palette?.addItem({ command: CommandIDs.openLoginTerminal, category: LAUNCHER_CATEGORY, args: { isPalette: true } });
+
+    // (each panel carries the command and arguments that reopen it)
+    const restoreArgs = (w: MainAreaWidget<Terminal>): Record<string, string> =>
+      JSON.parse(w.node.dataset.restore ?? '{}');
     void restorer?.restore(tracker, {
-      command: CommandIDs.openTerminal,
-      args: w => ({ session: w.node.dataset.session ?? '', terminal: w.node.dataset.terminal ?? '' }),
+      command: CommandIDs.reopenTerminal,
+      args: w => restoreArgs(w),
       name: w => w.id
+    });
+    app.commands.addCommand(CommandIDs.reopenTerminal, {
+      execute: args => {
+        const { command, ...rest } = args as Record<string, string>;
+        return command === CommandIDs.openTerminal || command === CommandIDs.openLoginTerminal
+          ? app.commands.execute(command, rest)
+          : undefined;
+      }
     });
   }
 };
