@@ -21,6 +21,7 @@ def test_a_terminal_runs_in_the_job_and_outlives_its_client(jupyter_dirs):
 
         # the client goes; the shell prints on meanwhile; the next client gets exactly that
         t.type("sleep 2; echo missed-$((40+2))\r")
+        t.read_until("echo missed-$((40+2))")  # (the shell has it: echoed)
         t.close()
         time.sleep(3)
         t.attach()

@@ -20,6 +20,8 @@ export const TERMINAL_ID = /^t[0-9]{1,6}$/;
 const HEAD_MAX = 16 * 1024;
 const LINE_MAX = 1 << 20;
 const ATTACH_TIMEOUT_MS = 30_000;
+/** A client left: its stream is ended, and destroyed if still open after this. */
+const END_GRACE_MS = 5_000;
 /** Messages a client may send; anything else is dropped here. */
 const CLIENT_MESSAGES = new Set(['stdin', 'set_size']);
 /** WebSocket close codes the client acts on (4000-4999 are the application's). */
@@ -135,7 +137,11 @@ export function carry(ws: WebSocket, stream: Duplex, rest: Buffer, early: string
   };
   early.forEach(toShell);
   ws.on('message', (data, isBinary) => !isBinary && toShell(data.toString()));
-  ws.on('close', () => stream.destroy());
+  ws.on('close', () => {
+    // end, not destroy: what the client typed just before it left still reaches the shell
+    stream.end();
+    setTimeout(() => stream.destroy(), END_GRACE_MS).unref();
+  });
   ws.on('error', () => ws.terminate());
   whenClosed(stream, () => {
     if (ws.readyState === ws.OPEN) {

@@ -119,6 +119,25 @@ export const terminalsPlugin: JupyterFrontEndPlugin<void> = {
       return r.button.accept ? choices.find(s => label(s) === r.value)?.id : undefined;
     };
 
+    /** The panel of a terminal that runs (restored), or of a new one (POST `api`), or why none. */
+    const showOrStart = async (
+      terminal: unknown,
+      api: string,
+      show: (terminal: string) => void,
+      failed: (message: string) => string
+    ): Promise<void> => {
+      if (typeof terminal === 'string') {
+        show(terminal);
+        return;
+      }
+      try {
+        const t = await requestAPI<ITerminalInfo>(api, { method: 'POST', body: JSON.stringify({}) });
+        show(t.terminalId);
+      } catch (err) {
+        Notification.error(failed((err as Error).message), { autoClose: false });
+      }
+    };
+
     app.commands.addCommand(CommandIDs.openTerminal, {
       label: trans.__('Open a Terminal in the Job'),
       caption: trans.__("A shell on the job's node, kept when the link drops"),
@@ -130,19 +149,12 @@ export const terminalsPlugin: JupyterFrontEndPlugin<void> = {
         if (!session) {
           return;
         }
-        if (typeof args['terminal'] === 'string') {
-          open(session, args['terminal']);
-          return;
-        }
-        try {
-          const t = await requestAPI<ITerminalInfo>(`api/v1/sessions/${session}/terminals`, {
-            method: 'POST',
-            body: JSON.stringify({})
-          });
-          open(session, t.terminalId);
-        } catch (err) {
-          Notification.error(trans.__('No terminal was opened: %1', (err as Error).message), { autoClose: false });
-        }
+        await showOrStart(
+          args['terminal'],
+          `api/v1/sessions/${session}/terminals`,
+          terminal => open(session, terminal),
+          message => trans.__('No terminal was opened: %1', message)
+        );
       }
     });
     palette?.addItem({ command: CommandIDs.openTerminal, category: LAUNCHER_CATEGORY, args: { isPalette: true } });
@@ -158,21 +170,12 @@ export const terminalsPlugin: JupyterFrontEndPlugin<void> = {
         if (!profile) {
           return;
         }
-        if (typeof args['terminal'] === 'string') {
-          openLogin(profile, args['terminal']);
-          return;
-        }
-        try {
-          const t = await requestAPI<ITerminalInfo>(`api/v1/profiles/${profile}/terminals`, {
-            method: 'POST',
-            body: JSON.stringify({})
-          });
-          openLogin(profile, t.terminalId);
-        } catch (err) {
-          Notification.error(trans.__('No terminal was opened on %1: %2', profile, (err as Error).message), {
-            autoClose: false
-          });
-        }
+        await showOrStart(
+          args['terminal'],
+          `api/v1/profiles/${profile}/terminals`,
+          terminal => openLogin(profile, terminal),
+          message => trans.__('No terminal was opened on %1: %2', profile, message)
+        );
       }
     });
     palette?.addItem({ command: CommandIDs.openLoginTerminal, category: LAUNCHER_CATEGORY, args: { isPalette: true } });
