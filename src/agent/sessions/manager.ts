@@ -55,7 +55,7 @@ import { readRemoteFiles, type IRemoteFiles } from './remote-files';
 import { SessionStore, type IRetention } from './store';
 import { readSessionLogs } from './session-logs';
 import { askToOpenWebPort } from './web-ports';
-import { listRemoteKernelspecs } from './remote-kernelspecs';
+import { RemoteKernelspecs } from './remote-kernelspecs';
 import { SessionTerminals } from './terminals';
 import { LoginTerminals } from '../cluster/login-terminals';
 
@@ -97,8 +97,8 @@ export class SessionManager {
   private readonly helperUnreachableAt = new Map<string, number>();
   /** Shells on the clusters' login nodes (login-terminals.ts). */
   readonly loginTerminals: LoginTerminals;
-  /** Sessions whose helper is being asked for its kernelspecs. */
-  private readonly listingKernelspecs = new Set<string>();
+  /** The job environments' other kernels, asked of each running session's helper once. */
+  private readonly remoteKernelspecs: RemoteKernelspecs;
 
   constructor(private readonly opts: ISessionManagerOptions) {
     this.store = new SessionStore(opts.stateDir, opts.retention);
@@ -143,6 +143,11 @@ export class SessionManager {
       hasKernels: s => this.kernels.ofSession(s.id).length > 0
     });
     this.loginTerminals = new LoginTerminals(m => this.opts.log(m));
+    this.remoteKernelspecs = new RemoteKernelspecs(this.helper, this.opts.log, (s, kernelspecs) => {
+      if (this.sessions.get(s.id) === s && s.state === 'running') {
+        this.update(s, { kernelspecs });
+      }
+    });
     this.kernels = new KernelTable({
       helper: this.helper,
       log: opts.log,
@@ -451,28 +456,7 @@ export class SessionManager {
       workerJobs: withReported(s.workerJobs, helper.workerJobs ?? []) ?? s.workerJobs,
       terminals: helper.terminals ?? []
     });
-    if (s.kernelspecs === undefined) {
-      this.listKernelspecs(s);
-    }
-  }
-
-  /** The job environment's other kernels (R, bash...), once: each gets a local kernelspec. */
-  private listKernelspecs(s: ISessionRecord): void {
-    if (this.listingKernelspecs.has(s.id)) {
-      return;
-    }
-    this.listingKernelspecs.add(s.id);
-    void listRemoteKernelspecs(this.helper, s)
-      .catch(err => {
-        this.opts.log(`session ${s.id}: only its default kernel: ${(err as Error).message}`);
-        return [];
-      })
-      .then(kernelspecs => {
-        this.listingKernelspecs.delete(s.id);
-        if (this.sessions.get(s.id) === s && s.state === 'running') {
-          this.update(s, { kernelspecs });
-        }
-      });
+    this.remoteKernelspecs.listOnce(s);
   }
 
   private async end(s: ISessionRecord, reason: string, link?: IClusterLink, withStderr = true): Promise<void> {

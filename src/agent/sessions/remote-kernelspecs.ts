@@ -16,6 +16,34 @@ const MAX_SPECS = 50;
 /** The helper runs the session's Python to list them: allow for a slow shared filesystem. */
 const LIST_TIMEOUT_MS = 45_000;
 
+/** Asks a running session's helper for its job environment's kernelspecs, once per session. */
+export class RemoteKernelspecs {
+  private readonly asking = new Set<string>();
+
+  constructor(
+    private readonly helper: HelperClient,
+    private readonly log: (msg: string) => void,
+    /** What the helper said (none, if it could not say). */
+    private readonly said: (s: ISessionRecord, kernelspecs: IRemoteKernelspec[]) => void
+  ) {}
+
+  listOnce(s: ISessionRecord): void {
+    if (s.kernelspecs !== undefined || this.asking.has(s.id)) {
+      return;
+    }
+    this.asking.add(s.id);
+    void listRemoteKernelspecs(this.helper, s)
+      .catch(err => {
+        this.log(`session ${s.id}: only its default kernel: ${(err as Error).message}`);
+        return [];
+      })
+      .then(kernelspecs => {
+        this.asking.delete(s.id);
+        this.said(s, kernelspecs);
+      });
+  }
+}
+
 /** The session's kernelspecs other than its default, as its helper lists them. */
 export async function listRemoteKernelspecs(helper: HelperClient, s: ISessionRecord): Promise<IRemoteKernelspec[]> {
   if ((s.protocol ?? 1) < HELPER_PROTOCOL) {
