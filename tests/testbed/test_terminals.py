@@ -44,7 +44,7 @@ def test_a_login_node_terminal_runs_the_clusters_commands(jupyter_dirs):
     try:
         t.type('echo "H=$(hostname) U=$(id -un)"; squeue --version\r')
         t.read_until("H=login U=alice")
-        t.read_until("slurm ")  # (squeue --version: "slurm 22.05.8")
+        t.read_until("slurm-wlm ")  # (Debian's squeue --version: "slurm-wlm 22.05.8")
         code, res = agent_call("GET", "/api/v1/profiles/testbed/terminals")
         assert code == 200 and [x["terminalId"] for x in res["terminals"]] == [t.tid]
         # a page reload: a new client gets the screen so far
