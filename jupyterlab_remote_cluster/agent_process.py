@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from jupyter_core.paths import jupyter_config_dir, jupyter_data_dir, jupyter_runtime_dir
 from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
@@ -33,7 +33,12 @@ READY_TIMEOUT_S = 20.0
 # The API client (the frontend's requests, the provisioner's): a submit may wait for the
 # user to answer a prompt (a one-time code, a host key).
 API_TIMEOUT_S = 300.0
-API_MAX_BODY = 16 * 1024 * 1024
+# A download of a large file over a slow link.
+DOWNLOAD_TIMEOUT_S = 6 * 3600.0
+# The largest answer: a file the drive opens in an editor (64 MiB), base64 in JSON.
+API_MAX_BODY = 96 * 1024 * 1024
+# A download is passed on as it comes, never held: any size.
+STREAM_MAX_BODY = 1 << 50
 # The proxy client (what sessions serve): its own connections, so a few hung dashboard
 # requests never hold up the API or a kernel poll.
 PROXY_TIMEOUT_S = 60.0
@@ -88,6 +93,7 @@ class AgentProcess:
         # The proxy to what sessions serve listens apart: nothing proxied reaches the API.
         self.proxy_socket_path = str(sockets / "proxy.sock")
         self._http: SimpleAsyncHTTPClient | None = None
+        self._stream_http: SimpleAsyncHTTPClient | None = None
         self._proxy_http: SimpleAsyncHTTPClient | None = None
         # A plain Popen, not an asyncio subprocess: an asyncio transport belongs to the loop
         # that made it, and one collected after that loop closed (headless callers, pytest)
@@ -116,6 +122,14 @@ class AgentProcess:
         return self._http
 
     @property
+    def _stream_client(self) -> SimpleAsyncHTTPClient:
+        if self._stream_http is None:
+            self._stream_http = SimpleAsyncHTTPClient(
+                force_instance=True, resolver=self.resolver, max_body_size=STREAM_MAX_BODY
+            )
+        return self._stream_http
+
+    @property
     def _proxy_client(self) -> SimpleAsyncHTTPClient:
         if self._proxy_http is None:
             self._proxy_http = SimpleAsyncHTTPClient(
@@ -137,6 +151,7 @@ class AgentProcess:
         if self._loop is not loop:
             self._loop = loop
             self._http = None
+            self._stream_http = None
             self._proxy_http = None
             self._lock = asyncio.Lock()
 
@@ -163,6 +178,23 @@ class AgentProcess:
             await self.ensure_running(check=True)
         try:
             return await self._client.fetch(req, raise_error=False)
+        except OSError as e:
+            raise AgentUnavailable(f"The remote-cluster agent did not answer: {e}") from e
+
+    async def stream(
+        self, path: str, on_header: Callable[[str], None], on_chunk: Callable[[bytes], None]
+    ) -> HTTPResponse:
+        """A GET whose answer is passed on as it comes (the drive's downloads): its header
+        lines to `on_header`, its body to `on_chunk`; never raises on 4xx/5xx."""
+        req = await self._ready_request(
+            path,
+            method="GET",
+            request_timeout=DOWNLOAD_TIMEOUT_S,
+            header_callback=on_header,
+            streaming_callback=on_chunk,
+        )
+        try:
+            return await self._stream_client.fetch(req, raise_error=False)
         except OSError as e:
             raise AgentUnavailable(f"The remote-cluster agent did not answer: {e}") from e
 
@@ -356,7 +388,7 @@ class AgentProcess:
         except subprocess.TimeoutExpired:
             proc.kill()
             await loop.run_in_executor(None, proc.wait)
-        for client in (self._http, self._proxy_http):
+        for client in (self._http, self._stream_http, self._proxy_http):
             if client is not None:
                 client.close()
 

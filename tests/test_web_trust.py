@@ -34,6 +34,12 @@ STATE_CHANGING = [
     ("POST", "remote-cluster/api/v1/profiles/hpc/terminals", {}),
     ("DELETE", "remote-cluster/api/v1/profiles/hpc/terminals/l1", None),
     ("POST", "remote-cluster/api/v1/profiles/hpc/estimates", {}),
+    ("PUT", "remote-cluster/api/v1/profiles/hpc/files/notes.txt", {"type": "file", "format": "text", "content": "x"}),
+    ("POST", "remote-cluster/api/v1/profiles/hpc/files/", {"type": "file"}),
+    ("PATCH", "remote-cluster/api/v1/profiles/hpc/files/notes.txt", {"path": "gone.txt"}),
+    ("DELETE", "remote-cluster/api/v1/profiles/hpc/files/notes.txt", None),
+    ("POST", "remote-cluster/api/v1/profiles/hpc/checkpoints/notes.txt", {}),
+    ("DELETE", "remote-cluster/api/v1/profiles/hpc/checkpoints/notes.txt?id=checkpoint", None),
     ("POST", "remote-cluster/api/v1/kernels/k1/signal", {"signal": "SIGKILL"}),
     ("POST", "remote-cluster/api/v1/kernels/k1/restart", {}),
     ("POST", "remote-cluster/api/v1/kernels/k1/detach", {}),
@@ -469,3 +475,44 @@ async def test_a_terminal_in_a_job_needs_jupyters_terminals_permissions(
     # the control: the same user reaches the agent for what needs no terminal permission
     res = await jp_fetch("remote-cluster", "api", "v1", "sessions")
     assert json.loads(res.body) == {"sessions": []}
+
+
+class NoContents(_Only):
+    """May use remote-cluster, kernels and terminals, not Jupyter's contents."""
+
+    allowed = {
+        (a, r) for a in ("read", "write", "execute") for r in ("remote-cluster", "kernels", "kernelspecs", "terminals")
+    }
+
+
+@pytest.mark.authorizer(f"{__name__}.NoContents")
+async def test_the_cluster_drive_needs_jupyters_contents_permissions(jp_fetch):
+    """A user who may not read or write Jupyter's files may not read or write the cluster's
+    (the drive's routes would otherwise reach the agent: "no cluster profile named hpc")."""
+    for method, path, body in [
+        ("GET", "remote-cluster/api/v1/profiles/hpc/files/", None),
+        ("GET", "remote-cluster/api/v1/profiles/hpc/files/notes.txt", None),
+        ("GET", "remote-cluster/api/v1/profiles/hpc/checkpoints/notes.txt", None),
+        ("GET", "remote-cluster/api/v1/profiles/hpc/download/notes.txt", None),
+        ("GET", "remote-cluster/files/hpc/notes.txt", None),
+        ("PUT", "remote-cluster/api/v1/profiles/hpc/files/notes.txt", {"type": "file", "content": "x"}),
+        ("POST", "remote-cluster/api/v1/profiles/hpc/files/", {"type": "file"}),
+        ("PATCH", "remote-cluster/api/v1/profiles/hpc/files/notes.txt", {"path": "b.txt"}),
+        ("DELETE", "remote-cluster/api/v1/profiles/hpc/files/notes.txt", None),
+        ("POST", "remote-cluster/api/v1/profiles/hpc/checkpoints/notes.txt", {}),
+    ]:
+        with pytest.raises(HTTPClientError) as e:
+            await jp_fetch(*path.split("/"), method=method, body=None if body is None else json.dumps(body))
+        assert e.value.code == 403, (method, path)
+    # the control: the same user reaches the agent for what needs no contents permission
+    res = await jp_fetch("remote-cluster", "api", "v1", "sessions")
+    assert json.loads(res.body) == {"sessions": []}
+
+
+async def test_a_download_from_the_cluster_drive_reaches_the_agent_with_the_token(jp_fetch):
+    """The control for the download route: authorized, it asks the agent (which knows no
+    profile "hpc"), and the agent's own message is the answer."""
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("remote-cluster", "files", "hpc", "notes.txt")
+    assert e.value.code == 400
+    assert b"There is no cluster profile named" in (e.value.response.body or b"")

@@ -10,6 +10,7 @@ never the browser's headers.
     remote-cluster/terminals/<session>/<terminal>      WebSocket  -> agent /api/v1/sessions/<s>/terminals/<t>/stream
     remote-cluster/login-terminals/<profile>/<terminal> WebSocket -> agent /api/v1/profiles/<p>/terminals/<t>/stream
     remote-cluster/kernels/attach                      POST       a detached remote kernel -> this server's kernels
+    remote-cluster/files/<profile>/<path>              GET        a cluster file, streamed (the drive's downloads)
     remote-cluster/api/(.*)                            HTTP       -> agent /api/$1
     remote-cluster/proxied/<key>/<port>/(.*)           HTTP + WS  -> agent's proxy socket /proxy/<key>/<port>/$3
                                                        (the key is the capability; no Jupyter auth)
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from urllib.parse import parse_qsl, unquote, urlencode, urlparse
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlparse
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import authorized, ws_authenticated
@@ -113,6 +114,11 @@ TERMINAL_ROUTES = re.compile(
 )
 
 
+# The cluster drive: what Jupyter's own files need (`contents`: read to list, open and
+# download, write to save, create, rename and delete), besides `remote-cluster`.
+DRIVE_ROUTES = re.compile(rf"v1/profiles/{PROFILE_RE}/(files|checkpoints|download)(/.*)?")
+
+
 class AgentApiHandler(AgentMixin, APIHandler):
     """`api/*`: the agent's REST API. Each method is decorated on its own: jupyter_server's
     `@authorized` fixes the action of a decorated function at its first call."""
@@ -126,6 +132,8 @@ class AgentApiHandler(AgentMixin, APIHandler):
             await require(self, "read", "kernels")
         if TERMINAL_ROUTES.fullmatch(path):
             await require(self, "read", "terminals")
+        if DRIVE_ROUTES.fullmatch(path):
+            await require(self, "read", "contents")
         await self.forward_http("/api/" + path)
 
     @web.authenticated
@@ -135,6 +143,8 @@ class AgentApiHandler(AgentMixin, APIHandler):
             await require(self, "write", "kernels")
         if TERMINAL_ROUTES.fullmatch(path):
             await require(self, "write", "terminals")
+        if DRIVE_ROUTES.fullmatch(path):
+            await require(self, "write", "contents")
         await self.forward_http("/api/" + path)
 
     @web.authenticated
@@ -144,7 +154,73 @@ class AgentApiHandler(AgentMixin, APIHandler):
             await require(self, "write", "kernels")
         if TERMINAL_ROUTES.fullmatch(path):
             await require(self, "write", "terminals")
+        if DRIVE_ROUTES.fullmatch(path):
+            await require(self, "write", "contents")
         await self.forward_http("/api/" + path)
+
+    @web.authenticated
+    @authorized
+    async def put(self, path: str) -> None:
+        await self._drive_write(path)
+
+    @web.authenticated
+    @authorized
+    async def patch(self, path: str) -> None:
+        await self._drive_write(path)
+
+    async def _drive_write(self, path: str) -> None:
+        """PUT and PATCH: only the drive has them (save, rename)."""
+        if not DRIVE_ROUTES.fullmatch(path):
+            raise web.HTTPError(405)
+        await require(self, "write", "contents")
+        await self.forward_http("/api/" + path)
+
+
+class DriveDownloadHandler(AgentMixin, JupyterHandler):
+    """`files/<profile>/<path>`: a cluster file's bytes, streamed from the agent as they
+    come over SFTP (never held whole here). A GET authenticated like Jupyter's own
+    `files/` route (the cookie: it is what a download link carries), `contents`: read."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @web.authenticated
+    @authorized
+    async def get(self, profile: str, path: str) -> None:
+        await require(self, "read", "contents")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Content-Security-Policy", "sandbox; default-src 'none'")
+        status: list[int] = []
+        error = bytearray()
+
+        def header(line: str) -> None:
+            m = re.match(r"HTTP/\S+ (\d+)", line)
+            if m:
+                status.append(int(m.group(1)))
+            elif status and status[-1] == 200 and ":" in line:
+                name, value = line.split(":", 1)
+                if name.strip().lower() in ("content-length", "content-disposition", "content-type"):
+                    self.set_header(name.strip(), value.strip())
+
+        def chunk(data: bytes) -> None:
+            if status and status[-1] == 200:
+                self.write(data)
+                self.flush()
+            elif len(error) < 65536:
+                error.extend(data)
+
+        # (tornado gave the path decoded: each segment is encoded again for the agent)
+        encoded = "/".join(quote(segment, safe="") for segment in path.split("/"))
+        try:
+            res = await self.agent.stream(f"/api/v1/profiles/{profile}/download/{encoded}", header, chunk)
+        except AgentUnavailable as e:
+            raise web.HTTPError(503, f"remote-cluster: {e}") from e
+        if res.code != 200:
+            try:
+                message = json.loads(bytes(error))["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = res.reason
+            raise web.HTTPError(res.code, message)
+        self.finish()
 
 
 class AttachKernelHandler(AgentMixin, APIHandler):
@@ -437,6 +513,7 @@ def handlers() -> list[tuple[str, type]]:
         (rf"/{URL_NAMESPACE}/terminals/({SESSION_RE})/({TERMINAL_ID_RE})", TerminalHandler),
         (rf"/{URL_NAMESPACE}/login-terminals/({PROFILE_RE})/({LOGIN_TERMINAL_ID_RE})", LoginTerminalHandler),
         (rf"/{URL_NAMESPACE}/kernels/attach", AttachKernelHandler),
+        (rf"/{URL_NAMESPACE}/files/({PROFILE_RE})/(.*)", DriveDownloadHandler),
         (rf"/{URL_NAMESPACE}/api/(.*)", AgentApiHandler),
         (rf"/{URL_NAMESPACE}/proxied/.*", ProxiedHandler),
     ]

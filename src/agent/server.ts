@@ -24,6 +24,8 @@
  *   GET    /api/v1/profiles/<name>/terminals      its login-node shells (cluster/login-terminals.ts)
  *   DELETE /api/v1/profiles/<name>/terminals/<tid>  end one
  *   WS     /api/v1/profiles/<name>/terminals/<tid>/stream  as a session's terminal
+ *   GET|PUT|POST|PATCH|DELETE /api/v1/profiles/<name>/files/<path>  the cluster drive (http/drive-routes.ts)
+ *   GET|POST|DELETE /api/v1/profiles/<name>/checkpoints/<path>, GET .../download/<path>
  *   GET    /api/v1/kernels/<kid>                  alive / dead / unknown (link down)
  *   POST   /api/v1/kernels/<kid>/signal           {signal}
  *   POST   /api/v1/kernels/<kid>/restart          stop it; the next start of <kid> is its restart
@@ -65,7 +67,9 @@ import { streamTerminal } from './sessions/terminals';
 import type { PromptBroker } from './sessions/prompts';
 import { listConfiguredHosts } from './ssh/ssh-config';
 import { ssh2Info } from './ssh2-info';
+import { DRIVE_ROUTE, driveRoute } from './http/drive-routes';
 import { listenPrivately } from './http/private-socket';
+import { DriveError } from './cluster/drive';
 
 declare const AGENT_VERSION: string | undefined;
 
@@ -130,13 +134,13 @@ export function health(): IAgentHealth {
   };
 }
 
-async function readJson(req: http.IncomingMessage): Promise<unknown> {
+async function readJson(req: http.IncomingMessage, maxBytes = MAX_BODY): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > MAX_BODY) {
-      throw new HttpError(413, 'too-large', 'Request body too large.');
+    if (size > maxBytes) {
+      throw new HttpError(413, 'too-large', `Request body too large (at most ${maxBytes} bytes here).`);
     }
     chunks.push(c as Buffer);
   }
@@ -273,6 +277,10 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     await svc.sessions.terminals(m[1]).close(m[2]);
     return sendJson(res, 200, { terminalId: m[2], alive: false });
   }
+  if ((m = p.match(DRIVE_ROUTE))) {
+    // The cluster's files over SFTP (cluster/drive.ts, http/drive-routes.ts)
+    return driveRoute(req, res, svc.sessions.drives.of(m[1]), m, readJson);
+  }
   if ((m = p.match(/^\/api\/v1\/profiles\/([A-Za-z0-9][A-Za-z0-9._-]{0,63})\/terminals$/))) {
     if (method(req, 'GET', 'POST') === 'GET') {
       return sendJson(res, 200, { terminals: svc.sessions.loginTerminals.list(m[1]) });
@@ -332,8 +340,11 @@ export async function startAgentServer(options: IAgentServerOptions): Promise<IA
   const server = http.createServer((req, res) => {
     route(req, res, services).catch((err: unknown) => {
       if (res.headersSent) {
+        console.error(
+          `agent: ${req.method} ${(req.url ?? '').split('?')[0]} failed after its answer began: ${String(err)}`
+        );
         res.destroy();
-      } else if (err instanceof HttpError) {
+      } else if (err instanceof HttpError || err instanceof DriveError) {
         sendError(res, err.status, err.code, err.message);
       } else if (err instanceof NotFoundError) {
         sendError(res, 404, 'not-found', err.message);

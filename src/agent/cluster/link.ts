@@ -4,6 +4,8 @@
  */
 import type { Duplex } from 'node:stream';
 
+import type { SFTPWrapper } from 'ssh2';
+
 import type { IClusterProfile } from '../../common/api';
 import type { ICommandResult } from '../schedulers/types';
 
@@ -21,6 +23,8 @@ export interface IClusterLink {
   forwardOut(host: string, port: number): Promise<Duplex>;
   /** An interactive shell on the login node, on a pty (a login-node terminal). */
   shell?(rows: number, cols: number): Promise<IShellChannel>;
+  /** The connection's SFTP session (the cluster drive), opened on first use. */
+  sftp?(): Promise<SFTPWrapper>;
   /** A stream to a Unix socket on the login node (streamlocal; connectivity `reverse`). */
   forwardOutStreamLocal?(socketPath: string): Promise<Duplex>;
   /**

@@ -51,6 +51,7 @@ export function sshLinkFactory(options: {
       readFile: (path, maxBytes) => conn.readFile(path, maxBytes),
       forwardOut: (host, port) => conn.forwardOut(host, port),
       shell: (rows, cols) => conn.shell(rows, cols),
+      sftp: () => conn.sftp(),
       forwardOutStreamLocal: socketPath => conn.forwardOutStreamLocal(socketPath),
       nodeLink: node => nodes.get(node),
       onClose: listener => closeListeners.push(listener),

@@ -57,6 +57,7 @@ import { readSessionLogs } from './session-logs';
 import { askToOpenWebPort } from './web-ports';
 import { RemoteKernelspecs } from './remote-kernelspecs';
 import { SessionTerminals } from './terminals';
+import { ClusterDrives } from '../cluster/drive';
 import { LoginTerminals } from '../cluster/login-terminals';
 
 export { REMOTE_ROOT, onLogin, type IHelperState, type IKernelConnection } from './records';
@@ -97,6 +98,8 @@ export class SessionManager {
   private readonly helperUnreachableAt = new Map<string, number>();
   /** Shells on the clusters' login nodes (login-terminals.ts). */
   readonly loginTerminals: LoginTerminals;
+  /** The clusters' files over SFTP (cluster/drive.ts). */
+  readonly drives = new ClusterDrives(name => this.clusterLink(name));
   /** The job environments' other kernels, asked of each running session's helper once. */
   private readonly remoteKernelspecs: RemoteKernelspecs;
 
@@ -704,6 +707,7 @@ export class SessionManager {
 
   async shutdown(): Promise<void> {
     this.loginTerminals.closeAll();
+    this.drives.dispose();
     this.clusters.shutdown();
     this.poller.stop();
     this.kernels.closeAll();
