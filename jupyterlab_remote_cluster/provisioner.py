@@ -88,6 +88,9 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     _exit_code: int | None = None
     _restart_id: str | None = None
     _attach_id: str | None = None
+    # The Jupyter session's path (jupyter_server's JPY_SESSION_NAME): the agent starts a
+    # notebook of a cluster drive in its folder.
+    _notebook_path: str | None = None
 
     _agent: AgentProcess | None = None
     _bridge: IopubBridge | None = None
@@ -126,6 +129,9 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         # runs in the session instead of starting one. jupyter_client keeps the launch
         # arguments for restarts, where it must be ignored: a restart is a new kernel.
         attach = kwargs.pop(ATTACH_KWARG, None)
+        notebook_path = (kwargs.get("env") or {}).get("JPY_SESSION_NAME")
+        if isinstance(notebook_path, str) and notebook_path:
+            self._notebook_path = notebook_path
         if attach and self._restart_id is None and self.remote_kernel_id is None:
             self._attach_id = str(attach)
         if self.session:
@@ -177,6 +183,8 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             body = {"kernelId": self._restart_id} if self._restart_id else {}
             if self.kernelspec:
                 body["kernelspec"] = self.kernelspec
+            if self._notebook_path and not self._restart_id:
+                body["notebookPath"] = self._notebook_path
         info = await self._call("POST", f"/api/v1/sessions/{self.session_id}/kernels", body)
         self._restart_id = None
         self._attach_id = None

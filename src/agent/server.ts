@@ -246,7 +246,7 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
     if (r.action === 'attach') {
       return sendJson(res, 200, await svc.sessions.adoptKernel(m[1], r.kernelId));
     }
-    return sendJson(res, 201, await svc.sessions.startKernel(m[1], r.kernelId, r.kernelspec));
+    return sendJson(res, 201, await svc.sessions.startKernel(m[1], r.kernelId, r.kernelspec, r.notebookPath));
   }
   if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/workers$/))) {
     method(req, 'POST');

@@ -43,3 +43,10 @@ export function sessionKernelName(sessionId: string, remote?: string): string {
 export function proxiedPrefix(baseUrl: string, key: string): string {
   return `${baseUrl.replace(/\/$/, '')}/${URL_NAMESPACE}/proxied/${key}`;
 }
+
+/** A cluster's files in JupyterLab: the contents drive `cluster-<profile>` (paths `cluster-<profile>:<path>`). */
+export const CLUSTER_DRIVE_PREFIX = 'cluster-';
+
+export function clusterDriveName(profile: string): string {
+  return `${CLUSTER_DRIVE_PREFIX}${profile}`;
+}

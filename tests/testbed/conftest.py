@@ -185,12 +185,13 @@ def session_kernel(sid: str):
 
 
 @contextmanager
-def kernel_client(kernel_name: str, ready_timeout: float = 120):
-    """A kernel of `kernel_name` (our provisioner) and a ready client; shut down after."""
+def kernel_client(kernel_name: str, ready_timeout: float = 120, **start):
+    """A kernel of `kernel_name` (our provisioner, given `start` as jupyter_server gives
+    its kernels: env, cwd) and a ready client; shut down after."""
     from jupyter_client.manager import KernelManager
 
     km = KernelManager(kernel_name=kernel_name)
-    km.start_kernel()
+    km.start_kernel(**start)
     kc = km.client()
     kc.start_channels()
     try:

@@ -52,6 +52,16 @@ describe('request bodies', () => {
     for (const kernelspec of ['', '../bash', 'a b', 7, 'x'.repeat(65)]) {
       expect(refusal(() => parseKernelRequest({ kernelspec })).field).toBe('kernelspec');
     }
+    // the notebook's path as jupyter_server names it (a cluster drive notebook runs in its folder)
+    expect(parseKernelRequest({ notebookPath: 'cluster-hpc:runs/a.ipynb' })).toEqual({
+      action: 'start',
+      kernelId: undefined,
+      kernelspec: undefined,
+      notebookPath: 'cluster-hpc:runs/a.ipynb'
+    });
+    for (const notebookPath of [7, 'a\0b', 'x'.repeat(4097)]) {
+      expect(refusal(() => parseKernelRequest({ notebookPath })).field).toBe('notebookPath');
+    }
     expect(refusal(() => parseKernelRequest({ kernelId: '../x' })).field).toBe('kernelId');
     expect(refusal(() => parseKernelRequest({ adoptPorts: PORTS })).field).toBe('adoptPorts');
     expect(refusal(() => parseKernelRequest({ kernelId: 'k', adoptPorts: { ...PORTS, hb_port: 22 } })).field).toBe(

@@ -20,7 +20,7 @@ const CHANNEL_PORTS = ['shell_port', 'iopub_port', 'stdin_port', 'control_port',
 
 /** POST api/v1/sessions/<id>/kernels: start one, or take a running one back. */
 export type KernelRequest =
-  | { action: 'start'; kernelId?: string; kernelspec?: string }
+  | { action: 'start'; kernelId?: string; kernelspec?: string; notebookPath?: string }
   /** The agent restarted: the running kernel back on the client's local ports. */
   | { action: 'adopt'; kernelId: string; ports: Record<(typeof CHANNEL_PORTS)[number], number> }
   /** The Jupyter server that started it is gone: a new one connects to the same kernel. */
@@ -148,7 +148,15 @@ export function parseKernelRequest(body: unknown): KernelRequest {
   if (kernelspec !== undefined && (typeof kernelspec !== 'string' || !REMOTE_SPEC_NAME.test(kernelspec))) {
     throw invalid('Invalid kernelspec: 1-64 of letters, digits, ".", "_" and "-".', 'kernelspec');
   }
-  return { action: 'start', kernelId, kernelspec };
+  // The Jupyter session's path (JPY_SESSION_NAME): a notebook of the cluster drive runs in its folder.
+  const notebookPath = b.notebookPath === undefined || b.notebookPath === null ? undefined : b.notebookPath;
+  if (
+    notebookPath !== undefined &&
+    (typeof notebookPath !== 'string' || notebookPath.length > 4096 || notebookPath.includes('\0'))
+  ) {
+    throw invalid('Invalid notebookPath: a path of at most 4096 characters.', 'notebookPath');
+  }
+  return { action: 'start', kernelId, kernelspec, ...(notebookPath && { notebookPath }) };
 }
 
 export function parseSignalRequest(body: unknown): ISignalRequest {

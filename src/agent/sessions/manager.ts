@@ -57,7 +57,7 @@ import { readSessionLogs } from './session-logs';
 import { askToOpenWebPort } from './web-ports';
 import { RemoteKernelspecs } from './remote-kernelspecs';
 import { SessionTerminals } from './terminals';
-import { ClusterDrives } from '../cluster/drive';
+import { ClusterDrives, driveFolderOf } from '../cluster/drive';
 import { LoginTerminals } from '../cluster/login-terminals';
 
 export { REMOTE_ROOT, onLogin, type IHelperState, type IKernelConnection } from './records';
@@ -669,8 +669,32 @@ export class SessionManager {
 
   /* ---------------- the helper, kernels and proxied ports ---------------- */
 
-  startKernel(sessionId: string, kernelId?: string, kernelspec?: string): Promise<IKernelConnection> {
-    return this.kernels.start(sessionId, kernelId, kernelspec);
+  /** `notebookPath`: the Jupyter session's path; a notebook of the cluster drive runs in its folder. */
+  async startKernel(
+    sessionId: string,
+    kernelId?: string,
+    kernelspec?: string,
+    notebookPath?: string
+  ): Promise<IKernelConnection> {
+    return this.kernels.start(sessionId, kernelId, kernelspec, await this.notebookFolder(sessionId, notebookPath));
+  }
+
+  /**
+   * The folder (`~/<dir>`) of a notebook opened from a cluster drive, when that drive's
+   * profile logs in to the same account as the session's (the same home directory).
+   */
+  private async notebookFolder(sessionId: string, notebookPath?: string): Promise<string | undefined> {
+    const where = notebookPath ? driveFolderOf(notebookPath) : undefined;
+    const s = this.sessions.get(sessionId);
+    if (!where || !s) {
+      return undefined;
+    }
+    const [drive, own] = await Promise.all([
+      this.profile(where.profile).catch(() => undefined),
+      this.sessionProfile(s).catch(() => undefined)
+    ]);
+    const account = (p?: IClusterProfile) => p && JSON.stringify([p.ssh.host, p.ssh.user ?? '', p.ssh.port ?? 22]);
+    return drive && account(drive) === account(own) ? where.folder : undefined;
   }
 
   adoptKernel(sessionId: string, kernelId: string, localPorts?: Record<string, number>): Promise<IKernelConnection> {
