@@ -20,6 +20,8 @@ export namespace CommandIDs {
   export const openTerminal = 'remote-cluster:open-terminal';
   /** A shell on a cluster's login node (args: profile?, terminal?: one that runs already). */
   export const openLoginTerminal = 'remote-cluster:open-login-terminal';
+  /** A file browser on a cluster's home directory over SFTP (args: profile?, activate?: false when restored). */
+  export const openClusterFiles = 'remote-cluster:open-cluster-files';
   /** Reopens a terminal panel after a reload (args: command, and that command's args). */
   export const reopenTerminal = 'remote-cluster:reopen-terminal';
   /** A web server of a session, by its port number (args: session?, port?). */

@@ -6,6 +6,7 @@ import type { JupyterFrontEndPlugin } from '@jupyterlab/application';
 
 import { addProfilePlugin } from './plugins/add-profile';
 import { dashboardPlugin } from './plugins/dashboard';
+import { drivePlugin } from './plugins/drive';
 import { earlierOutputPlugin } from './plugins/earlier-output';
 import { launcherPlugin } from './plugins/launcher';
 import { launcherCardsPlugin } from './plugins/launcher-cards';
@@ -35,7 +36,8 @@ const plugins: JupyterFrontEndPlugin<unknown>[] = [
   addProfilePlugin,
   earlierOutputPlugin,
   runningPlugin,
-  terminalsPlugin
+  terminalsPlugin,
+  drivePlugin
 ];
 
 export default plugins;

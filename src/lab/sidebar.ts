@@ -315,6 +315,8 @@ export class SessionsPanel extends Widget {
           actions.appendChild(this.button(t.__('Add workers'), CommandIDs.addWorkers, s.id));
         }
         actions.appendChild(this.button(t.__('Terminal'), CommandIDs.openTerminal, s.id));
+        // the cluster's home directory over SFTP, in a file browser
+        actions.appendChild(this.button(t.__('Files'), CommandIDs.openClusterFiles, s.id, '', { profile: s.profile }));
         actions.appendChild(this.button(t.__('Open port…'), CommandIDs.openWebPort, s.id));
         if (!s.continuedBy) {
           // shown near the walltime's end (jp-mod-endsSoon); their commands work any time

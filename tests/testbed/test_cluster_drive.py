@@ -78,6 +78,9 @@ def test_a_save_into_a_read_only_folder_fails_clearly_and_keeps_the_old_file(jup
         assert err["error"]["message"] == f"Could not save {d}/ro/data.txt: permission denied on the cluster."
         assert sh(f"cat {d}/ro/data.txt") == "keep me\n"
         assert sh(f"ls -A {d}/ro").split() == ["data.txt"]  # no temporary left (no quota spent)
+        # no checkpoint there either: a 403, which JupyterLab takes as "none" when it opens the file
+        code, err = agent_call("POST", f"/api/v1/profiles/testbed/checkpoints/{d}/ro/data.txt")
+        assert code == 403, err
 
 
 def test_a_50_mib_upload_in_pieces_arrives_whole_and_downloads_the_same(jupyter_dirs):

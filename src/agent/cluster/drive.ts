@@ -493,7 +493,12 @@ export class ClusterDrive {
     const { file, checkpoint, rel } = await this.checkpointPath(path);
     const ops = await this.sftp();
     const st = await ops.stat(file).catch(err => Promise.reject(sftpError(err, 'checkpoint', rel)));
-    await ops.mkdir(posix.dirname(checkpoint)).catch(() => undefined);
+    await ops.mkdir(posix.dirname(checkpoint)).catch(async err => {
+      // (there already, or not allowed: a read-only folder gets no checkpoint, a 403 JupyterLab expects)
+      if (!(await ops.statIfAny(posix.dirname(checkpoint)).catch(() => undefined))?.isDirectory()) {
+        throw sftpError(err, 'checkpoint', rel);
+      }
+    });
     await this.copyFile(ops, file, checkpoint, st.mode & 0o7777, rel);
     return (await this.listCheckpoints(path))[0];
   }

@@ -2,6 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import type { JupyterFrontEnd } from '@jupyterlab/application';
+import { IDocumentManager } from '@jupyterlab/docmanager';
+import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { ILauncher, LauncherModel } from '@jupyterlab/launcher';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
@@ -35,6 +37,7 @@ describe('the frontend plugins', () => {
       [
         'jupyterlab-remote-cluster:add-profile',
         'jupyterlab-remote-cluster:dashboard',
+        'jupyterlab-remote-cluster:drive',
         'jupyterlab-remote-cluster:earlier-output',
         'jupyterlab-remote-cluster:launcher-cards',
         'jupyterlab-remote-cluster:model',
@@ -88,7 +91,7 @@ describe('the frontend plugins', () => {
     const app = {
       commands,
       shell,
-      serviceManager: { kernelspecs: { refreshSpecs: async () => undefined } },
+      serviceManager: { kernelspecs: { refreshSpecs: async () => undefined }, contents: { addDrive: jest.fn() } },
       started: new Promise<void>(() => undefined) // never: the model stays offline
     } as unknown as JupyterFrontEnd;
     const registry = {
@@ -103,7 +106,9 @@ describe('the frontend plugins', () => {
       [IRenderMimeRegistry, {}],
       [IRunningSessionManagers, running],
       [IStatusBar, statusBar],
-      [ILauncher, new LauncherModel()]
+      [ILauncher, new LauncherModel()],
+      [IFileBrowserFactory, { createFileBrowser: jest.fn() }],
+      [IDocumentManager, {}]
     ]);
     const error = jest.spyOn(console, 'error').mockImplementation(() => undefined);
     try {

@@ -226,6 +226,7 @@ describe('SessionsPanel: the allocation hours', () => {
     expect(labels('a')).toEqual([
       'Notebook',
       'Terminal',
+      'Files',
       'Open port…',
       'Continue in a new job',
       'Extend',
@@ -250,7 +251,7 @@ describe('SessionsPanel: the allocation hours', () => {
         createdAt: '2026-11-25T09:00:00Z'
       }
     });
-    expect(labels('a')).toEqual(['Notebook', 'Terminal', 'Open port…', 'Log', 'Cancel']); // its successor is on its way
+    expect(labels('a')).toEqual(['Notebook', 'Terminal', 'Files', 'Open port…', 'Log', 'Cancel']); // its successor is on its way
     const line = (id: string) =>
       panel.node.querySelector(`[data-session-id="${id}"] .jp-RemoteCluster-continuation`)?.textContent;
     expect(line('a')).toBe('Continued by job 43: notebooks move there when it runs');
@@ -280,6 +281,23 @@ describe('SessionsPanel: the allocation hours', () => {
     button('Kernel…')!.click();
     await Promise.resolve();
     expect(ran).toEqual([{ session: 'a', choose: 'true' }]);
+    panel.dispose();
+    model.dispose();
+  });
+
+  it("opens the files of the session's cluster (Files: its profile)", async () => {
+    const model = new RemoteClusterModel();
+    const commands = new CommandRegistry();
+    const ran: unknown[] = [];
+    commands.addCommand('remote-cluster:open-cluster-files', { execute: args => void ran.push(args) });
+    const panel = new SessionsPanel(model, commands, nullTranslator.load('jupyterlab'), () => false);
+    model.handle({ type: 'session', session: running('a', 'hpc') });
+    const files = [...panel.node.querySelectorAll<HTMLButtonElement>('[data-session-id="a"] button')].find(
+      b => b.textContent === 'Files'
+    );
+    files!.click();
+    await Promise.resolve();
+    expect(ran).toEqual([{ session: 'a', profile: 'hpc' }]);
     panel.dispose();
     model.dispose();
   });

@@ -12,6 +12,7 @@ import { terminalIcon } from '@jupyterlab/ui-components';
 import type { ISession, ITerminalInfo } from '../../common/api';
 import { CommandIDs } from '../commands';
 import { requestAPI } from '../handler';
+import { pickProfile } from '../profiles';
 import { RemoteTerminalConnection } from '../terminal';
 import { IRemoteClusterModel, LAUNCHER_CATEGORY } from '../tokens';
 
@@ -94,20 +95,6 @@ export const terminalsPlugin: JupyterFrontEndPlugin<void> = {
       });
 
     const running = () => model.sessions.filter(s => s.state === 'running');
-    /** From the palette: the profile the user picks (its cluster's login node). */
-    const pickProfile = async (): Promise<string | undefined> => {
-      const { profiles } = await requestAPI<{ profiles: { name: string; title?: string }[] }>('api/v1/profiles');
-      const label = (p: { name: string; title?: string }) =>
-        p.title && p.title !== p.name ? `${p.title} (${p.name})` : p.name;
-      if (profiles.length <= 1) {
-        return profiles[0]?.name;
-      }
-      const r = await InputDialog.getItem({
-        title: trans.__("A terminal on which cluster's login node?"),
-        items: profiles.map(label)
-      });
-      return r.button.accept ? profiles.find(p => label(p) === r.value)?.name : undefined;
-    };
     /** From the palette: the one running session, or the one the user picks. */
     const pickSession = async (): Promise<string | undefined> => {
       const choices = running();
@@ -166,7 +153,10 @@ export const terminalsPlugin: JupyterFrontEndPlugin<void> = {
       icon: args => (args['isPalette'] ? undefined : terminalIcon),
       // args: profile (absent: asks); terminal: one that runs already (restored after a reload)
       execute: async args => {
-        const profile = args['profile'] === undefined ? await pickProfile() : String(args['profile']);
+        const profile =
+          args['profile'] === undefined
+            ? await pickProfile(trans.__("A terminal on which cluster's login node?"))
+            : String(args['profile']);
         if (!profile) {
           return;
         }
