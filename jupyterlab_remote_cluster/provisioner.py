@@ -5,6 +5,9 @@ The kernelspecs the agent writes name this provisioner with either
   {"profile": "<name>"} submit a new job with the profile's defaults (and "resources"
                         over them, if given), wait until it runs, and cancel it when
                         the kernel shuts down for good.
+  {"profile": "<name>", "prefer_running": true} (stable kernelspecs, what notebooks are
+                        saved with): the running session of the profile the agent picks
+                        (the notebook's own, else the newest), else a new job as above.
 The agent opens local forwards for the kernel's five channels, so jupyter_client gets a
 connection info on 127.0.0.1 and never talks to the cluster itself. Restart = a new
 kernel in the same allocation (no new job). Interrupt = SIGINT to the remote kernel.
@@ -23,7 +26,7 @@ from typing import Any
 
 from jupyter_client.provisioning import KernelProvisionerBase
 from jupyter_core.utils import ensure_async
-from traitlets import Dict, Float, Unicode
+from traitlets import Bool, Dict, Float, Unicode
 
 from .agent_process import AgentProcess, AgentUnavailable, get_agent
 from .iopub_bridge import IopubBridge
@@ -78,6 +81,11 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         allow_none=True,
         help="For profile kernels: resources over the profile's (the submit dialog's fields, e.g. "
         '{"nodes": 2, "walltime": "02:00:00"}); the agent refuses what a submission may not set.',
+    )
+
+    prefer_running = Bool(
+        False,
+        help="Stable kernels: start in a running session of the profile (the agent picks it) before submitting a job.",
     )
 
     queue_timeout = Float(3600.0, config=True, help="Seconds to wait for a new job to start running (profile kernels).")
@@ -140,6 +148,12 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             profile = self.profile
             if not profile:
                 raise RemoteKernelError("This kernelspec names neither a remote session nor a profile.")
+            if self.prefer_running:
+                body = {"notebookPath": self._notebook_path} if self._notebook_path else {}
+                found = await self._call("POST", f"/api/v1/profiles/{profile}/kernel-session", body)
+                self.session_id = found.get("session")
+        if self.session_id is None:
+            profile = self.profile
             body = {"profile": profile, "owner": "kernel", **({"resources": self.resources} if self.resources else {})}
             session = await self._call("POST", "/api/v1/sessions", body)
             self.session_id = session["id"]
@@ -180,7 +194,10 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         if self._attach_id:
             body: dict[str, Any] = {"kernelId": self._attach_id, "attach": True}
         else:
-            body = {"kernelId": self._restart_id} if self._restart_id else {}
+            # A new kernel takes Jupyter's id for its remote id: the page finds which session a
+            # notebook on a stable kernelspec runs in by its kernel's id (src/lab/allocation.ts).
+            kid = self._restart_id or self.kernel_id
+            body = {"kernelId": kid} if kid else {}
             if self.kernelspec:
                 body["kernelspec"] = self.kernelspec
             if self._notebook_path and not self._restart_id:

@@ -1,6 +1,7 @@
 """Names shared with the frontend and the agent (src/common/routes.ts is the source;
 tests/test_contracts.py checks that these are the same values)."""
 
+import re
 from typing import Optional
 
 URL_NAMESPACE = "remote-cluster"
@@ -11,6 +12,18 @@ SESSION_KERNEL_INFIX = "session-"
 KERNELSPEC_MARKER = "jupyterlab_remote_cluster"
 PROVISIONER_NAME = "remote-cluster-provisioner"
 REMOTE_KERNEL_SEPARATOR = "--"
+DEFAULT_REMOTE_KERNEL = "python3"
+
+
+def profile_kernel_name(profile: str) -> str:
+    """A profile's kernelspec (a new job with its defaults)."""
+    return KERNEL_NAME_PREFIX + re.sub(r"[^a-z0-9._-]", "-", profile.lower())
+
+
+def stable_kernel_name(profile: str, remote: str = DEFAULT_REMOTE_KERNEL) -> str:
+    """A stable kernelspec: `profile`'s kernel `remote`, in a running session of it or a new
+    job; the name a notebook is saved with, the same whatever the job."""
+    return f"{profile_kernel_name(profile)}{REMOTE_KERNEL_SEPARATOR}{remote.lower()}"
 
 
 def session_kernel_name(session: str, remote: Optional[str] = None) -> str:

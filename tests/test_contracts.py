@@ -38,6 +38,16 @@ def test_session_kernel_names_are_built_the_same_way():
     assert routes.session_kernel_name("ab12cd", "IR") == base + ts["REMOTE_KERNEL_SEPARATOR"] + "ir"
 
 
+def test_profile_and_stable_kernel_names_are_built_the_same_way():
+    text = (REPO / "src" / "common" / "routes.ts").read_text()
+    assert "return `${KERNEL_NAME_PREFIX}${profile.toLowerCase().replace(/[^a-z0-9._-]/g, '-')}`;" in text
+    assert "return `${profileKernelName(profile)}${REMOTE_KERNEL_SEPARATOR}${remote.toLowerCase()}`;" in text
+    assert "export const DEFAULT_REMOTE_KERNEL = 'python3';" in text
+    assert routes.profile_kernel_name("My HPC") == "remote-cluster-my-hpc"
+    assert routes.stable_kernel_name("My HPC") == "remote-cluster-my-hpc--python3"
+    assert routes.stable_kernel_name("hpc", "IR") == "remote-cluster-hpc--ir"
+
+
 def test_the_provisioner_entry_point_has_the_name_the_kernelspecs_use():
     # (the section as pyproject.toml writes it: one `name = "module:Class"` line)
     text = (REPO / "pyproject.toml").read_text()

@@ -20,6 +20,7 @@ class FakeAgent:
         self._next_port = 40000
         self._next_id = 1
         self.overrides = {}
+        self.running_session: str | None = None  # what kernel-session answers
 
     def _ports(self):
         names = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
@@ -40,6 +41,8 @@ class FakeAgent:
         return SimpleNamespace(code=200, body=json.dumps(answer).encode())
 
     def answer(self, method, path, data):
+        if method == "POST" and path == "/api/v1/profiles/hpc/kernel-session":
+            return {"session": self.running_session}
         if method == "POST" and path == "/api/v1/sessions":
             return {"id": SESSION, "state": "queued"}
         if method == "DELETE" and path == f"/api/v1/sessions/{SESSION}":
@@ -96,6 +99,13 @@ def agent(monkeypatch, tmp_path):
             }
         )
     )
+    # a stable kernelspec: a profile's bash, in a running session of it or a new job
+    stable = tmp_path / "kernels" / "rc-stable"
+    stable.mkdir()
+    config = {"profile": "hpc", "kernelspec": "bash", "prefer_running": True}
+    (stable / "kernel.json").write_text(
+        (spec / "kernel.json").read_text().replace(json.dumps({"session": SESSION}), json.dumps(config))
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
     return fake
@@ -109,19 +119,21 @@ async def test_restart_now_keeps_the_kernel_id_and_its_local_ports(agent):
     """jupyter_client's restart_kernel(now=True), as its restarter does after a crash,
     kills without saying it is a restart: the new kernel must come up behind the same
     ports, or every client (and Jupyter's WebSockets) is left on the old ones."""
-    km = AsyncKernelManager(kernel_name="rc-test")
+    km = AsyncKernelManager(kernel_name="rc-test", kernel_id="k1")
     await km.start_kernel()
     before = ports(km)
     await km.restart_kernel(now=True)
     assert ports(km) == before
     starts = [d for m, p, d in agent.calls if m == "POST" and p.endswith(f"{SESSION}/kernels")]
-    assert starts == [{}, {"kernelId": "k1"}]
+    # the first start gives Jupyter's kernel id (the page finds a stable kernel's session by
+    # it); the restart the same id, so the new kernel takes its place behind the same ports
+    assert starts == [{"kernelId": "k1"}, {"kernelId": "k1"}]
     assert ("DELETE", "kernels/k1") not in agent.kernel_calls()  # never released in between
     await km.shutdown_kernel(now=True)
 
 
 async def test_shutdown_now_releases_the_kernel(agent):
-    km = AsyncKernelManager(kernel_name="rc-test")
+    km = AsyncKernelManager(kernel_name="rc-test", kernel_id="k1")
     await km.start_kernel()
     await km.shutdown_kernel(now=True)
     calls = agent.kernel_calls()
@@ -137,7 +149,7 @@ async def test_after_an_agent_restart_a_kernel_is_given_up_only_when_the_agent_s
     """The agent restarted and does not know the kernel: the provisioner hands it back
     (adopt). Only "no such session/kernel" (404) or "session not running" (409) mean the
     kernel is gone; a bad request or an agent error says nothing about it."""
-    km = AsyncKernelManager(kernel_name="rc-test")
+    km = AsyncKernelManager(kernel_name="rc-test", kernel_id="k1")
     await km.start_kernel()
     agent.overrides[("GET", "/api/v1/kernels/k1")] = (200, {"alive": None, "reason": "unknown-kernel"})
     agent.overrides[("POST", f"/api/v1/sessions/{SESSION}/kernels")] = (
@@ -160,7 +172,7 @@ async def test_a_profile_kernelspec_submits_with_its_resources_over_the_profiles
     kernel = json.loads((tmp_path / "kernels" / "rc-test" / "kernel.json").read_text())
     kernel["metadata"]["kernel_provisioner"]["config"] = {"profile": "hpc", "resources": {"nodes": 2, "cpus": 4}}
     (spec / "kernel.json").write_text(json.dumps(kernel))
-    km = AsyncKernelManager(kernel_name="rc-two-nodes")
+    km = AsyncKernelManager(kernel_name="rc-two-nodes", kernel_id="k1")
     await km.start_kernel()
     try:
         submits = [d for m, p, d in agent.calls if (m, p) == ("POST", "/api/v1/sessions")]
@@ -177,7 +189,7 @@ async def test_a_kernel_whose_session_ended_is_dead_at_once_not_restarted(agent)
     from jupyter_client.ioloop import AsyncIOLoopKernelManager
 
     async def watch(final):
-        km = AsyncIOLoopKernelManager(kernel_name="rc-test")
+        km = AsyncIOLoopKernelManager(kernel_name="rc-test", kernel_id="k1")
         await km.start_kernel()
         seen = []
         km.add_restart_callback(lambda: seen.append("restart"), "restart")
@@ -194,3 +206,22 @@ async def test_a_kernel_whose_session_ended_is_dead_at_once_not_restarted(agent)
     agent.kernels.clear()
     agent._next_id = 1
     assert (await watch(final=False))[0] == "restart"
+
+
+@pytest.mark.parametrize("running", [SESSION, None])
+async def test_a_stable_kernel_starts_in_the_session_the_agent_picks_else_submits_one(agent, running):
+    """A notebook saved with a stable kernelspec: the agent is asked where (with the
+    notebook's path, as jupyter_server names it in JPY_SESSION_NAME); a job is submitted
+    only when no session of the profile is there for it."""
+    agent.running_session = running
+    km = AsyncKernelManager(kernel_name="rc-stable", kernel_id="k1")
+    await km.start_kernel(env={"JPY_SESSION_NAME": "runs/june.ipynb"})
+    asked = [data for m, p, data in agent.calls if p.endswith("/kernel-session")]
+    submitted = [data for m, p, data in agent.calls if m == "POST" and p == "/api/v1/sessions"]
+    started = [data for m, p, data in agent.calls if p == f"/api/v1/sessions/{SESSION}/kernels"]
+    assert asked == [{"notebookPath": "runs/june.ipynb"}]
+    assert submitted == ([] if running else [{"profile": "hpc", "owner": "kernel"}])
+    assert started == [{"kernelId": "k1", "kernelspec": "bash", "notebookPath": "runs/june.ipynb"}]
+    await km.shutdown_kernel(now=True)
+    ended = [p for m, p, _ in agent.calls if m == "DELETE" and p == f"/api/v1/sessions/{SESSION}"]
+    assert ended == ([] if running else [f"/api/v1/sessions/{SESSION}"])  # only its own job is cancelled

@@ -29,6 +29,8 @@ STATE_CHANGING = [
     ("POST", "remote-cluster/api/v1/sessions/0123456789ab/relaunch", {"continue": True}),
     ("POST", "remote-cluster/api/v1/sessions/0123456789ab/activity", {"keep": True}),
     ("POST", "remote-cluster/api/v1/sessions/0123456789ab/web-ports", {"port": 8123}),
+    ("POST", "remote-cluster/api/v1/sessions/0123456789ab/notebooks", {"path": "a.ipynb"}),
+    ("POST", "remote-cluster/api/v1/profiles/hpc/kernel-session", {"notebookPath": "a.ipynb"}),
     ("POST", "remote-cluster/api/v1/sessions/0123456789ab/terminals", {"rows": 24, "cols": 80}),
     ("DELETE", "remote-cluster/api/v1/sessions/0123456789ab/terminals/t1", None),
     ("POST", "remote-cluster/api/v1/profiles/hpc/terminals", {}),

@@ -85,7 +85,8 @@ class AgentMixin:
         for name in RETURNED_HEADERS:
             if name in res.headers:
                 self.set_header(name, res.headers[name])  # type: ignore[attr-defined]
-        self.finish(res.body or b"")  # type: ignore[attr-defined]
+        # (a 204 has no body: tornado refuses even an empty one)
+        self.finish(res.body if res.body and res.code != 204 else None)  # type: ignore[attr-defined]
 
 
 async def require(handler: JupyterHandler, action: str, resource: str) -> None:
@@ -97,7 +98,7 @@ async def require(handler: JupyterHandler, action: str, resource: str) -> None:
 # Agent routes that start or stop something on the cluster (a job, a kernel): they need what
 # starting a kernel needs in Jupyter (`kernels`: write) besides `remote-cluster`: write.
 KERNEL_ROUTES = re.compile(
-    rf"v1/(sessions|sessions/{SESSION_RE}|sessions/{SESSION_RE}/(kernels|workers|extend|relaunch|activity)|kernels/[^/]+(/(signal|restart|detach))?)"
+    rf"v1/(sessions|sessions/{SESSION_RE}|sessions/{SESSION_RE}/(kernels|workers|extend|relaunch|activity|notebooks)|kernels/[^/]+(/(signal|restart|detach))?)"
 )
 
 

@@ -26,6 +26,8 @@
  *   WS     /api/v1/profiles/<name>/terminals/<tid>/stream  as a session's terminal
  *   GET|PUT|POST|PATCH|DELETE /api/v1/profiles/<name>/files/<path>  the cluster drive (http/drive-routes.ts)
  *   GET|POST|DELETE /api/v1/profiles/<name>/checkpoints/<path>, GET .../download/<path>
+ *   POST   /api/v1/sessions/<id>/notebooks        {path}: that notebook's stable kernel starts in this session
+ *   POST   /api/v1/profiles/<name>/kernel-session {notebookPath?} -> {session}: where a stable kernel starts (sessions/notebook-sessions.ts)
  *   GET    /api/v1/kernels/<kid>                  alive / dead / unknown (link down)
  *   POST   /api/v1/kernels/<kid>/signal           {signal}
  *   POST   /api/v1/kernels/<kid>/restart          stop it; the next start of <kid> is its restart
@@ -59,7 +61,8 @@ import {
   parseKernelRequest,
   parsePromptAnswer,
   parseSignalRequest,
-  parseSubmitRequest
+  parseSubmitRequest,
+  parseNotebookPath
 } from './http/requests';
 import { ConflictError, InvalidRequestError, NotFoundError, SchedulerUnavailableError } from './schedulers/types';
 import type { SessionManager } from './sessions/manager';
@@ -68,6 +71,7 @@ import type { PromptBroker } from './sessions/prompts';
 import { listConfiguredHosts } from './ssh/ssh-config';
 import { ssh2Info } from './ssh2-info';
 import { DRIVE_ROUTE, driveRoute } from './http/drive-routes';
+import { sendJson } from './http/json';
 import { listenPrivately } from './http/private-socket';
 import { DriveError } from './cluster/drive';
 
@@ -106,16 +110,6 @@ class HttpError extends Error {
   ) {
     super(message);
   }
-}
-
-function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  const data = JSON.stringify(body);
-  res.writeHead(status, {
-    'Content-Type': 'application/json',
-    'Content-Length': Buffer.byteLength(data),
-    'Cache-Control': 'no-store'
-  });
-  res.end(data);
 }
 
 function sendError(res: http.ServerResponse, status: number, code: string, message: string): void {
@@ -247,6 +241,19 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
       return sendJson(res, 200, await svc.sessions.adoptKernel(m[1], r.kernelId));
     }
     return sendJson(res, 201, await svc.sessions.startKernel(m[1], r.kernelId, r.kernelspec, r.notebookPath));
+  }
+  if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/notebooks$/))) {
+    // The notebook at `path` was opened on this session: its stable kernel starts here.
+    method(req, 'POST');
+    svc.sessions.bindNotebook(m[1], parseNotebookPath(await readJson(req), true)!);
+    res.writeHead(204).end();
+    return;
+  }
+  if ((m = p.match(/^\/api\/v1\/profiles\/([A-Za-z0-9][A-Za-z0-9._-]{0,63})\/kernel-session$/))) {
+    // The provisioner of a stable kernel asks where to start it (null: submit a new job).
+    method(req, 'POST');
+    const notebookPath = parseNotebookPath(await readJson(req), false);
+    return sendJson(res, 200, { session: svc.sessions.kernelSessionFor(m[1], notebookPath) ?? null });
   }
   if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/workers$/))) {
     method(req, 'POST');

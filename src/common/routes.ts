@@ -27,6 +27,18 @@ export function profileKernelName(profile: string): string {
 /** Between a session's kernelspec name and the name of another kernel of the job's environment. */
 export const REMOTE_KERNEL_SEPARATOR = '--';
 
+/** The remote kernel of a stable kernelspec that is the session's own Python. */
+export const DEFAULT_REMOTE_KERNEL = 'python3';
+
+/**
+ * A stable kernelspec (what a notebook is saved with): `profile`'s kernel `remote` of its
+ * job environment (default: its Python), started in a running session of the profile or
+ * a new one; the same name whatever the job.
+ */
+export function stableKernelName(profile: string, remote: string = DEFAULT_REMOTE_KERNEL): string {
+  return `${profileKernelName(profile)}${REMOTE_KERNEL_SEPARATOR}${remote.toLowerCase()}`;
+}
+
 /**
  * The kernelspec of a running session (attaches to its allocation): its default Python,
  * or `remote`, another kernelspec of the job's environment (R, bash...).

@@ -13,6 +13,7 @@ import type { IExtendAnswer, ISession } from '../common/api';
 import { sessionKernelName } from '../common/routes';
 import { CommandIDs } from './commands';
 import { formatDuration } from './format';
+import { bindNotebook } from './open-notebook';
 import { requestAPI } from './handler';
 import { addSessionCommand, numberArg } from './session-commands';
 import type { IRemoteClusterModel } from './tokens';
@@ -25,12 +26,16 @@ export interface IKernelWidget {
   title: { label: string };
 }
 
-/** The open widgets whose kernel is one of session `id`'s. */
-export function widgetsOfSession(widgets: Iterable<unknown>, id: string): IKernelWidget[] {
-  const name = sessionKernelName(id);
-  return [...widgets].filter(
-    (w): w is IKernelWidget => (w as IKernelWidget).sessionContext?.session?.kernel?.name === name
-  );
+/**
+ * The open widgets whose kernel is one of session `s`'s: on the session's kernelspec, or a
+ * stable one's kernel running in it (the provisioner gives it Jupyter's kernel id there).
+ */
+export function widgetsOfSession(widgets: Iterable<unknown>, s: Pick<ISession, 'id' | 'kernels'>): IKernelWidget[] {
+  const name = sessionKernelName(s.id);
+  return [...widgets].filter((w): w is IKernelWidget => {
+    const kernel = (w as IKernelWidget).sessionContext?.session?.kernel;
+    return !!kernel && (kernel.name === name || (s.kernels ?? []).includes(kernel.id));
+  });
 }
 
 export interface IAllocationDeps {
@@ -77,9 +82,14 @@ async function specListed(
 export async function moveToSuccessor(
   from: string,
   to: string,
-  deps: Pick<IAllocationDeps, 'widgets' | 'kernelspecs' | 'syncKernelspecs'> & { specWaitMs?: number }
+  deps: Pick<IAllocationDeps, 'widgets' | 'kernelspecs' | 'syncKernelspecs'> & {
+    session: (id: string) => ISession | undefined;
+    /** A notebook's stable kernel starts in session `id` from now on (bindNotebook). */
+    bind: (id: string, path: string) => Promise<unknown>;
+    specWaitMs?: number;
+  }
 ): Promise<{ moved: string[]; failed: string[] }> {
-  const widgets = widgetsOfSession(deps.widgets(), from);
+  const widgets = widgetsOfSession(deps.widgets(), deps.session(from) ?? { id: from });
   if (widgets.length === 0) {
     return { moved: [], failed: [] };
   }
@@ -93,7 +103,14 @@ export async function moveToSuccessor(
       if (!listed) {
         throw new Error(`JupyterLab does not list the kernel ${name} yet`);
       }
-      await w.sessionContext!.changeKernel({ name });
+      const own = w.sessionContext!.session!.kernel!.name;
+      if (own !== sessionKernelName(from)) {
+        // A stable kernel (the notebook keeps its kernel name): bound to the successor, it starts there.
+        await deps.bind(to, w.sessionContext!.path);
+        await w.sessionContext!.changeKernel({ name: own });
+      } else {
+        await w.sessionContext!.changeKernel({ name });
+      }
       moved.push(w.title.label);
     } catch (err) {
       console.warn(`Could not move ${w.title.label} to ${name}:`, err);
@@ -169,7 +186,7 @@ export function registerAllocationCommands(deps: IAllocationDeps): void {
     label: trans.__("Save the session's notebooks and end its job"),
     failed: message => trans.__('Could not end the session: %1', message),
     run: async s => {
-      const widgets = widgetsOfSession(deps.widgets(), s.id);
+      const widgets = widgetsOfSession(deps.widgets(), s);
       const ok = await showDialog({
         title: trans.__('Save and stop?'),
         body: trans._n(
@@ -238,7 +255,8 @@ export function followSuccessors(deps: IAllocationDeps): () => void {
         continue;
       }
       done.add(next.id);
-      void moveToSuccessor(next.continues, next.id, deps).then(({ moved, failed }) => {
+      const moving = { ...deps, session: (id: string) => deps.model.session(id), bind: bindNotebook };
+      void moveToSuccessor(next.continues, next.id, moving).then(({ moved, failed }) => {
         if (moved.length > 0) {
           Notification.success(
             deps.trans.__(

@@ -50,4 +50,6 @@ export namespace CommandIDs {
 export namespace LabCommandIDs {
   export const openSettingEditor = 'settingeditor:open';
   export const createNotebook = 'notebook:create-new';
+  export const newUntitled = 'docmanager:new-untitled';
+  export const openDocument = 'docmanager:open';
 }

@@ -204,7 +204,7 @@ export class IdleReclaim {
 
   private watchOne(w: IWatchable): void {
     const active = () => {
-      const s = this.deps.model.sessions.find(x => x.state === 'running' && x.idle && widgetsOfSession([w], x.id)[0]);
+      const s = this.deps.model.sessions.find(x => x.state === 'running' && x.idle && widgetsOfSession([w], x)[0]);
       if (s) {
         this.lease.touch(s.id);
       }

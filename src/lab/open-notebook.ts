@@ -1,5 +1,5 @@
 /**
- * "Open a notebook on this session": a notebook on the session's own kernelspec, or none.
+ * "Open a notebook on this session": a notebook on the session's kernel, or none.
  *
  * The agent writes a running session's kernelspec when the session reaches Running, and
  * JupyterLab knows kernelspecs from its last refresh: opened too early, the notebook
@@ -15,8 +15,9 @@ import type { KernelSpec } from '@jupyterlab/services';
 import type { TranslationBundle } from '@jupyterlab/translation';
 
 import type { ISession } from '../common/api';
-import { sessionKernelName } from '../common/routes';
+import { stableKernelName } from '../common/routes';
 import { LabCommandIDs } from './commands';
+import { requestAPI } from './handler';
 
 export interface IOpenNotebookDeps {
   commands: Pick<CommandRegistry, 'execute'>;
@@ -25,6 +26,9 @@ export interface IOpenNotebookDeps {
   syncKernelspecs: () => Promise<unknown>;
   notifyError: (message: string) => void;
   trans: TranslationBundle;
+  /** A new untitled notebook where the user is (the file browser's folder): its path. */
+  newNotebook: () => Promise<string>;
+  bind: (id: string, path: string) => Promise<unknown>;
 }
 
 /**
@@ -50,16 +54,23 @@ export async function pickSessionKernel(
   return answer === python ? undefined : (others.find(k => label(k) === answer)?.name ?? null);
 }
 
+/** The notebook at `path` runs its stable kernel in session `id` (the agent remembers it). */
+export function bindNotebook(id: string, path: string): Promise<unknown> {
+  return requestAPI(`api/v1/sessions/${id}/notebooks`, { method: 'POST', body: JSON.stringify({ path }) });
+}
+
 /**
- * Opens a notebook on `sessionId`'s kernel (`kernelspec`: another kernel of the job's
- * environment); true if one was opened.
+ * Opens a new notebook on session `s` (`kernelspec`: another kernel of the job's
+ * environment); true if one was opened. The notebook gets the stable kernelspec of the
+ * session's profile and that kernel (saved with it, it reopens next week on the same kind
+ * of kernel), and is bound to this session first, so its kernel starts here.
  */
 export async function openSessionNotebook(
-  sessionId: string,
+  s: Pick<ISession, 'id' | 'profile'>,
   deps: IOpenNotebookDeps,
   kernelspec?: string
 ): Promise<boolean> {
-  const name = sessionKernelName(sessionId, kernelspec);
+  const name = stableKernelName(s.profile, kernelspec);
   await deps.syncKernelspecs();
   await deps.kernelspecs.refreshSpecs();
   if (!deps.kernelspecs.specs?.kernelspecs[name]) {
@@ -74,6 +85,8 @@ export async function openSessionNotebook(
     );
     return false;
   }
-  await deps.commands.execute(LabCommandIDs.createNotebook, { kernelName: name });
+  const path = await deps.newNotebook();
+  await deps.bind(s.id, path);
+  await deps.commands.execute(LabCommandIDs.openDocument, { path, factory: 'Notebook', kernel: { name } });
   return true;
 }

@@ -73,7 +73,7 @@ export class SessionStatusItem extends Widget {
   refresh(): boolean {
     const before = this._session?.id;
     const w = this.current();
-    this._session = w ? this.model.sessions.find(s => widgetsOfSession([w], s.id).length > 0) : undefined;
+    this._session = w ? this.model.sessions.find(s => widgetsOfSession([w], s).length > 0) : undefined;
     const s = this._session;
     this.node.textContent = s ? describeStatus(s, this.model.connection(s.profile), this.trans) : '';
     this.node.title = s ? this.trans.__('Remote session on %1: show it in the sidebar', s.cluster) : '';

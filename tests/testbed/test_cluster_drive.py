@@ -2,8 +2,8 @@
 routes as JupyterLab's file browser calls them: files over SFTP on the cluster's SSH
 connection, saved atomically with their mode kept, a failed save leaving the old file and
 no temporary behind, a 50 MiB upload in JupyterLab's 1 MiB pieces arriving whole and never
-visible half-written, a download streamed back, symbolic links followed; a notebook of the
-drive gets its kernel in its folder. What is checked
+visible half-written, a download streamed back, symbolic links followed. (A notebook of the
+drive running in its folder: ui-tests/tests/cluster-files.spec.ts.) What is checked
 on the cluster is checked there, with the login node's own tools (`testbed exec`)."""
 
 import base64
@@ -15,9 +15,7 @@ from urllib.parse import quote
 
 from jupyter_core.utils import run_sync
 
-from jupyterlab_remote_cluster.routes import session_kernel_name
-
-from .conftest import agent_call, kernel_client, on_login, running_session
+from .conftest import agent_call, on_login
 
 FILES = "/api/v1/profiles/testbed/files"
 
@@ -180,37 +178,3 @@ def test_paths_out_of_the_drive_and_bad_bodies_are_refused(jupyter_dirs):
     code, err = agent_call("GET", url("no-such-file-here.txt"))
     assert code == 404 and err["error"]["message"].endswith("no such file or folder on the cluster."), err
     assert sh("ls x.txt 2>/dev/null || echo none") == "none\n"
-
-
-def cwd_of(kc) -> str:
-    out = []
-    kc.execute_interactive(
-        "import os; print(os.getcwd())",
-        timeout=60,
-        output_hook=lambda m: out.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None,
-    )
-    return "".join(out).strip()
-
-
-def test_a_notebook_of_the_drive_gets_a_kernel_in_its_folder(jupyter_dirs):
-    """As jupyter_server starts a notebook's kernel: with JPY_SESSION_NAME, the notebook's
-    path (`cluster-testbed:<dir>/<name>.ipynb` for one opened from the drive)."""
-    home = on_login("sh", "-c", "echo $HOME").strip()
-    with cluster_dir() as d, running_session(jupyter_dirs, "rcit-drive-kernel", dask=False) as s:
-        on_login("mkdir", f"{d}/analysis one")
-        name = session_kernel_name(s["id"])
-        env = dict(os.environ, JPY_SESSION_NAME=f"cluster-testbed:{d}/analysis one/run.ipynb")
-        with kernel_client(name, env=env) as (km, kc):
-            assert cwd_of(kc) == f"{home}/{d}/analysis one"
-            km.restart_kernel(now=True)  # (a restart starts there again)
-            kc.wait_for_ready(timeout=60)
-            assert cwd_of(kc) == f"{home}/{d}/analysis one"
-        # a folder the node does not have: the session's own folder, and the kernel runs
-        env["JPY_SESSION_NAME"] = f"cluster-testbed:{d}/not there/run.ipynb"
-        with kernel_client(name, env=env) as (km, kc):
-            elsewhere = cwd_of(kc)
-            assert elsewhere and d not in elsewhere
-        # a notebook of this laptop: the session's folder as before
-        env["JPY_SESSION_NAME"] = "analysis one/run.ipynb"
-        with kernel_client(name, env=env) as (km, kc):
-            assert cwd_of(kc) == elsewhere

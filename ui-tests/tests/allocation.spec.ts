@@ -10,7 +10,7 @@ import * as path from 'node:path';
 
 import { expect, test, type IJupyterLabPageFixture } from '@jupyterlab/galata';
 
-import { dismissNews, remoteClusterSection } from './page';
+import { STABLE_IDLE, dismissNews, remoteClusterSection } from './page';
 
 const TESTBED = path.resolve(__dirname, '..', '..', 'testbed', 'testbed');
 const SETTINGS = 'jupyterlab-remote-cluster:sessions';
@@ -80,7 +80,7 @@ test.describe.serial('Allocation hours on the testbed', () => {
       const sid = (await newest.getAttribute('data-session-id'))!;
       const session = page.locator(`[data-session-id="${sid}"]`);
       jobId = /job (\d+)/.exec((await session.locator('.jp-RemoteCluster-sessionTitle').textContent()) ?? '')![1];
-      await expect(page.locator('#jp-main-statusbar')).toContainText(/job \d+ \| Idle/, { timeout: 120_000 });
+      await expect(page.locator('#jp-main-statusbar')).toContainText(STABLE_IDLE, { timeout: 120_000 });
       expect(await runCell(page, 'import os; os.environ["SLURM_JOB_ID"]')).toContain(jobId);
 
       // The countdown is the scheduler's (±5 s) right after the kernel started, and
@@ -96,7 +96,7 @@ test.describe.serial('Allocation hours on the testbed', () => {
       const now = Date.now();
       await page.menu.clickMenuItem('Kernel>Restart Kernel…');
       await page.locator('.jp-Dialog .jp-mod-accept').click();
-      await expect(page.locator('#jp-main-statusbar')).toContainText(/job \d+ \| Idle/, { timeout: 60_000 });
+      await expect(page.locator('#jp-main-statusbar')).toContainText(STABLE_IDLE, { timeout: 60_000 });
       expect(await runCell(page, 'import os; os.environ["SLURM_JOB_ID"]')).toContain(jobId);
       await countdownIsSlurms('a restart');
       const started = await page.request.post(`/remote-cluster/api/v1/sessions/${sid}/kernels`, { data: {} });
@@ -162,7 +162,8 @@ test.describe.serial('Allocation hours on the testbed', () => {
       });
       nextJob = /job (\d+)/.exec((await successor.locator('.jp-RemoteCluster-sessionTitle').textContent()) ?? '')![1];
       await shot(page, 'allocation-03-continued');
-      await expect(page.locator('#jp-main-statusbar')).toContainText(`job ${nextJob} | Idle`, { timeout: 120_000 });
+      await expect(page.locator('#jp-main-statusbar')).toContainText(STABLE_IDLE, { timeout: 120_000 });
+      await expect(page.locator('.jp-RemoteCluster-statusItem')).toContainText(`job ${nextJob}`);
       const moved = await runCell(page, 'import os; os.environ["SLURM_JOB_ID"]');
       expect(moved).toContain(nextJob);
       expect(nextJob).not.toBe(jobId);

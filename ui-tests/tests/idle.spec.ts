@@ -7,7 +7,7 @@
  */
 import { expect, test, type IJupyterLabPageFixture } from '@jupyterlab/galata';
 
-import { dismissNews, remoteClusterSection } from './page';
+import { STABLE_IDLE, dismissNews, remoteClusterSection } from './page';
 
 test.use({ mockSettings: false, kernels: null, sessions: null });
 
@@ -27,7 +27,7 @@ test.describe.serial('Idle reclaim on the testbed', () => {
     await expect(session.locator('.jp-RemoteCluster-sessionState')).toContainText(/Running on node[12]/, {
       timeout: 180_000
     });
-    await expect(page.locator('#jp-main-statusbar')).toContainText(/job \d+ \| Idle/, { timeout: 120_000 });
+    await expect(page.locator('#jp-main-statusbar')).toContainText(STABLE_IDLE, { timeout: 120_000 });
     // Where Lab users look: the status bar says the notebook's job and time left, the
     // Running panel lists the session with its kernel (running.ts, status-item.ts).
     await expect(page.locator('.jp-RemoteCluster-statusItem')).toHaveText(/^job \d+ · 2\dm \d\ds left$/);

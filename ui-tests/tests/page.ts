@@ -16,3 +16,10 @@ export function remoteClusterSection(page: IJupyterLabPageFixture): Locator {
     has: page.locator('.jp-Launcher-sectionTitle', { hasText: 'Remote cluster' })
   });
 }
+
+/**
+ * JupyterLab's kernel status for a notebook on a stable kernelspec ("Python 3 · Testbed
+ * (Slurm) | Idle": the profile, not the job; the job is in our status item).
+ */
+export const STABLE_IDLE = / · [^|]+ \| Idle/;
+export const STABLE_BUSY = / · [^|]+ \| Busy/;

@@ -10,6 +10,8 @@ import { execFileSync } from 'node:child_process';
 
 import { expect, test, type IJupyterLabPageFixture } from '@jupyterlab/galata';
 
+import { STABLE_IDLE } from './page';
+
 const LAPTOP_LINK = 'rctb-lap'; // the laptop end of the laptop<->bastion veth (testbed/testbed)
 const PRINTED_LINES = 40; // one every 0.5 s: 20 s, through the cut
 const LATE_LINES = 30; // one every 0.5 s, started before a page reload
@@ -45,7 +47,7 @@ test('a cut link shows Reconnecting…, then Connected; the kernel keeps its sta
     await expect(line).toHaveText('Connected');
 
     await session.getByRole('button', { name: 'Notebook' }).click();
-    await expect(page.locator('#jp-main-statusbar')).toContainText(/job \d+ \| Idle/, { timeout: 120_000 });
+    await expect(page.locator('#jp-main-statusbar')).toContainText(STABLE_IDLE, { timeout: 120_000 });
     expect(await runCell(page, 0, 'x = 42; x')).toContain('42');
 
     // A cell prints through the cut: every line reaches the notebook, in order, once
@@ -67,7 +69,7 @@ test('a cut link shows Reconnecting…, then Connected; the kernel keeps its sta
     const printed = ((await page.notebook.getCellTextOutput(1)) ?? []).join('\n').split(/\s+/).filter(Boolean);
     expect(printed).toEqual([...Array(PRINTED_LINES).keys()].map(String));
     // Never "dead", never restarted: the same kernel, with its variable.
-    await expect(page.locator('#jp-main-statusbar')).toContainText(/job \d+ \| Idle/, { timeout: 60_000 });
+    await expect(page.locator('#jp-main-statusbar')).toContainText(STABLE_IDLE, { timeout: 60_000 });
     expect(await runCell(page, 0, 'x + 1')).toContain('43');
     await page.screenshot({ path: test.info().outputPath('reconnected.png') });
 

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 
 import { expect, test, type IJupyterLabPageFixture } from '@jupyterlab/galata';
 
-import { dismissNews, remoteClusterSection } from './page';
+import { STABLE_BUSY, STABLE_IDLE, dismissNews, remoteClusterSection } from './page';
 
 const TESTBED = path.resolve(__dirname, '..', '..', 'testbed', 'testbed');
 
@@ -103,7 +103,7 @@ test.describe.serial('Remote session on the testbed', () => {
 
     // 3. A notebook opened on the session's kernel; the kernel runs on the node.
     await expect(page.locator('.jp-NotebookPanel')).toBeVisible({ timeout: 60_000 });
-    await expect(page.locator('#jp-main-statusbar')).toContainText(/job \d+ \| Idle/, { timeout: 120_000 });
+    await expect(page.locator('#jp-main-statusbar')).toContainText(STABLE_IDLE, { timeout: 120_000 });
     const host = await runCell(page, 0, 'import socket; socket.gethostname()');
     expect(host).toMatch(/node[12]/);
     const job = await runCell(page, 0, 'import os; os.environ["SLURM_JOB_ID"]');
@@ -114,7 +114,7 @@ test.describe.serial('Remote session on the testbed', () => {
     await page.notebook.setCell(0, 'code', 'import time; time.sleep(60)');
     const started = Date.now();
     void page.notebook.runCell(0);
-    await expect(page.locator('#jp-main-statusbar')).toContainText(/job \d+ \| Busy/, { timeout: 30_000 });
+    await expect(page.locator('#jp-main-statusbar')).toContainText(STABLE_BUSY, { timeout: 30_000 });
     await page.waitForTimeout(1000);
     await page.menu.clickMenuItem('Kernel>Interrupt Kernel');
     await expect(page.locator('.jp-OutputArea-output')).toContainText('KeyboardInterrupt', { timeout: 30_000 });
@@ -125,7 +125,7 @@ test.describe.serial('Remote session on the testbed', () => {
     await runCell(page, 0, 'marker = 42');
     await page.menu.clickMenuItem('Kernel>Restart Kernel…');
     await page.locator('.jp-Dialog .jp-mod-accept').click();
-    await expect(page.locator('#jp-main-statusbar')).toContainText(/job \d+ \| Idle/, { timeout: 120_000 });
+    await expect(page.locator('#jp-main-statusbar')).toContainText(STABLE_IDLE, { timeout: 120_000 });
     const afterRestart = await runCell(page, 0, 'import os; (os.environ["SLURM_JOB_ID"], "marker" in globals())');
     expect(afterRestart).toContain(`'${jobId}'`);
     expect(afterRestart).toContain('False');
@@ -196,7 +196,9 @@ test.describe.serial('Remote session on the testbed', () => {
     const attachedJob = await runCell(page, 0, 'import os; os.environ["SLURM_JOB_ID"]');
     expect(attachedJob).toContain(jobId!);
     const kernels = (await (await page.request.get('/api/kernels')).json()) as { name: string }[];
-    expect(kernels.filter(k => k.name === `remote-cluster-session-${sid}`)).toHaveLength(2);
+    // the attached one on the session's kernelspec; the first notebook's on the profile's stable one
+    expect(kernels.filter(k => k.name === `remote-cluster-session-${sid}`)).toHaveLength(1);
+    expect(kernels.filter(k => k.name === 'remote-cluster-testbed--python3')).toHaveLength(1);
     await shot(page, '08-attached');
 
     // 7a. A web server a cell starts: said, in the session's row within seconds, and in a panel.
@@ -233,7 +235,7 @@ test.describe.serial('Remote session on the testbed', () => {
     await kernelDialog.locator('select').selectOption({ label: 'Bash (bash)' });
     await kernelDialog.locator('.jp-mod-accept').click();
     await expect(page.locator('.jp-NotebookPanel')).toHaveCount(3, { timeout: 60_000 });
-    await expect(page.locator('#jp-main-statusbar')).toContainText(/Bash · debug@.* job \d+ \| Idle/, {
+    await expect(page.locator('#jp-main-statusbar')).toContainText(/Bash · Testbed \(Slurm\) \| Idle/, {
       timeout: 120_000
     });
     const bashJob = await runCell(page, 0, 'echo "job $SLURM_JOB_ID in bash ${BASH_VERSION%%.*}"');

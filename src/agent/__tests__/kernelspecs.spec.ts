@@ -25,7 +25,11 @@ const icon = readFileSync(path.join(__dirname, '..', '..', '..', 'style', 'icons
 describe('KernelspecWriter', () => {
   it("writes one kernelspec per profile and running session, each with the product's icon", async () => {
     await new KernelspecWriter(dir).sync([profile], [session]);
-    expect(readdirSync(dir).sort()).toEqual(['remote-cluster-hpc', 'remote-cluster-session-ab12cd']);
+    expect(readdirSync(dir).sort()).toEqual([
+      'remote-cluster-hpc',
+      'remote-cluster-hpc--python3',
+      'remote-cluster-session-ab12cd'
+    ]);
     for (const name of readdirSync(dir)) {
       expect(readdirSync(path.join(dir, name)).sort()).toEqual(['kernel.json', 'logo-svg.svg']);
       expect(readFileSync(path.join(dir, name, 'logo-svg.svg'), 'utf8')).toBe(icon);
@@ -69,5 +73,59 @@ describe('KernelspecWriter', () => {
     writeFileSync(path.join(dir, 'remote-cluster-mine', 'kernel.json'), '{"display_name": "mine"}');
     await writer.sync([], []);
     expect(readdirSync(dir)).toEqual(['remote-cluster-mine']);
+  });
+
+  it('keeps a stable kernelspec per profile and kernel of its job environment, after the job ends, until the profile goes', async () => {
+    const writer = new KernelspecWriter(dir);
+    const bash = { name: 'Bash', displayName: 'Bash', language: 'bash', interruptMode: 'message' as const };
+    const ofHpc = { ...session, profile: 'HPC', kernelspecs: [bash] } as ISession;
+    await writer.sync([profile], [ofHpc]);
+    const read = (name: string) => JSON.parse(readFileSync(path.join(dir, name, 'kernel.json'), 'utf8'));
+    expect(read('remote-cluster-hpc--python3')).toMatchObject({
+      display_name: 'Python 3 · The HPC',
+      language: 'python',
+      metadata: { kernel_provisioner: { config: { profile: 'HPC', prefer_running: true } } }
+    });
+    const stable = read('remote-cluster-hpc--bash');
+    expect(stable).toMatchObject({ display_name: 'Bash · The HPC', language: 'bash', interrupt_mode: 'message' });
+    expect(stable.metadata.kernel_provisioner.config).toEqual({
+      profile: 'HPC',
+      kernelspec: 'Bash',
+      prefer_running: true
+    });
+    expect(stable.metadata.jupyterlab_remote_cluster.kernel_display_name).toBe('Bash');
+    // the job ended (and the agent restarted: a new writer): the same name, the same spec
+    await new KernelspecWriter(dir).sync([profile], [{ ...ofHpc, state: 'ended' } as ISession]);
+    expect(readdirSync(dir).sort()).toEqual([
+      'remote-cluster-hpc',
+      'remote-cluster-hpc--bash',
+      'remote-cluster-hpc--python3'
+    ]);
+    expect(read('remote-cluster-hpc--bash')).toEqual(stable);
+    // another profile's session offers nothing to this one
+    await writer.sync(
+      [profile],
+      [{ ...ofHpc, id: 'ef34ab', profile: 'other', kernelspecs: [{ ...bash, name: 'zsh' }] } as ISession]
+    );
+    expect(
+      readdirSync(dir)
+        .filter(n => n.startsWith('remote-cluster-hpc--'))
+        .sort()
+    ).toEqual(['remote-cluster-hpc--bash', 'remote-cluster-hpc--python3']);
+    // the profile goes: its stable kernelspecs too
+    await writer.sync([], []);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('makes a profile\'s default kernel its "(new job)" kernel, described as its sessions described it', async () => {
+    const writer = new KernelspecWriter(dir);
+    const withR = { ...profile, defaultKernel: 'ir' } as IClusterProfile;
+    const read = () => JSON.parse(readFileSync(path.join(dir, 'remote-cluster-hpc', 'kernel.json'), 'utf8'));
+    await writer.sync([withR], []);
+    expect(read()).toMatchObject({ display_name: 'ir · The HPC (new job)' });
+    expect(read().metadata.kernel_provisioner.config).toEqual({ profile: 'HPC', kernelspec: 'ir' });
+    const r = { name: 'ir', displayName: 'R', language: 'R', interruptMode: 'signal' as const };
+    await writer.sync([withR], [{ ...session, profile: 'HPC', kernelspecs: [r] } as ISession]);
+    expect(read()).toMatchObject({ display_name: 'R · The HPC (new job)', language: 'R' });
   });
 });

@@ -19,7 +19,6 @@ import { Readable } from 'node:stream';
 
 import type { Stats } from 'ssh2';
 
-import { CLUSTER_DRIVE_PREFIX } from '../../common/routes';
 import type { IClusterLink } from './link';
 
 import { DriveError, SftpOps, TEMP_PREFIX, sftpError } from './drive-sftp';
@@ -90,23 +89,6 @@ export function driveSegments(path: string): string[] {
 
 function isNotebookName(name: string): boolean {
   return name.endsWith('.ipynb');
-}
-
-/**
- * The profile and folder (`~/<dir>`, for a kernel's working directory) of a notebook path
- * of a cluster drive (`cluster-<profile>:<dir>/<name>.ipynb`), else undefined.
- */
-export function driveFolderOf(notebookPath: string): { profile: string; folder: string } | undefined {
-  const m = new RegExp(`^${CLUSTER_DRIVE_PREFIX}([A-Za-z0-9][A-Za-z0-9._-]{0,63}):(.*)$`).exec(notebookPath);
-  if (!m) {
-    return undefined;
-  }
-  try {
-    const dir = driveSegments(m[2]).slice(0, -1);
-    return { profile: m[1], folder: ['~', ...dir].join('/') };
-  } catch {
-    return undefined;
-  }
 }
 
 /** An upload in pieces, between its first and its last. */

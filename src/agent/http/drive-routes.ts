@@ -16,6 +16,7 @@
 import type * as http from 'node:http';
 import { pipeline } from 'node:stream/promises';
 
+import { sendJson } from './json';
 import { DriveError, MAX_OPEN_BYTES, type ClusterDrive, type ContentType } from '../cluster/drive';
 
 /** A notebook or file saved whole, as JSON (base64 grows it by a third). */
@@ -43,13 +44,7 @@ function send(res: http.ServerResponse, status: number, body?: unknown): void {
     res.end();
     return;
   }
-  const data = JSON.stringify(body);
-  res.writeHead(status, {
-    'Content-Type': 'application/json',
-    'Content-Length': Buffer.byteLength(data),
-    'Cache-Control': 'no-store'
-  });
-  res.end(data);
+  sendJson(res, status, body);
 }
 
 function object(body: unknown): Record<string, unknown> {

@@ -149,13 +149,7 @@ export function parseKernelRequest(body: unknown): KernelRequest {
     throw invalid('Invalid kernelspec: 1-64 of letters, digits, ".", "_" and "-".', 'kernelspec');
   }
   // The Jupyter session's path (JPY_SESSION_NAME): a notebook of the cluster drive runs in its folder.
-  const notebookPath = b.notebookPath === undefined || b.notebookPath === null ? undefined : b.notebookPath;
-  if (
-    notebookPath !== undefined &&
-    (typeof notebookPath !== 'string' || notebookPath.length > 4096 || notebookPath.includes('\0'))
-  ) {
-    throw invalid('Invalid notebookPath: a path of at most 4096 characters.', 'notebookPath');
-  }
+  const notebookPath = parseNotebookPath(b, false);
   return { action: 'start', kernelId, kernelspec, ...(notebookPath && { notebookPath }) };
 }
 
@@ -191,4 +185,21 @@ export function parseTerminalRequest(body: unknown): ITerminalRequest {
     size[k] = v as number;
   }
   return size;
+}
+
+/**
+ * A notebook's path as Jupyter names it (`notebookPath`, or `path` when `required`):
+ * POST api/v1/sessions/<id>/notebooks, api/v1/profiles/<name>/kernel-session, kernels.
+ */
+export function parseNotebookPath(body: unknown, required: boolean): string | undefined {
+  const b = (body ?? {}) as Record<string, unknown>;
+  const field = required ? 'path' : 'notebookPath';
+  const value = b[field];
+  if ((value === undefined || value === null) && !required) {
+    return undefined;
+  }
+  if (typeof value !== 'string' || !value || value.length > 4096 || value.includes('\0')) {
+    throw invalid(`Invalid ${field}: a path of 1 to 4096 characters.`, field);
+  }
+  return value;
 }

@@ -29,8 +29,6 @@ interface IKernelRecord {
   stopped: boolean;
   /** Another kernelspec of the job's environment than its default Python: restarts run it again. */
   kernelspec?: string;
-  /** Its working directory on the node when not the session's (a cluster drive notebook's folder). */
-  cwd?: string;
 }
 
 /** SSH errors that say the link to the cluster is down: they say nothing about the job. */
@@ -107,13 +105,11 @@ export class KernelTable {
    * the new kernel takes its place behind the same local ports and key, so Jupyter's
    * existing channels stay valid (restart = new kernel, same allocation, same address).
    * `kernelspec`: another kernel of the job's environment than its default Python.
-   * `cwd`: its working directory (`~/…`), when the node has it; else the session's.
    */
   async start(
     sessionId: string,
     kernelId = randomBytes(8).toString('hex'),
-    kernelspec?: string,
-    cwd?: string
+    kernelspec?: string
   ): Promise<IKernelConnection> {
     const s = this.opts.session(sessionId);
     if (!s) {
@@ -140,16 +136,12 @@ export class KernelTable {
       );
     }
     const route = await this.opts.helper.route(s);
-    const folder = restarting ? restarting.cwd : cwd;
-    const body = { kernelId, env, ...(spec && { kernelspec: spec }), ...kernelTransport(route.mode, route.protocol) };
-    let r = await this.opts.helper.request(s, 'POST', '/kernels', { ...body, ...(folder && { cwd: folder }) });
-    if (folder && r.status === 400 && (r.json as { error?: { code?: string } })?.error?.code === 'invalid-cwd') {
-      // The node does not see that folder (another file system than the login node's).
-      this.opts.log(
-        `session ${s.id}: ${folder} is not on ${s.node}; kernel ${kernelId} starts in the session's folder`
-      );
-      r = await this.opts.helper.request(s, 'POST', '/kernels', body);
-    }
+    const r = await this.opts.helper.request(s, 'POST', '/kernels', {
+      kernelId,
+      env,
+      ...(spec && { kernelspec: spec }),
+      ...kernelTransport(route.mode, route.protocol)
+    });
     if (r.status !== 200 && r.status !== 201) {
       throw new Error(`The kernel did not start on ${s.node}: ${helperError(r.json)}`);
     }
@@ -170,12 +162,7 @@ export class KernelTable {
       return restarting.connection;
     }
 
-    const conn = await this.register(s, kernelId, info.pid, file, ch => ({ open: opener(ch) }), spec);
-    const rec = this.kernels.get(kernelId);
-    if (rec && folder) {
-      rec.cwd = folder; // (a restart starts there again)
-    }
-    return conn;
+    return this.register(s, kernelId, info.pid, file, ch => ({ open: opener(ch) }), spec);
   }
 
   /**

@@ -57,7 +57,8 @@ import { readSessionLogs } from './session-logs';
 import { askToOpenWebPort } from './web-ports';
 import { RemoteKernelspecs } from './remote-kernelspecs';
 import { SessionTerminals } from './terminals';
-import { ClusterDrives, driveFolderOf } from '../cluster/drive';
+import { ClusterDrives } from '../cluster/drive';
+import { NotebookSessions } from './notebook-sessions';
 import { LoginTerminals } from '../cluster/login-terminals';
 
 export { REMOTE_ROOT, onLogin, type IHelperState, type IKernelConnection } from './records';
@@ -100,6 +101,8 @@ export class SessionManager {
   readonly loginTerminals: LoginTerminals;
   /** The clusters' files over SFTP (cluster/drive.ts). */
   readonly drives = new ClusterDrives(name => this.clusterLink(name));
+  /** Which session each notebook's stable kernel starts in (notebook-sessions.ts). */
+  private readonly notebooks = new NotebookSessions();
   /** The job environments' other kernels, asked of each running session's helper once. */
   private readonly remoteKernelspecs: RemoteKernelspecs;
 
@@ -363,6 +366,7 @@ export class SessionManager {
       remoteDir: '',
       owner,
       kernels: [],
+      ...(profile.defaultKernel && { defaultKernel: profile.defaultKernel }),
       submittedProfile: profile,
       ...links
     };
@@ -459,7 +463,7 @@ export class SessionManager {
       workerJobs: withReported(s.workerJobs, helper.workerJobs ?? []) ?? s.workerJobs,
       terminals: helper.terminals ?? []
     });
-    this.remoteKernelspecs.listOnce(s);
+    void this.remoteKernelspecs.listOnce(s);
   }
 
   private async end(s: ISessionRecord, reason: string, link?: IClusterLink, withStderr = true): Promise<void> {
@@ -669,32 +673,36 @@ export class SessionManager {
 
   /* ---------------- the helper, kernels and proxied ports ---------------- */
 
-  /** `notebookPath`: the Jupyter session's path; a notebook of the cluster drive runs in its folder. */
+  /** `notebookPath`: the notebook's path (JPY_SESSION_NAME), its stable kernel's next start goes here too. */
   async startKernel(
     sessionId: string,
     kernelId?: string,
     kernelspec?: string,
     notebookPath?: string
   ): Promise<IKernelConnection> {
-    return this.kernels.start(sessionId, kernelId, kernelspec, await this.notebookFolder(sessionId, notebookPath));
+    const rec = this.sessions.get(sessionId);
+    if (kernelspec && rec?.state === 'running') {
+      // (a job a kernel just submitted: its helper may not have listed its kernels yet)
+      await this.remoteKernelspecs.listOnce(rec);
+    }
+    const conn = await this.kernels.start(sessionId, kernelId, kernelspec);
+    if (notebookPath) {
+      this.notebooks.bind(notebookPath, sessionId); // (its next start, a reopen, goes here too)
+    }
+    return conn;
   }
 
-  /**
-   * The folder (`~/<dir>`) of a notebook opened from a cluster drive, when that drive's
-   * profile logs in to the same account as the session's (the same home directory).
-   */
-  private async notebookFolder(sessionId: string, notebookPath?: string): Promise<string | undefined> {
-    const where = notebookPath ? driveFolderOf(notebookPath) : undefined;
-    const s = this.sessions.get(sessionId);
-    if (!where || !s) {
-      return undefined;
+  /** The session a stable kernel of `profile` for `notebookPath` starts in; undefined: a new one. */
+  kernelSessionFor(profile: string, notebookPath?: string): string | undefined {
+    return this.notebooks.choose(profile, notebookPath, this.sessions.values());
+  }
+
+  /** The user opened the notebook at `path` on session `id` (its row's Notebook button). */
+  bindNotebook(id: string, path: string): void {
+    if (!this.sessions.has(id)) {
+      throw new NotFoundError(`No session ${id}.`, 'session');
     }
-    const [drive, own] = await Promise.all([
-      this.profile(where.profile).catch(() => undefined),
-      this.sessionProfile(s).catch(() => undefined)
-    ]);
-    const account = (p?: IClusterProfile) => p && JSON.stringify([p.ssh.host, p.ssh.user ?? '', p.ssh.port ?? 22]);
-    return drive && account(drive) === account(own) ? where.folder : undefined;
+    this.notebooks.bind(path, id);
   }
 
   adoptKernel(sessionId: string, kernelId: string, localPorts?: Record<string, number>): Promise<IKernelConnection> {

@@ -18,7 +18,7 @@ const LIST_TIMEOUT_MS = 45_000;
 
 /** Asks a running session's helper for its job environment's kernelspecs, once per session. */
 export class RemoteKernelspecs {
-  private readonly asking = new Set<string>();
+  private readonly asking = new Map<string, Promise<void>>();
 
   constructor(
     private readonly helper: HelperClient,
@@ -27,20 +27,25 @@ export class RemoteKernelspecs {
     private readonly said: (s: ISessionRecord, kernelspecs: IRemoteKernelspec[]) => void
   ) {}
 
-  listOnce(s: ISessionRecord): void {
-    if (s.kernelspecs !== undefined || this.asking.has(s.id)) {
-      return;
+  /** Resolves once the session's list is known (a kernel of one of them may wait for it). */
+  listOnce(s: ISessionRecord): Promise<void> {
+    if (s.kernelspecs !== undefined) {
+      return Promise.resolve();
     }
-    this.asking.add(s.id);
-    void listRemoteKernelspecs(this.helper, s)
-      .catch(err => {
-        this.log(`session ${s.id}: only its default kernel: ${(err as Error).message}`);
-        return [];
-      })
-      .then(kernelspecs => {
-        this.asking.delete(s.id);
-        this.said(s, kernelspecs);
-      });
+    let asking = this.asking.get(s.id);
+    if (!asking) {
+      asking = listRemoteKernelspecs(this.helper, s)
+        .catch(err => {
+          this.log(`session ${s.id}: only its default kernel: ${(err as Error).message}`);
+          return [];
+        })
+        .then(kernelspecs => {
+          this.asking.delete(s.id);
+          this.said(s, kernelspecs);
+        });
+      this.asking.set(s.id, asking);
+    }
+    return asking;
   }
 }
 

@@ -3,16 +3,17 @@
  * kernel (and only those) move to the successor's kernelspec once it is known; one that
  * cannot move is named, the others still move.
  */
-import { sessionKernelName } from '../../common/routes';
+import { sessionKernelName, stableKernelName } from '../../common/routes';
 import { moveToSuccessor, widgetsOfSession } from '../allocation';
 
-function widget(label: string, kernelName: string | undefined, fails = false) {
+function widget(label: string, kernelName: string | undefined, fails = false, kernelId = `id-${label}`) {
   const changes: string[] = [];
   return {
     title: { label },
     changes,
     sessionContext: {
-      session: kernelName ? { kernel: { name: kernelName } } : null,
+      path: label,
+      session: kernelName ? { kernel: { name: kernelName, id: kernelId } } : null,
       changeKernel: async (o: { name: string }) => {
         if (fails) {
           throw new Error('refused');
@@ -41,14 +42,41 @@ function specs(names: string[] = [], late: string[] = [], after = 1) {
   };
 }
 
+/** No session knows these widgets' kernels by id; nothing is bound. */
+const noStable = {
+  session: (id: string) => ({ id, kernels: [] }) as never,
+  bind: async () => {
+    throw new Error('not called');
+  }
+};
+
 describe('moving to the successor', () => {
+  it("a notebook on a stable kernel running in the session is the session's, and moves by restarting there", async () => {
+    const stable = widget('saved.ipynb', stableKernelName('hpc'), false, 'k-saved');
+    const elsewhere = widget('other.ipynb', stableKernelName('hpc'), false, 'k-other');
+    const old = { id: 'old', kernels: ['k-saved'] };
+    expect(widgetsOfSession([stable, elsewhere], old).map(w => w.title.label)).toEqual(['saved.ipynb']);
+    const bound: string[] = [];
+    const r = await moveToSuccessor('old', 'new', {
+      widgets: () => [stable, elsewhere],
+      kernelspecs: specs([sessionKernelName('new')]) as never,
+      syncKernelspecs: async () => undefined,
+      session: id => (id === 'old' ? (old as never) : undefined),
+      bind: async (id, path) => bound.push(`${path} -> ${id}`)
+    });
+    expect(r).toEqual({ moved: ['saved.ipynb'], failed: [] });
+    // bound to the successor first, then the same (stable) kernel name again: it starts there
+    expect(bound).toEqual(['saved.ipynb -> new']);
+    expect([stable.changes, elsewhere.changes]).toEqual([[stableKernelName('hpc')], []]);
+  });
+
   it("moves the old session's notebooks and consoles only, after syncing the kernelspecs", async () => {
     const a = widget('a.ipynb', sessionKernelName('old'));
     const b = widget('Console 1', sessionKernelName('old'));
     const other = widget('other.ipynb', sessionKernelName('else'));
     const local = widget('local.ipynb', 'python3');
     const text = { title: { label: 'notes.txt' } };
-    expect(widgetsOfSession([a, b, other, local, text], 'old').map(w => w.title.label)).toEqual([
+    expect(widgetsOfSession([a, b, other, local, text], { id: 'old' }).map(w => w.title.label)).toEqual([
       'a.ipynb',
       'Console 1'
     ]);
@@ -57,7 +85,8 @@ describe('moving to the successor', () => {
     const r = await moveToSuccessor('old', 'new', {
       widgets: () => [a, b, other, local, text],
       kernelspecs: ks as never,
-      syncKernelspecs: async () => synced++
+      syncKernelspecs: async () => synced++,
+      ...noStable
     });
     expect(r).toEqual({ moved: ['a.ipynb', 'Console 1'], failed: [] });
     expect([a.changes, b.changes, other.changes, local.changes]).toEqual([
@@ -76,14 +105,16 @@ describe('moving to the successor', () => {
     const r = await moveToSuccessor('old', 'new', {
       widgets: () => [ok, bad],
       kernelspecs: specs([sessionKernelName('new')]) as never,
-      syncKernelspecs: async () => undefined
+      syncKernelspecs: async () => undefined,
+      ...noStable
     });
     expect(r).toEqual({ moved: ['ok.ipynb'], failed: ['bad.ipynb (refused)'] });
     const none = await moveToSuccessor('old', 'new', {
       widgets: () => [widget('x.ipynb', sessionKernelName('old'))],
       kernelspecs: specs() as never,
       syncKernelspecs: async () => undefined,
-      specWaitMs: 0
+      specWaitMs: 0,
+      ...noStable
     });
     expect(none).toEqual({
       moved: [],
@@ -97,7 +128,8 @@ describe('moving to the successor', () => {
     const r = await moveToSuccessor('old', 'new', {
       widgets: () => [a],
       kernelspecs: ks as never,
-      syncKernelspecs: async () => undefined
+      syncKernelspecs: async () => undefined,
+      ...noStable
     });
     expect(r).toEqual({ moved: ['a.ipynb'], failed: [] });
     expect(ks.refreshed).toBe(3);
@@ -110,7 +142,8 @@ describe('moving to the successor', () => {
       kernelspecs: ks as never,
       syncKernelspecs: async () => {
         throw new Error('not called');
-      }
+      },
+      ...noStable
     });
     expect(r).toEqual({ moved: [], failed: [] });
     expect(ks.refreshed).toBe(0);

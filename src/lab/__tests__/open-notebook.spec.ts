@@ -7,7 +7,7 @@ import { openSessionNotebook, pickSessionKernel, type IOpenNotebookDeps } from '
  * `inFlight`: a refresh that left before the sync (another session event started it) is
  * what the first refreshSpecs() after the sync returns, as Lumino's Poll joins it.
  */
-function world(agentWritesSpec: boolean, inFlight = false, written = ['remote-cluster-session-ab12cd']) {
+function world(agentWritesSpec: boolean, inFlight = false, written = ['remote-cluster-hpc--python3']) {
   const calls: string[] = [];
   const onDisk = new Set<string>(['remote-cluster-hpc']); // a profile's "(new job)" spec
   let known: Record<string, unknown> = {};
@@ -15,7 +15,7 @@ function world(agentWritesSpec: boolean, inFlight = false, written = ['remote-cl
   const deps: IOpenNotebookDeps = {
     commands: {
       execute: async (id: string, args?: any) => {
-        calls.push(`${id} ${args?.kernelName}`);
+        calls.push(`${id} ${args?.path} ${args?.kernel?.name}`);
       }
     } as IOpenNotebookDeps['commands'],
     kernelspecs: {
@@ -35,28 +35,50 @@ function world(agentWritesSpec: boolean, inFlight = false, written = ['remote-cl
       }
     },
     notifyError: message => calls.push(`error ${message}`),
-    trans: nullTranslator.load('jupyterlab')
+    trans: nullTranslator.load('jupyterlab'),
+    newNotebook: async () => {
+      calls.push('new');
+      return 'runs/Untitled3.ipynb';
+    },
+    bind: async (id, path) => calls.push(`bind ${path} ${id}`)
   };
   return { deps, calls };
 }
 
+const S = { id: 'ab12cd', profile: 'hpc' };
+const OPENED = 'docmanager:open runs/Untitled3.ipynb';
+
 describe('opening a notebook on a session', () => {
   it("waits until the session's kernelspec is written and known, then opens on it", async () => {
     const { deps, calls } = world(true);
-    expect(await openSessionNotebook('ab12cd', deps)).toBe(true);
-    expect(calls).toEqual(['sync', 'refresh', 'notebook:create-new remote-cluster-session-ab12cd']);
+    expect(await openSessionNotebook(S, deps)).toBe(true);
+    // the profile's stable Python (saved with the notebook), bound to this session before it starts
+    expect(calls).toEqual([
+      'sync',
+      'refresh',
+      'new',
+      'bind runs/Untitled3.ipynb ab12cd',
+      `${OPENED} remote-cluster-hpc--python3`
+    ]);
   });
 
   it('does not take the answer of a refresh that left before the spec was written', async () => {
     const { deps, calls } = world(true, true);
-    expect(await openSessionNotebook('ab12cd', deps)).toBe(true);
-    expect(calls).toEqual(['sync', 'refresh', 'refresh', 'notebook:create-new remote-cluster-session-ab12cd']);
+    expect(await openSessionNotebook(S, deps)).toBe(true);
+    expect(calls).toEqual([
+      'sync',
+      'refresh',
+      'refresh',
+      'new',
+      'bind runs/Untitled3.ipynb ab12cd',
+      `${OPENED} remote-cluster-hpc--python3`
+    ]);
   });
 
   it('opens nothing (no kernel picker that could submit a job) when the spec does not exist', async () => {
     const { deps, calls } = world(false);
-    expect(await openSessionNotebook('ab12cd', deps)).toBe(false);
-    expect(calls.filter(c => c.startsWith('notebook:'))).toEqual([]);
+    expect(await openSessionNotebook(S, deps)).toBe(false);
+    expect(calls.filter(c => /^(new|bind|docmanager)/.test(c))).toEqual([]);
     expect(calls[calls.length - 1]).toMatch(/^error The kernel of this session is not available/);
   });
 });
@@ -85,13 +107,10 @@ describe("a notebook on another kernel of the session's job", () => {
 
   it("opens on that kernel's own kernelspec, or on none if the agent wrote none", async () => {
     const without = world(true);
-    expect(await openSessionNotebook('ab12cd', without.deps, 'bash')).toBe(false);
-    expect(without.calls.filter(c => c.startsWith('notebook:'))).toEqual([]);
-    const { deps, calls } = world(true, false, [
-      'remote-cluster-session-ab12cd',
-      'remote-cluster-session-ab12cd--bash'
-    ]);
-    expect(await openSessionNotebook('ab12cd', deps, 'bash')).toBe(true);
-    expect(calls[calls.length - 1]).toBe('notebook:create-new remote-cluster-session-ab12cd--bash');
+    expect(await openSessionNotebook(S, without.deps, 'bash')).toBe(false);
+    expect(without.calls.filter(c => /^(new|bind|docmanager)/.test(c))).toEqual([]);
+    const { deps, calls } = world(true, false, ['remote-cluster-hpc--python3', 'remote-cluster-hpc--bash']);
+    expect(await openSessionNotebook(S, deps, 'bash')).toBe(true);
+    expect(calls[calls.length - 1]).toBe(`${OPENED} remote-cluster-hpc--bash`);
   });
 });

@@ -13,6 +13,7 @@ import {
   WidgetTracker,
   type MainAreaWidget
 } from '@jupyterlab/apputils';
+import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator } from '@jupyterlab/translation';
 import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
@@ -20,7 +21,7 @@ import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import type { ISession, ISessionLogs } from '../../common/api';
 import { CommandIDs, LabCommandIDs } from '../commands';
 import { requestAPI } from '../handler';
-import { openSessionNotebook, pickSessionKernel } from '../open-notebook';
+import { bindNotebook, openSessionNotebook, pickSessionKernel } from '../open-notebook';
 import { followSuccessors, notifyWalltime, registerAllocationCommands } from '../allocation';
 import { IdleReclaim } from '../idle';
 import { addSessionCommand, numberArg } from '../session-commands';
@@ -34,13 +35,15 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
   description: 'The "Remote sessions" sidebar and the commands on a session (notebook, cancel, attach, remove).',
   autoStart: true,
   requires: [IRemoteClusterModel, ITranslator],
-  optional: [ILayoutRestorer, ISettingRegistry],
+  // (the default file browser: a session's new notebook goes to the folder it shows)
+  optional: [ILayoutRestorer, ISettingRegistry, IDefaultFileBrowser],
   activate: (
     app: JupyterFrontEnd,
     model: IRemoteClusterModel,
     translator: ITranslator,
     restorer: ILayoutRestorer | null,
-    settingRegistry: ISettingRegistry | null
+    settingRegistry: ISettingRegistry | null,
+    browser: IDefaultFileBrowser | null
   ): void => {
     const trans = translator.load('jupyterlab_remote_cluster');
     const { commands } = app;
@@ -67,18 +70,29 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
                   },
                   trans
                 )
-              : undefined;
+              : model.session(id)?.defaultKernel;
         if (kernelspec === null) {
           return false;
         }
+        const s = model.session(id);
+        if (!s) {
+          Notification.error(trans.__('There is no session %1 (any more).', id));
+          return false;
+        }
         return openSessionNotebook(
-          id,
+          s,
           {
             commands,
             kernelspecs: app.serviceManager.kernelspecs,
             syncKernelspecs: () => requestAPI('api/v1/profiles'),
             notifyError: message => Notification.error(message),
-            trans
+            trans,
+            newNotebook: async () => {
+              const where = browser?.model.path ?? '';
+              const made = await commands.execute(LabCommandIDs.newUntitled, { path: where, type: 'notebook' });
+              return (made as { path: string }).path;
+            },
+            bind: bindNotebook
           },
           kernelspec
         );
