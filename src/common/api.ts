@@ -119,6 +119,11 @@ export interface IClusterProfile {
   loginSetup?: string[];
   /** Python on the compute node that runs the helper and ipykernel. */
   python: string;
+  /**
+   * The kernel a new notebook of this profile gets: a kernelspec of the job environment by
+   * its name there (`ir`, `bash`, a conda env's); absent: the session's Python.
+   */
+  defaultKernel?: string;
   /** Start a Dask scheduler in each session and expose its dashboard. */
   dask?: boolean;
   connectivity?: ConnectivityMode;
@@ -338,6 +343,8 @@ export interface ISession {
   terminals?: string[];
   /** The job environment's kernelspecs besides its default Python, as its helper listed them. */
   kernelspecs?: IRemoteKernelspec[];
+  /** Its profile's default kernel when not the Python (a new notebook on it gets that one). */
+  defaultKernel?: string;
   /** The connectivity mode this session's kernels and dashboards are reached through. */
   connectivity?: Exclude<ConnectivityMode, 'auto'>;
   kernels?: string[];

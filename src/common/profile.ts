@@ -13,6 +13,7 @@ import {
   type ISshTarget,
   type SchedulerName
 } from './api';
+import { DEFAULT_REMOTE_KERNEL } from './routes';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const HOST_RE = /^[A-Za-z0-9._%-]+$/;
@@ -94,7 +95,8 @@ export const PROFILE_FIELDS: readonly string[] = [
   'reverseHost',
   'workdir',
   'candidates',
-  'idleTimeout'
+  'idleTimeout',
+  'defaultKernel'
 ];
 export const SSH_FIELDS: readonly string[] = [
   'host',
@@ -286,6 +288,8 @@ export function parseProfile(raw: unknown, index: number): IClusterProfile {
       `${where}: "idleTimeout" must be a whole number of minutes from 0 (never) to ${MAX_IDLE_MINUTES}.`
     );
   }
+  // A kernelspec of the job environment by its name there (`jupyter kernelspec list`).
+  const defaultKernel = str(raw, 'defaultKernel', where, /^[A-Za-z0-9._-]{1,64}$/);
   const title = str(raw, 'title', where);
   return {
     name,
@@ -302,7 +306,8 @@ export function parseProfile(raw: unknown, index: number): IClusterProfile {
     ...(reverseHost && { reverseHost }),
     ...(workdir && { workdir }),
     ...(candidates && { candidates }),
-    ...(idleTimeout !== undefined && { idleTimeout: idleTimeout as number })
+    ...(idleTimeout !== undefined && { idleTimeout: idleTimeout as number }),
+    ...(defaultKernel && defaultKernel !== DEFAULT_REMOTE_KERNEL && { defaultKernel })
   };
 }
 

@@ -23,6 +23,11 @@ describe('parseProfiles', () => {
       profiles: [{ ...good, idleTimeout: 0, ssh: { host: 'login', certificateFiles: ['~/.ssh/id-cert.pub'] } }]
     });
     expect(withIdle.profiles[0]).toMatchObject({ idleTimeout: 0, ssh: { certificateFiles: ['~/.ssh/id-cert.pub'] } });
+    // a default kernel of the job environment; naming its Python is the same as none
+    expect(parseProfiles({ profiles: [{ ...good, defaultKernel: 'ir' }] }).profiles[0].defaultKernel).toBe('ir');
+    expect(
+      parseProfiles({ profiles: [{ ...good, defaultKernel: 'python3' }] }).profiles[0].defaultKernel
+    ).toBeUndefined();
   });
 
   it.each([
@@ -45,6 +50,7 @@ describe('parseProfiles', () => {
     [{ ...good, setup: ['module load x\necho injected'] }, /single lines/],
     [{ ...good, colour: 'blue' }, /unknown field "colour"/],
     [{ ...good, ssh: {} }, /"host" is required/],
+    [{ ...good, defaultKernel: 'ir; rm -rf ~' }, /"defaultKernel" has an invalid value/],
     [{ ...good, idleTimeout: -1 }, /"idleTimeout" must be a whole number of minutes from 0 \(never\) to 10080/],
     [{ ...good, idleTimeout: 1.5 }, /"idleTimeout" must be a whole number/],
     [{ ...good, idleTimeout: '60' }, /"idleTimeout" must be a whole number/],
