@@ -3,7 +3,8 @@
  * file from alice's home there, the editor saves it (checked with `cat` on the login
  * node), a change made on the cluster meanwhile brings JupyterLab's "File Changed" dialog,
  * a save into a read-only folder fails with the cluster's reason and leaves the old file,
- * and a 50 MiB upload arrives with the same checksum. Screenshots for docs/cluster-files.md.
+ * a 50 MiB upload arrives with the same checksum, and a notebook of the drive runs in its
+ * folder on the node. Screenshots for docs/cluster-files.md.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -13,7 +14,7 @@ import * as path from 'node:path';
 
 import { expect, test, type IJupyterLabPageFixture } from '@jupyterlab/galata';
 
-import { dismissNews } from './page';
+import { STABLE_IDLE, dismissNews } from './page';
 
 const TESTBED = path.resolve(__dirname, '..', '..', 'testbed', 'testbed');
 const DIR = 'galata-files';
@@ -114,5 +115,48 @@ test.describe('Cluster files', () => {
     expect(onLogin(`ls -A ${DIR}`).split('\n')).toEqual(['.ipynb_checkpoints', 'big.bin', 'notes.txt', 'ro']); // (no temporary left)
     await shot(page, '04-uploaded');
     fs.rmSync(path.dirname(local), { recursive: true, force: true });
+
+    // 5. A notebook of the drive, on the profile's kernel in a running session: it works in
+    // its folder there (the page sends its kernel there, drive-kernels.ts).
+    const notebook = { cells: [], metadata: {}, nbformat: 4, nbformat_minor: 5 };
+    const api = '/remote-cluster/api/v1';
+    const put = await page.request.put(`${api}/profiles/testbed/files/${DIR}/analysis.ipynb`, {
+      data: { type: 'notebook', format: 'json', content: notebook }
+    });
+    expect(put.status()).toBe(200);
+    const submitted = await page.request.post(`${api}/sessions`, { data: { profile: 'testbed' } });
+    expect(submitted.status()).toBe(201);
+    const sid = ((await submitted.json()) as { id: string }).id;
+    try {
+      await expect
+        .poll(
+          async () => ((await (await page.request.get(`${api}/sessions/${sid}`)).json()) as { state: string }).state,
+          {
+            timeout: 120_000
+          }
+        )
+        .toBe('running');
+      await page.evaluate(
+        async ([p, k]) => {
+          await window.jupyterapp.commands.execute('docmanager:open', {
+            path: p,
+            factory: 'Notebook',
+            kernel: { name: k }
+          });
+        },
+        [`cluster-testbed:${DIR}/analysis.ipynb`, 'remote-cluster-testbed--python3']
+      );
+      await expect(page.locator('#jp-main-statusbar')).toContainText(STABLE_IDLE, { timeout: 120_000 });
+      await page.notebook.setCell(0, 'code', 'import os; print(os.getcwd(), os.environ["SLURM_JOB_ID"])');
+      await page.notebook.runCell(0, true);
+      const home = onLogin('echo $HOME');
+      const session = (await (await page.request.get(`${api}/sessions/${sid}`)).json()) as { jobId: string };
+      expect((await page.notebook.getCellTextOutput(0))?.join('')).toContain(`${home}/${DIR} ${session.jobId}`);
+      await shot(page, '05-notebook-in-its-folder');
+    } finally {
+      // its kernel first (no kernel of this test is left to the next), then its job
+      await page.evaluate(() => window.jupyterapp.serviceManager.sessions.shutdownAll());
+      await page.request.delete(`${api}/sessions/${sid}`);
+    }
   });
 });

@@ -7,6 +7,7 @@
 import { ILayoutRestorer, type JupyterFrontEnd, type JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, Notification, WidgetTracker } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
+import { INotebookTracker } from '@jupyterlab/notebook';
 import { FileBrowser, IFileBrowserFactory, Uploader } from '@jupyterlab/filebrowser';
 import { ServerConnection } from '@jupyterlab/services';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
@@ -16,6 +17,7 @@ import { closeIcon, newFolderIcon, refreshIcon, ToolbarButton } from '@jupyterla
 import { parseProfiles } from '../../common/profile';
 import { CommandIDs } from '../commands';
 import { ClusterDrive } from '../drive';
+import { followDriveNotebook } from '../drive-kernels';
 import { remoteClusterIcon } from '../icons';
 import { listProfiles, pickProfile, type IProfileChoice } from '../profiles';
 import { IRemoteClusterModel, LAUNCHER_CATEGORY, PROFILES_PLUGIN_ID } from '../tokens';
@@ -31,7 +33,7 @@ export const drivePlugin: JupyterFrontEndPlugin<void> = {
   autoStart: true,
   // (the browsers open documents through the document manager, as the factory's do)
   requires: [IRemoteClusterModel, ITranslator, IFileBrowserFactory, IDocumentManager],
-  optional: [ILayoutRestorer, ICommandPalette, ISettingRegistry],
+  optional: [ILayoutRestorer, ICommandPalette, ISettingRegistry, INotebookTracker],
   activate: async (
     app: JupyterFrontEnd,
     model: IRemoteClusterModel,
@@ -40,9 +42,12 @@ export const drivePlugin: JupyterFrontEndPlugin<void> = {
     docManager: IDocumentManager,
     restorer: ILayoutRestorer | null,
     palette: ICommandPalette | null,
-    registry: ISettingRegistry | null
+    registry: ISettingRegistry | null,
+    notebooks: INotebookTracker | null
   ): Promise<void> => {
     const trans = translator.load('jupyterlab_remote_cluster');
+    // a notebook of a drive runs in its folder there (drive-kernels.ts)
+    notebooks?.widgetAdded.connect((_, panel) => followDriveNotebook(panel.sessionContext, () => panel.context.path));
     const drives = new Map<string, ClusterDrive>();
     const titles = new Map<string, string>();
     const tracker = new WidgetTracker<FileBrowser>({ namespace: 'remote-cluster-files' });
