@@ -25,7 +25,7 @@ from typing import Any, Callable
 from jupyter_core.paths import jupyter_config_dir, jupyter_data_dir, jupyter_runtime_dir
 from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
 from tornado.netutil import Resolver
-from tornado.simple_httpclient import SimpleAsyncHTTPClient
+from tornado.simple_httpclient import HTTPStreamClosedError, SimpleAsyncHTTPClient
 
 from .node_runtime import NodeNotFoundError, agent_script, find_node, helper_script
 
@@ -173,7 +173,11 @@ class AgentProcess:
         )
         try:
             return await self._client.fetch(req, raise_error=False)
-        except OSError:
+        except OSError as e:
+            if isinstance(e, (HTTPStreamClosedError, ConnectionResetError)) and method not in ("GET", "HEAD"):
+                # Sent, and the answer cut off: the agent may have done it. Done twice, a
+                # change is wrong (a detach answered "no such kernel"): say so instead.
+                raise AgentUnavailable(f"The remote-cluster agent did not finish answering: {e}") from e
             # The agent died since (a crash, a kill): start it again once, then retry.
             await self.ensure_running(check=True)
         try:
