@@ -47,32 +47,21 @@ function world(agentWritesSpec: boolean, inFlight = false, written = ['remote-cl
 
 const S = { id: 'ab12cd', profile: 'hpc' };
 const OPENED = 'docmanager:open runs/Untitled3.ipynb';
+/** A new notebook, bound to the session, opened on the profile's stable Python. */
+const OPENS_ON_PYTHON = ['new', 'bind runs/Untitled3.ipynb ab12cd', `${OPENED} remote-cluster-hpc--python3`];
 
 describe('opening a notebook on a session', () => {
   it("waits until the session's kernelspec is written and known, then opens on it", async () => {
     const { deps, calls } = world(true);
     expect(await openSessionNotebook(S, deps)).toBe(true);
     // the profile's stable Python (saved with the notebook), bound to this session before it starts
-    expect(calls).toEqual([
-      'sync',
-      'refresh',
-      'new',
-      'bind runs/Untitled3.ipynb ab12cd',
-      `${OPENED} remote-cluster-hpc--python3`
-    ]);
+    expect(calls).toEqual(['sync', 'refresh', ...OPENS_ON_PYTHON]);
   });
 
   it('does not take the answer of a refresh that left before the spec was written', async () => {
     const { deps, calls } = world(true, true);
     expect(await openSessionNotebook(S, deps)).toBe(true);
-    expect(calls).toEqual([
-      'sync',
-      'refresh',
-      'refresh',
-      'new',
-      'bind runs/Untitled3.ipynb ab12cd',
-      `${OPENED} remote-cluster-hpc--python3`
-    ]);
+    expect(calls).toEqual(['sync', 'refresh', 'refresh', ...OPENS_ON_PYTHON]);
   });
 
   it('opens nothing (no kernel picker that could submit a job) when the spec does not exist', async () => {

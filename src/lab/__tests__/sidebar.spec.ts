@@ -263,16 +263,26 @@ describe('SessionsPanel: the allocation hours', () => {
     jest.useRealTimers();
   });
 
-  it("offers the job environment's other kernels (Kernel…) only when it has some", async () => {
+  /** A panel whose button `command` records what it was run with; `button(label)` on session a's row. */
+  const withCommand = (command: string) => {
     const model = new RemoteClusterModel();
     const commands = new CommandRegistry();
     const ran: unknown[] = [];
-    commands.addCommand('remote-cluster:open-notebook', { execute: args => void ran.push(args) });
+    commands.addCommand(command, { execute: args => void ran.push(args) });
     const panel = new SessionsPanel(model, commands, nullTranslator.load('jupyterlab'), () => false);
     const button = (label: string) =>
       [...panel.node.querySelectorAll<HTMLButtonElement>('[data-session-id="a"] button')].find(
         b => b.textContent === label
       );
+    const dispose = () => {
+      panel.dispose();
+      model.dispose();
+    };
+    return { model, ran, button, dispose };
+  };
+
+  it("offers the job environment's other kernels (Kernel…) only when it has some", async () => {
+    const { model, ran, button, dispose } = withCommand('remote-cluster:open-notebook');
     model.handle({ type: 'session', session: running('a', 'hpc') });
     expect(button('Kernel…')).toBeUndefined();
     const kernelspecs = [{ name: 'bash', displayName: 'Bash', language: 'bash', interruptMode: 'signal' as const }];
@@ -281,25 +291,16 @@ describe('SessionsPanel: the allocation hours', () => {
     button('Kernel…')!.click();
     await Promise.resolve();
     expect(ran).toEqual([{ session: 'a', choose: 'true' }]);
-    panel.dispose();
-    model.dispose();
+    dispose();
   });
 
   it("opens the files of the session's cluster (Files: its profile)", async () => {
-    const model = new RemoteClusterModel();
-    const commands = new CommandRegistry();
-    const ran: unknown[] = [];
-    commands.addCommand('remote-cluster:open-cluster-files', { execute: args => void ran.push(args) });
-    const panel = new SessionsPanel(model, commands, nullTranslator.load('jupyterlab'), () => false);
+    const { model, ran, button, dispose } = withCommand('remote-cluster:open-cluster-files');
     model.handle({ type: 'session', session: running('a', 'hpc') });
-    const files = [...panel.node.querySelectorAll<HTMLButtonElement>('[data-session-id="a"] button')].find(
-      b => b.textContent === 'Files'
-    );
-    files!.click();
+    button('Files')!.click();
     await Promise.resolve();
     expect(ran).toEqual([{ session: 'a', profile: 'hpc' }]);
-    panel.dispose();
-    model.dispose();
+    dispose();
   });
 });
 
