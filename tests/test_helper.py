@@ -677,10 +677,24 @@ def test_dask_over_tls_with_a_private_dashboard_and_sigterm(tmp_path):
             ], offered
             sock = s.state()["httpSockets"]["1"]
             assert Path(sock).parent == Path(st["runtimeDir"]) / "dashboards"
-            conn = UnixHTTPConnection(sock, timeout=30)
-            conn.request("GET", "/json/identity.json")  # served at its root: the agent strips the prefix
-            assert json.loads(conn.getresponse().read())["type"] == "Scheduler"
-            conn.close()
+            # While the cluster computes, its identity still answers (Dask's own answers 500
+            # while a heartbeat holds task metrics: the preload mends it), and the dashboard
+            # stays offered through several scans (a scan that misses it twice withdraws it).
+            reply, _ = execute(kc, "import time\nbusy = lcc.map(time.sleep, [0.02] * 300, pure=False)")
+            assert reply["status"] == "ok", reply
+            answers = []
+            for _ in range(16):
+                conn = UnixHTTPConnection(sock, timeout=30)
+                conn.request("GET", "/json/identity.json")  # served at its root: the agent strips the prefix
+                r = conn.getresponse()
+                answers.append((r.status, r.read()))
+                conn.close()
+                assert any(p["port"] == 1 for p in s.state()["httpPorts"]), s.state()["httpPorts"]
+                time.sleep(0.3)
+            assert [a for a in answers if a[0] != 200] == [], answers
+            assert {json.loads(body)["type"] for _, body in answers} == {"Scheduler"}
+            reply, out = execute(kc, "print(len(lcc.gather(busy)))", timeout=60)
+            assert out.split() == ["300"], out
             reply, out = execute(kc, "lcc.close(); lc.close()", timeout=60)
             assert reply["status"] == "ok", reply
             wait_for(lambda: not any(p["port"] == 1 for p in s.state().get("httpPorts", [])), 20, "withdrawal")

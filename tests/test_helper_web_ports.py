@@ -4,6 +4,7 @@ no longer descends from the session is never offered, and its bridge refuses it;
 listener that does not speak HTTP is not offered. (Another user's server, on the
 testbed: tests/testbed/test_web_ports.py.)"""
 
+import json
 import os
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import pytest
 from .test_helper import HELPER, PY, Session, UnixHTTPConnection, execute, tls_pems, wait_for  # noqa: F401
 
 sys.path.insert(0, str(HELPER))
-from jrc_helper import webports  # noqa: E402
+from jrc_helper import served, webports  # noqa: E402
 
 _ = tls_pems  # the Session's TLS (a fixture of test_helper, used here too)
 
@@ -232,6 +233,9 @@ class ScanOnly(webports.WebPortsMixin):
     def kernel_of(self, pid):
         return None
 
+    def is_dask_comm(self, port, pid):
+        return False
+
     def offer_http(self, label, sock, entry):
         self.served[label] = entry
 
@@ -247,7 +251,9 @@ def test_a_server_that_listens_before_it_answers_is_asked_again(tmp_path, monkey
     helper = ScanOnly(tmp_path)
     try:
         wait_for(lambda: port in webports.listening_ports(), 15, "the slow server listening")
+        helper.scan_web_ports()  # seen: asked from the next scan on
         helper.scan_web_ports()
+        assert helper.web_probed[(port, webports.listening_ports()[port][0])][1] is not None  # asked
         assert str(port) not in helper.served  # it did not answer yet
         wait_for(lambda: helper.scan_web_ports() or str(port) in helper.served, 15, "offered once it answers")
         assert helper.served[str(port)]["name"] == "web" and helper.served[str(port)]["pid"] == child.pid
@@ -331,3 +337,110 @@ def test_a_port_asked_for_by_number_is_opened_only_if_a_session_web_server_holds
         if orphan:
             os.kill(orphan, 15)
         s.close()
+
+
+# Records every warning Dask's TCP comms log in the kernel (where the notebook's scheduler
+# runs): an HTTP probe of its TLS port is one ("TLS handshake failed ... http request").
+DASK_WARNINGS = """
+import logging
+from distributed import LocalCluster
+comm_warnings = []
+class Recorded(logging.Handler):
+    def emit(self, record):
+        comm_warnings.append(record.getMessage())
+logging.getLogger("distributed.comm.tcp").addHandler(Recorded())
+lc = LocalCluster(n_workers=1, threads_per_worker=1)
+print(lc.scheduler_address)
+"""
+
+
+def test_the_comm_ports_of_a_notebooks_dask_cluster_are_never_probed(tmp_path):
+    """A notebook's LocalCluster listens on TLS comm ports, as do its nanny and worker. The
+    scan for web servers must not send them its HTTP probe: Dask would log each probe as a
+    failed TLS handshake, and that warning lands in the user's notebook. Asked for by
+    number, such a port is refused as Dask's, without a probe."""
+    s = Session(tmp_path)
+    try:
+        s.wait_status("ready", 30)
+        kc = s.start_kernel("k-dask")
+        reply, out = execute(kc, DASK_WARNINGS, timeout=90)
+        assert reply["status"] == "ok", reply
+        port = int(out.split()[-1].rsplit(":", 1)[1])
+        # the scan ran on the cluster's ports: its dashboard (label 1) is offered, and then
+        # a few more scans went by
+        wait_for(lambda: any(p["port"] == 1 for p in s.state().get("httpPorts", [])), 20, "dashboard 1")
+        time.sleep(3 * served.SCAN_SECONDS)
+        reply, out = execute(kc, "print(len(comm_warnings), comm_warnings[:2])")
+        assert reply["status"] == "ok", reply
+        assert out.split()[0] == "0", out
+        status, res, _ = s.request("POST", "/web-ports", {"port": port})
+        assert (status, res["error"]["code"]) == (422, "not-http"), res
+        assert "is a Dask comm port" in res["error"]["message"], res
+        reply, out = execute(kc, "print(len(comm_warnings)); lc.close()", timeout=60)
+        assert out.split()[0] == "0", out
+        assert [p["name"] for p in s.state()["httpPorts"] if p["name"] == "web"] == []
+        kc.stop_channels()
+    finally:
+        s.close()
+
+
+class DashboardsOnly(served.ServedMixin):
+    """What scan_dashboards uses of the Helper."""
+
+    def __init__(self, dashboards):
+        self.dashboards, self.config = str(dashboards), {"proxyBase": "/p"}
+        self.served, self.served_misses, self.next_count = {}, {}, float("inf")
+
+    def kernel_of(self, pid):
+        return None
+
+    def offer_http(self, label, sock, entry):
+        self.served[label] = entry
+
+    def withdraw_http(self, label):
+        self.served.pop(label, None)
+
+
+def fake_scheduler(path, answers):
+    """A Unix-socket HTTP server answering identity.json with `answers` in turn (the last
+    one repeated): a status and an identity."""
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(str(path))
+    srv.listen(8)
+    answers = list(answers)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            status, ident = answers.pop(0) if len(answers) > 1 else answers[0]
+            body = json.dumps(ident).encode() if status == 200 else b"<html>500: Internal Server Error</html>"
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body))
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+def test_a_dashboard_that_answers_an_error_is_alive_and_one_that_is_gone_is_withdrawn(tmp_path):
+    """A scheduler whose identity.json answers an error (Dask's own, while it computes)
+    keeps its offered dashboard and its count; one that no longer answers at all is
+    withdrawn at the second scan that misses it, and its socket goes."""
+    ident = {"type": "Scheduler", "n_workers": 2, "total_threads": 4}
+    sock = tmp_path / "1.sock"
+    srv = fake_scheduler(sock, [(200, ident)] + [(500, None)] * 4)
+    helper = DashboardsOnly(tmp_path)
+    helper.scan_dashboards()
+    assert helper.served["1"]["workers"] == 2 and helper.served["1"]["threads"] == 4, helper.served
+    for _ in range(4):
+        helper.scan_dashboards()
+        assert helper.served["1"]["workers"] == 2, helper.served
+    srv.shutdown(socket.SHUT_RDWR)  # (close alone leaves it listening while accept waits)
+    srv.close()
+    helper.scan_dashboards()
+    assert "1" in helper.served  # one miss may be a scheduler between bind and listen
+    helper.scan_dashboards()
+    assert "1" not in helper.served and not sock.exists()

@@ -13,7 +13,16 @@ starts its HTTP server (the dashboard, /health, /metrics); importing this module
     finds it there and offers it in the sidebar; the dashboard link Dask prints names the
     label (`services["dashboard"]` is what Dask formats `{port}` with);
   - every other server (workers, started by a nanny in a process of their own that
-    imports its preloads again) listens nowhere.
+    imports its preloads again) listens nowhere;
+  - every comm port a server listens on (scheduler, worker, nanny: TLS only) is recorded
+    as `<port>` (holding the pid) in $JRC_DASK_COMM_DIR, the moment it listens: the
+    helper's scan for web servers (webports.py) never sends its HTTP probe there, which
+    Dask would log as a failed TLS handshake into the notebook that runs the cluster.
+It also mends the scheduler's `/json/identity.json`, which the helper reads to find and
+count the notebooks' schedulers: Dask answers it 500 while a worker's last heartbeat holds
+task metrics (their keys are tuples, which JSON cannot encode), i.e. while the cluster
+computes; those keys are left out instead.
+
 Dask's own dashboard TLS would encrypt, but it does not authenticate clients, and a TCP
 port on a shared node can be connected to by every user of the node.
 
@@ -32,6 +41,7 @@ import socket
 
 SOCKET_ENV = "JRC_DASK_HTTP_SOCKET"
 DIR_ENV = "JRC_DASK_HTTP_DIR"
+COMM_DIR_ENV = "JRC_DASK_COMM_DIR"
 JOBS_ENV = "JRC_WORKER_JOBS_DIR"
 MAX_LABEL = 999
 JOB_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -78,7 +88,44 @@ def _private_start_http_server(self, routes, dashboard_address, default_port=0, 
     self.services["dashboard"] = self.http_server
 
 
+def _comm_ports(server):
+    ports = []
+    for listener in getattr(server, "listeners", []):
+        try:
+            ports.append(int(listener.get_host_port()[1]))
+        except (AttributeError, ValueError, TypeError, IndexError):
+            pass  # not a TCP listener (inproc, ucx)
+    return ports
+
+
+def _mark_comm_ports(server, present):
+    """Record (or forget) the TCP ports `server` listens on; never fails the server."""
+    directory = os.environ.get(COMM_DIR_ENV)
+    if not directory:
+        return
+    for port in _comm_ports(server):
+        path = os.path.join(directory, str(port))
+        try:
+            if present:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(str(os.getpid()))
+            else:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
+def _identity_json_get(self):
+    import json
+
+    self.set_header("Content-Type", "application/json; charset=UTF-8")
+    self.write(json.dumps(self.server.identity(), skipkeys=True, default=str))
+
+
 def _patch():
+    from distributed.core import Server
+    from distributed.http.scheduler import json as scheduler_json
     from distributed.node import ServerNode
 
     if not hasattr(ServerNode, "start_http_server"):
@@ -86,6 +133,18 @@ def _patch():
             "this release of distributed has no ServerNode.start_http_server: cannot keep the Dask dashboard off TCP"
         )
     ServerNode.start_http_server = _private_start_http_server
+    scheduler_json.IdentityJSON.get = _identity_json_get
+    listen = Server.listen
+    if getattr(listen, "_jrc_records", False):
+        return
+
+    async def recorded_listen(self, *args, **kwargs):
+        # marked before anything else runs on this loop: the listener binds synchronously
+        await listen(self, *args, **kwargs)
+        _mark_comm_ports(self, True)
+
+    recorded_listen._jrc_records = True
+    Server.listen = recorded_listen
 
 
 _patch()
@@ -144,3 +203,7 @@ def dask_setup(server):
             "the HTTP server of %s listens on TCP %s despite the preload: refusing to run"
             % (type(server).__name__, [s.getsockname() for s in tcp])
         )
+
+
+def dask_teardown(server):
+    _mark_comm_ports(server, False)

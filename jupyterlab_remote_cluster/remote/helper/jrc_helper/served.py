@@ -24,6 +24,8 @@ import time
 from .common import log
 
 DASHBOARDS_DIR = "dashboards"
+# the comm ports (TLS) of the Dask servers the session runs, as the preload records them
+DASK_COMMS_DIR = "dask-comms"
 SCAN_SECONDS = 2.0
 # the session's own scheduler is asked for its worker count less often (workers that
 # join it later: added jobs); its dashboard never changes
@@ -37,7 +39,7 @@ LABEL_SOCKET_RE = re.compile(r"^([1-9][0-9]{0,2})\.sock$")
 PPID_DEPTH = 64
 
 
-def kernel_dask_env(tls, dashboards, proxy_base, preload):
+def kernel_dask_env(tls, dashboards, comms, proxy_base, preload):
     """Dask configuration (environment) of everything the session's kernels run: every
     comm on mutual TLS with the session's certificate (clients, schedulers and workers
     alike), the private-HTTP preload on every scheduler, nanny and worker, and dashboard
@@ -47,6 +49,7 @@ def kernel_dask_env(tls, dashboards, proxy_base, preload):
         "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": tls["ca"],
         "DASK_DISTRIBUTED__DASHBOARD__LINK": "%s/{port}/status" % proxy_base,
         "JRC_DASK_HTTP_DIR": dashboards,
+        "JRC_DASK_COMM_DIR": comms,
     }
     for role in ("CLIENT", "SCHEDULER", "WORKER"):
         env["DASK_DISTRIBUTED__COMM__TLS__%s__CERT" % role] = tls["cert"]
@@ -56,11 +59,16 @@ def kernel_dask_env(tls, dashboards, proxy_base, preload):
     return env
 
 
+class AnsweredWithoutIdentity(ValueError):
+    """The server answered HTTP, with an error instead of its identity: it is alive (a
+    scheduler without the preload's mended identity.json answers 500 while it computes)."""
+
+
 def scheduler_identity(path, prefix="", timeout=IDENTITY_TIMEOUT):
     """(pid, identity) of the Dask scheduler serving HTTP on Unix socket `path` (under URL
     `prefix`: the session's own scheduler serves under the proxied one); raises
-    OSError when nothing answers, ValueError for a server that is not this user's or
-    an answer that is not an identity."""
+    OSError when nothing answers, AnsweredWithoutIdentity for an HTTP error, ValueError
+    for a server that is not this user's or an answer that is not an identity."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.settimeout(timeout)
@@ -80,8 +88,10 @@ def scheduler_identity(path, prefix="", timeout=IDENTITY_TIMEOUT):
     finally:
         s.close()
     head, _, body = data.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.") or head.split(b" ", 2)[1:2] != [b"200"]:
+    if not head.startswith(b"HTTP/1."):
         raise ValueError("%s: no identity (%r)" % (path, head[:80]))
+    if head.split(b" ", 2)[1:2] != [b"200"]:
+        raise AnsweredWithoutIdentity("%s: no identity (%r)" % (path, head[:80]))
     ident = json.loads(body.decode("utf-8"))
     if not isinstance(ident, dict):
         raise ValueError("%s: the identity is not an object" % path)
@@ -100,10 +110,22 @@ class ServedMixin:
     state, write_state, forward_http, scan_worker_jobs)."""
 
     def setup_served(self):
-        """The dashboards directory in the runtime dir (0700 as its parent: no one else
-        can put a socket in it)."""
+        """The dashboards and Dask comm ports directories in the runtime dir (0700 as its
+        parent: no one else can put a socket or a port in them)."""
         self.dashboards = os.path.join(self.runtime, DASHBOARDS_DIR)
         os.mkdir(self.dashboards, 0o700)
+        self.dask_comms = os.path.join(self.runtime, DASK_COMMS_DIR)
+        os.mkdir(self.dask_comms, 0o700)
+
+    def is_dask_comm(self, port, pid):
+        """Whether `port`, held by session process `pid`, is a comm port (TLS) a Dask
+        server of the session recorded: one being written (no pid yet) counts."""
+        try:
+            with open(os.path.join(self.dask_comms, str(port))) as f:
+                recorded = f.read(16).strip()
+        except OSError:
+            return False
+        return not recorded or recorded == str(pid)
 
     def offer_http(self, label, sock, entry):
         """Serve `sock` under `label` (the relay, node-ssh and the reverse tunnel reach it)."""
@@ -169,6 +191,12 @@ class ServedMixin:
             present.add(label)
             try:
                 pid, ident = scheduler_identity(path)
+            except AnsweredWithoutIdentity:
+                # alive: what was offered stays as it was, and its count with it
+                self.served_misses.pop(label, None)
+                if label not in self.served:
+                    present.discard(label)
+                continue
             except (OSError, ValueError) as e:
                 misses = self.served_misses.get(label, 0) + 1
                 self.served_misses[label] = misses

@@ -216,7 +216,7 @@ class Helper(
         env = dict(os.environ)
         # the kernels' own Dask on the session's TLS, dashboards private (served.py); a
         # profile's kernelEnv may still say otherwise, deliberately
-        env.update(kernel_dask_env(self.tls, self.dashboards, self.config["proxyBase"], DASK_PRELOAD))
+        env.update(kernel_dask_env(self.tls, self.dashboards, self.dask_comms, self.config["proxyBase"], DASK_PRELOAD))
         if self.config.get("jobqueue"):
             env.update(jobqueue_env(self.config["jobqueue"], self.dir, self.worker_jobs_dir))
         env.update(self.config["kernelEnv"])

@@ -4,6 +4,8 @@
 Found by a scan every few seconds: the TCP ports listening on the node, on any of its
 addresses (/proc/net/tcp, tcp6), whose socket belongs to a process of this user that descends from the helper
 (its /proc/<pid>/fd: only one's own processes' are readable), and that answer HTTP.
+The comm ports of the session's Dask servers (TLS only) are never probed: the preload
+records them (jrc_dask_private.py), and a port is asked only from its second scan on.
 Each gets a Unix socket in the private runtime directory under the port's number as its
 label; the agent's proxy reaches it like any served port. Every connection to it checks
 again that the port is still held by a session process before a byte goes to it: a port
@@ -245,7 +247,7 @@ class WebPortBridge:
 
 class WebPortsMixin:
     """Helper's web ports (uses Helper's web_lock, runtime, config, served, offer_http,
-    withdraw_http, kernel_of; served.py's scan calls scan_web_ports, the control channel
+    withdraw_http, kernel_of, is_dask_comm; served.py's scan calls scan_web_ports, the control channel
     open_web_port)."""
 
     def scan_web_ports(self):
@@ -279,6 +281,13 @@ class WebPortsMixin:
                     403,
                     "not-the-sessions",
                     "%s is the session helper's own endpoint, not a web page." % where.capitalize(),
+                )
+            if self.is_dask_comm(port, pid):
+                raise ApiError(
+                    422,
+                    "not-http",
+                    "%s is a Dask comm port (TLS between scheduler, workers and clients), not a web page."
+                    % where.capitalize(),
                 )
             ok = speaks_http(host, port)
             self.web_probed[(port, listening[0])] = (ok, time.monotonic())
@@ -326,7 +335,15 @@ class WebPortsMixin:
                     held[wanted[inode]] = pid
         for port, pid in sorted(held.items()):
             inode, host = listening[port]
-            ok, at = probed.get((port, inode), (False, None))
+            if (port, inode) not in probed:
+                # asked from the next scan on: a Dask server records its comm port just
+                # after it listens, and an HTTP probe there would be logged by Dask as a
+                # failed TLS handshake (into the notebook running the cluster)
+                probed[(port, inode)] = (False, None)
+                continue
+            if self.is_dask_comm(port, pid):
+                continue
+            ok, at = probed[(port, inode)]
             if at is None or (not ok and time.monotonic() - at > REPROBE_SECONDS):
                 ok = speaks_http(host, port)
                 probed[(port, inode)] = (ok, time.monotonic())
