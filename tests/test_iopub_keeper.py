@@ -128,16 +128,11 @@ def kept_kernel(tmp_path):
         log.close()
 
 
-def lines_of(texts):
-    return [int(x) for x in "".join(texts).split()]
-
-
-def test_a_cut_during_a_printing_cell_loses_no_line_and_repeats_none(kept_kernel):
+def bridged_client(info, hop, bridge):
+    """A kernel client on the hops, whose IOPub and stdin are the bridge's (as the
+    provisioner arranges)."""
     from jupyter_client import BlockingKernelClient
 
-    info, hop = kept_kernel
-    bridge = IopubBridge(__import__("logging").getLogger("test"))
-    bridge.start(hop["keeper"].port)
     kc = BlockingKernelClient()
     kc.load_connection_info(
         dict(
@@ -148,7 +143,19 @@ def test_a_cut_during_a_printing_cell_loses_no_line_and_repeats_none(kept_kernel
             **{c: hop[c].port for c in CHANNELS},
         )
     )
-    kc.iopub_port = bridge.port  # jupyter_client subscribes to the bridge, as the provisioner arranges
+    kc.iopub_port, kc.stdin_port = bridge.port, bridge.stdin_port
+    return kc
+
+
+def lines_of(texts):
+    return [int(x) for x in "".join(texts).split()]
+
+
+def test_a_cut_during_a_printing_cell_loses_no_line_and_repeats_none(kept_kernel):
+    info, hop = kept_kernel
+    bridge = IopubBridge(__import__("logging").getLogger("test"))
+    bridge.start(hop["keeper"].port, hop["stdin_port"].port)
+    kc = bridged_client(info, hop, bridge)
     # What a client subscribed to the kernel's PUB socket itself sees (through a hop cut alike).
     ctx = zmq.Context()
     plain = ctx.socket(zmq.SUB)
@@ -239,3 +246,71 @@ def test_the_buffer_is_bounded_and_says_in_the_cell_what_it_dropped():
     assert b.size < 10_000
     b.forget_upto(seq)
     assert b.after(0) == [] and b.size == 0 and b.first_seq() == seq + 1
+
+
+def test_an_input_prompt_asked_while_the_link_is_down_arrives_once_and_is_answered(kept_kernel):
+    """input() called while every hop is cut: the prompt the kernel sends on stdin is lost,
+    its copy kept on the node arrives once the link is back, the answer reaches the
+    kernel, and the cell goes on. A prompt asked with the link up arrives once too (both
+    of its copies reach the bridge)."""
+    info, hop = kept_kernel
+    bridge = IopubBridge(__import__("logging").getLogger("test"))
+    bridge.start(hop["keeper"].port, hop["stdin_port"].port)
+    kc = bridged_client(info, hop, bridge)
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        prompts, texts = [], []
+
+        def answer(msg):
+            prompts.append((time.monotonic(), msg["content"]["prompt"]))
+            # as a person types: the kernel's reply to the cell goes out once the answer
+            # is in, and the client's shell must be connected again by then (a reply sent
+            # to a client that is not connected is dropped by ZMQ; see docs/connectivity.md)
+            time.sleep(1.0)
+            kc.input("alice-%d" % len(prompts))
+
+        def hook(msg):
+            if msg["msg_type"] == "stream":
+                texts.append(msg["content"]["text"])
+
+        # with the link up
+        reply = kc.execute_interactive(
+            "print('up:', input('first? '))", timeout=30, allow_stdin=True, stdin_hook=answer, output_hook=hook
+        )
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert [p for _, p in prompts] == ["first? "] and "".join(texts) == "up: alice-1\n", (prompts, texts)
+
+        # with every hop cut from before the prompt until after it was asked
+        prompts.clear()
+        texts.clear()
+        cut_at = {}
+
+        def cut_and_restore():
+            time.sleep(0.5)
+            for h in hop.values():
+                h.cut()
+            cut_at["cut"] = time.monotonic()
+            time.sleep(3.0)
+            for h in hop.values():
+                h.restore()
+            cut_at["up"] = time.monotonic()
+
+        cutter = threading.Thread(target=cut_and_restore)
+        cutter.start()
+        reply = kc.execute_interactive(
+            "import time\ntime.sleep(1.5)\nprint('cut:', input('second? '))",
+            timeout=60,
+            allow_stdin=True,
+            stdin_hook=answer,
+            output_hook=hook,
+        )
+        cutter.join()
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert [p for _, p in prompts] == ["second? "], prompts
+        assert prompts[0][0] >= cut_at["up"]  # asked during the cut, it came after it
+        assert "".join(texts) == "cut: alice-1\n", texts
+        assert bridge.prompts == 2
+    finally:
+        kc.stop_channels()
+        bridge.close()

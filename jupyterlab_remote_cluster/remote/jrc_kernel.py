@@ -17,7 +17,9 @@ It also reports whether it is busy, for idle reclaim: every status it publishes
 ("busy", "idle") is written to the file named by $JRC_ACTIVITY_FILE (in the runtime dir),
 whose modification time says when. A busy kernel is never reclaimed.
 And it keeps its IOPub output on the node while the laptop's link is down
-(jrc_iopub_keeper.py, next to this file).
+(jrc_iopub_keeper.py, next to this file), its `input()` prompts with it: a prompt sent on
+the stdin socket while the link is down is dropped by ZMQ, and the cell would wait for an
+answer forever (keep_input_requests).
 Runs in the session's Python (with ipykernel), never in the helper.
 """
 
@@ -109,8 +111,25 @@ def no_debugger():
     debugger._is_debugpy_available = False
 
 
+def keep_input_requests(kernel, topic):
+    """Every input_request the kernel sends on its stdin socket also goes out on IOPub,
+    under `topic` and the routing ids of the client it is for, with the same header: the
+    keeper keeps it like any output, and the bridge hands Jupyter the first copy of each."""
+    session = kernel.session
+    send = session.send
+
+    def send_and_keep(stream, msg_or_type, content=None, parent=None, ident=None, *args, **kwargs):
+        msg = send(stream, msg_or_type, content, parent, ident, *args, **kwargs)
+        if stream is kernel.stdin_socket and isinstance(msg, dict) and msg.get("msg_type") == "input_request":
+            route = list(ident) if isinstance(ident, (list, tuple)) else [ident] if ident else []
+            send(kernel.iopub_socket, msg, ident=[topic] + route)
+        return msg
+
+    session.send = send_and_keep
+
+
 def main():
-    from jrc_iopub_keeper import keep_iopub  # (this file's directory is still sys.path[0])
+    from jrc_iopub_keeper import INPUT_REQUEST_TOPIC, keep_iopub  # (this file's directory is still sys.path[0])
 
     # As ipykernel_launcher: the working directory must not shadow the kernel's modules.
     if sys.path and sys.path[0] in ("", os.path.dirname(os.path.abspath(__file__))):
@@ -124,7 +143,8 @@ def main():
     # the sockets are bound, before the kernel publishes anything.
     app = IPKernelApp.instance()
     app.initialize()
-    keep_iopub(app)
+    if keep_iopub(app):
+        keep_input_requests(app.kernel, INPUT_REQUEST_TOPIC)
     app.start()
 
 

@@ -3,12 +3,14 @@ the kernel is idle, and for 45 s while a cell prints a line a second for 90 s. T
 dies (ServerAlive 5 s x 2), the agent reports "reconnecting", reconnects when the link is
 back, re-opens the kernel's forwards, and Jupyter never sees the kernel die: variables
 defined before the cut are still there, and every line the cell printed arrives, in order
-and once (kept on the node meanwhile). Prints the time from link-up to a usable kernel.
+and once (kept on the node meanwhile), and so does an input() prompt asked during the cut.
+Prints the time from link-up to a usable kernel.
 A terminal in the same job lives through the idle cut: attached again, it is the same
 shell, and what it printed during the cut arrives (issue 13, item 2)."""
 
 import ast
 import json
+import queue
 import subprocess
 import threading
 import time
@@ -140,9 +142,26 @@ def test_link_cut_while_idle_and_while_a_cell_runs(kernel):
 
     # 2. A cell printing a line a second for 90 s, the link cut for 45 s of it: every line
     # arrives, in order, once (kept on the node meanwhile: jrc_iopub_keeper.py), and the
-    # reply afterwards.
-    msg_id = kc.execute("import time\nfor i in range(90):\n    print(i, flush=True)\n    time.sleep(1)\ny = x + 1")
+    # reply afterwards. Halfway through the cut it asks input(): the prompt arrives once,
+    # after the link is back, and the answer reaches the kernel.
+    msg_id = kc.execute(
+        "import time\nfor i in range(90):\n    print(i, flush=True)\n    if i == 25:\n        name = input('who? ')\n"
+        "    time.sleep(1)\ny = x + 1",
+        allow_stdin=True,
+    )
     arrivals = []  # (monotonic time, text) of the cell's stream output
+    prompts = []  # (monotonic time, prompt)
+
+    def answer():
+        msg = kc.get_stdin_msg(timeout=240)
+        prompts.append((time.monotonic(), msg["content"]["prompt"]))
+        time.sleep(1)  # as a person types
+        kc.input("alice")
+        try:
+            again = kc.get_stdin_msg(timeout=10)
+            prompts.append((time.monotonic(), "again: %s" % again["content"]))
+        except queue.Empty:
+            pass
 
     def read_output():
         while True:
@@ -156,6 +175,8 @@ def test_link_cut_while_idle_and_while_a_cell_runs(kernel):
 
     reader = threading.Thread(target=read_output, daemon=True)
     reader.start()
+    answerer = threading.Thread(target=answer, daemon=True)
+    answerer.start()
     time.sleep(3)
     figures = cut_and_restore(km, LONG_CUT_SECONDS)
     up = figures.pop("up")
@@ -163,13 +184,17 @@ def test_link_cut_while_idle_and_while_a_cell_runs(kernel):
     assert reply["parent_header"]["msg_id"] == msg_id
     assert reply["content"]["status"] == "ok"
     reader.join(60)
+    answerer.join(30)
+    assert [p for _, p in prompts] == ["who? "], prompts
+    assert prompts[0][0] >= up  # asked during the cut, it came once the link was back
     lines = "".join(t for _, t in arrivals).split()
     after_up = [t for t, _ in arrivals if t >= up]
     figures["output_flowing_after_restore_s"] = round(after_up[0] - up, 1) if after_up else None
     figures["lines"] = len(lines)
+    figures["prompt_after_restore_s"] = round(prompts[0][0] - up, 1)
     print("cut during a printing cell:", figures)
     assert [int(x) for x in lines] == list(range(90)), lines
-    assert state_of(kc, "(x, y, os.getpid(), os.environ['SLURM_JOB_ID'])") == (42, 43, int(pid), job)
+    assert state_of(kc, "(x, y, name, os.getpid(), os.environ['SLURM_JOB_ID'])") == (42, 43, "alice", int(pid), job)
     assert km.is_alive()
     # The job ran through both cuts.
     assert "RUNNING" in on_login("squeue", "-h", "-j", job, "-o", "%T")
