@@ -173,12 +173,13 @@ async def main() -> None:
         ]
         ours_info = {k: conn[k] for k in keys}
         if conn.get("iopub_kept"):
-            # as the provisioner does: IOPub through the bridge to the node's keeper
+            # as the provisioner does: IOPub through the bridge to the node's keeper, shell
+            # and stdin through the bridge too
             from jupyterlab_remote_cluster.iopub_bridge import IopubBridge
 
             bridge = IopubBridge(logging.getLogger("bench"))
-            bridge.start(conn["iopub_port"])
-            ours_info["iopub_port"] = bridge.port
+            bridge.start(conn["iopub_port"], {"shell": conn["shell_port"], "stdin": conn["stdin_port"]})
+            ours_info.update(iopub_port=bridge.port, shell_port=bridge.shell_port, stdin_port=bridge.stdin_port)
         node = session["node"]
 
         # The anchor: a kernel with TCP ports on the same node (as alice, outside the job),

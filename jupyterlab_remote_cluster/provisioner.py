@@ -14,7 +14,7 @@ kernel in the same allocation (no new job). Interrupt = SIGINT to the remote ker
 Attach = a kernel that outlived the Jupyter server that started it, taken over as is.
 A link that is down makes poll() say "alive": only the helper can say a kernel died.
 Output published while the link is down is kept on the node and delivered afterwards:
-jupyter_client's IOPub and stdin go to a local bridge (iopub_bridge.py), the keeper's client.
+jupyter_client's IOPub, shell and stdin go to a local bridge (iopub_bridge.py), the keeper's client.
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     _agent: AgentProcess | None = None
     _bridge: IopubBridge | None = None
-    _agent_iopub_port: int | None = None  # the agent's forwards; jupyter_client gets the bridge's
-    _agent_stdin_port: int | None = None
+    # the agent's forwards of the channels the bridge stands in; jupyter_client gets the bridge's
+    _agent_ports: dict[str, int] = {}
 
     @property
     def agent(self) -> AgentProcess:
@@ -208,7 +208,7 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self._attach_id = None
         self.remote_kernel_id = info["kernelId"]
         self._exit_code = None
-        self._agent_iopub_port, self._agent_stdin_port = info["iopub_port"], info["stdin_port"]
+        self._agent_ports = {k: info[k] for k in ("iopub_port", "shell_port", "stdin_port")}
         self.connection_info = {
             "ip": info["ip"],
             "transport": info["transport"],
@@ -224,8 +224,9 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             # Kept across restarts: jupyter_client's IOPub port stays the same.
             if self._bridge is None:
                 self._bridge = IopubBridge(self.log)
-            self._bridge.start(info["iopub_port"], info["stdin_port"])
+            self._bridge.start(info["iopub_port"], {"shell": info["shell_port"], "stdin": info["stdin_port"]})
             self.connection_info["iopub_port"] = self._bridge.port
+            self.connection_info["shell_port"] = self._bridge.shell_port
             self.connection_info["stdin_port"] = self._bridge.stdin_port
         elif self._bridge is not None:
             self.log.warning("remote-cluster: the restarted kernel %s keeps no output on the node", info["kernelId"])
@@ -271,8 +272,7 @@ class RemoteClusterProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         ports = {
             k: self.connection_info[k] for k in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
         }
-        ports["iopub_port"] = self._agent_iopub_port or ports["iopub_port"]
-        ports["stdin_port"] = self._agent_stdin_port or ports["stdin_port"]
+        ports.update(self._agent_ports)
         try:
             await self._call(
                 "POST",

@@ -1242,12 +1242,13 @@ def test_kernel_through_the_relay(session, tmp_path):
     # the relayed IOPub is the kernel's keeper: jupyter_client subscribes to a bridge, as
     # the provisioner arranges
     bridge = IopubBridge(logging.getLogger("test"))
-    bridge.start(local["iopub_port"], local["stdin_port"])
+    bridge.start(local["iopub_port"], {"shell": local["shell_port"], "stdin": local["stdin_port"]})
     kc = BlockingKernelClient()
     kc.load_connection_info(
         dict(
             local,
             iopub_port=bridge.port,
+            shell_port=bridge.shell_port,
             stdin_port=bridge.stdin_port,
             ip="127.0.0.1",
             transport="tcp",

@@ -143,7 +143,7 @@ def bridged_client(info, hop, bridge):
             **{c: hop[c].port for c in CHANNELS},
         )
     )
-    kc.iopub_port, kc.stdin_port = bridge.port, bridge.stdin_port
+    kc.iopub_port, kc.shell_port, kc.stdin_port = bridge.port, bridge.shell_port, bridge.stdin_port
     return kc
 
 
@@ -154,7 +154,7 @@ def lines_of(texts):
 def test_a_cut_during_a_printing_cell_loses_no_line_and_repeats_none(kept_kernel):
     info, hop = kept_kernel
     bridge = IopubBridge(__import__("logging").getLogger("test"))
-    bridge.start(hop["keeper"].port, hop["stdin_port"].port)
+    bridge.start(hop["keeper"].port, {"shell": hop["shell_port"].port, "stdin": hop["stdin_port"].port})
     kc = bridged_client(info, hop, bridge)
     # What a client subscribed to the kernel's PUB socket itself sees (through a hop cut alike).
     ctx = zmq.Context()
@@ -255,7 +255,7 @@ def test_an_input_prompt_asked_while_the_link_is_down_arrives_once_and_is_answer
     of its copies reach the bridge)."""
     info, hop = kept_kernel
     bridge = IopubBridge(__import__("logging").getLogger("test"))
-    bridge.start(hop["keeper"].port, hop["stdin_port"].port)
+    bridge.start(hop["keeper"].port, {"shell": hop["shell_port"].port, "stdin": hop["stdin_port"].port})
     kc = bridged_client(info, hop, bridge)
     kc.start_channels()
     try:
@@ -264,10 +264,6 @@ def test_an_input_prompt_asked_while_the_link_is_down_arrives_once_and_is_answer
 
         def answer(msg):
             prompts.append((time.monotonic(), msg["content"]["prompt"]))
-            # as a person types: the kernel's reply to the cell goes out once the answer
-            # is in, and the client's shell must be connected again by then (a reply sent
-            # to a client that is not connected is dropped by ZMQ; see docs/connectivity.md)
-            time.sleep(1.0)
             kc.input("alice-%d" % len(prompts))
 
         def hook(msg):
@@ -310,7 +306,53 @@ def test_an_input_prompt_asked_while_the_link_is_down_arrives_once_and_is_answer
         assert [p for _, p in prompts] == ["second? "], prompts
         assert prompts[0][0] >= cut_at["up"]  # asked during the cut, it came after it
         assert "".join(texts) == "cut: alice-1\n", texts
-        assert bridge.prompts == 2
+        assert bridge.channels["stdin"].delivered == 2
+    finally:
+        kc.stop_channels()
+        bridge.close()
+
+
+def test_a_cell_that_ends_while_the_link_is_down_gets_its_reply_once(kept_kernel):
+    """The execute_reply (what ends a cell's [*] in JupyterLab) of a cell that ends while
+    every hop is cut reaches the client once the link is back, once; and so does the
+    reply of a cell run with the link up, whose two copies both reach the bridge."""
+    info, hop = kept_kernel
+    bridge = IopubBridge(__import__("logging").getLogger("test"))
+    bridge.start(hop["keeper"].port, {"shell": hop["shell_port"].port, "stdin": hop["stdin_port"].port})
+    kc = bridged_client(info, hop, bridge)
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        reply = kc.execute_interactive("a = 1", timeout=30)
+        assert reply["content"]["status"] == "ok"
+        up_count = reply["content"]["execution_count"]
+        for h in hop.values():
+            h.cut()
+        msg_id = kc.execute("import time\ntime.sleep(1)\nb = a + 1")  # queued: sent once the link is back
+        for h in hop.values():
+            h.restore()
+        # the request goes out at once: cut again before the cell ends (in 1 s)
+        time.sleep(0.3)
+        for h in hop.values():
+            h.cut()
+        time.sleep(2.5)
+        for h in hop.values():
+            h.restore()
+        up = time.monotonic()
+        reply = kc.get_shell_msg(timeout=20)
+        assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["status"] == "ok", reply
+        assert reply["content"]["execution_count"] == up_count + 1
+        reply_id = reply["header"]["msg_id"].encode()
+        assert time.monotonic() - up < 15
+        # nothing twice: the next reply is the next cell's
+        follow = kc.execute("c = b + 1")
+        reply = kc.get_shell_msg(timeout=20)
+        assert reply["parent_header"]["msg_id"] == follow, reply["parent_header"]
+        time.sleep(1.0)  # and no copy comes later
+        assert not kc.shell_channel.msg_ready()
+        # the copy of the cut cell's reply sent on the shell was lost: the kept one is
+        # remembered (for a twin that will not come)
+        assert reply_id in bridge.channels["shell"].once
     finally:
         kc.stop_channels()
         bridge.close()

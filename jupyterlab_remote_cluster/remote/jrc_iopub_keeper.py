@@ -20,10 +20,11 @@ client publishes a message only if it follows its last one (`after`); anything e
 live message that overtook a resend, a repeat) it drops, asking again from its last
 if that is not a repeat. So every message is published once and in order.
 
-An `input()` prompt is kept the same way: the kernel (jrc_kernel.py) publishes a copy of
-each input_request on IOPub under the topic INPUT_REQUEST_TOPIC followed by the routing
-ids of the client it is for. The bridge hands Jupyter's stdin whichever copy comes first
-(the one sent on the kernel's stdin socket is lost when the link is down), once.
+A cell's execute_reply and an `input()` prompt are kept the same way: the kernel
+(jrc_kernel.py) publishes a copy of each on IOPub under the topic EXECUTE_REPLY_TOPIC or
+INPUT_REQUEST_TOPIC, followed by the routing ids of the client it is for. The bridge
+hands the client whichever copy comes first (the one the kernel sends on its shell or
+stdin socket is lost when the link is down), once (kept_channels.py).
 
 Bounded: at most MAX_MESSAGES messages and MAX_BYTES bytes wait for an acknowledgement;
 beyond that the oldest are dropped and one signed stderr line in their cell says so. A
@@ -45,7 +46,8 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 CLIENT_FORGET_SECONDS = 600.0  # a client silent this long no longer holds messages back
 DELIM = b"<IDS|MSG>"
 PORT_KEY = "jrc_iopub_keeper_port"  # in the connection file, read by the helper and the agent
-# the IOPub topic of an input_request's kept copy (jrc_kernel.py sends it, iopub_bridge.py takes it)
+# the IOPub topics of the kept copies (jrc_kernel.py sends them, iopub_bridge.py takes them)
+EXECUTE_REPLY_TOPIC = b"jrc-execute-reply"
 INPUT_REQUEST_TOPIC = b"jrc-input-request"
 
 

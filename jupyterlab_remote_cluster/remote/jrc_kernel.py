@@ -17,9 +17,9 @@ It also reports whether it is busy, for idle reclaim: every status it publishes
 ("busy", "idle") is written to the file named by $JRC_ACTIVITY_FILE (in the runtime dir),
 whose modification time says when. A busy kernel is never reclaimed.
 And it keeps its IOPub output on the node while the laptop's link is down
-(jrc_iopub_keeper.py, next to this file), its `input()` prompts with it: a prompt sent on
-the stdin socket while the link is down is dropped by ZMQ, and the cell would wait for an
-answer forever (keep_input_requests).
+(jrc_iopub_keeper.py, next to this file), its cells' replies and `input()` prompts with
+it: sent on the shell or stdin socket while the link is down, ZMQ drops them, and the cell
+would show as running, or wait for an answer, forever (keep_replies_and_prompts).
 Runs in the session's Python (with ipykernel), never in the helper.
 """
 
@@ -111,16 +111,18 @@ def no_debugger():
     debugger._is_debugpy_available = False
 
 
-def keep_input_requests(kernel, topic):
-    """Every input_request the kernel sends on its stdin socket also goes out on IOPub,
-    under `topic` and the routing ids of the client it is for, with the same header: the
-    keeper keeps it like any output, and the bridge hands Jupyter the first copy of each."""
+def keep_replies_and_prompts(kernel, topics):
+    """Every message of a type in `topics` (execute_reply, input_request) the kernel sends
+    also goes out on IOPub, under its topic and the routing ids of the client it is for,
+    with the same header: the keeper keeps it like any output, and the bridge hands the
+    client the first copy of each."""
     session = kernel.session
     send = session.send
 
     def send_and_keep(stream, msg_or_type, content=None, parent=None, ident=None, *args, **kwargs):
         msg = send(stream, msg_or_type, content, parent, ident, *args, **kwargs)
-        if stream is kernel.stdin_socket and isinstance(msg, dict) and msg.get("msg_type") == "input_request":
+        topic = topics.get(msg.get("msg_type")) if isinstance(msg, dict) else None
+        if topic and stream is not kernel.iopub_socket:
             route = list(ident) if isinstance(ident, (list, tuple)) else [ident] if ident else []
             send(kernel.iopub_socket, msg, ident=[topic] + route)
         return msg
@@ -129,7 +131,8 @@ def keep_input_requests(kernel, topic):
 
 
 def main():
-    from jrc_iopub_keeper import INPUT_REQUEST_TOPIC, keep_iopub  # (this file's directory is still sys.path[0])
+    # (this file's directory is still sys.path[0])
+    from jrc_iopub_keeper import EXECUTE_REPLY_TOPIC, INPUT_REQUEST_TOPIC, keep_iopub
 
     # As ipykernel_launcher: the working directory must not shadow the kernel's modules.
     if sys.path and sys.path[0] in ("", os.path.dirname(os.path.abspath(__file__))):
@@ -144,7 +147,9 @@ def main():
     app = IPKernelApp.instance()
     app.initialize()
     if keep_iopub(app):
-        keep_input_requests(app.kernel, INPUT_REQUEST_TOPIC)
+        keep_replies_and_prompts(
+            app.kernel, {"execute_reply": EXECUTE_REPLY_TOPIC, "input_request": INPUT_REQUEST_TOPIC}
+        )
     app.start()
 
 

@@ -130,6 +130,16 @@ test.describe.serial('Remote session on the testbed', () => {
     expect(afterRestart).toContain(`'${jobId}'`);
     expect(afterRestart).toContain('False');
 
+    // An input() prompt, answered in the page (stdin goes through the provisioner's bridge).
+    await page.notebook.setCell(0, 'code', 'print("hello", input("name? "))');
+    void page.notebook.runCell(0);
+    const stdin = page.locator('.jp-Stdin-input');
+    await expect(stdin).toBeVisible({ timeout: 30_000 });
+    await stdin.fill('alice');
+    await stdin.press('Enter');
+    await expect(page.locator('.jp-OutputArea-output').last()).toContainText('hello alice', { timeout: 30_000 });
+    await expect(page.locator('#jp-main-statusbar')).toContainText(STABLE_IDLE, { timeout: 30_000 });
+
     // 6. Dask on the session's scheduler, and its dashboard as a panel.
     const dask = await runCell(
       page,

@@ -1,0 +1,123 @@
+"""The kernel's request channels (shell, stdin) as the bridge (iopub_bridge.py) stands in them.
+
+A kernel answers on a ROUTER socket, which drops a message for a client that is not
+connected: a cell that ends while the laptop's link is down loses its execute_reply
+(JupyterLab then shows it running for good), and an `input()` asked meanwhile loses its
+prompt (the cell waits for an answer forever). So the kernel (remote/jrc_kernel.py) also
+publishes a copy of those two to the keeper on the node, which keeps them like output;
+the bridge gets the copy with the routing id of the client it is for.
+
+jupyter_client connects to `port`, a local ROUTER that never goes away with the link.
+Each client's messages go on to the kernel (the agent's forward of the channel) through a
+DEALER with the client's own identity, so the kernel routes its answers to it as to the
+client. An answer reaches the client once: the copy sent on the channel and the copy kept
+on the node are told apart by msg_id, and the second one is dropped.
+
+Only the bridge's thread uses these sockets.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import zmq
+
+from .remote.jrc_iopub_keeper import DELIM
+
+# A copy's msg_id is remembered until the other copy comes; at most this many (copies
+# whose twin was lost in a cut are the ones that stay)
+REMEMBERED = 1024
+
+
+class ClientChannel:
+    def __init__(self, ctx: zmq.Context, name: str, kept_types: frozenset[str]) -> None:
+        self.ctx, self.name = ctx, name
+        self.kept_types = kept_types  # the message types that come twice
+        self.router = ctx.socket(zmq.ROUTER)
+        self.router.linger = 0
+        self.port = self.router.bind_to_random_port("tcp://127.0.0.1")
+        self.target: str | None = None  # the agent's forward of this channel
+        self.upstream: dict[bytes, zmq.Socket] = {}  # client identity -> DEALER to the kernel
+        self.once: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+        self.delivered = 0  # copies handed to clients
+        self.poller: zmq.Poller | None = None
+
+    def attach(self, poller: zmq.Poller, target: str) -> None:
+        self.poller, self.target = poller, target
+        poller.register(self.router, zmq.POLLIN)
+
+    def detach(self) -> None:
+        for up in self.upstream.values():
+            if self.poller is not None:
+                self.poller.unregister(up)
+            up.close(0)
+        self.upstream.clear()
+        if self.poller is not None:
+            self.poller.unregister(self.router)
+            self.poller = None
+
+    def close(self) -> None:
+        self.router.close(0)
+
+    def upstream_of(self, ident: bytes) -> zmq.Socket | None:
+        """The DEALER that speaks to the kernel as client `ident` (made at its first
+        message, or at the first kept copy for it)."""
+        up = self.upstream.get(ident)
+        if up is None and self.target and self.poller is not None and ident and not ident.startswith(b"\0"):
+            up = self.ctx.socket(zmq.DEALER)
+            up.setsockopt(zmq.ROUTING_ID, ident)
+            up.linger = 0
+            up.connect(self.target)
+            self.poller.register(up, zmq.POLLIN)
+            self.upstream[ident] = up
+        return up
+
+    def pump(self, ready: dict) -> None:
+        """Move what is ready: clients' requests to the kernel, the kernel's answers back."""
+        if self.router in ready:
+            for _ in range(1000):
+                try:
+                    frames = self.router.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                up = self.upstream_of(frames[0])
+                if up is not None:
+                    up.send_multipart(frames[1:])
+        for ident, up in list(self.upstream.items()):
+            if up in ready:
+                for _ in range(1000):
+                    try:
+                        frames = up.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self.deliver([ident], frames)
+
+    def kept(self, frames: list[bytes]) -> None:
+        """A copy kept on the node: [topic, *route, DELIM, ...]."""
+        if DELIM not in frames:
+            return
+        i = frames.index(DELIM)
+        route = frames[1:i]
+        if route:
+            self.upstream_of(route[0])  # where the client's answer to it will go
+        self.deliver(route, frames[i:])
+
+    def deliver(self, route: list[bytes], message: list[bytes]) -> None:
+        """Hand `message` (from the delimiter on) to the client at `route`, unless it is
+        the second copy of one that went already."""
+        try:
+            header = json.loads(message[2])
+            twice = header["msg_type"] in self.kept_types
+            msg_id = str(header["msg_id"]).encode()
+        except (IndexError, ValueError, KeyError, TypeError):
+            twice, msg_id = False, b""
+        if twice:
+            if msg_id in self.once:
+                del self.once[msg_id]  # its twin went already
+                return
+            self.once[msg_id] = None
+            if len(self.once) > REMEMBERED:
+                self.once.popitem(last=False)
+        self.router.send_multipart(route + message)
+        self.delivered += 1
