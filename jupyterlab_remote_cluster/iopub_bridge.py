@@ -29,6 +29,7 @@ ACK_INTERVAL = 0.5  # seconds between acknowledgements while messages arrive
 RESUME_SILENCE = 5.0  # ask again after this long without a message from the keeper
 RESUME_MIN_INTERVAL = 0.5  # after a gap, at most this often (the resend is on its way)
 POLL_MS = 250
+EXPIRE_INTERVAL = 10.0  # seconds between looks for silent clients (kept_channels.py)
 # the kept copies of the channels' messages: IOPub topic -> channel
 KEPT_TOPICS = {EXECUTE_REPLY_TOPIC: "shell", INPUT_REQUEST_TOPIC: "stdin"}
 
@@ -110,13 +111,17 @@ class IopubBridge:
         poller.register(self.xpub, zmq.POLLIN)
         # Messages are asked for once someone listens: published earlier, they would be lost.
         subscribed = False
-        heard = time.monotonic()
+        heard = expired = time.monotonic()
         acked_at = 0.0
         while not self._stop.is_set():
             ready = dict(poller.poll(POLL_MS))
             now = time.monotonic()
             for channel in self.channels.values():
                 channel.pump(ready)
+            if now - expired >= EXPIRE_INTERVAL:
+                expired = now
+                for channel in self.channels.values():
+                    channel.expire(now)
             if self.xpub in ready:
                 while self.xpub.poll(0):
                     self.xpub.recv_multipart()  # subscriptions: jupyter_client takes everything

@@ -13,6 +13,11 @@ DEALER with the client's own identity, so the kernel routes its answers to it as
 client. An answer reaches the client once: the copy sent on the channel and the copy kept
 on the node are told apart by msg_id, and the second one is dropped.
 
+A client's DEALER is closed once it has carried nothing for UPSTREAM_IDLE_SECONDS (the
+Jupyter server makes a client per browser connection, and closes it with the page): a
+reply that comes later for it still arrives as its kept copy, and its next request makes
+the DEALER again.
+
 Only the bridge's thread uses these sockets.
 """
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import json
+import time
 
 import zmq
 
@@ -28,6 +34,7 @@ from .remote.jrc_iopub_keeper import DELIM
 # A copy's msg_id is remembered until the other copy comes; at most this many (copies
 # whose twin was lost in a cut are the ones that stay)
 REMEMBERED = 1024
+UPSTREAM_IDLE_SECONDS = 1800.0
 
 
 class ClientChannel:
@@ -39,6 +46,7 @@ class ClientChannel:
         self.port = self.router.bind_to_random_port("tcp://127.0.0.1")
         self.target: str | None = None  # the agent's forward of this channel
         self.upstream: dict[bytes, zmq.Socket] = {}  # client identity -> DEALER to the kernel
+        self.used: dict[bytes, float] = {}  # client identity -> when its DEALER last carried anything
         self.once: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self.delivered = 0  # copies handed to clients
         self.poller: zmq.Poller | None = None
@@ -53,6 +61,7 @@ class ClientChannel:
                 self.poller.unregister(up)
             up.close(0)
         self.upstream.clear()
+        self.used.clear()
         if self.poller is not None:
             self.poller.unregister(self.router)
             self.poller = None
@@ -64,6 +73,7 @@ class ClientChannel:
         """The DEALER that speaks to the kernel as client `ident` (made at its first
         message, or at the first kept copy for it)."""
         up = self.upstream.get(ident)
+        self.used[ident] = time.monotonic()
         if up is None and self.target and self.poller is not None and ident and not ident.startswith(b"\0"):
             up = self.ctx.socket(zmq.DEALER)
             up.setsockopt(zmq.ROUTING_ID, ident)
@@ -72,6 +82,16 @@ class ClientChannel:
             self.poller.register(up, zmq.POLLIN)
             self.upstream[ident] = up
         return up
+
+    def expire(self, now: float) -> None:
+        """Close the DEALERs of clients that have been silent for UPSTREAM_IDLE_SECONDS."""
+        for ident in [i for i, t in self.used.items() if now - t > UPSTREAM_IDLE_SECONDS]:
+            del self.used[ident]
+            up = self.upstream.pop(ident, None)
+            if up is not None:
+                if self.poller is not None:
+                    self.poller.unregister(up)
+                up.close(0)
 
     def pump(self, ready: dict) -> None:
         """Move what is ready: clients' requests to the kernel, the kernel's answers back."""
@@ -86,6 +106,7 @@ class ClientChannel:
                     up.send_multipart(frames[1:])
         for ident, up in list(self.upstream.items()):
             if up in ready:
+                self.used[ident] = time.monotonic()
                 for _ in range(1000):
                     try:
                         frames = up.recv_multipart(zmq.NOBLOCK)

@@ -356,3 +356,33 @@ def test_a_cell_that_ends_while_the_link_is_down_gets_its_reply_once(kept_kernel
     finally:
         kc.stop_channels()
         bridge.close()
+
+
+def test_a_silent_clients_way_to_the_kernel_is_closed_and_made_again(kept_kernel, monkeypatch):
+    """The bridge's DEALER for a client that has carried nothing for a while is closed
+    (the Jupyter server makes a client per page and closes it with the page); the
+    client's next request makes it again, and a reply for it meanwhile comes as its copy."""
+    from jupyterlab_remote_cluster import iopub_bridge, kept_channels
+
+    monkeypatch.setattr(kept_channels, "UPSTREAM_IDLE_SECONDS", 1.0)
+    monkeypatch.setattr(iopub_bridge, "EXPIRE_INTERVAL", 0.2)
+    info, hop = kept_kernel
+    bridge = IopubBridge(__import__("logging").getLogger("test"))
+    bridge.start(hop["keeper"].port, {"shell": hop["shell_port"].port, "stdin": hop["stdin_port"].port})
+    kc = bridged_client(info, hop, bridge)
+    kc.start_channels()
+    shell = bridge.channels["shell"]
+    try:
+        kc.wait_for_ready(timeout=60)
+        assert len(shell.upstream) == 1
+        # a cell that outlasts the idle time: its DEALER goes, its reply comes as the copy
+        reply = kc.execute_interactive("import time; time.sleep(3); a = 1", timeout=30)
+        assert reply["content"]["status"] == "ok"
+        assert reply["header"]["msg_id"].encode() in shell.once  # the copy came; its twin had no way
+        time.sleep(2.0)
+        assert shell.upstream == {}
+        reply = kc.execute_interactive("a + 1", timeout=30)
+        assert reply["content"]["status"] == "ok" and len(shell.upstream) == 1
+    finally:
+        kc.stop_channels()
+        bridge.close()
