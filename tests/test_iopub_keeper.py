@@ -5,6 +5,7 @@ laptop's link would be. A plain subscriber through the same kind of hop shows wh
 lost without them."""
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -147,6 +148,23 @@ def bridged_client(info, hop, bridge):
     return kc
 
 
+@pytest.fixture
+def bridged(kept_kernel):
+    """A ready client of the kept kernel as the provisioner arranges it (IOPub, shell and
+    stdin through a bridge); the bridge and the hops."""
+    info, hop = kept_kernel
+    bridge = IopubBridge(logging.getLogger("test"))
+    bridge.start(hop["keeper"].port, {"shell": hop["shell_port"].port, "stdin": hop["stdin_port"].port})
+    kc = bridged_client(info, hop, bridge)
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        yield kc, bridge, hop
+    finally:
+        kc.stop_channels()
+        bridge.close()
+
+
 def lines_of(texts):
     return [int(x) for x in "".join(texts).split()]
 
@@ -248,117 +266,99 @@ def test_the_buffer_is_bounded_and_says_in_the_cell_what_it_dropped():
     assert b.after(0) == [] and b.size == 0 and b.first_seq() == seq + 1
 
 
-def test_an_input_prompt_asked_while_the_link_is_down_arrives_once_and_is_answered(kept_kernel):
+def test_an_input_prompt_asked_while_the_link_is_down_arrives_once_and_is_answered(bridged):
     """input() called while every hop is cut: the prompt the kernel sends on stdin is lost,
     its copy kept on the node arrives once the link is back, the answer reaches the
     kernel, and the cell goes on. A prompt asked with the link up arrives once too (both
     of its copies reach the bridge)."""
-    info, hop = kept_kernel
-    bridge = IopubBridge(__import__("logging").getLogger("test"))
-    bridge.start(hop["keeper"].port, {"shell": hop["shell_port"].port, "stdin": hop["stdin_port"].port})
-    kc = bridged_client(info, hop, bridge)
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=60)
-        prompts, texts = [], []
+    kc, bridge, hop = bridged
+    prompts, texts = [], []
 
-        def answer(msg):
-            prompts.append((time.monotonic(), msg["content"]["prompt"]))
-            kc.input("alice-%d" % len(prompts))
+    def answer(msg):
+        prompts.append((time.monotonic(), msg["content"]["prompt"]))
+        kc.input("alice-%d" % len(prompts))
 
-        def hook(msg):
-            if msg["msg_type"] == "stream":
-                texts.append(msg["content"]["text"])
+    def hook(msg):
+        if msg["msg_type"] == "stream":
+            texts.append(msg["content"]["text"])
 
-        # with the link up
-        reply = kc.execute_interactive(
-            "print('up:', input('first? '))", timeout=30, allow_stdin=True, stdin_hook=answer, output_hook=hook
-        )
-        assert reply["content"]["status"] == "ok", reply["content"]
-        assert [p for _, p in prompts] == ["first? "] and "".join(texts) == "up: alice-1\n", (prompts, texts)
+    # with the link up
+    reply = kc.execute_interactive(
+        "print('up:', input('first? '))", timeout=30, allow_stdin=True, stdin_hook=answer, output_hook=hook
+    )
+    assert reply["content"]["status"] == "ok", reply["content"]
+    assert [p for _, p in prompts] == ["first? "] and "".join(texts) == "up: alice-1\n", (prompts, texts)
 
-        # with every hop cut from before the prompt until after it was asked
-        prompts.clear()
-        texts.clear()
-        cut_at = {}
+    # with every hop cut from before the prompt until after it was asked
+    prompts.clear()
+    texts.clear()
+    cut_at = {}
 
-        def cut_and_restore():
-            time.sleep(0.5)
-            for h in hop.values():
-                h.cut()
-            cut_at["cut"] = time.monotonic()
-            time.sleep(3.0)
-            for h in hop.values():
-                h.restore()
-            cut_at["up"] = time.monotonic()
+    def cut_and_restore():
+        time.sleep(0.5)
+        for h in hop.values():
+            h.cut()
+        cut_at["cut"] = time.monotonic()
+        time.sleep(3.0)
+        for h in hop.values():
+            h.restore()
+        cut_at["up"] = time.monotonic()
 
-        cutter = threading.Thread(target=cut_and_restore)
-        cutter.start()
-        reply = kc.execute_interactive(
-            "import time\ntime.sleep(1.5)\nprint('cut:', input('second? '))",
-            timeout=60,
-            allow_stdin=True,
-            stdin_hook=answer,
-            output_hook=hook,
-        )
-        cutter.join()
-        assert reply["content"]["status"] == "ok", reply["content"]
-        assert [p for _, p in prompts] == ["second? "], prompts
-        assert prompts[0][0] >= cut_at["up"]  # asked during the cut, it came after it
-        assert "".join(texts) == "cut: alice-1\n", texts
-        assert bridge.channels["stdin"].delivered == 2
-    finally:
-        kc.stop_channels()
-        bridge.close()
+    cutter = threading.Thread(target=cut_and_restore)
+    cutter.start()
+    reply = kc.execute_interactive(
+        "import time\ntime.sleep(1.5)\nprint('cut:', input('second? '))",
+        timeout=60,
+        allow_stdin=True,
+        stdin_hook=answer,
+        output_hook=hook,
+    )
+    cutter.join()
+    assert reply["content"]["status"] == "ok", reply["content"]
+    assert [p for _, p in prompts] == ["second? "], prompts
+    assert prompts[0][0] >= cut_at["up"]  # asked during the cut, it came after it
+    assert "".join(texts) == "cut: alice-1\n", texts
+    assert bridge.channels["stdin"].delivered == 2
 
 
-def test_a_cell_that_ends_while_the_link_is_down_gets_its_reply_once(kept_kernel):
+def test_a_cell_that_ends_while_the_link_is_down_gets_its_reply_once(bridged):
     """The execute_reply (what ends a cell's [*] in JupyterLab) of a cell that ends while
     every hop is cut reaches the client once the link is back, once; and so does the
     reply of a cell run with the link up, whose two copies both reach the bridge."""
-    info, hop = kept_kernel
-    bridge = IopubBridge(__import__("logging").getLogger("test"))
-    bridge.start(hop["keeper"].port, {"shell": hop["shell_port"].port, "stdin": hop["stdin_port"].port})
-    kc = bridged_client(info, hop, bridge)
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=60)
-        reply = kc.execute_interactive("a = 1", timeout=30)
-        assert reply["content"]["status"] == "ok"
-        up_count = reply["content"]["execution_count"]
-        for h in hop.values():
-            h.cut()
-        msg_id = kc.execute("import time\ntime.sleep(1)\nb = a + 1")  # queued: sent once the link is back
-        for h in hop.values():
-            h.restore()
-        # the request goes out at once: cut again before the cell ends (in 1 s)
-        time.sleep(0.3)
-        for h in hop.values():
-            h.cut()
-        time.sleep(2.5)
-        for h in hop.values():
-            h.restore()
-        up = time.monotonic()
-        reply = kc.get_shell_msg(timeout=20)
-        assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["status"] == "ok", reply
-        assert reply["content"]["execution_count"] == up_count + 1
-        reply_id = reply["header"]["msg_id"].encode()
-        assert time.monotonic() - up < 15
-        # nothing twice: the next reply is the next cell's
-        follow = kc.execute("c = b + 1")
-        reply = kc.get_shell_msg(timeout=20)
-        assert reply["parent_header"]["msg_id"] == follow, reply["parent_header"]
-        time.sleep(1.0)  # and no copy comes later
-        assert not kc.shell_channel.msg_ready()
-        # the copy of the cut cell's reply sent on the shell was lost: the kept one is
-        # remembered (for a twin that will not come)
-        assert reply_id in bridge.channels["shell"].once
-    finally:
-        kc.stop_channels()
-        bridge.close()
+    kc, bridge, hop = bridged
+    reply = kc.execute_interactive("a = 1", timeout=30)
+    assert reply["content"]["status"] == "ok"
+    up_count = reply["content"]["execution_count"]
+    for h in hop.values():
+        h.cut()
+    msg_id = kc.execute("import time\ntime.sleep(1)\nb = a + 1")  # queued: sent once the link is back
+    for h in hop.values():
+        h.restore()
+    # the request goes out at once: cut again before the cell ends (in 1 s)
+    time.sleep(0.3)
+    for h in hop.values():
+        h.cut()
+    time.sleep(2.5)
+    for h in hop.values():
+        h.restore()
+    up = time.monotonic()
+    reply = kc.get_shell_msg(timeout=20)
+    assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["status"] == "ok", reply
+    assert reply["content"]["execution_count"] == up_count + 1
+    reply_id = reply["header"]["msg_id"].encode()
+    assert time.monotonic() - up < 15
+    # nothing twice: the next reply is the next cell's
+    follow = kc.execute("c = b + 1")
+    reply = kc.get_shell_msg(timeout=20)
+    assert reply["parent_header"]["msg_id"] == follow, reply["parent_header"]
+    time.sleep(1.0)  # and no copy comes later
+    assert not kc.shell_channel.msg_ready()
+    # the copy of the cut cell's reply sent on the shell was lost: the kept one is
+    # remembered (for a twin that will not come)
+    assert reply_id in bridge.channels["shell"].once
 
 
-def test_a_silent_clients_way_to_the_kernel_is_closed_and_made_again(kept_kernel, monkeypatch):
+def test_a_silent_clients_way_to_the_kernel_is_closed_and_made_again(bridged, monkeypatch):
     """The bridge's DEALER for a client that has carried nothing for a while is closed
     (the Jupyter server makes a client per page and closes it with the page); the
     client's next request makes it again, and a reply for it meanwhile comes as its copy."""
@@ -366,23 +366,14 @@ def test_a_silent_clients_way_to_the_kernel_is_closed_and_made_again(kept_kernel
 
     monkeypatch.setattr(kept_channels, "UPSTREAM_IDLE_SECONDS", 1.0)
     monkeypatch.setattr(iopub_bridge, "EXPIRE_INTERVAL", 0.2)
-    info, hop = kept_kernel
-    bridge = IopubBridge(__import__("logging").getLogger("test"))
-    bridge.start(hop["keeper"].port, {"shell": hop["shell_port"].port, "stdin": hop["stdin_port"].port})
-    kc = bridged_client(info, hop, bridge)
-    kc.start_channels()
+    kc, bridge, hop = bridged
     shell = bridge.channels["shell"]
-    try:
-        kc.wait_for_ready(timeout=60)
-        assert len(shell.upstream) == 1
-        # a cell that outlasts the idle time: its DEALER goes, its reply comes as the copy
-        reply = kc.execute_interactive("import time; time.sleep(3); a = 1", timeout=30)
-        assert reply["content"]["status"] == "ok"
-        assert reply["header"]["msg_id"].encode() in shell.once  # the copy came; its twin had no way
-        time.sleep(2.0)
-        assert shell.upstream == {}
-        reply = kc.execute_interactive("a + 1", timeout=30)
-        assert reply["content"]["status"] == "ok" and len(shell.upstream) == 1
-    finally:
-        kc.stop_channels()
-        bridge.close()
+    assert len(shell.upstream) == 1
+    # a cell that outlasts the idle time: its DEALER goes, its reply comes as the copy
+    reply = kc.execute_interactive("import time; time.sleep(3); a = 1", timeout=30)
+    assert reply["content"]["status"] == "ok"
+    assert reply["header"]["msg_id"].encode() in shell.once  # the copy came; its twin had no way
+    time.sleep(2.0)
+    assert shell.upstream == {}
+    reply = kc.execute_interactive("a + 1", timeout=30)
+    assert reply["content"]["status"] == "ok" and len(shell.upstream) == 1
