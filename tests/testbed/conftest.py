@@ -147,8 +147,8 @@ def wait_state(sid: str, states, timeout: float, interval: float = 1.0) -> dict:
 
 def agent_kernel_client(conn: dict):
     """A ready client of a kernel the agent forwards (its POST .../kernels answer), as the
-    provisioner connects one: IOPub through a bridge when the node keeps the output
-    (`iopub_kept`). stop_channels() also closes the bridge."""
+    provisioner connects one: IOPub, shell and stdin through a bridge when the node keeps
+    the output (`iopub_kept`). stop_channels() also closes the bridge."""
     import logging
 
     from jupyter_client import BlockingKernelClient
@@ -159,8 +159,8 @@ def agent_kernel_client(conn: dict):
     bridge = None
     if conn.get("iopub_kept"):
         bridge = IopubBridge(logging.getLogger("tests"))
-        bridge.start(conn["iopub_port"])
-        info["iopub_port"] = bridge.port
+        bridge.start(conn["iopub_port"], {"shell": conn["shell_port"], "stdin": conn["stdin_port"]})
+        info.update(iopub_port=bridge.port, shell_port=bridge.shell_port, stdin_port=bridge.stdin_port)
     kc = BlockingKernelClient()
     kc.load_connection_info(info)
     stop = kc.stop_channels
