@@ -13,8 +13,13 @@ DEALER with the client's own identity, so the kernel routes its answers to it as
 client. An answer reaches the client once: the copy sent on the channel and the copy kept
 on the node are told apart by msg_id, and the second one is dropped.
 
+A client without an identity of its own (the Jupyter server asks a kernel_info through
+one when a page connects) gets one made from the number the bridge's ROUTER gave it: ZMQ
+reserves identities that start with a zero byte.
+
 A client's DEALER is closed once it has carried nothing for UPSTREAM_IDLE_SECONDS (the
-Jupyter server makes a client per browser connection, and closes it with the page): a
+Jupyter server makes a client per browser connection, and closes it with the page), one
+without an identity after ANONYMOUS_IDLE_SECONDS (its number is never used again): a
 reply that comes later for it still arrives as its kept copy, and its next request makes
 the DEALER again.
 
@@ -35,6 +40,8 @@ from .remote.jrc_iopub_keeper import DELIM
 # whose twin was lost in a cut are the ones that stay)
 REMEMBERED = 1024
 UPSTREAM_IDLE_SECONDS = 1800.0
+ANONYMOUS_IDLE_SECONDS = 60.0
+ANONYMOUS_PREFIX = b"jrc-anonymous-"
 
 
 class ClientChannel:
@@ -47,6 +54,7 @@ class ClientChannel:
         self.target: str | None = None  # the agent's forward of this channel
         self.upstream: dict[bytes, zmq.Socket] = {}  # client identity -> DEALER to the kernel
         self.used: dict[bytes, float] = {}  # client identity -> when its DEALER last carried anything
+        self.client_of: dict[bytes, bytes] = {}  # a DEALER's identity (the kernel's view) -> its client's
         self.once: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self.delivered = 0  # copies handed to clients
         self.poller: zmq.Poller | None = None
@@ -62,6 +70,7 @@ class ClientChannel:
             up.close(0)
         self.upstream.clear()
         self.used.clear()
+        self.client_of.clear()
         if self.poller is not None:
             self.poller.unregister(self.router)
             self.poller = None
@@ -74,19 +83,27 @@ class ClientChannel:
         message, or at the first kept copy for it)."""
         up = self.upstream.get(ident)
         self.used[ident] = time.monotonic()
-        if up is None and self.target and self.poller is not None and ident and not ident.startswith(b"\0"):
+        if up is None and self.target and self.poller is not None and ident:
+            own = ident if not ident.startswith(b"\0") else ANONYMOUS_PREFIX + ident.hex().encode()
             up = self.ctx.socket(zmq.DEALER)
-            up.setsockopt(zmq.ROUTING_ID, ident)
+            up.setsockopt(zmq.ROUTING_ID, own)
             up.linger = 0
             up.connect(self.target)
             self.poller.register(up, zmq.POLLIN)
             self.upstream[ident] = up
+            self.client_of[own] = ident
         return up
 
     def expire(self, now: float) -> None:
         """Close the DEALERs of clients that have been silent for UPSTREAM_IDLE_SECONDS."""
-        for ident in [i for i, t in self.used.items() if now - t > UPSTREAM_IDLE_SECONDS]:
+
+        def idle_limit(ident):
+            return ANONYMOUS_IDLE_SECONDS if ident.startswith(b"\0") else UPSTREAM_IDLE_SECONDS
+
+        for ident in [i for i, t in self.used.items() if now - t > idle_limit(i)]:
             del self.used[ident]
+            for own in [o for o, c in self.client_of.items() if c == ident]:
+                del self.client_of[own]
             up = self.upstream.pop(ident, None)
             if up is not None:
                 if self.poller is not None:
@@ -121,7 +138,11 @@ class ClientChannel:
         i = frames.index(DELIM)
         route = frames[1:i]
         if route:
-            self.upstream_of(route[0])  # where the client's answer to it will go
+            client = self.client_of.get(route[0])
+            if client is None and not route[0].startswith(ANONYMOUS_PREFIX):
+                client = route[0]
+                self.upstream_of(client)  # where the client's answer to it will go
+            route = [client or route[0]] + route[1:]
         self.deliver(route, frames[i:])
 
     def deliver(self, route: list[bytes], message: list[bytes]) -> None:

@@ -377,3 +377,25 @@ def test_a_silent_clients_way_to_the_kernel_is_closed_and_made_again(bridged, mo
     assert shell.upstream == {}
     reply = kc.execute_interactive("a + 1", timeout=30)
     assert reply["content"]["status"] == "ok" and len(shell.upstream) == 1
+
+
+def test_a_client_without_an_identity_of_its_own_gets_its_replies(bridged):
+    """The Jupyter server asks a kernel_info through a socket with no identity when a page
+    connects: ZMQ gives it a number that starts with a zero byte, which a DEALER cannot
+    take as its own. Its requests still reach the kernel and its replies come back."""
+    kc, bridge, _hop = bridged
+    ctx = zmq.Context()
+    anonymous = ctx.socket(zmq.DEALER)
+    anonymous.linger = 0
+    anonymous.connect("tcp://127.0.0.1:%d" % bridge.shell_port)
+    try:
+        for _ in range(2):
+            sent = kc.session.send(anonymous, "kernel_info_request", {})
+            assert anonymous.poll(20000), "no kernel_info_reply"
+            _idents, reply = kc.session.recv(anonymous)
+            assert reply["msg_type"] == "kernel_info_reply"
+            assert reply["parent_header"]["msg_id"] == sent["header"]["msg_id"]
+        assert any(i.startswith(b"\0") for i in bridge.channels["shell"].upstream)
+    finally:
+        anonymous.close(0)
+        ctx.term()
