@@ -117,7 +117,10 @@ class IopubBridge:
             ready = dict(poller.poll(POLL_MS))
             now = time.monotonic()
             for channel in self.channels.values():
-                channel.pump(ready)
+                try:
+                    channel.pump(ready)
+                except zmq.ZMQError as e:  # one bad message must not stop every channel
+                    self.log.warning("remote-cluster: kernel %s channel: %s", channel.name, e)
             if now - expired >= EXPIRE_INTERVAL:
                 expired = now
                 for channel in self.channels.values():

@@ -120,7 +120,12 @@ class ClientChannel:
                     break
                 up = self.upstream_of(frames[0])
                 if up is not None:
-                    up.send_multipart(frames[1:])
+                    try:
+                        # never blocks the bridge: a request over the queue's bound while
+                        # the link is down is dropped, as ZMQ itself would drop it
+                        up.send_multipart(frames[1:], zmq.NOBLOCK)
+                    except zmq.Again:
+                        pass
         for ident, up in list(self.upstream.items()):
             if up in ready:
                 self.used[ident] = time.monotonic()
