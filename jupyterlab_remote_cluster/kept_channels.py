@@ -137,18 +137,23 @@ class ClientChannel:
                     self.deliver([ident], frames)
 
     def kept(self, frames: list[bytes]) -> None:
-        """A copy kept on the node: [topic, *route, DELIM, ...]."""
-        if DELIM not in frames:
+        """A copy kept on the node, in its envelope (jrc_iopub_keeper.KEPT_MSG_TYPE):
+        [topic, DELIM, signature, header, parent, metadata, {"route": [hex]}, *copy]."""
+        try:
+            i = frames.index(DELIM)
+            route = [bytes.fromhex(r) for r in json.loads(frames[i + 5])["route"]]
+            copy = frames[i + 6 :]
+        except (ValueError, IndexError, KeyError, TypeError):
             return
-        i = frames.index(DELIM)
-        route = frames[1:i]
+        if not copy or copy[0] != DELIM:
+            return
         if route:
             client = self.client_of.get(route[0])
             if client is None and not route[0].startswith(ANONYMOUS_PREFIX):
                 client = route[0]
                 self.upstream_of(client)  # where the client's answer to it will go
             route = [client or route[0]] + route[1:]
-        self.deliver(route, frames[i:])
+        self.deliver(route, copy)
 
     def deliver(self, route: list[bytes], message: list[bytes]) -> None:
         """Hand `message` (from the delimiter on) to the client at `route`, unless it is

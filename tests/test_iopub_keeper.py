@@ -399,3 +399,28 @@ def test_a_client_without_an_identity_of_its_own_gets_its_replies(bridged):
     finally:
         anonymous.close(0)
         ctx.term()
+
+
+def test_a_client_on_the_kernels_own_sockets_runs_cells_as_before(kept_kernel):
+    """A client on the kernel's own IOPub (on the node, without the bridge) also receives
+    the kept copies: they travel in an envelope of their own, so the client never sees a
+    reply's signature twice (jupyter_client takes that as a replay and fails)."""
+    from jupyter_client import BlockingKernelClient
+
+    info, hop = kept_kernel
+    kc = BlockingKernelClient()
+    kc.load_connection_info(
+        dict(info, transport="tcp", ip="127.0.0.1", key=info["key"].encode(), **{c: hop[c].port for c in CHANNELS})
+    )
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=30)
+        out = []
+        for _ in range(3):
+            reply = kc.execute_interactive(
+                "print(6 * 7)", timeout=20, output_hook=lambda m: out.append(m["content"].get("text", ""))
+            )
+            assert reply["content"]["status"] == "ok", reply["content"]
+        assert "".join(out).split() == ["42", "42", "42"], out
+    finally:
+        kc.stop_channels()

@@ -22,7 +22,7 @@ if that is not a repeat. So every message is published once and in order.
 
 A cell's execute_reply and an `input()` prompt are kept the same way: the kernel
 (jrc_kernel.py) publishes a copy of each on IOPub under the topic EXECUTE_REPLY_TOPIC or
-INPUT_REQUEST_TOPIC, followed by the routing ids of the client it is for. The bridge
+INPUT_REQUEST_TOPIC, inside a KEPT_MSG_TYPE message naming the client it is for. The bridge
 hands the client whichever copy comes first (the one the kernel sends on its shell or
 stdin socket is lost when the link is down), once (kept_channels.py).
 
@@ -49,6 +49,8 @@ PORT_KEY = "jrc_iopub_keeper_port"  # in the connection file, read by the helper
 # the IOPub topics of the kept copies (jrc_kernel.py sends them, iopub_bridge.py takes them)
 EXECUTE_REPLY_TOPIC = b"jrc-execute-reply"
 INPUT_REQUEST_TOPIC = b"jrc-input-request"
+# [topic, DELIM, signature, header, {} parent, metadata, {"route": [hex]}, *the copy's frames]
+KEPT_MSG_TYPE = "jrc_kept"
 
 
 def parent_header(frames):

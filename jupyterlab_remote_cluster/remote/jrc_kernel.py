@@ -111,11 +111,13 @@ def no_debugger():
     debugger._is_debugpy_available = False
 
 
-def keep_replies_and_prompts(kernel, topics):
+def keep_replies_and_prompts(kernel, topics, kept_type):
     """Every message of a type in `topics` (execute_reply, input_request) the kernel sends
-    also goes out on IOPub, under its topic and the routing ids of the client it is for,
-    with the same header: the keeper keeps it like any output, and the bridge hands the
-    client the first copy of each."""
+    also goes out on IOPub, under its topic: the keeper keeps it like any output, and the
+    bridge hands the client the first copy of each. The copy travels inside a message of
+    its own (`kept_type`, no parent; content: the routing ids of the client it is for; the
+    copy's frames as its buffers): a client on the kernel's own IOPub would take the same
+    signature seen twice as a replay and fail."""
     session = kernel.session
     send = session.send
 
@@ -124,7 +126,8 @@ def keep_replies_and_prompts(kernel, topics):
         topic = topics.get(msg.get("msg_type")) if isinstance(msg, dict) else None
         if topic and stream is not kernel.iopub_socket:
             route = list(ident) if isinstance(ident, (list, tuple)) else [ident] if ident else []
-            send(kernel.iopub_socket, msg, ident=[topic] + route)
+            copy = session.serialize(msg)  # the frames sent, from the delimiter on
+            send(kernel.iopub_socket, kept_type, {"route": [r.hex() for r in route]}, None, [topic], buffers=copy)
         return msg
 
     session.send = send_and_keep
@@ -132,7 +135,7 @@ def keep_replies_and_prompts(kernel, topics):
 
 def main():
     # (this file's directory is still sys.path[0])
-    from jrc_iopub_keeper import EXECUTE_REPLY_TOPIC, INPUT_REQUEST_TOPIC, keep_iopub
+    from jrc_iopub_keeper import EXECUTE_REPLY_TOPIC, INPUT_REQUEST_TOPIC, KEPT_MSG_TYPE, keep_iopub
 
     # As ipykernel_launcher: the working directory must not shadow the kernel's modules.
     if sys.path and sys.path[0] in ("", os.path.dirname(os.path.abspath(__file__))):
@@ -147,9 +150,8 @@ def main():
     app = IPKernelApp.instance()
     app.initialize()
     if keep_iopub(app):
-        keep_replies_and_prompts(
-            app.kernel, {"execute_reply": EXECUTE_REPLY_TOPIC, "input_request": INPUT_REQUEST_TOPIC}
-        )
+        topics = {"execute_reply": EXECUTE_REPLY_TOPIC, "input_request": INPUT_REQUEST_TOPIC}
+        keep_replies_and_prompts(app.kernel, topics, KEPT_MSG_TYPE)
     app.start()
 
 
