@@ -222,7 +222,23 @@ while True:
 """
 
 
-class ScanOnly(webports.WebPortsMixin):
+class OffersRecorded:
+    """The Helper's side of offering a served port, recorded in `served` (the stand-ins
+    below run one scan of the real mixins against it)."""
+
+    served: dict
+
+    def kernel_of(self, pid):
+        return None
+
+    def offer_http(self, label, sock, entry):
+        self.served[label] = entry
+
+    def withdraw_http(self, label):
+        self.served.pop(label, None)
+
+
+class ScanOnly(OffersRecorded, webports.WebPortsMixin):
     """What scan_web_ports uses of the Helper, with this process as the helper."""
 
     def __init__(self, runtime):
@@ -230,17 +246,8 @@ class ScanOnly(webports.WebPortsMixin):
         self.web_bridges, self.web_probed, self.served = {}, {}, {}
         self.web_lock = threading.Lock()
 
-    def kernel_of(self, pid):
-        return None
-
     def is_dask_comm(self, port, pid):
         return False
-
-    def offer_http(self, label, sock, entry):
-        self.served[label] = entry
-
-    def withdraw_http(self, label):
-        self.served.pop(label, None)
 
 
 def test_a_server_that_listens_before_it_answers_is_asked_again(tmp_path, monkeypatch):
@@ -384,21 +391,12 @@ def test_the_comm_ports_of_a_notebooks_dask_cluster_are_never_probed(tmp_path):
         s.close()
 
 
-class DashboardsOnly(served.ServedMixin):
+class DashboardsOnly(OffersRecorded, served.ServedMixin):
     """What scan_dashboards uses of the Helper."""
 
     def __init__(self, dashboards):
         self.dashboards, self.config = str(dashboards), {"proxyBase": "/p"}
         self.served, self.served_misses, self.next_count = {}, {}, float("inf")
-
-    def kernel_of(self, pid):
-        return None
-
-    def offer_http(self, label, sock, entry):
-        self.served[label] = entry
-
-    def withdraw_http(self, label):
-        self.served.pop(label, None)
 
 
 def fake_scheduler(path, answers):
