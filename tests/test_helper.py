@@ -813,7 +813,8 @@ def test_helper_is_stdlib_only_and_py38():
 
 def test_the_helper_runs_as_a_zipapp_with_its_companions_next_to_it(tmp_path, monkeypatch):
     """What the agent uploads: helper.pyz (the *.py files of remote/helper/, with paths
-    relative to it), and jrc_kernel.py, jrc_iopub_keeper.py, jrc_dask_private.py next to it."""
+    relative to it), and jrc_kernel.py, jrc_iopub_keeper.py, jrc_dask_private.py, jrc_carry.py
+    next to it."""
     import zipfile
 
     code = tmp_path / "remote-d1"
@@ -821,7 +822,7 @@ def test_the_helper_runs_as_a_zipapp_with_its_companions_next_to_it(tmp_path, mo
     with zipfile.ZipFile(code / "helper.pyz", "w") as z:
         for f in sorted(HELPER.rglob("*.py")):
             z.write(f, f.relative_to(HELPER).as_posix())
-    for name in ("jrc_kernel.py", "jrc_iopub_keeper.py", "jrc_dask_private.py"):
+    for name in ("jrc_kernel.py", "jrc_iopub_keeper.py", "jrc_dask_private.py", "jrc_carry.py"):
         shutil.copy(HELPER.parent / name, code / name)
     monkeypatch.setitem(globals(), "HELPER", code / "helper.pyz")
     s = Session(tmp_path, connectivity="node-ssh", dask=False)

@@ -20,6 +20,8 @@ And it keeps its IOPub output on the node while the laptop's link is down
 (jrc_iopub_keeper.py, next to this file), its cells' replies and `input()` prompts with
 it: sent on the shell or stdin socket while the link is down, ZMQ drops them, and the cell
 would show as running, or wait for an answer, forever (keep_replies_and_prompts).
+It makes jrc_carry.py (next to this file) importable in the kernel, to carry the
+notebook's variables to a successor job.
 Runs in the session's Python (with ipykernel), never in the helper.
 """
 
@@ -135,6 +137,9 @@ def keep_replies_and_prompts(kernel, topics, kept_type):
 
 def main():
     # (this file's directory is still sys.path[0])
+    # (jrc_carry is imported now, while it can be: JupyterLab asks the kernel for it by
+    # name when the notebook moves to a successor job)
+    import jrc_carry  # noqa: F401
     from jrc_iopub_keeper import EXECUTE_REPLY_TOPIC, INPUT_REQUEST_TOPIC, KEPT_MSG_TYPE, keep_iopub
 
     # As ipykernel_launcher: the working directory must not shadow the kernel's modules.

@@ -100,7 +100,8 @@ describe('helper zipapp', () => {
       'helper.pyz',
       'jrc_kernel.py',
       'jrc_iopub_keeper.py',
-      'jrc_dask_private.py'
+      'jrc_dask_private.py',
+      'jrc_carry.py'
     ]);
   });
 });

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { makeZip, pythonSources } from './zipapp';
 
 /** Run by the cluster's Python next to the helper (not inside the zipapp). */
-const COMPANIONS = ['jrc_kernel.py', 'jrc_iopub_keeper.py', 'jrc_dask_private.py'];
+const COMPANIONS = ['jrc_kernel.py', 'jrc_iopub_keeper.py', 'jrc_dask_private.py', 'jrc_carry.py'];
 
 export interface IRemoteFiles {
   files: { name: string; data: Buffer }[];
