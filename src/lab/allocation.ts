@@ -11,6 +11,14 @@ import type { CommandRegistry } from '@lumino/commands';
 
 import type { IExtendAnswer, ISession } from '../common/api';
 import { sessionKernelName } from '../common/routes';
+import {
+  carriedDetails,
+  countCarried,
+  dumpVariables,
+  loadVariables,
+  type ICarried,
+  type ICarryCaps
+} from './carry-variables';
 import { CommandIDs } from './commands';
 import { formatDuration } from './format';
 import { bindNotebook } from './open-notebook';
@@ -47,6 +55,8 @@ export interface IAllocationDeps {
   kernelspecs: Pick<KernelSpec.IManager, 'refreshSpecs' | 'specs'>;
   /** Has the agent write its kernelspecs now (GET api/v1/profiles answers once they match). */
   syncKernelspecs: () => Promise<unknown>;
+  /** The caps for carrying variables to a successor, now (the sessions settings). */
+  carryCaps?: () => ICarryCaps;
 }
 
 /** How long a successor's kernelspec may take to show in JupyterLab's list. */
@@ -87,11 +97,14 @@ export async function moveToSuccessor(
     /** A notebook's stable kernel starts in session `id` from now on (bindNotebook). */
     bind: (id: string, path: string) => Promise<unknown>;
     specWaitMs?: number;
+    /** Carry the variables within these caps (none: do not). */
+    carryCaps?: ICarryCaps;
   }
-): Promise<{ moved: string[]; failed: string[] }> {
+): Promise<{ moved: string[]; failed: string[]; carried: Record<string, ICarried> }> {
   const widgets = widgetsOfSession(deps.widgets(), deps.session(from) ?? { id: from });
+  const carried: Record<string, ICarried> = {};
   if (widgets.length === 0) {
-    return { moved: [], failed: [] };
+    return { moved: [], failed: [], carried };
   }
   const name = sessionKernelName(to);
   await deps.syncKernelspecs();
@@ -103,21 +116,27 @@ export async function moveToSuccessor(
       if (!listed) {
         throw new Error(`JupyterLab does not list the kernel ${name} yet`);
       }
-      const own = w.sessionContext!.session!.kernel!.name;
-      if (own !== sessionKernelName(from)) {
+      const old = w.sessionContext!.session!.kernel!;
+      // asked before the old kernel is shut down (changing the kernel does it)
+      const dumped = deps.carryCaps && (await dumpVariables(old, deps.carryCaps));
+      if (old.name !== sessionKernelName(from)) {
         // A stable kernel (the notebook keeps its kernel name): bound to the successor, it starts there.
         await deps.bind(to, w.sessionContext!.path);
-        await w.sessionContext!.changeKernel({ name: own });
+        await w.sessionContext!.changeKernel({ name: old.name });
       } else {
         await w.sessionContext!.changeKernel({ name });
       }
       moved.push(w.title.label);
+      const kernel = w.sessionContext!.session?.kernel;
+      if (dumped && kernel) {
+        carried[w.title.label] = await loadVariables(kernel, dumped);
+      }
     } catch (err) {
       console.warn(`Could not move ${w.title.label} to ${name}:`, err);
       failed.push(`${w.title.label} (${(err as Error).message})`);
     }
   }
-  return { moved, failed };
+  return { moved, failed, carried };
 }
 
 export function registerAllocationCommands(deps: IAllocationDeps): void {
@@ -137,12 +156,19 @@ export function registerAllocationCommands(deps: IAllocationDeps): void {
     failed: message => trans.__('Could not continue in a new job: %1', message),
     run: async s => {
       const next = await relaunch(s, true);
+      const carrying = (deps.carryCaps?.().maxMegabytes ?? 0) > 0;
       Notification.info(
-        trans.__(
-          'Job %1 submitted to continue job %2: your notebooks move to it when it runs (their variables do not).',
-          next.jobId ?? '-',
-          s.jobId ?? '-'
-        ),
+        carrying
+          ? trans.__(
+              'Job %1 submitted to continue job %2: your notebooks move to it when it runs, with their variables that pickle.',
+              next.jobId ?? '-',
+              s.jobId ?? '-'
+            )
+          : trans.__(
+              'Job %1 submitted to continue job %2: your notebooks move to it when it runs (their variables do not).',
+              next.jobId ?? '-',
+              s.jobId ?? '-'
+            ),
         { autoClose: 10000 }
       );
     }
@@ -243,6 +269,62 @@ export function notifyWalltime(w: IWalltimeWarning, commands: CommandRegistry, t
   });
 }
 
+/** The notification's text for a move that carried variables (it shows 140 characters: the lists are in Details). */
+export function movedMessage(
+  jobId: string,
+  moved: string[],
+  carried: Record<string, ICarried>,
+  trans: TranslationBundle
+): string {
+  const n = countCarried(carried);
+  const labels = moved.join(', ');
+  return n.failed === Object.keys(carried).length
+    ? trans.__('Moved to job %1: %2. The variables did not move (see Details).', jobId, labels)
+    : n.notCarried === 0 && n.failed === 0
+      ? trans.__('Moved to job %1: %2, with its %3 variables.', jobId, labels, n.carried)
+      : trans.__(
+          'Moved to job %1: %2. Carried %3 variables; some did not move (see Details).',
+          jobId,
+          labels,
+          n.carried
+        );
+}
+
+/** Says what moved to job `jobId`; what was carried (undefined: carrying is off) in Details. */
+function notifyMoved(
+  jobId: string,
+  moved: string[],
+  carried: Record<string, ICarried> | undefined,
+  trans: TranslationBundle
+): void {
+  if (!carried || Object.keys(carried).length === 0) {
+    Notification.success(
+      trans.__(
+        'Moved to job %1: %2. Variables and running cells did not move: re-run what you need.',
+        jobId,
+        moved.join(', ')
+      ),
+      { autoClose: false }
+    );
+    return;
+  }
+  const message = movedMessage(jobId, moved, carried, trans);
+  Notification.success(message, {
+    autoClose: false,
+    actions: [
+      {
+        label: trans.__('Details'),
+        callback: () =>
+          void showDialog({
+            title: trans.__('What moved to job %1', jobId),
+            body: carriedDetails(carried, trans),
+            buttons: [Dialog.okButton({ label: trans.__('Close') })]
+          })
+      }
+    ]
+  });
+}
+
 /**
  * Moves the notebooks of continued sessions to their successor once it runs (each
  * successor once per page), and says what moved and what did not.
@@ -255,17 +337,16 @@ export function followSuccessors(deps: IAllocationDeps): () => void {
         continue;
       }
       done.add(next.id);
-      const moving = { ...deps, session: (id: string) => deps.model.session(id), bind: bindNotebook };
-      void moveToSuccessor(next.continues, next.id, moving).then(({ moved, failed }) => {
+      const caps = deps.carryCaps?.();
+      const moving = {
+        ...deps,
+        session: (id: string) => deps.model.session(id),
+        bind: bindNotebook,
+        carryCaps: caps && caps.maxMegabytes > 0 ? caps : undefined
+      };
+      void moveToSuccessor(next.continues, next.id, moving).then(({ moved, failed, carried }) => {
         if (moved.length > 0) {
-          Notification.success(
-            deps.trans.__(
-              'Moved to job %1: %2. Variables and running cells did not move: re-run what you need.',
-              next.jobId ?? '-',
-              moved.join(', ')
-            ),
-            { autoClose: false }
-          );
+          notifyMoved(next.jobId ?? '-', moved, moving.carryCaps ? carried : undefined, deps.trans);
         }
         if (failed.length > 0) {
           Notification.error(

@@ -64,7 +64,7 @@ describe('moving to the successor', () => {
       session: id => (id === 'old' ? (old as never) : undefined),
       bind: async (id, path) => bound.push(`${path} -> ${id}`)
     });
-    expect(r).toEqual({ moved: ['saved.ipynb'], failed: [] });
+    expect(r).toEqual({ moved: ['saved.ipynb'], failed: [], carried: {} });
     // bound to the successor first, then the same (stable) kernel name again: it starts there
     expect(bound).toEqual(['saved.ipynb -> new']);
     expect([stable.changes, elsewhere.changes]).toEqual([[stableKernelName('hpc')], []]);
@@ -88,7 +88,7 @@ describe('moving to the successor', () => {
       syncKernelspecs: async () => synced++,
       ...noStable
     });
-    expect(r).toEqual({ moved: ['a.ipynb', 'Console 1'], failed: [] });
+    expect(r).toEqual({ moved: ['a.ipynb', 'Console 1'], failed: [], carried: {} });
     expect([a.changes, b.changes, other.changes, local.changes]).toEqual([
       [sessionKernelName('new')],
       [sessionKernelName('new')],
@@ -108,7 +108,7 @@ describe('moving to the successor', () => {
       syncKernelspecs: async () => undefined,
       ...noStable
     });
-    expect(r).toEqual({ moved: ['ok.ipynb'], failed: ['bad.ipynb (refused)'] });
+    expect(r).toEqual({ moved: ['ok.ipynb'], failed: ['bad.ipynb (refused)'], carried: {} });
     const none = await moveToSuccessor('old', 'new', {
       widgets: () => [widget('x.ipynb', sessionKernelName('old'))],
       kernelspecs: specs() as never,
@@ -118,7 +118,8 @@ describe('moving to the successor', () => {
     });
     expect(none).toEqual({
       moved: [],
-      failed: [`x.ipynb (JupyterLab does not list the kernel ${sessionKernelName('new')} yet)`]
+      failed: [`x.ipynb (JupyterLab does not list the kernel ${sessionKernelName('new')} yet)`],
+      carried: {}
     });
   });
 
@@ -131,7 +132,7 @@ describe('moving to the successor', () => {
       syncKernelspecs: async () => undefined,
       ...noStable
     });
-    expect(r).toEqual({ moved: ['a.ipynb'], failed: [] });
+    expect(r).toEqual({ moved: ['a.ipynb'], failed: [], carried: {} });
     expect(ks.refreshed).toBe(3);
   });
 
@@ -145,7 +146,7 @@ describe('moving to the successor', () => {
       },
       ...noStable
     });
-    expect(r).toEqual({ moved: [], failed: [] });
+    expect(r).toEqual({ moved: [], failed: [], carried: {} });
     expect(ks.refreshed).toBe(0);
   });
 });

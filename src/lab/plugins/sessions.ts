@@ -23,6 +23,7 @@ import { CommandIDs, LabCommandIDs } from '../commands';
 import { requestAPI } from '../handler';
 import { bindNotebook, openSessionNotebook, pickSessionKernel } from '../open-notebook';
 import { followSuccessors, notifyWalltime, registerAllocationCommands } from '../allocation';
+import { DEFAULT_CARRY_CAPS, type ICarryCaps } from '../carry-variables';
 import { IdleReclaim } from '../idle';
 import { addSessionCommand, numberArg } from '../session-commands';
 import { createSessionLog, sessionLogId, type SessionLogPanel } from '../session-log';
@@ -209,10 +210,14 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
     // The allocation's hours: warnings at the configured minutes, checked every 5 s and
     // at every change; a continued session's notebooks follow its successor.
     let warningMinutes = DEFAULT_WARNING_MINUTES;
+    let carryCaps = DEFAULT_CARRY_CAPS;
     void settingRegistry
       ?.load(sessionsPlugin.id)
       .then(settings => {
-        const read = () => (warningMinutes = settings.get('walltimeWarnings').composite as number[]);
+        const read = () => {
+          warningMinutes = settings.get('walltimeWarnings').composite as number[];
+          carryCaps = { ...DEFAULT_CARRY_CAPS, ...(settings.get('carryVariables').composite as Partial<ICarryCaps>) };
+        };
         read();
         settings.changed.connect(read);
       })
@@ -228,7 +233,8 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
       trans,
       widgets: () => app.shell.widgets('main'),
       kernelspecs: app.serviceManager.kernelspecs,
-      syncKernelspecs: () => requestAPI('api/v1/profiles')
+      syncKernelspecs: () => requestAPI('api/v1/profiles'),
+      carryCaps: () => carryCaps
     };
     registerAllocationCommands(allocation);
     const follow = followSuccessors(allocation);
