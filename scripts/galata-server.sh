@@ -36,6 +36,10 @@ settings["profiles"].append(fast)
 idle = dict(settings["profiles"][0], name="idle-1min", title="Testbed (idle after 1 min)", dask=False, idleTimeout=1)
 idle["resources"] = dict(idle["resources"], walltime="00:30:00", cpus=2, memory="500M")
 settings["profiles"].append(idle)
+# A fifth that lists where it may run: the fastest-start choice (allocation.spec.ts).
+fastest = dict(settings["profiles"][0], name="fastest-start", title="Testbed (fastest start)", dask=False)
+fastest["candidates"] = [{"partition": "big"}, {"partition": "sshonly", "walltime": "00:30:00"}]
+settings["profiles"].append(fastest)
 json.dump(settings, open(path, "w"), indent=2)
 PY
 cd "$REPO/ui-tests"

@@ -3,7 +3,10 @@
  * warnings at 3 and 1 minutes; each comes at its time (±10 s of the scheduler's own time
  * left); the countdown matches the scheduler's right after the kernel starts; Extend shows
  * Slurm's answer; Continue in a new job gives a running successor, and the notebook's
- * kernel moves there (SLURM_JOB_ID changes). Screenshots for docs/allocation.md.
+ * kernel moves there (SLURM_JOB_ID changes) with its variables, a function too; a cell that keeps a CPU busy for 20 s shows in
+ * the successor's efficiency card. Fastest start: with partition big full, the dialog says
+ * when each candidate would start and preselects the free one. Screenshots for
+ * docs/allocation.md.
  */
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
@@ -56,10 +59,43 @@ async function setWarnings(page: IJupyterLabPageFixture, minutes: number[] | nul
   );
 }
 
+/** The efficiency card's "Used: 1m 05s of CPU time · …", in seconds. */
+function cpuSecondsShown(text: string): number {
+  const m = /Used: (?:(\d+)h )?(\d+)m (\d+)s of CPU time/.exec(text);
+  expect(m, text).toBeTruthy();
+  return Number(m![1] ?? 0) * 3600 + Number(m![2]) * 60 + Number(m![3]);
+}
+
 test.use({ mockSettings: false, kernels: null, sessions: null });
 
 test.describe.serial('Allocation hours on the testbed', () => {
   test.setTimeout(9 * 60 * 1000);
+
+  test('Fastest start: with partition big full, the dialog preselects the free one', async ({ page }) => {
+    await dismissNews(page);
+    // node2, big's only node, taken whole by a job of 10 minutes
+    const filler = onLogin('sbatch', '--parsable', '-p', 'big', '--exclusive', '-t', '10', '--wrap', 'sleep 600');
+    const alicesJobs = () => onLogin('squeue', '-h', '-u', 'alice', '-o', '%i').split(/\s+/).sort();
+    const before = alicesJobs();
+    try {
+      await expect.poll(() => onLogin('squeue', '-h', '-j', filler, '-o', '%T'), { timeout: 60_000 }).toBe('RUNNING');
+      await remoteClusterSection(page).locator('.jp-LauncherCard', { hasText: 'Testbed (fastest start)' }).click();
+      const dialog = page.locator('.jp-Dialog');
+      const where = dialog.locator('select[name="candidate"]');
+      await expect(where.locator('option').nth(0)).toHaveText(/^big — starts in (\d+m \d\ds)$/, { timeout: 60_000 });
+      await expect(where.locator('option').nth(1)).toHaveText('sshonly · 00:30:00 — starts now');
+      // preselected, and the fields follow
+      expect(await where.evaluate(s => (s as HTMLSelectElement).selectedIndex)).toBe(1);
+      await expect(dialog.locator('input[name="partition"]')).toHaveValue('sshonly');
+      await expect(dialog.locator('input[name="walltime"]')).toHaveValue('00:30:00');
+      await shot(page, 'allocation-05-fastest-start');
+      // asking submitted nothing
+      await dialog.getByRole('button', { name: 'Cancel' }).click();
+      expect(alicesJobs()).toEqual(before);
+    } finally {
+      onLogin('scancel', filler);
+    }
+  });
 
   test('warnings at 3 and 1 min, Extend, Continue in a new job', async ({ page }) => {
     await dismissNews(page);
@@ -111,6 +147,9 @@ test.describe.serial('Allocation hours on the testbed', () => {
       await detached.getByRole('button', { name: 'Attach' }).click();
       await expect(detached).toHaveCount(0, { timeout: 30_000 });
       await countdownIsSlurms('an attach');
+      // what the notebook holds, to carry to the successor (a lock does not pickle)
+      // (one line each: the editor indents what is typed after a colon)
+      await runCell(page, 'answer = 42\ntwice = lambda x: 2 * x\nimport threading\nlock = threading.Lock()');
       // when each warning is due, by Slurm's clock (as read before the kernel events)
       const due3 = now + (left - 180) * 1000;
       const due1 = now + (left - 60) * 1000;
@@ -157,16 +196,40 @@ test.describe.serial('Allocation hours on the testbed', () => {
         has: page.locator('.jp-RemoteCluster-continuation', { hasText: `Continues job ${jobId}` })
       });
       await expect(successor).toHaveCount(1, { timeout: 30_000 });
-      await expect(page.locator('.jp-toast-message', { hasText: /Moved to job \d+/ })).toBeVisible({
-        timeout: 120_000
-      });
+      const movedToast = page.locator('.jp-toast-message', { hasText: /Moved to job \d+/ });
+      await expect(movedToast).toBeVisible({ timeout: 120_000 });
+      // 2 variables and 2 modules; the lock stays (Details says which and why)
+      await expect(movedToast).toContainText('Carried 4 variables; some did not move (see Details).');
       nextJob = /job (\d+)/.exec((await successor.locator('.jp-RemoteCluster-sessionTitle').textContent()) ?? '')![1];
       await shot(page, 'allocation-03-continued');
+      await page.getByRole('alert').filter({ has: movedToast }).getByRole('button', { name: 'Details' }).click();
+      const details = page.locator('.jp-Dialog .jp-RemoteCluster-carried');
+      await expect(details).toContainText('Carried: answer, os, threading, twice.');
+      await expect(details).toContainText('Not carried: lock (does not pickle (TypeError)).');
+      await shot(page, 'allocation-07-carried');
+      await page.locator('.jp-Dialog').getByRole('button', { name: 'Close' }).click();
       await expect(page.locator('#jp-main-statusbar')).toContainText(STABLE_IDLE, { timeout: 120_000 });
       await expect(page.locator('.jp-RemoteCluster-statusItem')).toContainText(`job ${nextJob}`);
       const moved = await runCell(page, 'import os; os.environ["SLURM_JOB_ID"]');
       expect(moved).toContain(nextJob);
       expect(nextJob).not.toBe(jobId);
+      // the variables came with it, the function too (cloudpickle on the cluster)
+      expect(await runCell(page, 'twice(answer)')).toContain('84');
+
+      // The efficiency card: a cell that keeps one CPU busy for 20 s of CPU time shows in
+      // the successor's row (its helper samples /proc every 10 s).
+      const card = successor.locator('.jp-RemoteCluster-usage').first();
+      await expect(card).toContainText('of CPU time', { timeout: 60_000 });
+      const before = cpuSecondsShown((await card.textContent()) ?? '');
+      await runCell(page, 'import time\nt0 = time.process_time()\nwhile time.process_time() - t0 < 20: pass');
+      await expect
+        .poll(async () => cpuSecondsShown((await card.textContent()) ?? '') - before, { timeout: 60_000 })
+        .toBeGreaterThanOrEqual(16);
+      // 20 s ± 20%, plus what the idle kernel and helper used meanwhile
+      expect(cpuSecondsShown((await card.textContent()) ?? '') - before).toBeLessThanOrEqual(28);
+      // the profile asks for 1 CPU; the burn kept one busy through at least one heartbeat
+      await expect(card).toContainText(/at most [01]\.\d of 1 CPUs busy/);
+      await shot(page, 'allocation-06-efficiency');
     } finally {
       await setWarnings(page, null);
       onLogin('scancel', '-u', 'alice');

@@ -9,13 +9,14 @@ test.describe('Launcher', () => {
   test('shows one Remote cluster tile per profile', async ({ page }) => {
     const section = remoteClusterSection(page);
     await expect(section).toBeVisible();
-    // The Galata server's settings hold four profiles (scripts/galata-server.sh).
+    // The Galata server's settings hold five profiles (scripts/galata-server.sh).
     const tiles = section.locator('.jp-LauncherCard');
-    await expect(tiles).toHaveCount(4);
+    await expect(tiles).toHaveCount(5);
     await expect(tiles.nth(0)).toContainText('Testbed (Slurm)');
     await expect(tiles.nth(1)).toContainText('Testbed (new host keys)');
     await expect(tiles.nth(2)).toContainText('Testbed (fast keepalive)');
     await expect(tiles.nth(3)).toContainText('Testbed (idle after 1 min)');
+    await expect(tiles.nth(4)).toContainText('Testbed (fastest start)');
     await section.screenshot({ path: test.info().outputPath('launcher-section.png') });
   });
 
@@ -26,7 +27,7 @@ test.describe('Launcher', () => {
       page.locator('.jp-Launcher-section', {
         has: page.locator('.jp-Launcher-sectionTitle', { hasText: title })
       });
-    // the local Python is a card; no profile's "(new job)" kernelspec is (four exist)
+    // the local Python is a card; no profile's "(new job)" kernelspec is (five exist)
     for (const title of ['Notebook', 'Console']) {
       await expect(section(title).locator('.jp-LauncherCard').first()).toBeVisible();
       await expect(section(title).locator('.jp-LauncherCard', { hasText: '(new job)' })).toHaveCount(0);
@@ -35,7 +36,7 @@ test.describe('Launcher', () => {
       kernelspecs: Record<string, { spec: { display_name: string }; resources: Record<string, string> }>;
     };
     const remote = Object.values(specs.kernelspecs).filter(k => k.spec.display_name.endsWith('(new job)'));
-    expect(remote).toHaveLength(4);
+    expect(remote).toHaveLength(5);
     // each with the product's icon
     for (const k of remote) {
       expect(k.resources['logo-svg']).toMatch(/logo-svg\.svg$/);
