@@ -12,7 +12,7 @@
  *   POST   /api/v1/sessions/<id>/kernels          {kernelId?, kernelspec?} -> connection info on 127.0.0.1
  *   POST   /api/v1/sessions/<id>/workers          {count} -> Dask worker jobs submitted (their ids)
  *   POST   /api/v1/sessions/<id>/extend           {minutes} -> the batch system's answer (tried once)
- *   POST   /api/v1/sessions/<id>/relaunch         {continue?} -> a new session, same profile and resources
+ *   POST   /api/v1/sessions/<id>/relaunch         {continue?, resources?} -> a new session, same profile (and resources)
  *   POST   /api/v1/sessions/<id>/activity         {keep?} -> the session (its helper's idle clock restarted)
  *   POST   /api/v1/sessions/<id>/web-ports        {port} -> the served port (a web server of the session, by number)
  *   GET    /api/v1/sessions/<id>/logs             the ends of its log files on the cluster (job, kernels, Dask)
@@ -307,7 +307,7 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, svc?: 
   if ((m = p.match(/^\/api\/v1\/sessions\/([0-9a-f]{6,32})\/relaunch$/))) {
     method(req, 'POST');
     const r = parseRelaunchRequest(await readJson(req));
-    return sendJson(res, 201, await svc.sessions.relaunch(m[1], r.continue));
+    return sendJson(res, 201, await svc.sessions.relaunch(m[1], r.continue, r.resources));
   }
   if ((m = p.match(/^\/api\/v1\/kernels\/([A-Za-z0-9_-]{1,64})(?:\/(signal|restart|detach))?$/))) {
     const [, kid, verb] = m;

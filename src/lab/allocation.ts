@@ -9,7 +9,7 @@ import type { KernelSpec } from '@jupyterlab/services';
 import type { TranslationBundle } from '@jupyterlab/translation';
 import type { CommandRegistry } from '@lumino/commands';
 
-import type { IExtendAnswer, ISession } from '../common/api';
+import type { IClusterProfile, IExtendAnswer, IResources, ISession } from '../common/api';
 import { sessionKernelName } from '../common/routes';
 import {
   carriedDetails,
@@ -24,6 +24,7 @@ import { formatDuration } from './format';
 import { bindNotebook } from './open-notebook';
 import { requestAPI } from './handler';
 import { addSessionCommand, numberArg } from './session-commands';
+import { defaultSubmitDeps, submitWithDialog } from './submit-dialog';
 import type { IRemoteClusterModel } from './tokens';
 import type { IWalltimeWarning } from './walltime-warnings';
 
@@ -57,6 +58,10 @@ export interface IAllocationDeps {
   syncKernelspecs: () => Promise<unknown>;
   /** The caps for carrying variables to a successor, now (the sessions settings). */
   carryCaps?: () => ICarryCaps;
+  /** Profile `name` as the settings have it now (undefined: not there). */
+  profile?: (name: string) => Promise<IClusterProfile | undefined>;
+  /** The submit dialog (submitWithDialog; tests give their own). */
+  submit?: typeof submitWithDialog;
 }
 
 /** How long a successor's kernelspec may take to show in JupyterLab's list. */
@@ -141,36 +146,62 @@ export async function moveToSuccessor(
 
 export function registerAllocationCommands(deps: IAllocationDeps): void {
   const { commands, model, trans } = deps;
-  // a new session of the same profile and resources, linked to this one if it continues it
-  const relaunch = async (s: ISession, continues: boolean): Promise<ISession> => {
+  // a new session of the same profile (and resources), linked to this one if it continues it
+  const relaunch = async (s: ISession, continues: boolean, resources?: IResources): Promise<ISession> => {
     const next = await requestAPI<ISession>(`api/v1/sessions/${s.id}/relaunch`, {
       method: 'POST',
-      body: JSON.stringify(continues ? { continue: true } : {})
+      body: JSON.stringify({ ...(continues && { continue: true }), ...(resources && { resources }) })
     });
     model.handle({ type: 'session', session: next });
     return next;
+  };
+  const sayContinued = (next: ISession, s: ISession) => {
+    const carrying = (deps.carryCaps?.().maxMegabytes ?? 0) > 0;
+    Notification.info(
+      carrying
+        ? trans.__(
+            'Job %1 submitted to continue job %2: your notebooks move to it when it runs, with their variables that pickle.',
+            next.jobId ?? '-',
+            s.jobId ?? '-'
+          )
+        : trans.__(
+            'Job %1 submitted to continue job %2: your notebooks move to it when it runs (their variables do not).',
+            next.jobId ?? '-',
+            s.jobId ?? '-'
+          ),
+      { autoClose: 10000 }
+    );
   };
 
   addSessionCommand(commands, model, CommandIDs.continueSession, {
     label: trans.__('Continue in a new job (same profile and resources)'),
     failed: message => trans.__('Could not continue in a new job: %1', message),
+    run: async s => sayContinued(await relaunch(s, true), s)
+  });
+
+  // The same, with resources edited in the submit dialog (it starts with the old ones).
+  addSessionCommand(commands, model, CommandIDs.continueSessionWith, {
+    label: trans.__('Continue in a new job with other resources…'),
+    failed: message => trans.__('Could not continue in a new job: %1', message),
     run: async s => {
-      const next = await relaunch(s, true);
-      const carrying = (deps.carryCaps?.().maxMegabytes ?? 0) > 0;
-      Notification.info(
-        carrying
-          ? trans.__(
-              'Job %1 submitted to continue job %2: your notebooks move to it when it runs, with their variables that pickle.',
-              next.jobId ?? '-',
-              s.jobId ?? '-'
-            )
-          : trans.__(
-              'Job %1 submitted to continue job %2: your notebooks move to it when it runs (their variables do not).',
-              next.jobId ?? '-',
-              s.jobId ?? '-'
-            ),
-        { autoClose: 10000 }
+      const profile = await deps.profile?.(s.profile);
+      if (!profile) {
+        throw new Error(
+          trans.__(
+            'the profile "%1" is not in the settings any more (Continue in a new job reuses it as it was)',
+            s.profile
+          )
+        );
+      }
+      const next = await (deps.submit ?? submitWithDialog)(
+        profile,
+        trans,
+        { ...defaultSubmitDeps, post: (_, resources) => relaunch(s, true, resources) },
+        { values: s.resources, title: trans.__('Continue job %1 in a new job', s.jobId ?? '-') }
       );
+      if (next) {
+        sayContinued(next, s);
+      }
     }
   });
 

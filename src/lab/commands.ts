@@ -33,6 +33,7 @@ export namespace CommandIDs {
   export const addWorkers = 'remote-cluster:add-workers';
   /** The allocation's hours (docs/allocation.md); args: `session` (extend: `minutes`, absent: asks). */
   export const continueSession = 'remote-cluster:continue-session';
+  export const continueSessionWith = 'remote-cluster:continue-session-with';
   export const extendSession = 'remote-cluster:extend-session';
   export const saveAndStop = 'remote-cluster:save-and-stop';
   export const relaunchSession = 'remote-cluster:relaunch-session';

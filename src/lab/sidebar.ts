@@ -322,6 +322,7 @@ export class SessionsPanel extends Widget {
           // shown near the walltime's end (jp-mod-endsSoon); their commands work any time
           for (const [label, command] of [
             [t.__('Continue in a new job'), CommandIDs.continueSession],
+            [t.__('Continue with…'), CommandIDs.continueSessionWith],
             [t.__('Extend'), CommandIDs.extendSession],
             [t.__('Save and stop'), CommandIDs.saveAndStop]
           ]) {

@@ -215,7 +215,8 @@ export async function askResources(
   profile: IClusterProfile,
   trans: TranslationBundle,
   error?: string,
-  values?: IResources
+  values?: IResources,
+  title?: string
 ): Promise<IResources | undefined> {
   const form = new SubmitForm(profile, trans, error, values);
   if (profile.candidates?.length) {
@@ -233,7 +234,7 @@ export async function askResources(
       );
   }
   const result = await showDialog({
-    title: trans.__('Start a remote session'),
+    title: title ?? trans.__('Start a remote session'),
     body: form,
     buttons: [Dialog.cancelButton({ label: trans.__('Cancel') }), Dialog.okButton({ label: trans.__('Submit') })],
     focusNodeSelector: 'input'
@@ -248,7 +249,7 @@ export interface ISubmitDeps {
   warn: (message: string) => void;
 }
 
-const defaultDeps: ISubmitDeps = {
+export const defaultSubmitDeps: ISubmitDeps = {
   ask: askResources,
   post: (profile, resources) =>
     requestAPI<ISession>('api/v1/sessions', { method: 'POST', body: JSON.stringify({ profile, resources }) }),
@@ -264,12 +265,14 @@ const defaultDeps: ISubmitDeps = {
 export async function submitWithDialog(
   profile: IClusterProfile,
   trans: TranslationBundle,
-  deps: ISubmitDeps = defaultDeps
+  deps: ISubmitDeps = defaultSubmitDeps,
+  /** The values the dialog starts with (else the profile's), and its title. */
+  start: { values?: IResources; title?: string } = {}
 ): Promise<ISession | undefined> {
   let error: string | undefined;
-  let values: IResources | undefined;
+  let values = start.values;
   for (;;) {
-    values = await deps.ask(profile, trans, error, values);
+    values = await deps.ask(profile, trans, error, values, start.title);
     if (!values) {
       return undefined;
     }

@@ -1,7 +1,8 @@
 """The allocation's hours on real Slurm (docs/allocation.md): Extend asks Slurm once and
 says its answer; Slurm's end-of-walltime warning (SIGUSR1 to the batch shell, which the
 helper replaced) is reported, never fatal; Continue in a new job gives a running successor
-of the same profile and resources, linked both ways, whose kernels run in another job."""
+of the same profile and resources, linked both ways, whose kernels run in another job, or
+with resources edited in the dialog."""
 
 import time
 
@@ -104,5 +105,35 @@ def test_continue_in_a_new_job_gives_a_linked_running_successor_in_another_job(s
             assert run(kc, "import os; print(os.environ['SLURM_JOB_ID'])") == nxt["jobId"] != session["jobId"]
         finally:
             kc.stop_channels()
+    finally:
+        agent_call("DELETE", f"/api/v1/sessions/{nxt['id']}")
+
+
+def test_continue_with_other_resources_submits_them_and_a_refusal_changes_nothing(session):
+    """ "Continue with…": the successor asks Slurm for the edited resources; resources the
+    agent or Slurm refuses submit nothing and leave the old session unlinked."""
+    sid = session["id"]
+    _, old = agent_call("GET", f"/api/v1/sessions/{sid}")
+    if old.get("continuedBy"):  # the successor of the test before, cancelled
+        wait_state(old["continuedBy"], ("ended",), 60)
+    alices = lambda: sorted(on_login("squeue", "-h", "-u", "alice", "-o", "%i").split())  # noqa: E731
+    before = alices()
+    code, body = agent_call("POST", f"/api/v1/sessions/{sid}/relaunch", {"continue": True, "resources": {"cpus": -1}})
+    assert code == 400 and "cpus" in body["error"]["message"], body
+    code, body = agent_call(
+        "POST", f"/api/v1/sessions/{sid}/relaunch", {"continue": True, "resources": {"partition": "nosuchpartition"}}
+    )
+    assert code >= 400 and "partition" in body["error"]["message"].lower(), body
+    assert alices() == before
+    _, now = agent_call("GET", f"/api/v1/sessions/{sid}")
+    assert now.get("continuedBy") == old.get("continuedBy"), now
+    code, nxt = agent_call(
+        "POST", f"/api/v1/sessions/{sid}/relaunch", {"continue": True, "resources": {"walltime": "00:07:00"}}
+    )
+    assert code == 201, nxt
+    try:
+        assert nxt["continues"] == sid and nxt["resources"]["walltime"] == "00:07:00", nxt
+        # what Slurm was asked for
+        assert time_limit(nxt["jobId"]) == "7:00"
     finally:
         agent_call("DELETE", f"/api/v1/sessions/{nxt['id']}")

@@ -84,7 +84,7 @@ describe('request bodies', () => {
     expect(refusal(() => parseAddWorkersRequest([])).field).toBe('body');
   });
 
-  it('extend: whole minutes, up to a week; relaunch: continue is true or false', () => {
+  it("extend: whole minutes, up to a week; relaunch: continue is true or false, resources as a submission's", () => {
     expect(parseExtendRequest({ minutes: 30 })).toEqual({ minutes: 30 });
     for (const minutes of [0, 1.5, 7 * 24 * 60 + 1, '30', undefined]) {
       expect([minutes, refusal(() => parseExtendRequest({ minutes })).field]).toEqual([minutes, 'minutes']);
@@ -92,6 +92,14 @@ describe('request bodies', () => {
     expect(parseRelaunchRequest({})).toEqual({ continue: false });
     expect(parseRelaunchRequest({ continue: true })).toEqual({ continue: true });
     expect(refusal(() => parseRelaunchRequest({ continue: 'yes' })).field).toBe('continue');
+    // continued with other resources (edited in the dialog), checked as a submission's
+    expect(parseRelaunchRequest({ continue: true, resources: { walltime: '02:00:00', cpus: 4 } })).toEqual({
+      continue: true,
+      resources: { walltime: '02:00:00', cpus: 4 }
+    });
+    for (const resources of [{ cpus: -1 }, { gpus: 'two' }, { extraDirectives: ['--x'] }, 'big']) {
+      expect(refusal(() => parseRelaunchRequest({ continue: true, resources })).field).toBe('resources');
+    }
   });
 
   it('activity: keep is true or false', () => {

@@ -113,13 +113,24 @@ export function parseWebPortRequest(body: unknown): { port: number } {
   return { port };
 }
 
-/** POST api/v1/sessions/<id>/relaunch: `continue` links the new session to this one. */
-export function parseRelaunchRequest(body: unknown): { continue: boolean } {
-  const c = object(body).continue;
+/**
+ * POST api/v1/sessions/<id>/relaunch: `continue` links the new session to this one;
+ * `resources` (as a submission's) replace the old session's, else they are the same.
+ */
+export function parseRelaunchRequest(body: unknown): { continue: boolean; resources?: IResources } {
+  const b = object(body);
+  const c = b.continue;
   if (c !== undefined && typeof c !== 'boolean') {
     throw invalid('"continue" must be true or false.', 'continue');
   }
-  return { continue: c === true };
+  if (b.resources === undefined) {
+    return { continue: c === true };
+  }
+  try {
+    return { continue: c === true, resources: parseResourceOverrides(b.resources) };
+  } catch (err) {
+    throw invalid((err as Error).message, 'resources');
+  }
 }
 
 export function parseKernelRequest(body: unknown): KernelRequest {

@@ -532,9 +532,10 @@ export class SessionManager {
    * A new session of the same profile (as it is now; as it was, if deleted since) and
    * resources: "Relaunch" (any session), or "Continue in a new job" (`continues`: a live
    * session nearing its end, linked to its successor, where the frontend moves the
-   * notebooks once it runs). A refused submission changes nothing.
+   * notebooks once it runs). `resources` replace the old session's (edited in the
+   * dialog). A refused submission changes nothing.
    */
-  async relaunch(id: string, continues: boolean): Promise<ISession> {
+  async relaunch(id: string, continues: boolean, resources?: IResources): Promise<ISession> {
     const s = this.known(id);
     if (continues) {
       if (s.state === 'ended') {
@@ -547,7 +548,7 @@ export class SessionManager {
     }
     const next = await this.submit(
       s.profile,
-      s.resources,
+      resources ?? s.resources,
       'user',
       continues ? { continues: s.id } : {},
       s.submittedProfile

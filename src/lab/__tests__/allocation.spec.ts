@@ -3,8 +3,18 @@
  * kernel (and only those) move to the successor's kernelspec once it is known; one that
  * cannot move is named, the others still move.
  */
+import { Notification } from '@jupyterlab/apputils';
+import { nullTranslator } from '@jupyterlab/translation';
+import { CommandRegistry } from '@lumino/commands';
+
+import type { IClusterProfile, ISession } from '../../common/api';
 import { sessionKernelName, stableKernelName } from '../../common/routes';
-import { moveToSuccessor, widgetsOfSession } from '../allocation';
+import { moveToSuccessor, registerAllocationCommands, widgetsOfSession } from '../allocation';
+import { CommandIDs } from '../commands';
+import { requestAPI } from '../handler';
+import { RemoteClusterModel } from '../model';
+
+jest.mock('../handler', () => ({ requestAPI: jest.fn() }));
 
 function widget(label: string, kernelName: string | undefined, fails = false, kernelId = `id-${label}`) {
   const changes: string[] = [];
@@ -148,5 +158,80 @@ describe('moving to the successor', () => {
     });
     expect(r).toEqual({ moved: [], failed: [], carried: {} });
     expect(ks.refreshed).toBe(0);
+  });
+});
+
+describe('Continue with other resources', () => {
+  const old: ISession = {
+    id: 'a',
+    profile: 'hpc',
+    cluster: 'hpc',
+    jobId: '42',
+    resources: { partition: 'debug', walltime: '01:00:00', cpus: 2 },
+    state: 'running',
+    node: 'node1',
+    createdAt: '2026-12-07T08:00:00.000Z',
+    updatedAt: '2026-12-07T08:00:00.000Z'
+  };
+  const profile = {
+    name: 'hpc',
+    scheduler: 'slurm',
+    resources: { walltime: '00:30:00' }
+  } as unknown as IClusterProfile;
+
+  function setUp(profiles: IClusterProfile[]) {
+    const model = new RemoteClusterModel();
+    model.handle({ type: 'session', session: old });
+    const commands = new CommandRegistry();
+    const dialogs: unknown[] = [];
+    registerAllocationCommands({
+      commands,
+      model,
+      trans: nullTranslator.load('jupyterlab_remote_cluster'),
+      widgets: () => [],
+      kernelspecs: {} as never,
+      syncKernelspecs: async () => undefined,
+      profile: async name => profiles.find(p => p.name === name),
+      // the dialog: the user doubles the walltime and submits
+      submit: async (p, _trans, deps, start) => {
+        dialogs.push({ profile: p.name, ...start });
+        return deps!.post(p.name, { ...start!.values, walltime: '02:00:00' });
+      }
+    });
+    return { model, commands, dialogs };
+  }
+
+  it("the dialog starts with the old session's resources; the successor continues it with the edited ones", async () => {
+    const next: ISession = { ...old, id: 'b', jobId: '43', state: 'queued', continues: 'a' };
+    (requestAPI as jest.Mock).mockResolvedValueOnce(next);
+    const { model, commands, dialogs } = setUp([profile]);
+    jest.spyOn(Notification, 'info').mockImplementation(() => '');
+    await commands.execute(CommandIDs.continueSessionWith, { session: 'a' });
+    expect(dialogs).toEqual([{ profile: 'hpc', values: old.resources, title: 'Continue job 42 in a new job' }]);
+    expect((requestAPI as jest.Mock).mock.calls).toEqual([
+      [
+        'api/v1/sessions/a/relaunch',
+        {
+          method: 'POST',
+          body: JSON.stringify({
+            continue: true,
+            resources: { partition: 'debug', walltime: '02:00:00', cpus: 2 }
+          })
+        }
+      ]
+    ]);
+    expect(model.session('b')?.continues).toBe('a');
+    expect((Notification.info as jest.Mock).mock.calls[0][0]).toMatch(/^Job 43 submitted to continue job 42/);
+  });
+
+  it('a profile no longer in the settings: said, nothing submitted', async () => {
+    (requestAPI as jest.Mock).mockReset();
+    const { commands, dialogs } = setUp([]);
+    const error = jest.spyOn(Notification, 'error').mockImplementation(() => '');
+    await commands.execute(CommandIDs.continueSessionWith, { session: 'a' });
+    expect(error.mock.calls[0][0]).toBe(
+      'Could not continue in a new job: the profile "hpc" is not in the settings any more (Continue in a new job reuses it as it was)'
+    );
+    expect([dialogs, (requestAPI as jest.Mock).mock.calls]).toEqual([[], []]);
   });
 });

@@ -229,6 +229,7 @@ describe('SessionsPanel: the allocation hours', () => {
       'Files',
       'Open port…',
       'Continue in a new job',
+      'Continue with…',
       'Extend',
       'Save and stop',
       'Log',

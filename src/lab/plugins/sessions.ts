@@ -18,7 +18,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator } from '@jupyterlab/translation';
 import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
-import type { ISession, ISessionLogs } from '../../common/api';
+import type { IClusterProfile, ISession, ISessionLogs } from '../../common/api';
 import { CommandIDs, LabCommandIDs } from '../commands';
 import { requestAPI } from '../handler';
 import { bindNotebook, openSessionNotebook, pickSessionKernel } from '../open-notebook';
@@ -234,7 +234,9 @@ export const sessionsPlugin: JupyterFrontEndPlugin<void> = {
       widgets: () => app.shell.widgets('main'),
       kernelspecs: app.serviceManager.kernelspecs,
       syncKernelspecs: () => requestAPI('api/v1/profiles'),
-      carryCaps: () => carryCaps
+      carryCaps: () => carryCaps,
+      profile: async (name: string) =>
+        (await requestAPI<{ profiles: IClusterProfile[] }>('api/v1/profiles')).profiles.find(p => p.name === name)
     };
     registerAllocationCommands(allocation);
     const follow = followSuccessors(allocation);
