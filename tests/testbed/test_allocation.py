@@ -137,3 +137,16 @@ def test_continue_with_other_resources_submits_them_and_a_refusal_changes_nothin
         assert time_limit(nxt["jobId"]) == "7:00"
     finally:
         agent_call("DELETE", f"/api/v1/sessions/{nxt['id']}")
+    # Relaunch of the ended successor: the same profile and (edited) resources, unlinked;
+    # there is nothing to continue in an ended session
+    ended = wait_state(nxt["id"], ("ended",), 60)
+    assert ended["state"] == "ended", ended
+    code, body = agent_call("POST", f"/api/v1/sessions/{nxt['id']}/relaunch", {"continue": True})
+    assert code == 409 and "has ended" in body["error"]["message"], body
+    code, again = agent_call("POST", f"/api/v1/sessions/{nxt['id']}/relaunch", {})
+    assert code == 201, again
+    try:
+        assert again["profile"] == nxt["profile"] and again["resources"] == nxt["resources"], again
+        assert "continues" not in again and time_limit(again["jobId"]) == "7:00"
+    finally:
+        agent_call("DELETE", f"/api/v1/sessions/{again['id']}")
