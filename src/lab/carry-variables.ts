@@ -95,6 +95,10 @@ export async function dumpVariables(
   if (caps.maxMegabytes <= 0) {
     return null;
   }
+  if (kernel.status === 'busy') {
+    // its answer would wait for the cell, and the walltime does not
+    return { error: 'a cell was running in it' };
+  }
   try {
     return (await userExpression(
       kernel,

@@ -148,6 +148,18 @@ describe('carrying variables to the successor', () => {
     expect(next.asked).toEqual([]);
   });
 
+  it('a kernel running a cell is not asked (its answer would wait for the cell); the notebook still moves', async () => {
+    const old = { ...kernel(sessionKernelName('old'), () => json({})), status: 'busy' };
+    const next = kernel(sessionKernelName('new'), () => json({}));
+    const r = await moveToSuccessor('old', 'new', {
+      ...deps([notebook('a.ipynb', old as never, next)]),
+      carryCaps: { maxMegabytes: 256, maxSeconds: 20 }
+    });
+    expect(r.moved).toEqual(['a.ipynb']);
+    expect(r.carried['a.ipynb']).toEqual({ carried: [], notCarried: {}, error: 'a cell was running in it' });
+    expect([old.asked, next.asked]).toEqual([[], []]);
+  });
+
   it('without caps (carrying off) no kernel is asked', async () => {
     const old = kernel(sessionKernelName('old'), () => json({}));
     const next = kernel(sessionKernelName('new'), () => json({}));
